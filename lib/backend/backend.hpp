@@ -1,0 +1,52 @@
+// The Backend interface: what nn/ and the drivers call. Every kernel is a method over device
+// pointers in this backend's memory space; arguments are validated here, once, with a clear
+// error. make_backend() is the one factory; only it knows which backends were built.
+#pragma once
+
+#include "core/memory.hpp"
+#include "kernels/activation.hpp"
+#include "kernels/gemm.hpp"
+#include "kernels/optimizer.hpp"
+#include "kernels/softmax_xent.hpp"
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace ompml {
+
+class Backend {
+public:
+    virtual ~Backend() = default;
+
+    virtual const char* name() const = 0;          // "ref", "omp", "cuda"
+    virtual const MemorySpace& memory() const = 0; // where this backend's buffers live
+    virtual std::string device() const = 0;        // where its kernels run, for reports
+    virtual bool on_gpu() const = 0;               // false when kernels ran on host cores
+    virtual void synchronize() const = 0;          // wait for queued device work (timing)
+
+    virtual void gemm(const Gemm& g, const float* A, const float* B, float* C, const float* bias = nullptr,
+                      float* pre = nullptr) = 0;
+    virtual void activation_backward(Act act, std::size_t n, const float* Z, const float* dY, float* dX) = 0;
+    virtual void col_sum(int rows, int cols, const float* X, float* out, float beta) = 0;
+    virtual void row_max(int rows, int cols, const float* X, float* out) = 0;
+    virtual void row_sum(int rows, int cols, const float* X, float* out) = 0;
+    virtual XentStats softmax_xent(int B, int C, const float* logits, const std::int32_t* labels, float scale,
+                                   float* dlogits) = 0;
+    virtual void normalize_u8(std::size_t n, const std::uint8_t* X, float* Y, float scale, float shift) = 0;
+    virtual void fill(std::size_t n, float* X, float value) = 0;
+    virtual void scale(std::size_t n, float* X, float a) = 0;
+    virtual void axpy(std::size_t n, float a, const float* X, float* Y) = 0;
+    virtual double sum_squares(std::size_t n, const float* X) = 0;
+    virtual void sgd_update(std::size_t n, const SgdStep& s, float* W, const float* G, float* M) = 0;
+    virtual void adam_update(std::size_t n, const AdamStep& s, float* W, const float* G, float* M, float* V) = 0;
+};
+
+// name: "ref", "omp" or "cuda". Throws Error naming the value and the built backends.
+std::unique_ptr<Backend> make_backend(std::string_view name);
+std::vector<std::string> available_backends();
+
+} // namespace ompml

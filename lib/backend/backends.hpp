@@ -1,0 +1,14 @@
+// Constructors of the built backends; only factory.cpp includes this.
+#pragma once
+
+#include "backend/backend.hpp"
+
+namespace ompml {
+
+std::unique_ptr<Backend> make_ref_backend();
+std::unique_ptr<Backend> make_omp_backend();
+#ifdef OMPML_WITH_CUDA
+std::unique_ptr<Backend> make_cuda_backend();
+#endif
+
+} // namespace ompml

@@ -1,0 +1,28 @@
+// The one place that knows which backends this build has.
+#include "backend/backends.hpp"
+#include "core/check.hpp"
+
+namespace ompml {
+
+std::vector<std::string> available_backends()
+{
+    std::vector<std::string> names{"ref", "omp"};
+#ifdef OMPML_WITH_CUDA
+    names.emplace_back("cuda");
+#endif
+    return names;
+}
+
+std::unique_ptr<Backend> make_backend(std::string_view name)
+{
+    if (name == "ref") return make_ref_backend();
+    if (name == "omp") return make_omp_backend();
+#ifdef OMPML_WITH_CUDA
+    if (name == "cuda") return make_cuda_backend();
+#endif
+    std::string known;
+    for (const auto& n : available_backends()) known += (known.empty() ? "" : ", ") + n;
+    throw Error("unknown backend '" + std::string(name) + "' (this build has: " + known + ")");
+}
+
+} // namespace ompml

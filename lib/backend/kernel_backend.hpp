@@ -1,0 +1,134 @@
+// KernelBackend<I>: the Backend over the kernels' Impl I specialisations. Validation lives
+// here, once for all backends; each backend file only supplies memory and device facts.
+#pragma once
+
+#include "backend/backend.hpp"
+#include "core/check.hpp"
+#include "kernels/blas1.hpp"
+#include "kernels/normalize.hpp"
+#include "kernels/reduce.hpp"
+
+#include <string>
+
+namespace ompml {
+
+namespace detail {
+inline void require_positive(const char* op, const char* what, long long v)
+{
+    require(v >= 1, std::string(op) + ": " + what + " = " + std::to_string(v) + ", must be >= 1");
+}
+inline void require_pointer(const char* op, const char* what, const void* p)
+{
+    require(p != nullptr, std::string(op) + ": " + what + " is null");
+}
+} // namespace detail
+
+template <Impl I>
+class KernelBackend : public Backend {
+public:
+    const char* name() const override { return impl_name(I); }
+
+    void gemm(const Gemm& g, const float* A, const float* B, float* C, const float* bias, float* pre) override
+    {
+        detail::require_positive("gemm", "m", g.m);
+        detail::require_positive("gemm", "n", g.n);
+        detail::require_positive("gemm", "k", g.k);
+        detail::require_pointer("gemm", "A", A);
+        detail::require_pointer("gemm", "B", B);
+        detail::require_pointer("gemm", "C", C);
+        ompml::gemm<I>(g, A, B, C, bias, pre);
+    }
+    void activation_backward(Act act, std::size_t n, const float* Z, const float* dY, float* dX) override
+    {
+        if (n == 0) return;
+        detail::require_pointer("activation_backward", "Z", Z);
+        detail::require_pointer("activation_backward", "dY", dY);
+        detail::require_pointer("activation_backward", "dX", dX);
+        ompml::activation_backward<I>(act, n, Z, dY, dX);
+    }
+    void col_sum(int rows, int cols, const float* X, float* out, float beta) override
+    {
+        check_matrix("col_sum", rows, cols, X, out);
+        ompml::col_sum<I>(rows, cols, X, out, beta);
+    }
+    void row_max(int rows, int cols, const float* X, float* out) override
+    {
+        check_matrix("row_max", rows, cols, X, out);
+        ompml::row_max<I>(rows, cols, X, out);
+    }
+    void row_sum(int rows, int cols, const float* X, float* out) override
+    {
+        check_matrix("row_sum", rows, cols, X, out);
+        ompml::row_sum<I>(rows, cols, X, out);
+    }
+    XentStats softmax_xent(int B, int C, const float* logits, const std::int32_t* labels, float scale,
+                           float* dlogits) override
+    {
+        detail::require_positive("softmax_xent", "batch", B);
+        detail::require_positive("softmax_xent", "classes", C);
+        detail::require_pointer("softmax_xent", "logits", logits);
+        detail::require_pointer("softmax_xent", "labels", labels);
+        return ompml::softmax_xent<I>(B, C, logits, labels, scale, dlogits);
+    }
+    void normalize_u8(std::size_t n, const std::uint8_t* X, float* Y, float scale, float shift) override
+    {
+        if (n == 0) return;
+        detail::require_pointer("normalize_u8", "X", X);
+        detail::require_pointer("normalize_u8", "Y", Y);
+        ompml::normalize_u8<I>(n, X, Y, scale, shift);
+    }
+    void fill(std::size_t n, float* X, float value) override
+    {
+        if (n == 0) return;
+        detail::require_pointer("fill", "X", X);
+        ompml::fill<I>(n, X, value);
+    }
+    void scale(std::size_t n, float* X, float a) override
+    {
+        if (n == 0) return;
+        detail::require_pointer("scale", "X", X);
+        ompml::scale<I>(n, X, a);
+    }
+    void axpy(std::size_t n, float a, const float* X, float* Y) override
+    {
+        if (n == 0) return;
+        detail::require_pointer("axpy", "X", X);
+        detail::require_pointer("axpy", "Y", Y);
+        ompml::axpy<I>(n, a, X, Y);
+    }
+    double sum_squares(std::size_t n, const float* X) override
+    {
+        if (n == 0) return 0.0;
+        detail::require_pointer("sum_squares", "X", X);
+        return ompml::sum_squares<I>(n, X);
+    }
+    void sgd_update(std::size_t n, const SgdStep& s, float* W, const float* G, float* M) override
+    {
+        if (n == 0) return;
+        detail::require_pointer("sgd_update", "W", W);
+        detail::require_pointer("sgd_update", "G", G);
+        detail::require_pointer("sgd_update", "M", M);
+        ompml::sgd_update<I>(n, s, W, G, M);
+    }
+    void adam_update(std::size_t n, const AdamStep& s, float* W, const float* G, float* M, float* V) override
+    {
+        if (n == 0) return;
+        detail::require_positive("adam_update", "t", s.t);
+        detail::require_pointer("adam_update", "W", W);
+        detail::require_pointer("adam_update", "G", G);
+        detail::require_pointer("adam_update", "M", M);
+        detail::require_pointer("adam_update", "V", V);
+        ompml::adam_update<I>(n, s, W, G, M, V);
+    }
+
+private:
+    static void check_matrix(const char* op, int rows, int cols, const float* X, const float* out)
+    {
+        detail::require_positive(op, "rows", rows);
+        detail::require_positive(op, "cols", cols);
+        detail::require_pointer(op, "X", X);
+        detail::require_pointer(op, "out", out);
+    }
+};
+
+} // namespace ompml

@@ -1,0 +1,71 @@
+// Optimizer updates over the flat parameter buffer W, its gradient G and state buffers.
+// Semantics follow PyTorch's torch.optim.SGD / Adam / AdamW, so runs can be compared.
+#pragma once
+
+#include "core/hd.hpp"
+#include "kernels/impl.hpp"
+
+#include <cmath>
+#include <cstddef>
+
+namespace ompml {
+
+// g' = g + weight_decay * w;  m = momentum * m + g';  w -= lr * m   (momentum 0: plain SGD)
+struct SgdStep {
+    float lr = 0.01f;
+    float momentum = 0.0f;
+    float weight_decay = 0.0f;
+};
+
+// Adam: g' = g + weight_decay * w (L2). AdamW (decoupled): w -= lr * weight_decay * w first.
+// m = b1 m + (1-b1) g';  v = b2 v + (1-b2) g'^2;  w -= lr * (m / (1-b1^t)) / (sqrt(v / (1-b2^t)) + eps)
+struct AdamStep {
+    float lr = 1e-3f;
+    float beta1 = 0.9f;
+    float beta2 = 0.999f;
+    float eps = 1e-8f;
+    float weight_decay = 0.0f;
+    bool decoupled = false; // true: AdamW
+    long long t = 1;        // step number, from 1 (bias correction)
+};
+
+#pragma omp declare target
+OMPML_HD inline void sgd_body(const SgdStep& s, float& w, float g, float& m)
+{
+    g += s.weight_decay * w;
+    m = s.momentum * m + g;
+    w -= s.lr * m;
+}
+
+OMPML_HD inline void adam_body(const AdamStep& s, float c1, float c2, float& w, float g, float& m, float& v)
+{
+    if (s.decoupled)
+        w -= s.lr * s.weight_decay * w;
+    else
+        g += s.weight_decay * w;
+    m = s.beta1 * m + (1.0f - s.beta1) * g;
+    v = s.beta2 * v + (1.0f - s.beta2) * g * g;
+    w -= s.lr * (m * c1) / (std::sqrt(v * c2) + s.eps);
+}
+#pragma omp end declare target
+
+// Adam's bias corrections for step t, computed once per step on the host:
+// c1 = 1 / (1 - b1^t), c2 = 1 / (1 - b2^t).
+struct AdamCorrection {
+    float c1, c2;
+};
+inline AdamCorrection adam_correction(const AdamStep& s)
+{
+    return {static_cast<float>(1.0 / (1.0 - std::pow(static_cast<double>(s.beta1), static_cast<double>(s.t)))),
+            static_cast<float>(1.0 / (1.0 - std::pow(static_cast<double>(s.beta2), static_cast<double>(s.t))))};
+}
+
+//   W, G, M: (n)
+template <Impl I>
+void sgd_update(std::size_t n, const SgdStep& s, float* W, const float* G, float* M);
+
+//   W, G, M, V: (n)
+template <Impl I>
+void adam_update(std::size_t n, const AdamStep& s, float* W, const float* G, float* M, float* V);
+
+} // namespace ompml

@@ -1,0 +1,37 @@
+// Softmax + cross-entropy as an OpenMP target kernel: one thread per row (C is small: the
+// number of classes), loss and correct count reduced across rows.
+#include "kernels/softmax_xent.hpp"
+
+#include <cmath>
+
+namespace ompml {
+
+template <>
+XentStats softmax_xent<Impl::omp>(int B, int C, const float* logits, const std::int32_t* labels, float scale,
+                                  float* dlogits)
+{
+    double loss = 0.0;
+    long long correct = 0;
+#pragma omp target teams distribute parallel for reduction(+ : loss, correct) is_device_ptr(logits, labels, dlogits) \
+    map(tofrom : loss, correct)
+    for (int b = 0; b < B; ++b) {
+        const float* z = logits + static_cast<long>(b) * C;
+        int arg = 0;
+        for (int c = 1; c < C; ++c)
+            if (z[c] > z[arg]) arg = c;
+        const float zmax = z[arg];
+        float sum = 0.0f;
+        for (int c = 0; c < C; ++c) sum += std::exp(z[c] - zmax);
+        const int y = labels[b];
+        loss += static_cast<double>(std::log(sum) - (z[y] - zmax));
+        correct += (arg == y);
+        if (dlogits != nullptr) {
+            const float inv = scale / sum;
+            float* d = dlogits + static_cast<long>(b) * C;
+            for (int c = 0; c < C; ++c) d[c] = std::exp(z[c] - zmax) * inv - (c == y ? scale : 0.0f);
+        }
+    }
+    return {loss, correct};
+}
+
+} // namespace ompml

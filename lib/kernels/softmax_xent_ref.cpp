@@ -1,0 +1,32 @@
+// Softmax + cross-entropy, sequential reference (double arithmetic per row).
+#include "kernels/softmax_xent.hpp"
+
+#include <cmath>
+
+namespace ompml {
+
+template <>
+XentStats softmax_xent<Impl::ref>(int B, int C, const float* logits, const std::int32_t* labels, float scale,
+                                  float* dlogits)
+{
+    XentStats st;
+    for (int b = 0; b < B; ++b) {
+        const float* z = logits + static_cast<long>(b) * C;
+        int arg = 0;
+        for (int c = 1; c < C; ++c)
+            if (z[c] > z[arg]) arg = c;
+        double sum = 0.0;
+        for (int c = 0; c < C; ++c) sum += std::exp(static_cast<double>(z[c]) - z[arg]);
+        const int y = labels[b];
+        st.loss_sum += std::log(sum) - (static_cast<double>(z[y]) - z[arg]);
+        st.correct += (arg == y);
+        if (dlogits != nullptr)
+            for (int c = 0; c < C; ++c) {
+                const double p = std::exp(static_cast<double>(z[c]) - z[arg]) / sum;
+                dlogits[static_cast<long>(b) * C + c] = static_cast<float>(scale * (p - (c == y ? 1.0 : 0.0)));
+            }
+    }
+    return st;
+}
+
+} // namespace ompml
