@@ -1,31 +1,333 @@
-// gemm as an OpenMP target kernel: one thread per element of C (first version).
+// gemm as one OpenMP target kernel, C = act(alpha * op(A) * op(B) + beta * C + bias), with two
+// bodies for the one target region, picked per device at compile time by `declare variant`:
+//
+// - portable (host cores, and the x86 virtual device of the offload-check build): the classic
+//   blocked CPU gemm. Each thread owns a (MC, NC) block of C at a time; for every KC slice of
+//   K it packs op(A) into MR-row micro-panels and op(B) into NR-column micro-panels (contiguous,
+//   zero-padded, so every transpose case runs the same inner loop over unit-stride data), then
+//   a register-blocked MR x NR micro-kernel accumulates into a per-thread float tile. The
+//   epilogue (alpha, beta, bias, pre, activation) runs once per element after the full K sum.
+//   Nothing depends on team size or team-shared memory: packing buffers are per-thread locals.
+// - nvptx64: one team per (BM, BN) tile of C, tiles of op(A) and op(B) staged through
+//   team-shared memory, a 4 x 4 register block per thread. Device-only, since it relies on
+//   team-shared memory and barriers (the host cannot form 256-thread teams, and a pteam-allocated
+//   tile would be shared by all host teams: see the toolchain notes and design.md, Kernels).
 #include "kernels/gemm.hpp"
 
-namespace ompml {
+#include <omp.h>
 
-template <>
-void gemm<Impl::omp>(const Gemm& g, const float* A, const float* B, float* C, const float* bias, float* pre)
+namespace ompml {
+namespace {
+
+// The problem, passed by value into the target region.
+struct GemmArgs {
+    int M, N, K;
+    bool ta, tb;
+    float alpha, beta;
+    Act act;
+};
+
+#pragma omp declare target
+
+// op(A)(i, p) and op(B)(p, j) of the row-major operands. A: (M, K) or (K, M); B: (K, N) or (N, K)
+inline float op_a(const GemmArgs& g, const float* A, int i, int p)
 {
-    const int M = g.m, N = g.n, K = g.k;
-    const bool ta = g.trans_a, tb = g.trans_b;
-    const float alpha = g.alpha, beta = g.beta;
-    const Act act = g.act;
-#pragma omp target teams distribute parallel for collapse(2) is_device_ptr(A, B, C, bias, pre)
-    for (int i = 0; i < M; ++i) {
-        for (int j = 0; j < N; ++j) {
-            float acc = 0.0f;
-            for (int p = 0; p < K; ++p) {
-                const float a = ta ? A[static_cast<long>(p) * M + i] : A[static_cast<long>(i) * K + p];
-                const float b = tb ? B[static_cast<long>(j) * K + p] : B[static_cast<long>(p) * N + j];
-                acc += a * b;
+    return g.ta ? A[static_cast<long>(p) * g.M + i] : A[static_cast<long>(i) * g.K + p];
+}
+inline float op_b(const GemmArgs& g, const float* B, int p, int j)
+{
+    return g.tb ? B[static_cast<long>(j) * g.K + p] : B[static_cast<long>(p) * g.N + j];
+}
+
+// The epilogue of one element, shared by both bodies: acc is the full K sum of op(A)*op(B).
+// beta == 0 never reads C (C may hold garbage, NaN included), as in BLAS and the reference.
+// act is passed separately so the CPU body can make it a compile-time constant per block.
+inline void gemm_epilogue(const GemmArgs& g, Act act, float acc, long idx, int j, float* C, const float* bias,
+                          float* pre)
+{
+    float z = g.alpha * acc + (g.beta == 0.0f ? 0.0f : g.beta * C[idx]);
+    if (bias != nullptr) z += bias[j];
+    if (pre != nullptr) pre[idx] = z;
+    C[idx] = act_forward(act, z);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Portable body (CPU).
+//
+// Micro-kernel MR x NR = 12 x 32: 24 vector accumulators of 16 floats (AVX-512 has 32 vector
+// registers; 2 more hold the B row, the A values are broadcast from memory), i.e. 24 FMAs per
+// 14 loads per k step, enough independent FMAs to cover FMA latency on two pipes. The GNU
+// vector type makes the register blocking explicit rather than hoping the loop vectorizer keeps
+// a 12 x 32 array in registers; without AVX-512 the compiler splits it into narrower vectors.
+// Blocks: a KC x NR micro-panel of B (32 KB) stays in L1 while the MC x KC block of A (96 KB) and
+// the KC x NC block of B (256 KB) sit in L2. Per thread: 96 + 256 + 96 KB of stack (libomp's
+// default worker stack is 4 MB).
+constexpr int MR = 12, NR = 32, MC = 96, NC = 256, KC = 256;
+static_assert(MC % MR == 0 && NC % NR == 0 && NR % 16 == 0, "blocks hold whole micro-panels");
+
+// Loads and stores go through memcpy (no aliasing or alignment assumptions; each compiles to
+// one vector move), written in place: a vector passed to or returned from a function makes clang
+// warn about the ABI when the host build has no -march=native (the gpu preset).
+typedef float vfloat16 __attribute__((vector_size(64)));
+
+// Packs rows [i0, i0 + mc) x cols [p0, p0 + kc) of op(A) into micro-panels of MR rows:
+// Ap[(i / MR) * kc * MR + p * MR + i % MR], rows past mc are zero.
+inline void pack_a(const GemmArgs& g, const float* A, int i0, int mc, int p0, int kc, float* Ap)
+{
+    for (int ir = 0; ir < mc; ir += MR) {
+        const int mr = mc - ir < MR ? mc - ir : MR;
+        float* dst = Ap + static_cast<long>(ir) * kc; // (kc, MR)
+        if (g.ta) {
+            // A (K, M): a row of the micro-panel is contiguous in A.
+            for (int p = 0; p < kc; ++p) {
+                const float* src = A + static_cast<long>(p0 + p) * g.M + i0 + ir;
+                for (int i = 0; i < MR; ++i) dst[p * MR + i] = i < mr ? src[i] : 0.0f;
             }
-            float& c = C[static_cast<long>(i) * N + j];
-            float z = alpha * acc + (beta == 0.0f ? 0.0f : beta * c);
-            if (bias != nullptr) z += bias[j];
-            if (pre != nullptr) pre[static_cast<long>(i) * N + j] = z;
-            c = act_forward(act, z);
+        } else {
+            // A (M, K): transpose MR rows; each row is read once, contiguously.
+            for (int i = 0; i < MR; ++i) {
+                if (i < mr) {
+                    const float* src = A + static_cast<long>(i0 + ir + i) * g.K + p0;
+                    for (int p = 0; p < kc; ++p) dst[p * MR + i] = src[p];
+                } else {
+                    for (int p = 0; p < kc; ++p) dst[p * MR + i] = 0.0f;
+                }
+            }
         }
     }
+}
+
+// Packs rows [p0, p0 + kc) x cols [j0, j0 + nc) of op(B) into micro-panels of NR columns:
+// Bp[(j / NR) * kc * NR + p * NR + j % NR], columns past nc are zero.
+inline void pack_b(const GemmArgs& g, const float* B, int p0, int kc, int j0, int nc, float* Bp)
+{
+    for (int jr = 0; jr < nc; jr += NR) {
+        const int nr = nc - jr < NR ? nc - jr : NR;
+        float* dst = Bp + static_cast<long>(jr) * kc; // (kc, NR)
+        if (!g.tb) {
+            // B (K, N): a row of the micro-panel is contiguous in B.
+            for (int p = 0; p < kc; ++p) {
+                const float* src = B + static_cast<long>(p0 + p) * g.N + j0 + jr;
+                if (nr == NR) {
+                    for (int j = 0; j < NR; ++j) dst[p * NR + j] = src[j];
+                } else {
+                    for (int j = 0; j < NR; ++j) dst[p * NR + j] = j < nr ? src[j] : 0.0f;
+                }
+            }
+        } else {
+            // B (N, K): transpose NR rows of B; each is read once, contiguously.
+            for (int j = 0; j < NR; ++j) {
+                if (j < nr) {
+                    const float* src = B + static_cast<long>(j0 + jr + j) * g.K + p0;
+                    for (int p = 0; p < kc; ++p) dst[p * NR + j] = src[p];
+                } else {
+                    for (int p = 0; p < kc; ++p) dst[p * NR + j] = 0.0f;
+                }
+            }
+        }
+    }
+}
+
+// c (MR, ldc) (+)= a (kc, MR) . b (kc, NR); accumulate = false overwrites c (first K slice).
+inline void micro_kernel(int kc, const float* __restrict a, const float* __restrict b, float* __restrict c,
+                         int ldc, bool accumulate)
+{
+    vfloat16 acc0[MR], acc1[MR];
+    for (int i = 0; i < MR; ++i) {
+        acc0[i] = vfloat16{};
+        acc1[i] = vfloat16{};
+    }
+    for (int p = 0; p < kc; ++p) {
+        vfloat16 b0, b1;
+        __builtin_memcpy(&b0, b + p * NR, sizeof(b0));
+        __builtin_memcpy(&b1, b + p * NR + 16, sizeof(b1));
+        for (int i = 0; i < MR; ++i) {
+            const float ai = a[p * MR + i];
+            acc0[i] += ai * b0;
+            acc1[i] += ai * b1;
+        }
+    }
+    for (int i = 0; i < MR; ++i) {
+        float* ci = c + static_cast<long>(i) * ldc;
+        if (accumulate) {
+            vfloat16 c0, c1;
+            __builtin_memcpy(&c0, ci, sizeof(c0));
+            __builtin_memcpy(&c1, ci + 16, sizeof(c1));
+            acc0[i] += c0;
+            acc1[i] += c1;
+        }
+        __builtin_memcpy(ci, &acc0[i], sizeof(acc0[i]));
+        __builtin_memcpy(ci + 16, &acc1[i], sizeof(acc1[i]));
+    }
+}
+
+// The epilogue of a block, Cb (MC, NC) holding its K sums; the activation is a template argument
+// so the loop can vectorize (a switch over it inside the loop would block that).
+template <Act ACT>
+void epilogue_block(const GemmArgs& g, const float* Cb, int i0, int mc, int j0, int nc, float* C,
+                    const float* bias, float* pre)
+{
+    for (int i = 0; i < mc; ++i) {
+        const float* cb = Cb + i * NC;
+        const long row = static_cast<long>(i0 + i) * g.N + j0;
+        for (int j = 0; j < nc; ++j) gemm_epilogue(g, ACT, cb[j], row + j, j0 + j, C, bias, pre);
+    }
+}
+
+// Body of the target region on the host and the x86 virtual device: the league's teams split
+// the (MC, NC) blocks of C round-robin, and each team's threads share its blocks dynamically.
+void gemm_league_cpu(const GemmArgs g, const float* A, const float* B, float* C, const float* bias, float* pre)
+{
+    const int blocks_m = (g.M + MC - 1) / MC, blocks_n = (g.N + NC - 1) / NC;
+    const int blocks = blocks_m * blocks_n;
+    const int team = omp_get_team_num(), nteams = omp_get_num_teams();
+#pragma omp parallel
+    {
+        alignas(64) float Ap[MC * KC]; // packed op(A) block, (MC / MR) micro-panels of (KC, MR)
+        alignas(64) float Bp[KC * NC]; // packed op(B) block, (NC / NR) micro-panels of (KC, NR)
+        alignas(64) float Cb[MC * NC]; // the K sum of this block of C, (MC, NC)
+#pragma omp for schedule(dynamic, 1)
+        for (int blk = team; blk < blocks; blk += nteams) {
+            // Consecutive blocks walk down a column of blocks: they share op(B) columns, so the
+            // B block packed by one is likely still in L3 for the next.
+            const int i0 = (blk % blocks_m) * MC, j0 = (blk / blocks_m) * NC;
+            const int mc = g.M - i0 < MC ? g.M - i0 : MC;
+            const int nc = g.N - j0 < NC ? g.N - j0 : NC;
+            for (int p0 = 0; p0 < g.K; p0 += KC) {
+                const int kc = g.K - p0 < KC ? g.K - p0 : KC;
+                pack_a(g, A, i0, mc, p0, kc, Ap);
+                pack_b(g, B, p0, kc, j0, nc, Bp);
+                for (int jr = 0; jr < nc; jr += NR)
+                    for (int ir = 0; ir < mc; ir += MR)
+                        micro_kernel(kc, Ap + static_cast<long>(ir) * kc, Bp + static_cast<long>(jr) * kc,
+                                     Cb + ir * NC + jr, NC, p0 > 0);
+            }
+            switch (g.act) {
+            case Act::relu: epilogue_block<Act::relu>(g, Cb, i0, mc, j0, nc, C, bias, pre); break;
+            case Act::tanh: epilogue_block<Act::tanh>(g, Cb, i0, mc, j0, nc, C, bias, pre); break;
+            case Act::gelu: epilogue_block<Act::gelu>(g, Cb, i0, mc, j0, nc, C, bias, pre); break;
+            default: epilogue_block<Act::identity>(g, Cb, i0, mc, j0, nc, C, bias, pre); break;
+            }
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// nvptx64 body.
+//
+// Tiles: BM x BN = 64 x 64 of C per team, BK = 16, 256 threads as 16 x 16, each thread a 4 x 4
+// register block at rows ty + 16 r, columns tx + 16 c (so a warp's 32 threads read 16
+// consecutive words of the B tile, broadcast words of the A tile, and write 16 consecutive
+// columns of C: coalesced stores). Why these sizes: MLP layers are batch (64..1024) x hidden
+// (10..4096), so 64 x 64 still gives tens to hundreds of teams at those shapes where 128 x 128
+// would leave most of an H100's 132 SMs idle; 2 tiles of 16 x 65 floats are 8.3 KB of shared
+// memory per team, so several teams fit per SM to hide load latency; a 4 x 4 block does 16 FMAs
+// per 8 shared loads and keeps register use low enough for full occupancy. The +1 column of
+// padding keeps the transposed tile stores free of bank conflicts.
+// Edge tiles: out-of-range elements are loaded as zero and not stored. The thread loop runs in
+// rounds so the kernel stays correct if the runtime grants fewer than 256 threads.
+constexpr int BM = 64, BN = 64, BK = 16, TM = 4, TN = 4, TEAM = (BM / TM) * (BN / TN);
+
+// maybe_unused: only the nvptx64 compilation calls it (through the variant), so the host
+// compilation would warn that it is unneeded.
+[[maybe_unused]] void gemm_league_nvptx(const GemmArgs g, const float* A, const float* B, float* C, const float* bias,
+                                        float* pre)
+{
+    static float As[BK][BM + 1]; // op(A) tile, k-major
+    static float Bs[BK][BN + 1]; // op(B) tile
+#pragma omp allocate(As, Bs) allocator(omp_pteam_mem_alloc)
+    const int tiles_m = (g.M + BM - 1) / BM, tiles = tiles_m * ((g.N + BN - 1) / BN);
+    for (int tile = omp_get_team_num(); tile < tiles; tile += omp_get_num_teams()) {
+        const int i0 = (tile % tiles_m) * BM, j0 = (tile / tiles_m) * BN;
+        // firstprivate: each thread keeps these in registers instead of reading the team's
+        // shared copies (what variables shared into a parallel region become on a GPU).
+#pragma omp parallel firstprivate(g, A, B, C, bias, pre, i0, j0)
+        {
+            const int t = omp_get_thread_num(), nt = omp_get_num_threads();
+            for (int round = 0; round < TEAM; round += nt) {
+                const int slot = round + t, tx = slot % (BN / TN), ty = slot / (BN / TN);
+                float acc[TM][TN] = {};
+                for (int p0 = 0; p0 < g.K; p0 += BK) {
+                    // Consecutive threads take consecutive addresses of the stored operand.
+                    for (int e = t; e < BM * BK; e += nt) {
+                        const int i = g.ta ? e % BM : e / BK, p = g.ta ? e / BM : e % BK;
+                        const bool in = i0 + i < g.M && p0 + p < g.K;
+                        As[p][i] = in ? op_a(g, A, i0 + i, p0 + p) : 0.0f;
+                    }
+                    for (int e = t; e < BK * BN; e += nt) {
+                        const int j = g.tb ? e / BK : e % BN, p = g.tb ? e % BK : e / BN;
+                        const bool in = j0 + j < g.N && p0 + p < g.K;
+                        Bs[p][j] = in ? op_b(g, B, p0 + p, j0 + j) : 0.0f;
+                    }
+#pragma omp barrier
+                    if (slot < TEAM) {
+                        for (int p = 0; p < BK; ++p) {
+                            float a[TM], b[TN];
+                            for (int r = 0; r < TM; ++r) a[r] = As[p][ty + r * (BM / TM)];
+                            for (int c = 0; c < TN; ++c) b[c] = Bs[p][tx + c * (BN / TN)];
+                            for (int r = 0; r < TM; ++r)
+                                for (int c = 0; c < TN; ++c) acc[r][c] += a[r] * b[c];
+                        }
+                    }
+#pragma omp barrier
+                }
+                if (slot < TEAM) {
+                    for (int r = 0; r < TM; ++r) {
+                        const int i = i0 + ty + r * (BM / TM);
+                        for (int c = 0; c < TN; ++c) {
+                            const int j = j0 + tx + c * (BN / TN);
+                            if (i < g.M && j < g.N)
+                                gemm_epilogue(g, g.act, acc[r][c], static_cast<long>(i) * g.N + j, j, C, bias, pre);
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+// The body of the target region: the nvptx64 variant on NVIDIA GPUs, the portable one elsewhere.
+#pragma omp declare variant(gemm_league_nvptx) match(device = {arch(nvptx64)})
+void gemm_league(const GemmArgs g, const float* A, const float* B, float* C, const float* bias, float* pre)
+{
+    gemm_league_cpu(g, A, B, C, bias, pre);
+}
+
+// Whether this code runs on an nvptx64 device (selects the launch configuration).
+[[maybe_unused]] inline int league_on_nvptx_yes() { return 1; }
+#pragma omp declare variant(league_on_nvptx_yes) match(device = {arch(nvptx64)})
+inline int league_on_nvptx() { return 0; }
+
+#pragma omp end declare target
+
+// Whether target regions on the default device run the nvptx64 body. Asked once: the device
+// kind does not change during a run.
+bool target_is_nvptx()
+{
+    static const bool nvptx = [] {
+        int on = 0;
+#pragma omp target map(from : on)
+        on = league_on_nvptx();
+        return on != 0;
+    }();
+    return nvptx;
+}
+
+} // namespace
+
+template <>
+void gemm<Impl::omp>(const Gemm& params, const float* A, const float* B, float* C, const float* bias, float* pre)
+{
+    // A: (M, K) or (K, M); B: (K, N) or (N, K); C, pre: (M, N); bias: (N)
+    const GemmArgs g{params.m,       params.n,     params.k,    params.trans_a,
+                     params.trans_b, params.alpha, params.beta, params.act};
+    // GPU: one team of TEAM threads per tile. CPU: one team of all threads (libomp's default
+    // layout; more teams would only split the cores).
+    const bool gpu = target_is_nvptx();
+    const int nteams = gpu ? ((g.M + BM - 1) / BM) * ((g.N + BN - 1) / BN) : 1;
+    const int nthreads = gpu ? TEAM : omp_get_max_threads();
+#pragma omp target teams num_teams(nteams) thread_limit(nthreads) is_device_ptr(A, B, C, bias, pre)
+    gemm_league(g, A, B, C, bias, pre);
 }
 
 } // namespace ompml

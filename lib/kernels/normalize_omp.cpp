@@ -1,4 +1,6 @@
-// uint8 -> float normalisation as an OpenMP target kernel.
+// uint8 -> float normalisation, Y = X * scale + shift, as an OpenMP target kernel.
+// A streaming kernel (1 byte in, 4 out): no `simd` on the combined construct and no
+// num_teams/thread_limit, for the reasons in blas1_omp.cpp.
 #include "kernels/normalize.hpp"
 
 namespace ompml {
@@ -6,7 +8,8 @@ namespace ompml {
 template <>
 void normalize_u8<Impl::omp>(std::size_t n, const std::uint8_t* X, float* Y, float scale, float shift)
 {
-#pragma omp target teams distribute parallel for simd is_device_ptr(X, Y)
+    // X: (n) bytes, Y: (n) floats
+#pragma omp target teams distribute parallel for is_device_ptr(X, Y)
     for (std::size_t i = 0; i < n; ++i) Y[i] = static_cast<float>(X[i]) * scale + shift;
 }
 

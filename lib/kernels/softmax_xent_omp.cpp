@@ -1,5 +1,8 @@
 // Softmax + cross-entropy as an OpenMP target kernel: one thread per row (C is small: the
-// number of classes), loss and correct count reduced across rows.
+// number of classes), loss and correct count reduced across rows (loss in double, like ref).
+// thread_limit(64): B rows are few work items (a batch), so smaller GPU teams spread them over
+// more SMs; on host cores it is only an upper bound. The inner loops stay scalar: exp has no
+// vector form without a vector math library, so `simd` there would fail to vectorize.
 #include "kernels/softmax_xent.hpp"
 
 #include <cmath>
@@ -12,10 +15,11 @@ XentStats softmax_xent<Impl::omp>(int B, int C, const float* logits, const std::
 {
     double loss = 0.0;
     long long correct = 0;
-#pragma omp target teams distribute parallel for reduction(+ : loss, correct) is_device_ptr(logits, labels, dlogits) \
-    map(tofrom : loss, correct)
+    // logits: (B, C), labels: (B), dlogits: (B, C) or null
+#pragma omp target teams distribute parallel for thread_limit(64) reduction(+ : loss, correct) \
+    is_device_ptr(logits, labels, dlogits) map(tofrom : loss, correct)
     for (int b = 0; b < B; ++b) {
-        const float* z = logits + static_cast<long>(b) * C;
+        const float* z = logits + static_cast<long>(b) * C; // (C)
         int arg = 0;
         for (int c = 1; c < C; ++c)
             if (z[c] > z[arg]) arg = c;
@@ -27,7 +31,7 @@ XentStats softmax_xent<Impl::omp>(int B, int C, const float* logits, const std::
         correct += (arg == y);
         if (dlogits != nullptr) {
             const float inv = scale / sum;
-            float* d = dlogits + static_cast<long>(b) * C;
+            float* d = dlogits + static_cast<long>(b) * C; // (C)
             for (int c = 0; c < C; ++c) d[c] = std::exp(z[c] - zmax) * inv - (c == y ? scale : 0.0f);
         }
     }

@@ -1,0 +1,97 @@
+// The cuda backend: the hand-written CUDA kernels (lib/kernels/*_cuda.cu) on cudaMalloc'd
+// memory of the current CUDA device. Kernels are queued on the default stream; synchronize()
+// waits for them (timing), and every copy back to the host waits by itself (cudaMemcpy).
+// Host-only code: compiled by the C++ compiler against the CUDA runtime API.
+#include "backend/backend_cuda.hpp"
+#include "backend/backends.hpp"
+#include "backend/kernel_backend.hpp"
+#include "core/cuda_check.hpp"
+
+#include <cstdio>
+
+namespace ompml {
+namespace {
+
+class CudaMemory final : public MemorySpace {
+public:
+    const char* name() const override { return "cuda"; }
+    void* allocate(std::size_t bytes) const override
+    {
+        void* p = nullptr;
+        // 256: cudaMalloc's own alignment; a zero-byte buffer still gets a distinct pointer
+        const cudaError_t err = cudaMalloc(&p, bytes == 0 ? 256 : bytes);
+        if (err != cudaSuccess)
+            throw Error("cudaMalloc of " + std::to_string(bytes) + " bytes failed: " + cudaGetErrorString(err));
+        return p;
+    }
+    void deallocate(void* p) const override
+    {
+        // Called from destructors: report, never throw. At process exit the runtime may already
+        // be unloading, which is harmless.
+        const cudaError_t err = cudaFree(p);
+        if (err != cudaSuccess && err != cudaErrorCudartUnloading)
+            std::fprintf(stderr, "ompml: cudaFree failed: %s\n", cudaGetErrorString(err));
+    }
+    void to_device(void* dst, const void* src, std::size_t bytes) const override
+    {
+        if (bytes != 0) CUDA_CHECK(cudaMemcpy(dst, src, bytes, cudaMemcpyHostToDevice));
+    }
+    void to_host(void* dst, const void* src, std::size_t bytes) const override
+    {
+        if (bytes != 0) CUDA_CHECK(cudaMemcpy(dst, src, bytes, cudaMemcpyDeviceToHost));
+    }
+    void copy(void* dst, const void* src, std::size_t bytes) const override
+    {
+        if (bytes != 0) CUDA_CHECK(cudaMemcpy(dst, src, bytes, cudaMemcpyDeviceToDevice));
+    }
+};
+
+const MemorySpace& cuda_memory()
+{
+    static const CudaMemory space;
+    return space;
+}
+
+class CudaBackend final : public KernelBackend<Impl::cuda> {
+public:
+    CudaBackend()
+    {
+        std::string why;
+        if (cuda_device_count(&why) == 0) throw Error("cuda backend: no CUDA device (" + why + ")");
+        int dev = 0;
+        CUDA_CHECK(cudaGetDevice(&dev));
+        cudaDeviceProp prop{};
+        CUDA_CHECK(cudaGetDeviceProperties(&prop, dev));
+        device_ = "CUDA device " + std::to_string(dev) + ": " + prop.name + " (sm_" + std::to_string(prop.major) +
+                  std::to_string(prop.minor) + ", " + std::to_string(prop.multiProcessorCount) + " SMs, " +
+                  std::to_string(prop.totalGlobalMem >> 20) + " MiB)";
+    }
+    const MemorySpace& memory() const override { return cuda_memory(); }
+    std::string device() const override { return device_; }
+    bool on_gpu() const override { return true; }
+    void synchronize() const override { CUDA_CHECK(cudaDeviceSynchronize()); }
+
+private:
+    std::string device_;
+};
+
+} // namespace
+
+int cuda_device_count(std::string* why)
+{
+    int n = 0;
+    const cudaError_t err = cudaGetDeviceCount(&n);
+    if (err != cudaSuccess) {
+        // cudaGetDeviceCount's errors are not sticky, but clear the last-error slot so a
+        // later CUDA_CHECK_LAUNCH() does not report this one.
+        (void)cudaGetLastError();
+        if (why != nullptr) *why = cudaGetErrorString(err);
+        return 0;
+    }
+    if (n == 0 && why != nullptr) *why = "the CUDA runtime reports 0 devices";
+    return n;
+}
+
+std::unique_ptr<Backend> make_cuda_backend() { return std::make_unique<CudaBackend>(); }
+
+} // namespace ompml

@@ -1,0 +1,318 @@
+// MpiSession, device binding, abort_all, agree, collective_ok and broadcast (see comm.hpp).
+// Every MPI call goes through MPI_CHECK; MPI_COMM_WORLD returns error codes (set here), so the
+// message that ends the job is ours, with file, line and MPI's own error text.
+#include "dist/comm.hpp"
+
+#include "dist/mpi_check.hpp"
+
+#include <omp.h>
+
+#if __has_include(<mpi-ext.h>)
+#include <mpi-ext.h> // Open MPI extensions: MPIX_Query_cuda_support
+#endif
+
+#include <algorithm>
+#include <climits>
+#include <cstdio>
+#include <cstdlib>
+#include <map>
+#include <sstream>
+
+namespace ompml {
+namespace {
+
+bool mpi_running()
+{
+    int init = 0, fin = 0;
+    MPI_Initialized(&init);
+    MPI_Finalized(&fin);
+    return init != 0 && fin == 0;
+}
+
+int comm_rank(MPI_Comm comm)
+{
+    int r = 0;
+    MPI_CHECK(MPI_Comm_rank(comm, &r));
+    return r;
+}
+
+int comm_size(MPI_Comm comm)
+{
+    int s = 1;
+    MPI_CHECK(MPI_Comm_size(comm, &s));
+    return s;
+}
+
+// MPI counts are int: move large buffers in pieces of at most 2^30 elements.
+constexpr std::size_t kMaxCount = std::size_t{1} << 30;
+
+// Broadcasts a string's length and bytes from root; other ranks' s is replaced.
+void bcast_string(MPI_Comm comm, std::string& s, int root)
+{
+    unsigned long long len = s.size();
+    MPI_CHECK(MPI_Bcast(&len, 1, MPI_UNSIGNED_LONG_LONG, root, comm));
+    s.resize(len);
+    if (len > 0) MPI_CHECK(MPI_Bcast(s.data(), static_cast<int>(len), MPI_CHAR, root, comm));
+}
+
+std::map<std::string, std::string> parse_canonical(const std::string& text)
+{
+    std::map<std::string, std::string> kv;
+    std::istringstream in(text);
+    std::string line;
+    while (std::getline(in, line)) {
+        const auto eq = line.find('=');
+        if (eq == std::string::npos) continue;
+        kv[line.substr(0, eq)] = line.substr(eq + 1);
+    }
+    return kv;
+}
+
+// Rank 0's view of a mismatch: for each setting that differs, the first rank that disagrees
+// with rank 0 and both values. Keys are listed in rank 0's order, then keys rank 0 lacks.
+std::string describe_mismatch(const std::vector<std::string>& texts)
+{
+    const auto base = parse_canonical(texts[0]);
+    std::vector<std::string> order; // rank 0's key order (map sorts; keep the caller's)
+    {
+        std::istringstream in(texts[0]);
+        std::string line;
+        while (std::getline(in, line)) order.push_back(line.substr(0, line.find('=')));
+    }
+    std::vector<std::string> diffs;
+    std::map<std::string, bool> seen;
+    auto note = [&](const std::string& key, std::size_t r, const std::string* v0, const std::string* vr) {
+        if (seen[key]) return;
+        seen[key] = true;
+        diffs.push_back(key + ": rank 0 has " + (v0 ? "'" + *v0 + "'" : "no such setting") + ", rank " +
+                        std::to_string(r) + " has " + (vr ? "'" + *vr + "'" : "no such setting"));
+    };
+    for (std::size_t r = 1; r < texts.size(); ++r) {
+        const auto other = parse_canonical(texts[r]);
+        for (const auto& key : order) {
+            const auto it = other.find(key);
+            const std::string* v0 = &base.at(key);
+            if (it == other.end()) note(key, r, v0, nullptr);
+            else if (it->second != *v0) note(key, r, v0, &it->second);
+        }
+        for (const auto& [key, v] : other)
+            if (base.find(key) == base.end()) note(key, r, nullptr, &v);
+        if (texts[r] != texts[0] && diffs.empty()) diffs.push_back("setting order differs on rank " + std::to_string(r));
+    }
+    std::string msg = "ranks disagree on the configuration: ";
+    for (std::size_t i = 0; i < diffs.size(); ++i) msg += (i ? "; " : "") + diffs[i];
+    return msg;
+}
+
+} // namespace
+
+// --- reporting ------------------------------------------------------------------------------
+
+std::string rank_prefix()
+{
+    if (!mpi_running()) return "";
+    int r = 0, s = 1;
+    MPI_Comm_rank(MPI_COMM_WORLD, &r);
+    MPI_Comm_size(MPI_COMM_WORLD, &s);
+    return "[rank " + std::to_string(r) + "/" + std::to_string(s) + "] ";
+}
+
+void abort_all(const std::string& msg, int code)
+{
+    std::fflush(stdout);
+    std::fprintf(stderr, "%serror: %s\n", rank_prefix().c_str(), msg.c_str());
+    std::fflush(stderr);
+    if (mpi_running()) MPI_Abort(MPI_COMM_WORLD, code);
+    std::_Exit(code); // MPI_Abort does not return; without MPI this ends the one process
+}
+
+void mpi_fail(const char* file, int line, const char* expr, int code)
+{
+    char text[MPI_MAX_ERROR_STRING] = "unknown MPI error";
+    int len = 0;
+    MPI_Error_string(code, text, &len);
+    abort_all(std::string(file) + ":" + std::to_string(line) + ": " + expr + ": " + text, 1);
+}
+
+bool mpi_cuda_aware()
+{
+#if defined(OMPI_HAVE_MPI_EXT_CUDA) && OMPI_HAVE_MPI_EXT_CUDA
+    // Asked at run time: the library loaded may differ from the headers compiled against.
+    return MPIX_Query_cuda_support() == 1;
+#else
+    return false;
+#endif
+}
+
+// --- session and devices --------------------------------------------------------------------
+
+int choose_local_device(int local_rank, int device_count)
+{
+    return device_count > 0 ? local_rank % device_count : -1;
+}
+
+std::string DeviceBinding::describe() const
+{
+    std::string s = "local rank " + std::to_string(local_rank) + " of " + std::to_string(local_size) + ": ";
+    s += omp_device >= 0 ? "OpenMP device " + std::to_string(omp_device) + " of " + std::to_string(omp_devices)
+                         : std::string("no OpenMP device (target regions run on the host)");
+    if (hook_devices > 0) s += ", device " + std::to_string(hook_device) + " of " + std::to_string(hook_devices);
+    if (omp_devices > 0 && local_size > omp_devices) s += " (ranks share devices)";
+    return s;
+}
+
+MpiSession::MpiSession(int* argc, char*** argv)
+{
+    int init = 0;
+    MPI_Initialized(&init);
+    if (init == 0) {
+        // MPI_Init_thread's own failure is reported by MPI's default handler (abort).
+        MPI_Init_thread(argc, argv, MPI_THREAD_FUNNELED, &thread_level_);
+        owns_ = true;
+    } else {
+        MPI_Query_thread(&thread_level_);
+    }
+    // Errors come back as codes, so MPI_CHECK can say which call failed and where.
+    MPI_CHECK(MPI_Comm_set_errhandler(MPI_COMM_WORLD, MPI_ERRORS_RETURN));
+    if (thread_level_ < MPI_THREAD_FUNNELED)
+        abort_all("the MPI library gives thread level " + std::to_string(thread_level_) +
+                  "; ompml needs MPI_THREAD_FUNNELED (OpenMP threads beside the MPI thread)");
+    rank_ = comm_rank(MPI_COMM_WORLD);
+    size_ = comm_size(MPI_COMM_WORLD);
+
+    // Ranks that share memory are the ranks of one node: their order picks the devices.
+    MPI_Comm node = MPI_COMM_NULL;
+    MPI_CHECK(MPI_Comm_split_type(MPI_COMM_WORLD, MPI_COMM_TYPE_SHARED, rank_, MPI_INFO_NULL, &node));
+    local_rank_ = comm_rank(node);
+    local_size_ = comm_size(node);
+    MPI_CHECK(MPI_Comm_free(&node));
+
+    char name[MPI_MAX_PROCESSOR_NAME] = {};
+    int len = 0;
+    MPI_CHECK(MPI_Get_processor_name(name, &len));
+    processor_.assign(name, static_cast<std::size_t>(len));
+}
+
+MpiSession::~MpiSession()
+{
+    int fin = 0;
+    MPI_Finalized(&fin);
+    if (owns_ && fin == 0) MPI_Finalize();
+}
+
+DeviceBinding MpiSession::bind_device(const DeviceHook& hook) const
+{
+    DeviceBinding b;
+    b.local_rank = local_rank_;
+    b.local_size = local_size_;
+    b.omp_devices = omp_device_count(); // 0 in builds without an offload target (see core)
+    b.omp_device = choose_local_device(local_rank_, b.omp_devices);
+    if (b.omp_device >= 0) omp_set_default_device(b.omp_device);
+    b.hook_devices = hook.count;
+    b.hook_device = choose_local_device(local_rank_, hook.count);
+    if (b.hook_device >= 0 && hook.set) hook.set(b.hook_device);
+    return b;
+}
+
+// --- agreement --------------------------------------------------------------------------------
+
+std::uint64_t fnv1a64(std::string_view s)
+{
+    std::uint64_t h = 14695981039346656037ull;
+    for (const unsigned char c : s) {
+        h ^= c;
+        h *= 1099511628211ull;
+    }
+    return h;
+}
+
+std::string canonical(const Config& cfg)
+{
+    std::string out;
+    for (const auto& [key, value] : cfg) {
+        require(key.find_first_of("=\n") == std::string::npos && !key.empty(),
+                "configuration key '" + key + "' must be non-empty without '=' or newline");
+        std::string v = value;
+        for (std::size_t p = 0; (p = v.find('\n', p)) != std::string::npos; p += 2) v.replace(p, 1, "\\n");
+        out += key + "=" + v + "\n";
+    }
+    return out;
+}
+
+void agree(MPI_Comm comm, const Config& cfg)
+{
+    const std::string text = canonical(cfg);
+    const std::uint64_t h = fnv1a64(text);
+    // One allreduce gives both extremes: max(h) and max(~h) = ~min(h).
+    std::uint64_t ext[2] = {h, ~h};
+    MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, ext, 2, MPI_UINT64_T, MPI_MAX, comm));
+    if (ext[0] == ~ext[1]) return;
+
+    // Mismatch (rare, so its cost does not matter): rank 0 gathers every rank's settings and
+    // names the differences; every rank throws the same message.
+    const int rank = comm_rank(comm), size = comm_size(comm);
+    const int len = static_cast<int>(text.size());
+    std::vector<int> lens(rank == 0 ? size : 0), displs(rank == 0 ? size : 0);
+    MPI_CHECK(MPI_Gather(&len, 1, MPI_INT, lens.data(), 1, MPI_INT, 0, comm));
+    std::string all;
+    if (rank == 0) {
+        int total = 0;
+        for (int r = 0; r < size; ++r) {
+            displs[r] = total;
+            total += lens[r];
+        }
+        all.resize(static_cast<std::size_t>(total));
+    }
+    MPI_CHECK(MPI_Gatherv(text.data(), len, MPI_CHAR, all.data(), lens.data(), displs.data(), MPI_CHAR, 0, comm));
+    std::string msg;
+    if (rank == 0) {
+        std::vector<std::string> texts;
+        for (int r = 0; r < size; ++r) texts.push_back(all.substr(displs[r], lens[r]));
+        msg = describe_mismatch(texts);
+    }
+    bcast_string(comm, msg, 0);
+    throw CollectiveError(msg, -1, 0);
+}
+
+// --- collective errors ----------------------------------------------------------------------
+
+void collective_ok(MPI_Comm comm, bool ok, const std::string& err)
+{
+    const int rank = comm_rank(comm), size = comm_size(comm);
+    int first = ok ? size : rank; // the lowest failing rank, or size when none failed
+    MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, &first, 1, MPI_INT, MPI_MIN, comm));
+    if (first == size) return;
+
+    int count = ok ? 0 : 1;
+    MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, &count, 1, MPI_INT, MPI_SUM, comm));
+    std::string msg = rank == first ? (err.empty() ? std::string("failed (no message)") : err) : std::string();
+    bcast_string(comm, msg, first);
+    msg = "rank " + std::to_string(first) + ": " + msg;
+    if (count > 1) msg += " (" + std::to_string(count) + " ranks failed; the lowest is shown)";
+    throw CollectiveError(msg, first, count);
+}
+
+// --- data movement --------------------------------------------------------------------------
+
+void broadcast(MPI_Comm comm, const MemorySpace& mem, float* dev, std::size_t n, int root)
+{
+    if (n == 0 || comm_size(comm) == 1) return;
+    const bool is_root = comm_rank(comm) == root;
+    // Staged through host memory: correct for every memory space and every MPI; this runs
+    // once per run (initial parameters), so the extra copy does not matter.
+    std::vector<float> host(n);
+    if (is_root) mem.to_host(host.data(), dev, n * sizeof(float));
+    for (std::size_t off = 0; off < n; off += kMaxCount) {
+        const int count = static_cast<int>(std::min(kMaxCount, n - off));
+        MPI_CHECK(MPI_Bcast(host.data() + off, count, MPI_FLOAT, root, comm));
+    }
+    if (!is_root) mem.to_device(dev, host.data(), n * sizeof(float));
+}
+
+void allreduce_sum(MPI_Comm comm, double* values, int n)
+{
+    if (n <= 0 || comm_size(comm) == 1) return;
+    MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, values, n, MPI_DOUBLE, MPI_SUM, comm));
+}
+
+} // namespace ompml

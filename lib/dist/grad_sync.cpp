@@ -1,0 +1,207 @@
+// GradientAverager (see grad_sync.hpp): bucketed, non-blocking sums of the flat gradient.
+// Open MPI has no progress thread by default: a non-blocking reduction advances only while
+// this rank is inside some MPI call, so bucket_ready() gives it a cheap MPI_Testsome after
+// each bucket it starts, and the reductions move while the backward pass goes on.
+#include "dist/grad_sync.hpp"
+
+#include "core/check.hpp"
+#include "core/timer.hpp"
+#include "dist/comm.hpp"
+#include "dist/mpi_check.hpp"
+
+#include <algorithm>
+#include <cstdlib>
+#include <exception>
+#include <limits>
+
+namespace ompml {
+namespace {
+
+constexpr std::size_t kMaxCount = std::size_t{1} << 30; // MPI counts are int
+constexpr std::size_t kPage = 4096;                     // staging buffer alignment (DMA-friendly)
+
+} // namespace
+
+void GradSyncStats::add(const GradSyncStats& o)
+{
+    steps += o.steps;
+    buckets += o.buckets;
+    bytes += o.bytes;
+    mpi_s += o.mpi_s;
+    wait_s += o.wait_s;
+    copy_s += o.copy_s;
+}
+
+bool grad_sync_direct(const MemorySpace& mem, const GradSyncOptions& opt)
+{
+    if (opt.force_staging) return false;
+    if (&mem == &host_memory()) return true; // also omp memory in builds without offload
+    return opt.gpu_memory && mpi_cuda_aware();
+}
+
+GradientAverager::GradientAverager(MPI_Comm comm, const MemorySpace& mem, float* grad, std::size_t n,
+                                   GradSyncOptions opt)
+    : comm_(comm), mem_(mem), grad_(grad), n_(n), opt_(std::move(opt))
+{
+    int init = 0, fin = 0;
+    MPI_Initialized(&init);
+    MPI_Finalized(&fin);
+    if (init != 0 && fin == 0) MPI_CHECK(MPI_Comm_size(comm_, &size_));
+    direct_ = grad_sync_direct(mem_, opt_);
+    bucket_elems_ = opt_.bucket_mb > 0
+                        ? std::max<std::size_t>(1, static_cast<std::size_t>(opt_.bucket_mb * 1048576.0 / sizeof(float)))
+                        : std::numeric_limits<std::size_t>::max();
+    if (staged() && n_ > 0) {
+        // Page-aligned so a pin_host hook (cudaHostRegister) can lock whole pages; pageable
+        // otherwise, which costs copy speed, not correctness.
+        const std::size_t bytes = (n_ * sizeof(float) + kPage - 1) / kPage * kPage;
+        host_ = static_cast<float*>(std::aligned_alloc(kPage, bytes));
+        require(host_ != nullptr, "GradientAverager: staging allocation of " + std::to_string(bytes) + " bytes failed");
+        if (opt_.pin_host) opt_.pin_host(host_, bytes);
+    }
+}
+
+GradientAverager::~GradientAverager()
+{
+    const bool in_flight = std::any_of(requests_.begin(), requests_.end(),
+                                       [](MPI_Request r) { return r != MPI_REQUEST_NULL; });
+    if (in_flight) {
+        // Unwinding from an error on this rank: the other ranks may never join these
+        // reductions, so waiting could hang; the job is ending (abort_all or a collective
+        // error), so leave the staging memory to MPI rather than free it under a live request.
+        if (std::uncaught_exceptions() > 0) return;
+        MPI_Waitall(static_cast<int>(requests_.size()), requests_.data(), MPI_STATUSES_IGNORE);
+    }
+    if (host_ != nullptr) {
+        if (opt_.unpin_host) opt_.unpin_host(host_);
+        std::free(host_);
+    }
+}
+
+std::string GradientAverager::transport() const
+{
+    if (size_ == 1) return "none (1 rank)";
+    if (direct_) return &mem_ == &host_memory() ? "MPI on host memory" : "MPI on device memory (CUDA-aware)";
+    return std::string("staged through ") + (opt_.pin_host ? "pinned" : "pageable") + " host memory";
+}
+
+void GradientAverager::bucket_ready(std::size_t offset, std::size_t count)
+{
+    require(offset <= n_ && count <= n_ - offset,
+            "GradientAverager::bucket_ready: range [" + std::to_string(offset) + ", " + std::to_string(offset + count) +
+                ") exceeds the gradient's " + std::to_string(n_) + " elements");
+    if (count == 0) return;
+    for (const auto& [lo, hi] : marked_)
+        require(offset >= hi || offset + count <= lo,
+                "GradientAverager::bucket_ready: range [" + std::to_string(offset) + ", " +
+                    std::to_string(offset + count) + ") overlaps [" + std::to_string(lo) + ", " + std::to_string(hi) +
+                    ") marked earlier this step");
+    marked_.emplace_back(offset, offset + count);
+    marked_total_ += count;
+    if (size_ == 1) return; // the sum over one rank is the buffer itself
+
+    // Adjacent ranges (reverse layer order extends the pending range downwards) grow one
+    // bucket; anything else closes the pending bucket first.
+    if (pend_hi_ == pend_lo_) {
+        pend_lo_ = offset;
+        pend_hi_ = offset + count;
+    } else if (offset + count == pend_lo_) {
+        pend_lo_ = offset;
+    } else if (offset == pend_hi_) {
+        pend_hi_ += count;
+    } else {
+        flush_pending();
+        pend_lo_ = offset;
+        pend_hi_ = offset + count;
+    }
+    if (pend_hi_ - pend_lo_ >= bucket_elems_) flush_pending();
+    progress();
+}
+
+void GradientAverager::flush_pending()
+{
+    for (std::size_t off = pend_lo_; off < pend_hi_; off += kMaxCount) launch(off, std::min(kMaxCount, pend_hi_ - off));
+    pend_lo_ = pend_hi_ = 0;
+}
+
+void GradientAverager::launch(std::size_t off, std::size_t n)
+{
+    float* buf = grad_ + off; // (n)
+    if (!direct_) {
+        Stopwatch copy;
+        mem_.to_host(host_ + off, grad_ + off, n * sizeof(float));
+        cur_.copy_s += copy.seconds();
+        buf = host_ + off;
+    }
+    MPI_Request req = MPI_REQUEST_NULL;
+    Stopwatch t;
+    MPI_CHECK(MPI_Iallreduce(MPI_IN_PLACE, buf, static_cast<int>(n), MPI_FLOAT, MPI_SUM, comm_, &req));
+    cur_.mpi_s += t.seconds();
+    buckets_.push_back({off, n});
+    requests_.push_back(req);
+    ++cur_.buckets;
+    cur_.bytes += n * sizeof(float);
+}
+
+void GradientAverager::complete(int index)
+{
+    if (direct_) return;
+    const Bucket& b = buckets_[static_cast<std::size_t>(index)];
+    Stopwatch copy;
+    mem_.to_device(grad_ + b.off, host_ + b.off, b.n * sizeof(float));
+    cur_.copy_s += copy.seconds();
+}
+
+void GradientAverager::progress()
+{
+    if (requests_.empty()) return;
+    std::vector<int> done(requests_.size());
+    int count = 0;
+    Stopwatch t;
+    MPI_CHECK(MPI_Testsome(static_cast<int>(requests_.size()), requests_.data(), &count, done.data(),
+                           MPI_STATUSES_IGNORE));
+    cur_.mpi_s += t.seconds();
+    if (count == MPI_UNDEFINED) return; // every request already finished
+    for (int i = 0; i < count; ++i) complete(done[static_cast<std::size_t>(i)]);
+}
+
+void GradientAverager::wait_all(double* wait_s)
+{
+    for (;;) {
+        int index = MPI_UNDEFINED;
+        Stopwatch t;
+        MPI_CHECK(MPI_Waitany(static_cast<int>(requests_.size()), requests_.data(), &index, MPI_STATUS_IGNORE));
+        const double s = t.seconds();
+        cur_.mpi_s += s;
+        *wait_s += s;
+        if (index == MPI_UNDEFINED) break; // no active request left
+        complete(index);
+    }
+}
+
+void GradientAverager::finish()
+{
+    if (size_ > 1) {
+        flush_pending();
+        if (!requests_.empty()) wait_all(&cur_.wait_s);
+    }
+    cur_.steps = 1;
+    last_ = cur_;
+    total_.add(cur_);
+    cur_ = GradSyncStats{};
+    buckets_.clear();
+    requests_.clear();
+    marked_.clear();
+    const std::size_t marked = marked_total_;
+    marked_total_ = 0;
+    require(marked == n_, "GradientAverager::finish: only " + std::to_string(marked) + " of " + std::to_string(n_) +
+                              " gradient elements were marked ready this step");
+}
+
+void GradientAverager::allreduce()
+{
+    bucket_ready(0, n_);
+    finish();
+}
+
+} // namespace ompml

@@ -1,0 +1,120 @@
+// GradientAverager: sums the ONE flat gradient buffer over all ranks, in buckets that start
+// while the backward pass is still running.
+//
+// Each rank's gradient is already scaled by 1/global_batch (the loss is a sum over the rank's
+// slice of the global batch divided by the global batch size), so the SUM over ranks is the
+// mean over the global batch: averaging is by global sample count, whatever the rank count.
+//
+//   GradientAverager avg(mpi.comm(), be.memory(), grads.data(), grads.size(),
+//                        {.bucket_mb = 25, .gpu_memory = be.on_gpu()});
+//   for (layer = L-1 .. 0) {                  // backward pass, last layer first
+//       backward(layer);                      // writes dW, db of this layer (final now)
+//       avg.bucket_ready(layer.grad_offset, layer.grad_count);  // device work must be done
+//   }
+//   avg.finish();                             // grads now hold the global sums
+//   optimizer_step();
+//
+// Buckets: ranges marked ready that are adjacent (the usual reverse layer order) collect into
+// one pending range; once it holds bucket_mb it goes out as one MPI_Iallreduce, so buckets are
+// whole layers and never one call per tensor. finish() sends what remains, waits, and copies
+// each reduced bucket back to the device. Every element must be marked exactly once per step.
+//
+// Transport: MPI reads the buffer itself when it is host memory, or CUDA memory with a
+// CUDA-aware MPI; otherwise (and always with force_staging) buckets go through a page-aligned
+// host copy. With 1 rank no MPI call is made at all.
+//
+// Determinism: with the same bucket layout every rank gets bitwise the same sums (Open MPI's
+// reduction algorithms give all ranks one result). The order of the sum differs from a 1-rank
+// run, so rank-count independence holds to float rounding (relative differences ~1e-6).
+#pragma once
+
+#include "core/memory.hpp"
+
+#include <mpi.h>
+
+#include <cstddef>
+#include <functional>
+#include <string>
+#include <utility>
+#include <vector>
+
+namespace ompml {
+
+struct GradSyncOptions {
+    double bucket_mb = 25.0;     // send a bucket once this many MB are ready; <= 0: one bucket in finish()
+    bool force_staging = false;  // copy through host memory even where MPI could read the buffer
+    bool gpu_memory = false;     // the buffer is CUDA device memory (cuda backend, omp on an NVIDIA GPU)
+    // Optional page-locking of the staging buffer (e.g. cudaHostRegister / cudaHostUnregister
+    // from the CUDA backend): pinned memory makes the staging copies DMA at full speed.
+    std::function<void(void*, std::size_t)> pin_host;
+    std::function<void(void*)> unpin_host;
+};
+
+// Time of one step (or the sum over steps), for the scaling study.
+struct GradSyncStats {
+    int steps = 0;
+    int buckets = 0;        // MPI_Iallreduce calls
+    std::size_t bytes = 0;  // bytes this rank reduced
+    double mpi_s = 0;       // wall time inside MPI calls: starts, progress tests and waits
+    double wait_s = 0;      // the exposed part: waiting in finish() after backward is done
+    double copy_s = 0;      // staging copies device <-> host
+    void add(const GradSyncStats& o);
+};
+
+// Whether MPI may be handed the buffer itself (no staging), for these options and memory.
+bool grad_sync_direct(const MemorySpace& mem, const GradSyncOptions& opt);
+
+class GradientAverager {
+public:
+    // grad: n floats in mem (a device pointer); the buffer must outlive the averager.
+    GradientAverager(MPI_Comm comm, const MemorySpace& mem, float* grad, std::size_t n, GradSyncOptions opt = {});
+    ~GradientAverager();
+    GradientAverager(const GradientAverager&) = delete;
+    GradientAverager& operator=(const GradientAverager&) = delete;
+
+    // Elements [offset, offset + count) are final on the device (after backend.synchronize()
+    // where kernels are queued asynchronously). Starts a bucket when enough is pending.
+    void bucket_ready(std::size_t offset, std::size_t count);
+    // Sends what is pending, waits for every bucket and leaves the sums in the device buffer.
+    // Throws Error (after the wait, so no request is left behind) if some elements were not
+    // marked ready this step.
+    void finish();
+    // The whole buffer at once, no overlap: bucket_ready(0, n) + finish().
+    void allreduce();
+
+    int ranks() const { return size_; }
+    bool staged() const { return size_ > 1 && !direct_; }
+    std::string transport() const; // for the run's log
+    std::size_t bucket_elems() const { return bucket_elems_; }
+    const GradSyncStats& last_step() const { return last_; }
+    const GradSyncStats& total() const { return total_; }
+
+private:
+    struct Bucket {
+        std::size_t off, n;
+    };
+    void launch(std::size_t off, std::size_t n);
+    void flush_pending();
+    void complete(int index); // bucket `index` is reduced: copy it back when staged
+    void progress();          // lets MPI advance the reductions in flight (no progress thread)
+    void wait_all(double* wait_s);
+
+    MPI_Comm comm_;
+    const MemorySpace& mem_;
+    float* grad_;  // (n) device pointer
+    std::size_t n_;
+    GradSyncOptions opt_;
+    int size_ = 1;
+    bool direct_ = true;
+    std::size_t bucket_elems_ = 0;
+    float* host_ = nullptr;  // (n) page-aligned staging copy, when staged
+
+    std::vector<Bucket> buckets_;            // launched this step
+    std::vector<MPI_Request> requests_;      // one per bucket; MPI_REQUEST_NULL once done
+    std::vector<std::pair<std::size_t, std::size_t>> marked_; // ranges marked this step
+    std::size_t marked_total_ = 0;
+    std::size_t pend_lo_ = 0, pend_hi_ = 0;  // the pending (ready, not yet sent) range
+    GradSyncStats cur_, last_, total_;
+};
+
+} // namespace ompml

@@ -1,0 +1,245 @@
+// Checkpoint files (docs/checkpoint.md): per-layer tensors in PyTorch's nn.Linear layout, so
+// h5py/torch can read them directly; flat buffers on our side (mlp_layout gives the offsets).
+#include "io/checkpoint.hpp"
+
+#include "io/h5.hpp"
+
+#include <cstring>
+#include <mutex>
+
+namespace ompml {
+namespace {
+
+constexpr const char* kFormat = "ompml-checkpoint";
+constexpr std::int64_t kVersion = 1;
+
+// FNV-1a over the bytes of the tensors and the step: catches a file whose data was damaged
+// after a successful write (HDF5 itself only notices broken metadata).
+std::uint64_t fnv1a(std::uint64_t h, const void* p, std::size_t n)
+{
+    const auto* b = static_cast<const unsigned char*>(p);
+    for (std::size_t i = 0; i < n; ++i) {
+        h ^= b[i];
+        h *= 0x100000001b3ull;
+    }
+    return h;
+}
+std::int64_t checksum(const Checkpoint& ck)
+{
+    std::uint64_t h = 0xcbf29ce484222325ull;
+    h = fnv1a(h, ck.params.data(), ck.params.size() * sizeof(float));
+    h = fnv1a(h, ck.m.data(), ck.m.size() * sizeof(float));
+    h = fnv1a(h, ck.v.data(), ck.v.size() * sizeof(float));
+    h = fnv1a(h, &ck.state.step, sizeof ck.state.step);
+    std::int64_t s;
+    std::memcpy(&s, &h, sizeof s);
+    return s;
+}
+
+using h5::set_attr;
+void set_int(hid_t o, const char* name, std::int64_t v) { set_attr(o, name, v); }
+void set_dbl(hid_t o, const char* name, double v) { set_attr(o, name, v); }
+void set_str(hid_t o, const char* name, const std::string& v) { set_attr(o, name, v); }
+
+// Writes the flat tensor `flat` as <group>/layerK/{weight,bias}.
+void write_layers(hid_t file, const std::string& group, const std::vector<LayerView>& views,
+                  const std::vector<float>& flat)
+{
+    h5::Handle g = h5::create_group_untimed(file, group);
+    for (std::size_t l = 0; l < views.size(); ++l) {
+        const LayerView& v = views[l];
+        h5::Handle lg = h5::create_group_untimed(g, "layer" + std::to_string(l));
+        const std::uint64_t out = static_cast<std::uint64_t>(v.out), in = static_cast<std::uint64_t>(v.in);
+        h5::write(lg, "weight", h5::Dtype::f32, flat.data() + v.w, {out, in});
+        h5::write(lg, "bias", h5::Dtype::f32, flat.data() + v.b, {out});
+    }
+}
+
+std::vector<float> read_layers(hid_t file, const std::string& group, const std::vector<LayerView>& views)
+{
+    const std::size_t total = views.back().b + static_cast<std::size_t>(views.back().out);
+    std::vector<float> flat(total);
+    for (std::size_t l = 0; l < views.size(); ++l) {
+        const LayerView& v = views[l];
+        const std::string base = group + "/layer" + std::to_string(l) + "/";
+        const auto read = [&](const std::string& name, std::vector<std::uint64_t> dims, float* dst) {
+            h5::Handle ds = h5::open_dataset(file, base + name);
+            const h5::DatasetInfo di = h5::info(ds);
+            if (di.dims != dims) {
+                std::string want, got;
+                for (auto d : dims) want += (want.empty() ? "" : ", ") + std::to_string(d);
+                for (auto d : di.dims) got += (got.empty() ? "" : ", ") + std::to_string(d);
+                throw Error("/" + base + name + " has shape (" + got + "), the config's layers say (" + want + ")");
+            }
+            h5::read_rows(ds, h5::Dtype::f32, 0, dims[0], dst);
+        };
+        read("weight", {static_cast<std::uint64_t>(v.out), static_cast<std::uint64_t>(v.in)}, flat.data() + v.w);
+        read("bias", {static_cast<std::uint64_t>(v.out)}, flat.data() + v.b);
+    }
+    return flat;
+}
+
+Checkpoint read_unchecked(const std::string& path)
+{
+    h5::Handle f = h5::open_read(path);
+    Checkpoint ck;
+    if (!h5::exists(f, "config"))
+        throw Error("not an ompml checkpoint (no /config group; is it a dataset file?)");
+    h5::Handle cfg = h5::open_group(f, "config");
+    if (!h5::has_attr(cfg, "format") || h5::get_attr_string(cfg, "format") != kFormat)
+        throw Error("not an ompml checkpoint (no /config attribute format = \"" + std::string(kFormat) + "\")");
+    const std::int64_t version = h5::get_attr_int(cfg, "version");
+    if (version != kVersion)
+        throw Error("checkpoint format version " + std::to_string(version) + ", this build reads " +
+                    std::to_string(kVersion));
+    TrainConfig& c = ck.config;
+    c.model.layers = parse_layers(h5::get_attr_string(cfg, "layers"));
+    c.model.activation = parse_activation(h5::get_attr_string(cfg, "activation"));
+    c.opt.kind = parse_optimizer(h5::get_attr_string(cfg, "optimizer"));
+    c.opt.lr = static_cast<float>(h5::get_attr_double(cfg, "lr"));
+    c.opt.momentum = static_cast<float>(h5::get_attr_double(cfg, "momentum"));
+    c.opt.beta1 = static_cast<float>(h5::get_attr_double(cfg, "beta1"));
+    c.opt.beta2 = static_cast<float>(h5::get_attr_double(cfg, "beta2"));
+    c.opt.eps = static_cast<float>(h5::get_attr_double(cfg, "eps"));
+    c.opt.weight_decay = static_cast<float>(h5::get_attr_double(cfg, "weight_decay"));
+    c.sched.kind = parse_schedule(h5::get_attr_string(cfg, "schedule"));
+    c.sched.warmup = h5::get_attr_int(cfg, "warmup");
+    c.sched.step_size = h5::get_attr_int(cfg, "step_size");
+    c.sched.gamma = static_cast<float>(h5::get_attr_double(cfg, "gamma"));
+    c.sched.total_steps = h5::get_attr_int(cfg, "total_steps");
+    c.clip = static_cast<float>(h5::get_attr_double(cfg, "clip"));
+    c.seed = static_cast<std::uint64_t>(h5::get_attr_int(cfg, "seed"));
+    c.batch = static_cast<int>(h5::get_attr_int(cfg, "batch"));
+    c.epochs = static_cast<int>(h5::get_attr_int(cfg, "epochs"));
+    c.eval_batch = static_cast<int>(h5::get_attr_int(cfg, "eval_batch"));
+    ck.data.path = h5::get_attr_string(cfg, "data_path");
+    ck.data.features = static_cast<std::uint64_t>(h5::get_attr_int(cfg, "data_features"));
+    ck.data.classes = static_cast<int>(h5::get_attr_int(cfg, "data_classes"));
+    ck.data.train_samples = static_cast<std::uint64_t>(h5::get_attr_int(cfg, "data_train_samples"));
+    ck.data.test_samples = static_cast<std::uint64_t>(h5::get_attr_int(cfg, "data_test_samples"));
+
+    h5::Handle st = h5::open_group(f, "state");
+    ck.state.step = h5::get_attr_int(st, "step");
+    ck.state.epoch = h5::get_attr_int(st, "epoch");
+    ck.state.step_in_epoch = h5::get_attr_int(st, "step_in_epoch");
+    ck.state.epoch_loss_sum = h5::get_attr_double(st, "epoch_loss_sum");
+    ck.state.epoch_rows = h5::get_attr_double(st, "epoch_rows");
+    ck.state.elapsed_s = h5::get_attr_double(st, "elapsed_seconds");
+    const std::int64_t stored_sum = h5::get_attr_int(st, "checksum");
+
+    const std::vector<LayerView> views = mlp_layout(c.model.layers);
+    ck.params = read_layers(f, "params", views);
+    h5::Handle opt = h5::open_group(f, "optimizer");
+    if (h5::get_attr_string(opt, "kind") != optimizer_name(c.opt.kind))
+        throw Error("/optimizer kind '" + h5::get_attr_string(opt, "kind") + "' differs from /config optimizer '" +
+                    optimizer_name(c.opt.kind) + "'");
+    ck.opt_steps = h5::get_attr_int(opt, "steps");
+    ck.m = read_layers(f, "optimizer/m", views);
+    if (c.opt.kind != OptKind::sgd) ck.v = read_layers(f, "optimizer/v", views);
+    if (checksum(ck) != stored_sum) throw Error("checksum mismatch: the tensors were damaged after writing");
+    return ck;
+}
+
+} // namespace
+
+Checkpoint capture_checkpoint(const TrainConfig& cfg, const DataDesc& data, const TrainState& state,
+                              const Mlp& model, const Optimizer& opt)
+{
+    Checkpoint ck;
+    ck.config = cfg;
+    ck.data = data;
+    ck.state = state;
+    ck.opt_steps = opt.steps();
+    ck.params = model.download_params();
+    ck.m = opt.download_m();
+    ck.v = opt.download_v();
+    return ck;
+}
+
+void restore_checkpoint(const Checkpoint& ck, Mlp& model, Optimizer* opt)
+{
+    require(ck.config.model.layers == model.config().layers,
+            "checkpoint layers " + layers_string(ck.config.model.layers) + " differ from the model's " +
+                layers_string(model.config().layers));
+    model.upload_params(ck.params);
+    if (opt != nullptr) {
+        opt->upload_state(ck.m, ck.v);
+        opt->set_steps(ck.opt_steps);
+    }
+}
+
+void write_checkpoint(const std::string& path, const Checkpoint& ck)
+{
+    std::lock_guard<std::recursive_mutex> guard(h5::lock()); // a streaming loader may be reading
+    const std::vector<LayerView> views = mlp_layout(ck.config.model.layers);
+    const std::size_t P = views.back().b + static_cast<std::size_t>(views.back().out);
+    require(ck.params.size() == P && ck.m.size() == P && (ck.v.empty() || ck.v.size() == P),
+            "write_checkpoint: tensor sizes do not match layers " + layers_string(ck.config.model.layers));
+    h5::create_atomically(path, [&](hid_t f) {
+        const TrainConfig& c = ck.config;
+        h5::Handle cfg = h5::create_group_untimed(f, "config");
+        set_str(cfg, "format", kFormat);
+        set_int(cfg, "version", kVersion);
+        set_str(cfg, "layers", layers_string(c.model.layers));
+        set_str(cfg, "activation", activation_name(c.model.activation));
+        set_str(cfg, "optimizer", optimizer_name(c.opt.kind));
+        set_dbl(cfg, "lr", c.opt.lr);
+        set_dbl(cfg, "momentum", c.opt.momentum);
+        set_dbl(cfg, "beta1", c.opt.beta1);
+        set_dbl(cfg, "beta2", c.opt.beta2);
+        set_dbl(cfg, "eps", c.opt.eps);
+        set_dbl(cfg, "weight_decay", c.opt.weight_decay);
+        set_str(cfg, "schedule", schedule_name(c.sched.kind));
+        set_int(cfg, "warmup", c.sched.warmup);
+        set_int(cfg, "step_size", c.sched.step_size);
+        set_dbl(cfg, "gamma", c.sched.gamma);
+        set_int(cfg, "total_steps", c.sched.total_steps);
+        set_dbl(cfg, "clip", c.clip);
+        set_int(cfg, "seed", static_cast<std::int64_t>(c.seed));
+        set_int(cfg, "batch", c.batch);
+        set_int(cfg, "epochs", c.epochs);
+        set_int(cfg, "eval_batch", c.eval_batch);
+        set_str(cfg, "data_path", ck.data.path);
+        set_int(cfg, "data_features", static_cast<std::int64_t>(ck.data.features));
+        set_int(cfg, "data_classes", ck.data.classes);
+        set_int(cfg, "data_train_samples", static_cast<std::int64_t>(ck.data.train_samples));
+        set_int(cfg, "data_test_samples", static_cast<std::int64_t>(ck.data.test_samples));
+
+        write_layers(f, "params", views, ck.params);
+        h5::Handle opt = h5::create_group_untimed(f, "optimizer");
+        set_str(opt, "kind", optimizer_name(c.opt.kind));
+        set_int(opt, "steps", ck.opt_steps);
+        write_layers(f, "optimizer/m", views, ck.m);
+        if (!ck.v.empty()) write_layers(f, "optimizer/v", views, ck.v);
+
+        h5::Handle st = h5::create_group_untimed(f, "state");
+        set_int(st, "step", ck.state.step);
+        set_int(st, "epoch", ck.state.epoch);
+        set_int(st, "step_in_epoch", ck.state.step_in_epoch);
+        set_dbl(st, "epoch_loss_sum", ck.state.epoch_loss_sum);
+        set_dbl(st, "epoch_rows", ck.state.epoch_rows);
+        set_dbl(st, "elapsed_seconds", ck.state.elapsed_s);
+        set_int(st, "seed", static_cast<std::int64_t>(c.seed)); // the shuffle is a function of (seed, epoch)
+        set_int(st, "checksum", checksum(ck));
+    });
+}
+
+Checkpoint read_checkpoint(const std::string& path)
+{
+    std::lock_guard<std::recursive_mutex> guard(h5::lock());
+    try {
+        return read_unchecked(path);
+    } catch (const Error& e) {
+        const std::string what = e.what();
+        if (what == path + ": no such file" || what == path + ": not an HDF5 file") throw;
+        throw Error(path + ": unreadable checkpoint (truncated or corrupt?): " + what);
+    }
+}
+
+void save_checkpoint(const std::string& path, const TrainConfig& cfg, const DataDesc& data,
+                     const TrainState& state, const Mlp& model, const Optimizer& opt)
+{
+    write_checkpoint(path, capture_checkpoint(cfg, data, state, model, opt));
+}
+
+} // namespace ompml

@@ -1,0 +1,519 @@
+// HDF5 wrappers: handles, typed I/O and attributes, with HDF5's own messages in the errors.
+#include "io/h5.hpp"
+
+#include <algorithm>
+#include <cstdio>
+#include <filesystem>
+#include <unistd.h>
+
+namespace ompml::h5 {
+
+std::recursive_mutex& lock()
+{
+    static std::recursive_mutex m;
+    return m;
+}
+
+namespace {
+
+// Silence HDF5's automatic stack dump once, before the first call.
+struct QuietErrors {
+    QuietErrors() { H5Eset_auto2(H5E_DEFAULT, nullptr, nullptr); }
+};
+const QuietErrors quiet_errors;
+
+// The innermost message on HDF5's error stack, e.g. "unable to open file".
+herr_t last_message(unsigned, const H5E_error2_t* e, void* out)
+{
+    if (e->desc != nullptr) *static_cast<std::string*>(out) = e->desc;
+    return 0;
+}
+
+std::string name_of(hid_t obj)
+{
+    char buf[512] = {0};
+    if (H5Iget_name(obj, buf, sizeof buf) <= 0) return "?";
+    return buf;
+}
+
+} // namespace
+
+void fail(const char* file, int line, const char* expr)
+{
+    std::lock_guard<std::recursive_mutex> guard(lock());
+    std::string msg;
+    H5Ewalk2(H5E_DEFAULT, H5E_WALK_DOWNWARD, last_message, &msg);
+    H5Eclear2(H5E_DEFAULT);
+    ::ompml::fail(file, line, expr, "HDF5 error: " + (msg.empty() ? std::string("unknown") : msg));
+}
+
+void Handle::reset()
+{
+    std::lock_guard<std::recursive_mutex> guard(lock());
+    if (id_ < 0) return;
+    switch (H5Iget_type(id_)) {
+    case H5I_FILE: H5Fclose(id_); break;
+    case H5I_GROUP: H5Gclose(id_); break;
+    case H5I_DATASET: H5Dclose(id_); break;
+    case H5I_DATASPACE: H5Sclose(id_); break;
+    case H5I_DATATYPE: H5Tclose(id_); break;
+    case H5I_ATTR: H5Aclose(id_); break;
+    case H5I_GENPROP_LST: H5Pclose(id_); break;
+    default: break;
+    }
+    id_ = H5I_INVALID_HID;
+}
+
+const char* dtype_name(Dtype t)
+{
+    switch (t) {
+    case Dtype::u8: return "uint8";
+    case Dtype::i32: return "int32";
+    case Dtype::i64: return "int64";
+    case Dtype::f32: return "float32";
+    case Dtype::f64: return "float64";
+    default: return "unsupported type";
+    }
+}
+
+hid_t native_type(Dtype t)
+{
+    std::lock_guard<std::recursive_mutex> guard(lock());
+    switch (t) {
+    case Dtype::u8: return H5T_NATIVE_UINT8;
+    case Dtype::i32: return H5T_NATIVE_INT32;
+    case Dtype::i64: return H5T_NATIVE_INT64;
+    case Dtype::f32: return H5T_NATIVE_FLOAT;
+    case Dtype::f64: return H5T_NATIVE_DOUBLE;
+    default: throw Error("h5: no native type for an unsupported dtype");
+    }
+}
+
+Handle open_read(const std::string& path)
+{
+    std::lock_guard<std::recursive_mutex> guard(lock());
+    if (!std::filesystem::exists(path)) throw Error(path + ": no such file");
+    if (H5Fis_hdf5(path.c_str()) <= 0) throw Error(path + ": not an HDF5 file");
+    Handle f(H5Fopen(path.c_str(), H5F_ACC_RDONLY, H5P_DEFAULT));
+    if (!f.valid()) throw Error(path + ": cannot open as HDF5");
+    return f;
+}
+
+Handle open_rw(const std::string& path)
+{
+    std::lock_guard<std::recursive_mutex> guard(lock());
+    Handle f(H5Fopen(path.c_str(), H5F_ACC_RDWR, H5P_DEFAULT));
+    if (!f.valid()) throw Error(path + ": cannot open for writing");
+    return f;
+}
+
+Handle create(const std::string& path)
+{
+    std::lock_guard<std::recursive_mutex> guard(lock());
+    Handle f(H5Fcreate(path.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT));
+    if (!f.valid()) throw Error(path + ": cannot create HDF5 file");
+    return f;
+}
+
+bool exists(hid_t loc, const std::string& path)
+{
+    std::lock_guard<std::recursive_mutex> guard(lock());
+    // Check each prefix: H5Lexists fails (rather than returning 0) when a parent is missing.
+    std::size_t pos = 0;
+    while (true) {
+        pos = path.find('/', pos + 1);
+        const std::string prefix = path.substr(0, pos);
+        if (H5Lexists(loc, prefix.c_str(), H5P_DEFAULT) <= 0) return false;
+        if (pos == std::string::npos) return true;
+    }
+}
+
+Handle open_group(hid_t loc, const std::string& path)
+{
+    std::lock_guard<std::recursive_mutex> guard(lock());
+    Handle g(H5Gopen2(loc, path.c_str(), H5P_DEFAULT));
+    if (!g.valid()) throw Error(file_name(loc) + ": cannot open group /" + path);
+    return g;
+}
+
+Handle create_group(hid_t loc, const std::string& path)
+{
+    std::lock_guard<std::recursive_mutex> guard(lock());
+    Handle g(H5Gcreate2(loc, path.c_str(), H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT));
+    if (!g.valid()) throw Error(file_name(loc) + ": cannot create group /" + path);
+    return g;
+}
+
+Handle open_dataset(hid_t loc, const std::string& path)
+{
+    std::lock_guard<std::recursive_mutex> guard(lock());
+    if (!exists(loc, path)) throw Error(file_name(loc) + ": missing dataset " + name_of(loc) + "/" + path);
+    Handle d(H5Dopen2(loc, path.c_str(), H5P_DEFAULT));
+    if (!d.valid()) throw Error(file_name(loc) + ": cannot open dataset " + path);
+    return d;
+}
+
+std::uint64_t DatasetInfo::row_elems() const
+{
+    std::uint64_t n = 1;
+    for (std::size_t i = 1; i < dims.size(); ++i) n *= dims[i];
+    return n;
+}
+
+DatasetInfo info(hid_t dataset)
+{
+    std::lock_guard<std::recursive_mutex> guard(lock());
+    DatasetInfo di;
+    Handle space(H5Dget_space(dataset));
+    H5_CHECK(space.id());
+    const int rank = H5Sget_simple_extent_ndims(space);
+    H5_CHECK(rank);
+    std::vector<hsize_t> d(static_cast<std::size_t>(rank));
+    H5_CHECK(H5Sget_simple_extent_dims(space, d.data(), nullptr));
+    di.dims.assign(d.begin(), d.end());
+
+    Handle type(H5Dget_type(dataset));
+    H5_CHECK(type.id());
+    const H5T_class_t cls = H5Tget_class(type);
+    const std::size_t size = H5Tget_size(type);
+    if (cls == H5T_INTEGER) {
+        const bool is_signed = H5Tget_sign(type) == H5T_SGN_2;
+        if (size == 1 && !is_signed) di.dtype = Dtype::u8;
+        else if (size == 4 && is_signed) di.dtype = Dtype::i32;
+        else if (size == 8 && is_signed) di.dtype = Dtype::i64;
+        else if (size <= 8) di.dtype = Dtype::i64; // other integers are read converted to int64
+    } else if (cls == H5T_FLOAT) {
+        di.dtype = size == 4 ? Dtype::f32 : size == 8 ? Dtype::f64 : Dtype::other;
+    }
+    return di;
+}
+
+void write(hid_t loc, const std::string& name, Dtype t, const void* data, const std::vector<std::uint64_t>& dims,
+           int compress_level)
+{
+    std::lock_guard<std::recursive_mutex> guard(lock());
+    const std::vector<hsize_t> d(dims.begin(), dims.end());
+    Handle space(H5Screate_simple(static_cast<int>(d.size()), d.data(), nullptr));
+    H5_CHECK(space.id());
+    Handle dcpl(H5Pcreate(H5P_DATASET_CREATE));
+    H5_CHECK(dcpl.id());
+    std::uint64_t total = 1;
+    for (auto x : dims) total *= x;
+    if (compress_level > 0 && total > 0) {
+        // Chunks of whole rows, about 1 MiB: big enough to compress well, small enough that a
+        // batch read touches few chunks.
+        std::vector<hsize_t> chunk = d;
+        const std::uint64_t row_bytes = std::max<std::uint64_t>(1, total / std::max<std::uint64_t>(1, d[0])) *
+                                        H5Tget_size(native_type(t));
+        chunk[0] = std::max<hsize_t>(1, std::min<hsize_t>(d[0], (1u << 20) / row_bytes));
+        H5_CHECK(H5Pset_chunk(dcpl, static_cast<int>(chunk.size()), chunk.data()));
+        H5_CHECK(H5Pset_shuffle(dcpl));
+        H5_CHECK(H5Pset_deflate(dcpl, static_cast<unsigned>(compress_level)));
+    }
+    Handle ds(H5Dcreate2(loc, name.c_str(), native_type(t), space, H5P_DEFAULT, dcpl, H5P_DEFAULT));
+    if (!ds.valid()) throw Error(file_name(loc) + ": cannot create dataset " + name);
+    if (total > 0) H5_CHECK(H5Dwrite(ds, native_type(t), H5S_ALL, H5S_ALL, H5P_DEFAULT, data));
+}
+
+void read_rows(hid_t dataset, Dtype t, std::uint64_t row0, std::uint64_t nrows, void* out)
+{
+    std::lock_guard<std::recursive_mutex> guard(lock());
+    const DatasetInfo di = info(dataset);
+    require(row0 + nrows <= di.rows(), file_name(dataset) + ": " + name_of(dataset) + ": rows [" +
+                                           std::to_string(row0) + ", " + std::to_string(row0 + nrows) +
+                                           ") out of range (" + std::to_string(di.rows()) + " rows)");
+    Handle file_space(H5Dget_space(dataset));
+    H5_CHECK(file_space.id());
+    std::vector<hsize_t> start(di.dims.size(), 0), count(di.dims.begin(), di.dims.end());
+    start[0] = row0;
+    count[0] = nrows;
+    H5_CHECK(H5Sselect_hyperslab(file_space, H5S_SELECT_SET, start.data(), nullptr, count.data(), nullptr));
+    Handle mem_space(H5Screate_simple(static_cast<int>(count.size()), count.data(), nullptr));
+    H5_CHECK(mem_space.id());
+    H5_CHECK(H5Dread(dataset, native_type(t), mem_space, file_space, H5P_DEFAULT, out));
+}
+
+namespace {
+void write_attr(hid_t obj, const std::string& name, hid_t type, const void* v)
+{
+    std::lock_guard<std::recursive_mutex> guard(lock());
+    if (H5Aexists(obj, name.c_str()) > 0) H5_CHECK(H5Adelete(obj, name.c_str()));
+    Handle space(H5Screate(H5S_SCALAR));
+    Handle a(H5Acreate2(obj, name.c_str(), type, space, H5P_DEFAULT, H5P_DEFAULT));
+    H5_CHECK(a.id());
+    H5_CHECK(H5Awrite(a, type, v));
+}
+Handle open_attr(hid_t obj, const std::string& name)
+{
+    std::lock_guard<std::recursive_mutex> guard(lock());
+    if (H5Aexists(obj, name.c_str()) <= 0)
+        throw Error(file_name(obj) + ": " + name_of(obj) + ": missing attribute '" + name + "'");
+    Handle a(H5Aopen(obj, name.c_str(), H5P_DEFAULT));
+    H5_CHECK(a.id());
+    return a;
+}
+} // namespace
+
+void set_attr(hid_t obj, const std::string& name, std::int64_t v) { write_attr(obj, name, H5T_NATIVE_INT64, &v); }
+void set_attr(hid_t obj, const std::string& name, double v) { write_attr(obj, name, H5T_NATIVE_DOUBLE, &v); }
+void set_attr(hid_t obj, const std::string& name, const std::string& v)
+{
+    std::lock_guard<std::recursive_mutex> guard(lock());
+    // Variable-length UTF-8 string: what h5py reads back as str.
+    Handle type(H5Tcopy(H5T_C_S1));
+    H5_CHECK(H5Tset_size(type, H5T_VARIABLE));
+    H5_CHECK(H5Tset_cset(type, H5T_CSET_UTF8));
+    const char* p = v.c_str();
+    write_attr(obj, name, type, &p);
+}
+
+bool has_attr(hid_t obj, const std::string& name)
+{
+    std::lock_guard<std::recursive_mutex> guard(lock());
+    return H5Aexists(obj, name.c_str()) > 0;
+}
+
+std::int64_t get_attr_int(hid_t obj, const std::string& name)
+{
+    std::lock_guard<std::recursive_mutex> guard(lock());
+    Handle a = open_attr(obj, name);
+    std::int64_t v = 0;
+    if (H5Aread(a, H5T_NATIVE_INT64, &v) < 0)
+        throw Error(file_name(obj) + ": attribute '" + name + "' is not an integer");
+    return v;
+}
+
+double get_attr_double(hid_t obj, const std::string& name)
+{
+    std::lock_guard<std::recursive_mutex> guard(lock());
+    Handle a = open_attr(obj, name);
+    double v = 0;
+    if (H5Aread(a, H5T_NATIVE_DOUBLE, &v) < 0)
+        throw Error(file_name(obj) + ": attribute '" + name + "' is not a number");
+    return v;
+}
+
+std::string get_attr_string(hid_t obj, const std::string& name)
+{
+    std::lock_guard<std::recursive_mutex> guard(lock());
+    Handle a = open_attr(obj, name);
+    Handle type(H5Aget_type(a));
+    H5_CHECK(type.id());
+    if (H5Tget_class(type) != H5T_STRING) throw Error(file_name(obj) + ": attribute '" + name + "' is not a string");
+    if (H5Tis_variable_str(type) > 0) {
+        Handle mem(H5Tcopy(H5T_C_S1));
+        H5_CHECK(H5Tset_size(mem, H5T_VARIABLE));
+        H5_CHECK(H5Tset_cset(mem, H5Tget_cset(type)));
+        char* p = nullptr;
+        H5_CHECK(H5Aread(a, mem, &p));
+        std::string s = p != nullptr ? p : "";
+        Handle space(H5Aget_space(a));
+        H5Dvlen_reclaim(mem, space, H5P_DEFAULT, &p);
+        return s;
+    }
+    std::string s(H5Tget_size(type), '\0');
+    H5_CHECK(H5Aread(a, type, s.data()));
+    return s.substr(0, s.find('\0'));
+}
+
+std::string file_name(hid_t obj)
+{
+    std::lock_guard<std::recursive_mutex> guard(lock());
+    char buf[4096] = {0};
+    if (H5Fget_name(obj, buf, sizeof buf) <= 0) return "?";
+    return buf;
+}
+
+// ---- Additions for dataset files ------------------------------------------------------------
+
+std::string type_name(hid_t dataset)
+{
+    std::lock_guard<std::recursive_mutex> guard(lock());
+    Handle type(H5Dget_type(dataset));
+    H5_CHECK(type.id());
+    const std::size_t bits = 8 * H5Tget_size(type);
+    switch (H5Tget_class(type)) {
+    case H5T_INTEGER:
+        return std::string(H5Tget_sign(type) == H5T_SGN_2 ? "int" : "uint") + std::to_string(bits);
+    case H5T_FLOAT: return "float" + std::to_string(bits);
+    case H5T_STRING: return "string";
+    case H5T_COMPOUND: return "compound";
+    case H5T_ENUM: return "enum";
+    case H5T_ARRAY: return "array";
+    case H5T_VLEN: return "variable-length";
+    case H5T_BITFIELD: return "bitfield";
+    case H5T_OPAQUE: return "opaque";
+    case H5T_REFERENCE: return "reference";
+    default: return "unknown type";
+    }
+}
+
+Handle create_dataset(hid_t loc, const std::string& name, Dtype t, const std::vector<std::uint64_t>& dims,
+                      std::uint64_t chunk_rows, int compress_level)
+{
+    std::lock_guard<std::recursive_mutex> guard(lock());
+    const std::vector<hsize_t> d(dims.begin(), dims.end());
+    Handle space(H5Screate_simple(static_cast<int>(d.size()), d.data(), nullptr));
+    H5_CHECK(space.id());
+    Handle dcpl(H5Pcreate(H5P_DATASET_CREATE));
+    H5_CHECK(dcpl.id());
+    H5_CHECK(H5Pset_obj_track_times(dcpl, 0)); // reproducible bytes: no timestamps
+    if (chunk_rows > 0 && !d.empty() && d[0] > 0) {
+        std::vector<hsize_t> chunk = d;
+        chunk[0] = std::min<hsize_t>(d[0], chunk_rows);
+        for (std::size_t i = 1; i < chunk.size(); ++i) chunk[i] = std::max<hsize_t>(1, chunk[i]);
+        H5_CHECK(H5Pset_chunk(dcpl, static_cast<int>(chunk.size()), chunk.data()));
+        if (compress_level > 0) {
+            H5_CHECK(H5Pset_shuffle(dcpl));
+            H5_CHECK(H5Pset_deflate(dcpl, static_cast<unsigned>(compress_level)));
+        }
+    }
+    Handle ds(H5Dcreate2(loc, name.c_str(), native_type(t), space, H5P_DEFAULT, dcpl, H5P_DEFAULT));
+    if (!ds.valid()) throw Error(file_name(loc) + ": cannot create dataset " + name);
+    return ds;
+}
+
+void write_rows(hid_t dataset, Dtype t, std::uint64_t row0, std::uint64_t nrows, const void* data)
+{
+    std::lock_guard<std::recursive_mutex> guard(lock());
+    if (nrows == 0) return;
+    const DatasetInfo di = info(dataset);
+    require(row0 + nrows <= di.rows(), file_name(dataset) + ": " + name_of(dataset) + ": write of rows [" +
+                                           std::to_string(row0) + ", " + std::to_string(row0 + nrows) +
+                                           ") out of range (" + std::to_string(di.rows()) + " rows)");
+    Handle file_space(H5Dget_space(dataset));
+    H5_CHECK(file_space.id());
+    std::vector<hsize_t> start(di.dims.size(), 0), count(di.dims.begin(), di.dims.end());
+    start[0] = row0;
+    count[0] = nrows;
+    H5_CHECK(H5Sselect_hyperslab(file_space, H5S_SELECT_SET, start.data(), nullptr, count.data(), nullptr));
+    Handle mem_space(H5Screate_simple(static_cast<int>(count.size()), count.data(), nullptr));
+    H5_CHECK(mem_space.id());
+    H5_CHECK(H5Dwrite(dataset, native_type(t), mem_space, file_space, H5P_DEFAULT, data));
+}
+
+Handle create_group_untimed(hid_t loc, const std::string& path)
+{
+    std::lock_guard<std::recursive_mutex> guard(lock());
+    Handle gcpl(H5Pcreate(H5P_GROUP_CREATE));
+    H5_CHECK(gcpl.id());
+    H5_CHECK(H5Pset_obj_track_times(gcpl, 0));
+    Handle g(H5Gcreate2(loc, path.c_str(), H5P_DEFAULT, gcpl, H5P_DEFAULT));
+    if (!g.valid()) throw Error(file_name(loc) + ": cannot create group /" + path);
+    return g;
+}
+
+void read_row_set(hid_t dataset, Dtype t, const std::vector<std::uint64_t>& rows, void* out)
+{
+    std::lock_guard<std::recursive_mutex> guard(lock());
+    if (rows.empty()) return;
+    const DatasetInfo di = info(dataset);
+    for (std::size_t i = 0; i < rows.size(); ++i) {
+        require(rows[i] < di.rows(), file_name(dataset) + ": " + name_of(dataset) + ": row " +
+                                         std::to_string(rows[i]) + " out of range (" +
+                                         std::to_string(di.rows()) + " rows)");
+        require(i == 0 || rows[i] > rows[i - 1], "h5::read_row_set: rows must be strictly increasing");
+    }
+    Handle file_space(H5Dget_space(dataset));
+    H5_CHECK(file_space.id());
+    std::vector<hsize_t> start(di.dims.size(), 0), count(di.dims.begin(), di.dims.end());
+    // One hyperslab per run of consecutive rows, OR-ed together: the file selection is then
+    // read in increasing row order into the contiguous memory space.
+    H5_CHECK(H5Sselect_none(file_space));
+    for (std::size_t i = 0; i < rows.size();) {
+        std::size_t j = i + 1;
+        while (j < rows.size() && rows[j] == rows[j - 1] + 1) ++j;
+        start[0] = rows[i];
+        count[0] = j - i;
+        H5_CHECK(H5Sselect_hyperslab(file_space, H5S_SELECT_OR, start.data(), nullptr, count.data(), nullptr));
+        i = j;
+    }
+    count[0] = rows.size();
+    Handle mem_space(H5Screate_simple(static_cast<int>(count.size()), count.data(), nullptr));
+    H5_CHECK(mem_space.id());
+    H5_CHECK(H5Dread(dataset, native_type(t), mem_space, file_space, H5P_DEFAULT, out));
+}
+
+Handle open_dataset_cached(hid_t loc, const std::string& path, std::size_t cache_bytes)
+{
+    std::lock_guard<std::recursive_mutex> guard(lock());
+    if (!exists(loc, path)) throw Error(file_name(loc) + ": missing dataset " + name_of(loc) + "/" + path);
+    Handle dapl(H5Pcreate(H5P_DATASET_ACCESS));
+    H5_CHECK(dapl.id());
+    // Slots: a prime well above the number of chunks that fit, as the HDF5 guide suggests.
+    H5_CHECK(H5Pset_chunk_cache(dapl, 100003, cache_bytes, 1.0));
+    Handle d(H5Dopen2(loc, path.c_str(), dapl));
+    if (!d.valid()) throw Error(file_name(loc) + ": cannot open dataset " + path);
+    return d;
+}
+
+namespace {
+herr_t collect_attr_name(hid_t, const char* name, const H5A_info_t*, void* out)
+{
+    static_cast<std::vector<std::string>*>(out)->push_back(name);
+    return 0;
+}
+} // namespace
+
+std::vector<std::string> attr_names(hid_t obj)
+{
+    std::lock_guard<std::recursive_mutex> guard(lock());
+    std::vector<std::string> names;
+    hsize_t idx = 0;
+    H5_CHECK(H5Aiterate2(obj, H5_INDEX_NAME, H5_ITER_INC, &idx, collect_attr_name, &names));
+    return names;
+}
+
+H5T_class_t attr_class(hid_t obj, const std::string& name)
+{
+    std::lock_guard<std::recursive_mutex> guard(lock());
+    Handle a = open_attr(obj, name);
+    Handle type(H5Aget_type(a));
+    H5_CHECK(type.id());
+    return H5Tget_class(type);
+}
+
+std::string attr_text(hid_t obj, const std::string& name)
+{
+    std::lock_guard<std::recursive_mutex> guard(lock());
+    {
+        Handle a = open_attr(obj, name);
+        Handle space(H5Aget_space(a));
+        H5_CHECK(space.id());
+        const hssize_t n = H5Sget_simple_extent_npoints(space);
+        H5_CHECK(n);
+        if (n != 1) return "[" + std::to_string(n) + " values]";
+    }
+    switch (attr_class(obj, name)) {
+    case H5T_STRING: return get_attr_string(obj, name);
+    case H5T_INTEGER: return std::to_string(get_attr_int(obj, name));
+    case H5T_FLOAT: {
+        char buf[64];
+        std::snprintf(buf, sizeof buf, "%g", get_attr_double(obj, name));
+        return buf;
+    }
+    default: return "(unprintable)";
+    }
+}
+
+void create_atomically(const std::string& path, const std::function<void(hid_t file)>& fill)
+{
+    const std::string tmp = path + ".tmp." + std::to_string(::getpid());
+    try {
+        {
+            Handle f = create(tmp);
+            fill(f);
+            std::lock_guard<std::recursive_mutex> guard(lock());
+            H5_CHECK(H5Fflush(f, H5F_SCOPE_GLOBAL));
+        } // closed here, before the rename
+        std::error_code ec;
+        std::filesystem::rename(tmp, path, ec);
+        if (ec) throw Error(path + ": cannot rename " + tmp + " into place: " + ec.message());
+    } catch (...) {
+        std::error_code ec;
+        std::filesystem::remove(tmp, ec);
+        throw;
+    }
+}
+
+} // namespace ompml::h5

@@ -1,0 +1,162 @@
+// Thin HDF5 layer: RAII handles, one H5_CHECK macro, and the few typed reads/writes ompml
+// needs (whole datasets, row ranges, scalar/string attributes). HDF5's automatic error-stack
+// printing is turned off; every failure becomes an ompml::Error naming the file and object.
+#pragma once
+
+#include "core/check.hpp"
+
+#include <hdf5.h>
+
+#include <cstdint>
+#include <functional>
+#include <mutex>
+#include <string>
+#include <utility>
+#include <vector>
+
+namespace ompml::h5 {
+
+[[noreturn]] void fail(const char* file, int line, const char* expr);
+
+// An hid_t that closes itself (H5Fclose, H5Dclose, ... chosen by H5Iget_type).
+class Handle {
+public:
+    Handle() = default;
+    explicit Handle(hid_t id) : id_(id) {}
+    ~Handle() { reset(); }
+    Handle(const Handle&) = delete;
+    Handle& operator=(const Handle&) = delete;
+    Handle(Handle&& o) noexcept : id_(std::exchange(o.id_, H5I_INVALID_HID)) {}
+    Handle& operator=(Handle&& o) noexcept
+    {
+        if (this != &o) {
+            reset();
+            id_ = std::exchange(o.id_, H5I_INVALID_HID);
+        }
+        return *this;
+    }
+    hid_t id() const { return id_; }
+    operator hid_t() const { return id_; }
+    bool valid() const { return id_ >= 0; }
+    void reset();
+
+private:
+    hid_t id_ = H5I_INVALID_HID;
+};
+
+enum class Dtype { u8, i32, i64, f32, f64, other };
+const char* dtype_name(Dtype t);
+
+// Element type of a C++ type, and its HDF5 native type.
+template <class T> constexpr Dtype dtype_of();
+template <> constexpr Dtype dtype_of<std::uint8_t>() { return Dtype::u8; }
+template <> constexpr Dtype dtype_of<std::int32_t>() { return Dtype::i32; }
+template <> constexpr Dtype dtype_of<std::int64_t>() { return Dtype::i64; }
+template <> constexpr Dtype dtype_of<float>() { return Dtype::f32; }
+template <> constexpr Dtype dtype_of<double>() { return Dtype::f64; }
+hid_t native_type(Dtype t);
+
+// Files. open_read checks that the path exists and is HDF5 first, with a clear message.
+Handle open_read(const std::string& path);
+Handle open_rw(const std::string& path);
+Handle create(const std::string& path); // truncates
+
+bool exists(hid_t loc, const std::string& path); // a link path like "train/images"
+Handle open_group(hid_t loc, const std::string& path);
+Handle create_group(hid_t loc, const std::string& path);
+Handle open_dataset(hid_t loc, const std::string& path);
+
+struct DatasetInfo {
+    std::vector<std::uint64_t> dims;
+    Dtype dtype = Dtype::other;
+    std::uint64_t rows() const { return dims.empty() ? 0 : dims[0]; }
+    std::uint64_t row_elems() const; // product of dims[1:]
+};
+DatasetInfo info(hid_t dataset);
+
+// Writes a dataset of shape dims; chunked by rows and gzip-compressed when compress_level > 0.
+void write(hid_t loc, const std::string& name, Dtype t, const void* data, const std::vector<std::uint64_t>& dims,
+           int compress_level = 0);
+template <class T>
+void write(hid_t loc, const std::string& name, const std::vector<T>& v, std::vector<std::uint64_t> dims = {},
+           int compress_level = 0)
+{
+    if (dims.empty()) dims = {v.size()};
+    write(loc, name, dtype_of<T>(), v.data(), dims, compress_level);
+}
+
+// Reads rows [row0, row0 + nrows) of a dataset into out (converting to T's type).
+void read_rows(hid_t dataset, Dtype t, std::uint64_t row0, std::uint64_t nrows, void* out);
+template <class T>
+std::vector<T> read_all(hid_t loc, const std::string& name)
+{
+    Handle ds = open_dataset(loc, name);
+    const DatasetInfo di = info(ds);
+    std::vector<T> v(di.rows() * di.row_elems());
+    if (!v.empty()) read_rows(ds, dtype_of<T>(), 0, di.rows(), v.data());
+    return v;
+}
+
+// Attributes on any object: integers, doubles and strings.
+void set_attr(hid_t obj, const std::string& name, std::int64_t v);
+void set_attr(hid_t obj, const std::string& name, double v);
+void set_attr(hid_t obj, const std::string& name, const std::string& v);
+bool has_attr(hid_t obj, const std::string& name);
+std::int64_t get_attr_int(hid_t obj, const std::string& name);
+double get_attr_double(hid_t obj, const std::string& name);
+std::string get_attr_string(hid_t obj, const std::string& name);
+
+// The path of the file an object lives in (for error messages).
+std::string file_name(hid_t obj);
+
+// ---- Thread safety ----------------------------------------------------------------------------
+// Debian's HDF5 is built without thread safety, and a streaming Loader reads the file from a
+// background thread. Every wrapper in this file holds lock() while it calls HDF5; code that
+// calls the HDF5 C API directly (H5Dwrite, H5Fclose through a raw hid_t, ...) must hold it too
+// whenever a loader thread may be running, e.g.
+//     std::lock_guard<std::recursive_mutex> guard(h5::lock());
+// It is recursive so that a caller may hold it around a sequence of wrapper calls.
+std::recursive_mutex& lock();
+
+// ---- Additions for dataset files (chunked writes, row sets, attribute listing) ---------------
+
+// Exact description of a dataset's element type for messages: "uint8", "int16", "float64",
+// "string", "compound", ... (info().dtype folds all integers it cannot name into int64).
+std::string type_name(hid_t dataset);
+
+// Creates a dataset of shape dims without writing it; chunked by chunk_rows whole rows and
+// shuffle+gzip compressed when compress_level > 0 (chunk_rows 0: contiguous, no compression).
+// Object modification times are not recorded, so the same data gives the same file bytes.
+Handle create_dataset(hid_t loc, const std::string& name, Dtype t, const std::vector<std::uint64_t>& dims,
+                      std::uint64_t chunk_rows, int compress_level);
+// Writes rows [row0, row0 + nrows) of a dataset from contiguous host memory of type t.
+void write_rows(hid_t dataset, Dtype t, std::uint64_t row0, std::uint64_t nrows, const void* data);
+// Creates a group without recorded times (see create_dataset).
+Handle create_group_untimed(hid_t loc, const std::string& path);
+
+// Reads the rows listed in `rows` (strictly increasing) into out, contiguous in that order,
+// with one H5Dread over a union of hyperslabs (one per run of consecutive rows).
+void read_row_set(hid_t dataset, Dtype t, const std::vector<std::uint64_t>& rows, void* out);
+
+// Sets the chunk cache of an open dataset's file access (bytes, hash slots). Used by streaming
+// reads, whose random rows would otherwise re-inflate the same chunk many times.
+Handle open_dataset_cached(hid_t loc, const std::string& path, std::size_t cache_bytes);
+
+// Names of an object's attributes (creation order is not tracked: alphabetical), and any
+// attribute's value as text ("10", "0.5", "a string", "[3 values]").
+std::vector<std::string> attr_names(hid_t obj);
+std::string attr_text(hid_t obj, const std::string& name);
+// HDF5 class of an attribute: H5T_INTEGER, H5T_FLOAT, H5T_STRING, ...
+H5T_class_t attr_class(hid_t obj, const std::string& name);
+
+// Creates `path` atomically: fill(file) writes into a temporary file beside it
+// ("<path>.tmp.<pid>"), which is closed and renamed over path only when fill returns; on any
+// error the temporary is removed and the error rethrown, so no half-written file is left.
+void create_atomically(const std::string& path, const std::function<void(hid_t file)>& fill);
+
+} // namespace ompml::h5
+
+#define H5_CHECK(expr)                                                   \
+    do {                                                                 \
+        if ((expr) < 0) ::ompml::h5::fail(__FILE__, __LINE__, #expr);    \
+    } while (0)

@@ -1,0 +1,296 @@
+// Loader: epoch order, per-rank slices, in-memory or streaming reads, and a background thread
+// that gathers and uploads batch k+1 while the caller trains on batch k.
+//
+// Two slots of device buffers. Step s of the epoch goes to slot s % 2. A slot cycles
+// free -> (reader fills it) ready -> (next() hands it out) in_use -> (the following next()
+// releases it after Backend::synchronize()) free. So the reader works at most one batch ahead,
+// and never writes buffers that kernels may still read.
+#include "io/loader.hpp"
+
+#include "core/rng.hpp"
+
+#include <omp.h>
+
+#include <algorithm>
+#include <condition_variable>
+#include <cstring>
+#include <exception>
+#include <mutex>
+#include <numeric>
+#include <thread>
+
+namespace ompml {
+
+std::vector<std::uint64_t> epoch_order(std::uint64_t n, std::uint64_t seed, std::int64_t epoch)
+{
+    std::vector<std::uint64_t> order(n);
+    std::iota(order.begin(), order.end(), std::uint64_t{0});
+    const Rng rng(seed, kShuffleStream + static_cast<std::uint64_t>(epoch));
+    for (std::uint64_t i = n; i-- > 1;) {
+        const Philox4 b = rng.bits(i);
+        const std::uint64_t u = (std::uint64_t{b.v[2]} << 32) | b.v[3];
+        const auto j = static_cast<std::uint64_t>((static_cast<unsigned __int128>(u) * (i + 1)) >> 64);
+        std::swap(order[i], order[j]);
+    }
+    return order;
+}
+
+RowSlice rank_slice(int rows, int rank, int nranks)
+{
+    const auto lo = static_cast<std::int64_t>(rows) * rank / nranks;
+    const auto hi = static_cast<std::int64_t>(rows) * (rank + 1) / nranks;
+    return RowSlice{static_cast<int>(lo), static_cast<int>(hi)};
+}
+
+namespace {
+
+enum class SlotState { free, filling, ready, in_use };
+
+struct Slot {
+    SlotState state = SlotState::free;
+    std::int64_t step = -1;
+    int rows = 0, global_rows = 0;
+    std::exception_ptr error;
+    DeviceBuffer<std::uint8_t> raw; // (max_rows, F) uint8 images as stored (uint8 files only)
+    DeviceBuffer<float> x;          // (max_rows, F) normalised images
+    DeviceBuffer<std::int32_t> y;   // (max_rows)
+    std::vector<unsigned char> host_x;     // (max_rows, F) gathered rows, stored dtype
+    std::vector<std::int32_t> host_y;      // (max_rows)
+    std::vector<unsigned char> sorted_x;   // streaming: rows in file order before permuting
+};
+
+} // namespace
+
+struct Loader::Impl {
+    Backend& be;
+    LoaderOptions opt;
+    DatasetInfo info;
+    const SplitInfo* split = nullptr;
+    std::uint64_t features = 0;
+    std::size_t elem = 1; // bytes per stored image element
+    int max_rows = 0;
+    std::int64_t steps = 0;
+
+    std::vector<unsigned char> images; // in-memory: (N, F) as stored
+    std::vector<std::int32_t> labels;  // (N), both modes
+    h5::Handle file, images_ds;        // streaming only
+
+    std::vector<std::uint64_t> order; // this epoch's sample order
+    Slot slots[2];
+
+    std::mutex m;
+    std::condition_variable cv;
+    bool stop = false;
+    std::thread reader;
+    bool started = false;
+    std::int64_t next_step = 0; // the step next() hands out next
+    int in_use = -1;            // the slot handed out by the last next(); main thread only
+
+    Impl(Backend& b, const LoaderOptions& o) : be(b), opt(o) {}
+
+    ~Impl() { stop_reader(); }
+
+    void stop_reader()
+    {
+        {
+            std::lock_guard<std::mutex> lk(m);
+            stop = true;
+        }
+        cv.notify_all();
+        if (reader.joinable()) reader.join();
+        stop = false;
+    }
+
+    // Gathers step s's rows for this rank into slot.host_* and uploads them.
+    void fill(Slot& slot, std::int64_t s)
+    {
+        const std::uint64_t first = static_cast<std::uint64_t>(s) * static_cast<std::uint64_t>(opt.global_batch);
+        const int global_rows = static_cast<int>(std::min<std::uint64_t>(opt.global_batch, split->samples - first));
+        const RowSlice sl = rank_slice(global_rows, opt.rank, opt.nranks);
+        const int rows = sl.end - sl.begin;
+        const std::size_t row_bytes = features * elem;
+        slot.step = s;
+        slot.rows = rows;
+        slot.global_rows = global_rows;
+        if (!opt.streaming) {
+            for (int r = 0; r < rows; ++r) {
+                const std::uint64_t i = order[first + sl.begin + r];
+                std::memcpy(slot.host_x.data() + r * row_bytes, images.data() + i * row_bytes, row_bytes);
+                slot.host_y[r] = labels[i];
+            }
+        } else if (rows > 0) {
+            // Sort this slice's rows so one hyperslab union reads them in file order, then put
+            // each row back at its place in the batch.
+            std::vector<std::pair<std::uint64_t, int>> want(rows); // (file row, batch position)
+            for (int r = 0; r < rows; ++r) want[r] = {order[first + sl.begin + r], r};
+            std::sort(want.begin(), want.end());
+            std::vector<std::uint64_t> file_rows(rows);
+            for (int r = 0; r < rows; ++r) file_rows[r] = want[r].first;
+            try {
+                h5::read_row_set(images_ds, split->image_dtype, file_rows, slot.sorted_x.data());
+            } catch (const Error& e) {
+                throw Error(opt.path + ": /" + split_name(opt.split) + "/images: reading step " + std::to_string(s) +
+                            " failed: " + e.what());
+            }
+            for (int r = 0; r < rows; ++r) {
+                std::memcpy(slot.host_x.data() + want[r].second * row_bytes, slot.sorted_x.data() + r * row_bytes,
+                            row_bytes);
+                slot.host_y[want[r].second] = labels[want[r].first];
+            }
+        }
+        if (rows == 0) return;
+        if (split->image_dtype == h5::Dtype::u8) slot.raw.upload(slot.host_x.data(), rows * features);
+        else slot.x.upload(reinterpret_cast<const float*>(slot.host_x.data()), rows * features);
+        slot.y.upload(slot.host_y.data(), rows);
+    }
+
+    void run_reader(std::int64_t first_step, int device)
+    {
+        omp_set_default_device(device); // a per-thread setting: use the caller's device
+        for (std::int64_t s = first_step; s < steps; ++s) {
+            Slot& slot = slots[s % 2];
+            {
+                std::unique_lock<std::mutex> lk(m);
+                cv.wait(lk, [&] { return stop || slot.state == SlotState::free; });
+                if (stop) return;
+                slot.state = SlotState::filling;
+            }
+            std::exception_ptr err;
+            try {
+                fill(slot, s);
+            } catch (...) {
+                err = std::current_exception();
+            }
+            {
+                std::lock_guard<std::mutex> lk(m);
+                slot.error = err;
+                slot.step = s;
+                slot.state = SlotState::ready;
+            }
+            cv.notify_all();
+            if (err) return;
+        }
+    }
+};
+
+Loader::Loader(Backend& be, const LoaderOptions& opt) : impl_(std::make_unique<Impl>(be, opt))
+{
+    Impl& I = *impl_;
+    require(opt.global_batch >= 1, "loader: batch size must be >= 1, got " + std::to_string(opt.global_batch));
+    require(opt.nranks >= 1 && opt.rank >= 0 && opt.rank < opt.nranks,
+            "loader: rank " + std::to_string(opt.rank) + " of " + std::to_string(opt.nranks) + " is out of range");
+    I.info = inspect_dataset(opt.path);
+    I.split = &I.info.split(opt.split);
+    I.features = I.info.features;
+    I.elem = I.split->image_dtype == h5::Dtype::u8 ? 1 : 4;
+    I.max_rows = (opt.global_batch + opt.nranks - 1) / opt.nranks;
+    I.steps = static_cast<std::int64_t>((I.split->samples + opt.global_batch - 1) / opt.global_batch);
+
+    const std::string g = split_name(opt.split);
+    {
+        std::lock_guard<std::recursive_mutex> guard(h5::lock());
+        I.file = h5::open_read(opt.path);
+        I.labels.resize(I.split->samples);
+        const h5::Handle lds = h5::open_dataset(I.file, g + "/labels");
+        h5::read_rows(lds, h5::Dtype::i32, 0, I.split->samples, I.labels.data());
+        if (opt.streaming) {
+            // 64 MiB of chunk cache: random rows of a batch then mostly hit chunks inflated
+            // for earlier batches instead of inflating a chunk per row.
+            I.images_ds = h5::open_dataset_cached(I.file, g + "/images", std::size_t{64} << 20);
+        } else {
+            const h5::Handle ids = h5::open_dataset(I.file, g + "/images");
+            I.images.resize(I.split->samples * I.features * I.elem);
+            h5::read_rows(ids, I.split->image_dtype, 0, I.split->samples, I.images.data());
+            I.file.reset();
+        }
+    }
+
+    const std::size_t n = static_cast<std::size_t>(I.max_rows) * I.features;
+    const MemorySpace& mem = be.memory();
+    for (Slot& s : I.slots) {
+        if (I.split->image_dtype == h5::Dtype::u8) s.raw = DeviceBuffer<std::uint8_t>(mem, n);
+        s.x = DeviceBuffer<float>(mem, n);
+        s.y = DeviceBuffer<std::int32_t>(mem, static_cast<std::size_t>(I.max_rows));
+        s.host_x.resize(n * I.elem);
+        s.host_y.resize(static_cast<std::size_t>(I.max_rows));
+        if (opt.streaming) s.sorted_x.resize(n * I.elem);
+    }
+}
+
+Loader::~Loader() = default; // Impl's destructor stops and joins the reader
+
+const DatasetInfo& Loader::dataset() const { return impl_->info; }
+std::uint64_t Loader::samples() const { return impl_->split->samples; }
+std::int64_t Loader::steps_per_epoch() const { return impl_->steps; }
+std::uint64_t Loader::features() const { return impl_->features; }
+int Loader::max_rows() const { return impl_->max_rows; }
+
+void Loader::start_epoch(std::int64_t epoch, std::int64_t first_step)
+{
+    Impl& I = *impl_;
+    require(epoch >= 0, "loader: epoch must be >= 0, got " + std::to_string(epoch));
+    require(first_step >= 0 && first_step <= I.steps, "loader: step " + std::to_string(first_step) +
+                                                          " is outside the epoch's " + std::to_string(I.steps) +
+                                                          " steps");
+    I.stop_reader();
+    I.be.synchronize(); // kernels may still read the batch handed out last
+    for (Slot& s : I.slots) {
+        s.state = SlotState::free;
+        s.step = -1;
+        s.error = nullptr;
+    }
+    if (I.opt.shuffle) {
+        I.order = epoch_order(I.split->samples, I.opt.seed, epoch);
+    } else if (I.order.size() != I.split->samples) {
+        I.order.resize(I.split->samples);
+        std::iota(I.order.begin(), I.order.end(), std::uint64_t{0});
+    }
+    I.next_step = first_step;
+    I.in_use = -1;
+    I.started = true;
+    I.reader = std::thread(&Impl::run_reader, &I, first_step, omp_get_default_device());
+}
+
+bool Loader::next(Batch& out)
+{
+    Impl& I = *impl_;
+    if (!I.started) start_epoch(0, 0);
+    if (I.in_use >= 0) {
+        I.be.synchronize();
+        {
+            std::lock_guard<std::mutex> lk(I.m);
+            I.slots[I.in_use].state = SlotState::free;
+        }
+        I.in_use = -1;
+        I.cv.notify_all();
+    }
+    if (I.next_step >= I.steps) return false;
+
+    const std::int64_t s = I.next_step;
+    Slot& slot = I.slots[s % 2];
+    {
+        std::unique_lock<std::mutex> lk(I.m);
+        I.cv.wait(lk, [&] { return slot.state == SlotState::ready && slot.step == s; });
+        if (slot.error) {
+            const std::exception_ptr err = slot.error;
+            slot.error = nullptr;
+            slot.state = SlotState::free;
+            I.next_step = I.steps; // the epoch cannot go on
+            std::rethrow_exception(err);
+        }
+        slot.state = SlotState::in_use;
+    }
+    I.in_use = static_cast<int>(s % 2);
+    ++I.next_step;
+    if (slot.rows > 0 && I.split->image_dtype == h5::Dtype::u8)
+        I.be.normalize_u8(static_cast<std::size_t>(slot.rows) * I.features, slot.raw.data(), slot.x.data(),
+                          1.0f / 255.0f, 0.0f);
+    out.rows = slot.rows;
+    out.global_rows = slot.global_rows;
+    out.step_in_epoch = s;
+    out.x = slot.x.data();
+    out.y = slot.y.data();
+    return true;
+}
+
+} // namespace ompml

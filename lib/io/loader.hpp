@@ -1,0 +1,99 @@
+// Batches for training and evaluation, on the device.
+//
+// Each epoch visits the split in an order that depends only on (seed, epoch): the same on
+// every rank and for every rank count (epoch_order below). A global batch is rows
+// [step*B, step*B + B) of that order (the last one may be shorter); rank r of P takes its
+// contiguous slice [b*r/P, b*(r+1)/P) of a global batch of b rows (sizes differ by at most one;
+// a rank may get none in a short last batch). Concatenating the slices of ranks 0..P-1 gives
+// the P = 1 batch, in the same order.
+//
+// Images travel to the device as stored (uint8 or float32) and are normalised there to float
+// (x / 255 for uint8, Backend::normalize_u8 on the caller's thread); labels go up as int32.
+// While the caller trains on one batch, a background thread gathers and uploads the next one
+// into a second set of device buffers (double buffering). Errors in that thread are rethrown
+// by next().
+//
+// In-memory mode (default) reads this split once and holds it in host memory as stored (uint8
+// stays uint8). Streaming mode reads each batch's rows for this rank from the file (sorted,
+// as one union of row runs) and holds only the labels in memory. In streaming mode the
+// background thread calls HDF5: every other HDF5 call made while a Loader exists must hold
+// h5::lock() (the h5 wrappers do; see io/h5.hpp).
+//
+// The background thread copies into device memory through Backend::memory(); it adopts the
+// OpenMP default device of the thread that called start_epoch (a per-thread setting).
+#pragma once
+
+#include "backend/backend.hpp"
+#include "core/buffer.hpp"
+#include "io/dataset.hpp"
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace ompml {
+
+struct LoaderOptions {
+    std::string path;
+    Split split = Split::train;
+    int global_batch = 128;
+    int rank = 0;
+    int nranks = 1;
+    std::uint64_t seed = 1;
+    bool shuffle = true;    // false: file order (evaluation)
+    bool streaming = false; // true: read batches from the file instead of holding the split in memory
+};
+
+// A batch on the device: this rank's rows of one global batch.
+struct Batch {
+    int rows = 0;        // this rank's rows (may be 0)
+    int global_rows = 0; // rows of the whole global batch (the averaging denominator)
+    std::int64_t step_in_epoch = 0;
+    const float* x = nullptr;        // (rows, features), device
+    const std::int32_t* y = nullptr; // (rows), device
+};
+
+class Loader {
+public:
+    Loader(Backend& be, const LoaderOptions& opt);
+    ~Loader();
+    Loader(const Loader&) = delete;
+    Loader& operator=(const Loader&) = delete;
+
+    const DatasetInfo& dataset() const;
+    std::uint64_t samples() const;       // in this split
+    std::int64_t steps_per_epoch() const; // ceil(samples / global_batch)
+
+    std::uint64_t features() const;      // per sample (the network's input width)
+    int max_rows() const;                 // most rows one rank's batch can have: ceil(B / P)
+
+    // Starts epoch `epoch` at global step `first_step` within it (resume): the batches that
+    // follow are exactly those an uninterrupted epoch gives from that step on. Invalidates the
+    // current batch. next() without a start_epoch() starts epoch 0 at step 0.
+    void start_epoch(std::int64_t epoch, std::int64_t first_step = 0);
+    // The next batch of the epoch; false at its end (and after it, until the next start_epoch).
+    // The batch stays valid until the next call of next() or start_epoch(). Before it hands
+    // the previous batch's buffers back to the reader thread it calls Backend::synchronize(),
+    // so kernels still reading them are finished.
+    bool next(Batch& out);
+
+private:
+    struct Impl;
+    std::unique_ptr<Impl> impl_;
+};
+
+// The sample order of an epoch: a permutation of [0, n) that is a function of (seed, epoch):
+// Fisher-Yates from the identity, for i = n-1 down to 1 swapping i with j = floor(u * (i+1)),
+// where u is the 64-bit word (v[2] << 32 | v[3]) of Rng(seed, kShuffleStream + epoch).bits(i)
+// taken as a fraction of 2^64.
+constexpr std::uint64_t kShuffleStream = 0x5348554600000000ull; // "SHUF"
+std::vector<std::uint64_t> epoch_order(std::uint64_t n, std::uint64_t seed, std::int64_t epoch);
+
+// The slice [begin, end) of a global batch of `rows` rows that rank `rank` of `nranks` takes.
+struct RowSlice {
+    int begin = 0, end = 0;
+};
+RowSlice rank_slice(int rows, int rank, int nranks);
+
+} // namespace ompml

@@ -1,0 +1,82 @@
+// Vector kernels in CUDA: fill, scale, axpy one thread per element (grid-stride); sum_squares
+// in two passes (per-block double partials, then one block sums them in a fixed order) so the
+// result is bitwise reproducible, unlike atomics.
+#include "kernels/blas1.hpp"
+#include "kernels/cuda_common.cuh"
+
+namespace ompml {
+namespace {
+
+__global__ void fill_kernel(std::size_t n, float* X, float value)
+{
+    // X: (n)
+    for (std::size_t i = blockIdx.x * static_cast<std::size_t>(blockDim.x) + threadIdx.x; i < n;
+         i += static_cast<std::size_t>(gridDim.x) * blockDim.x)
+        X[i] = value;
+}
+
+__global__ void scale_kernel(std::size_t n, float* X, float a)
+{
+    // X: (n)
+    for (std::size_t i = blockIdx.x * static_cast<std::size_t>(blockDim.x) + threadIdx.x; i < n;
+         i += static_cast<std::size_t>(gridDim.x) * blockDim.x)
+        X[i] *= a;
+}
+
+__global__ void axpy_kernel(std::size_t n, float a, const float* __restrict__ X, float* __restrict__ Y)
+{
+    // X, Y: (n)
+    for (std::size_t i = blockIdx.x * static_cast<std::size_t>(blockDim.x) + threadIdx.x; i < n;
+         i += static_cast<std::size_t>(gridDim.x) * blockDim.x)
+        Y[i] += a * X[i];
+}
+
+__global__ void sum_squares_kernel(std::size_t n, const float* __restrict__ X, double* part)
+{
+    // X: (n); part: (gridDim.x) partial sums
+    double s = 0.0;
+    for (std::size_t i = blockIdx.x * static_cast<std::size_t>(blockDim.x) + threadIdx.x; i < n;
+         i += static_cast<std::size_t>(gridDim.x) * blockDim.x)
+        s += static_cast<double>(X[i]) * X[i];
+    s = cuda::block_sum(s);
+    if (threadIdx.x == 0) part[blockIdx.x] = s;
+}
+
+} // namespace
+
+template <>
+void fill<Impl::cuda>(std::size_t n, float* X, float value)
+{
+    fill_kernel<<<cuda::grid_for(n), cuda::kBlock>>>(n, X, value);
+    CUDA_CHECK_LAUNCH();
+}
+
+template <>
+void scale<Impl::cuda>(std::size_t n, float* X, float a)
+{
+    scale_kernel<<<cuda::grid_for(n), cuda::kBlock>>>(n, X, a);
+    CUDA_CHECK_LAUNCH();
+}
+
+template <>
+void axpy<Impl::cuda>(std::size_t n, float a, const float* X, float* Y)
+{
+    axpy_kernel<<<cuda::grid_for(n), cuda::kBlock>>>(n, a, X, Y);
+    CUDA_CHECK_LAUNCH();
+}
+
+template <>
+double sum_squares<Impl::cuda>(std::size_t n, const float* X)
+{
+    const unsigned grid = cuda::reduce_grid_for(n);
+    double* part = static_cast<double*>(cuda::scratch((grid + 1) * sizeof(double))); // (grid) partials, then the total
+    sum_squares_kernel<<<grid, cuda::kBlock>>>(n, X, part);
+    CUDA_CHECK_LAUNCH();
+    cuda::sum_partials_kernel<<<1, 1024>>>(part, static_cast<int>(grid), part + grid);
+    CUDA_CHECK_LAUNCH();
+    double total = 0.0;
+    CUDA_CHECK(cudaMemcpy(&total, part + grid, sizeof(double), cudaMemcpyDeviceToHost)); // waits for the kernels
+    return total;
+}
+
+} // namespace ompml

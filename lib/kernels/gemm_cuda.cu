@@ -1,0 +1,131 @@
+// gemm in CUDA: shared-memory tiled, register-blocked SGEMM with the fused epilogue
+// C = act(alpha * op(A) op(B) + beta * C + bias), pre = the value before act.
+//
+// A block of 16 x 16 threads computes a (16*TM) x (16*TM) tile of C; each thread holds a
+// TM x TM block of accumulators in registers, at rows ty + 16*r and columns tx + 16*c (strided,
+// so a warp reads consecutive shared-memory words and writes consecutive columns of C).
+// Per step of BK, the block stages op(A) (BK, BM) and op(B) (BK, BN) tiles in shared memory,
+// k-major, so the inner product reads them row by row. The global loads are arranged so that
+// consecutive threads read consecutive addresses for each of the four transpose cases
+// (templated: the branches compile away). Edges are zero-padded, so any M, N, K works.
+// Two tile sizes: 128x128 when there are enough tiles to fill the GPU, else 64x64 (more blocks
+// for the skinny shapes of small MLP layers).
+#include "kernels/cuda_common.cuh"
+#include "kernels/gemm.hpp"
+
+namespace ompml {
+namespace {
+
+constexpr int kThreads = 256; // 16 x 16
+
+template <int TM, int BK, bool TA, bool TB>
+__global__ void __launch_bounds__(kThreads)
+    gemm_kernel(Gemm g, const float* __restrict__ A, const float* __restrict__ B, float* C,
+                const float* __restrict__ bias, float* __restrict__ pre)
+{
+    // A: (M, K), or (K, M) when TA;  B: (K, N), or (N, K) when TB;  C, pre: (M, N);  bias: (N)
+    constexpr int BM = 16 * TM, BN = 16 * TM;
+    // Padding makes the row stride (mod 32 banks) = 32 / BK, so the tile stores of one warp hit
+    // 32 distinct banks in every transpose case.
+    constexpr int PAD = 32 / BK;
+    __shared__ float As[BK][BM + PAD]; // op(A) tile, (BK, BM)
+    __shared__ float Bs[BK][BN + PAD]; // op(B) tile, (BK, BN)
+
+    const int M = g.m, N = g.n, K = g.k;
+    const int tx = threadIdx.x % 16, ty = threadIdx.x / 16;
+    const int row0 = blockIdx.y * BM, col0 = blockIdx.x * BN;
+
+    float acc[TM][TM];
+#pragma unroll
+    for (int r = 0; r < TM; ++r)
+#pragma unroll
+        for (int c = 0; c < TM; ++c) acc[r][c] = 0.0f;
+
+    for (int k0 = 0; k0 < K; k0 += BK) {
+#pragma unroll
+        for (int e = threadIdx.x; e < BM * BK; e += kThreads) {
+            // element (p, i) of op(A); walk whichever index is contiguous in memory
+            const int p = TA ? e / BM : e % BK;
+            const int i = TA ? e % BM : e / BK;
+            const int gi = row0 + i, gp = k0 + p;
+            float v = 0.0f;
+            if (gi < M && gp < K) v = TA ? A[static_cast<long>(gp) * M + gi] : A[static_cast<long>(gi) * K + gp];
+            As[p][i] = v;
+        }
+#pragma unroll
+        for (int e = threadIdx.x; e < BN * BK; e += kThreads) {
+            // element (p, j) of op(B)
+            const int p = TB ? e % BK : e / BN;
+            const int j = TB ? e / BK : e % BN;
+            const int gj = col0 + j, gp = k0 + p;
+            float v = 0.0f;
+            if (gj < N && gp < K) v = TB ? B[static_cast<long>(gj) * K + gp] : B[static_cast<long>(gp) * N + gj];
+            Bs[p][j] = v;
+        }
+        __syncthreads();
+
+#pragma unroll
+        for (int p = 0; p < BK; ++p) {
+            float a[TM], b[TM];
+#pragma unroll
+            for (int r = 0; r < TM; ++r) a[r] = As[p][ty + 16 * r];
+#pragma unroll
+            for (int c = 0; c < TM; ++c) b[c] = Bs[p][tx + 16 * c];
+#pragma unroll
+            for (int r = 0; r < TM; ++r)
+#pragma unroll
+                for (int c = 0; c < TM; ++c) acc[r][c] = fmaf(a[r], b[c], acc[r][c]);
+        }
+        __syncthreads(); // the next step overwrites the tiles
+    }
+
+    // Fused epilogue, same order of operations as the reference.
+#pragma unroll
+    for (int r = 0; r < TM; ++r) {
+        const int i = row0 + ty + 16 * r;
+        if (i >= M) continue;
+#pragma unroll
+        for (int c = 0; c < TM; ++c) {
+            const int j = col0 + tx + 16 * c;
+            if (j >= N) continue;
+            const long idx = static_cast<long>(i) * N + j;
+            float z = g.alpha * acc[r][c] + (g.beta == 0.0f ? 0.0f : g.beta * C[idx]); // beta 0 ignores C, even NaN
+            if (bias != nullptr) z += bias[j];
+            if (pre != nullptr) pre[idx] = z;
+            C[idx] = act_forward(g.act, z);
+        }
+    }
+}
+
+template <int TM, int BK>
+void launch(const Gemm& g, const float* A, const float* B, float* C, const float* bias, float* pre)
+{
+    constexpr int BM = 16 * TM;
+    const long grid_y = (g.m + BM - 1) / BM;
+    require(grid_y <= 65535, "gemm (cuda): m = " + std::to_string(g.m) + " exceeds the grid limit of " +
+                                 std::to_string(65535L * BM) + " rows");
+    const dim3 grid((g.n + BM - 1) / BM, static_cast<unsigned>(grid_y));
+    if (!g.trans_a && !g.trans_b)
+        gemm_kernel<TM, BK, false, false><<<grid, kThreads>>>(g, A, B, C, bias, pre);
+    else if (!g.trans_a && g.trans_b)
+        gemm_kernel<TM, BK, false, true><<<grid, kThreads>>>(g, A, B, C, bias, pre);
+    else if (g.trans_a && !g.trans_b)
+        gemm_kernel<TM, BK, true, false><<<grid, kThreads>>>(g, A, B, C, bias, pre);
+    else
+        gemm_kernel<TM, BK, true, true><<<grid, kThreads>>>(g, A, B, C, bias, pre);
+    CUDA_CHECK_LAUNCH();
+}
+
+} // namespace
+
+template <>
+void gemm<Impl::cuda>(const Gemm& g, const float* A, const float* B, float* C, const float* bias, float* pre)
+{
+    const long tiles128 = static_cast<long>((g.m + 127) / 128) * ((g.n + 127) / 128);
+    if (tiles128 >= cuda::sm_count())
+        launch<8, 8>(g, A, B, C, bias, pre); // 128x128 tiles, 8x8 per thread
+    else
+        launch<4, 16>(g, A, B, C, bias, pre); // 64x64 tiles, 4x4 per thread
+}
+
+} // namespace ompml

@@ -1,0 +1,45 @@
+// Optimizer updates as CUDA kernels: one thread per parameter (grid-stride), per-element
+// bodies shared with every backend (sgd_body, adam_body); Adam's bias corrections are
+// computed once on the host, as in the other backends.
+#include "kernels/cuda_common.cuh"
+#include "kernels/optimizer.hpp"
+
+namespace ompml {
+namespace {
+
+__global__ void sgd_update_kernel(std::size_t n, SgdStep s, float* __restrict__ W, const float* __restrict__ G,
+                                  float* __restrict__ M)
+{
+    // W, G, M: (n)
+    for (std::size_t i = blockIdx.x * static_cast<std::size_t>(blockDim.x) + threadIdx.x; i < n;
+         i += static_cast<std::size_t>(gridDim.x) * blockDim.x)
+        sgd_body(s, W[i], G[i], M[i]);
+}
+
+__global__ void adam_update_kernel(std::size_t n, AdamStep s, float c1, float c2, float* __restrict__ W,
+                                   const float* __restrict__ G, float* __restrict__ M, float* __restrict__ V)
+{
+    // W, G, M, V: (n)
+    for (std::size_t i = blockIdx.x * static_cast<std::size_t>(blockDim.x) + threadIdx.x; i < n;
+         i += static_cast<std::size_t>(gridDim.x) * blockDim.x)
+        adam_body(s, c1, c2, W[i], G[i], M[i], V[i]);
+}
+
+} // namespace
+
+template <>
+void sgd_update<Impl::cuda>(std::size_t n, const SgdStep& s, float* W, const float* G, float* M)
+{
+    sgd_update_kernel<<<cuda::grid_for(n), cuda::kBlock>>>(n, s, W, G, M);
+    CUDA_CHECK_LAUNCH();
+}
+
+template <>
+void adam_update<Impl::cuda>(std::size_t n, const AdamStep& s, float* W, const float* G, float* M, float* V)
+{
+    const AdamCorrection c = adam_correction(s);
+    adam_update_kernel<<<cuda::grid_for(n), cuda::kBlock>>>(n, s, c.c1, c.c2, W, G, M, V);
+    CUDA_CHECK_LAUNCH();
+}
+
+} // namespace ompml

@@ -1,0 +1,106 @@
+// MLP: a stack of Linear layers with a hidden activation (relu | tanh | gelu); the last layer
+// is the identity and produces logits for softmax cross-entropy.
+//
+// Memory layout (the invariant of design.md): ONE flat parameter buffer and ONE flat gradient
+// buffer of the same layout, on the device. Layer l occupies a contiguous range:
+//     W_l (OUT, IN) row-major, like PyTorch's nn.Linear.weight, then b_l (OUT)
+// so a layer's gradient is one contiguous bucket (what the MPI layer averages). Activations,
+// pre-activations and backward scratch are device buffers sized for max_batch rows, allocated
+// once in the constructor; forward/backward never allocate.
+//
+// Init (init_params): computed on the host from the seed with ompml::Rng and uploaded once.
+//   weights ~ N(0, std^2): He std = sqrt(2 / IN) for relu and gelu, Xavier (Glorot normal)
+//   std = sqrt(2 / (IN + OUT)) for tanh; biases are zero. Layer l draws stream (1000 + l), so
+//   the values do not depend on the other layers' sizes.
+#pragma once
+
+#include "backend/backend.hpp"
+#include "core/buffer.hpp"
+
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <vector>
+
+namespace ompml {
+
+struct MlpConfig {
+    std::vector<int> layers{784, 512, 256, 10}; // widths: input, hidden..., classes
+    Act activation = Act::relu;                 // hidden layers; the last layer is identity
+};
+
+// "relu" | "tanh" | "gelu" <-> Act; parse throws Error naming the value.
+Act parse_activation(const std::string& s);
+const char* activation_name(Act a);
+// "784,512,256,10" <-> widths; parse throws Error on an empty/bad/non-positive entry or < 2 widths.
+std::vector<int> parse_layers(const std::string& s);
+std::string layers_string(const std::vector<int>& layers);
+
+// Where one Linear layer's tensors live inside the flat buffers (element offsets).
+struct LayerView {
+    int in = 0, out = 0;
+    std::size_t w = 0;      // W (OUT, IN) at [w, w + OUT*IN)
+    std::size_t b = 0;      // b (OUT)     at [b, b + OUT) == w + OUT*IN
+    std::size_t count() const { return static_cast<std::size_t>(out) * in + out; }
+};
+
+// The flat layout of a model with these widths (what Mlp uses; checkpoints too).
+std::vector<LayerView> mlp_layout(const std::vector<int>& layers);
+
+// Called during backward when layer `layer`'s gradients (the contiguous range
+// [view.w, view.w + view.count()) of the gradient buffer) are final; layers come in reverse order.
+using GradReadyFn = std::function<void(int layer, const LayerView& view)>;
+
+class Mlp {
+public:
+    Mlp(Backend& be, const MlpConfig& cfg, int max_batch);
+
+    const MlpConfig& config() const { return cfg_; }
+    Backend& backend() const { return be_; }
+    int num_layers() const { return static_cast<int>(views_.size()); }
+    const LayerView& layer(int l) const { return views_[static_cast<std::size_t>(l)]; }
+    int inputs() const { return cfg_.layers.front(); }
+    int classes() const { return cfg_.layers.back(); }
+    int max_batch() const { return max_batch_; }
+    std::size_t num_params() const { return num_params_; }
+
+    float* params() { return params_.data(); } // (P), device
+    const float* params() const { return params_.data(); }
+    float* grads() { return grads_.data(); } // (P), device
+    const float* grads() const { return grads_.data(); }
+
+    void init_params(std::uint64_t seed);
+    std::vector<float> download_params() const;
+    void upload_params(const std::vector<float>& host);
+
+    // Forward of B rows (0 <= B <= max_batch): returns the logits (B, classes) on the device.
+    // With store_pre the pre-activations are kept for backward (training); eval skips them.
+    //   X: (B, IN0), device
+    const float* forward(const float* X, int B, bool store_pre = true);
+
+    // Softmax cross-entropy of the last forward's logits against labels Y (B), and backward
+    // into the gradient buffer (overwritten, not accumulated). scale multiplies dlogits: pass
+    // 1 / global_rows so gradients summed over ranks are the global batch mean. With B == 0
+    // the gradients are zero (this rank has no rows in the batch) and the callback still runs
+    // for every layer, so collectives started from it stay matched across ranks.
+    //   X: (B, IN0) the same input as the forward, Y: (B), device
+    XentStats loss_backward(const float* X, const std::int32_t* Y, int B, float scale,
+                            const GradReadyFn& on_grads = {});
+
+    // Loss and correct count of the last forward (no gradients).
+    XentStats loss(const std::int32_t* Y, int B);
+
+private:
+    Backend& be_;
+    MlpConfig cfg_;
+    int max_batch_;
+    std::vector<LayerView> views_;
+    std::size_t num_params_ = 0;
+    DeviceBuffer<float> params_, grads_;
+    std::vector<DeviceBuffer<float>> acts_; // acts_[l]: output of layer l, (max_batch, OUT_l)
+    std::vector<DeviceBuffer<float>> pre_;  // pre_[l]: pre-activation of hidden layer l, (max_batch, OUT_l)
+    DeviceBuffer<float> dA_, dB_;           // backward ping-pong scratch, (max_batch, max width)
+};
+
+} // namespace ompml

@@ -1,0 +1,120 @@
+// Optimizers, schedules and clipping: host-side bookkeeping around one kernel per step.
+#include "nn/optimizer.hpp"
+
+#include "core/check.hpp"
+
+#include <cmath>
+
+namespace ompml {
+
+OptKind parse_optimizer(const std::string& s)
+{
+    if (s == "sgd") return OptKind::sgd;
+    if (s == "adam") return OptKind::adam;
+    if (s == "adamw") return OptKind::adamw;
+    throw Error("optimizer '" + s + "' is not one of sgd, adam, adamw");
+}
+
+const char* optimizer_name(OptKind k)
+{
+    switch (k) {
+    case OptKind::sgd: return "sgd";
+    case OptKind::adam: return "adam";
+    default: return "adamw";
+    }
+}
+
+Optimizer::Optimizer(Backend& be, const OptimizerConfig& cfg, std::size_t n) : be_(be), cfg_(cfg), n_(n)
+{
+    require(cfg.lr > 0.0f && std::isfinite(cfg.lr), "learning rate must be > 0, got " + std::to_string(cfg.lr));
+    require(cfg.weight_decay >= 0.0f, "weight decay must be >= 0, got " + std::to_string(cfg.weight_decay));
+    m_ = DeviceBuffer<float>(be.memory(), n);
+    be.fill(n, m_.data(), 0.0f);
+    if (has_v()) {
+        v_ = DeviceBuffer<float>(be.memory(), n);
+        be.fill(n, v_.data(), 0.0f);
+    }
+}
+
+void Optimizer::step(float* W, const float* G, float lr)
+{
+    ++steps_;
+    if (cfg_.kind == OptKind::sgd) {
+        SgdStep s;
+        s.lr = lr;
+        s.momentum = cfg_.momentum;
+        s.weight_decay = cfg_.weight_decay;
+        be_.sgd_update(n_, s, W, G, m_.data());
+        return;
+    }
+    AdamStep s;
+    s.lr = lr;
+    s.beta1 = cfg_.beta1;
+    s.beta2 = cfg_.beta2;
+    s.eps = cfg_.eps;
+    s.weight_decay = cfg_.weight_decay;
+    s.decoupled = cfg_.kind == OptKind::adamw;
+    s.t = steps_;
+    be_.adam_update(n_, s, W, G, m_.data(), v_.data());
+}
+
+void Optimizer::upload_state(const std::vector<float>& m, const std::vector<float>& v)
+{
+    require(m.size() == n_, "optimizer state m: got " + std::to_string(m.size()) + " values, expected " +
+                                std::to_string(n_));
+    m_.upload(m);
+    if (has_v()) {
+        require(v.size() == n_, "optimizer state v: got " + std::to_string(v.size()) + " values, expected " +
+                                    std::to_string(n_));
+        v_.upload(v);
+    }
+}
+
+SchedKind parse_schedule(const std::string& s)
+{
+    if (s == "constant") return SchedKind::constant;
+    if (s == "step") return SchedKind::step;
+    if (s == "cosine") return SchedKind::cosine;
+    throw Error("schedule '" + s + "' is not one of constant, step, cosine");
+}
+
+const char* schedule_name(SchedKind k)
+{
+    switch (k) {
+    case SchedKind::constant: return "constant";
+    case SchedKind::step: return "step";
+    default: return "cosine";
+    }
+}
+
+float scheduled_lr(const ScheduleConfig& s, float base_lr, std::int64_t step)
+{
+    // Computed in double from (config, step) only, so a resumed run gets the same bits.
+    const double lr = base_lr;
+    if (step < s.warmup) return static_cast<float>(lr * static_cast<double>(step + 1) / static_cast<double>(s.warmup));
+    const std::int64_t t = step - s.warmup;
+    switch (s.kind) {
+    case SchedKind::step:
+        if (s.step_size <= 0) return base_lr;
+        return static_cast<float>(lr * std::pow(static_cast<double>(s.gamma), static_cast<double>(t / s.step_size)));
+    case SchedKind::cosine: {
+        const std::int64_t span = s.total_steps - s.warmup;
+        if (span <= 0) return base_lr;
+        const double frac = std::min(1.0, static_cast<double>(t) / static_cast<double>(span));
+        return static_cast<float>(lr * 0.5 * (1.0 + std::cos(3.14159265358979323846 * frac)));
+    }
+    default: return base_lr;
+    }
+}
+
+double clip_grad_norm(Backend& be, float* G, std::size_t n, float max_norm)
+{
+    const double norm = std::sqrt(be.sum_squares(n, G));
+    if (max_norm > 0.0f) {
+        const double coef = static_cast<double>(max_norm) / (norm + 1e-6);
+        if (coef < 1.0) be.scale(n, G, static_cast<float>(coef));
+    }
+    return norm;
+}
+
+} // namespace ompml

@@ -1,0 +1,289 @@
+// The MPI layer under mpirun (-np 2 and -np 4) and as a singleton: session and device binding,
+// configuration agreement, collective errors, parameter broadcast, and gradient averaging
+// checked against a sum computed on the host from every rank's (reproducible) data.
+// Device buffers use omp memory, so the offload-check build exercises real device copies.
+// Checks that depend on other ranks' data are reduced over all ranks before they are judged,
+// so a wrong value fails every rank instead of leaving some waiting in the next collective.
+#define BOOST_TEST_MODULE dist
+#include "dist/comm.hpp"
+#include "dist/grad_sync.hpp"
+#include "support.hpp"
+
+#include <cstring>
+#include <memory>
+#include <numeric>
+
+using namespace ompml;
+
+namespace {
+
+std::unique_ptr<MpiSession> g_mpi;
+
+struct MpiFixture {
+    MpiFixture()
+    {
+        g_mpi = std::make_unique<MpiSession>(nullptr, nullptr);
+        g_mpi->bind_device();
+    }
+    ~MpiFixture() { g_mpi.reset(); }
+};
+
+MPI_Comm comm() { return g_mpi->comm(); }
+int rank() { return g_mpi->rank(); }
+int nranks() { return g_mpi->size(); }
+
+// True on every rank when `ok` holds on every rank.
+bool all_ranks(bool ok)
+{
+    int v = ok ? 1 : 0;
+    MPI_Allreduce(MPI_IN_PLACE, &v, 1, MPI_INT, MPI_MIN, comm());
+    return v == 1;
+}
+
+// True when every rank holds bitwise the same floats.
+bool same_on_all_ranks(const std::vector<float>& v)
+{
+    const std::uint64_t h = fnv1a64(std::string_view(reinterpret_cast<const char*>(v.data()), v.size() * sizeof(float)));
+    std::uint64_t ext[2] = {h, ~h};
+    MPI_Allreduce(MPI_IN_PLACE, ext, 2, MPI_UINT64_T, MPI_MAX, comm());
+    return ext[0] == ~ext[1];
+}
+
+} // namespace
+
+BOOST_TEST_GLOBAL_FIXTURE(MpiFixture);
+
+BOOST_AUTO_TEST_CASE(session_basics)
+{
+    int size = 0;
+    MPI_Comm_size(MPI_COMM_WORLD, &size);
+    BOOST_CHECK_EQUAL(g_mpi->size(), size);
+    BOOST_CHECK(rank() >= 0 && rank() < size);
+    BOOST_CHECK_GE(g_mpi->thread_level(), MPI_THREAD_FUNNELED);
+    BOOST_CHECK(g_mpi->local_rank() >= 0 && g_mpi->local_rank() < g_mpi->local_size());
+    // Each node's local rank 0 reports its node's size: they add up to the world.
+    int nodes_sum = g_mpi->local_rank() == 0 ? g_mpi->local_size() : 0;
+    MPI_Allreduce(MPI_IN_PLACE, &nodes_sum, 1, MPI_INT, MPI_SUM, comm());
+    BOOST_CHECK_EQUAL(nodes_sum, size);
+    BOOST_CHECK(rank_prefix().find("[rank " + std::to_string(rank()) + "/") == 0);
+    BOOST_TEST_MESSAGE(rank_prefix() << g_mpi->processor() << ": " << g_mpi->bind_device().describe());
+}
+
+BOOST_AUTO_TEST_CASE(device_choice)
+{
+    BOOST_CHECK_EQUAL(choose_local_device(0, 0), -1);
+    BOOST_CHECK_EQUAL(choose_local_device(3, 4), 3);
+    BOOST_CHECK_EQUAL(choose_local_device(5, 2), 1);
+    // The hook (how the CUDA backend binds its device) gets local_rank % count.
+    int chosen = -7;
+    const DeviceBinding b = g_mpi->bind_device({3, [&](int d) { chosen = d; }});
+    BOOST_CHECK_EQUAL(chosen, g_mpi->local_rank() % 3);
+    BOOST_CHECK_EQUAL(b.hook_device, chosen);
+    BOOST_CHECK_EQUAL(b.omp_devices, omp_device_count());
+    BOOST_CHECK_EQUAL(b.omp_device, choose_local_device(g_mpi->local_rank(), omp_device_count()));
+}
+
+BOOST_AUTO_TEST_CASE(fnv1a64_known_values)
+{
+    // Published FNV-1a 64-bit test vectors.
+    BOOST_CHECK_EQUAL(fnv1a64(""), 0xcbf29ce484222325ull);
+    BOOST_CHECK_EQUAL(fnv1a64("a"), 0xaf63dc4c8601ec8cull);
+    BOOST_CHECK_EQUAL(fnv1a64("foobar"), 0x85944171f73967e8ull);
+}
+
+BOOST_AUTO_TEST_CASE(agree_on_same_config)
+{
+    const Config cfg{{"layers", "784,256,10"}, {"seed", "42"}, {"batch", "256"}};
+    BOOST_CHECK_NO_THROW(agree(comm(), cfg));
+}
+
+BOOST_AUTO_TEST_CASE(agree_names_the_difference_on_every_rank)
+{
+    if (nranks() < 2) return; // nothing can differ
+    Config cfg{{"layers", "784,256,10"}, {"seed", "42"}, {"batch", rank() == 1 ? "64" : "32"}};
+    if (rank() == nranks() - 1) cfg.emplace_back("extra", "x");
+    std::string msg;
+    try {
+        agree(comm(), cfg);
+    } catch (const CollectiveError& e) {
+        msg = e.what();
+    }
+    BOOST_TEST_MESSAGE(rank_prefix() << msg);
+    BOOST_CHECK(all_ranks(!msg.empty()));
+    BOOST_CHECK_MESSAGE(msg.find("batch: rank 0 has '32', rank 1 has '64'") != std::string::npos, msg);
+    BOOST_CHECK_MESSAGE(msg.find("extra: rank 0 has no such setting, rank " + std::to_string(nranks() - 1) +
+                                 " has 'x'") != std::string::npos,
+                        msg);
+    BOOST_CHECK(msg.find("seed") == std::string::npos);
+}
+
+BOOST_AUTO_TEST_CASE(collective_ok_when_all_succeed)
+{
+    BOOST_CHECK_NO_THROW(collective_ok(comm(), true, ""));
+    BOOST_CHECK_NO_THROW(collective_try(comm(), [] {}));
+}
+
+BOOST_AUTO_TEST_CASE(collective_ok_spreads_one_ranks_error)
+{
+    const int bad = nranks() - 1;
+    const std::string err = "cannot open 'data-" + std::to_string(rank()) + ".h5': no such file";
+    std::string msg;
+    int failed = -2, count = -2;
+    try {
+        collective_ok(comm(), rank() != bad, rank() == bad ? err : "");
+    } catch (const CollectiveError& e) {
+        msg = e.what();
+        failed = e.failed_rank();
+        count = e.failed_count();
+    }
+    BOOST_CHECK(all_ranks(!msg.empty()));
+    BOOST_CHECK_EQUAL(failed, bad);
+    BOOST_CHECK_EQUAL(count, 1);
+    const std::string want = "rank " + std::to_string(bad) + ": cannot open 'data-" + std::to_string(bad) + ".h5'";
+    BOOST_CHECK_MESSAGE(msg.find(want) == 0, msg);
+}
+
+BOOST_AUTO_TEST_CASE(collective_try_reports_the_lowest_failing_rank)
+{
+    if (nranks() < 3) return;
+    std::string msg;
+    try {
+        collective_try(comm(), [] {
+            if (rank() == 1 || rank() == 2) throw Error("bad checkpoint on rank " + std::to_string(rank()));
+        });
+    } catch (const CollectiveError& e) {
+        msg = e.what();
+        BOOST_CHECK_EQUAL(e.failed_rank(), 1);
+        BOOST_CHECK_EQUAL(e.failed_count(), 2);
+    }
+    BOOST_CHECK(all_ranks(!msg.empty()));
+    BOOST_CHECK_MESSAGE(msg.find("rank 1: bad checkpoint on rank 1 (2 ranks failed") == 0, msg);
+}
+
+BOOST_AUTO_TEST_CASE(broadcast_parameters_from_rank_0)
+{
+    const std::size_t n = 10007;
+    const auto root_values = test::random_floats(n, 7);
+    DeviceBuffer<float> params(omp_memory(), rank() == 0 ? root_values : test::random_floats(n, 8 + rank()));
+    broadcast(comm(), params);
+    const auto got = params.to_vector();
+    BOOST_CHECK(all_ranks(std::memcmp(got.data(), root_values.data(), n * sizeof(float)) == 0));
+}
+
+BOOST_AUTO_TEST_CASE(allreduce_sum_of_scalars)
+{
+    double v[2] = {1.0, static_cast<double>(rank())};
+    allreduce_sum(comm(), v, 2);
+    BOOST_CHECK_EQUAL(v[0], nranks());
+    BOOST_CHECK_EQUAL(v[1], nranks() * (nranks() - 1) / 2.0);
+}
+
+namespace {
+
+// Layer sizes whose total (1376) is no multiple of the small bucket (100 floats).
+const std::vector<std::size_t> kLayers{37, 1000, 5, 333, 1};
+
+std::vector<float> rank_grad(std::size_t n, int r, int step) { return test::random_floats(n, 100 + 16 * step + r); }
+
+// The global sum, in double, from every rank's data regenerated on this rank.
+std::vector<float> host_sum(std::size_t n, int step)
+{
+    std::vector<double> acc(n, 0.0);
+    for (int r = 0; r < nranks(); ++r) {
+        const auto g = rank_grad(n, r, step);
+        for (std::size_t i = 0; i < n; ++i) acc[i] += g[i];
+    }
+    return std::vector<float>(acc.begin(), acc.end());
+}
+
+void check_averager(const MemorySpace& mem, bool force_staging, double bucket_mb, int want_buckets,
+                    const std::vector<std::size_t>& order)
+{
+    const std::size_t n = std::accumulate(kLayers.begin(), kLayers.end(), std::size_t{0});
+    std::vector<std::size_t> offsets{0};
+    for (const auto s : kLayers) offsets.push_back(offsets.back() + s);
+
+    DeviceBuffer<float> grads(mem, n);
+    GradSyncOptions opt;
+    opt.bucket_mb = bucket_mb;
+    opt.force_staging = force_staging;
+    GradientAverager avg(comm(), mem, grads.data(), n, opt);
+    const std::string what = std::string(mem.name()) + (force_staging ? " staged" : "") + " bucket_mb " +
+                             std::to_string(bucket_mb) + " (" + avg.transport() + ")";
+    BOOST_TEST_MESSAGE(rank_prefix() << what);
+    if (nranks() > 1) BOOST_CHECK_EQUAL(avg.staged(), force_staging || &mem != &host_memory());
+
+    for (int step = 0; step < 2; ++step) { // the averager is reused step after step
+        grads.upload(rank_grad(n, rank(), step));
+        for (const std::size_t layer : order) avg.bucket_ready(offsets[layer], kLayers[layer]);
+        avg.finish();
+        const auto got = grads.to_vector();
+        // Each element sums P values in [-1, 1]: float rounding stays well below 1e-6 absolute.
+        test::check_close(got, host_sum(n, step), 1e-6, 1e-5, what + " step " + std::to_string(step));
+        BOOST_CHECK_MESSAGE(same_on_all_ranks(got), what << ": ranks hold different sums");
+        const GradSyncStats& st = avg.last_step();
+        BOOST_CHECK_EQUAL(st.buckets, nranks() > 1 ? want_buckets : 0);
+        BOOST_CHECK_EQUAL(st.bytes, nranks() > 1 ? n * sizeof(float) : 0);
+        BOOST_CHECK(st.wait_s <= st.mpi_s && st.mpi_s >= 0.0);
+    }
+    BOOST_CHECK_EQUAL(avg.total().steps, 2);
+}
+
+const double kSmallBucketMb = 100.0 * sizeof(float) / 1048576.0; // 100 floats
+
+} // namespace
+
+BOOST_AUTO_TEST_CASE(gradient_buckets_in_reverse_layer_order)
+{
+    const std::vector<std::size_t> reverse{4, 3, 2, 1, 0};
+    for (const MemorySpace* mem : {&host_memory(), &omp_memory()})
+        for (const bool staging : {false, true}) {
+            // Reverse order with 100-float buckets: [1 + 333] goes, [5 + 1000] goes, [37] in finish().
+            check_averager(*mem, staging, kSmallBucketMb, 3, reverse);
+            check_averager(*mem, staging, 25.0, 1, reverse); // everything fits one bucket
+            check_averager(*mem, staging, 0.0, 1, reverse);  // no overlap: one bucket in finish()
+        }
+}
+
+BOOST_AUTO_TEST_CASE(gradient_ranges_in_any_order)
+{
+    // A range not adjacent to the pending one closes it. 100-float buckets: 2 | 0 | 3 (full) |
+    // 4 | 1 (full); one bucket in finish(): 2 | 0 | 3+4 (adjacent above) | 1.
+    check_averager(omp_memory(), false, kSmallBucketMb, 5, {2, 0, 3, 4, 1});
+    check_averager(omp_memory(), true, 0.0, 4, {2, 0, 3, 4, 1});
+}
+
+BOOST_AUTO_TEST_CASE(gradient_large_buffer_whole)
+{
+    const std::size_t n = (std::size_t{3} << 20) + 17; // 12 MB: several 1 MB buckets
+    DeviceBuffer<float> grads(omp_memory(), rank_grad(n, rank(), 0));
+    GradSyncOptions opt;
+    opt.bucket_mb = 1.0;
+    GradientAverager avg(comm(), omp_memory(), grads.data(), n, opt);
+    for (std::size_t hi = n; hi > 0;) { // 1000-element "layers", last first
+        const std::size_t lo = hi > 1000 ? hi - 1000 : 0;
+        avg.bucket_ready(lo, hi - lo);
+        hi = lo;
+    }
+    avg.finish();
+    test::check_close(grads.to_vector(), host_sum(n, 0), 1e-6, 1e-5, "12 MB gradient in 1 MB buckets");
+    if (nranks() > 1) BOOST_CHECK_EQUAL(avg.last_step().buckets, 12); // 11 x 263 layers, then the rest
+    BOOST_TEST_MESSAGE(rank_prefix() << "12 MB: mpi " << avg.last_step().mpi_s * 1e3 << " ms, exposed wait "
+                                     << avg.last_step().wait_s * 1e3 << " ms, copies " << avg.last_step().copy_s * 1e3
+                                     << " ms, " << avg.transport());
+}
+
+BOOST_AUTO_TEST_CASE(gradient_misuse_is_an_error)
+{
+    const std::size_t n = 100;
+    DeviceBuffer<float> grads(omp_memory(), rank_grad(n, rank(), 0));
+    GradientAverager avg(comm(), omp_memory(), grads.data(), n, GradSyncOptions{});
+    BOOST_CHECK_THROW(avg.bucket_ready(90, 11), Error); // past the end
+    avg.bucket_ready(50, 50);
+    BOOST_CHECK_THROW(avg.bucket_ready(40, 20), Error); // overlaps [50, 100)
+    BOOST_CHECK_THROW(avg.finish(), Error);              // [0, 50) never marked: waits, then throws
+    // The failed step left nothing behind: a whole step works again.
+    grads.upload(rank_grad(n, rank(), 1));
+    avg.allreduce();
+    test::check_close(grads.to_vector(), host_sum(n, 1), 1e-6, 1e-5, "step after a misuse");
+}

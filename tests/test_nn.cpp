@@ -1,0 +1,222 @@
+// nn unit tests: finite-difference gradient check of whole MLPs (ref and omp backends), the
+// zero-row backward contract, schedules and clipping, and a tiny problem learned to 100%.
+#define BOOST_TEST_MODULE nn
+#include "support.hpp"
+
+#include "nn/mlp.hpp"
+#include "nn/optimizer.hpp"
+#include "nn/trainer.hpp"
+
+#include <cmath>
+
+using namespace ompml;
+using namespace ompml::test;
+
+namespace {
+
+// Loss (batch mean) of the current parameters on (X, Y).
+double mean_loss(Mlp& m, const float* X, const std::int32_t* Y, int B)
+{
+    m.forward(X, B, false);
+    return m.loss(Y, B).loss_sum / B;
+}
+
+// Checks dL/dtheta of every parameter against central differences.
+// Tolerance: logits are float32; a rounding error of ~1e-7 relative in the loss (~1) divided by
+// 2*eps = 2e-2 gives ~1e-5 (ref, double accumulation) to ~1e-4 (omp, float accumulation), and the
+// truncation error eps^2/6 * |L'''| is ~2e-5 for these smooth activations; so atol 3e-4 and
+// rtol 1e-2 catch any real mistake (a wrong transpose or a missing term is O(|grad|)).
+void gradient_check(const std::string& backend, Act act)
+{
+    auto be = make_backend(backend);
+    const int B = 5;
+    MlpConfig cfg;
+    cfg.layers = {6, 7, 5, 3};
+    cfg.activation = act;
+    Mlp m(*be, cfg, B);
+    m.init_params(42);
+    const auto X = upload(*be, random_floats(static_cast<std::size_t>(B) * 6, 1));
+    const std::vector<std::int32_t> yh{0, 2, 1, 2, 0};
+    const auto Y = upload(*be, yh);
+
+    m.forward(X.data(), B, true);
+    m.loss_backward(X.data(), Y.data(), B, 1.0f / B);
+    be->synchronize();
+    std::vector<float> grads(m.num_params());
+    be->memory().to_host(grads.data(), m.grads(), grads.size() * sizeof(float));
+    std::vector<float> p = m.download_params();
+    std::vector<float> numeric(p.size());
+    const float eps = 1e-2f;
+    for (std::size_t i = 0; i < p.size(); ++i) {
+        const float keep = p[i];
+        p[i] = keep + eps;
+        const float hi = p[i];
+        m.upload_params(p);
+        const double lp = mean_loss(m, X.data(), Y.data(), B);
+        p[i] = keep - eps;
+        const float lo = p[i];
+        m.upload_params(p);
+        const double lm = mean_loss(m, X.data(), Y.data(), B);
+        p[i] = keep;
+        numeric[i] = static_cast<float>((lp - lm) / (static_cast<double>(hi) - lo));
+    }
+    check_close(grads, numeric, 3e-4, 1e-2, backend + " " + activation_name(act) + " gradient vs finite differences");
+}
+
+// Fixed-order in-memory batches: sample i of batch s is row (s*B + i) mod N.
+class MemorySource final : public BatchSource {
+public:
+    MemorySource(const Backend& be, const std::vector<float>& x, const std::vector<std::int32_t>& y, int features,
+                 int batch)
+        : F_(features), B_(batch), N_(static_cast<int>(y.size())), x_(upload(be, x)), y_(upload(be, y))
+    {
+    }
+    std::int64_t steps_per_epoch() const override { return (N_ + B_ - 1) / B_; }
+    std::uint64_t samples() const override { return static_cast<std::uint64_t>(N_); }
+    void start_epoch(std::int64_t, std::int64_t first) override { step_ = first; }
+    bool next(DeviceBatch& b) override
+    {
+        if (step_ >= steps_per_epoch()) return false;
+        const int r0 = static_cast<int>(step_) * B_;
+        b.rows = b.global_rows = std::min(B_, N_ - r0);
+        b.x = x_.data() + static_cast<std::size_t>(r0) * F_;
+        b.y = y_.data() + r0;
+        ++step_;
+        return true;
+    }
+
+private:
+    int F_, B_, N_;
+    std::int64_t step_ = 0;
+    DeviceBuffer<float> x_;
+    DeviceBuffer<std::int32_t> y_;
+};
+
+} // namespace
+
+BOOST_AUTO_TEST_CASE(gradient_check_ref)
+{
+    gradient_check("ref", Act::tanh);
+    gradient_check("ref", Act::gelu);
+}
+
+BOOST_AUTO_TEST_CASE(gradient_check_omp)
+{
+    gradient_check("omp", Act::tanh);
+    gradient_check("omp", Act::gelu);
+}
+
+BOOST_AUTO_TEST_CASE(zero_rows_give_zero_gradients_and_every_bucket)
+{
+    auto be = make_backend("omp");
+    MlpConfig cfg;
+    cfg.layers = {4, 8, 3};
+    Mlp m(*be, cfg, 4);
+    m.init_params(1);
+    be->fill(m.num_params(), m.grads(), 7.0f);
+    std::vector<int> order;
+    std::size_t covered = 0;
+    m.loss_backward(nullptr, nullptr, 0, 1.0f, [&](int l, const LayerView& v) {
+        order.push_back(l);
+        covered += v.count();
+    });
+    BOOST_TEST(order == (std::vector<int>{1, 0}), boost::test_tools::per_element());
+    BOOST_TEST(covered == m.num_params());
+    std::vector<float> g(m.num_params());
+    be->memory().to_host(g.data(), m.grads(), g.size() * sizeof(float));
+    for (float x : g) BOOST_REQUIRE_EQUAL(x, 0.0f);
+}
+
+BOOST_AUTO_TEST_CASE(layout_is_pytorch_linear_order)
+{
+    const auto v = mlp_layout({3, 4, 2});
+    BOOST_TEST(v.size() == 2u);
+    BOOST_TEST(v[0].w == 0u);
+    BOOST_TEST(v[0].b == 12u);
+    BOOST_TEST(v[1].w == 16u);
+    BOOST_TEST(v[1].b == 24u);
+    BOOST_TEST(v[1].b + v[1].out == 26u);
+}
+
+BOOST_AUTO_TEST_CASE(parse_errors_name_the_value)
+{
+    BOOST_CHECK_EXCEPTION(parse_layers("784,x,10"), Error,
+                          [](const Error& e) { return std::string(e.what()).find("'x'") != std::string::npos; });
+    BOOST_CHECK_THROW(parse_layers("784"), Error);
+    BOOST_CHECK_THROW(parse_layers("784,0,10"), Error);
+    BOOST_CHECK_THROW(parse_activation("sigmoid"), Error);
+    BOOST_CHECK_THROW(parse_optimizer("lamb"), Error);
+    BOOST_CHECK_THROW(parse_schedule("linear"), Error);
+    BOOST_TEST(parse_layers("784,512,256,10") == (std::vector<int>{784, 512, 256, 10}),
+               boost::test_tools::per_element());
+}
+
+BOOST_AUTO_TEST_CASE(schedules)
+{
+    ScheduleConfig s;
+    s.warmup = 4;
+    BOOST_TEST(scheduled_lr(s, 1.0f, 0) == 0.25f);
+    BOOST_TEST(scheduled_lr(s, 1.0f, 3) == 1.0f);
+    BOOST_TEST(scheduled_lr(s, 1.0f, 100) == 1.0f);
+    s.kind = SchedKind::step;
+    s.step_size = 10;
+    s.gamma = 0.5f;
+    BOOST_TEST(scheduled_lr(s, 1.0f, 13) == 1.0f);
+    BOOST_TEST(scheduled_lr(s, 1.0f, 14) == 0.5f);
+    BOOST_TEST(scheduled_lr(s, 1.0f, 34) == 0.125f);
+    s.kind = SchedKind::cosine;
+    s.total_steps = 104;
+    BOOST_TEST(std::fabs(scheduled_lr(s, 1.0f, 54) - 0.5f) < 1e-6f); // halfway through the cosine
+    BOOST_TEST(scheduled_lr(s, 1.0f, 104) < 1e-6f);
+}
+
+BOOST_AUTO_TEST_CASE(clip_matches_torch_rule)
+{
+    auto be = make_backend("omp");
+    auto g = upload(*be, std::vector<float>{3.0f, 4.0f}); // norm 5
+    const double norm = clip_grad_norm(*be, g.data(), 2, 1.0f);
+    BOOST_TEST(std::fabs(norm - 5.0) < 1e-6);
+    const auto h = g.to_vector();
+    // torch.nn.utils.clip_grad_norm_: coef = 1 / (5 + 1e-6)
+    BOOST_TEST(std::fabs(h[0] - 3.0 / (5.0 + 1e-6)) < 1e-7);
+    BOOST_TEST(std::fabs(h[1] - 4.0 / (5.0 + 1e-6)) < 1e-7);
+    clip_grad_norm(*be, g.data(), 2, 10.0f); // under the limit: untouched
+    BOOST_TEST(g.to_vector() == h, boost::test_tools::per_element());
+}
+
+// XOR of the signs of two coordinates (not linearly separable), with a margin: an MLP must
+// reach 100% training accuracy; SGD and Adam both.
+BOOST_AUTO_TEST_CASE(learns_xor_to_100_percent)
+{
+    for (const OptKind kind : {OptKind::adam, OptKind::sgd}) {
+        auto be = make_backend("omp");
+        const int N = 256, F = 2;
+        std::vector<float> x(N * F);
+        std::vector<std::int32_t> y(N);
+        const Rng rng(5, 77);
+        for (int i = 0; i < N; ++i) {
+            const float a = (0.2f + 0.8f * rng.uniform(2 * i)) * ((i & 1) ? 1.0f : -1.0f);
+            const float b = (0.2f + 0.8f * rng.uniform(2 * i + 1)) * ((i & 2) ? 1.0f : -1.0f);
+            x[2 * i] = a;
+            x[2 * i + 1] = b;
+            y[i] = ((a > 0) != (b > 0)) ? 1 : 0;
+        }
+        TrainConfig cfg;
+        cfg.model.layers = {F, 32, 32, 2};
+        cfg.model.activation = Act::tanh;
+        cfg.opt.kind = kind;
+        cfg.opt.lr = kind == OptKind::adam ? 1e-2f : 0.1f;
+        cfg.batch = 32;
+        cfg.epochs = 60;
+        MemorySource train(*be, x, y, F, cfg.batch), eval(*be, x, y, F, 64);
+        Mlp m(*be, cfg.model, 64);
+        m.init_params(cfg.seed);
+        Optimizer opt(*be, cfg.opt, m.num_params());
+        SingleComm comm;
+        Trainer t(*be, cfg, m, opt, comm);
+        const TrainResult r = t.run(train, &eval, TrainState{}, RunLimits{});
+        BOOST_TEST_MESSAGE(optimizer_name(kind) << ": train accuracy " << r.test.accuracy << " loss " << r.test.loss);
+        BOOST_TEST(r.state.step == 60 * 8);
+        BOOST_TEST(r.test.accuracy == 1.0);
+    }
+}
