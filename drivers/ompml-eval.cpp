@@ -30,7 +30,7 @@ int run(int argc, char** argv)
     app.add_option("--data", data, "dataset file (default: the one the checkpoint was trained on)");
     app.add_option("--split", split, "test | train")->check(CLI::IsMember({"test", "train"}));
     app.add_option("--backend", backend, "kernel backend");
-    app.add_option("--batch", batch, "evaluation batch size")->check(CLI::PositiveNumber);
+    app.add_option("--batch", batch, "evaluation batch size")->check(CLI::Range(1, 1 << 30));
     try {
         app.parse(argc, argv);
     } catch (const CLI::CallForHelp& e) {

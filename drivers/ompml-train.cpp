@@ -88,6 +88,28 @@ auto parse_flag(F&& f) -> decltype(f())
     }
 }
 
+// Number checks whose messages read "--epochs: value 0 must be > 0" (CLI11 prefixes the flag).
+CLI::Validator number_check(bool strictly_positive)
+{
+    return CLI::Validator(
+        [strictly_positive](std::string& s) -> std::string {
+            double v = 0.0;
+            std::size_t used = 0;
+            try {
+                v = std::stod(s, &used);
+            } catch (const std::exception&) {
+                used = 0;
+            }
+            if (used == 0 || used != s.size() || !std::isfinite(v)) return "value '" + s + "' is not a number";
+            if (strictly_positive ? !(v > 0) : v < 0)
+                return "value " + s + (strictly_positive ? " must be > 0" : " must be >= 0");
+            return {};
+        },
+        strictly_positive ? "> 0" : ">= 0");
+}
+const CLI::Validator kPositive = number_check(true);
+const CLI::Validator kNonNegative = number_check(false);
+
 // On resume: a flag given explicitly must agree with the checkpoint.
 void agree(const CLI::App& app, const char* flag, const std::string& given, const std::string& stored)
 {
@@ -101,26 +123,28 @@ int run(int argc, char** argv)
     Args a;
     CLI::App app{"ompml-train: train an MLP with OpenMP target offload kernels"};
     app.option_defaults()->always_capture_default();
-    app.add_option("--data", a.data, "dataset file (HDF5, data/README.md)");
+    app.add_option("--data", a.data,
+                   "dataset file (HDF5, data/README.md); make the default with "
+                   "`ompml-data import-idx /usr/share/datasets/fashion-mnist -o data/fashion-mnist.h5`");
     app.add_option("--layers", a.layers, "widths: input,hidden...,classes");
     app.add_option("--activation", a.activation, "hidden activation: relu | tanh | gelu");
     app.add_option("--epochs", a.epochs, "epochs to train (in total, counting resumed ones)")
-        ->check(CLI::PositiveNumber);
-    app.add_option("--batch", a.batch, "global batch size")->check(CLI::PositiveNumber);
-    app.add_option("--eval-batch", a.eval_batch, "batch size for evaluation")->check(CLI::PositiveNumber);
+        ->check(kPositive);
+    app.add_option("--batch", a.batch, "global batch size")->check(kPositive);
+    app.add_option("--eval-batch", a.eval_batch, "batch size for evaluation")->check(kPositive);
     app.add_option("--optimizer", a.optimizer, "sgd | adam | adamw");
-    app.add_option("--lr", a.lr, "base learning rate")->check(CLI::PositiveNumber);
+    app.add_option("--lr", a.lr, "base learning rate")->check(kPositive);
     app.add_option("--momentum", a.momentum, "SGD momentum")->check(CLI::Range(0.0, 1.0));
     app.add_option("--weight-decay", a.weight_decay, "weight decay (default 0; 0.01 for adamw)")
-        ->check(CLI::NonNegativeNumber)
+        ->check(kNonNegative)
         ->capture_default_str();
     app.add_option("--schedule", a.schedule, "lr schedule: constant | step | cosine");
-    app.add_option("--warmup", a.warmup, "linear warmup steps")->check(CLI::NonNegativeNumber);
-    app.add_option("--step-size", a.step_size, "step schedule: decay every N steps")->check(CLI::NonNegativeNumber);
+    app.add_option("--warmup", a.warmup, "linear warmup steps")->check(kNonNegative);
+    app.add_option("--step-size", a.step_size, "step schedule: decay every N steps")->check(kNonNegative);
     app.add_option("--step-epochs", a.step_epochs, "step schedule: decay every N epochs")
-        ->check(CLI::NonNegativeNumber);
-    app.add_option("--gamma", a.gamma, "step schedule: decay factor")->check(CLI::PositiveNumber);
-    app.add_option("--clip", a.clip, "clip gradients to this global L2 norm (0: off)")->check(CLI::NonNegativeNumber);
+        ->check(kNonNegative);
+    app.add_option("--gamma", a.gamma, "step schedule: decay factor")->check(kPositive);
+    app.add_option("--clip", a.clip, "clip gradients to this global L2 norm (0: off)")->check(kNonNegative);
     app.add_option("--seed", a.seed, "seed of init and shuffle");
     app.add_option("--backend", a.backend, "kernel backend: " + [] {
         std::string s;
@@ -128,11 +152,11 @@ int run(int argc, char** argv)
         return s;
     }());
     app.add_option("--max-steps", a.max_steps, "stop after this many steps in total (0: no limit)")
-        ->check(CLI::NonNegativeNumber);
+        ->check(kNonNegative);
     app.add_option("--metrics", a.metrics, "append one JSON line per epoch to this file");
     app.add_option("--checkpoint", a.checkpoint, "write checkpoints to this file (at the end, and see --checkpoint-every)");
     app.add_option("--checkpoint-every", a.checkpoint_every, "also checkpoint every N steps")
-        ->check(CLI::NonNegativeNumber);
+        ->check(kNonNegative);
     app.add_option("--resume", a.resume, "resume from this checkpoint");
     app.add_flag("--streaming", a.streaming, "read batches from the file instead of holding the split in memory");
     try {

@@ -11,7 +11,7 @@ rm -rf "$work" && mkdir -p "$work" && cd "$work"
 fail() { echo "FAIL: $*"; exit 1; }
 
 "$data" synth --train 1500 --test 300 --features 24 --classes 5 --seed 4 -o d.h5 >/dev/null
-common="--data d.h5 --layers 24,32,5 --batch 64 --epochs 2 --optimizer adamw --schedule cosine --warmup 5 --clip 1"
+common="--data d.h5 --layers 24,32,5 --batch 64 --epochs 2 --optimizer adamw --lr 1e-2 --schedule cosine --warmup 5 --clip 1"
 
 "$train" $common --checkpoint a.h5 --metrics a.jsonl >a.log
 cat a.log
@@ -45,8 +45,8 @@ expect_error "--layers '24,x,5'" --data d.h5 --layers 24,x,5
 expect_error "--activation 'sigmoid'" --data d.h5 --layers 24,32,5 --activation sigmoid
 expect_error "--optimizer 'lamb'" --data d.h5 --layers 24,32,5 --optimizer lamb
 expect_error "--schedule 'linear'" --data d.h5 --layers 24,32,5 --schedule linear
-expect_error "--epochs" --data d.h5 --layers 24,32,5 --epochs 0
-expect_error "--lr" --data d.h5 --layers 24,32,5 --lr abc
+expect_error "--epochs: value 0 must be > 0" --data d.h5 --layers 24,32,5 --epochs 0
+expect_error "--lr: value .abc. is not a number" --data d.h5 --layers 24,32,5 --lr abc
 expect_error "--bogus" --data d.h5 --bogus 3
 expect_error "unknown backend 'foo'" --data d.h5 --layers 24,32,5 --backend foo
 expect_error "missing.h5" --data missing.h5

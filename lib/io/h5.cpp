@@ -417,21 +417,23 @@ void read_row_set(hid_t dataset, Dtype t, const std::vector<std::uint64_t>& rows
     Handle file_space(H5Dget_space(dataset));
     H5_CHECK(file_space.id());
     std::vector<hsize_t> start(di.dims.size(), 0), count(di.dims.begin(), di.dims.end());
-    // One hyperslab per run of consecutive rows, OR-ed together: the file selection is then
-    // read in increasing row order into the contiguous memory space.
-    H5_CHECK(H5Sselect_none(file_space));
+    // One H5Dread per run of consecutive rows. (One read over an OR-ed union of hyperslabs
+    // was measured 10x slower on HDF5 1.10 for 128 scattered rows of a chunked dataset.)
+    std::vector<hsize_t> mem_dims(di.dims.begin(), di.dims.end());
+    const std::uint64_t row_bytes = di.row_elems() * H5Tget_size(native_type(t));
     for (std::size_t i = 0; i < rows.size();) {
         std::size_t j = i + 1;
         while (j < rows.size() && rows[j] == rows[j - 1] + 1) ++j;
         start[0] = rows[i];
         count[0] = j - i;
-        H5_CHECK(H5Sselect_hyperslab(file_space, H5S_SELECT_OR, start.data(), nullptr, count.data(), nullptr));
+        mem_dims[0] = j - i;
+        H5_CHECK(H5Sselect_hyperslab(file_space, H5S_SELECT_SET, start.data(), nullptr, count.data(), nullptr));
+        Handle mem_space(H5Screate_simple(static_cast<int>(mem_dims.size()), mem_dims.data(), nullptr));
+        H5_CHECK(mem_space.id());
+        H5_CHECK(H5Dread(dataset, native_type(t), mem_space, file_space, H5P_DEFAULT,
+                         static_cast<unsigned char*>(out) + i * row_bytes));
         i = j;
     }
-    count[0] = rows.size();
-    Handle mem_space(H5Screate_simple(static_cast<int>(count.size()), count.data(), nullptr));
-    H5_CHECK(mem_space.id());
-    H5_CHECK(H5Dread(dataset, native_type(t), mem_space, file_space, H5P_DEFAULT, out));
 }
 
 Handle open_dataset_cached(hid_t loc, const std::string& path, std::size_t cache_bytes)

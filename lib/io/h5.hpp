@@ -135,7 +135,8 @@ void write_rows(hid_t dataset, Dtype t, std::uint64_t row0, std::uint64_t nrows,
 Handle create_group_untimed(hid_t loc, const std::string& path);
 
 // Reads the rows listed in `rows` (strictly increasing) into out, contiguous in that order,
-// with one H5Dread over a union of hyperslabs (one per run of consecutive rows).
+// with one H5Dread per run of consecutive rows (faster than one read of a hyperslab union
+// on HDF5 1.10: 0.7 s vs 11 s for a Fashion-MNIST epoch of 128-row batches).
 void read_row_set(hid_t dataset, Dtype t, const std::vector<std::uint64_t>& rows, void* out);
 
 // Sets the chunk cache of an open dataset's file access (bytes, hash slots). Used by streaming

@@ -119,8 +119,8 @@ struct Loader::Impl {
                 slot.host_y[r] = labels[i];
             }
         } else if (rows > 0) {
-            // Sort this slice's rows so one hyperslab union reads them in file order, then put
-            // each row back at its place in the batch.
+            // Sort this slice's rows so they are read as runs in file order (each chunk visited
+            // once, in order), then put each row back at its place in the batch.
             std::vector<std::pair<std::uint64_t, int>> want(rows); // (file row, batch position)
             for (int r = 0; r < rows; ++r) want[r] = {order[first + sl.begin + r], r};
             std::sort(want.begin(), want.end());

@@ -66,7 +66,9 @@ double sum_squares<Impl::omp>(std::size_t n, const float* X)
     for (std::size_t b = 0; b < nb; ++b) {
         const std::size_t lo = b * L, hi = lo + L < n ? lo + L : n;
         double part = 0.0;
-#pragma omp simd reduction(+ : part)
+        // `nothing` on nvptx: a GPU thread has no vector lanes, and a `simd` there makes clang
+        // warn that it could not vectorize.
+#pragma omp metadirective when(device = {arch(nvptx64)} : nothing) default(simd reduction(+ : part))
         for (std::size_t i = lo; i < hi; ++i) part += static_cast<double>(X[i]) * X[i];
         s += part;
     }

@@ -1,7 +1,9 @@
 // Row/column reductions over a row-major (rows, cols) matrix as OpenMP target kernels: one
-// thread per output element. col_sum: neighbouring threads read neighbouring columns (coalesced
-// on a GPU). row_max/row_sum: a thread walks its own row; the inner `simd` reduction lets host
-// cores vectorize it (a float sum or max cannot vectorize in order), and is sequential on nvptx.
+// thread per output element on a GPU. col_sum: neighbouring threads read neighbouring columns
+// (coalesced on a GPU; 64-column blocks per thread on host cores, see col_block). row_max/row_sum: a thread walks its own row. row_sum's inner `simd` reduction lets
+// host cores vectorize it (a float sum cannot vectorize in order); a metadirective leaves it
+// out on nvptx. row_max stays scalar: clang 19 cannot vectorize an OpenMP max reduction
+// without fast-math (it would warn), and its rows are short in practice (C classes).
 //
 // thread_limit(64): these kernels have few work items (a batch of rows, a layer's columns:
 // hundreds to a few thousand), so smaller GPU teams spread them over more SMs than the default
@@ -10,20 +12,48 @@
 // No `simd` on the combined construct: see blas1_omp.cpp.
 #include "kernels/reduce.hpp"
 
+#include "core/memory.hpp"
+
 namespace ompml {
 namespace {
 constexpr int kSmallTeam = 64;
+
+// Columns one thread sums. On host cores, 64 adjacent columns per thread: the row loop then
+// reads contiguous memory and vectorizes (one column per thread walks memory with a stride of
+// the whole row: 20x slower at 1024 x 1024, measured). On a GPU, one column per thread, so a
+// warp reads adjacent addresses. Asked once (see blas1_omp.cpp); the result does not depend
+// on it beyond rounding.
+constexpr int kColBlock = 64;
+int col_block()
+{
+    static const bool on_device = omp_runs_on_device();
+    return on_device ? 1 : kColBlock;
 }
+
+} // namespace
 
 template <>
 void col_sum<Impl::omp>(int rows, int cols, const float* X, float* out, float beta)
 {
     // X: (rows, cols), out: (cols)
+    const int W = col_block(), nb = (cols + W - 1) / W;
 #pragma omp target teams distribute parallel for thread_limit(kSmallTeam) is_device_ptr(X, out)
-    for (int c = 0; c < cols; ++c) {
-        float s = 0.0f;
-        for (int r = 0; r < rows; ++r) s += X[static_cast<long>(r) * cols + c];
-        out[c] = (beta == 0.0f ? 0.0f : beta * out[c]) + s; // beta == 0: never read out (may be garbage)
+    for (int blk = 0; blk < nb; ++blk) {
+        if (W == 1) {
+            const int c = blk;
+            float s = 0.0f;
+            for (int r = 0; r < rows; ++r) s += X[static_cast<long>(r) * cols + c];
+            out[c] = (beta == 0.0f ? 0.0f : beta * out[c]) + s; // beta == 0: never read out
+        } else {
+            const int c0 = blk * W, w = cols - c0 < W ? cols - c0 : W;
+            float acc[kColBlock] = {};
+            for (int r = 0; r < rows; ++r) {
+                const float* x = X + static_cast<long>(r) * cols + c0; // (w) of row r
+#pragma omp metadirective when(device = {arch(nvptx64)} : nothing) default(simd)
+                for (int c = 0; c < w; ++c) acc[c] += x[c];
+            }
+            for (int c = 0; c < w; ++c) out[c0 + c] = (beta == 0.0f ? 0.0f : beta * out[c0 + c]) + acc[c];
+        }
     }
 }
 
@@ -48,7 +78,8 @@ void row_sum<Impl::omp>(int rows, int cols, const float* X, float* out)
     for (int r = 0; r < rows; ++r) {
         const float* x = X + static_cast<long>(r) * cols; // (cols)
         float s = 0.0f;
-#pragma omp simd reduction(+ : s)
+        // `nothing` on nvptx: no vector lanes there (see blas1_omp.cpp, sum_squares).
+#pragma omp metadirective when(device = {arch(nvptx64)} : nothing) default(simd reduction(+ : s))
         for (int c = 0; c < cols; ++c) s += x[c];
         out[r] = s;
     }

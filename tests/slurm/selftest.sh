@@ -30,6 +30,14 @@ t_grep "--checkpoint runs/ompml-train-$id/ckpt.h5" "$out"
 t_grep '^final: test_acc' "runs/ompml-train-$id/train.log"
 t_ok "train.sbatch plumbing"
 
+# 3b. the mpirun launcher inside the allocation (OMPML_LAUNCH=mpirun)
+id=$(OMPML_LAUNCH=mpirun t_submit --ntasks-per-node=1 --gpus-per-node=1 --cpus-per-task=1 \
+  "$OMPML_ROOT/jobs/train.sbatch" --data data.h5 --max-steps 2)
+t_expect "$id" COMPLETED 60
+t_grep 'launch: mpirun -np 1 ' "ompml-train-$id.out"
+t_grep '^final: test_acc' "ompml-train-$id.out"
+t_ok "OMPML_LAUNCH=mpirun"
+
 # 4. USR1 -> exit 85 -> requeue -> --resume auto -> completes
 id=$(t_submit --ntasks-per-node=1 --gpus-per-node=1 --cpus-per-task=1 \
   "$OMPML_ROOT/jobs/train.sbatch" --data data.h5 --max-steps 60)
