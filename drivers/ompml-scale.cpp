@@ -18,6 +18,8 @@
 //                final wait) plus staging copies: GradientAverager stats. Open MPI has no
 //                progress thread, so all of it is on the critical path.
 //   wait_ms      the part of comm_ms spent waiting in finish() after backward was done
+//                (--grad-sync allreduce: one blocking MPI_Allreduce after backward instead of
+//                the averager; then comm_ms = wait_ms = the time of that call)
 //   compute_ms   step_ms - comm_ms
 //   allreduce_ms a plain MPI_Allreduce(MPI_IN_PLACE) of params floats in a host buffer, after a
 //                barrier, same repetitions: what the same bytes cost without overlap or buckets.
@@ -56,6 +58,7 @@ struct Args {
     std::string activation = "relu";
     std::string optimizer = "adam";
     std::string backend = "omp";
+    std::string grad_sync = "avg";
     int batch = 128;
     int steps = 20;
     int warmup = 3;
@@ -67,7 +70,7 @@ struct Args {
 };
 
 const char* kCsvHeader = "mode,layers,params,ranks,threads,global_batch,rank_batch,steps,step_ms,step_min_ms,"
-                         "compute_ms,comm_ms,wait_ms,allreduce_ms,allreduce_min_ms,samples_per_s,buckets,bucket_mb";
+                         "compute_ms,comm_ms,wait_ms,allreduce_ms,allreduce_min_ms,samples_per_s,buckets,bucket_mb,grad_sync";
 
 double median(std::vector<double> v)
 {
@@ -150,6 +153,10 @@ int run(MpiSession& mpi, int argc, char** argv)
     app.add_option("--steps", a.steps, "timed steps")->check(CLI::PositiveNumber);
     app.add_option("--warmup", a.warmup, "untimed steps first")->check(CLI::NonNegativeNumber);
     app.add_option("--lr", a.lr, "learning rate (values do not matter for timing; keep them finite)");
+    app.add_option("--grad-sync", a.grad_sync,
+                   "avg: GradientAverager, buckets started during backward (as training does) | "
+                   "allreduce: one blocking MPI_Allreduce after backward (the alternative to compare)")
+        ->check(CLI::IsMember({"avg", "allreduce"}));
     app.add_option("--bucket-mb", a.bucket_mb, "gradient bucket size in MB (<= 0: one bucket in finish)");
     app.add_option("--seed", a.seed, "seed of the parameters and the synthetic batch");
     app.add_flag("--csv", a.csv, "print one CSV row instead of the readable report");
@@ -164,7 +171,7 @@ int run(MpiSession& mpi, int argc, char** argv)
     const bool root = mpi.root();
     agree(comm, {{"mode", a.mode}, {"layers", a.layers}, {"activation", a.activation}, {"optimizer", a.optimizer},
                  {"backend", a.backend}, {"batch", std::to_string(a.batch)}, {"steps", std::to_string(a.steps)},
-                 {"warmup", std::to_string(a.warmup)}, {"bucket_mb", std::to_string(a.bucket_mb)},
+                 {"warmup", std::to_string(a.warmup)}, {"bucket_mb", std::to_string(a.bucket_mb)}, {"grad_sync", a.grad_sync},
                  {"seed", std::to_string(a.seed)}});
 
     const DeviceBinding dev = mpi.bind_device(); // before the first device allocation
@@ -211,13 +218,34 @@ int run(MpiSession& mpi, int argc, char** argv)
     // The step as training runs it (ompml::Trainer::train_step): buckets start from the
     // backward callback as each layer's gradient becomes final, last layer first.
     const float lr = static_cast<float>(a.lr);
+    const bool blocking = a.grad_sync == "allreduce";
+    std::vector<float> stage(blocking && &be->memory() != &host_memory() ? n : 0); // (P) host copy
+    double blocking_s = 0.0; // --grad-sync allreduce: this step's time in the sum
     auto step = [&] {
         if (rows > 0) model->forward(X.data(), rows, true);
-        model->loss_backward(X.data(), Y.data(), rows, scale, [&](int, const LayerView& v) {
-            be->synchronize(); // bucket_ready needs the layer's gradient final on the device
-            avg.bucket_ready(v.w, v.count());
-        });
-        avg.finish();
+        if (blocking) {
+            // The alternative: no overlap, one blocking reduction of the whole gradient (staged
+            // through the host when the backend's memory is not host memory).
+            model->loss_backward(X.data(), Y.data(), rows, scale);
+            be->synchronize();
+            const Stopwatch t;
+            float* buf = model->grads();
+            if (!stage.empty()) {
+                be->memory().to_host(stage.data(), buf, n * sizeof(float));
+                buf = stage.data();
+            }
+            if (P > 1) MPI_Allreduce(MPI_IN_PLACE, buf, static_cast<int>(n), MPI_FLOAT, MPI_SUM, comm);
+            if (!stage.empty()) be->memory().to_device(model->grads(), stage.data(), n * sizeof(float));
+            blocking_s = t.seconds();
+        } else {
+            // As training runs it (ompml::Trainer::train_step): buckets start from the backward
+            // callback as each layer's gradient becomes final, last layer first.
+            model->loss_backward(X.data(), Y.data(), rows, scale, [&](int, const LayerView& v) {
+                be->synchronize(); // bucket_ready needs the layer's gradient final on the device
+                avg.bucket_ready(v.w, v.count());
+            });
+            avg.finish();
+        }
         opt->step(model->params(), model->grads(), lr);
         be->synchronize();
     };
@@ -230,6 +258,12 @@ int run(MpiSession& mpi, int argc, char** argv)
         const Stopwatch t;
         step();
         step_s.push_back(t.seconds());
+        if (blocking) {
+            comm_s.push_back(blocking_s); // all of it exposed: nothing overlaps a blocking call
+            wait_s.push_back(blocking_s);
+            buckets = P > 1 ? 1 : 0;
+            continue;
+        }
         const GradSyncStats& s = avg.last_step();
         comm_s.push_back(s.mpi_s + s.copy_s);
         wait_s.push_back(s.wait_s);
@@ -264,9 +298,9 @@ int run(MpiSession& mpi, int argc, char** argv)
     if (!root) return 0;
     if (a.csv) {
         if (a.header) std::printf("%s\n", kCsvHeader);
-        std::printf("%s,%s,%zu,%d,%d,%d,%d,%d,%.4f,%.4f,%.4f,%.4f,%.4f,%.4f,%.4f,%.1f,%d,%g\n", a.mode.c_str(),
+        std::printf("%s,%s,%zu,%d,%d,%d,%d,%d,%.4f,%.4f,%.4f,%.4f,%.4f,%.4f,%.4f,%.1f,%d,%g,%s\n", a.mode.c_str(),
                     layers_csv.c_str(), n, P, threads, global_rows, rows, a.steps, step_ms, step_min_ms, compute_ms, comm_ms,
-                    wait_ms, ar_ms, ar_min_ms, samples_per_s, buckets, a.bucket_mb);
+                    wait_ms, ar_ms, ar_min_ms, samples_per_s, buckets, a.bucket_mb, a.grad_sync.c_str());
         std::fprintf(stderr, "ompml-scale: %s, %s; gradient sum: %s; validated against MPI_Allreduce\n",
                      be->device().c_str(), dev.describe().c_str(), avg.transport().c_str());
     } else {
@@ -274,8 +308,11 @@ int run(MpiSession& mpi, int argc, char** argv)
                     layers.c_str(), n, n * 4.0 / 1048576.0);
         std::printf("  %d rank(s) x %d thread(s), global batch %d (%d rows on rank 0), backend %s on %s\n", P, threads,
                     global_rows, rows, be->name(), be->device().c_str());
-        std::printf("  gradient sum: %s, %d bucket(s) of <= %g MB; validated against MPI_Allreduce\n",
-                    avg.transport().c_str(), buckets, a.bucket_mb);
+        if (blocking)
+            std::printf("  gradient sum: one blocking MPI_Allreduce after backward (--grad-sync allreduce)\n");
+        else
+            std::printf("  gradient sum: %s, %d bucket(s) of <= %g MB; validated against MPI_Allreduce\n",
+                        avg.transport().c_str(), buckets, a.bucket_mb);
         std::printf("  per step (median of %d after %d warm-up, max over ranks):\n", a.steps, a.warmup);
         std::printf("    step %.3f ms (min %.3f) = compute %.3f + communication %.3f (of which waiting %.3f)\n",
                     step_ms, step_min_ms, compute_ms, comm_ms, wait_ms);

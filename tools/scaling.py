@@ -26,6 +26,7 @@ import matplotlib
 
 matplotlib.use("Agg")  # files only; no display on cluster nodes
 import matplotlib.pyplot as plt  # noqa: E402
+import matplotlib.ticker  # noqa: E402,F401
 
 
 def load(path):
@@ -78,7 +79,7 @@ def write_results(rows, out):
 def plot(rows, out, title):
     modes = [m for m in ("weak", "strong") if any(r["mode"] == m for r in rows)]
     layers = sorted({r["layers"] for r in rows}, key=lambda l: next(r["params"] for r in rows if r["layers"] == l))
-    configs = sorted({r["config"] for r in rows}, key=lambda c: (int(c.split("x")[0]) * int(c.split("x")[1]), c))
+    configs = sorted({r["config"] for r in rows}, key=lambda c: (int(c.split("x")[0]) * int(c.split("x")[1]), -int(c.split("x")[0])))
     ncol = len(layers) + 1
     fig, axes = plt.subplots(len(modes), ncol, figsize=(3.1 * ncol + 1, 3.3 * len(modes) + 0.8), squeeze=False)
     colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
@@ -117,6 +118,11 @@ def plot(rows, out, title):
         ax.axhline(100, color="gray", lw=0.8)
         ax.axhline(90, color="gray", lw=0.8, ls="--")
         ax.set_xscale("log")
+        ticks = sorted({r["params"] for r in rows})
+        ax.set_xticks(ticks)
+        ax.set_xticklabels(["%.2gM" % (t / 1e6) for t in ticks])
+        ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
+        ax.set_xlim(ticks[0] / 1.6, ticks[-1] * 1.6)
         ax.set_ylim(0, 115)
         ax.set_xlabel("parameters", fontsize=8)
         ax.set_ylabel("parallel efficiency (%)", fontsize=8)
@@ -124,10 +130,10 @@ def plot(rows, out, title):
         ax.legend(fontsize=8, title="ranks x threads", title_fontsize=8)
         ax.tick_params(labelsize=8)
     h, l = axes[0][0].get_legend_handles_labels()
-    fig.legend(h, l, loc="upper right", ncol=3, fontsize=8)
+    fig.legend(h, l, loc="lower center", ncol=3, fontsize=8)
     fig.suptitle("ompml-scale: time per training step, compute vs communication  (labels: efficiency)\n" + title,
                  fontsize=10, x=0.02, ha="left")
-    fig.tight_layout(rect=(0, 0, 1, 0.93))
+    fig.tight_layout(rect=(0, 0.05, 1, 0.95))
     fig.savefig(os.path.join(out, "scaling.png"), dpi=110)
 
 

@@ -8,7 +8,7 @@ namespace {
 
 class OmpBackend final : public KernelBackend<Impl::omp> {
 public:
-    OmpBackend() : device_(omp_device_description()), on_gpu_(omp_runs_on_device()) {}
+    OmpBackend() : device_(omp_device_description()), on_gpu_(omp_device_is_gpu()) {}
     const MemorySpace& memory() const override { return omp_memory(); }
     std::string device() const override { return device_; }
     bool on_gpu() const override { return on_gpu_; }

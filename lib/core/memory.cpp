@@ -107,12 +107,31 @@ bool omp_runs_on_device()
     return initial == 0;
 }
 
+#pragma omp declare target
+[[maybe_unused]] static int device_is_nvptx_yes() { return 1; }
+#pragma omp declare variant(device_is_nvptx_yes) match(device = {arch(nvptx64)})
+static int device_is_nvptx() { return 0; }
+#pragma omp end declare target
+
+bool omp_device_is_gpu()
+{
+    static const bool gpu = [] {
+        int on = 0;
+#pragma omp target map(from : on)
+        on = device_is_nvptx();
+        return on != 0;
+    }();
+    return gpu;
+}
+
 std::string omp_device_description()
 {
-    if (!omp_runs_on_device())
-        return "host (" + std::to_string(omp_get_max_threads()) + " threads)";
-    return "OpenMP device " + std::to_string(omp_get_default_device()) + " of " +
-           std::to_string(omp_device_count());
+    const std::string threads = std::to_string(omp_get_max_threads()) + " threads";
+    if (!omp_runs_on_device()) return "host (" + threads + ")";
+    const std::string which =
+        std::to_string(omp_get_default_device()) + " of " + std::to_string(omp_device_count());
+    if (!omp_device_is_gpu()) return "virtual x86 offload device " + which + " on host cores (" + threads + ")";
+    return "OpenMP GPU device " + which + " (nvptx64)";
 }
 
 } // namespace ompml

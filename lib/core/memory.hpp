@@ -28,7 +28,11 @@ const MemorySpace& omp_memory();
 // where target regions run ("host (2 threads)" or "OpenMP device 0 of 1 (nvptx)").
 int omp_device_count();
 std::string omp_device_description();
-// True when a target region actually executes on a non-host device (checked by running one).
+// True when a target region actually executes on a non-host device (checked by running one;
+// the virtual x86 device of the offload-check build counts).
 bool omp_runs_on_device();
+// True when target regions run on an NVIDIA GPU (nvptx64), asked once per run: picks launch
+// shapes, and keeps a host or virtual-device run from ever being reported as a GPU figure.
+bool omp_device_is_gpu();
 
 } // namespace ompml

@@ -168,7 +168,7 @@ void restore_checkpoint(const Checkpoint& ck, Mlp& model, Optimizer* opt)
     }
 }
 
-void write_checkpoint(const std::string& path, const Checkpoint& ck)
+void write_checkpoint(const std::string& path, const Checkpoint& ck, bool keep_previous)
 {
     std::lock_guard<std::recursive_mutex> guard(h5::lock()); // a streaming loader may be reading
     const std::vector<LayerView> views = mlp_layout(ck.config.model.layers);
@@ -221,7 +221,7 @@ void write_checkpoint(const std::string& path, const Checkpoint& ck)
         set_dbl(st, "elapsed_seconds", ck.state.elapsed_s);
         set_int(st, "seed", static_cast<std::int64_t>(c.seed)); // the shuffle is a function of (seed, epoch)
         set_int(st, "checksum", checksum(ck));
-    });
+    }, keep_previous);
 }
 
 Checkpoint read_checkpoint(const std::string& path)
@@ -237,9 +237,9 @@ Checkpoint read_checkpoint(const std::string& path)
 }
 
 void save_checkpoint(const std::string& path, const TrainConfig& cfg, const DataDesc& data,
-                     const TrainState& state, const Mlp& model, const Optimizer& opt)
+                     const TrainState& state, const Mlp& model, const Optimizer& opt, bool keep_previous)
 {
-    write_checkpoint(path, capture_checkpoint(cfg, data, state, model, opt));
+    write_checkpoint(path, capture_checkpoint(cfg, data, state, model, opt), keep_previous);
 }
 
 } // namespace ompml

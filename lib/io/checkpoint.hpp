@@ -3,7 +3,8 @@
 // /optimizer/{m,v}/layerK/{weight,bias}, /state (attributes: step, epoch, step_in_epoch, ...).
 //
 // Writes go to FILE.tmp.<pid>, are flushed and fsync'ed, then renamed over FILE, so a
-// checkpoint on disk is always complete. Reads check the format tag, every shape against the
+// checkpoint on disk is always complete. With keep_previous the FILE being replaced stays as
+// FILE.prev (ompml-train's rotation: `--resume auto` falls back to it). Reads check the format tag, every shape against the
 // stored layer widths, and a checksum of all tensors; a truncated or corrupt file gives an
 // Error naming the file and what is wrong.
 #pragma once
@@ -42,11 +43,11 @@ Checkpoint capture_checkpoint(const TrainConfig& cfg, const DataDesc& data, cons
 // Uploads a checkpoint's tensors into a model/optimizer built from its config.
 void restore_checkpoint(const Checkpoint& ck, Mlp& model, Optimizer* opt);
 
-void write_checkpoint(const std::string& path, const Checkpoint& ck);
+void write_checkpoint(const std::string& path, const Checkpoint& ck, bool keep_previous = false);
 Checkpoint read_checkpoint(const std::string& path);
 
 // write_checkpoint(capture_checkpoint(...)).
 void save_checkpoint(const std::string& path, const TrainConfig& cfg, const DataDesc& data,
-                     const TrainState& state, const Mlp& model, const Optimizer& opt);
+                     const TrainState& state, const Mlp& model, const Optimizer& opt, bool keep_previous = false);
 
 } // namespace ompml

@@ -5,6 +5,9 @@
 #include <cstdio>
 #include <filesystem>
 #include <unistd.h>
+#include <fcntl.h>
+#include <cerrno>
+#include <cstring>
 
 namespace ompml::h5 {
 
@@ -498,8 +501,26 @@ std::string attr_text(hid_t obj, const std::string& name)
     }
 }
 
-void create_atomically(const std::string& path, const std::function<void(hid_t file)>& fill)
+namespace {
+
+// fsync of a file or directory by path; errors are reported (a checkpoint not on disk is not
+// a checkpoint).
+void fsync_path(const std::string& p, bool directory)
 {
+    const int fd = ::open(p.c_str(), directory ? (O_RDONLY | O_DIRECTORY) : O_RDONLY);
+    if (fd < 0) throw Error(p + ": cannot open for fsync: " + std::strerror(errno));
+    const int rc = ::fsync(fd);
+    const int err = errno;
+    ::close(fd);
+    // Some filesystems refuse fsync on directories (EINVAL); the rename is still done.
+    if (rc != 0 && !(directory && err == EINVAL)) throw Error(p + ": fsync failed: " + std::strerror(err));
+}
+
+} // namespace
+
+void create_atomically(const std::string& path, const std::function<void(hid_t file)>& fill, bool keep_previous)
+{
+    namespace fs = std::filesystem;
     const std::string tmp = path + ".tmp." + std::to_string(::getpid());
     try {
         {
@@ -508,12 +529,27 @@ void create_atomically(const std::string& path, const std::function<void(hid_t f
             std::lock_guard<std::recursive_mutex> guard(lock());
             H5_CHECK(H5Fflush(f, H5F_SCOPE_GLOBAL));
         } // closed here, before the rename
+        fsync_path(tmp, false);
         std::error_code ec;
-        std::filesystem::rename(tmp, path, ec);
+        if (keep_previous && fs::exists(path, ec)) {
+            const std::string prev = path + ".prev", prev_tmp = prev + ".tmp." + std::to_string(::getpid());
+            fs::remove(prev_tmp, ec);
+            ec.clear();
+            fs::create_hard_link(path, prev_tmp, ec);
+            if (!ec) fs::rename(prev_tmp, prev, ec); // replaces an older .prev atomically
+            else {
+                ec.clear();
+                fs::rename(path, prev, ec);
+            }
+            if (ec) throw Error(path + ": cannot keep the previous file as " + prev + ": " + ec.message());
+        }
+        fs::rename(tmp, path, ec);
         if (ec) throw Error(path + ": cannot rename " + tmp + " into place: " + ec.message());
+        const fs::path dir = fs::path(path).parent_path();
+        fsync_path(dir.empty() ? std::string(".") : dir.string(), true);
     } catch (...) {
         std::error_code ec;
-        std::filesystem::remove(tmp, ec);
+        fs::remove(tmp, ec);
         throw;
     }
 }

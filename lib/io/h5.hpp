@@ -153,7 +153,15 @@ H5T_class_t attr_class(hid_t obj, const std::string& name);
 // Creates `path` atomically: fill(file) writes into a temporary file beside it
 // ("<path>.tmp.<pid>"), which is closed and renamed over path only when fill returns; on any
 // error the temporary is removed and the error rethrown, so no half-written file is left.
-void create_atomically(const std::string& path, const std::function<void(hid_t file)>& fill);
+// The temporary is fsync'ed before the rename and the directory after it, so a crash (or a
+// node losing power) leaves either the old file or the complete new one.
+//
+// keep_previous: an existing `path` is kept as "<path>.prev" (the checkpoint rotation of
+// jobs/README.md). It is hard-linked there before the new file is renamed over path, so path
+// itself never disappears; where hard links fail (some network filesystems) it is renamed,
+// leaving a moment in which only .prev exists (readers that fall back to .prev still work).
+void create_atomically(const std::string& path, const std::function<void(hid_t file)>& fill,
+                       bool keep_previous = false);
 
 } // namespace ompml::h5
 

@@ -19,6 +19,13 @@ std::string num(double v, const char* f = "%.9g")
     return buf;
 }
 
+std::string extra_fields(const MetricsRecord& r)
+{
+    std::string out;
+    for (const auto& [key, v] : r.extra) out += ", \"" + key + "\": " + num(v);
+    return out;
+}
+
 } // namespace
 
 MetricsLog::MetricsLog(const std::string& path, bool append) : path_(path)
@@ -37,7 +44,7 @@ std::string MetricsLog::to_json(const MetricsRecord& r)
     return "{\"epoch\": " + std::to_string(r.epoch) + ", \"step\": " + std::to_string(r.step) +
            ", \"train_loss\": " + num(r.train_loss) + ", \"test_loss\": " + num(r.test_loss) +
            ", \"test_acc\": " + num(r.test_acc) + ", \"lr\": " + num(static_cast<float>(r.lr), "%.7g") + ", \"seconds\": " + num(r.seconds) +
-           ", \"samples_per_s\": " + num(r.samples_per_s) + "}";
+           ", \"samples_per_s\": " + num(r.samples_per_s) + extra_fields(r) + "}";
 }
 
 void MetricsLog::write(const MetricsRecord& r)

@@ -9,6 +9,8 @@
 #include <cstdint>
 #include <cstdio>
 #include <string>
+#include <utility>
+#include <vector>
 
 namespace ompml {
 
@@ -16,6 +18,9 @@ struct MetricsRecord {
     std::int64_t epoch = 0, step = 0;
     double train_loss = 0.0, test_loss = 0.0, test_acc = 0.0;
     double lr = 0.0, seconds = 0.0, samples_per_s = 0.0;
+    // More numeric fields, appended in this order (e.g. comm_s and compute_s of a
+    // data-parallel run, for the scaling study).
+    std::vector<std::pair<std::string, double>> extra;
 };
 
 class MetricsLog {

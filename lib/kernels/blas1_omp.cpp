@@ -22,8 +22,8 @@ namespace {
 // target regions reach a GPU does not change during a run, and a wrong guess only costs speed.
 std::size_t omp_lanes()
 {
-    static const bool on_device = omp_runs_on_device();
-    return on_device ? 1 : 64;
+    static const bool gpu = omp_device_is_gpu();
+    return gpu ? 1 : 64;
 }
 
 } // namespace

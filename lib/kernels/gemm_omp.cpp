@@ -14,6 +14,8 @@
 //   tile would be shared by all host teams: see the toolchain notes and design.md, Kernels).
 #include "kernels/gemm.hpp"
 
+#include "core/memory.hpp"
+
 #include <omp.h>
 
 namespace ompml {
@@ -293,25 +295,7 @@ void gemm_league(const GemmArgs g, const float* A, const float* B, float* C, con
     gemm_league_cpu(g, A, B, C, bias, pre);
 }
 
-// Whether this code runs on an nvptx64 device (selects the launch configuration).
-[[maybe_unused]] inline int league_on_nvptx_yes() { return 1; }
-#pragma omp declare variant(league_on_nvptx_yes) match(device = {arch(nvptx64)})
-inline int league_on_nvptx() { return 0; }
-
 #pragma omp end declare target
-
-// Whether target regions on the default device run the nvptx64 body. Asked once: the device
-// kind does not change during a run.
-bool target_is_nvptx()
-{
-    static const bool nvptx = [] {
-        int on = 0;
-#pragma omp target map(from : on)
-        on = league_on_nvptx();
-        return on != 0;
-    }();
-    return nvptx;
-}
 
 } // namespace
 
@@ -323,7 +307,7 @@ void gemm<Impl::omp>(const Gemm& params, const float* A, const float* B, float* 
                      params.trans_b, params.alpha, params.beta, params.act};
     // GPU: one team of TEAM threads per tile. CPU: one team of all threads (libomp's default
     // layout; more teams would only split the cores).
-    const bool gpu = target_is_nvptx();
+    const bool gpu = omp_device_is_gpu(); // the nvptx64 body runs there
     const int nteams = gpu ? ((g.M + BM - 1) / BM) * ((g.N + BN - 1) / BN) : 1;
     const int nthreads = gpu ? TEAM : omp_get_max_threads();
 #pragma omp target teams num_teams(nteams) thread_limit(nthreads) is_device_ptr(A, B, C, bias, pre)

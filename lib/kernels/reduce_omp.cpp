@@ -26,8 +26,8 @@ constexpr int kSmallTeam = 64;
 constexpr int kColBlock = 64;
 int col_block()
 {
-    static const bool on_device = omp_runs_on_device();
-    return on_device ? 1 : kColBlock;
+    static const bool gpu = omp_device_is_gpu();
+    return gpu ? 1 : kColBlock;
 }
 
 } // namespace

@@ -108,6 +108,8 @@ TrainResult Trainer::run(BatchSource& train, BatchSource* test, const TrainState
         last_checkpoint = st.step;
     };
     auto max_reached = [&] { return limits.max_steps > 0 && st.step >= limits.max_steps; };
+    bool interrupted = false;
+    auto stop_asked = [&] { return hooks.should_stop && !max_reached() && hooks.should_stop(st); };
 
     while (st.epoch < cfg_.epochs && !max_reached()) {
         train.start_epoch(st.epoch, st.step_in_epoch);
@@ -133,6 +135,10 @@ TrainResult Trainer::run(BatchSource& train, BatchSource* test, const TrainState
             if (due && st.step_in_epoch < spe) { // at an epoch's end: after its evaluation
                 sync_loss();
                 checkpoint(ep.seconds());
+            }
+            if (st.step_in_epoch < spe && stop_asked()) {
+                interrupted = true;
+                break;
             }
         }
         const double ep_seconds = ep.seconds();
@@ -160,9 +166,16 @@ TrainResult Trainer::run(BatchSource& train, BatchSource* test, const TrainState
         rep.total_seconds = start.elapsed_s + train_seconds;
         if (hooks.on_epoch) hooks.on_epoch(rep);
         if (limits.checkpoint_every > 0 && st.step % limits.checkpoint_every == 0) checkpoint(0.0);
+        if (st.epoch < cfg_.epochs && stop_asked()) {
+            interrupted = true;
+            break;
+        }
     }
     res.stopped_early = st.epoch < cfg_.epochs;
-    if (test != nullptr && !have_eval) res.test = evaluate(model_, *test, comm_);
+    res.interrupted = interrupted;
+    // An interrupted run is short of time (a time limit or preemption is near): checkpoint
+    // only, the resumed run evaluates.
+    if (test != nullptr && !have_eval && !interrupted) res.test = evaluate(model_, *test, comm_);
     if (st.step != last_checkpoint) checkpoint(0.0);
     res.state = st;
     res.state.elapsed_s = start.elapsed_s + train_seconds;

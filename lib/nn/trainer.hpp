@@ -115,6 +115,7 @@ struct TrainResult {
     EvalResult test;
     double seconds = 0.0; // wall time of this run() (training + evaluation)
     bool stopped_early = false; // max_steps reached before the last epoch ended
+    bool interrupted = false;   // Hooks::should_stop said stop: checkpointed, not evaluated
 };
 
 struct Hooks {
@@ -123,6 +124,13 @@ struct Hooks {
     // When a checkpoint is due (every checkpoint_every steps, and at the end); state is
     // consistent with the model and optimizer at that moment.
     std::function<void(const TrainState&)> on_checkpoint;
+    // Asked at every step boundary where stopping leaves a resumable state (after a step inside
+    // an epoch, and after an epoch's evaluation), unless the run ends there anyway. It is a
+    // COLLECTIVE point: every rank calls it at the same steps, so the driver may reduce a flag
+    // there (SIGUSR1 on any rank). True: the trainer writes a checkpoint through on_checkpoint
+    // (unless this state was just written), skips the final evaluation and returns with
+    // interrupted set. A signal is thus acted on within one step.
+    std::function<bool(const TrainState&)> should_stop;
 };
 
 struct RunLimits {

@@ -1,0 +1,48 @@
+// MpiComm (see mpi_comm.hpp).
+#include "dist/mpi_comm.hpp"
+
+#include "core/check.hpp"
+#include "dist/mpi_check.hpp"
+
+namespace ompml {
+
+MpiComm::MpiComm(MPI_Comm comm, Backend& be, float* G, std::size_t n, const GradSyncOptions& opt)
+    : comm_(comm), G_(G), n_(n)
+{
+    MPI_CHECK(MPI_Comm_rank(comm_, &rank_));
+    MPI_CHECK(MPI_Comm_size(comm_, &size_));
+    avg_ = std::make_unique<GradientAverager>(comm_, be.memory(), G, n, opt);
+}
+
+void MpiComm::grad_ready(Backend& be, float* G, const LayerView& view)
+{
+    require(G == G_, "MpiComm::grad_ready: not the gradient buffer this communicator averages");
+    // MPI (or the staging copy) reads the buffer right away: the layer's kernels must be done.
+    if (size_ > 1) be.synchronize();
+    avg_->bucket_ready(view.w, view.count());
+}
+
+void MpiComm::finish_grads(Backend&, float* G, std::size_t n)
+{
+    require(G == G_ && n == n_,
+            "MpiComm::finish_grads: not the gradient buffer this communicator averages");
+    avg_->finish();
+}
+
+void MpiComm::sum(double* v, int n) { allreduce_sum(comm_, v, n); }
+
+bool MpiComm::any(bool local)
+{
+    if (size_ == 1) return local;
+    int flag = local ? 1 : 0;
+    MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, &flag, 1, MPI_INT, MPI_MAX, comm_));
+    return flag != 0;
+}
+
+double MpiComm::comm_seconds() const
+{
+    const GradSyncStats& t = avg_->total();
+    return t.mpi_s + t.copy_s;
+}
+
+} // namespace ompml

@@ -1,0 +1,52 @@
+// MpiComm: the trainer's Comm seam (lib/nn/trainer.hpp) over MPI, for data-parallel training.
+//
+//   grad_ready(layer)  -> GradientAverager::bucket_ready: backward hands layers over in
+//                         reverse order, so the last layers' buckets are on the wire while
+//                         the first layers' gradients are still being computed
+//   finish_grads()     -> GradientAverager::finish: wait; the flat gradient is the SUM over
+//                         ranks, i.e. the global batch mean (each rank scaled by 1/global_rows)
+//   sum(v, n)          -> one MPI_Allreduce of n doubles (loss sums, counts, the stop flag)
+//
+// It also keeps the time split the scaling study needs: communication (time inside MPI calls
+// and staging copies of the gradient sum, GradSyncStats) against the rest of the step.
+#pragma once
+
+#include "dist/comm.hpp"
+#include "dist/grad_sync.hpp"
+#include "nn/trainer.hpp"
+
+#include <mpi.h>
+
+#include <memory>
+#include <string>
+
+namespace ompml {
+
+class MpiComm final : public Comm {
+public:
+    // G: the model's flat gradient buffer (n floats, device), which must outlive this object.
+    MpiComm(MPI_Comm comm, Backend& be, float* G, std::size_t n, const GradSyncOptions& opt);
+
+    int rank() const override { return rank_; }
+    int size() const override { return size_; }
+    void grad_ready(Backend& be, float* G, const LayerView& view) override;
+    void finish_grads(Backend& be, float* G, std::size_t n) override;
+    void sum(double* v, int n) override;
+
+    // Collective: true on every rank when `local` is true on any rank (one allreduce).
+    bool any(bool local);
+
+    const GradientAverager& averager() const { return *avg_; }
+    // Seconds of gradient communication so far: MPI calls (starts, progress, waits) plus the
+    // staging copies. The rest of a step's time is compute (forward, backward, optimizer).
+    double comm_seconds() const;
+
+private:
+    MPI_Comm comm_;
+    int rank_ = 0, size_ = 1;
+    float* G_;
+    std::size_t n_;
+    std::unique_ptr<GradientAverager> avg_;
+};
+
+} // namespace ompml
