@@ -2,9 +2,11 @@
 //
 //   ompml-eval --checkpoint run.h5 [--data FILE.h5] [--split test|train] [--backend omp]
 //
-// --data defaults to the dataset path stored in the checkpoint.
+// --data defaults to the dataset path stored in the checkpoint. Under mpirun each rank
+// evaluates its slice of every batch and the sums are reduced; rank 0 prints.
 #include "backend/backend.hpp"
 #include "core/check.hpp"
+#include "dist/comm.hpp"
 #include "io/checkpoint.hpp"
 #include "io/loader.hpp"
 #include "nn/mlp.hpp"
@@ -14,13 +16,37 @@
 
 #include <cstdio>
 #include <iostream>
+#include <memory>
 #include <string>
+#include <utility>
 
 namespace {
 
 using namespace ompml;
 
-int run(int argc, char** argv)
+// Evaluation needs only the sums of the Comm seam (no gradients).
+class SumComm final : public Comm {
+public:
+    explicit SumComm(const MpiSession& mpi) : mpi_(mpi) {}
+    int rank() const override { return mpi_.rank(); }
+    int size() const override { return mpi_.size(); }
+    void sum(double* v, int n) override { allreduce_sum(mpi_.comm(), v, n); }
+
+private:
+    const MpiSession& mpi_;
+};
+
+// A step that may fail on some ranks only: with several ranks, all fail with the same message.
+template <class F>
+void collective(const MpiSession& mpi, F&& f)
+{
+    if (mpi.size() == 1)
+        f();
+    else
+        collective_try(mpi.comm(), std::forward<F>(f));
+}
+
+int run(const MpiSession& mpi, int argc, char** argv)
 {
     std::string checkpoint, data, split = "test", backend = "omp";
     int batch = 1000;
@@ -34,38 +60,53 @@ int run(int argc, char** argv)
     try {
         app.parse(argc, argv);
     } catch (const CLI::CallForHelp& e) {
-        return app.exit(e);
+        return mpi.root() ? app.exit(e) : 0;
     } catch (const CLI::ParseError& e) {
-        std::cerr << "ompml-eval: " << e.what() << "\n";
+        if (mpi.root()) std::cerr << "ompml-eval: " << e.what() << "\n";
         return 2;
     }
 
-    const Checkpoint ck = read_checkpoint(checkpoint);
-    if (data.empty()) data = ck.data.path;
-    std::unique_ptr<Backend> be = make_backend(backend);
-    LoaderOptions lo;
-    lo.path = data;
-    lo.split = split == "train" ? Split::train : Split::test;
-    lo.global_batch = batch;
-    lo.shuffle = false;
-    Loader loader(*be, lo);
-    const DatasetInfo& ds = loader.dataset();
-    require_features(ds, static_cast<std::uint64_t>(ck.config.model.layers.front()));
-    const int C = ck.config.model.layers.back();
-    if (ds.classes != C)
-        throw Error("--data " + data + " has " + std::to_string(ds.classes) + " classes, the checkpoint's model " +
-                    std::to_string(C));
+    mpi.bind_device(); // before the first device allocation
+    Checkpoint ck;
+    std::unique_ptr<Backend> be;
+    std::unique_ptr<Loader> loader_p;
+    const int C = [&] {
+        int classes = 0;
+        collective(mpi, [&] {
+            ck = read_checkpoint(checkpoint);
+            if (data.empty()) data = ck.data.path;
+            be = make_backend(backend);
+            LoaderOptions lo;
+            lo.path = data;
+            lo.split = split == "train" ? Split::train : Split::test;
+            lo.global_batch = batch;
+            lo.rank = mpi.rank();
+            lo.nranks = mpi.size();
+            lo.shuffle = false;
+            loader_p = std::make_unique<Loader>(*be, lo);
+            const DatasetInfo& ds = loader_p->dataset();
+            require_features(ds, static_cast<std::uint64_t>(ck.config.model.layers.front()));
+            classes = ck.config.model.layers.back();
+            if (ds.classes != classes)
+                throw Error("--data " + data + " has " + std::to_string(ds.classes) + " classes, the checkpoint's model " +
+                            std::to_string(classes));
+        });
+        return classes;
+    }();
+    Loader& loader = *loader_p;
 
     Mlp model(*be, ck.config.model, loader.max_rows());
     restore_checkpoint(ck, model, nullptr);
-    SingleComm comm;
+    SumComm comm(mpi);
     LoaderSource<Loader, Batch> src(loader);
     const EvalResult r = evaluate(model, src, comm, true);
+    if (!mpi.root()) return 0;
 
-    std::printf("ompml-eval: %s (%s %s, step %lld, epoch %lld) on %s [%s], backend %s on %s\n", checkpoint.c_str(),
+    std::printf("ompml-eval: %s (%s %s, step %lld, epoch %lld) on %s [%s], backend %s on %s, %d ranks\n",
+                checkpoint.c_str(),
                 layers_string(ck.config.model.layers).c_str(), activation_name(ck.config.model.activation),
                 static_cast<long long>(ck.state.step), static_cast<long long>(ck.state.epoch), data.c_str(),
-                split.c_str(), be->name(), be->device().c_str());
+                split.c_str(), be->name(), be->device().c_str(), mpi.size());
     std::printf("samples %llu loss %.4f accuracy %.4f\n", static_cast<unsigned long long>(r.samples), r.loss,
                 r.accuracy);
     std::printf("confusion matrix (rows: true class, columns: predicted)\n%6s", "");
@@ -89,9 +130,15 @@ int run(int argc, char** argv)
 
 int main(int argc, char** argv)
 {
+    MpiSession mpi(&argc, &argv); // outside the try: see ompml-train
     try {
-        return run(argc, argv);
+        return run(mpi, argc, argv);
+    } catch (const CollectiveError& e) {
+        std::fflush(stdout);
+        if (mpi.root()) std::cerr << "ompml-eval: error: " << e.what() << "\n";
+        return 1;
     } catch (const std::exception& e) {
+        if (mpi.size() > 1) abort_all(std::string("ompml-eval: ") + e.what(), 1);
         std::fflush(stdout);
         std::cerr << "ompml-eval: error: " << e.what() << "\n";
         return 1;

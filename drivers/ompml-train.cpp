@@ -4,15 +4,36 @@
 //
 //   ompml-train --data data/fashion-mnist.h5 --layers 784,512,256,10 --activation relu \
 //               --epochs 10 --batch 128 --optimizer adam --lr 1e-3 --seed 1 --backend omp
+//   mpirun -np 4 ompml-train ...          (data parallel: --batch is the global batch)
 //
-// Resume (--resume FILE): model, optimizer, schedule, seed and batch come from the checkpoint
-// (an explicitly given flag that disagrees is an error); --epochs may extend the run; --data
-// defaults to the checkpoint's dataset path.
+// Resume (--resume FILE | auto): model, optimizer, schedule, seed and batch come from the
+// checkpoint (an explicitly given flag that disagrees is an error); --epochs may extend the
+// run; --data defaults to the checkpoint's dataset path. Any rank count may resume any
+// checkpoint. `auto` tries --checkpoint FILE, then FILE.prev (jobs/README.md).
 //
-// Data parallelism: one rank for now. The seams are `Comm` (SingleComm here) and `is_root`:
-// only the root prints and writes files.
+// Data parallelism (MPI; without mpirun it runs as a 1-rank singleton): every rank binds its
+// device, builds the same configuration (agreed on collectively), opens the dataset
+// (collectively: one rank's failure stops all with its message), starts from rank 0's
+// parameters and trains on its slice of each global batch; MpiComm sums the gradients in
+// buckets overlapped with backward. Only rank 0 prints, writes metrics and checkpoints.
+//
+// Errors: a failure every rank sees (CollectiveError) ends every rank through the normal path;
+// a failure on one rank only ends the job through abort_all (MPI_Abort), never a hang.
+//
+// Preemption (jobs/README.md): SIGUSR1 or SIGTERM sets a flag; at every step boundary the ranks
+// reduce it (one allreduce of an int: a signal is acted on within one step), write the
+// checkpoint and exit kExitCheckpointed (85) on every rank.
+//
+// Test-only environment (used by tests/mpi/, not for users):
+//   OMPML_FAULT_INJECT=RANK:STEP:exit|kill   after step STEP, rank RANK throws an error that
+//                                            only it sees (exit) or SIGKILLs itself (kill)
+//   OMPML_TEST_PER_RANK_DATA=1               "%r" in --data becomes the rank number, to give
+//                                            one rank a dataset path the others do not have
 #include "backend/backend.hpp"
 #include "core/check.hpp"
+#include "core/timer.hpp"
+#include "dist/comm.hpp"
+#include "dist/mpi_comm.hpp"
 #include "io/checkpoint.hpp"
 #include "io/loader.hpp"
 #include "io/metrics.hpp"
@@ -25,6 +46,10 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
+#include <csignal>
+#include <cstdlib>
+#include <filesystem>
 #include <cmath>
 #include <cstdio>
 #include <iostream>
@@ -36,6 +61,89 @@
 namespace {
 
 using namespace ompml;
+
+// "Stopped on SIGUSR1 (or SIGTERM) after writing the checkpoint: please requeue". The batch
+// scripts read it (jobs/lib/common.sh OMPML_EXIT_CHECKPOINTED, jobs/README.md).
+constexpr int kExitCheckpointed = 85;
+
+// The signal that asked us to stop (0: none). Set by the handler, read at step boundaries.
+std::atomic<int> g_stop_signal{0};
+static_assert(std::atomic<int>::is_always_lock_free, "a signal handler may only touch lock-free atomics");
+
+extern "C" void on_stop_signal(int sig) { g_stop_signal.store(sig); }
+
+// Installed right after MPI_Init (which may install handlers of its own) and before any step.
+// SA_RESTART: a read or wait interrupted by the signal carries on; the flag is seen later.
+void install_stop_handlers()
+{
+    struct sigaction sa {};
+    sa.sa_handler = on_stop_signal;
+    sigemptyset(&sa.sa_mask);
+    sa.sa_flags = SA_RESTART;
+    sigaction(SIGUSR1, &sa, nullptr);
+    sigaction(SIGTERM, &sa, nullptr);
+}
+
+// OMPML_FAULT_INJECT=RANK:STEP:exit|kill (test-only, see the top of this file).
+struct FaultInject {
+    int rank = -1;
+    std::int64_t step = -1;
+    std::string mode;
+};
+FaultInject fault_from_env()
+{
+    FaultInject f;
+    const char* v = std::getenv("OMPML_FAULT_INJECT");
+    if (v == nullptr || *v == '\0') return f;
+    const std::string s = v;
+    const auto c1 = s.find(':'), c2 = s.find(':', c1 == std::string::npos ? c1 : c1 + 1);
+    try {
+        if (c1 == std::string::npos || c2 == std::string::npos) throw std::invalid_argument(s);
+        f.rank = std::stoi(s.substr(0, c1));
+        f.step = std::stoll(s.substr(c1 + 1, c2 - c1 - 1));
+        f.mode = s.substr(c2 + 1);
+    } catch (const std::exception&) {
+        f.mode.clear();
+    }
+    if (f.mode != "exit" && f.mode != "kill")
+        throw Error("OMPML_FAULT_INJECT='" + s + "': expected RANK:STEP:exit|kill");
+    return f;
+}
+
+// Runs f on every rank; with more than one rank a failure on any rank becomes the same
+// CollectiveError everywhere ("rank R: <message>"). With one rank the error passes unchanged.
+template <class F>
+void collective(const MpiSession& mpi, F&& f)
+{
+    if (mpi.size() == 1)
+        f();
+    else
+        collective_try(mpi.comm(), std::forward<F>(f));
+}
+
+// Collective: true on every rank when `local` is true on some rank.
+bool any_rank(const MpiSession& mpi, bool local)
+{
+    double v = local ? 1.0 : 0.0;
+    allreduce_sum(mpi.comm(), &v, 1);
+    return v > 0.0;
+}
+
+// Rank 0 gets every rank's line (host and device binding), for the start-up report.
+std::vector<std::string> gather_lines(const MpiSession& mpi, const std::string& line)
+{
+    constexpr int kLen = 256;
+    char mine[kLen] = {};
+    std::snprintf(mine, kLen, "%s", line.c_str());
+    std::vector<char> all(mpi.root() ? static_cast<std::size_t>(kLen) * mpi.size() : 0);
+    if (mpi.size() == 1)
+        std::copy(mine, mine + kLen, all.begin());
+    else
+        MPI_Gather(mine, kLen, MPI_CHAR, all.data(), kLen, MPI_CHAR, 0, mpi.comm());
+    std::vector<std::string> out;
+    for (int r = 0; mpi.root() && r < mpi.size(); ++r) out.emplace_back(all.data() + static_cast<std::size_t>(r) * kLen);
+    return out;
+}
 
 struct Args {
     std::string data = "data/fashion-mnist.h5";
@@ -60,6 +168,8 @@ struct Args {
     std::int64_t checkpoint_every = 0;
     std::string metrics, checkpoint, resume;
     bool streaming = false;
+    bool mpi_staging = false;
+    double bucket_mb = 25.0;
 };
 
 std::string fmt(const char* f, double v)
@@ -111,14 +221,14 @@ const CLI::Validator kPositive = number_check(true);
 const CLI::Validator kNonNegative = number_check(false);
 
 // On resume: a flag given explicitly must agree with the checkpoint.
-void agree(const CLI::App& app, const char* flag, const std::string& given, const std::string& stored)
+void same_as_checkpoint(const CLI::App& app, const char* flag, const std::string& given, const std::string& stored)
 {
     if (app.count(flag) > 0 && given != stored)
         throw Error(std::string(flag) + " " + given + " conflicts with the checkpoint's " + stored +
                     " (a resumed run keeps its settings)");
 }
 
-int run(int argc, char** argv)
+int run(const MpiSession& mpi, int argc, char** argv)
 {
     Args a;
     CLI::App app{"ompml-train: train an MLP with OpenMP target offload kernels"};
@@ -157,39 +267,89 @@ int run(int argc, char** argv)
     app.add_option("--checkpoint", a.checkpoint, "write checkpoints to this file (at the end, and see --checkpoint-every)");
     app.add_option("--checkpoint-every", a.checkpoint_every, "also checkpoint every N steps")
         ->check(kNonNegative);
-    app.add_option("--resume", a.resume, "resume from this checkpoint");
+    app.add_option("--resume", a.resume,
+                   "resume from this checkpoint; 'auto': from --checkpoint FILE or FILE.prev if valid, "
+                   "else start fresh");
     app.add_flag("--streaming", a.streaming, "read batches from the file instead of holding the split in memory");
+    app.add_flag("--mpi-staging", a.mpi_staging,
+                 "copy gradients through host memory for MPI even where MPI could read device memory");
+    app.add_option("--bucket-mb", a.bucket_mb,
+                   "gradient allreduce bucket size in MB (started during backward); 0: one bucket per step")
+        ->check(kNonNegative);
+    const bool is_root = mpi.root();
     try {
         app.parse(argc, argv);
     } catch (const CLI::CallForHelp& e) {
-        return app.exit(e);
+        return is_root ? app.exit(e) : 0;
     } catch (const CLI::ParseError& e) {
-        std::cerr << "ompml-train: " << e.what() << "\n";
+        // Every rank parses the same command line: the root alone reports it.
+        if (is_root) std::cerr << "ompml-train: " << e.what() << "\n";
         return 2;
     }
     if (a.checkpoint_every > 0 && a.checkpoint.empty())
-        throw Error("--checkpoint-every " + std::to_string(a.checkpoint_every) + " needs --checkpoint FILE");
-    if (a.step_size > 0 && a.step_epochs > 0) throw Error("--step-size and --step-epochs are exclusive");
+        throw CollectiveError("--checkpoint-every " + std::to_string(a.checkpoint_every) + " needs --checkpoint FILE",
+                              -1, 0);
+    if (a.step_size > 0 && a.step_epochs > 0)
+        throw CollectiveError("--step-size and --step-epochs are exclusive", -1, 0);
+    if (a.resume == "auto" && a.checkpoint.empty())
+        throw CollectiveError("--resume auto needs --checkpoint FILE (it resumes from FILE or FILE.prev)", -1, 0);
+    const FaultInject fault = fault_from_env();
 
-    SingleComm comm; // the MPI driver substitutes its communicator here
-    const bool is_root = comm.rank() == 0;
+    // Before the first device allocation: omp memory allocates on the default device.
+    const DeviceBinding binding = mpi.bind_device();
+
+    // ---- which checkpoint to resume from (collective: every rank reads the same file) ----
+    std::optional<Checkpoint> ck;
+    std::string resume_path;
+    if (a.resume == "auto") {
+        const std::vector<std::string> candidates{a.checkpoint, a.checkpoint + ".prev"};
+        bool any_present = false;
+        for (const std::string& c : candidates) {
+            std::error_code ec;
+            if (!any_rank(mpi, std::filesystem::exists(c, ec))) continue;
+            any_present = true;
+            try {
+                collective(mpi, [&] { ck = read_checkpoint(c); });
+                resume_path = c;
+                break;
+            } catch (const Error& e) { // every rank: a CollectiveError, or the one rank's Error
+                ck.reset();
+                if (is_root) std::fprintf(stderr, "ompml-train: warning: --resume auto: rejected %s: %s\n", c.c_str(), e.what());
+            }
+        }
+        if (!ck && any_present)
+            throw CollectiveError("--resume auto: no valid checkpoint: " + candidates[0] + " and " + candidates[1] +
+                                      " are both unusable (see the warnings above)",
+                                  -1, 0);
+        if (is_root) {
+            if (ck)
+                std::printf("ompml-train: --resume auto: resuming from %s\n", resume_path.c_str());
+            else
+                std::printf("ompml-train: --resume auto: no checkpoint at %s or %s: starting fresh\n",
+                            candidates[0].c_str(), candidates[1].c_str());
+            std::fflush(stdout);
+        }
+    } else if (!a.resume.empty()) {
+        collective(mpi, [&] { ck = read_checkpoint(a.resume); });
+        resume_path = a.resume;
+    }
 
     // ---- configuration: flags, or the checkpoint when resuming ----
+    // Errors here (bad values, flags that contradict the checkpoint) are the same on every rank.
     TrainConfig cfg;
     TrainState start;
-    std::optional<Checkpoint> ck;
-    if (!a.resume.empty()) {
-        ck = read_checkpoint(a.resume);
+    collective(mpi, [&] {
+    if (ck) {
         cfg = ck->config;
         start = ck->state;
-        agree(app, "--layers", layers_string(parse_flag([&] { return parse_layers(a.layers); })),
+        same_as_checkpoint(app, "--layers", layers_string(parse_flag([&] { return parse_layers(a.layers); })),
               layers_string(cfg.model.layers));
-        agree(app, "--activation", a.activation, activation_name(cfg.model.activation));
-        agree(app, "--optimizer", a.optimizer, optimizer_name(cfg.opt.kind));
-        agree(app, "--schedule", a.schedule, schedule_name(cfg.sched.kind));
-        agree(app, "--lr", fmt("%g", a.lr), fmt("%g", cfg.opt.lr));
-        agree(app, "--batch", std::to_string(a.batch), std::to_string(cfg.batch));
-        agree(app, "--seed", std::to_string(a.seed), std::to_string(cfg.seed));
+        same_as_checkpoint(app, "--activation", a.activation, activation_name(cfg.model.activation));
+        same_as_checkpoint(app, "--optimizer", a.optimizer, optimizer_name(cfg.opt.kind));
+        same_as_checkpoint(app, "--schedule", a.schedule, schedule_name(cfg.sched.kind));
+        same_as_checkpoint(app, "--lr", fmt("%g", a.lr), fmt("%g", cfg.opt.lr));
+        same_as_checkpoint(app, "--batch", std::to_string(a.batch), std::to_string(cfg.batch));
+        same_as_checkpoint(app, "--seed", std::to_string(a.seed), std::to_string(cfg.seed));
         if (app.count("--epochs") > 0) cfg.epochs = a.epochs;
         if (app.count("--data") == 0) a.data = ck->data.path;
     } else {
@@ -210,49 +370,114 @@ int run(int argc, char** argv)
         cfg.epochs = a.epochs;
         cfg.eval_batch = a.eval_batch;
     }
+    });
+    if (std::getenv("OMPML_TEST_PER_RANK_DATA") != nullptr) // test-only, see the top of this file
+        for (std::size_t p; (p = a.data.find("%r")) != std::string::npos;)
+            a.data.replace(p, 2, std::to_string(mpi.rank()));
 
-    std::unique_ptr<Backend> be = make_backend(a.backend);
-
-    // ---- data ----
-    LoaderOptions lo;
-    lo.path = a.data;
-    lo.global_batch = cfg.batch;
-    lo.rank = comm.rank();
-    lo.nranks = comm.size();
-    lo.seed = cfg.seed;
-    lo.streaming = a.streaming;
-    Loader train_loader(*be, lo);
-    LoaderOptions to = lo;
-    to.split = Split::test;
-    to.global_batch = cfg.eval_batch;
-    to.shuffle = false;
-    Loader test_loader(*be, to);
-    const DatasetInfo& ds = train_loader.dataset();
-    require_features(ds, static_cast<std::uint64_t>(cfg.model.layers.front()));
-    if (ds.classes != cfg.model.layers.back())
-        throw Error("--layers " + layers_string(cfg.model.layers) + ": the last width " +
-                    std::to_string(cfg.model.layers.back()) + " must equal the dataset's " +
-                    std::to_string(ds.classes) + " classes (" + a.data + ")");
-    const std::int64_t spe = train_loader.steps_per_epoch();
+    // ---- backend and data (collective: a file only some ranks can open stops every rank) ----
+    std::unique_ptr<Backend> be;
+    std::unique_ptr<Loader> train_loader, test_loader;
+    collective(mpi, [&] {
+        be = make_backend(a.backend);
+        LoaderOptions lo;
+        lo.path = a.data;
+        lo.global_batch = cfg.batch;
+        lo.rank = mpi.rank();
+        lo.nranks = mpi.size();
+        lo.seed = cfg.seed;
+        lo.streaming = a.streaming;
+        train_loader = std::make_unique<Loader>(*be, lo);
+        LoaderOptions to = lo;
+        to.split = Split::test;
+        to.global_batch = cfg.eval_batch;
+        to.shuffle = false;
+        test_loader = std::make_unique<Loader>(*be, to);
+        const DatasetInfo& ds = train_loader->dataset();
+        require_features(ds, static_cast<std::uint64_t>(cfg.model.layers.front()));
+        if (ds.classes != cfg.model.layers.back())
+            throw Error("--layers " + layers_string(cfg.model.layers) + ": the last width " +
+                        std::to_string(cfg.model.layers.back()) + " must equal the dataset's " +
+                        std::to_string(ds.classes) + " classes (" + a.data + ")");
+        if (ck && ck->data.features != ds.features)
+            throw Error("--data " + a.data + ": " + std::to_string(ds.features) +
+                        " features, the checkpoint was trained on " + std::to_string(ck->data.features));
+    });
+    const DatasetInfo& ds = train_loader->dataset();
+    const std::int64_t spe = train_loader->steps_per_epoch();
     if (a.step_epochs > 0 && !ck) cfg.sched.step_size = static_cast<std::int64_t>(a.step_epochs) * spe;
     if (!ck) cfg.sched = Trainer::resolve_schedule(cfg, spe); // fixes the cosine length in the checkpoint
     if (cfg.sched.kind == SchedKind::step && cfg.sched.step_size <= 0)
-        throw Error("--schedule step needs --step-size N or --step-epochs N");
-    if (ck && ck->data.features != ds.features)
-        throw Error("--data " + a.data + ": " + std::to_string(ds.features) + " features, the checkpoint was trained on " +
-                    std::to_string(ck->data.features));
-    DataDesc data{a.data, ds.features, ds.classes, train_loader.samples(), test_loader.samples()};
+        throw CollectiveError("--schedule step needs --step-size N or --step-epochs N", -1, 0);
+    DataDesc data{a.data, ds.features, ds.classes, train_loader->samples(), test_loader->samples()};
 
-    // ---- model and optimizer ----
-    Mlp model(*be, cfg.model, std::max(train_loader.max_rows(), test_loader.max_rows()));
-    Optimizer opt(*be, cfg.opt, model.num_params());
-    if (ck)
-        restore_checkpoint(*ck, model, &opt);
-    else
-        model.init_params(cfg.seed);
+    // ---- every rank must run the same configuration (a mismatch stops all, naming it) ----
+    if (mpi.size() > 1) {
+        const auto num = [](double v) { return fmt("%.9g", v); };
+        agree(mpi.comm(),
+              {{"layers", layers_string(cfg.model.layers)},
+               {"activation", activation_name(cfg.model.activation)},
+               {"seed", std::to_string(cfg.seed)},
+               {"global batch", std::to_string(cfg.batch)},
+               {"eval batch", std::to_string(cfg.eval_batch)},
+               {"epochs", std::to_string(cfg.epochs)},
+               {"optimizer", std::string(optimizer_name(cfg.opt.kind)) + " lr " + num(cfg.opt.lr) + " momentum " +
+                                 num(cfg.opt.momentum) + " weight_decay " + num(cfg.opt.weight_decay)},
+               {"schedule", std::string(schedule_name(cfg.sched.kind)) + " warmup " + std::to_string(cfg.sched.warmup) +
+                                " step_size " + std::to_string(cfg.sched.step_size) + " gamma " +
+                                num(cfg.sched.gamma) + " total " + std::to_string(cfg.sched.total_steps)},
+               {"clip", num(cfg.clip)},
+               {"dataset shape", "features " + std::to_string(data.features) + " classes " +
+                                     std::to_string(data.classes) + " train " + std::to_string(data.train_samples) +
+                                     " test " + std::to_string(data.test_samples)},
+               {"backend", a.backend},
+               {"resume", ck ? resume_path + " at step " + std::to_string(start.step) : std::string("fresh start")},
+               {"max steps", std::to_string(a.max_steps)},
+               {"checkpoint every", std::to_string(a.checkpoint_every)},
+               // The bucket layout decides the sequence of reductions: it must match everywhere.
+               {"bucket MB", num(a.bucket_mb)}});
+    }
 
+    // ---- model and optimizer; every rank starts from rank 0's parameters ----
+    std::unique_ptr<Mlp> model_p;
+    std::unique_ptr<Optimizer> opt_p;
+    collective(mpi, [&] {
+        model_p = std::make_unique<Mlp>(*be, cfg.model, std::max(train_loader->max_rows(), test_loader->max_rows()));
+        opt_p = std::make_unique<Optimizer>(*be, cfg.opt, model_p->num_params());
+        if (ck)
+            restore_checkpoint(*ck, *model_p, opt_p.get());
+        else
+            model_p->init_params(cfg.seed);
+    });
+    Mlp& model = *model_p;
+    Optimizer& opt = *opt_p;
+    ck.reset(); // the host copy is no longer needed (it can be large)
+    // Every rank computed the same values (same seed or the same checkpoint, agreed above);
+    // the broadcast makes "identical" hold by construction, whatever the rank's history.
+    broadcast(mpi.comm(), be->memory(), model.params(), model.num_params());
+
+    GradSyncOptions gso;
+    gso.bucket_mb = a.bucket_mb;
+    gso.force_staging = a.mpi_staging;
+    gso.gpu_memory = be->on_gpu();
+    MpiComm comm(mpi.comm(), *be, model.grads(), model.num_params(), gso);
+
+    // ---- start-up report: configuration, ranks, nodes, devices ----
+    const bool resumed = !resume_path.empty();
+    const int nodes = [&] {
+        double first_on_node = mpi.local_rank() == 0 ? 1.0 : 0.0;
+        allreduce_sum(mpi.comm(), &first_on_node, 1);
+        return static_cast<int>(first_on_node);
+    }();
+    const std::vector<std::string> where = gather_lines(mpi, mpi.processor() + ", " + binding.describe());
     if (is_root) {
         std::printf("ompml-train: backend %s on %s\n", be->name(), be->device().c_str());
+        std::printf("  mpi       %d ranks on %d nodes, gradients: %s, bucket %s\n", mpi.size(), nodes,
+                    comm.averager().transport().c_str(),
+                    a.bucket_mb > 0 ? fmt("%g MB", a.bucket_mb).c_str() : "one per step");
+        const int shown = std::min(mpi.size(), 8);
+        for (int r = 0; r < shown; ++r) std::printf("  rank %-4d %s\n", r, where[static_cast<std::size_t>(r)].c_str());
+        if (shown < mpi.size()) std::printf("  ... (%d more ranks)\n", mpi.size() - shown);
         std::printf("  data      %s: train %llu, test %llu, features %llu, classes %d%s\n", a.data.c_str(),
                     static_cast<unsigned long long>(data.train_samples),
                     static_cast<unsigned long long>(data.test_samples),
@@ -269,33 +494,46 @@ int run(int argc, char** argv)
         if (cfg.sched.kind == SchedKind::cosine)
             std::printf(", over %lld steps", static_cast<long long>(cfg.sched.total_steps));
         std::printf("), clip %s\n", cfg.clip > 0 ? fmt("%g", cfg.clip).c_str() : "off");
-        std::printf("  run       epochs %d, batch %d (%lld steps/epoch), seed %llu, ranks %d", cfg.epochs, cfg.batch,
-                    static_cast<long long>(spe), static_cast<unsigned long long>(cfg.seed), comm.size());
+        std::printf("  run       epochs %d, batch %d (%lld steps/epoch, %d per rank), seed %llu, ranks %d", cfg.epochs,
+                    cfg.batch, static_cast<long long>(spe), train_loader->max_rows(),
+                    static_cast<unsigned long long>(cfg.seed), mpi.size());
         if (a.max_steps > 0) std::printf(", max-steps %lld", static_cast<long long>(a.max_steps));
         std::printf("\n");
-        if (ck)
-            std::printf("  resume    %s at step %lld (epoch %lld, step %lld in it)\n", a.resume.c_str(),
+        if (resumed)
+            std::printf("  resume    %s at step %lld (epoch %lld, step %lld in it)\n", resume_path.c_str(),
                         static_cast<long long>(start.step), static_cast<long long>(start.epoch),
                         static_cast<long long>(start.step_in_epoch));
         if (!a.checkpoint.empty())
-            std::printf("  checkpoint %s%s\n", a.checkpoint.c_str(),
+            std::printf("  checkpoint %s%s (previous kept as %s.prev)\n", a.checkpoint.c_str(),
                         a.checkpoint_every > 0
                             ? (" every " + std::to_string(a.checkpoint_every) + " steps and at the end").c_str()
-                            : " at the end");
+                            : " at the end",
+                        a.checkpoint.c_str());
         std::fflush(stdout);
     }
 
     std::unique_ptr<MetricsLog> metrics;
-    if (is_root && !a.metrics.empty()) metrics = std::make_unique<MetricsLog>(a.metrics, ck.has_value());
+    if (is_root && !a.metrics.empty()) metrics = std::make_unique<MetricsLog>(a.metrics, resumed);
 
-    // ---- hooks: console, metrics, checkpoints (root only) ----
+    // ---- hooks: console, metrics, checkpoints (root only); the stop flag (all ranks) ----
     const std::int64_t total_steps = a.max_steps > 0 ? std::min<std::int64_t>(a.max_steps, cfg.epochs * spe)
                                                      : static_cast<std::int64_t>(cfg.epochs) * spe;
-    const bool live = is_root && isatty(fileno(stdout));
+    // Live progress only for an interactive single process: mpirun gives every rank a pty even
+    // when its own output goes to a file, which would fill logs with carriage returns.
+    const bool live = is_root && mpi.size() == 1 && std::getenv("OMPI_COMM_WORLD_SIZE") == nullptr &&
+                      isatty(fileno(stdout));
     double last_live = -1.0;
-    double rate = 0.0; // samples/s of the last epoch, for the ETA
+    double rate = 0.0;            // samples/s of the last epoch, for the ETA
+    double flag_s = 0.0;          // time in the stop-flag reductions (communication too)
+    double comm_at_epoch = 0.0;   // communication seconds when the last epoch report was made
+    const auto comm_s = [&] { return comm.comm_seconds() + flag_s; };
     Hooks hooks;
     hooks.on_step = [&](const StepReport& r) {
+        if (fault.rank == mpi.rank() && fault.step == r.step) {
+            if (fault.mode == "kill") std::raise(SIGKILL);
+            throw Error("OMPML_FAULT_INJECT: rank " + std::to_string(mpi.rank()) + " fails on purpose after step " +
+                        std::to_string(r.step));
+        }
         if (!live || r.epoch_seconds - last_live < 0.25) return;
         last_live = r.epoch_seconds;
         const double sps = r.epoch_seconds > 0 ? r.epoch_samples / r.epoch_seconds : 0.0;
@@ -307,48 +545,96 @@ int run(int argc, char** argv)
     };
     hooks.on_epoch = [&](const EpochReport& r) {
         rate = r.samples_per_s;
-        if (metrics)
-            metrics->write(MetricsRecord{r.epoch, r.step, r.train_loss, r.test_loss, r.test_acc, r.lr,
-                                         r.total_seconds, r.samples_per_s});
+        // Communication vs the rest of this epoch's training time (evaluation excluded).
+        const double ep_comm = comm_s() - comm_at_epoch;
+        comm_at_epoch = comm_s();
+        const double ep_compute = std::max(0.0, r.seconds - ep_comm);
+        if (metrics) {
+            MetricsRecord m{r.epoch, r.step, r.train_loss, r.test_loss, r.test_acc, r.lr,
+                            r.total_seconds, r.samples_per_s, {}};
+            m.extra = {{"comm_s", ep_comm}, {"compute_s", ep_compute}, {"ranks", static_cast<double>(mpi.size())}};
+            metrics->write(m);
+        }
         if (!is_root) return;
         const double eta = rate > 0 ? static_cast<double>(total_steps - r.step) * cfg.batch / rate : NAN;
         if (live) std::printf("\r%100s\r", "");
         std::printf("epoch %lld/%d step %lld train_loss %.4f test_loss %.4f test_acc %.4f lr %.3g %.0f samples/s "
-                    "ETA %s\n",
+                    "compute %.2f s comm %.2f s ETA %s\n",
                     static_cast<long long>(r.epoch), cfg.epochs, static_cast<long long>(r.step), r.train_loss,
-                    r.test_loss, r.test_acc, static_cast<double>(r.lr), r.samples_per_s, duration(eta).c_str());
+                    r.test_loss, r.test_acc, static_cast<double>(r.lr), r.samples_per_s, ep_compute, ep_comm,
+                    duration(eta).c_str());
         std::fflush(stdout);
         last_live = -1.0;
     };
     hooks.on_checkpoint = [&](const TrainState& s) {
         if (!is_root || a.checkpoint.empty()) return;
-        save_checkpoint(a.checkpoint, cfg, data, s, model, opt);
+        save_checkpoint(a.checkpoint, cfg, data, s, model, opt, /*keep_previous=*/true);
+    };
+    hooks.should_stop = [&](const TrainState&) {
+        const Stopwatch t;
+        const bool stop = comm.any(g_stop_signal.load() != 0);
+        flag_s += t.seconds();
+        return stop;
     };
 
     RunLimits limits;
     limits.max_steps = a.max_steps;
     limits.checkpoint_every = a.checkpoint_every;
-    LoaderSource<Loader, Batch> train_src(train_loader), test_src(test_loader);
+    LoaderSource<Loader, Batch> train_src(*train_loader), test_src(*test_loader);
     Trainer trainer(*be, cfg, model, opt, comm);
+    const std::int64_t first_step = start.step;
     const TrainResult res = trainer.run(train_src, &test_src, start, limits, hooks);
 
     if (is_root) {
         if (live) std::printf("\r%100s\r", "");
-        std::printf("final: test_acc %.4f test_loss %.4f epochs %lld steps %lld time %.1f s%s\n", res.test.accuracy,
-                    res.test.loss, static_cast<long long>(res.state.epoch), static_cast<long long>(res.state.step),
-                    res.seconds, res.stopped_early ? " (stopped by --max-steps)" : "");
-        if (!a.checkpoint.empty()) std::printf("checkpoint: %s\n", a.checkpoint.c_str());
+        const std::int64_t steps = res.state.step - first_step;
+        const GradSyncStats& gs = comm.averager().total();
+        // This process's training time: whole epochs reported plus the unfinished part.
+        const double trained = res.state.elapsed_s - start.elapsed_s;
+        const double c = comm_s();
+        if (steps > 0)
+            std::printf("time: %lld steps in %.2f s: compute %.2f s, communication %.2f s (%.1f%%; exposed wait "
+                        "%.2f s, staging copies %.2f s; %.2f ms/step), %d ranks\n",
+                        static_cast<long long>(steps), trained, std::max(0.0, trained - c), c,
+                        trained > 0 ? 100.0 * c / trained : 0.0, gs.wait_s, gs.copy_s, 1e3 * c / steps, mpi.size());
+        if (res.interrupted) {
+            const int sig = g_stop_signal.load();
+            std::printf("stopped by %s at step %lld: %s; exit %d (continue with --resume auto)\n",
+                        sig == SIGTERM ? "SIGTERM" : sig == SIGUSR1 ? "SIGUSR1" : "a signal on another rank",
+                        static_cast<long long>(res.state.step),
+                        a.checkpoint.empty() ? "no --checkpoint given, nothing saved"
+                                             : ("checkpoint " + a.checkpoint + " written").c_str(),
+                        kExitCheckpointed);
+        } else {
+            std::printf("final: test_acc %.4f test_loss %.4f epochs %lld steps %lld time %.1f s%s\n",
+                        res.test.accuracy, res.test.loss, static_cast<long long>(res.state.epoch),
+                        static_cast<long long>(res.state.step), res.seconds,
+                        res.stopped_early ? " (stopped by --max-steps)" : "");
+            if (!a.checkpoint.empty()) std::printf("checkpoint: %s\n", a.checkpoint.c_str());
+        }
+        std::fflush(stdout);
     }
-    return 0;
+    return res.interrupted ? kExitCheckpointed : 0;
 }
 
 } // namespace
 
 int main(int argc, char** argv)
 {
+    // The session lives outside the try: an error on one rank must reach abort_all before
+    // MPI_Finalize, which would wait for ranks that are blocked in a collective.
+    MpiSession mpi(&argc, &argv);
+    install_stop_handlers();
     try {
-        return run(argc, argv);
+        return run(mpi, argc, argv);
+    } catch (const CollectiveError& e) {
+        // Every rank holds the same message: the root prints it, all exit 1.
+        std::fflush(stdout);
+        if (mpi.root()) std::cerr << "ompml-train: error: " << e.what() << "\n";
+        return 1;
     } catch (const std::exception& e) {
+        // Seen by this rank only: the others may be waiting for it in a reduction.
+        if (mpi.size() > 1) abort_all(std::string("ompml-train: ") + e.what(), 1);
         std::fflush(stdout);
         std::cerr << "ompml-train: error: " << e.what() << "\n";
         return 1;

@@ -247,8 +247,8 @@ BOOST_AUTO_TEST_CASE(metrics_lines_are_json)
     const std::string p = scratch().path("m.jsonl");
     {
         MetricsLog log(p, false);
-        log.write(MetricsRecord{1, 469, 0.5, 0.45, 0.84, 1e-3, 8.5, 7000.0});
-        log.write(MetricsRecord{2, 938, 0.4, std::nan(""), 0.86, 1e-3, 17.0, 7100.0});
+        log.write(MetricsRecord{1, 469, 0.5, 0.45, 0.84, 1e-3, 8.5, 7000.0, {}});
+        log.write(MetricsRecord{2, 938, 0.4, std::nan(""), 0.86, 1e-3, 17.0, 7100.0, {}});
     }
     std::ifstream in(p);
     std::string l1, l2;

@@ -127,7 +127,8 @@ def plot(rows, out, title):
         ax.set_xlabel("parameters", fontsize=8)
         ax.set_ylabel("parallel efficiency (%)", fontsize=8)
         ax.set_title("%s scaling efficiency\n(vs 1 core; dashed: 90%%)" % mode, fontsize=9)
-        ax.legend(fontsize=8, title="ranks x threads", title_fontsize=8)
+        if ax.get_legend_handles_labels()[0]:  # only the baseline: nothing to compare yet
+            ax.legend(fontsize=8, title="ranks x threads", title_fontsize=8)
         ax.tick_params(labelsize=8)
     h, l = axes[0][0].get_legend_handles_labels()
     fig.legend(h, l, loc="lower center", ncol=3, fontsize=8)

@@ -114,6 +114,7 @@ launch() {
 header=$("$prog" --csv --header --layers 2,2 --steps 1 --warmup 0 2>/dev/null | head -n 1)
 echo "$header" >"$out/raw.csv"
 echo "$header" >"$out/scaling.csv"
+# shellcheck disable=SC2016  # the single quotes are literal text in the log line
 {
   echo "# scaling study $(date -Is) on $(hostname)"
   echo "# cpu: $(lscpu | sed -n 's/^Model name: *//p' | head -n 1), $cores cores; load: $(uptime | sed 's/.*load average: //')"

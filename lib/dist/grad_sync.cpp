@@ -124,6 +124,31 @@ void GradientAverager::flush_pending()
     pend_lo_ = pend_hi_ = 0;
 }
 
+// The last range (the first layers' gradients) has nothing left to overlap with: a blocking
+// MPI_Allreduce reduces it faster than MPI_Iallreduce + wait (measured 2-3x on Open MPI 4.1
+// without a progress thread), and it is issued in the same order on every rank.
+void GradientAverager::reduce_pending_blocking()
+{
+    for (std::size_t off = pend_lo_; off < pend_hi_; off += kMaxCount) {
+        const std::size_t n = std::min(kMaxCount, pend_hi_ - off);
+        float* buf = direct_ ? grad_ + off : host_ + off; // (n)
+        Stopwatch copy;
+        if (!direct_) mem_.to_host(buf, grad_ + off, n * sizeof(float));
+        cur_.copy_s += copy.seconds();
+        Stopwatch t;
+        MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, buf, static_cast<int>(n), MPI_FLOAT, MPI_SUM, comm_));
+        const double s = t.seconds();
+        cur_.mpi_s += s;
+        cur_.wait_s += s;
+        copy.restart();
+        if (!direct_) mem_.to_device(grad_ + off, buf, n * sizeof(float));
+        cur_.copy_s += copy.seconds();
+        ++cur_.buckets;
+        cur_.bytes += n * sizeof(float);
+    }
+    pend_lo_ = pend_hi_ = 0;
+}
+
 void GradientAverager::launch(std::size_t off, std::size_t n)
 {
     float* buf = grad_ + off; // (n)
@@ -182,7 +207,7 @@ void GradientAverager::wait_all(double* wait_s)
 void GradientAverager::finish()
 {
     if (size_ > 1) {
-        flush_pending();
+        reduce_pending_blocking();
         if (!requests_.empty()) wait_all(&cur_.wait_s);
     }
     cur_.steps = 1;

@@ -6,7 +6,7 @@
 // mean over the global batch: averaging is by global sample count, whatever the rank count.
 //
 //   GradientAverager avg(mpi.comm(), be.memory(), grads.data(), grads.size(),
-//                        {.bucket_mb = 25, .gpu_memory = be.on_gpu()});
+//                        {.bucket_mb = 4, .gpu_memory = be.on_gpu()});
 //   for (layer = L-1 .. 0) {                  // backward pass, last layer first
 //       backward(layer);                      // writes dW, db of this layer (final now)
 //       avg.bucket_ready(layer.grad_offset, layer.grad_count);  // device work must be done
@@ -16,8 +16,9 @@
 //
 // Buckets: ranges marked ready that are adjacent (the usual reverse layer order) collect into
 // one pending range; once it holds bucket_mb it goes out as one MPI_Iallreduce, so buckets are
-// whole layers and never one call per tensor. finish() sends what remains, waits, and copies
-// each reduced bucket back to the device. Every element must be marked exactly once per step.
+// whole layers and never one call per tensor. finish() reduces what remains with one blocking
+// MPI_Allreduce (nothing is left to overlap with), waits for the rest, and copies each reduced
+// bucket back to the device. Every element must be marked exactly once per step.
 //
 // Transport: MPI reads the buffer itself when it is host memory, or CUDA memory with a
 // CUDA-aware MPI; otherwise (and always with force_staging) buckets go through a page-aligned
@@ -41,7 +42,7 @@
 namespace ompml {
 
 struct GradSyncOptions {
-    double bucket_mb = 25.0;     // send a bucket once this many MB are ready; <= 0: one bucket in finish()
+    double bucket_mb = 4.0;      // send a bucket once this many MB are ready; <= 0: one bucket in finish()
     bool force_staging = false;  // copy through host memory even where MPI could read the buffer
     bool gpu_memory = false;     // the buffer is CUDA device memory (cuda backend, omp on an NVIDIA GPU)
     // Optional page-locking of the staging buffer (e.g. cudaHostRegister / cudaHostUnregister
@@ -95,6 +96,7 @@ private:
     };
     void launch(std::size_t off, std::size_t n);
     void flush_pending();
+    void reduce_pending_blocking();
     void complete(int index); // bucket `index` is reduced: copy it back when staged
     void progress();          // lets MPI advance the reductions in flight (no progress thread)
     void wait_all(double* wait_s);

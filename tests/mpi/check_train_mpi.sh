@@ -1,0 +1,123 @@
+#!/bin/bash
+# ompml-train under MPI, end to end (ctest label mpi; tests/CMakeLists.txt runs one MODE per test):
+#   rank_count NP...  30 steps (6 epochs of 5 steps; the last batch of each epoch has 2 rows,
+#                     so on 4 ranks two ranks get none) on NP ranks equal a 1-rank run with the
+#                     same global batch: parameters and loss history within RTOL (below)
+#   resume_ranks      checkpoint on 4 ranks at step 13, resume on 2 ranks: the final parameters
+#                     equal the uninterrupted 1-rank run within RTOL
+#   sigusr1 NP        SIGUSR1 mid-run -> exit 85 with a valid checkpoint; --resume auto then ends
+#                     bitwise equal to an uninterrupted run on the same NP (same reduction order)
+#   truncated         --resume FILE of a truncated FILE fails naming it; --resume auto warns,
+#                     falls back to FILE.prev and ends bitwise equal; no file: fresh start;
+#                     FILE and FILE.prev both bad: an error
+#   fault exit|kill|data   one rank fails (throws alone / SIGKILL / cannot open its dataset):
+#                     the whole job ends non-zero within 30 s (tests/mpi/expect_fast_failure.sh)
+# usage: check_train_mpi.sh OMPML_TRAIN OMPML_DATA WORKDIR TESTS_SRCDIR MODE [ARGS]
+# env: OMPML_MPIRUN  the mpirun command without -np (e.g. "mpiexec --oversubscribe --bind-to none")
+#
+# RTOL = 1e-5, the bound on max|a - b| / max|a| per tensor between rank counts. Why: the runs
+# differ only in the order in which the gradient is summed (P partial sums, then MPI's
+# reduction), a relative rounding of a few float eps (~1e-7) per element per step. Adam
+# divides by sqrt(v), so the update moves by about lr times that relative error, and over 30
+# steps such errors add up and are amplified somewhat by the nonlinear dynamics; measured
+# ~1e-7 (norm-wise) and ~1e-6 (element-wise) here, so 1e-5 leaves a 10x margin yet would catch
+# any real error (a wrong slice or scale moves parameters by ~lr = 1e-2 relative per step).
+set -u
+train=$1 data=$2 work=$3 src=$4 mode=$5
+shift 5
+py=/usr/bin/python3
+RTOL=1e-5
+mpirun_np() { local np=$1; shift; ${OMPML_MPIRUN:-mpiexec --oversubscribe --bind-to none} -np "$np" "$@"; }
+fail() { echo "FAIL: $*"; exit 1; }
+rm -rf "$work" && mkdir -p "$work" && cd "$work" || exit 1
+"$data" synth --train 258 --test 100 --features 24 --classes 5 --seed 4 -o d.h5 >/dev/null || fail "synth"
+common=(--data d.h5 --layers 24,32,5 --batch 64 --epochs 6 --optimizer adam --lr 1e-2 --clip 1 --seed 3)
+
+# run NP OUT ARGS...: ompml-train on NP ranks (1: a plain process, MPI singleton), log in OUT.log.
+run() {
+  local np=$1 out=$2; shift 2
+  if [ "$np" = 1 ]; then "$train" "$@" >"$out.log" 2>&1; else mpirun_np "$np" "$train" "$@" >"$out.log" 2>&1; fi
+}
+
+case $mode in
+rank_count)
+  run 1 p1 "${common[@]}" --checkpoint p1.h5 --metrics p1.jsonl || { cat p1.log; fail "1 rank"; }
+  for np in "$@"; do
+    run "$np" "p$np" "${common[@]}" --checkpoint "p$np.h5" --metrics "p$np.jsonl" || { cat "p$np.log"; fail "$np ranks"; }
+    grep -q "^  mpi       $np ranks on 1 nodes" "p$np.log" || { cat "p$np.log"; fail "no rank report"; }
+    grep -q '"comm_s": ' "p$np.jsonl" || fail "no comm_s in the metrics"
+    $py "$src/mpi/compare_runs.py" params p1.h5 "p$np.h5" $RTOL || fail "$np ranks: parameters"
+    $py "$src/mpi/compare_runs.py" metrics p1.jsonl "p$np.jsonl" $RTOL || fail "$np ranks: loss history"
+  done
+  grep -E '^(epoch 6|time:)' "p${*: -1}.log"
+  ;;
+resume_ranks)
+  run 1 u1 "${common[@]}" --checkpoint u1.h5 || { cat u1.log; fail "1 rank"; }
+  run 4 k4 "${common[@]}" --max-steps 13 --checkpoint k.h5 || { cat k4.log; fail "4 ranks to step 13"; }
+  run 2 k2 --resume k.h5 --checkpoint k2.h5 || { cat k2.log; fail "2 ranks from step 13"; }
+  grep -q 'resume    k.h5 at step 13' k2.log || { cat k2.log; fail "did not resume at step 13"; }
+  $py "$src/mpi/compare_runs.py" params u1.h5 k2.h5 $RTOL || fail "resumed on 2 ranks"
+  ;;
+sigusr1)
+  np=$1
+  steps=$([ "$np" = 1 ] && echo 3000 || echo 600)
+  long=(--data d.h5 --layers 24,32,5 --batch 64 --epochs 1000 --max-steps "$steps" --checkpoint-every 50 --seed 3)
+  run "$np" ref "${long[@]}" --checkpoint ref.h5 || { cat ref.log; fail "reference run"; }
+  if [ "$np" = 1 ]; then "$train" "${long[@]}" --checkpoint s.h5 >s.log 2>&1 &
+  else # not through mpirun_np: $! must be mpirun's pid, not a subshell's (which USR1 would kill)
+    ${OMPML_MPIRUN:-mpiexec --oversubscribe --bind-to none} -np "$np" "$train" "${long[@]}" --checkpoint s.h5 >s.log 2>&1 &
+  fi
+  pid=$!
+  for _ in $(seq 600); do [ -s s.h5 ] && break; sleep 0.1; done
+  [ -s s.h5 ] || { kill -9 $pid; cat s.log; fail "no checkpoint after 60 s"; }
+  kill -USR1 $pid   # mpirun forwards SIGUSR1 to every rank
+  wait $pid
+  rc=$?
+  cat s.log | grep -E 'stopped by|error' || true
+  [ $rc = 85 ] || { cat s.log; fail "exit $rc after SIGUSR1, expected 85"; }
+  grep -q 'stopped by SIGUSR1 at step' s.log || fail "no stop message"
+  $py "$src/check_checkpoint_h5py.py" schema s.h5 || fail "the checkpoint written on SIGUSR1 is not valid"
+  run "$np" s2 "${long[@]}" --checkpoint s.h5 --resume auto || { cat s2.log; fail "--resume auto"; }
+  grep -q -- '--resume auto: resuming from s.h5' s2.log || { cat s2.log; fail "not resumed from s.h5"; }
+  $py "$src/check_checkpoint_h5py.py" same ref.h5 s.h5 || fail "resumed run differs from the uninterrupted one"
+  ;;
+truncated)
+  args=(--data d.h5 --layers 24,32,5 --batch 64 --epochs 1000 --max-steps 250 --checkpoint-every 100 --seed 5)
+  run 1 t "${args[@]}" --checkpoint t.h5 || { cat t.log; fail "first run"; }
+  [ -s t.h5 ] && [ -s t.h5.prev ] || fail "expected t.h5 and t.h5.prev: $(ls)"
+  cp t.h5 good.h5
+  truncate -s $(($(stat -c %s t.h5) / 2)) t.h5
+  if run 1 x "${args[@]}" --resume t.h5 --checkpoint x.h5; then fail "--resume of a truncated file succeeded"; fi
+  cat x.log
+  grep -q 't\.h5: unreadable checkpoint' x.log || fail "the error does not name t.h5"
+  run 1 y "${args[@]}" --resume auto --checkpoint t.h5 || { cat y.log; fail "--resume auto"; }
+  cat y.log | grep -E 'resume|warning'
+  grep -q 'warning: --resume auto: rejected t\.h5: ' y.log || fail "no warning naming t.h5"
+  grep -q 'resuming from t\.h5\.prev' y.log || fail "did not fall back to t.h5.prev"
+  $py "$src/check_checkpoint_h5py.py" same good.h5 t.h5 || fail "the run resumed from .prev differs"
+  run 1 z "${args[@]}" --resume auto --checkpoint fresh.h5 || { cat z.log; fail "auto without files"; }
+  grep -q 'starting fresh' z.log || fail "no 'starting fresh'"
+  truncate -s 100 t.h5 && truncate -s 100 t.h5.prev
+  if run 1 w "${args[@]}" --resume auto --checkpoint t.h5; then fail "--resume auto with two bad files succeeded"; fi
+  cat w.log
+  grep -q 'no valid checkpoint' w.log || fail "no clear error for two bad files"
+  ;;
+fault)
+  kind=$1
+  long=(--data d.h5 --layers 24,32,5 --batch 64 --epochs 1000 --max-steps 100000 --seed 3)
+  mpi=(${OMPML_MPIRUN:-mpiexec --oversubscribe --bind-to none})
+  case $kind in
+  exit | kill)
+    OMPML_FAULT_INJECT=1:20:$kind exec "$src/mpi/expect_fast_failure.sh" 30 \
+      "$([ "$kind" = exit ] && echo 'rank 1 fails on purpose after step 20' || echo -)" \
+      "${mpi[@]}" -np 4 -x OMPML_FAULT_INJECT "$train" "${long[@]}" ;;
+  data)
+    cp d.h5 only0.h5  # "only%r.h5" exists for rank 0 only
+    OMPML_TEST_PER_RANK_DATA=1 exec "$src/mpi/expect_fast_failure.sh" 30 "rank 1: only1.h5" \
+      "${mpi[@]}" -np 2 -x OMPML_TEST_PER_RANK_DATA "$train" --data 'only%r.h5' --layers 24,32,5 ;;
+  *) fail "fault kind $kind" ;;
+  esac
+  ;;
+*) fail "unknown mode $mode" ;;
+esac
+echo "PASS: $mode $*"
