@@ -169,7 +169,7 @@ struct Args {
     std::string metrics, checkpoint, resume;
     bool streaming = false;
     bool mpi_staging = false;
-    double bucket_mb = 25.0;
+    double bucket_mb = GradSyncOptions{}.bucket_mb; // the library default (grad_sync.hpp)
 };
 
 std::string fmt(const char* f, double v)
