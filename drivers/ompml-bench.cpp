@@ -7,19 +7,28 @@
 // kernel runs --warmup untimed and --reps timed times; min/avg/max are printed with FLOP and
 // byte counts from one metadata table (kKernels). Anchors measured in the same run give
 // ratios from one CSV: OpenBLAS cblas_sgemm for gemm (when the build found OpenBLAS) and a
-// plain `#pragma omp parallel for` host loop for axpy and normalize_u8.
+// plain `#pragma omp parallel for` host loop for axpy and normalize_u8; cuBLAS cublas_sgemm
+// for gemm (builds with cuBLAS, when a CUDA device is present): the GPU upper anchor.
+// train_step is a pseudo-kernel: one whole training step of an Mlp (--layers, batch = --m,
+// default 128) with Adam: forward + loss_backward + optimizer step on a fixed device batch.
 // A backend whose kernels ran on host cores is never reported as a GPU (Backend::on_gpu()).
 #include "backend/backend.hpp"
 #include "core/buffer.hpp"
 #include "core/check.hpp"
 #include "core/rng.hpp"
 #include "core/timer.hpp"
+#include "nn/mlp.hpp"
+#include "nn/optimizer.hpp"
 
 #include <CLI/CLI.hpp>
 #include <omp.h>
 
 #ifdef OMPML_WITH_OPENBLAS
 #include <cblas.h>
+#endif
+#ifdef OMPML_WITH_CUBLAS
+#include "backend/backend_cuda.hpp"
+#include "backend/cublas_anchor.hpp"
 #endif
 
 #include <algorithm>
@@ -46,7 +55,8 @@ namespace {
 // one-operation kernels get 4 eps: a multiply-add fused on one side and not on the other
 // (the x86 offload device is compiled without -march=native) is a rounding apart.
 
-enum class Shape { mnk, rows_cols, len };
+// step: train_step, reported as (m = batch, n = parameter count, k = 1).
+enum class Shape { mnk, rows_cols, len, step };
 
 struct Sizes {
     long long m, n, k, len;
@@ -65,7 +75,9 @@ struct KernelInfo {
 // Elements that the per-element counts multiply: m*n*k for gemm, rows*cols, or len.
 double elements(Shape s, const Sizes& z)
 {
-    return s == Shape::mnk ? double(z.m) * z.n * z.k : s == Shape::rows_cols ? double(z.m) * z.n : double(z.len);
+    return s == Shape::mnk                                  ? double(z.m) * z.n * z.k
+           : s == Shape::rows_cols || s == Shape::step ? double(z.m) * z.n
+                                                          : double(z.len);
 }
 
 const KernelInfo kKernels[] = {
@@ -84,6 +96,14 @@ const KernelInfo kKernels[] = {
     {"sum_squares",     Shape::len,        2,     4,     4 * kEps},
     {"sgd",             Shape::len,        6,     20,    16 * kEps}, // momentum + weight decay
     {"adam",            Shape::len,        15,    28,    16 * kEps},
+    // A whole step (forward + backward + Adam) per (batch x params): ~2 FLOPs per parameter
+    // and row forward, ~4 backward (dX and dW gemms), so 6 * batch * params, an approximation
+    // that leaves out activations, softmax, bias sums and the optimizer's per-parameter math.
+    // Bytes per parameter (not per element; see kernel_bytes): W read forward and backward
+    // (8), G written (4), Adam reads W, G, m, v and writes W, m, v (28). tol: the relative
+    // difference of the loss after one step (see prepare); summation order and fused
+    // multiply-adds differ between backends, and Adam's first step is ~lr * sign(g).
+    {"train_step",      Shape::step,       6,     40,    1e-4},
 };
 
 double kernel_flops(const KernelInfo& ki, const Sizes& z) { return ki.flops_per * elements(ki.shape, z); }
@@ -91,6 +111,7 @@ double kernel_flops(const KernelInfo& ki, const Sizes& z) { return ki.flops_per 
 double kernel_bytes(const KernelInfo& ki, const Sizes& z)
 {
     if (ki.shape == Shape::mnk) return 4.0 * (double(z.m) * z.k + double(z.k) * z.n + double(z.m) * z.n);
+    if (ki.shape == Shape::step) return ki.bytes_per * double(z.n); // per parameter: an estimate
     double b = ki.bytes_per * elements(ki.shape, z);
     if (ki.shape == Shape::rows_cols) {
         const std::string n = ki.name;
@@ -104,6 +125,7 @@ double kernel_bytes(const KernelInfo& ki, const Sizes& z)
 double tolerance(const KernelInfo& ki, const Sizes& z)
 {
     const std::string n = ki.name;
+    if (ki.shape == Shape::step) return ki.tol;
     const double len = n == "gemm" ? z.k : n == "col_sum" ? z.m : (n == "row_sum" || n == "softmax_xent") ? z.n : 1;
     return ki.tol * std::max(1.0, len);
 }
@@ -144,8 +166,42 @@ std::shared_ptr<DeviceBuffer<T>> buf(const Backend& be, std::size_t n)
     return std::make_shared<DeviceBuffer<T>>(be.memory(), n);
 }
 
-Prepared prepare(const std::string& kernel, Backend& be, const Sizes& z)
+// train_step's model: these widths, batch z.m rows.
+Prepared prepare_train_step(Backend& be, const Sizes& z, const std::vector<int>& layers)
 {
+    const int B = static_cast<int>(z.m);
+    MlpConfig mc;
+    mc.layers = layers;
+    mc.activation = Act::relu;
+    auto model = std::make_shared<Mlp>(be, mc, B);
+    model->init_params(7);
+    OptimizerConfig oc; // Adam, lr 1e-3, PyTorch defaults
+    auto opt = std::make_shared<Optimizer>(be, oc, model->num_params());
+    // The fixed batch, resident on the device: X (B, IN) in [0, 1), Y (B) labels.
+    const int in = layers.front(), classes = layers.back();
+    std::vector<std::int32_t> lab(static_cast<std::size_t>(B));
+    const Rng rng(2024, 18);
+    for (int i = 0; i < B; ++i) lab[static_cast<std::size_t>(i)] = static_cast<std::int32_t>(rng.below(i, classes));
+    auto X = buf(be, random_floats(std::size_t(B) * in, 17, 0.0f, 1.0f)); // (B, IN)
+    auto Y = buf(be, lab);                                                // (B)
+    const float lr = oc.lr;
+    return {[=] {
+                model->forward(X->data(), B, true);
+                model->loss_backward(X->data(), Y->data(), B, 1.0f / static_cast<float>(B));
+                opt->step(model->params(), model->grads(), lr);
+            },
+            // The check runs `once` one time on fresh parameters: this is the mean loss on the
+            // batch after that one step (so it covers forward, backward and the update).
+            [=] {
+                model->forward(X->data(), B, false);
+                const XentStats st = model->loss(Y->data(), B);
+                return std::vector<std::vector<double>>{{st.loss_sum / B}};
+            }};
+}
+
+Prepared prepare(const std::string& kernel, Backend& be, const Sizes& z, const std::vector<int>& layers)
+{
+    if (kernel == "train_step") return prepare_train_step(be, z, layers);
     const auto m = static_cast<int>(z.m), n = static_cast<int>(z.n), k = static_cast<int>(z.k);
     const auto len = static_cast<std::size_t>(z.len);
     const auto mn = static_cast<std::size_t>(z.m) * static_cast<std::size_t>(z.n);
@@ -253,6 +309,7 @@ struct Anchor {
     std::string name;   // the backend column
     std::string device; // for the `# device:` line
     Prepared run;
+    std::function<void()> sync; // waits for queued device work (timing)
 };
 
 std::vector<Anchor> anchors_for(const std::string& kernel, const Sizes& z)
@@ -265,7 +322,8 @@ std::vector<Anchor> anchors_for(const std::string& kernel, const Sizes& z)
         auto Y = std::make_shared<std::vector<float>>(random_floats(len, 11));
         a.push_back({"omp-parallel-for", pf_device,
                      {[=] { axpy_parallel_for(len, 1e-3f, X->data(), Y->data()); },
-                      [=] { return std::vector<std::vector<double>>{as_double(*Y)}; }}});
+                      [=] { return std::vector<std::vector<double>>{as_double(*Y)}; }},
+                     [] {}});
     }
     if (kernel == "normalize_u8") {
         auto X = std::make_shared<std::vector<std::uint8_t>>(len);
@@ -273,7 +331,8 @@ std::vector<Anchor> anchors_for(const std::string& kernel, const Sizes& z)
         auto Y = std::make_shared<std::vector<float>>(len);
         a.push_back({"omp-parallel-for", pf_device,
                      {[=] { normalize_parallel_for(len, X->data(), Y->data(), 1.0f / 255.0f, -0.5f); },
-                      [=] { return std::vector<std::vector<double>>{as_double(*Y)}; }}});
+                      [=] { return std::vector<std::vector<double>>{as_double(*Y)}; }},
+                     [] {}});
     }
 #ifdef OMPML_WITH_OPENBLAS
     if (kernel == "gemm") {
@@ -286,11 +345,32 @@ std::vector<Anchor> anchors_for(const std::string& kernel, const Sizes& z)
                           cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, m, n, k, 1.0f, A->data(), k,
                                       B->data(), n, 0.0f, C->data(), n);
                       },
-                      [=] { return std::vector<std::vector<double>>{as_double(*C)}; }}});
+                      [=] { return std::vector<std::vector<double>>{as_double(*C)}; }},
+                     [] {}});
     }
-#else
-    (void)z;
 #endif
+#ifdef OMPML_WITH_CUBLAS
+    // The GPU upper anchor: cuBLAS SGEMM (FP32, no TF32) on operands in the cuda backend's
+    // device memory, same inputs as the backends.
+    if (kernel == "gemm") {
+        std::string why;
+        if (cuda_device_count(&why) > 0) {
+            const int m = static_cast<int>(z.m), n = static_cast<int>(z.n), k = static_cast<int>(z.k);
+            std::shared_ptr<Backend> cu = make_backend("cuda"); // owns the device memory space
+            auto A = buf(*cu, random_floats(std::size_t(m) * k, 1)); // (M, K)
+            auto B = buf(*cu, random_floats(std::size_t(k) * n, 2)); // (K, N)
+            auto C = buf<float>(*cu, std::size_t(m) * n);            // (M, N)
+            a.push_back({"cublas", cu->device() + " [GPU] (cuBLAS cublas_sgemm, FP32)",
+                         {[=] { cublas_sgemm(false, false, m, n, k, 1.0f, A->data(), B->data(), 0.0f, C->data()); },
+                          [=] { return std::vector<std::vector<double>>{as_double(C->to_vector())}; }},
+                         [cu] { cu->synchronize(); }});
+        } else {
+            std::cerr << "ompml-bench: note: cuBLAS anchor skipped: no GPU" << (why.empty() ? "" : " (" + why + ")")
+                      << "\n";
+        }
+    }
+#endif
+    (void)z;
     return a;
 }
 
@@ -360,6 +440,7 @@ Sizes shape_of(const KernelInfo& ki, const Sizes& z)
     // Report only the dimensions a kernel uses; the others print as 1.
     if (ki.shape == Shape::mnk) return {z.m, z.n, z.k, 0};
     if (ki.shape == Shape::rows_cols) return {z.m, z.n, 1, 0};
+    if (ki.shape == Shape::step) return {z.m, z.n, 1, 0}; // (batch, params), set in main
     return {z.len, 1, 1, z.len};
 }
 
@@ -392,6 +473,7 @@ int main(int argc, char** argv)
     Sizes z{1024, 1024, 1024, 1 << 22};
     int warmup = 2, reps = 10;
     bool csv = false, no_check = false;
+    std::string layers_opt = "784,512,256,10";
 
     std::vector<std::string> kernel_names{"all"};
     for (const auto& ki : kKernels) kernel_names.emplace_back(ki.name);
@@ -408,8 +490,9 @@ int main(int argc, char** argv)
     app.add_option("--compare", compare_opt, "A,B: run both on the same inputs, add ratio = time(B) / time(row)")
         ->excludes(be_opt);
     app.add_option("--kernel", kernels_opt, "kernel(s), comma list, or all: " + known_kernels);
-    app.add_option("--m", z.m, "gemm M; rows of the row/column kernels and softmax batch")->check(CLI::Range(1LL, 1LL << 30));
+    auto* m_opt = app.add_option("--m", z.m, "gemm M; rows of the row/column kernels and softmax batch")->check(CLI::Range(1LL, 1LL << 30));
     app.add_option("--n", z.n, "gemm N; cols of the row/column kernels and softmax classes")->check(CLI::Range(1LL, 1LL << 30));
+    app.add_option("--layers", layers_opt, "train_step model widths (relu MLP, Adam; batch = --m, default 128)");
     app.add_option("--k", z.k, "gemm K")->check(CLI::Range(1LL, 1LL << 30));
     app.add_option("--len", z.len, "length of the vector kernels (elements)")->check(CLI::Range(1LL, 1LL << 34));
     app.add_option("--warmup", warmup, "untimed runs per kernel and backend")->check(CLI::Range(0, 1000000));
@@ -447,8 +530,13 @@ int main(int argc, char** argv)
         std::vector<std::unique_ptr<Backend>> backends;
         for (const auto& n : names) backends.push_back(make_backend(n)); // throws on an unknown name
         const std::unique_ptr<Backend> ref = make_backend("ref");
+        const std::vector<int> layers = parse_layers(layers_opt);
+        const long long step_batch = m_opt->count() ? z.m : 128;
+        require(step_batch <= 2147483647, "train_step: --m must fit in an int");
+        long long step_params = 0;
+        for (const auto& v : mlp_layout(layers)) step_params += static_cast<long long>(v.count());
         for (const auto* ki : kernels)
-            if (ki->shape != Shape::len)
+            if (ki->shape == Shape::rows_cols)
                 require(z.m <= 2147483647 / std::max(1LL, z.n) || ki->shape == Shape::mnk,
                         std::string(ki->name) + ": m * n must fit in an int");
 
@@ -464,10 +552,11 @@ int main(int argc, char** argv)
 
         std::vector<Row> rows;
         for (const auto* ki : kernels) {
-            const Sizes zs = shape_of(*ki, z);
+            const Sizes zs =
+                ki->shape == Shape::step ? shape_of(*ki, {step_batch, step_params, 1, 0}) : shape_of(*ki, z);
             std::vector<std::vector<double>> want;
             if (!no_check) {
-                const Prepared r = prepare(ki->name, *ref, zs);
+                const Prepared r = prepare(ki->name, *ref, zs, layers);
                 r.once();
                 want = r.result();
             }
@@ -487,11 +576,11 @@ int main(int argc, char** argv)
             };
             for (auto& b : backends) {
                 Backend* bp = b.get();
-                add(b->name(), prepare(ki->name, *b, zs), [bp] { bp->synchronize(); });
+                add(b->name(), prepare(ki->name, *b, zs, layers), [bp] { bp->synchronize(); });
             }
             for (auto& a : anchors_for(ki->name, zs)) {
                 device[a.name] = a.device;
-                add(a.name, std::move(a.run), [] {});
+                add(a.name, std::move(a.run), std::move(a.sync));
             }
             for (auto& r : time_jobs(*ki, zs, jobs, warmup, reps)) rows.push_back(std::move(r));
         }
