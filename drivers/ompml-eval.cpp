@@ -130,17 +130,6 @@ int run(const MpiSession& mpi, int argc, char** argv)
 
 int main(int argc, char** argv)
 {
-    MpiSession mpi(&argc, &argv); // outside the try: see ompml-train
-    try {
-        return run(mpi, argc, argv);
-    } catch (const CollectiveError& e) {
-        std::fflush(stdout);
-        if (mpi.root()) std::cerr << "ompml-eval: error: " << e.what() << "\n";
-        return 1;
-    } catch (const std::exception& e) {
-        if (mpi.size() > 1) abort_all(std::string("ompml-eval: ") + e.what(), 1);
-        std::fflush(stdout);
-        std::cerr << "ompml-eval: error: " << e.what() << "\n";
-        return 1;
-    }
+    MpiSession mpi(&argc, &argv); // outside: see run_on_every_rank
+    return run_on_every_rank(mpi, "ompml-eval", [&] { return run(mpi, argc, argv); });
 }

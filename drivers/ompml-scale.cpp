@@ -327,22 +327,6 @@ int run(MpiSession& mpi, int argc, char** argv)
 
 int main(int argc, char** argv)
 {
-    try {
-        ompml::MpiSession mpi(&argc, &argv);
-        try {
-            return run(mpi, argc, argv);
-        } catch (const ompml::CollectiveError& e) {
-            // Every rank holds the same message and leaves here: print it once.
-            std::fflush(stdout);
-            if (mpi.root()) std::cerr << "ompml-scale: error: " << e.what() << "\n";
-            return 1;
-        } catch (const std::exception& e) {
-            // A failure on this rank alone: the others may be waiting in a collective.
-            std::fflush(stdout);
-            ompml::abort_all(std::string("ompml-scale: error: ") + e.what());
-        }
-    } catch (const std::exception& e) {
-        std::cerr << "ompml-scale: error: " << e.what() << "\n";
-        return 1;
-    }
+    ompml::MpiSession mpi(&argc, &argv); // outside: see run_on_every_rank
+    return ompml::run_on_every_rank(mpi, "ompml-scale", [&] { return run(mpi, argc, argv); });
 }

@@ -621,22 +621,9 @@ int run(const MpiSession& mpi, int argc, char** argv)
 
 int main(int argc, char** argv)
 {
-    // The session lives outside the try: an error on one rank must reach abort_all before
+    // The session lives outside the body: an error on one rank must reach abort_all before
     // MPI_Finalize, which would wait for ranks that are blocked in a collective.
     MpiSession mpi(&argc, &argv);
     install_stop_handlers();
-    try {
-        return run(mpi, argc, argv);
-    } catch (const CollectiveError& e) {
-        // Every rank holds the same message: the root prints it, all exit 1.
-        std::fflush(stdout);
-        if (mpi.root()) std::cerr << "ompml-train: error: " << e.what() << "\n";
-        return 1;
-    } catch (const std::exception& e) {
-        // Seen by this rank only: the others may be waiting for it in a reduction.
-        if (mpi.size() > 1) abort_all(std::string("ompml-train: ") + e.what(), 1);
-        std::fflush(stdout);
-        std::cerr << "ompml-train: error: " << e.what() << "\n";
-        return 1;
-    }
+    return run_on_every_rank(mpi, "ompml-train", [&] { return run(mpi, argc, argv); });
 }

@@ -126,6 +126,22 @@ void abort_all(const std::string& msg, int code)
     std::_Exit(code); // MPI_Abort does not return; without MPI this ends the one process
 }
 
+int run_on_every_rank(const MpiSession& mpi, const char* program, const std::function<int()>& body)
+{
+    try {
+        return body();
+    } catch (const CollectiveError& e) {
+        std::fflush(stdout);
+        if (mpi.root()) std::fprintf(stderr, "%s: error: %s\n", program, e.what());
+        return 1;
+    } catch (const std::exception& e) {
+        if (mpi.size() > 1) abort_all(std::string(program) + ": " + e.what(), 1);
+        std::fflush(stdout);
+        std::fprintf(stderr, "%s: error: %s\n", program, e.what());
+        return 1;
+    }
+}
+
 void mpi_fail(const char* file, int line, const char* expr, int code)
 {
     char text[MPI_MAX_ERROR_STRING] = "unknown MPI error";

@@ -105,6 +105,13 @@ std::string rank_prefix();
 // through MPI_Abort(MPI_COMM_WORLD). Without MPI running, exits this process.
 [[noreturn]] void abort_all(const std::string& msg, int code = 1);
 
+// A driver's main on every rank: runs body and turns its errors into the exit status.
+// A CollectiveError (every rank holds the same message) is printed once by the root and every
+// rank returns 1. Any other error was seen by this rank only, while the others may wait for it
+// in a reduction: with several ranks it ends the job through abort_all; alone, it returns 1.
+// Keep the MpiSession outside: MPI_Finalize must not run while other ranks are blocked.
+int run_on_every_rank(const MpiSession& mpi, const char* program, const std::function<int()>& body);
+
 // True when the MPI library can read and write CUDA device memory (Open MPI's
 // MPIX_Query_cuda_support(); false where the extension is missing, e.g. Debian's Open MPI).
 bool mpi_cuda_aware();

@@ -218,22 +218,34 @@ void write(hid_t loc, const std::string& name, Dtype t, const void* data, const 
     if (total > 0) H5_CHECK(H5Dwrite(ds, native_type(t), H5S_ALL, H5S_ALL, H5P_DEFAULT, data));
 }
 
-void read_rows(hid_t dataset, Dtype t, std::uint64_t row0, std::uint64_t nrows, void* out)
+namespace {
+// Rows [row0, row0 + nrows) of a dataset: the file selection and a matching memory space.
+struct RowSelection {
+    Handle file, mem;
+};
+RowSelection select_rows(hid_t dataset, std::uint64_t row0, std::uint64_t nrows, const char* what)
 {
-    std::lock_guard<std::recursive_mutex> guard(lock());
     const DatasetInfo di = info(dataset);
-    require(row0 + nrows <= di.rows(), file_name(dataset) + ": " + name_of(dataset) + ": rows [" +
+    require(row0 + nrows <= di.rows(), file_name(dataset) + ": " + name_of(dataset) + ": " + what + " [" +
                                            std::to_string(row0) + ", " + std::to_string(row0 + nrows) +
                                            ") out of range (" + std::to_string(di.rows()) + " rows)");
-    Handle file_space(H5Dget_space(dataset));
-    H5_CHECK(file_space.id());
+    RowSelection sel{Handle(H5Dget_space(dataset)), Handle()};
+    H5_CHECK(sel.file.id());
     std::vector<hsize_t> start(di.dims.size(), 0), count(di.dims.begin(), di.dims.end());
     start[0] = row0;
     count[0] = nrows;
-    H5_CHECK(H5Sselect_hyperslab(file_space, H5S_SELECT_SET, start.data(), nullptr, count.data(), nullptr));
-    Handle mem_space(H5Screate_simple(static_cast<int>(count.size()), count.data(), nullptr));
-    H5_CHECK(mem_space.id());
-    H5_CHECK(H5Dread(dataset, native_type(t), mem_space, file_space, H5P_DEFAULT, out));
+    H5_CHECK(H5Sselect_hyperslab(sel.file, H5S_SELECT_SET, start.data(), nullptr, count.data(), nullptr));
+    sel.mem = Handle(H5Screate_simple(static_cast<int>(count.size()), count.data(), nullptr));
+    H5_CHECK(sel.mem.id());
+    return sel;
+}
+} // namespace
+
+void read_rows(hid_t dataset, Dtype t, std::uint64_t row0, std::uint64_t nrows, void* out)
+{
+    std::lock_guard<std::recursive_mutex> guard(lock());
+    const RowSelection sel = select_rows(dataset, row0, nrows, "rows");
+    H5_CHECK(H5Dread(dataset, native_type(t), sel.mem, sel.file, H5P_DEFAULT, out));
 }
 
 namespace {
@@ -380,19 +392,8 @@ void write_rows(hid_t dataset, Dtype t, std::uint64_t row0, std::uint64_t nrows,
 {
     std::lock_guard<std::recursive_mutex> guard(lock());
     if (nrows == 0) return;
-    const DatasetInfo di = info(dataset);
-    require(row0 + nrows <= di.rows(), file_name(dataset) + ": " + name_of(dataset) + ": write of rows [" +
-                                           std::to_string(row0) + ", " + std::to_string(row0 + nrows) +
-                                           ") out of range (" + std::to_string(di.rows()) + " rows)");
-    Handle file_space(H5Dget_space(dataset));
-    H5_CHECK(file_space.id());
-    std::vector<hsize_t> start(di.dims.size(), 0), count(di.dims.begin(), di.dims.end());
-    start[0] = row0;
-    count[0] = nrows;
-    H5_CHECK(H5Sselect_hyperslab(file_space, H5S_SELECT_SET, start.data(), nullptr, count.data(), nullptr));
-    Handle mem_space(H5Screate_simple(static_cast<int>(count.size()), count.data(), nullptr));
-    H5_CHECK(mem_space.id());
-    H5_CHECK(H5Dwrite(dataset, native_type(t), mem_space, file_space, H5P_DEFAULT, data));
+    const RowSelection sel = select_rows(dataset, row0, nrows, "write of rows");
+    H5_CHECK(H5Dwrite(dataset, native_type(t), sel.mem, sel.file, H5P_DEFAULT, data));
 }
 
 Handle create_group_untimed(hid_t loc, const std::string& path)
