@@ -36,16 +36,6 @@ private:
     const MpiSession& mpi_;
 };
 
-// A step that may fail on some ranks only: with several ranks, all fail with the same message.
-template <class F>
-void collective(const MpiSession& mpi, F&& f)
-{
-    if (mpi.size() == 1)
-        f();
-    else
-        collective_try(mpi.comm(), std::forward<F>(f));
-}
-
 int run(const MpiSession& mpi, int argc, char** argv)
 {
     std::string checkpoint, data, split = "test", backend = "omp";
@@ -72,7 +62,7 @@ int run(const MpiSession& mpi, int argc, char** argv)
     std::unique_ptr<Loader> loader_p;
     const int C = [&] {
         int classes = 0;
-        collective(mpi, [&] {
+        collective_try(mpi, [&] {
             ck = read_checkpoint(checkpoint);
             if (data.empty()) data = ck.data.path;
             be = make_backend(backend);

@@ -110,17 +110,6 @@ FaultInject fault_from_env()
     return f;
 }
 
-// Runs f on every rank; with more than one rank a failure on any rank becomes the same
-// CollectiveError everywhere ("rank R: <message>"). With one rank the error passes unchanged.
-template <class F>
-void collective(const MpiSession& mpi, F&& f)
-{
-    if (mpi.size() == 1)
-        f();
-    else
-        collective_try(mpi.comm(), std::forward<F>(f));
-}
-
 // Collective: true on every rank when `local` is true on some rank.
 bool any_rank(const MpiSession& mpi, bool local)
 {
@@ -309,7 +298,7 @@ int run(const MpiSession& mpi, int argc, char** argv)
             if (!any_rank(mpi, std::filesystem::exists(c, ec))) continue;
             any_present = true;
             try {
-                collective(mpi, [&] { ck = read_checkpoint(c); });
+                collective_try(mpi, [&] { ck = read_checkpoint(c); });
                 resume_path = c;
                 break;
             } catch (const Error& e) { // every rank: a CollectiveError, or the one rank's Error
@@ -330,7 +319,7 @@ int run(const MpiSession& mpi, int argc, char** argv)
             std::fflush(stdout);
         }
     } else if (!a.resume.empty()) {
-        collective(mpi, [&] { ck = read_checkpoint(a.resume); });
+        collective_try(mpi, [&] { ck = read_checkpoint(a.resume); });
         resume_path = a.resume;
     }
 
@@ -338,7 +327,7 @@ int run(const MpiSession& mpi, int argc, char** argv)
     // Errors here (bad values, flags that contradict the checkpoint) are the same on every rank.
     TrainConfig cfg;
     TrainState start;
-    collective(mpi, [&] {
+    collective_try(mpi, [&] {
     if (ck) {
         cfg = ck->config;
         start = ck->state;
@@ -378,7 +367,7 @@ int run(const MpiSession& mpi, int argc, char** argv)
     // ---- backend and data (collective: a file only some ranks can open stops every rank) ----
     std::unique_ptr<Backend> be;
     std::unique_ptr<Loader> train_loader, test_loader;
-    collective(mpi, [&] {
+    collective_try(mpi, [&] {
         be = make_backend(a.backend);
         LoaderOptions lo;
         lo.path = a.data;
@@ -441,7 +430,7 @@ int run(const MpiSession& mpi, int argc, char** argv)
     // ---- model and optimizer; every rank starts from rank 0's parameters ----
     std::unique_ptr<Mlp> model_p;
     std::unique_ptr<Optimizer> opt_p;
-    collective(mpi, [&] {
+    collective_try(mpi, [&] {
         model_p = std::make_unique<Mlp>(*be, cfg.model, std::max(train_loader->max_rows(), test_loader->max_rows()));
         opt_p = std::make_unique<Optimizer>(*be, cfg.opt, model_p->num_params());
         if (ck)

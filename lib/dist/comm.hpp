@@ -160,6 +160,17 @@ void collective_try(MPI_Comm comm, F&& f)
     collective_ok(comm, ok, err);
 }
 
+// collective_try for a driver: with one rank f's error passes through unchanged (no
+// "rank 0:" prefix); with more, every rank fails with the same CollectiveError.
+template <class F>
+void collective_try(const MpiSession& mpi, F&& f)
+{
+    if (mpi.size() == 1)
+        f();
+    else
+        collective_try(mpi.comm(), std::forward<F>(f));
+}
+
 // --- data movement --------------------------------------------------------------------------
 
 // Collective. Copies n floats of a device buffer from `root` to every rank, staged through host
