@@ -14,9 +14,10 @@
 // Times per step (median over --steps timed steps after --warmup, then the MAX over ranks: the
 // slowest rank sets the pace of a synchronous step):
 //   step_ms      wall time of the whole step, ending after Backend::synchronize()
-//   comm_ms      time the step's thread spent inside MPI (bucket starts, progress tests, the
-//                final wait) plus staging copies: GradientAverager stats. Open MPI has no
-//                progress thread, so all of it is on the critical path.
+//   comm_ms      time the step's thread spent in the gradient sum: inside MPI (bucket starts,
+//                progress tests, the final wait) plus staging copies, or in the shared-memory
+//                sums and waits (--grad-transport shm): GradientAverager stats. Open MPI has
+//                no progress thread, so all of it is on the critical path.
 //   wait_ms      the part of comm_ms spent waiting in finish() after backward was done
 //                (--grad-sync allreduce: one blocking MPI_Allreduce after backward instead of
 //                the averager; then comm_ms = wait_ms = the time of that call)
@@ -59,6 +60,7 @@ struct Args {
     std::string optimizer = "adam";
     std::string backend = "omp";
     std::string grad_sync = "avg";
+    std::string transport = "auto";
     int batch = 128;
     int steps = 20;
     int warmup = 3;
@@ -70,7 +72,7 @@ struct Args {
 };
 
 const char* kCsvHeader = "mode,layers,params,ranks,threads,global_batch,rank_batch,steps,step_ms,step_min_ms,"
-                         "compute_ms,comm_ms,wait_ms,allreduce_ms,allreduce_min_ms,samples_per_s,buckets,bucket_mb,grad_sync";
+                         "compute_ms,comm_ms,wait_ms,allreduce_ms,allreduce_min_ms,samples_per_s,buckets,bucket_mb,grad_sync,transport";
 
 double median(std::vector<double> v)
 {
@@ -91,6 +93,13 @@ double max_over_ranks(MPI_Comm comm, double v)
 
 // Rows of the global batch this rank holds: weak mode gives every rank `batch`; strong mode
 // splits `batch` as evenly as possible (the first batch % P ranks take one more).
+std::string fmt_mb(double mb)
+{
+    char buf[32];
+    std::snprintf(buf, sizeof buf, "%g MB", mb);
+    return buf;
+}
+
 int rank_rows(const Args& a, int rank, int size)
 {
     if (a.mode == "weak") return a.batch;
@@ -158,6 +167,10 @@ int run(MpiSession& mpi, int argc, char** argv)
                    "allreduce: one blocking MPI_Allreduce after backward (the alternative to compare)")
         ->check(CLI::IsMember({"avg", "allreduce"}));
     app.add_option("--bucket-mb", a.bucket_mb, "gradient bucket size in MB (<= 0: one bucket in finish)");
+    app.add_option("--grad-transport", a.transport,
+                   "the averager's transport: shm (shared memory, one node) | mpi (MPI_Iallreduce buckets) | "
+                   "auto (shm where possible)")
+        ->check(CLI::IsMember({"auto", "mpi", "shm"}));
     app.add_option("--seed", a.seed, "seed of the parameters and the synthetic batch");
     app.add_flag("--csv", a.csv, "print one CSV row instead of the readable report");
     app.add_flag("--header", a.header, "with --csv: print the CSV header first");
@@ -172,7 +185,7 @@ int run(MpiSession& mpi, int argc, char** argv)
     agree(comm, {{"mode", a.mode}, {"layers", a.layers}, {"activation", a.activation}, {"optimizer", a.optimizer},
                  {"backend", a.backend}, {"batch", std::to_string(a.batch)}, {"steps", std::to_string(a.steps)},
                  {"warmup", std::to_string(a.warmup)}, {"bucket_mb", std::to_string(a.bucket_mb)}, {"grad_sync", a.grad_sync},
-                 {"seed", std::to_string(a.seed)}});
+                 {"transport", a.transport}, {"seed", std::to_string(a.seed)}});
 
     const DeviceBinding dev = mpi.bind_device(); // before the first device allocation
     const int rows = rank_rows(a, mpi.rank(), P);
@@ -210,7 +223,11 @@ int run(MpiSession& mpi, int argc, char** argv)
     GradSyncOptions so;
     so.bucket_mb = a.bucket_mb;
     so.gpu_memory = be->on_gpu();
-    GradientAverager avg(comm, be->memory(), model->grads(), model->num_params(), so);
+    so.transport = parse_grad_transport(a.transport);
+    std::unique_ptr<GradientAverager> avg_p; // owns the gradient buffer backward writes
+    collective_try(comm, [&] { avg_p = std::make_unique<GradientAverager>(comm, be->memory(), model->num_params(), so); });
+    GradientAverager& avg = *avg_p;
+    model->use_grad_buffer(avg.data());
     const std::size_t n = model->num_params();
 
     validate(comm, *be, *model, avg, X.data(), Y.data(), rows, scale);
@@ -298,9 +315,10 @@ int run(MpiSession& mpi, int argc, char** argv)
     if (!root) return 0;
     if (a.csv) {
         if (a.header) std::printf("%s\n", kCsvHeader);
-        std::printf("%s,%s,%zu,%d,%d,%d,%d,%d,%.4f,%.4f,%.4f,%.4f,%.4f,%.4f,%.4f,%.1f,%d,%g,%s\n", a.mode.c_str(),
+        std::printf("%s,%s,%zu,%d,%d,%d,%d,%d,%.4f,%.4f,%.4f,%.4f,%.4f,%.4f,%.4f,%.1f,%d,%g,%s,%s\n", a.mode.c_str(),
                     layers_csv.c_str(), n, P, threads, global_rows, rows, a.steps, step_ms, step_min_ms, compute_ms, comm_ms,
-                    wait_ms, ar_ms, ar_min_ms, samples_per_s, buckets, a.bucket_mb, a.grad_sync.c_str());
+                    wait_ms, ar_ms, ar_min_ms, samples_per_s, buckets, a.bucket_mb, a.grad_sync.c_str(),
+                    P == 1 ? "none" : avg.shared_memory() ? "shm" : "mpi");
         std::fprintf(stderr, "ompml-scale: %s, %s; gradient sum: %s; validated against MPI_Allreduce\n",
                      be->device().c_str(), dev.describe().c_str(), avg.transport().c_str());
     } else {
@@ -311,8 +329,8 @@ int run(MpiSession& mpi, int argc, char** argv)
         if (blocking)
             std::printf("  gradient sum: one blocking MPI_Allreduce after backward (--grad-sync allreduce)\n");
         else
-            std::printf("  gradient sum: %s, %d bucket(s) of <= %g MB; validated against MPI_Allreduce\n",
-                        avg.transport().c_str(), buckets, a.bucket_mb);
+            std::printf("  gradient sum: %s, %d %s; validated against MPI_Allreduce\n", avg.transport().c_str(),
+                        buckets, avg.shared_memory() ? "range(s)" : ("bucket(s) of <= " + fmt_mb(a.bucket_mb)).c_str());
         std::printf("  per step (median of %d after %d warm-up, max over ranks):\n", a.steps, a.warmup);
         std::printf("    step %.3f ms (min %.3f) = compute %.3f + communication %.3f (of which waiting %.3f)\n",
                     step_ms, step_min_ms, compute_ms, comm_ms, wait_ms);

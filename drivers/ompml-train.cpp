@@ -159,6 +159,7 @@ struct Args {
     bool streaming = false;
     bool mpi_staging = false;
     double bucket_mb = GradSyncOptions{}.bucket_mb; // the library default (grad_sync.hpp)
+    std::string grad_transport = "auto";
 };
 
 std::string fmt(const char* f, double v)
@@ -265,6 +266,10 @@ int run(const MpiSession& mpi, int argc, char** argv)
     app.add_option("--bucket-mb", a.bucket_mb,
                    "gradient allreduce bucket size in MB (started during backward); 0: one bucket per step")
         ->check(kNonNegative);
+    app.add_option("--grad-transport", a.grad_transport,
+                   "how ranks sum gradients: shm (shared memory, all ranks on one node, host memory), mpi "
+                   "(MPI_Iallreduce buckets) or auto (shm where possible, else mpi)")
+        ->check(CLI::IsMember({"auto", "mpi", "shm"}));
     const bool is_root = mpi.root();
     try {
         app.parse(argc, argv);
@@ -424,7 +429,8 @@ int run(const MpiSession& mpi, int argc, char** argv)
                {"max steps", std::to_string(a.max_steps)},
                {"checkpoint every", std::to_string(a.checkpoint_every)},
                // The bucket layout decides the sequence of reductions: it must match everywhere.
-               {"bucket MB", num(a.bucket_mb)}});
+               {"bucket MB", num(a.bucket_mb)},
+               {"gradient transport", a.grad_transport}});
     }
 
     // ---- model and optimizer; every rank starts from rank 0's parameters ----
@@ -449,7 +455,13 @@ int run(const MpiSession& mpi, int argc, char** argv)
     gso.bucket_mb = a.bucket_mb;
     gso.force_staging = a.mpi_staging;
     gso.gpu_memory = be->on_gpu();
-    MpiComm comm(mpi.comm(), *be, model.grads(), model.num_params(), gso);
+    gso.transport = parse_grad_transport(a.grad_transport);
+    // Every rank takes the same transport decision, so an error ("shm is not possible here")
+    // is the same everywhere; the communicator owns the gradient buffer backward writes.
+    std::unique_ptr<MpiComm> comm_p;
+    collective_try(mpi, [&] { comm_p = std::make_unique<MpiComm>(mpi.comm(), *be, model.num_params(), gso); });
+    MpiComm& comm = *comm_p;
+    model.use_grad_buffer(comm.grads());
 
     // ---- start-up report: configuration, ranks, nodes, devices ----
     const bool resumed = !resume_path.empty();
@@ -461,9 +473,11 @@ int run(const MpiSession& mpi, int argc, char** argv)
     const std::vector<std::string> where = gather_lines(mpi, mpi.processor() + ", " + binding.describe());
     if (is_root) {
         std::printf("ompml-train: backend %s on %s\n", be->name(), be->device().c_str());
-        std::printf("  mpi       %d ranks on %d nodes, gradients: %s, bucket %s\n", mpi.size(), nodes,
-                    comm.averager().transport().c_str(),
-                    a.bucket_mb > 0 ? fmt("%g MB", a.bucket_mb).c_str() : "one per step");
+        const std::string buckets = comm.averager().shared_memory() ? std::string()
+                                    : a.bucket_mb > 0       ? ", bucket " + fmt("%g MB", a.bucket_mb)
+                                                            : std::string(", one bucket per step");
+        std::printf("  mpi       %d ranks on %d nodes, gradients: %s%s\n", mpi.size(), nodes,
+                    comm.averager().transport().c_str(), buckets.c_str());
         const int shown = std::min(mpi.size(), 8);
         for (int r = 0; r < shown; ++r) std::printf("  rank %-4d %s\n", r, where[static_cast<std::size_t>(r)].c_str());
         if (shown < mpi.size()) std::printf("  ... (%d more ranks)\n", mpi.size() - shown);

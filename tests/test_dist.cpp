@@ -9,6 +9,7 @@
 #include "dist/grad_sync.hpp"
 #include "support.hpp"
 
+#include <algorithm>
 #include <cstring>
 #include <memory>
 #include <numeric>
@@ -196,28 +197,28 @@ std::vector<float> host_sum(std::size_t n, int step)
     return std::vector<float>(acc.begin(), acc.end());
 }
 
-void check_averager(const MemorySpace& mem, bool force_staging, double bucket_mb, int want_buckets,
-                    const std::vector<std::size_t>& order)
+std::vector<std::size_t> layer_offsets()
 {
-    const std::size_t n = std::accumulate(kLayers.begin(), kLayers.end(), std::size_t{0});
     std::vector<std::size_t> offsets{0};
     for (const auto s : kLayers) offsets.push_back(offsets.back() + s);
+    return offsets;
+}
 
-    DeviceBuffer<float> grads(mem, n);
-    GradSyncOptions opt;
-    opt.bucket_mb = bucket_mb;
-    opt.force_staging = force_staging;
-    GradientAverager avg(comm(), mem, grads.data(), n, opt);
-    const std::string what = std::string(mem.name()) + (force_staging ? " staged" : "") + " bucket_mb " +
-                             std::to_string(bucket_mb) + " (" + avg.transport() + ")";
-    BOOST_TEST_MESSAGE(rank_prefix() << what);
-    if (nranks() > 1) BOOST_CHECK_EQUAL(avg.staged(), force_staging || &mem != &host_memory());
-
-    for (int step = 0; step < 2; ++step) { // the averager is reused step after step
-        grads.upload(rank_grad(n, rank(), step));
+// Two steps (the averager is reused step after step): each rank writes its gradient into the
+// averager's buffer, marks the layers in `order`, finishes; the sums are checked on the host.
+void check_steps(GradientAverager& avg, const MemorySpace& mem, const std::vector<std::size_t>& order,
+                 int want_buckets, const std::string& what)
+{
+    const std::vector<std::size_t> offsets = layer_offsets();
+    const std::size_t n = offsets.back();
+    BOOST_TEST_MESSAGE(rank_prefix() << what << " (" << avg.transport() << ")");
+    for (int step = 0; step < 2; ++step) {
+        const std::vector<float> mine = rank_grad(n, rank(), step);
+        mem.to_device(avg.data(), mine.data(), n * sizeof(float));
         for (const std::size_t layer : order) avg.bucket_ready(offsets[layer], kLayers[layer]);
         avg.finish();
-        const auto got = grads.to_vector();
+        std::vector<float> got(n);
+        mem.to_host(got.data(), avg.data(), n * sizeof(float));
         // Each element sums P values in [-1, 1]: float rounding stays well below 1e-6 absolute.
         test::check_close(got, host_sum(n, step), 1e-6, 1e-5, what + " step " + std::to_string(step));
         BOOST_CHECK_MESSAGE(same_on_all_ranks(got), what << ": ranks hold different sums");
@@ -227,6 +228,23 @@ void check_averager(const MemorySpace& mem, bool force_staging, double bucket_mb
         BOOST_CHECK(st.wait_s <= st.mpi_s && st.mpi_s >= 0.0);
     }
     BOOST_CHECK_EQUAL(avg.total().steps, 2);
+}
+
+// The MPI transport on the caller's buffer.
+void check_averager(const MemorySpace& mem, bool force_staging, double bucket_mb, int want_buckets,
+                    const std::vector<std::size_t>& order)
+{
+    const std::size_t n = layer_offsets().back();
+    DeviceBuffer<float> grads(mem, n);
+    GradSyncOptions opt;
+    opt.bucket_mb = bucket_mb;
+    opt.force_staging = force_staging;
+    GradientAverager avg(comm(), mem, grads.data(), n, opt);
+    BOOST_CHECK(avg.data() == grads.data());
+    BOOST_CHECK(!avg.shared_memory());
+    if (nranks() > 1) BOOST_CHECK_EQUAL(avg.staged(), force_staging || &mem != &host_memory());
+    check_steps(avg, mem, order, want_buckets,
+                std::string(mem.name()) + (force_staging ? " staged" : "") + " bucket_mb " + std::to_string(bucket_mb));
 }
 
 const double kSmallBucketMb = 100.0 * sizeof(float) / 1048576.0; // 100 floats
@@ -286,4 +304,77 @@ BOOST_AUTO_TEST_CASE(gradient_misuse_is_an_error)
     grads.upload(rank_grad(n, rank(), 1));
     avg.allreduce();
     test::check_close(grads.to_vector(), host_sum(n, 1), 1e-6, 1e-5, "step after a misuse");
+}
+
+// --- the averager's own buffer: shared memory on one node, MPI otherwise ----------------------
+
+BOOST_AUTO_TEST_CASE(gradient_owned_buffer_every_transport)
+{
+    const std::vector<std::size_t> reverse{4, 3, 2, 1, 0};
+    for (const MemorySpace* mem : {&host_memory(), &omp_memory()})
+        for (const GradTransport t : {GradTransport::automatic, GradTransport::mpi, GradTransport::shared}) {
+            const bool host = mem == &host_memory();
+            if (t == GradTransport::shared && !host && nranks() > 1) continue; // an error: next case
+            GradSyncOptions opt;
+            opt.transport = t;
+            opt.bucket_mb = kSmallBucketMb;
+            GradientAverager avg(comm(), *mem, layer_offsets().back(), opt);
+            // mpirun starts every test rank on this one machine, so shm is possible with host memory.
+            const bool shm = nranks() > 1 && host && t != GradTransport::mpi;
+            BOOST_CHECK_EQUAL(avg.shared_memory(), shm);
+            std::vector<float> zeros(layer_offsets().back());
+            mem->to_host(zeros.data(), avg.data(), zeros.size() * sizeof(float));
+            BOOST_CHECK(std::all_of(zeros.begin(), zeros.end(), [](float v) { return v == 0.0f; }));
+            // shm sums every marked range (5 layers); MPI sends the 3 buckets of 100 floats.
+            check_steps(avg, *mem, reverse, shm ? 5 : 3,
+                        std::string(mem->name()) + " owned, transport " + grad_transport_name(t));
+        }
+}
+
+BOOST_AUTO_TEST_CASE(gradient_shm_sum_is_the_rank_order_sum)
+{
+    // NodeSum adds the ranks in order 0..P-1 in float: exactly this loop, bit for bit.
+    const std::size_t n = 100003;
+    GradSyncOptions opt;
+    opt.transport = GradTransport::shared;
+    GradientAverager avg(comm(), host_memory(), n, opt);
+    const std::vector<float> mine = rank_grad(n, rank(), 7);
+    std::copy(mine.begin(), mine.end(), avg.data());
+    avg.bucket_ready(n / 3, n - n / 3);
+    avg.bucket_ready(0, n / 3);
+    avg.finish();
+    std::vector<float> want(n, 0.0f);
+    for (int r = 0; r < nranks(); ++r) {
+        const std::vector<float> g = rank_grad(n, r, 7);
+        for (std::size_t i = 0; i < n; ++i) want[i] = r == 0 ? g[i] : want[i] + g[i];
+    }
+    BOOST_CHECK(all_ranks(std::memcmp(want.data(), avg.data(), n * sizeof(float)) == 0));
+}
+
+BOOST_AUTO_TEST_CASE(gradient_shm_misuse_is_an_error)
+{
+    GradSyncOptions opt;
+    opt.transport = GradTransport::shared;
+    std::vector<float> buf(10);
+    BOOST_CHECK_EXCEPTION(GradientAverager(comm(), host_memory(), buf.data(), buf.size(), opt), Error,
+                          [](const Error& e) { return std::strstr(e.what(), "own buffer") != nullptr; });
+    if (nranks() == 1) return;
+    if (&omp_memory() != &host_memory()) // offload-check: the gradient is device memory
+        BOOST_CHECK_EXCEPTION(GradientAverager(comm(), omp_memory(), 10, opt), Error, [](const Error& e) {
+            return std::strstr(e.what(), "shm is not possible here: the gradient is in") != nullptr;
+        });
+
+    // Ranks marking different ranges: every rank throws, none waits forever.
+    const std::size_t n = 1000;
+    auto mismatch = [&](const std::vector<std::pair<std::size_t, std::size_t>>& root_ranges,
+                        const std::vector<std::pair<std::size_t, std::size_t>>& other_ranges) {
+        GradientAverager avg(comm(), host_memory(), n, opt);
+        for (const auto& [off, cnt] : rank() == 0 ? root_ranges : other_ranges) avg.bucket_ready(off, cnt);
+        BOOST_CHECK_EXCEPTION(avg.finish(), Error, [](const Error& e) {
+            return std::strstr(e.what(), "ranks marked different gradient ranges") != nullptr;
+        });
+    };
+    mismatch({{0, n}}, {{500, 500}, {0, 500}});           // fewer ranges on rank 0
+    mismatch({{500, 500}, {0, 500}}, {{0, n}});           // more ranges on rank 0
+    mismatch({{400, 600}, {0, 400}}, {{500, 500}, {0, 500}}); // as many ranges, other sizes
 }

@@ -8,11 +8,14 @@
 #include "core/timer.hpp"
 #include "dist/comm.hpp"
 #include "dist/mpi_check.hpp"
+#include "dist/node_sum.hpp"
 
 #include <algorithm>
 #include <cstdlib>
 #include <exception>
 #include <limits>
+#include <string>
+#include <vector>
 
 namespace ompml {
 namespace {
@@ -32,6 +35,24 @@ void GradSyncStats::add(const GradSyncStats& o)
     copy_s += o.copy_s;
 }
 
+GradTransport parse_grad_transport(const std::string& name)
+{
+    if (name == "auto") return GradTransport::automatic;
+    if (name == "mpi") return GradTransport::mpi;
+    if (name == "shm") return GradTransport::shared;
+    throw Error("gradient transport must be auto, mpi or shm, got '" + name + "'");
+}
+
+const char* grad_transport_name(GradTransport t)
+{
+    switch (t) {
+    case GradTransport::automatic: return "auto";
+    case GradTransport::mpi: return "mpi";
+    case GradTransport::shared: return "shm";
+    }
+    return "?";
+}
+
 bool grad_sync_direct(const MemorySpace& mem, const GradSyncOptions& opt)
 {
     if (opt.force_staging) return false;
@@ -39,14 +60,54 @@ bool grad_sync_direct(const MemorySpace& mem, const GradSyncOptions& opt)
     return opt.gpu_memory && mpi_cuda_aware();
 }
 
-GradientAverager::GradientAverager(MPI_Comm comm, const MemorySpace& mem, float* grad, std::size_t n,
-                                   GradSyncOptions opt)
-    : comm_(comm), mem_(mem), grad_(grad), n_(n), opt_(std::move(opt))
+namespace {
+
+int comm_size(MPI_Comm comm)
 {
-    int init = 0, fin = 0;
+    int init = 0, fin = 0, size = 1;
     MPI_Initialized(&init);
     MPI_Finalized(&fin);
-    if (init != 0 && fin == 0) MPI_CHECK(MPI_Comm_size(comm_, &size_));
+    if (init != 0 && fin == 0) MPI_CHECK(MPI_Comm_size(comm, &size));
+    return size;
+}
+
+} // namespace
+
+GradientAverager::GradientAverager(MPI_Comm comm, const MemorySpace& mem, std::size_t n, GradSyncOptions opt)
+    : comm_(comm), mem_(mem), n_(n), opt_(std::move(opt)), size_(comm_size(comm))
+{
+    if (size_ > 1 && opt_.transport != GradTransport::mpi) {
+        // The same answer on every rank: the build decides the memory, possible() is collective.
+        std::string why;
+        if (&mem_ != &host_memory())
+            why = std::string("the gradient is in ") + mem_.name() + " memory, not host memory";
+        else if (!NodeSum::possible(comm_))
+            why = "the ranks are not all on one node";
+        require(why.empty() || opt_.transport != GradTransport::shared,
+                "gradient transport shm is not possible here: " + why + " (use auto or mpi)");
+        if (why.empty()) {
+            node_ = std::make_unique<NodeSum>(comm_, n_);
+            grad_ = node_->data();
+            return;
+        }
+    }
+    own_ = DeviceBuffer<float>(mem_, n_);
+    if (n_ > 0) mem_.to_device(own_.data(), std::vector<float>(n_, 0.0f).data(), n_ * sizeof(float));
+    grad_ = own_.data();
+    init_mpi();
+}
+
+GradientAverager::GradientAverager(MPI_Comm comm, const MemorySpace& mem, float* grad, std::size_t n,
+                                   GradSyncOptions opt)
+    : comm_(comm), mem_(mem), grad_(grad), n_(n), opt_(std::move(opt)), size_(comm_size(comm))
+{
+    require(opt_.transport != GradTransport::shared,
+            "gradient transport shm needs the averager's own buffer (GradientAverager without a pointer)");
+    init_mpi();
+}
+
+void GradientAverager::init_mpi()
+{
     direct_ = grad_sync_direct(mem_, opt_);
     bucket_elems_ = opt_.bucket_mb > 0
                         ? std::max<std::size_t>(1, static_cast<std::size_t>(opt_.bucket_mb * 1048576.0 / sizeof(float)))
@@ -81,6 +142,7 @@ GradientAverager::~GradientAverager()
 std::string GradientAverager::transport() const
 {
     if (size_ == 1) return "none (1 rank)";
+    if (node_) return "shared memory (one node, " + std::to_string(size_) + " ranks)";
     if (direct_) return &mem_ == &host_memory() ? "MPI on host memory" : "MPI on device memory (CUDA-aware)";
     return std::string("staged through ") + (opt_.pin_host ? "pinned" : "pageable") + " host memory";
 }
@@ -99,6 +161,14 @@ void GradientAverager::bucket_ready(std::size_t offset, std::size_t count)
     marked_.emplace_back(offset, offset + count);
     marked_total_ += count;
     if (size_ == 1) return; // the sum over one rank is the buffer itself
+    if (node_) {
+        const Stopwatch t;
+        node_->ready(offset, count);
+        cur_.mpi_s += t.seconds();
+        ++cur_.buckets;
+        cur_.bytes += count * sizeof(float);
+        return;
+    }
 
     // Adjacent ranges (reverse layer order extends the pending range downwards) grow one
     // bucket; anything else closes the pending bucket first.
@@ -206,7 +276,13 @@ void GradientAverager::wait_all(double* wait_s)
 
 void GradientAverager::finish()
 {
-    if (size_ > 1) {
+    if (node_) {
+        const Stopwatch t;
+        node_->finish();
+        const double s = t.seconds();
+        cur_.mpi_s += s;
+        cur_.wait_s += s;
+    } else if (size_ > 1) {
         reduce_pending_blocking();
         if (!requests_.empty()) wait_all(&cur_.wait_s);
     }

@@ -5,8 +5,8 @@
 // slice of the global batch divided by the global batch size), so the SUM over ranks is the
 // mean over the global batch: averaging is by global sample count, whatever the rank count.
 //
-//   GradientAverager avg(mpi.comm(), be.memory(), grads.data(), grads.size(),
-//                        {.bucket_mb = 4, .gpu_memory = be.on_gpu()});
+//   GradientAverager avg(mpi.comm(), be.memory(), model.num_params(), {.gpu_memory = be.on_gpu()});
+//   model.use_grad_buffer(avg.data());        // backward writes the averager's buffer
 //   for (layer = L-1 .. 0) {                  // backward pass, last layer first
 //       backward(layer);                      // writes dW, db of this layer (final now)
 //       avg.bucket_ready(layer.grad_offset, layer.grad_count);  // device work must be done
@@ -20,28 +20,49 @@
 // MPI_Allreduce (nothing is left to overlap with), waits for the rest, and copies each reduced
 // bucket back to the device. Every element must be marked exactly once per step.
 //
-// Transport: MPI reads the buffer itself when it is host memory, or CUDA memory with a
-// CUDA-aware MPI; otherwise (and always with force_staging) buckets go through a page-aligned
-// host copy. With 1 rank no MPI call is made at all.
+// Transport, chosen once at construction (GradTransport):
+//   shared memory: when the averager owns the buffer (the constructor without a pointer), every
+//     rank is on one node and the gradient is host memory, the buffers live in one MPI shared
+//     window and the ranks sum them with loads and stores (NodeSum, dist/node_sum.hpp): no
+//     messages, no copies; ranges are summed as soon as every rank has marked them.
+//   MPI: buckets of MPI_Iallreduce. MPI reads the buffer itself when it is host memory, or CUDA
+//     memory with a CUDA-aware MPI; otherwise (and always with force_staging) buckets go
+//     through a page-aligned host copy.
+// With 1 rank no MPI call is made at all.
 //
 // Determinism: with the same bucket layout every rank gets bitwise the same sums (Open MPI's
-// reduction algorithms give all ranks one result). The order of the sum differs from a 1-rank
-// run, so rank-count independence holds to float rounding (relative differences ~1e-6).
+// reduction algorithms give all ranks one result; NodeSum sums each element once, in rank
+// order). The order of the sum differs from a 1-rank run, so rank-count independence holds to
+// float rounding (relative differences ~1e-6).
 #pragma once
 
+#include "core/buffer.hpp"
 #include "core/memory.hpp"
 
 #include <mpi.h>
 
 #include <cstddef>
 #include <functional>
+#include <memory>
 #include <string>
 #include <utility>
 #include <vector>
 
 namespace ompml {
 
+class NodeSum;
+
+// How the ranks sum the gradient (--grad-transport auto|mpi|shm).
+enum class GradTransport {
+    automatic, // shared memory where possible (see above), MPI otherwise
+    mpi,       // MPI_Iallreduce buckets always
+    shared,    // shared memory; an error where it is not possible
+};
+GradTransport parse_grad_transport(const std::string& name); // "auto" | "mpi" | "shm"; Error otherwise
+const char* grad_transport_name(GradTransport t);
+
 struct GradSyncOptions {
+    GradTransport transport = GradTransport::automatic;
     double bucket_mb = 4.0;      // send a bucket once this many MB are ready; <= 0: one bucket in finish()
     bool force_staging = false;  // copy through host memory even where MPI could read the buffer
     bool gpu_memory = false;     // the buffer is CUDA device memory (cuda backend, omp on an NVIDIA GPU)
@@ -54,9 +75,9 @@ struct GradSyncOptions {
 // Time of one step (or the sum over steps), for the scaling study.
 struct GradSyncStats {
     int steps = 0;
-    int buckets = 0;        // MPI_Iallreduce calls
+    int buckets = 0;        // MPI_Iallreduce calls, or ranges summed through shared memory
     std::size_t bytes = 0;  // bytes this rank reduced
-    double mpi_s = 0;       // wall time inside MPI calls: starts, progress tests and waits
+    double mpi_s = 0;       // wall time in the sum: MPI calls (starts, progress tests, waits) or shared-memory sums and waits
     double wait_s = 0;      // the exposed part: waiting in finish() after backward is done
     double copy_s = 0;      // staging copies device <-> host
     void add(const GradSyncStats& o);
@@ -67,7 +88,11 @@ bool grad_sync_direct(const MemorySpace& mem, const GradSyncOptions& opt);
 
 class GradientAverager {
 public:
-    // grad: n floats in mem (a device pointer); the buffer must outlive the averager.
+    // Collective. The averager owns the gradient buffer: n floats, zeroed, in a shared window
+    // (shared-memory transport) or in mem (MPI). Backward writes into data().
+    GradientAverager(MPI_Comm comm, const MemorySpace& mem, std::size_t n, GradSyncOptions opt = {});
+    // Collective. The caller's buffer (n floats in mem, outliving the averager): MPI transport
+    // only (GradTransport::shared is an error).
     GradientAverager(MPI_Comm comm, const MemorySpace& mem, float* grad, std::size_t n, GradSyncOptions opt = {});
     ~GradientAverager();
     GradientAverager(const GradientAverager&) = delete;
@@ -83,7 +108,9 @@ public:
     // The whole buffer at once, no overlap: bucket_ready(0, n) + finish().
     void allreduce();
 
+    float* data() { return grad_; } // (n) the gradient buffer, device
     int ranks() const { return size_; }
+    bool shared_memory() const { return node_ != nullptr; }
     bool staged() const { return size_ > 1 && !direct_; }
     std::string transport() const; // for the run's log
     std::size_t bucket_elems() const { return bucket_elems_; }
@@ -94,6 +121,7 @@ private:
     struct Bucket {
         std::size_t off, n;
     };
+    void init_mpi(); // bucket size and staging buffer for the MPI transport
     void launch(std::size_t off, std::size_t n);
     void flush_pending();
     void reduce_pending_blocking();
@@ -103,9 +131,11 @@ private:
 
     MPI_Comm comm_;
     const MemorySpace& mem_;
-    float* grad_;  // (n) device pointer
+    float* grad_ = nullptr; // (n) device pointer: the caller's, own_'s or node_'s
     std::size_t n_;
     GradSyncOptions opt_;
+    DeviceBuffer<float> own_;       // the owned buffer with the MPI transport
+    std::unique_ptr<NodeSum> node_; // the shared-memory transport
     int size_ = 1;
     bool direct_ = true;
     std::size_t bucket_elems_ = 0;

@@ -6,18 +6,19 @@
 
 namespace ompml {
 
-MpiComm::MpiComm(MPI_Comm comm, Backend& be, float* G, std::size_t n, const GradSyncOptions& opt)
-    : comm_(comm), G_(G), n_(n)
+MpiComm::MpiComm(MPI_Comm comm, Backend& be, std::size_t n, const GradSyncOptions& opt) : comm_(comm), n_(n)
 {
     MPI_CHECK(MPI_Comm_rank(comm_, &rank_));
     MPI_CHECK(MPI_Comm_size(comm_, &size_));
-    avg_ = std::make_unique<GradientAverager>(comm_, be.memory(), G, n, opt);
+    avg_ = std::make_unique<GradientAverager>(comm_, be.memory(), n, opt);
+    G_ = avg_->data();
 }
 
 void MpiComm::grad_ready(Backend& be, float* G, const LayerView& view)
 {
     require(G == G_, "MpiComm::grad_ready: not the gradient buffer this communicator averages");
-    // MPI (or the staging copy) reads the buffer right away: the layer's kernels must be done.
+    // MPI, the staging copy or the other ranks read the buffer right away: the layer's
+    // kernels must be done.
     if (size_ > 1) be.synchronize();
     avg_->bucket_ready(view.w, view.count());
 }

@@ -24,9 +24,11 @@ namespace ompml {
 
 class MpiComm final : public Comm {
 public:
-    // G: the model's flat gradient buffer (n floats, device), which must outlive this object.
-    MpiComm(MPI_Comm comm, Backend& be, float* G, std::size_t n, const GradSyncOptions& opt);
+    // Collective. Owns the flat gradient buffer (n floats, device; see GradientAverager):
+    // point the model at it with model.use_grad_buffer(comm.grads()).
+    MpiComm(MPI_Comm comm, Backend& be, std::size_t n, const GradSyncOptions& opt);
 
+    float* grads() { return G_; } // (n) device
     int rank() const override { return rank_; }
     int size() const override { return size_; }
     void grad_ready(Backend& be, float* G, const LayerView& view) override;

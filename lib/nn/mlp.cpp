@@ -90,7 +90,8 @@ Mlp::Mlp(Backend& be, const MlpConfig& cfg, int max_batch) : be_(be), cfg_(cfg),
     params_ = DeviceBuffer<float>(mem, num_params_);
     grads_ = DeviceBuffer<float>(mem, num_params_);
     be.fill(num_params_, params_.data(), 0.0f);
-    be.fill(num_params_, grads_.data(), 0.0f);
+    grad_ = grads_.data();
+    be.fill(num_params_, grad_, 0.0f);
     const std::size_t rows = static_cast<std::size_t>(max_batch);
     for (int l = 0; l < num_layers(); ++l) {
         const std::size_t n = rows * static_cast<std::size_t>(views_[l].out);
@@ -113,6 +114,14 @@ void Mlp::init_params(std::uint64_t seed)
         for (std::size_t i = 0; i < n; ++i) host[v.w + i] = static_cast<float>(sd) * rng.normal(i);
     }
     params_.upload(host);
+}
+
+void Mlp::use_grad_buffer(float* G)
+{
+    require(G != nullptr, "Mlp::use_grad_buffer: null gradient buffer");
+    if (G == grad_) return;
+    grad_ = G;
+    grads_ = DeviceBuffer<float>();
 }
 
 std::vector<float> Mlp::download_params() const { return params_.to_vector(); }
@@ -157,7 +166,7 @@ XentStats Mlp::loss_backward(const float* X, const std::int32_t* Y, int B, float
 {
     const int L = num_layers();
     if (B == 0) {
-        be_.fill(num_params_, grads_.data(), 0.0f);
+        be_.fill(num_params_, grad_, 0.0f);
         for (int l = L - 1; l >= 0; --l)
             if (on_grads) on_grads(l, views_[l]);
         return {};
@@ -174,8 +183,8 @@ XentStats Mlp::loss_backward(const float* X, const std::int32_t* Y, int B, float
         gw.m = v.out;
         gw.n = v.in;
         gw.k = B;
-        be_.gemm(gw, dZ, in, grads_.data() + v.w);
-        be_.col_sum(B, v.out, dZ, grads_.data() + v.b, 0.0f); // db (OUT)
+        be_.gemm(gw, dZ, in, grad_ + v.w);
+        be_.col_sum(B, v.out, dZ, grad_ + v.b, 0.0f); // db (OUT)
         // The layer's bucket is final: the MPI layer may start averaging it while dX runs.
         if (on_grads) on_grads(l, v);
         if (l == 0) break;

@@ -67,8 +67,12 @@ public:
 
     float* params() { return params_.data(); } // (P), device
     const float* params() const { return params_.data(); }
-    float* grads() { return grads_.data(); } // (P), device
-    const float* grads() const { return grads_.data(); }
+    float* grads() { return grad_; } // (P), device
+    const float* grads() const { return grad_; }
+    // Backward writes its gradients into G from now on (P floats in the backend's memory, kept
+    // alive by the caller): e.g. the buffer a GradientAverager shares with the other ranks.
+    // The model's own gradient buffer is freed.
+    void use_grad_buffer(float* G);
 
     void init_params(std::uint64_t seed);
     std::vector<float> download_params() const;
@@ -98,6 +102,7 @@ private:
     std::vector<LayerView> views_;
     std::size_t num_params_ = 0;
     DeviceBuffer<float> params_, grads_;
+    float* grad_ = nullptr;                 // (P) the gradient buffer: grads_ or the caller's
     std::vector<DeviceBuffer<float>> acts_; // acts_[l]: output of layer l, (max_batch, OUT_l)
     std::vector<DeviceBuffer<float>> pre_;  // pre_[l]: pre-activation of hidden layer l, (max_batch, OUT_l)
     DeviceBuffer<float> dA_, dB_;           // backward ping-pong scratch, (max_batch, max width)

@@ -2,6 +2,8 @@
 // gradient reduction. tests/mpi/expect_fast_failure.sh runs it under mpirun and checks that
 // the whole job ends non-zero, with the failing rank's message, within a time bound.
 //
+//   fault_helper MODE [mpi|shm]   the gradient transport the others wait in (default mpi):
+//                                 an MPI reduction, or spinning on the shared-memory counters
 //   fault_helper abort       rank 1 calls abort_all()          (a failure one rank detects)
 //   fault_helper kill        rank 1 raises SIGKILL on itself    (a rank that dies silently)
 //   fault_helper collective  rank 1 cannot "open" its file; collective_try() makes every
@@ -11,6 +13,7 @@
 #include "dist/comm.hpp"
 #include "dist/grad_sync.hpp"
 
+#include <algorithm>
 #include <chrono>
 #include <csignal>
 #include <cstdio>
@@ -24,14 +27,19 @@ int main(int argc, char** argv)
 {
     MpiSession mpi(&argc, &argv);
     const std::string mode = argc > 1 ? argv[1] : "";
-    if (mode != "abort" && mode != "kill" && mode != "collective" && mode != "ok")
-        abort_all("usage: fault_helper abort|kill|collective|ok", 2);
+    const std::string transport = argc > 2 ? argv[2] : "mpi";
+    if ((mode != "abort" && mode != "kill" && mode != "collective" && mode != "ok") ||
+        (transport != "mpi" && transport != "shm"))
+        abort_all("usage: fault_helper abort|kill|collective|ok [mpi|shm]", 2);
     try {
         collective_try(mpi.comm(), [&] {
             if (mode == "collective" && mpi.rank() == 1) throw Error("cannot open 'rank1-only.h5': no such file");
         });
-        std::vector<float> grad(1 << 16, 1.0f);
-        GradientAverager avg(mpi.comm(), host_memory(), grad.data(), grad.size());
+        GradSyncOptions opt;
+        opt.transport = parse_grad_transport(transport);
+        GradientAverager avg(mpi.comm(), host_memory(), std::size_t{1} << 16, opt);
+        float* grad = avg.data();
+        std::fill(grad, grad + (std::size_t{1} << 16), 1.0f);
         if (mpi.rank() == 1) {
             // Give the other ranks time to block in the reduction below.
             std::this_thread::sleep_for(std::chrono::milliseconds(500));
