@@ -160,6 +160,7 @@ struct Args {
     bool mpi_staging = false;
     double bucket_mb = GradSyncOptions{}.bucket_mb; // the library default (grad_sync.hpp)
     std::string grad_transport = "auto";
+    std::string streaming_reads = "auto";
 };
 
 std::string fmt(const char* f, double v)
@@ -261,6 +262,10 @@ int run(const MpiSession& mpi, int argc, char** argv)
                    "resume from this checkpoint; 'auto': from --checkpoint FILE or FILE.prev if valid, "
                    "else start fresh");
     app.add_flag("--streaming", a.streaming, "read batches from the file instead of holding the split in memory");
+    app.add_option("--streaming-reads", a.streaming_reads,
+                   "with --streaming on several ranks: collective (MPI-IO, all ranks in one read), independent, "
+                   "or auto (collective unless the images are compressed; data/README.md)")
+        ->check(CLI::IsMember({"auto", "collective", "independent"}));
     app.add_flag("--mpi-staging", a.mpi_staging,
                  "copy gradients through host memory for MPI even where MPI could read device memory");
     app.add_option("--bucket-mb", a.bucket_mb,
@@ -381,6 +386,10 @@ int run(const MpiSession& mpi, int argc, char** argv)
         lo.nranks = mpi.size();
         lo.seed = cfg.seed;
         lo.streaming = a.streaming;
+        // Streaming reads are collective over all ranks where possible (io/loader.hpp); every
+        // rank must choose alike, so the choice is a flag the ranks agree on.
+        lo.comm = mpi.comm();
+        lo.reads = parse_stream_reads(a.streaming_reads);
         train_loader = std::make_unique<Loader>(*be, lo);
         LoaderOptions to = lo;
         to.split = Split::test;
@@ -425,6 +434,7 @@ int run(const MpiSession& mpi, int argc, char** argv)
                                      std::to_string(data.classes) + " train " + std::to_string(data.train_samples) +
                                      " test " + std::to_string(data.test_samples)},
                {"backend", a.backend},
+               {"streaming", a.streaming ? "on, reads " + a.streaming_reads : std::string("off")},
                {"resume", ck ? resume_path + " at step " + std::to_string(start.step) : std::string("fresh start")},
                {"max steps", std::to_string(a.max_steps)},
                {"checkpoint every", std::to_string(a.checkpoint_every)},
@@ -485,7 +495,7 @@ int run(const MpiSession& mpi, int argc, char** argv)
                     static_cast<unsigned long long>(data.train_samples),
                     static_cast<unsigned long long>(data.test_samples),
                     static_cast<unsigned long long>(data.features), data.classes,
-                    a.streaming ? " (streaming)" : "");
+                    a.streaming ? (" (streaming, " + train_loader->read_mode() + ")").c_str() : "");
         std::printf("  model     %s %s, %zu parameters\n", layers_string(cfg.model.layers).c_str(),
                     activation_name(cfg.model.activation), model.num_params());
         std::printf("  optimizer %s lr %g weight_decay %g%s, schedule %s (warmup %lld", optimizer_name(cfg.opt.kind),

@@ -186,8 +186,11 @@ MpiSession::MpiSession(int* argc, char*** argv)
         // one on the gradient buckets; its ring algorithm closes most of the gap (measured in
         // docs/results/scaling.md). A user's own setting wins; other MPIs ignore the variable.
         setenv("OMPI_MCA_coll_libnbc_iallreduce_algorithm", "1", /*overwrite=*/0);
+        // MPI_THREAD_MULTIPLE: a streaming Loader's reader thread makes collective MPI-IO reads
+        // while this thread reduces gradients. A library that gives less (but at least
+        // FUNNELED) still runs: such loaders read independently (io/loader.hpp).
         // MPI_Init_thread's own failure is reported by MPI's default handler (abort).
-        MPI_Init_thread(argc, argv, MPI_THREAD_FUNNELED, &thread_level_);
+        MPI_Init_thread(argc, argv, MPI_THREAD_MULTIPLE, &thread_level_);
         owns_ = true;
     } else {
         MPI_Query_thread(&thread_level_);
@@ -196,7 +199,8 @@ MpiSession::MpiSession(int* argc, char*** argv)
     MPI_CHECK(MPI_Comm_set_errhandler(MPI_COMM_WORLD, MPI_ERRORS_RETURN));
     if (thread_level_ < MPI_THREAD_FUNNELED)
         abort_all("the MPI library gives thread level " + std::to_string(thread_level_) +
-                  "; ompml needs MPI_THREAD_FUNNELED (OpenMP threads beside the MPI thread)");
+                  "; ompml needs at least MPI_THREAD_FUNNELED (OpenMP threads beside the MPI thread; "
+                  "MPI_THREAD_MULTIPLE for collective streaming reads)");
     rank_ = comm_rank(MPI_COMM_WORLD);
     size_ = comm_size(MPI_COMM_WORLD);
 

@@ -71,8 +71,9 @@ int choose_local_device(int local_rank, int device_count);
 
 class MpiSession {
 public:
-    // argc/argv may be null. Asks for MPI_THREAD_FUNNELED (only the main thread calls MPI;
-    // OpenMP threads never do) and aborts if the library cannot give it.
+    // argc/argv may be null. Asks for MPI_THREAD_MULTIPLE (a streaming Loader's reader thread
+    // makes collective MPI-IO reads beside the main thread's reductions; OpenMP threads never
+    // call MPI) and aborts below MPI_THREAD_FUNNELED; in between, loaders read independently.
     MpiSession(int* argc, char*** argv);
     ~MpiSession();
     MpiSession(const MpiSession&) = delete;

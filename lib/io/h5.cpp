@@ -219,6 +219,26 @@ void write(hid_t loc, const std::string& name, Dtype t, const void* data, const 
 }
 
 namespace {
+// Selects whole rows [first, first + count) in a dataspace of the dataset's shape: op
+// H5S_SELECT_SET starts a selection, H5S_SELECT_OR adds a run to it.
+void select_row_run(hid_t space, const DatasetInfo& di, std::uint64_t first, std::uint64_t count, H5S_seloper_t op)
+{
+    std::vector<hsize_t> start(di.dims.size(), 0), block(di.dims.begin(), di.dims.end());
+    start[0] = first;
+    block[0] = count;
+    H5_CHECK(H5Sselect_hyperslab(space, op, start.data(), nullptr, block.data(), nullptr));
+}
+
+// A memory dataspace of `rows` whole rows of the dataset, contiguous.
+Handle rows_space(const DatasetInfo& di, std::uint64_t rows)
+{
+    std::vector<hsize_t> dims(di.dims.begin(), di.dims.end());
+    dims[0] = rows;
+    Handle space(H5Screate_simple(static_cast<int>(dims.size()), dims.data(), nullptr));
+    H5_CHECK(space.id());
+    return space;
+}
+
 // Rows [row0, row0 + nrows) of a dataset: the file selection and a matching memory space.
 struct RowSelection {
     Handle file, mem;
@@ -231,13 +251,29 @@ RowSelection select_rows(hid_t dataset, std::uint64_t row0, std::uint64_t nrows,
                                            ") out of range (" + std::to_string(di.rows()) + " rows)");
     RowSelection sel{Handle(H5Dget_space(dataset)), Handle()};
     H5_CHECK(sel.file.id());
-    std::vector<hsize_t> start(di.dims.size(), 0), count(di.dims.begin(), di.dims.end());
-    start[0] = row0;
-    count[0] = nrows;
-    H5_CHECK(H5Sselect_hyperslab(sel.file, H5S_SELECT_SET, start.data(), nullptr, count.data(), nullptr));
-    sel.mem = Handle(H5Screate_simple(static_cast<int>(count.size()), count.data(), nullptr));
-    H5_CHECK(sel.mem.id());
+    select_row_run(sel.file, di, row0, nrows, H5S_SELECT_SET);
+    sel.mem = rows_space(di, nrows);
     return sel;
+}
+
+// A run of consecutive rows [first, first + count) of a row set; `at` is the index of its first
+// row in the set (where its data goes in the output).
+struct RowRun {
+    std::uint64_t first = 0, count = 0, at = 0;
+};
+// Checks a row set (in range, strictly increasing) and splits it into runs of consecutive rows.
+std::vector<RowRun> row_runs(hid_t dataset, const DatasetInfo& di, const std::vector<std::uint64_t>& rows)
+{
+    std::vector<RowRun> runs;
+    for (std::size_t i = 0; i < rows.size(); ++i) {
+        require(rows[i] < di.rows(), file_name(dataset) + ": " + name_of(dataset) + ": row " +
+                                         std::to_string(rows[i]) + " out of range (" +
+                                         std::to_string(di.rows()) + " rows)");
+        require(i == 0 || rows[i] > rows[i - 1], "h5: a row set must be strictly increasing");
+        if (i > 0 && rows[i] == rows[i - 1] + 1) ++runs.back().count;
+        else runs.push_back(RowRun{rows[i], 1, i});
+    }
+    return runs;
 }
 } // namespace
 
@@ -412,32 +448,28 @@ void read_row_set(hid_t dataset, Dtype t, const std::vector<std::uint64_t>& rows
     std::lock_guard<std::recursive_mutex> guard(lock());
     if (rows.empty()) return;
     const DatasetInfo di = info(dataset);
-    for (std::size_t i = 0; i < rows.size(); ++i) {
-        require(rows[i] < di.rows(), file_name(dataset) + ": " + name_of(dataset) + ": row " +
-                                         std::to_string(rows[i]) + " out of range (" +
-                                         std::to_string(di.rows()) + " rows)");
-        require(i == 0 || rows[i] > rows[i - 1], "h5::read_row_set: rows must be strictly increasing");
-    }
+    const std::vector<RowRun> runs = row_runs(dataset, di, rows);
     Handle file_space(H5Dget_space(dataset));
     H5_CHECK(file_space.id());
-    std::vector<hsize_t> start(di.dims.size(), 0), count(di.dims.begin(), di.dims.end());
-    // One H5Dread per run of consecutive rows. (One read over an OR-ed union of hyperslabs
-    // was measured 10x slower on HDF5 1.10 for 128 scattered rows of a chunked dataset.)
-    std::vector<hsize_t> mem_dims(di.dims.begin(), di.dims.end());
+    // One H5Dread per run. (One read over an OR-ed union of hyperslabs was measured 10x slower
+    // on HDF5 1.10 for 128 scattered rows of a chunked dataset.)
     const std::uint64_t row_bytes = di.row_elems() * H5Tget_size(native_type(t));
-    for (std::size_t i = 0; i < rows.size();) {
-        std::size_t j = i + 1;
-        while (j < rows.size() && rows[j] == rows[j - 1] + 1) ++j;
-        start[0] = rows[i];
-        count[0] = j - i;
-        mem_dims[0] = j - i;
-        H5_CHECK(H5Sselect_hyperslab(file_space, H5S_SELECT_SET, start.data(), nullptr, count.data(), nullptr));
-        Handle mem_space(H5Screate_simple(static_cast<int>(mem_dims.size()), mem_dims.data(), nullptr));
-        H5_CHECK(mem_space.id());
-        H5_CHECK(H5Dread(dataset, native_type(t), mem_space, file_space, H5P_DEFAULT,
-                         static_cast<unsigned char*>(out) + i * row_bytes));
-        i = j;
+    for (const RowRun& run : runs) {
+        select_row_run(file_space, di, run.first, run.count, H5S_SELECT_SET);
+        const Handle mem = rows_space(di, run.count);
+        H5_CHECK(H5Dread(dataset, native_type(t), mem, file_space, H5P_DEFAULT,
+                         static_cast<unsigned char*>(out) + run.at * row_bytes));
     }
+}
+
+bool is_filtered(hid_t dataset)
+{
+    std::lock_guard<std::recursive_mutex> guard(lock());
+    Handle dcpl(H5Dget_create_plist(dataset));
+    H5_CHECK(dcpl.id());
+    const int n = H5Pget_nfilters(dcpl);
+    H5_CHECK(n);
+    return n > 0;
 }
 
 Handle open_dataset_cached(hid_t loc, const std::string& path, std::size_t cache_bytes)
@@ -452,6 +484,93 @@ Handle open_dataset_cached(hid_t loc, const std::string& path, std::size_t cache
     if (!d.valid()) throw Error(file_name(loc) + ": cannot open dataset " + path);
     return d;
 }
+
+// ---- Parallel HDF5 -------------------------------------------------------------------------------
+
+#ifdef H5_HAVE_PARALLEL
+const bool kHaveParallel = true;
+
+Handle open_read_mpio(const std::string& path, MPI_Comm comm)
+{
+    std::lock_guard<std::recursive_mutex> guard(lock());
+    Handle fapl(H5Pcreate(H5P_FILE_ACCESS));
+    H5_CHECK(fapl.id());
+    H5_CHECK(H5Pset_fapl_mpio(fapl, comm, MPI_INFO_NULL));
+    Handle f(H5Fopen(path.c_str(), H5F_ACC_RDONLY, fapl));
+    if (!f.valid()) throw Error(path + ": cannot open as HDF5 with the MPI-IO driver");
+    return f;
+}
+
+void read_row_set_collective(hid_t dataset, Dtype t, const std::vector<std::uint64_t>& rows, void* out)
+{
+    std::lock_guard<std::recursive_mutex> guard(lock());
+    const DatasetInfo di = info(dataset);
+    const std::vector<RowRun> runs = row_runs(dataset, di, rows);
+    // One read of the union of the runs: a collective read must be one call on every rank,
+    // whatever its number of runs. The runs are increasing, so the union's order (HDF5 maps
+    // file to memory in row-major order) is the order of `rows`.
+    Handle file_space(H5Dget_space(dataset));
+    H5_CHECK(file_space.id());
+    const Handle mem = rows_space(di, std::max<std::uint64_t>(rows.size(), 1));
+    if (runs.empty()) {
+        H5_CHECK(H5Sselect_none(file_space));
+        H5_CHECK(H5Sselect_none(mem));
+    }
+    for (std::size_t i = 0; i < runs.size(); ++i)
+        select_row_run(file_space, di, runs[i].first, runs[i].count, i == 0 ? H5S_SELECT_SET : H5S_SELECT_OR);
+    Handle dxpl(H5Pcreate(H5P_DATASET_XFER));
+    H5_CHECK(dxpl.id());
+    H5_CHECK(H5Pset_dxpl_mpio(dxpl, H5FD_MPIO_COLLECTIVE));
+    H5_CHECK(H5Dread(dataset, native_type(t), mem, file_space, dxpl, out));
+}
+
+namespace {
+std::vector<hid_t>& closed_at_finalize()
+{
+    static std::vector<hid_t> ids;
+    return ids;
+}
+// MPI_Finalize deletes MPI_COMM_SELF's attributes first, while MPI still works (MPI 3.1,
+// 8.7.1), in the reverse order of setting: so this runs before HDF5's own hook, if it set one.
+int close_objects_at_finalize(MPI_Comm, int, void*, void*)
+{
+    std::lock_guard<std::recursive_mutex> guard(lock());
+    for (const hid_t id : closed_at_finalize()) Handle(id).reset();
+    closed_at_finalize().clear();
+    return MPI_SUCCESS;
+}
+} // namespace
+
+void close_at_mpi_finalize(Handle& object)
+{
+    std::lock_guard<std::recursive_mutex> guard(lock());
+    if (!object.valid()) return;
+    static const bool hooked = [] {
+        int key = MPI_KEYVAL_INVALID;
+        return MPI_Comm_create_keyval(MPI_COMM_NULL_COPY_FN, close_objects_at_finalize, &key, nullptr) ==
+                   MPI_SUCCESS &&
+               MPI_Comm_set_attr(MPI_COMM_SELF, key, nullptr) == MPI_SUCCESS;
+    }();
+    if (hooked) closed_at_finalize().push_back(object.release());
+    else object.release(); // no hook: leave it open rather than risk a hang
+}
+#else
+const bool kHaveParallel = false;
+
+namespace {
+[[noreturn]] void no_parallel(const char* what)
+{
+    throw Error(std::string("h5::") + what + ": this HDF5 is built without parallel support (MPI-IO)");
+}
+} // namespace
+
+Handle open_read_mpio(const std::string&, MPI_Comm) { no_parallel("open_read_mpio"); }
+void read_row_set_collective(hid_t, Dtype, const std::vector<std::uint64_t>&, void*)
+{
+    no_parallel("read_row_set_collective");
+}
+void close_at_mpi_finalize(Handle& object) { object.reset(); } // a serial file: closing never waits
+#endif
 
 namespace {
 herr_t collect_attr_name(hid_t, const char* name, const H5A_info_t*, void* out)

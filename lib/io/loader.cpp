@@ -1,10 +1,12 @@
-// Loader: epoch order, per-rank slices, in-memory or streaming reads, and a background thread
-// that gathers and uploads batch k+1 while the caller trains on batch k.
+// Loader: epoch order, per-rank slices, in-memory, streaming or collective streaming reads, and
+// a background thread that gathers and uploads batch k+1 while the caller trains on batch k.
 //
 // Two slots of device buffers. Step s of the epoch goes to slot s % 2. A slot cycles
 // free -> (reader fills it) ready -> (next() hands it out) in_use -> (the following next()
 // releases it after Backend::synchronize()) free. So the reader works at most one batch ahead,
-// and never writes buffers that kernels may still read.
+// and never writes buffers that kernels may still read. The reader fills every slot that is
+// free, even when asked to stop, so the steps it reads depend only on the caller's calls (the
+// rule collective reads need; loader.hpp).
 #include "io/loader.hpp"
 
 #include "core/rng.hpp"
@@ -42,7 +44,48 @@ RowSlice rank_slice(int rows, int rank, int nranks)
     return RowSlice{static_cast<int>(lo), static_cast<int>(hi)};
 }
 
+StreamReads parse_stream_reads(const std::string& s)
+{
+    if (s == "auto") return StreamReads::automatic;
+    if (s == "collective") return StreamReads::collective;
+    if (s == "independent") return StreamReads::independent;
+    throw Error("streaming reads '" + s + "': expected auto, collective or independent");
+}
+
 namespace {
+
+// 64 MiB of chunk cache for streaming reads: random rows of a batch then mostly hit chunks
+// inflated for earlier batches instead of inflating a chunk per row.
+constexpr std::size_t kChunkCacheBytes = std::size_t{64} << 20;
+
+struct ReadPlan {
+    bool collective = false;
+    std::string mode; // Loader::read_mode()
+};
+
+// Whether a loader reads collectively, and how to describe its reads. `images` is the split's
+// image dataset (opened with the serial driver).
+ReadPlan plan_reads(const LoaderOptions& opt, hid_t images)
+{
+    if (!opt.streaming) return {false, "in memory"};
+    int ranks = 1;
+    if (opt.comm != MPI_COMM_NULL && MPI_Comm_size(opt.comm, &ranks) != MPI_SUCCESS)
+        throw Error("loader: LoaderOptions::comm is not a valid MPI communicator");
+    if (ranks == 1 || opt.reads == StreamReads::independent) return {false, "independent reads"};
+    int me = 0;
+    MPI_Comm_rank(opt.comm, &me);
+    require(ranks == opt.nranks && me == opt.rank,
+            "loader: rank " + std::to_string(opt.rank) + " of " + std::to_string(opt.nranks) +
+                " differs from the communicator's rank " + std::to_string(me) + " of " + std::to_string(ranks));
+    if (!h5::kHaveParallel) return {false, "independent reads: HDF5 is built without parallel support"};
+    int level = MPI_THREAD_SINGLE;
+    MPI_Query_thread(&level);
+    if (level < MPI_THREAD_MULTIPLE)
+        return {false, "independent reads: collective reads from the reader thread need MPI_THREAD_MULTIPLE"};
+    if (opt.reads == StreamReads::automatic && h5::is_filtered(images))
+        return {false, "independent reads: compressed images (collective reads would bypass the chunk cache)"};
+    return {true, "collective MPI-IO reads"};
+}
 
 enum class SlotState { free, filling, ready, in_use };
 
@@ -73,7 +116,8 @@ struct Loader::Impl {
 
     std::vector<unsigned char> images; // in-memory: (N, F) as stored
     std::vector<std::int32_t> labels;  // (N), both modes
-    h5::Handle file, images_ds;        // streaming only
+    h5::Handle file, images_ds;        // streaming only (collective: opened by the first start_epoch)
+    ReadPlan plan;
 
     std::vector<std::uint64_t> order; // this epoch's sample order
     Slot slots[2];
@@ -85,11 +129,18 @@ struct Loader::Impl {
     bool started = false;
     std::int64_t next_step = 0; // the step next() hands out next
     int in_use = -1;            // the slot handed out by the last next(); main thread only
+    std::int64_t read_to = 0;   // the reader has filled this epoch's steps before this one
+    bool paused = false;        // collective: another loader's turn stopped the reader (main thread only)
 
     Impl(Backend& b, const LoaderOptions& o) : be(b), opt(o) {}
 
-    ~Impl() { stop_reader(); }
+    ~Impl()
+    {
+        stop_reader();
+        if (plan.collective) leave_collective();
+    }
 
+    // Stops the reader after the reads it was asked for (see the top of this file).
     void stop_reader()
     {
         {
@@ -101,6 +152,72 @@ struct Loader::Impl {
         stop = false;
     }
 
+    // Starts the reader at step `from` of the current epoch.
+    void start_reader(std::int64_t from)
+    {
+        if (plan.collective) take_turn();
+        paused = false;
+        reader = std::thread(&Impl::run_reader, this, from, omp_get_default_device());
+    }
+
+    // ---- collective loaders: one reader at a time per process (loader.hpp) ----
+
+    static std::mutex& collective_mutex()
+    {
+        static std::mutex mx;
+        return mx;
+    }
+    static std::vector<Impl*>& collective_loaders() // guarded by collective_mutex()
+    {
+        static std::vector<Impl*> v;
+        return v;
+    }
+
+    // Pauses every other collective loader's reader; the caller holds collective_mutex().
+    void pause_others()
+    {
+        for (Impl* other : collective_loaders()) {
+            if (other == this || !other->reader.joinable()) continue;
+            other->stop_reader();
+            other->paused = true;
+        }
+    }
+
+    // Makes this loader's reader the one that runs, opening its file on first use.
+    void take_turn()
+    {
+        std::lock_guard<std::mutex> lk(collective_mutex());
+        pause_others();
+        if (file.valid()) return;
+        file = h5::open_read_mpio(opt.path, opt.comm);
+        images_ds = h5::open_dataset_cached(file, std::string(split_name(opt.split)) + "/images", kChunkCacheBytes);
+    }
+
+    void join_collective()
+    {
+        std::lock_guard<std::mutex> lk(collective_mutex());
+        collective_loaders().push_back(this);
+    }
+
+    // Closes the file (collective) with the other readers paused; while an exception unwinds,
+    // leaves it to MPI_Finalize instead (loader.hpp).
+    void leave_collective()
+    {
+        std::lock_guard<std::mutex> lk(collective_mutex());
+        auto& all = collective_loaders();
+        all.erase(std::remove(all.begin(), all.end(), this), all.end());
+        if (std::uncaught_exceptions() > 0) {
+            h5::close_at_mpi_finalize(images_ds);
+            h5::close_at_mpi_finalize(file);
+            return;
+        }
+        if (file.valid()) pause_others();
+        images_ds.reset();
+        file.reset();
+    }
+
+    // ---- the reader ----
+
     // Gathers step s's rows for this rank into slot.host_* and uploads them.
     void fill(Slot& slot, std::int64_t s)
     {
@@ -108,40 +225,54 @@ struct Loader::Impl {
         const int global_rows = static_cast<int>(std::min<std::uint64_t>(opt.global_batch, split->samples - first));
         const RowSlice sl = rank_slice(global_rows, opt.rank, opt.nranks);
         const int rows = sl.end - sl.begin;
-        const std::size_t row_bytes = features * elem;
         slot.step = s;
         slot.rows = rows;
         slot.global_rows = global_rows;
-        if (!opt.streaming) {
-            for (int r = 0; r < rows; ++r) {
-                const std::uint64_t i = order[first + sl.begin + r];
-                std::memcpy(slot.host_x.data() + r * row_bytes, images.data() + i * row_bytes, row_bytes);
-                slot.host_y[r] = labels[i];
-            }
-        } else if (rows > 0) {
-            // Sort this slice's rows so they are read as runs in file order (each chunk visited
-            // once, in order), then put each row back at its place in the batch.
-            std::vector<std::pair<std::uint64_t, int>> want(rows); // (file row, batch position)
-            for (int r = 0; r < rows; ++r) want[r] = {order[first + sl.begin + r], r};
-            std::sort(want.begin(), want.end());
-            std::vector<std::uint64_t> file_rows(rows);
-            for (int r = 0; r < rows; ++r) file_rows[r] = want[r].first;
-            try {
-                h5::read_row_set(images_ds, split->image_dtype, file_rows, slot.sorted_x.data());
-            } catch (const Error& e) {
-                throw Error(opt.path + ": /" + split_name(opt.split) + "/images: reading step " + std::to_string(s) +
-                            " failed: " + e.what());
-            }
-            for (int r = 0; r < rows; ++r) {
-                std::memcpy(slot.host_x.data() + want[r].second * row_bytes, slot.sorted_x.data() + r * row_bytes,
-                            row_bytes);
-                slot.host_y[want[r].second] = labels[want[r].first];
-            }
-        }
+        if (opt.streaming) read_rows(slot, first + static_cast<std::uint64_t>(sl.begin), rows, s);
+        else copy_rows(slot, first + static_cast<std::uint64_t>(sl.begin), rows);
         if (rows == 0) return;
         if (split->image_dtype == h5::Dtype::u8) slot.raw.upload(slot.host_x.data(), rows * features);
         else slot.x.upload(reinterpret_cast<const float*>(slot.host_x.data()), rows * features);
         slot.y.upload(slot.host_y.data(), rows);
+    }
+
+    // In memory: rows order[pos, pos + rows) into the slot.
+    void copy_rows(Slot& slot, std::uint64_t pos, int rows)
+    {
+        const std::size_t row_bytes = features * elem;
+        for (int r = 0; r < rows; ++r) {
+            const std::uint64_t i = order[pos + r];
+            std::memcpy(slot.host_x.data() + r * row_bytes, images.data() + i * row_bytes, row_bytes);
+            slot.host_y[r] = labels[i];
+        }
+    }
+
+    // Streaming: rows order[pos, pos + rows) from the file into the slot. They are sorted so
+    // that they are read as runs in file order (each chunk visited once, in order), then each
+    // row is put back at its place in the batch. A collective read joins with no rows too.
+    void read_rows(Slot& slot, std::uint64_t pos, int rows, std::int64_t s)
+    {
+        if (rows == 0 && !plan.collective) return;
+        std::vector<std::pair<std::uint64_t, int>> want(rows); // (file row, batch position)
+        for (int r = 0; r < rows; ++r) want[r] = {order[pos + r], r};
+        std::sort(want.begin(), want.end());
+        std::vector<std::uint64_t> file_rows(rows);
+        for (int r = 0; r < rows; ++r) file_rows[r] = want[r].first;
+        try {
+            if (plan.collective)
+                h5::read_row_set_collective(images_ds, split->image_dtype, file_rows, slot.sorted_x.data());
+            else
+                h5::read_row_set(images_ds, split->image_dtype, file_rows, slot.sorted_x.data());
+        } catch (const Error& e) {
+            throw Error(opt.path + ": /" + split_name(opt.split) + "/images: reading step " + std::to_string(s) +
+                        " failed: " + e.what());
+        }
+        const std::size_t row_bytes = features * elem;
+        for (int r = 0; r < rows; ++r) {
+            std::memcpy(slot.host_x.data() + want[r].second * row_bytes, slot.sorted_x.data() + r * row_bytes,
+                        row_bytes);
+            slot.host_y[want[r].second] = labels[want[r].first];
+        }
     }
 
     void run_reader(std::int64_t first_step, int device)
@@ -152,7 +283,7 @@ struct Loader::Impl {
             {
                 std::unique_lock<std::mutex> lk(m);
                 cv.wait(lk, [&] { return stop || slot.state == SlotState::free; });
-                if (stop) return;
+                if (slot.state != SlotState::free) return; // stopped; a free slot is filled first
                 slot.state = SlotState::filling;
             }
             std::exception_ptr err;
@@ -166,6 +297,7 @@ struct Loader::Impl {
                 slot.error = err;
                 slot.step = s;
                 slot.state = SlotState::ready;
+                read_to = s + 1;
             }
             cv.notify_all();
             if (err) return;
@@ -193,17 +325,19 @@ Loader::Loader(Backend& be, const LoaderOptions& opt) : impl_(std::make_unique<I
         I.labels.resize(I.split->samples);
         const h5::Handle lds = h5::open_dataset(I.file, g + "/labels");
         h5::read_rows(lds, h5::Dtype::i32, 0, I.split->samples, I.labels.data());
-        if (opt.streaming) {
-            // 64 MiB of chunk cache: random rows of a batch then mostly hit chunks inflated
-            // for earlier batches instead of inflating a chunk per row.
-            I.images_ds = h5::open_dataset_cached(I.file, g + "/images", std::size_t{64} << 20);
-        } else {
-            const h5::Handle ids = h5::open_dataset(I.file, g + "/images");
+        I.images_ds = opt.streaming ? h5::open_dataset_cached(I.file, g + "/images", kChunkCacheBytes)
+                                    : h5::open_dataset(I.file, g + "/images");
+        I.plan = plan_reads(opt, I.images_ds);
+        if (!opt.streaming) {
             I.images.resize(I.split->samples * I.features * I.elem);
-            h5::read_rows(ids, I.split->image_dtype, 0, I.split->samples, I.images.data());
+            h5::read_rows(I.images_ds, I.split->image_dtype, 0, I.split->samples, I.images.data());
+        }
+        if (!opt.streaming || I.plan.collective) { // collective: the first start_epoch opens it with MPI-IO
+            I.images_ds.reset();
             I.file.reset();
         }
     }
+    if (I.plan.collective) I.join_collective();
 
     const std::size_t n = static_cast<std::size_t>(I.max_rows) * I.features;
     const MemorySpace& mem = be.memory();
@@ -224,6 +358,7 @@ std::uint64_t Loader::samples() const { return impl_->split->samples; }
 std::int64_t Loader::steps_per_epoch() const { return impl_->steps; }
 std::uint64_t Loader::features() const { return impl_->features; }
 int Loader::max_rows() const { return impl_->max_rows; }
+const std::string& Loader::read_mode() const { return impl_->plan.mode; }
 
 void Loader::start_epoch(std::int64_t epoch, std::int64_t first_step)
 {
@@ -247,8 +382,9 @@ void Loader::start_epoch(std::int64_t epoch, std::int64_t first_step)
     }
     I.next_step = first_step;
     I.in_use = -1;
+    I.read_to = first_step;
     I.started = true;
-    I.reader = std::thread(&Impl::run_reader, &I, first_step, omp_get_default_device());
+    I.start_reader(first_step);
 }
 
 bool Loader::next(Batch& out)
@@ -265,6 +401,7 @@ bool Loader::next(Batch& out)
         I.cv.notify_all();
     }
     if (I.next_step >= I.steps) return false;
+    if (I.paused && I.read_to < I.steps) I.start_reader(I.read_to); // another collective loader had its turn
 
     const std::int64_t s = I.next_step;
     Slot& slot = I.slots[s % 2];

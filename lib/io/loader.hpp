@@ -21,11 +21,37 @@
 //
 // The background thread copies into device memory through Backend::memory(); it adopts the
 // OpenMP default device of the thread that called start_epoch (a per-thread setting).
+//
+// Collective reads (streaming with LoaderOptions::comm of more than one rank). Each rank's
+// reader thread reads its slice of every global batch with one collective MPI-IO read
+// (h5::read_row_set_collective) over the file's own duplicate of comm; a rank with no rows in
+// a short last batch joins with an empty selection. The rules that keep this from hanging:
+//   - Every rank of comm builds its Loader with the same options and makes the same calls
+//     (start_epoch, next, destruction) in the same order, from one thread: the training loop
+//     does. The constructor does not communicate (so its errors may be agreed on with
+//     collective_try); the first start_epoch opens the file collectively.
+//   - A reader reads a step exactly when its slot has been handed back by next() (or freed by
+//     start_epoch), also when it is being stopped. So which steps it reads depends only on the
+//     caller's calls, never on timing, and every rank's reader makes the same reads.
+//   - At most one collective Loader of a process has a running reader. start_epoch, and next()
+//     after a pause, first pause the others: each pausing reader finishes the reads it was
+//     asked for and stops; a paused loader's next() resumes it. (Two collective readers would
+//     each hold h5::lock() inside their own collective read, in an order that can differ from
+//     rank to rank: a deadlock. The training loop alternates train and test loaders anyway.)
+//     Opening and closing a file are collective too, and run with the other readers paused.
+//   - The reader thread makes MPI calls while the caller's thread makes its own, so collective
+//     reads need MPI_THREAD_MULTIPLE; with a lower thread level, a serial HDF5 or, by default,
+//     compressed images, the loader reads independently (read_mode() says which and why).
+//   - A Loader destroyed while an exception unwinds (an error path) leaves its file to
+//     MPI_Finalize (h5::close_at_mpi_finalize) instead of a collective close that might wait
+//     for ranks that are about to be aborted.
 #pragma once
 
 #include "backend/backend.hpp"
 #include "core/buffer.hpp"
 #include "io/dataset.hpp"
+
+#include <mpi.h>
 
 #include <cstdint>
 #include <memory>
@@ -33,6 +59,14 @@
 #include <vector>
 
 namespace ompml {
+
+// How a streaming loader with a communicator reads. automatic: collectively, except for filtered
+// (compressed) images: HDF5 1.10's collective reads of those bypass the chunk cache and
+// inflate every chunk a batch touches, on every batch (a Fashion-MNIST epoch on 2 ranks took
+// 58 s instead of 1.2 s; data/README.md). collective: also for filtered images.
+enum class StreamReads { automatic, collective, independent };
+// "auto", "collective" or "independent"; anything else throws Error naming the choices.
+StreamReads parse_stream_reads(const std::string& s);
 
 struct LoaderOptions {
     std::string path;
@@ -43,6 +77,11 @@ struct LoaderOptions {
     std::uint64_t seed = 1;
     bool shuffle = true;    // false: file order (evaluation)
     bool streaming = false; // true: read batches from the file instead of holding the split in memory
+    // Streaming under MPI: the ranks that read this split together, rank `rank` of `nranks`
+    // in it. With more than one rank, batches are read collectively (see the top of this
+    // file). MPI_COMM_NULL: every rank reads independently.
+    MPI_Comm comm = MPI_COMM_NULL;
+    StreamReads reads = StreamReads::automatic;
 };
 
 // A batch on the device: this rank's rows of one global batch.
@@ -67,6 +106,9 @@ public:
 
     std::uint64_t features() const;      // per sample (the network's input width)
     int max_rows() const;                 // most rows one rank's batch can have: ceil(B / P)
+    // How batches are read, for reports: "in memory", "independent reads", "collective MPI-IO
+    // reads", or "independent reads: <why not collective>".
+    const std::string& read_mode() const;
 
     // Starts epoch `epoch` at global step `first_step` within it (resume): the batches that
     // follow are exactly those an uninterrupted epoch gives from that step on. Invalidates the

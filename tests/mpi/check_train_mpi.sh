@@ -10,8 +10,13 @@
 #   truncated         --resume FILE of a truncated FILE fails naming it; --resume auto warns,
 #                     falls back to FILE.prev and ends bitwise equal; no file: fresh start;
 #                     FILE and FILE.prev both bad: an error
-#   fault exit|kill|data   one rank fails (throws alone / SIGKILL / cannot open its dataset):
-#                     the whole job ends non-zero within 30 s (tests/mpi/expect_fast_failure.sh)
+#   streaming NP...   --streaming with collective MPI-IO reads on NP ranks ends bitwise equal to
+#                     the in-memory run on NP ranks (same batches, same reduction order), for 6
+#                     whole epochs and for --max-steps 13, which starts the test loader while the
+#                     train loader's reader is a batch ahead; the report names the read mode
+#   fault exit|kill|data [streaming]   one rank fails (throws alone / SIGKILL / cannot open its
+#                     dataset): the whole job ends non-zero within 30 s
+#                     (tests/mpi/expect_fast_failure.sh); "streaming": with collective reads
 # usage: check_train_mpi.sh OMPML_TRAIN OMPML_DATA WORKDIR TESTS_SRCDIR MODE [ARGS]
 # env: OMPML_MPIRUN  the mpirun command without -np (e.g. "mpiexec --oversubscribe --bind-to none")
 #
@@ -81,6 +86,22 @@ sigusr1)
   grep -q -- '--resume auto: resuming from s.h5' s2.log || { cat s2.log; fail "not resumed from s.h5"; }
   $py "$src/check_checkpoint_h5py.py" same ref.h5 s.h5 || fail "resumed run differs from the uninterrupted one"
   ;;
+streaming)
+  # The synth file is compressed, which reads independently by default: ask for collective reads.
+  for np in "$@"; do
+    for steps in 30 13; do
+      m="m$np-$steps" s="s$np-$steps"
+      args=("${common[@]}" --eval-batch 3 --max-steps "$steps")
+      run "$np" "$m" "${args[@]}" --checkpoint "$m.h5" || { cat "$m.log"; fail "$np ranks in memory"; }
+      run "$np" "$s" "${args[@]}" --checkpoint "$s.h5" --streaming --streaming-reads collective || { cat "$s.log"; fail "$np ranks streaming"; }
+      grep -q '(streaming, collective MPI-IO reads)$' "$s.log" || { cat "$s.log"; fail "no collective reads reported"; }
+      $py "$src/check_checkpoint_h5py.py" same "$m.h5" "$s.h5" || fail "$np ranks, $steps steps: streaming differs"
+      [ "$(grep -o '^final: test_acc [^ ]* test_loss [^ ]*' "$m.log")" = \
+        "$(grep -o '^final: test_acc [^ ]* test_loss [^ ]*' "$s.log")" ] || fail "$np ranks: final evaluation differs"
+    done
+  done
+  grep '^final:' "s${*: -1}-30.log"
+  ;;
 truncated)
   args=(--data d.h5 --layers 24,32,5 --batch 64 --epochs 1000 --max-steps 250 --checkpoint-every 100 --seed 5)
   run 1 t "${args[@]}" --checkpoint t.h5 || { cat t.log; fail "first run"; }
@@ -106,15 +127,20 @@ fault)
   kind=$1
   long=(--data d.h5 --layers 24,32,5 --batch 64 --epochs 1000 --max-steps 100000 --seed 3)
   mpi=(${OMPML_MPIRUN:-mpiexec --oversubscribe --bind-to none})
+  extra=()
+  if [ "${2:-}" = streaming ]; then # a failing rank must not leave the others in a collective read
+    extra=(--streaming --streaming-reads collective --eval-batch 3)
+  fi
   case $kind in
   exit | kill)
     OMPML_FAULT_INJECT=1:20:$kind exec "$src/mpi/expect_fast_failure.sh" 30 \
       "$([ "$kind" = exit ] && echo 'rank 1 fails on purpose after step 20' || echo -)" \
-      "${mpi[@]}" -np 4 -x OMPML_FAULT_INJECT "$train" "${long[@]}" ;;
+      "${mpi[@]}" -np 4 -x OMPML_FAULT_INJECT "$train" "${long[@]}" "${extra[@]}" ;;
   data)
     cp d.h5 only0.h5  # "only%r.h5" exists for rank 0 only
     OMPML_TEST_PER_RANK_DATA=1 exec "$src/mpi/expect_fast_failure.sh" 30 "rank 1: only1.h5" \
-      "${mpi[@]}" -np 2 -x OMPML_TEST_PER_RANK_DATA "$train" --data 'only%r.h5' --layers 24,32,5 ;;
+      "${mpi[@]}" -np 2 -x OMPML_TEST_PER_RANK_DATA "$train" --data 'only%r.h5' --layers 24,32,5 \
+      "${extra[@]}" ;;
   *) fail "fault kind $kind" ;;
   esac
   ;;
