@@ -13,6 +13,8 @@
 // num_teams > 1 would split the cores into teams); on a GPU, clang's SPMD launch sizes the
 // grid from the trip count. Both defaults are what a streaming kernel wants.
 #include "kernels/blas1.hpp"
+#include "kernels/omp_index.hpp"
+
 #include "core/memory.hpp"
 
 namespace ompml {
@@ -26,52 +28,84 @@ std::size_t omp_lanes()
     return gpu ? 1 : 64;
 }
 
+// The loops, templated on the index type (int where the length allows: omp_index.hpp).
+template <class I>
+void fill_loop(I n, float* X, float value)
+{
+    // X: (n)
+#pragma omp target teams distribute parallel for is_device_ptr(X)
+    for (I i = 0; i < n; ++i) X[i] = value;
+}
+
+template <class I>
+void scale_loop(I n, float* X, float a)
+{
+    // X: (n)
+#pragma omp target teams distribute parallel for is_device_ptr(X)
+    for (I i = 0; i < n; ++i) X[i] *= a;
+}
+
+template <class I>
+void axpy_loop(I n, float a, const float* X, float* Y)
+{
+    // X, Y: (n)
+#pragma omp target teams distribute parallel for is_device_ptr(X, Y)
+    for (I i = 0; i < n; ++i) Y[i] += a * X[i];
+}
+
+// X: (n). A double sum cannot vectorize in order, so each iteration of the parallel loop sums L
+// elements with an inner `simd` reduction (reassociation allowed there): on host cores L = 64
+// contiguous floats (10x faster than one element per iteration, measured); on a GPU L = 1, one
+// element per thread, so neighbouring threads read neighbouring addresses. The result does not
+// depend on L beyond rounding.
+template <class I>
+double sum_squares_loop(I n, I L, const float* X)
+{
+    const I nb = (n + L - 1) / L;
+    double s = 0.0;
+#pragma omp target teams distribute parallel for reduction(+ : s) is_device_ptr(X) map(tofrom : s)
+    for (I b = 0; b < nb; ++b) {
+        const I lo = b * L, hi = lo + L < n ? lo + L : n;
+        double part = 0.0;
+        // `nothing` on nvptx: a GPU thread has no vector lanes, and a `simd` there makes clang
+        // warn that it could not vectorize.
+#pragma omp metadirective when(device = {arch(nvptx64)} : nothing) default(simd reduction(+ : part))
+        for (I i = lo; i < hi; ++i) part += static_cast<double>(X[i]) * X[i];
+        s += part;
+    }
+    return s;
+}
+
 } // namespace
 
 template <>
 void fill<Impl::omp>(std::size_t n, float* X, float value)
 {
-    // X: (n)
-#pragma omp target teams distribute parallel for is_device_ptr(X)
-    for (std::size_t i = 0; i < n; ++i) X[i] = value;
+    with_loop_index(n, [&](auto len) { fill_loop(len, X, value); });
 }
 
 template <>
 void scale<Impl::omp>(std::size_t n, float* X, float a)
 {
-    // X: (n)
-#pragma omp target teams distribute parallel for is_device_ptr(X)
-    for (std::size_t i = 0; i < n; ++i) X[i] *= a;
+    with_loop_index(n, [&](auto len) { scale_loop(len, X, a); });
 }
 
 template <>
 void axpy<Impl::omp>(std::size_t n, float a, const float* X, float* Y)
 {
-    // X, Y: (n)
-#pragma omp target teams distribute parallel for is_device_ptr(X, Y)
-    for (std::size_t i = 0; i < n; ++i) Y[i] += a * X[i];
+    with_loop_index(n, [&](auto len) { axpy_loop(len, a, X, Y); });
 }
 
 template <>
 double sum_squares<Impl::omp>(std::size_t n, const float* X)
 {
-    // X: (n). A double sum cannot vectorize in order, so each iteration of the parallel loop
-    // sums L elements with an inner `simd` reduction (reassociation allowed there): on host
-    // cores L = 64 contiguous floats (10x faster than one element per iteration, measured);
-    // on a GPU L = 1, one element per thread, so neighbouring threads read neighbouring
-    // addresses. The result does not depend on L beyond rounding.
-    const std::size_t L = omp_lanes(), nb = (n + L - 1) / L;
+    // n + L - 1 must fit the index type too: lengths within 64 of INT_MAX take std::size_t.
+    const std::size_t L = omp_lanes();
     double s = 0.0;
-#pragma omp target teams distribute parallel for reduction(+ : s) is_device_ptr(X) map(tofrom : s)
-    for (std::size_t b = 0; b < nb; ++b) {
-        const std::size_t lo = b * L, hi = lo + L < n ? lo + L : n;
-        double part = 0.0;
-        // `nothing` on nvptx: a GPU thread has no vector lanes, and a `simd` there makes clang
-        // warn that it could not vectorize.
-#pragma omp metadirective when(device = {arch(nvptx64)} : nothing) default(simd reduction(+ : part))
-        for (std::size_t i = lo; i < hi; ++i) part += static_cast<double>(X[i]) * X[i];
-        s += part;
-    }
+    with_loop_index(n + L - 1, [&](auto bound) {
+        using I = decltype(bound);
+        s = sum_squares_loop(static_cast<I>(n), static_cast<I>(L), X);
+    });
     return s;
 }
 

@@ -9,10 +9,12 @@
 //   epilogue (alpha, beta, bias, pre, activation) runs once per element after the full K sum.
 //   Nothing depends on team size or team-shared memory: packing buffers are per-thread locals.
 // - nvptx64: one team per (BM, BN) tile of C, tiles of op(A) and op(B) staged through
-//   team-shared memory, a 4 x 4 register block per thread. Device-only, since it relies on
+//   team-shared memory, a 4 x 4 (64 x 64 tiles) or, for big products, 8 x 8 (128 x 128 tiles)
+//   register block per thread: the algorithm of the CUDA twin. Device-only, since it relies on
 //   team-shared memory and barriers (the host cannot form 256-thread teams, and a pteam-allocated
 //   tile would be shared by all host teams: see the toolchain notes and design.md, Kernels).
 #include "kernels/gemm.hpp"
+#include "kernels/gemm_omp.hpp"
 
 #include "core/memory.hpp"
 
@@ -21,37 +23,9 @@
 namespace ompml {
 namespace {
 
-// The problem, passed by value into the target region.
-struct GemmArgs {
-    int M, N, K;
-    bool ta, tb;
-    float alpha, beta;
-    Act act;
-};
+using namespace omp_gemm;
 
 #pragma omp declare target
-
-// op(A)(i, p) and op(B)(p, j) of the row-major operands. A: (M, K) or (K, M); B: (K, N) or (N, K)
-inline float op_a(const GemmArgs& g, const float* A, int i, int p)
-{
-    return g.ta ? A[static_cast<long>(p) * g.M + i] : A[static_cast<long>(i) * g.K + p];
-}
-inline float op_b(const GemmArgs& g, const float* B, int p, int j)
-{
-    return g.tb ? B[static_cast<long>(j) * g.K + p] : B[static_cast<long>(p) * g.N + j];
-}
-
-// The epilogue of one element, shared by both bodies: acc is the full K sum of op(A)*op(B).
-// beta == 0 never reads C (C may hold garbage, NaN included), as in BLAS and the reference.
-// act is passed separately so the CPU body can make it a compile-time constant per block.
-inline void gemm_epilogue(const GemmArgs& g, Act act, float acc, long idx, int j, float* C, const float* bias,
-                          float* pre)
-{
-    float z = g.alpha * acc + (g.beta == 0.0f ? 0.0f : g.beta * C[idx]);
-    if (bias != nullptr) z += bias[j];
-    if (pre != nullptr) pre[idx] = z;
-    C[idx] = act_forward(act, z);
-}
 
 // ---------------------------------------------------------------------------------------------
 // Portable body (CPU).
@@ -214,83 +188,28 @@ void gemm_league_cpu(const GemmArgs g, const float* A, const float* B, float* C,
     }
 }
 
-// ---------------------------------------------------------------------------------------------
-// nvptx64 body.
-//
-// Tiles: BM x BN = 64 x 64 of C per team, BK = 16, 256 threads as 16 x 16, each thread a 4 x 4
-// register block at rows ty + 16 r, columns tx + 16 c (so a warp's 32 threads read 16
-// consecutive words of the B tile, broadcast words of the A tile, and write 16 consecutive
-// columns of C: coalesced stores). Why these sizes: MLP layers are batch (64..1024) x hidden
-// (10..4096), so 64 x 64 still gives tens to hundreds of teams at those shapes where 128 x 128
-// would leave most of an H100's 132 SMs idle; 2 tiles of 16 x 65 floats are 8.3 KB of shared
-// memory per team, so several teams fit per SM to hide load latency; a 4 x 4 block does 16 FMAs
-// per 8 shared loads and keeps register use low enough for full occupancy. The +1 column of
-// padding keeps the transposed tile stores free of bank conflicts.
-// Edge tiles: out-of-range elements are loaded as zero and not stored. The thread loop runs in
-// rounds so the kernel stays correct if the runtime grants fewer than 256 threads.
-constexpr int BM = 64, BN = 64, BK = 16, TM = 4, TN = 4, TEAM = (BM / TM) * (BN / TN);
-
-// maybe_unused: only the nvptx64 compilation calls it (through the variant), so the host
-// compilation would warn that it is unneeded.
+// maybe_unused: only the nvptx64 compilation calls them (through the variants), so the host
+// compilation would warn that they are unneeded.
 [[maybe_unused]] void gemm_league_nvptx(const GemmArgs g, const float* A, const float* B, float* C, const float* bias,
                                         float* pre)
 {
-    static float As[BK][BM + 1]; // op(A) tile, k-major
-    static float Bs[BK][BN + 1]; // op(B) tile
-#pragma omp allocate(As, Bs) allocator(omp_pteam_mem_alloc)
-    const int tiles_m = (g.M + BM - 1) / BM, tiles = tiles_m * ((g.N + BN - 1) / BN);
-    for (int tile = omp_get_team_num(); tile < tiles; tile += omp_get_num_teams()) {
-        const int i0 = (tile % tiles_m) * BM, j0 = (tile / tiles_m) * BN;
-        // firstprivate: each thread keeps these in registers instead of reading the team's
-        // shared copies (what variables shared into a parallel region become on a GPU).
-#pragma omp parallel firstprivate(g, A, B, C, bias, pre, i0, j0)
-        {
-            const int t = omp_get_thread_num(), nt = omp_get_num_threads();
-            for (int round = 0; round < TEAM; round += nt) {
-                const int slot = round + t, tx = slot % (BN / TN), ty = slot / (BN / TN);
-                float acc[TM][TN] = {};
-                for (int p0 = 0; p0 < g.K; p0 += BK) {
-                    // Consecutive threads take consecutive addresses of the stored operand.
-                    for (int e = t; e < BM * BK; e += nt) {
-                        const int i = g.ta ? e % BM : e / BK, p = g.ta ? e / BM : e % BK;
-                        const bool in = i0 + i < g.M && p0 + p < g.K;
-                        As[p][i] = in ? op_a(g, A, i0 + i, p0 + p) : 0.0f;
-                    }
-                    for (int e = t; e < BK * BN; e += nt) {
-                        const int j = g.tb ? e / BK : e % BN, p = g.tb ? e % BK : e / BN;
-                        const bool in = j0 + j < g.N && p0 + p < g.K;
-                        Bs[p][j] = in ? op_b(g, B, p0 + p, j0 + j) : 0.0f;
-                    }
-#pragma omp barrier
-                    if (slot < TEAM) {
-                        for (int p = 0; p < BK; ++p) {
-                            float a[TM], b[TN];
-                            for (int r = 0; r < TM; ++r) a[r] = As[p][ty + r * (BM / TM)];
-                            for (int c = 0; c < TN; ++c) b[c] = Bs[p][tx + c * (BN / TN)];
-                            for (int r = 0; r < TM; ++r)
-                                for (int c = 0; c < TN; ++c) acc[r][c] += a[r] * b[c];
-                        }
-                    }
-#pragma omp barrier
-                }
-                if (slot < TEAM) {
-                    for (int r = 0; r < TM; ++r) {
-                        const int i = i0 + ty + r * (BM / TM);
-                        for (int c = 0; c < TN; ++c) {
-                            const int j = j0 + tx + c * (BN / TN);
-                            if (i < g.M && j < g.N)
-                                gemm_epilogue(g, g.act, acc[r][c], static_cast<long>(i) * g.N + j, j, C, bias, pre);
-                        }
-                    }
-                }
-            }
-        }
-    }
+    gemm_league_tiled<4, 16>(g, A, B, C, bias, pre);
+}
+[[maybe_unused]] void gemm_league_nvptx_large(const GemmArgs g, const float* A, const float* B, float* C,
+                                              const float* bias, float* pre)
+{
+    gemm_league_tiled<8, 8>(g, A, B, C, bias, pre);
 }
 
-// The body of the target region: the nvptx64 variant on NVIDIA GPUs, the portable one elsewhere.
+// The bodies of the two target regions: the nvptx64 variants on NVIDIA GPUs, the portable body
+// elsewhere (the large-tile region is only launched on a GPU).
 #pragma omp declare variant(gemm_league_nvptx) match(device = {arch(nvptx64)})
 void gemm_league(const GemmArgs g, const float* A, const float* B, float* C, const float* bias, float* pre)
+{
+    gemm_league_cpu(g, A, B, C, bias, pre);
+}
+#pragma omp declare variant(gemm_league_nvptx_large) match(device = {arch(nvptx64)})
+void gemm_league_large(const GemmArgs g, const float* A, const float* B, float* C, const float* bias, float* pre)
 {
     gemm_league_cpu(g, A, B, C, bias, pre);
 }
@@ -305,10 +224,19 @@ void gemm<Impl::omp>(const Gemm& params, const float* A, const float* B, float* 
     // A: (M, K) or (K, M); B: (K, N) or (N, K); C, pre: (M, N); bias: (N)
     const GemmArgs g{params.m,       params.n,     params.k,    params.trans_a,
                      params.trans_b, params.alpha, params.beta, params.act};
-    // GPU: one team of TEAM threads per tile. CPU: one team of all threads (libomp's default
-    // layout; more teams would only split the cores).
-    const bool gpu = omp_device_is_gpu(); // the nvptx64 body runs there
-    const int nteams = gpu ? ((g.M + BM - 1) / BM) * ((g.N + BN - 1) / BN) : 1;
+    // GPU: one team of TEAM threads per tile; 128 x 128 tiles where there are enough of them.
+    // CPU: one team of all threads (libomp's default layout; more teams would only split the
+    // cores).
+    const bool gpu = omp_device_is_gpu(); // the nvptx64 bodies run there
+    // Teams beyond the grid limit loop over the remaining tiles.
+    auto teams = [](long tiles) { return static_cast<int>(tiles < kMaxTeams ? tiles : kMaxTeams); };
+    if (gpu && gemm_tiles(g, 8) >= kLargeTiles) {
+        const int nteams = teams(gemm_tiles(g, 8));
+#pragma omp target teams num_teams(nteams) thread_limit(TEAM) is_device_ptr(A, B, C, bias, pre)
+        gemm_league_large(g, A, B, C, bias, pre);
+        return;
+    }
+    const int nteams = gpu ? teams(gemm_tiles(g, 4)) : 1;
     const int nthreads = gpu ? TEAM : omp_get_max_threads();
 #pragma omp target teams num_teams(nteams) thread_limit(nthreads) is_device_ptr(A, B, C, bias, pre)
     gemm_league(g, A, B, C, bias, pre);

@@ -1,28 +1,43 @@
 // Optimizer updates as OpenMP target kernels; the per-element bodies (sgd_body, adam_body) are
 // shared with ref and cuda. Streaming kernels: no `simd` on the combined construct and no
-// num_teams/thread_limit, for the reasons in blas1_omp.cpp.
+// num_teams/thread_limit, for the reasons in blas1_omp.cpp; the loop index is int where the
+// length allows (omp_index.hpp).
+#include "kernels/omp_index.hpp"
 #include "kernels/optimizer.hpp"
 
 namespace ompml {
+namespace {
+
+// st by value: firstprivate in the target region, not a host reference.
+template <class I>
+void sgd_loop(I n, const SgdStep st, float* W, const float* G, float* M)
+{
+    // W, G, M: (n)
+#pragma omp target teams distribute parallel for is_device_ptr(W, G, M)
+    for (I i = 0; i < n; ++i) sgd_body(st, W[i], G[i], M[i]);
+}
+
+template <class I>
+void adam_loop(I n, const AdamStep st, float c1, float c2, float* W, const float* G, float* M, float* V)
+{
+    // W, G, M, V: (n)
+#pragma omp target teams distribute parallel for is_device_ptr(W, G, M, V)
+    for (I i = 0; i < n; ++i) adam_body(st, c1, c2, W[i], G[i], M[i], V[i]);
+}
+
+} // namespace
 
 template <>
 void sgd_update<Impl::omp>(std::size_t n, const SgdStep& s, float* W, const float* G, float* M)
 {
-    // W, G, M: (n)
-    const SgdStep st = s; // by value: firstprivate in the target region, not a host reference
-#pragma omp target teams distribute parallel for is_device_ptr(W, G, M)
-    for (std::size_t i = 0; i < n; ++i) sgd_body(st, W[i], G[i], M[i]);
+    with_loop_index(n, [&](auto len) { sgd_loop(len, s, W, G, M); });
 }
 
 template <>
 void adam_update<Impl::omp>(std::size_t n, const AdamStep& s, float* W, const float* G, float* M, float* V)
 {
-    // W, G, M, V: (n)
-    const AdamStep st = s;
     const AdamCorrection c = adam_correction(s); // on the host, once per step
-    const float c1 = c.c1, c2 = c.c2;
-#pragma omp target teams distribute parallel for is_device_ptr(W, G, M, V)
-    for (std::size_t i = 0; i < n; ++i) adam_body(st, c1, c2, W[i], G[i], M[i], V[i]);
+    with_loop_index(n, [&](auto len) { adam_loop(len, s, c.c1, c.c2, W, G, M, V); });
 }
 
 } // namespace ompml
