@@ -12,6 +12,10 @@
 // train_step is a pseudo-kernel: one whole training step of an Mlp (--layers, batch = --m,
 // default 128) with Adam: forward + loss_backward + optimizer step on a fixed device batch.
 // A backend whose kernels ran on host cores is never reported as a GPU (Backend::on_gpu()).
+// peak_pct: a GPU row's GB/s (bandwidth kernels) or GFLOP/s (gemm, train_step) as a percentage
+// of the device's theoretical peak (from the CUDA device's attributes, or --peak-gbs and
+// --peak-gflops); empty for rows on host cores. With --compare A,B, max_diff is the normwise
+// relative difference between A's and B's results on the same inputs.
 #include "backend/backend.hpp"
 #include "core/buffer.hpp"
 #include "core/check.hpp"
@@ -26,8 +30,10 @@
 #ifdef OMPML_WITH_OPENBLAS
 #include <cblas.h>
 #endif
-#ifdef OMPML_WITH_CUBLAS
+#ifdef OMPML_WITH_CUDA
 #include "backend/backend_cuda.hpp"
+#endif
+#ifdef OMPML_WITH_CUBLAS
 #include "backend/cublas_anchor.hpp"
 #endif
 
@@ -105,6 +111,9 @@ const KernelInfo kKernels[] = {
     // multiply-adds differ between backends, and Adam's first step is ~lr * sign(g).
     {"train_step",      Shape::step,       6,     40,    1e-4},
 };
+
+// Kernels whose speed is counted against the FLOP peak; the others against the bandwidth peak.
+bool flop_bound(const KernelInfo& ki) { return ki.shape == Shape::mnk || ki.shape == Shape::step; }
 
 double kernel_flops(const KernelInfo& ki, const Sizes& z) { return ki.flops_per * elements(ki.shape, z); }
 
@@ -310,6 +319,7 @@ struct Anchor {
     std::string device; // for the `# device:` line
     Prepared run;
     std::function<void()> sync; // waits for queued device work (timing)
+    bool gpu = false;           // runs on a GPU (counts against the device's peak)
 };
 
 std::vector<Anchor> anchors_for(const std::string& kernel, const Sizes& z)
@@ -363,7 +373,8 @@ std::vector<Anchor> anchors_for(const std::string& kernel, const Sizes& z)
             a.push_back({"cublas", cu->device() + " [GPU] (cuBLAS cublas_sgemm, FP32)",
                          {[=] { cublas_sgemm(false, false, m, n, k, 1.0f, A->data(), B->data(), 0.0f, C->data()); },
                           [=] { return std::vector<std::vector<double>>{as_double(C->to_vector())}; }},
-                         [cu] { cu->synchronize(); }});
+                         [cu] { cu->synchronize(); },
+                         true});
         } else {
             std::cerr << "ompml-bench: note: cuBLAS anchor skipped: no GPU" << (why.empty() ? "" : " (" + why + ")")
                       << "\n";
@@ -397,6 +408,7 @@ struct Row {
     std::string kernel, backend;
     Sizes z;
     double bytes, flops, min_ms, avg_ms, max_ms, err; // err NaN when not checked
+    double diff = NAN;                                // --compare: A against B, NaN otherwise
 };
 
 // One backend's (or anchor's) run of a kernel, checked and ready to time.
@@ -462,7 +474,47 @@ std::string fmt(double v, int prec = 3)
     return b;
 }
 
-const char* kCsvHeader = "kernel,backend,m,n,k,bytes,flops,min_ms,avg_ms,max_ms,gflops,gbs,max_rel_err";
+const char* kCsvHeader = "kernel,backend,m,n,k,bytes,flops,min_ms,avg_ms,max_ms,gflops,gbs,max_rel_err,peak_pct";
+
+// The GPU's theoretical peaks, the denominators of peak_pct (0: unknown).
+struct Peak {
+    double gbs = 0.0, gflops = 0.0;
+    std::string source;
+};
+
+// --peak-gbs/--peak-gflops where given, else the attributes of CUDA device 0 (the device the
+// cuda backend, cuBLAS and, with NVIDIA's plugin, OpenMP's default device use), else unknown.
+Peak device_peak(double gbs, double gflops)
+{
+    Peak p{gbs, gflops, "--peak-gbs/--peak-gflops"};
+#ifdef OMPML_WITH_CUDA
+    if (gbs <= 0.0 || gflops <= 0.0) {
+        const DevicePeak d = cuda_device_peak(0);
+        if (d.gbs > 0.0) {
+            if (p.gbs <= 0.0) p.gbs = d.gbs;
+            if (p.gflops <= 0.0) p.gflops = d.gflops;
+            p.source = "CUDA device 0 attributes";
+        }
+    }
+#endif
+    return p;
+}
+
+// A GPU row's speed as a percentage of the peak that bounds its kernel; NaN on host cores or
+// where the peak is unknown.
+double peak_pct(const KernelInfo& ki, const Row& r, bool gpu, const Peak& peak)
+{
+    const double s = r.min_ms * 1e-3, denom = flop_bound(ki) ? peak.gflops : peak.gbs;
+    if (!gpu || denom <= 0.0) return NAN;
+    return 100.0 * (flop_bound(ki) ? r.flops : r.bytes) / s * 1e-9 / denom;
+}
+
+const KernelInfo& kernel_info(const std::string& name)
+{
+    for (const auto& ki : kKernels)
+        if (name == ki.name) return ki;
+    throw Error("no kernel '" + name + "'");
+}
 
 } // namespace
 
@@ -474,6 +526,7 @@ int main(int argc, char** argv)
     int warmup = 2, reps = 10;
     bool csv = false, no_check = false;
     std::string layers_opt = "784,512,256,10";
+    double peak_gbs = 0.0, peak_gflops = 0.0;
 
     std::vector<std::string> kernel_names{"all"};
     for (const auto& ki : kKernels) kernel_names.emplace_back(ki.name);
@@ -499,6 +552,10 @@ int main(int argc, char** argv)
     app.add_option("--reps", reps, "timed runs per kernel and backend")->check(CLI::Range(1, 1000000));
     app.add_flag("--csv", csv, "print CSV instead of a table");
     app.add_flag("--no-check", no_check, "skip the check against the ref backend");
+    app.add_option("--peak-gbs", peak_gbs, "GPU DRAM bandwidth peak for peak_pct (default: from the CUDA device)")
+        ->check(CLI::PositiveNumber);
+    app.add_option("--peak-gflops", peak_gflops, "GPU FP32 peak for peak_pct (default: from the CUDA device)")
+        ->check(CLI::PositiveNumber);
 
     try {
         app.parse(argc, argv);
@@ -542,7 +599,9 @@ int main(int argc, char** argv)
 
         // Where each row ran, before any figure (a host fallback is never called a GPU).
         std::map<std::string, std::string> device;
+        std::map<std::string, bool> gpu; // which rows ran on a GPU
         for (const auto& b : backends) {
+            gpu[b->name()] = b->on_gpu();
             std::string d = b->device();
             // on_gpu() is true only where kernels ran on a GPU (never on the host fallback or
             // the offload-check build's virtual x86 device).
@@ -562,12 +621,14 @@ int main(int argc, char** argv)
             }
             // Check every backend (and anchor) first, then time them: results before timings.
             std::vector<Job> jobs;
+            std::map<std::string, std::vector<std::vector<double>>> got; // results, for max_diff
             auto add = [&](const std::string& name, Prepared p, std::function<void()> sync) {
                 double err = NAN;
                 if (!no_check) {
                     p.once();
                     sync();
-                    err = max_rel_err(p.result(), want);
+                    got[name] = p.result();
+                    err = max_rel_err(got[name], want);
                     const double tol = tolerance(*ki, zs);
                     require(err <= tol, std::string(ki->name) + " on " + name + " does not match ref: max_rel_err " +
                                             fmt(err) + " > tolerance " + fmt(tol));
@@ -580,9 +641,15 @@ int main(int argc, char** argv)
             }
             for (auto& a : anchors_for(ki->name, zs)) {
                 device[a.name] = a.device;
+                gpu[a.name] = a.gpu;
                 add(a.name, std::move(a.run), std::move(a.sync));
             }
-            for (auto& r : time_jobs(*ki, zs, jobs, warmup, reps)) rows.push_back(std::move(r));
+            // The two compared backends against each other, normwise relative to B's result.
+            const double diff = compare && !no_check ? max_rel_err(got[names[0]], got[names[1]]) : NAN;
+            for (auto& r : time_jobs(*ki, zs, jobs, warmup, reps)) {
+                if (compare && (r.backend == names[0] || r.backend == names[1])) r.diff = diff;
+                rows.push_back(std::move(r));
+            }
         }
 
         // Ratio: time of the baseline row (B of --compare; else the anchor) over this row's.
@@ -596,38 +663,48 @@ int main(int argc, char** argv)
 
         std::string dev_line;
         for (const auto& [n, d] : device) dev_line += (dev_line.empty() ? "" : "; ") + n + " = " + d;
+        const Peak peak = device_peak(peak_gbs, peak_gflops);
+        const std::string peak_line = peak.gbs > 0.0 || peak.gflops > 0.0
+                                          ? fmt(peak.gbs, 4) + " GB/s, " + fmt(peak.gflops, 4) + " GFLOP/s FP32 (" +
+                                                peak.source + ")"
+                                          : "unknown (no CUDA device; --peak-gbs, --peak-gflops)";
+        auto pct = [&](const Row& r) { return peak_pct(kernel_info(r.kernel), r, gpu[r.backend], peak); };
         if (csv) {
             std::cout << "# device: " << dev_line << "\n";
-            std::cout << kCsvHeader << (compare ? ",ratio" : "") << "\n";
+            std::cout << "# peak: " << peak_line << "\n";
+            std::cout << kCsvHeader << (compare ? ",ratio,max_diff" : "") << "\n";
             for (const auto& r : rows) {
                 const double s = r.min_ms * 1e-3;
                 std::cout << r.kernel << ',' << r.backend << ',' << r.z.m << ',' << r.z.n << ',' << r.z.k << ','
                           << fmt(r.bytes, 9) << ',' << fmt(r.flops, 9) << ',' << fmt(r.min_ms) << ','
                           << fmt(r.avg_ms) << ',' << fmt(r.max_ms) << ',' << fmt(r.flops / s * 1e-9) << ','
-                          << fmt(r.bytes / s * 1e-9) << ',' << fmt(r.err, 2);
+                          << fmt(r.bytes / s * 1e-9) << ',' << fmt(r.err, 2) << ',' << fmt(pct(r), 2);
                 if (compare) {
                     const Row* b = baseline(r);
-                    std::cout << ',' << (b ? fmt(b->min_ms / r.min_ms) : "nan");
+                    std::cout << ',' << (b ? fmt(b->min_ms / r.min_ms) : "nan") << ',' << fmt(r.diff, 2);
                 }
                 std::cout << '\n';
             }
         } else {
             for (const auto& [n, d] : device) std::printf("device  %-17s %s\n", n.c_str(), d.c_str());
+            std::printf("peak    %s\n", peak_line.c_str());
             std::printf("timing  %d warm-up run(s) dropped, %d timed; GFLOP/s and GB/s from the minimum time\n",
                         warmup, reps);
-            std::printf("\n%-16s %-17s %-17s %10s %10s %10s %9s %9s %9s %8s\n", "kernel", "backend", "shape", "min ms",
-                        "avg ms", "max ms", "GFLOP/s", "GB/s", "rel err",
-                        compare ? ("x " + names[1]).c_str() : "x anchor");
+            std::printf("\n%-16s %-17s %-17s %10s %10s %10s %9s %9s %7s %9s %8s%s\n", "kernel", "backend", "shape",
+                        "min ms", "avg ms", "max ms", "GFLOP/s", "GB/s", "% peak", "rel err",
+                        compare ? ("x " + names[1]).c_str() : "x anchor", compare ? "  max diff" : "");
             for (const auto& r : rows) {
                 const double s = r.min_ms * 1e-3;
                 const Row* b = baseline(r);
                 const std::string shp = std::to_string(r.z.m) + "x" + std::to_string(r.z.n) +
                                         (r.z.k > 1 ? "x" + std::to_string(r.z.k) : "");
-                std::printf("%-16s %-17s %-17s %10.4f %10.4f %10.4f %9.2f %9.2f %9s %8s\n", r.kernel.c_str(),
+                const double p = pct(r);
+                std::printf("%-16s %-17s %-17s %10.4f %10.4f %10.4f %9.2f %9.2f %7s %9s %8s%s\n", r.kernel.c_str(),
                             r.backend.c_str(), r.z.n == 1 ? std::to_string(r.z.m).c_str() : shp.c_str(), r.min_ms,
                             r.avg_ms, r.max_ms, r.flops / s * 1e-9, r.bytes / s * 1e-9,
-                            std::isnan(r.err) ? "-" : fmt(r.err, 1).c_str(),
-                            b && b != &r ? fmt(b->min_ms / r.min_ms, 1).c_str() : "");
+                            std::isnan(p) ? "-" : fmt(p, 0).c_str(), std::isnan(r.err) ? "-" : fmt(r.err, 1).c_str(),
+                            b && b != &r ? fmt(b->min_ms / r.min_ms, 1).c_str() : "",
+                            compare ? ("  " + (std::isnan(r.diff) ? std::string("-") : fmt(r.diff, 1))).c_str() : "");
             }
         }
         return 0;

@@ -92,6 +92,25 @@ int cuda_device_count(std::string* why)
     return n;
 }
 
+DevicePeak cuda_device_peak(int dev)
+{
+    if (dev >= cuda_device_count()) return {};
+    auto attr = [dev](cudaDeviceAttr a) {
+        int v = 0;
+        CUDA_CHECK(cudaDeviceGetAttribute(&v, a, dev));
+        return static_cast<double>(v);
+    };
+    const int major = static_cast<int>(attr(cudaDevAttrComputeCapabilityMajor));
+    const int minor = static_cast<int>(attr(cudaDevAttrComputeCapabilityMinor));
+    // FP32 lanes per SM: 64 on sm_60, sm_70/75 and sm_80 (A100); 128 on sm_61, sm_86/89, sm_90
+    // (H100) and later.
+    const double lanes = (major == 7 || (major == 6 && minor == 0) || (major == 8 && minor == 0)) ? 64 : 128;
+    DevicePeak p;
+    p.gbs = 2.0 * attr(cudaDevAttrMemoryClockRate) * 1e3 * attr(cudaDevAttrGlobalMemoryBusWidth) / 8.0 * 1e-9;
+    p.gflops = attr(cudaDevAttrMultiProcessorCount) * lanes * 2.0 * attr(cudaDevAttrClockRate) * 1e3 * 1e-9;
+    return p;
+}
+
 std::unique_ptr<Backend> make_cuda_backend() { return std::make_unique<CudaBackend>(); }
 
 } // namespace ompml

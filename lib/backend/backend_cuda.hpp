@@ -11,4 +11,13 @@ namespace ompml {
 // (e.g. "CUDA driver version is insufficient for CUDA runtime version").
 int cuda_device_count(std::string* why = nullptr);
 
+// Theoretical peaks of CUDA device dev from its attributes, the denominators of "% of peak":
+// DRAM bandwidth = 2 transfers per memory clock x bus width; FP32 = SMs x FP32 lanes per SM x
+// 2 (a fused multiply-add) x SM clock (boost). Zeros when there is no such device.
+struct DevicePeak {
+    double gbs = 0.0;    // GB/s
+    double gflops = 0.0; // GFLOP/s, FP32 without tensor cores
+};
+DevicePeak cuda_device_peak(int dev = 0);
+
 } // namespace ompml
