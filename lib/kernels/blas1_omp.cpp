@@ -99,7 +99,7 @@ void axpy<Impl::omp>(std::size_t n, float a, const float* X, float* Y)
 template <>
 double sum_squares<Impl::omp>(std::size_t n, const float* X)
 {
-    // n + L - 1 must fit the index type too: lengths within 64 of INT_MAX take std::size_t.
+    // n + L - 1 must stay within the int range too (omp_index.hpp).
     const std::size_t L = omp_lanes();
     double s = 0.0;
     with_loop_index(n + L - 1, [&](auto bound) {

@@ -19,6 +19,13 @@ struct Gemm {
     Act act = Act::identity;
 };
 
+// The GPU gemms (omp on nvptx64 and cuda) use 128 x 128 tiles of C with 8 x 8 per thread when a
+// product has at least this many such tiles (about one per SM of an A100 or H100: 108 to 132),
+// else 64 x 64 tiles with 4 x 4 per thread (more teams for the skinny products of MLP layers).
+// One fixed rule for both, so that --compare times the same tiling, and the tiling (hence the
+// result's bits) does not depend on the GPU's SM count.
+constexpr long kGemmLargeTiles = 128;
+
 template <Impl I>
 void gemm(const Gemm& g, const float* A, const float* B, float* C, const float* bias = nullptr,
           float* pre = nullptr);

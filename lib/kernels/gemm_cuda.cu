@@ -8,8 +8,8 @@
 // k-major, so the inner product reads them row by row. The global loads are arranged so that
 // consecutive threads read consecutive addresses for each of the four transpose cases
 // (templated: the branches compile away). Edges are zero-padded, so any M, N, K works.
-// Two tile sizes: 128x128 when there are enough tiles to fill the GPU, else 64x64 (more blocks
-// for the skinny shapes of small MLP layers).
+// Two tile sizes: 128x128 when there are enough tiles to fill the GPU (kGemmLargeTiles, the
+// rule the omp gemm follows too), else 64x64 (more blocks for the skinny shapes of MLP layers).
 #include "kernels/cuda_common.cuh"
 #include "kernels/gemm.hpp"
 
@@ -122,7 +122,7 @@ template <>
 void gemm<Impl::cuda>(const Gemm& g, const float* A, const float* B, float* C, const float* bias, float* pre)
 {
     const long tiles128 = static_cast<long>((g.m + 127) / 128) * ((g.n + 127) / 128);
-    if (tiles128 >= cuda::sm_count())
+    if (tiles128 >= kGemmLargeTiles)
         launch<8, 8>(g, A, B, C, bias, pre); // 128x128 tiles, 8x8 per thread
     else
         launch<4, 16>(g, A, B, C, bias, pre); // 64x64 tiles, 4x4 per thread

@@ -230,7 +230,7 @@ void gemm<Impl::omp>(const Gemm& params, const float* A, const float* B, float* 
     const bool gpu = omp_device_is_gpu(); // the nvptx64 bodies run there
     // Teams beyond the grid limit loop over the remaining tiles.
     auto teams = [](long tiles) { return static_cast<int>(tiles < kMaxTeams ? tiles : kMaxTeams); };
-    if (gpu && gemm_tiles(g, 8) >= kLargeTiles) {
+    if (gpu && gemm_tiles(g, 8) >= kGemmLargeTiles) {
         const int nteams = teams(gemm_tiles(g, 8));
 #pragma omp target teams num_teams(nteams) thread_limit(TEAM) is_device_ptr(A, B, C, bias, pre)
         gemm_league_large(g, A, B, C, bias, pre);

@@ -52,8 +52,7 @@ inline void gemm_epilogue(const GemmArgs& g, Act act, float acc, long idx, int j
 // - TM = 8, BK = 8 (128 x 128 tiles): 64 FMAs per 16 shared-memory loads. An SM issues 4 times
 //   more FP32 FMAs per cycle than it serves 4-byte shared loads (128 lanes against 32 words), so
 //   a 4 x 4 block (16 FMAs per 8 loads) caps a big gemm near half of the FP32 peak; 8 x 8 lifts
-//   that cap. Used when there are at least kLargeTiles such tiles (one per SM of an H100/A100
-//   class GPU), e.g. 4096^3.
+//   that cap. Used when there are at least kGemmLargeTiles (gemm.hpp) such tiles, e.g. 4096^3.
 // - TM = 4, BK = 16 (64 x 64 tiles): MLP layers are batch (64..1024) x hidden (10..4096), where
 //   128 x 128 tiles would leave most SMs idle; 64 x 64 gives tens to hundreds of teams, and the
 //   lower register count lets several teams share an SM to hide load latency.
@@ -61,7 +60,7 @@ inline void gemm_epilogue(const GemmArgs& g, Act act, float acc, long idx, int j
 // in every transpose case. Edge tiles: out-of-range elements are loaded as zero and not stored.
 // The thread loop runs in rounds so the kernel stays correct if the runtime grants fewer than
 // 256 threads.
-constexpr int TEAM = 256, kLargeTiles = 128;
+constexpr int TEAM = 256;
 constexpr long kMaxTeams = 1L << 30;
 
 // Tiles of C of a TM-register-block configuration (BM = BN = 16 TM).
