@@ -43,6 +43,11 @@
 #   --no-libstdcxx     leave out libstdc++ and libgcc_s: needs a node libstdc++ as new as ours
 #   --no-mpi-runtime   leave out Open MPI's launcher, daemon, components and help texts (only
 #                      for programs that never call MPI_Init); --no-mpi-plugins is the old name
+#   --no-cuda-libs     leave out the CUDA toolkit's libraries (libcudart, libcublas, libcublasLt:
+#                      cublasLt alone is 540 MB): GPU nodes usually have them; the programs then
+#                      find the node's (same major version as the build's, 13) through
+#                      LD_LIBRARY_PATH, their RUNPATH (the build's CUDA lib directory, e.g.
+#                      /usr/local/cuda/lib) or the node's ld.so.cache
 #   -h, --help         this text
 # Environment: XZ_LEVEL (default 6) trades archive size for packing time.
 #
@@ -56,7 +61,7 @@ set -euo pipefail
 usage() { sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; }
 die() { echo "bundle-runtime.sh: $*" >&2; exit 1; }
 
-out="" ; programs=() ; with_glibc=1 ; with_libstdcxx=1 ; with_mpi=1 ; build=""
+out="" ; programs=() ; with_glibc=1 ; with_libstdcxx=1 ; with_mpi=1 ; with_cuda=1 ; build=""
 while [[ $# -gt 0 ]]; do
     case "$1" in
         -o) out=${2:?-o needs a file}; shift 2 ;;
@@ -64,6 +69,7 @@ while [[ $# -gt 0 ]]; do
         --no-glibc) with_glibc=0; shift ;;
         --no-libstdcxx) with_libstdcxx=0; shift ;;
         --no-mpi-runtime|--no-mpi-plugins) with_mpi=0; shift ;;
+        --no-cuda-libs) with_cuda=0; shift ;;
         -h|--help) usage; exit 0 ;;
         -*) die "unknown option '$1' (see --help)" ;;
         *) [[ -z $build ]] || die "one build directory only (got '$build' and '$1')"; build=$1; shift ;;
@@ -91,6 +97,7 @@ built_libs=()
 is_glibc() { [[ $1 =~ ^(ld-linux.*|libc|libm|libmvec|libpthread|libdl|librt|libresolv|libutil|libanl|libnsl|libBrokenLocale)\.so ]]; }
 is_libstdcxx() { [[ $1 =~ ^(libstdc\+\+|libgcc_s)\.so ]]; }
 is_driver() { [[ $1 =~ ^(libcuda\.so|libnvidia-|libnvcuvid|linux-vdso) ]]; }
+is_cuda_toolkit() { [[ $1 =~ ^(libcudart|libcublas|libcublasLt|libnvJitLink|libnvrtc)\.so ]]; }
 
 stage=$(mktemp -d)
 trap 'rm -rf "$stage"' EXIT
@@ -117,6 +124,7 @@ add_closure() {
         is_driver "$soname" && continue
         [[ $with_glibc -eq 0 ]] && is_glibc "$soname" && continue
         [[ $with_libstdcxx -eq 0 ]] && is_libstdcxx "$soname" && continue
+        [[ $with_cuda -eq 0 ]] && is_cuda_toolkit "$soname" && continue
         cp -L "$path" "$root/lib/$soname" # -L: the real file under the name the loader asks for
     done < <(ldd "$1" 2>/dev/null || true)
 }
