@@ -585,6 +585,7 @@ int main(int argc, char** argv)
         const auto names = split(compare ? compare_opt : backends_opt);
         require(!names.empty(), "no backend given");
         require(!compare || names.size() == 2, "--compare takes exactly two backends, A,B; got '" + compare_opt + "'");
+        require(!compare || names[0] != names[1], "--compare needs two different backends; got '" + compare_opt + "'");
         std::vector<std::unique_ptr<Backend>> backends;
         for (const auto& n : names) backends.push_back(make_backend(n)); // throws on an unknown name
         const std::unique_ptr<Backend> ref = make_backend("ref");

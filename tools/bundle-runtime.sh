@@ -276,5 +276,6 @@ echo "bundle: $out"
 echo "  programs: ${programs[*]}"
 echo "  libraries: $nlibs (glibc: $([[ $with_glibc -eq 1 ]] && echo packed || echo left out)," \
      "libstdc++: $([[ $with_libstdcxx -eq 1 ]] && echo packed || echo left out)," \
+     "CUDA libraries: $([[ $with_cuda -eq 1 ]] && echo packed || echo left out)," \
      "Open MPI run time: $([[ $with_mpi_runtime -eq 1 ]] && echo "openmpi/ (mpirun, orted, components)" || echo none))"
 echo "  unpacked: $(du -sh "$root" | cut -f1), archive: $(du -h "$out" | cut -f1)"
