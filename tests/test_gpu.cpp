@@ -67,8 +67,8 @@ BOOST_AUTO_TEST_CASE(gemm_all_transposes_and_epilogues)
     struct Shape {
         int m, n, k;
     };
-    // 1x1x1; odd sizes around the 64/128 tile edges; a long K; 1536^2 fills >= 132 SMs with
-    // 128x128 tiles, so the large-tile kernel is covered on an H100.
+    // 1x1x1; odd sizes around the 64/128 tile edges; a long K; 1536^2 has 144 tiles of 128x128,
+    // at least kGemmLargeTiles, so the large-tile kernels are covered.
     const Shape shapes[] = {{1, 1, 1}, {7, 33, 5}, {33, 7, 127}, {127, 1, 33}, {65, 129, 1500}, {1031, 257, 70},
                             {1536, 1536, 40}};
     int variant = 0;

@@ -27,6 +27,10 @@ Variants (--variants, comma list; default: all four):
   lto            -foffload-lto: device bitcode of all files linked and optimised together at link
   lto+assume     both
 
+--check: compile only the variant the build is configured with (lto or per-tu) and exit 1,
+naming the kernel, when a kernel is not SPMD, keeps the generic-mode state machine, spills
+registers, or (gemm) has no team-shared memory; the gpu build's ctest `gpu_codegen` runs it.
+
 Needs a configured gpu build (cmake --preset gpu) and CUDA's ptxas (/usr/local/cuda); no GPU.
 """
 import argparse
@@ -218,15 +222,43 @@ def cuda_resources(cmds, workdir):
     return parse_ptxas(text)
 
 
+def build_variant(build):
+    """The variant a build is configured as: lto when its kernels compile with -foffload-lto."""
+    for e in json.load(open(os.path.join(build, "compile_commands.json"))):
+        if re.search(r"lib/kernels/\w+_omp\.cpp$", e["file"]):
+            return "lto" if "-foffload-lto" in shlex.split(e["command"]) else "per-tu"
+    die(f"no lib/kernels/*_omp.cpp in {build}/compile_commands.json")
+
+
+def check(rows):
+    """The code-generation properties every omp kernel must keep; returns the problems."""
+    problems = []
+    for r in rows:
+        where = f"{r['kernel']} (line {r['line']}, {r['variant']})"
+        if r.get("exec_mode") not in ("spmd", "generic-spmd"):
+            problems.append(f"{where}: {r.get('exec_mode')} mode, not SPMD (see -Rpass-analysis=openmp-opt)")
+        if r.get("state_machine"):
+            problems.append(f"{where}: keeps the generic-mode state machine")
+        if r.get("spill", 0) > 0:
+            problems.append(f"{where}: spills {r['spill']} bytes of registers")
+        if r["kernel"] == "gemm" and r.get("smem", 0) == 0:
+            problems.append(f"{where}: no team-shared memory (the tiles are not in shared memory)")
+    return problems
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--build", default="build/gpu")
-    ap.add_argument("--variants", default=",".join(VARIANTS))
+    ap.add_argument("--variants", help="comma list (default: all four; with --check, the build's)")
+    ap.add_argument("--check", action="store_true",
+                    help="exit 1 if a kernel is not SPMD, keeps a state machine, spills, or gemm has no shared memory")
     ap.add_argument("--csv", action="store_true", help="CSV rows instead of a table")
     ap.add_argument("--no-cuda", dest="cuda", action="store_false",
                     help="leave out the CUDA twins (by default their ptxas figures come last, variant cuda)")
     ap.add_argument("--keep", help="keep the objects, PTX and ptxas output in this directory")
     a = ap.parse_args()
+    if a.variants is None:
+        a.variants = build_variant(a.build) if a.check else ",".join(VARIANTS)
     variants = a.variants.split(",")
     for v in variants:
         if v not in VARIANTS:
@@ -237,6 +269,15 @@ def main():
     if not any(x.startswith("--offload-arch=") for x in cmds[0][2]):
         die(f"{a.build} is not a GPU build (no --offload-arch= on its command lines; use cmake --preset gpu)")
     top = a.keep or tempfile.mkdtemp(prefix="ompml-offload-")
+    try:
+        report(a, variants, cmds, top)
+    finally:
+        if not a.keep:
+            shutil.rmtree(top, ignore_errors=True)
+
+
+def report(a, variants, cmds, top):
+    """Compiles the variants (and the CUDA twins) in top, then prints, or checks, the figures."""
     rows = []
     for v in variants:
         print(f"offload_resources.py: compiling {len(cmds)} files, variant {v}", file=sys.stderr)
@@ -245,6 +286,15 @@ def main():
         for sym in sorted(set(res) & set(ptx), key=short_name):
             kernel, line = short_name(sym)
             rows.append({"variant": v, "kernel": kernel, "line": line, **ptx[sym], **res[sym]})
+    if a.check:
+        problems = check(rows)
+        for p in problems:
+            print(f"offload_resources.py: check: {p}", file=sys.stderr)
+        if problems:
+            sys.exit(1)
+        print(f"offload_resources.py: check: {len(rows)} kernels ({a.variants}): all SPMD, no state machine, "
+              f"no spills, gemm tiles in shared memory")
+        return
     cuda = compile_commands(a.build, r"lib/kernels/\w+_cuda\.cu$")
     if a.cuda and cuda:
         print(f"offload_resources.py: compiling {len(cuda)} CUDA files", file=sys.stderr)
@@ -262,8 +312,6 @@ def main():
         for r in rows:
             print(" ".join(f"{str(r.get(c, '')):>13}" if i > 1 else f"{str(r.get(c, '')):<14}"
                            for i, c in enumerate(COLUMNS)))
-    if not a.keep:
-        subprocess.run(["rm", "-rf", top])
 
 
 if __name__ == "__main__":
