@@ -406,6 +406,7 @@ double max_rel_err(const std::vector<std::vector<double>>& got, const std::vecto
 }
 
 struct Row {
+    const KernelInfo* info; // the kernel's metadata row
     std::string kernel, backend;
     Sizes z;
     double bytes, flops, min_ms, avg_ms, max_ms, err; // err NaN when not checked
@@ -442,7 +443,7 @@ std::vector<Row> time_jobs(const KernelInfo& ki, const Sizes& z, const std::vect
         const auto [mn, mx] = std::minmax_element(ms[j].begin(), ms[j].end());
         double sum = 0.0;
         for (double t : ms[j]) sum += t;
-        rows.push_back({ki.name, jobs[j].backend, z, kernel_bytes(ki, z), kernel_flops(ki, z), *mn, sum / reps, *mx,
+        rows.push_back({&ki, ki.name, jobs[j].backend, z, kernel_bytes(ki, z), kernel_flops(ki, z), *mn, sum / reps, *mx,
                         jobs[j].err});
     }
     return rows;
@@ -503,18 +504,12 @@ Peak device_peak(double gbs, double gflops)
 
 // A GPU row's speed as a percentage of the peak that bounds its kernel; NaN on host cores or
 // where the peak is unknown.
-double peak_pct(const KernelInfo& ki, const Row& r, bool gpu, const Peak& peak)
+double peak_pct(const Row& r, bool gpu, const Peak& peak)
 {
-    const double s = r.min_ms * 1e-3, denom = flop_bound(ki) ? peak.gflops : peak.gbs;
+    const bool by_flops = flop_bound(*r.info);
+    const double s = r.min_ms * 1e-3, denom = by_flops ? peak.gflops : peak.gbs;
     if (!gpu || denom <= 0.0) return NAN;
-    return 100.0 * (flop_bound(ki) ? r.flops : r.bytes) / s * 1e-9 / denom;
-}
-
-const KernelInfo& kernel_info(const std::string& name)
-{
-    for (const auto& ki : kKernels)
-        if (name == ki.name) return ki;
-    throw Error("no kernel '" + name + "'");
+    return 100.0 * (by_flops ? r.flops : r.bytes) / s * 1e-9 / denom;
 }
 
 } // namespace
@@ -673,7 +668,7 @@ int main(int argc, char** argv)
                                           ? fmt(peak.gbs, 4) + " GB/s, " + fmt(peak.gflops, 4) + " GFLOP/s FP32 (" +
                                                 peak.source + ")"
                                           : "unknown (no CUDA device; --peak-gbs, --peak-gflops)";
-        auto pct = [&](const Row& r) { return peak_pct(kernel_info(r.kernel), r, gpu[r.backend], peak); };
+        auto pct = [&](const Row& r) { return peak_pct(r, gpu[r.backend], peak); };
         if (csv) {
             std::cout << "# device: " << dev_line << "\n";
             std::cout << "# peak: " << peak_line << "\n";

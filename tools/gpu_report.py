@@ -42,7 +42,7 @@ def die(msg):
 
 def step(name, argv, out_path, env=None):
     """Runs argv, writes its stdout to out_path and its stderr to out_path's .err; returns
-    (ok, stdout)."""
+    whether it exited 0."""
     print(f"gpu_report.py: {name}: {' '.join(argv)}", file=sys.stderr, flush=True)
     try:
         p = subprocess.run(argv, capture_output=True, text=True, env=dict(os.environ, **(env or {})))
@@ -53,7 +53,7 @@ def step(name, argv, out_path, env=None):
     open(err_path, "w").write(p.stderr)
     if p.returncode != 0:
         print(f"gpu_report.py: {name} failed (exit {p.returncode}); see {out_path} and {err_path}", file=sys.stderr)
-    return p.returncode == 0, p.stdout
+    return p.returncode == 0
 
 
 def bench_rows(text):
@@ -131,19 +131,18 @@ def main():
     length = str(1 << 16 if a.quick else 1 << 27)
     cmp = [bench, "--compare", "omp,cuda", "--csv"]
 
-    results = {}
-    results["device"], _ = step("device", ["nvidia-smi", "-L"], os.path.join(a.out, "device.txt"))
-    results["test_gpu"], _ = step("test_gpu", [test_gpu], os.path.join(a.out, "test_gpu.log"), mandatory)
-    results["bench-default"], _ = step("bench-default", cmp + ["--kernel", "all"] + reps,
-                                       os.path.join(a.out, "bench-default.csv"), mandatory)
-    results["gemm-4096"], _ = step("gemm-4096", cmp + ["--kernel", "gemm", "--no-check"] + gemm + reps,
-                                   os.path.join(a.out, "gemm-4096.csv"), mandatory)
-    results["bandwidth"], _ = step("bandwidth", cmp + ["--kernel", ",".join(BANDWIDTH_KERNELS), "--len", length] +
-                                   reps, os.path.join(a.out, "bandwidth.csv"), mandatory)
     torch_reps = ["--warmup", "2", "--reps", "5"] if a.quick else []
-    results["torch-step"], _ = step("torch-step", [a.python, os.path.join(HERE, "torch_step.py"), "--device", "cuda",
-                                                   "--bench", bench, "--backends", "omp,cuda", "--csv"] + torch_reps,
-                                    os.path.join(a.out, "torch-step.csv"), mandatory)
+    steps = [  # (name, command, output file, environment)
+        ("device", ["nvidia-smi", "-L"], "device.txt", {}),
+        ("test_gpu", [test_gpu], "test_gpu.log", mandatory),
+        ("bench-default", cmp + ["--kernel", "all"] + reps, "bench-default.csv", mandatory),
+        ("gemm-4096", cmp + ["--kernel", "gemm", "--no-check"] + gemm + reps, "gemm-4096.csv", mandatory),
+        ("bandwidth", cmp + ["--kernel", ",".join(BANDWIDTH_KERNELS), "--len", length] + reps, "bandwidth.csv",
+         mandatory),
+        ("torch-step", [a.python, os.path.join(HERE, "torch_step.py"), "--device", "cuda", "--bench", bench,
+                        "--backends", "omp,cuda", "--csv"] + torch_reps, "torch-step.csv", mandatory),
+    ]
+    results = {name: step(name, argv, os.path.join(a.out, out), env) for name, argv, out, env in steps}
     print(summarise(a.out, results))
     sys.exit(0 if all(results.values()) else 1)
 

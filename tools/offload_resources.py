@@ -218,7 +218,6 @@ def cuda_resources(cmds, workdir):
         obj = os.path.join(workdir, os.path.basename(src) + ".o")
         text += run(argv + ["-Xptxas", "-v", "-c", src, "-o", obj], directory)
     open(os.path.join(workdir, "ptxas.txt"), "w").write(text)
-    # nvcc also reports the compute_90 PTX's entries; keep the sm_90 machine code's.
     return parse_ptxas(text)
 
 

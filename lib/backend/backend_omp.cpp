@@ -24,7 +24,12 @@ void check_mandatory_offload()
 
 class OmpBackend final : public KernelBackend<Impl::omp> {
 public:
-    OmpBackend() : device_((check_mandatory_offload(), omp_device_description())), on_gpu_(omp_device_is_gpu()) {}
+    OmpBackend()
+    {
+        check_mandatory_offload(); // before the first target region
+        device_ = omp_device_description();
+        on_gpu_ = omp_device_is_gpu();
+    }
     const MemorySpace& memory() const override { return omp_memory(); }
     std::string device() const override { return device_; }
     bool on_gpu() const override { return on_gpu_; }
@@ -32,7 +37,7 @@ public:
 
 private:
     std::string device_;
-    bool on_gpu_;
+    bool on_gpu_ = false;
 };
 
 } // namespace
