@@ -31,7 +31,16 @@ if(NOT DEFINED CMAKE_CUDA_ARCHITECTURES OR CMAKE_CUDA_ARCHITECTURES STREQUAL "")
   set(CMAKE_CUDA_ARCHITECTURES 90)
 endif()
 enable_language(CUDA)
+# Stock CMake 3.25/3.26 (Debian 12 ships 3.25.1) sets a deprecation property on
+# CUDA::nvToolsExt whenever the project's cmake_minimum_required is >= 3.25, without checking
+# that the target exists; CUDA 12.9 and 13 ship no libnvToolsExt (NVTX is header-only nvtx3),
+# so configure would stop with "set_property could not find TARGET CUDA::nvToolsExt". The
+# module reads CMAKE_MINIMUM_REQUIRED_VERSION for that warning only, so it sees 3.24 during the
+# call; CMake 3.27 and later check the target themselves and are unaffected.
+set(_ompml_min_version ${CMAKE_MINIMUM_REQUIRED_VERSION})
+set(CMAKE_MINIMUM_REQUIRED_VERSION 3.24)
 find_package(CUDAToolkit REQUIRED)
+set(CMAKE_MINIMUM_REQUIRED_VERSION ${_ompml_min_version})
 
 set(_ompml_cuda_sources
   kernels/gemm_cuda.cu kernels/activation_cuda.cu kernels/reduce_cuda.cu

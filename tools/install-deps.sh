@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Installs ompml's build, test and reference dependencies from Debian 12's archive (as root).
+# Installs everything ompml's build, tests and tools use, from Debian 12's archive (as root).
+# Checked on a fresh Debian 12 root (tools/fresh-check.sh), where nothing else is installed.
 # CUDA (nvcc, cuBLAS) is not a Debian package: the CUDA backend is built when
 # /usr/local/cuda/bin/nvcc (or nvcc on PATH) exists and skipped otherwise.
 set -euo pipefail
@@ -7,13 +8,25 @@ if [ "$(id -u)" -ne 0 ]; then
   echo "install-deps.sh: run as root (apt-get install)" >&2
   exit 1
 fi
+packages=(
+  # build: CMake and clang-19 with OpenMP offload. clang-tools-19 carries
+  # clang-offload-packager and clang-linker-wrapper, without which every offload build fails;
+  # libomp-19-dev the offload runtime and the NVPTX device bitcode.
+  cmake make clang-19 clang-tools-19 libomp-19-dev lld-19
+  # gcc/g++: FindHDF5 compiles its test program through h5pcc -> mpicc -> gcc, and gcc's
+  # g++ is nvcc's default host compiler.
+  gcc g++
+  # MPI, HDF5 (parallel, for collective reads; serial headers too), Boost.Test, CLI11, BLAS anchor
+  libopenmpi-dev openmpi-bin libhdf5-openmpi-dev libhdf5-dev hdf5-tools zlib1g-dev
+  libboost-test-dev libcli11-dev libopenblas-dev
+  # independent references and plots (use /usr/bin/python3)
+  python3 python3-torch python3-h5py python3-numpy python3-matplotlib
+  # the default dataset; the Slurm tests' private cluster
+  dataset-fashion-mnist slurm-wlm munge
+  # tools the tests and scripts call: xz (runtime bundles), hostname, ps/kill (procps)
+  xz-utils hostname procps
+)
 export DEBIAN_FRONTEND=noninteractive
 apt-get update -qq
-apt-get install -y -qq --no-install-recommends \
-  cmake make clang-19 libomp-19-dev lld-19 \
-  libopenmpi-dev openmpi-bin libhdf5-openmpi-dev libhdf5-dev hdf5-tools zlib1g-dev \
-  libboost-test-dev libcli11-dev libopenblas-dev \
-  python3-torch python3-h5py python3-numpy python3-matplotlib \
-  dataset-fashion-mnist slurm-wlm munge \
-  >/dev/null
+apt-get install -y -qq --no-install-recommends "${packages[@]}" >/dev/null
 echo "install-deps.sh: dependencies installed"

@@ -5,8 +5,9 @@
 #                     same global batch: parameters and loss history within RTOL (below)
 #   resume_ranks      checkpoint on 4 ranks at step 13, resume on 2 ranks: the final parameters
 #                     equal the uninterrupted 1-rank run within RTOL
-#   sigusr1 NP        SIGUSR1 mid-run -> exit 85 with a valid checkpoint; --resume auto then ends
-#                     bitwise equal to an uninterrupted run on the same NP (same reduction order)
+#   sigusr1 NP        SIGUSR1 mid-run (the run holds at step 100 until it comes) -> exit 85 with
+#                     a valid checkpoint at step 100; --resume auto then ends bitwise equal to an
+#                     uninterrupted run on the same NP (same reduction order)
 #   truncated         --resume FILE of a truncated FILE fails naming it; --resume auto warns,
 #                     falls back to FILE.prev and ends bitwise equal; no file: fresh start;
 #                     FILE and FILE.prev both bad: an error
@@ -38,6 +39,18 @@ rm -rf "$work" && mkdir -p "$work" && cd "$work" || exit 1
 "$data" synth --train 258 --test 100 --features 24 --classes 5 --seed 4 -o d.h5 >/dev/null || fail "synth"
 common=(--data d.h5 --layers 24,32,5 --batch 64 --epochs 6 --optimizer adam --lr 1e-2 --clip 1 --seed 3)
 
+# wait_line TEXT FILE PID: until FILE has a line containing TEXT (the program announces the
+# state the test acts on); fails at once if PID ends first, and after 300 s at most (a hang).
+wait_line() {
+  local i
+  for i in $(seq 3000); do
+    grep -qF -- "$1" "$2" 2>/dev/null && return 0
+    kill -0 "$3" 2>/dev/null || { cat "$2"; fail "the run ended before announcing '$1'"; }
+    sleep 0.1
+  done
+  kill -9 "$3"; cat "$2"; fail "no '$1' within 300 s"
+}
+
 # run NP OUT ARGS...: ompml-train on NP ranks (1: a plain process, MPI singleton), log in OUT.log.
 run() {
   local np=$1 out=$2; shift 2
@@ -64,26 +77,31 @@ resume_ranks)
   $py "$src/mpi/compare_runs.py" params u1.h5 k2.h5 $RTOL || fail "resumed on 2 ranks"
   ;;
 sigusr1)
+  # The signalled run holds at step 100, after its checkpoint there, until a stop signal
+  # arrives (OMPML_TEST_HOLD_AT_STEP, announced by a line), so the signal always lands mid-run
+  # and the run stops at step 100 exactly, however fast the machine is.
   np=$1
-  steps=$([ "$np" = 1 ] && echo 3000 || echo 600)
-  long=(--data d.h5 --layers 24,32,5 --batch 64 --epochs 1000 --max-steps "$steps" --checkpoint-every 50 --seed 3)
+  long=(--data d.h5 --layers 24,32,5 --batch 64 --epochs 1000 --max-steps 600 --checkpoint-every 50 --seed 3)
   run "$np" ref "${long[@]}" --checkpoint ref.h5 || { cat ref.log; fail "reference run"; }
+  export OMPML_TEST_HOLD_AT_STEP=100
   if [ "$np" = 1 ]; then "$train" "${long[@]}" --checkpoint s.h5 >s.log 2>&1 &
   else # not through mpirun_np: $! must be mpirun's pid, not a subshell's (which USR1 would kill)
-    ${OMPML_MPIRUN:-mpiexec --oversubscribe --bind-to none} -np "$np" "$train" "${long[@]}" --checkpoint s.h5 >s.log 2>&1 &
+    ${OMPML_MPIRUN:-mpiexec --oversubscribe --bind-to none} -np "$np" -x OMPML_TEST_HOLD_AT_STEP \
+      "$train" "${long[@]}" --checkpoint s.h5 >s.log 2>&1 &
   fi
   pid=$!
-  for _ in $(seq 600); do [ -s s.h5 ] && break; sleep 0.1; done
-  [ -s s.h5 ] || { kill -9 $pid; cat s.log; fail "no checkpoint after 60 s"; }
+  unset OMPML_TEST_HOLD_AT_STEP
+  wait_line 'test hold: step 100, waiting for a stop signal' s.log $pid
   kill -USR1 $pid   # mpirun forwards SIGUSR1 to every rank
   wait $pid
   rc=$?
   cat s.log | grep -E 'stopped by|error' || true
   [ $rc = 85 ] || { cat s.log; fail "exit $rc after SIGUSR1, expected 85"; }
-  grep -q 'stopped by SIGUSR1 at step' s.log || fail "no stop message"
+  grep -q 'stopped by SIGUSR1 at step 100:' s.log || { cat s.log; fail "no stop message for step 100"; }
   $py "$src/check_checkpoint_h5py.py" schema s.h5 || fail "the checkpoint written on SIGUSR1 is not valid"
   run "$np" s2 "${long[@]}" --checkpoint s.h5 --resume auto || { cat s2.log; fail "--resume auto"; }
   grep -q -- '--resume auto: resuming from s.h5' s2.log || { cat s2.log; fail "not resumed from s.h5"; }
+  grep -q 'resume    s.h5 at step 100 ' s2.log || { cat s2.log; fail "not resumed at step 100"; }
   $py "$src/check_checkpoint_h5py.py" same ref.h5 s.h5 || fail "resumed run differs from the uninterrupted one"
   ;;
 streaming)

@@ -3,7 +3,8 @@
 # harness and the jobs/ protocol before the real program has its features. It follows the
 # contract in jobs/README.md: steps of 0.1 s; on SIGUSR1 it finishes the step, writes its
 # "checkpoint" (the step number) atomically and exits 85; --resume auto continues from it;
-# at the end it writes the checkpoint and prints "final: test_acc ...".
+# at the end it writes the checkpoint and prints "final: test_acc ...". Like ompml-train with
+# OMPML_TEST_HOLD_AT_STEP=N, it holds after step N until the signal comes, announcing it.
 data="" ckpt="" resume="" max=${FAKE_STEPS:-40} acc=0.5
 echo "fake-train args: $*"
 while (($#)); do
@@ -26,6 +27,11 @@ save() { echo "$step" >"$ckpt.tmp" && mv -f "$ckpt.tmp" "$ckpt"; }
 while ((step < max)); do
   sleep 0.1
   step=$((step + 1))
+  if [[ $step == "${OMPML_TEST_HOLD_AT_STEP:-}" ]]; then
+    save
+    echo "test hold: step $step, waiting for a stop signal"
+    while ((!stop)); do sleep 0.1; done
+  fi
   if ((stop)); then save; echo "checkpointed at step $step; exit 85"; exit 85; fi
 done
 save

@@ -104,6 +104,17 @@ t_wait_file() {
   t_fail "$1 did not appear within ${2:-60} s"
 }
 
+# t_wait_line TEXT FILE [TIMEOUT_S]: until FILE has a line containing TEXT, a state the program
+# announces (the timeout only ends a hang).
+t_wait_line() {
+  local deadline=$((SECONDS + ${3:-120}))
+  while ((SECONDS < deadline)); do
+    grep -qaF -- "$1" "$2" 2>/dev/null && return 0
+    sleep 0.2
+  done
+  t_fail "$2: no line with '$1' within ${3:-120} s"
+}
+
 # t_grep PATTERN FILE: extended regex must match a line of FILE.
 t_grep() { grep -Eq -- "$1" "$2" || t_fail "$2: no line matches /$1/"; }
 

@@ -39,10 +39,9 @@ t_grep '^final: test_acc' "ompml-train-$id.out"
 t_ok "OMPML_LAUNCH=mpirun"
 
 # 4. USR1 -> exit 85 -> requeue -> --resume auto -> completes
-id=$(t_submit --ntasks-per-node=1 --gpus-per-node=1 --cpus-per-task=1 \
+id=$(OMPML_TEST_HOLD_AT_STEP=3 t_submit --ntasks-per-node=1 --gpus-per-node=1 --cpus-per-task=1 \
   "$OMPML_ROOT/jobs/train.sbatch" --data data.h5 --max-steps 60)
-t_wait_file "runs/ompml-train-$id/train.log" 30
-sleep 1
+t_wait_line 'test hold: step 3, waiting for a stop signal' "ompml-train-$id.out" 60
 scancel --signal=USR1 --batch "$id" || t_fail "scancel --signal=USR1 --batch"
 t_expect "$id" COMPLETED 90
 out=ompml-train-$id.out
@@ -50,7 +49,7 @@ out=ompml-train-$id.out
 t_grep 'exit 85' "$out"
 t_grep 'requeueing job' "$out"
 t_grep '^fake-train args: .*--resume auto' "$out"
-t_grep '^resumed from .* at step [1-9]' "$out"
+t_grep '^resumed from .* at step 3$' "$out"
 t_grep '^final: test_acc 0\.[0-9] steps 60' "$out"
 t_ok "USR1 -> checkpoint -> requeue -> resume"
 
