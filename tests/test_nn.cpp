@@ -9,6 +9,8 @@
 
 #include <cmath>
 #include <cstring>
+#include <fstream>
+#include <sys/resource.h>
 
 using namespace ompml;
 using namespace ompml::test;
@@ -312,4 +314,35 @@ BOOST_AUTO_TEST_CASE(non_finite_gradient_norm_stops_the_step_when_clipping)
     }
     const std::vector<float> after = m.download_params();
     BOOST_TEST(std::memcmp(before.data(), after.data(), before.size() * sizeof(float)) == 0);
+}
+
+BOOST_AUTO_TEST_CASE(allocation_failure_names_the_model_and_size)
+{
+    // A 1 GiB model under an address-space limit 64 MiB above what the process maps (so the
+    // test does not depend on the machine's memory or overcommit policy): the error names the
+    // model and the memory asked for, not just "std::bad_alloc". P = 32768*8192 + 8192 +
+    // 8192*2 + 2 = 268460034; params + grads 2P floats, activations 2*8192 + 2, scratch
+    // 2*8192: 536952838 floats = 2147811352 bytes.
+    auto be = make_backend("omp");
+    MlpConfig cfg;
+    cfg.layers = {1 << 15, 1 << 13, 2};
+    rlimit old{};
+    BOOST_REQUIRE_EQUAL(getrlimit(RLIMIT_AS, &old), 0);
+    std::ifstream status("/proc/self/status");
+    std::uint64_t vm_kb = 0;
+    for (std::string line; std::getline(status, line);)
+        if (line.rfind("VmSize:", 0) == 0) vm_kb = std::stoull(line.substr(7));
+    rlimit lim = old;
+    lim.rlim_cur = vm_kb * 1024 + (std::uint64_t{64} << 20);
+    BOOST_REQUIRE_EQUAL(setrlimit(RLIMIT_AS, &lim), 0);
+    std::string msg = "no error";
+    try {
+        Mlp m(*be, cfg, 1);
+    } catch (const Error& e) {
+        msg = e.what();
+    }
+    setrlimit(RLIMIT_AS, &old);
+    BOOST_TEST_MESSAGE(msg);
+    BOOST_TEST(msg.rfind("model 32768,8192,2 (268460034 parameters, batch 1): cannot allocate its 2147811352 bytes "
+                         "(2.0 GiB) of ", 0) == 0, msg);
 }
