@@ -1,7 +1,8 @@
 #!/usr/bin/python3
 """Read ompml checkpoints with h5py, independently of the C++ reader (docs/checkpoint.md).
 
-  check_checkpoint_h5py.py schema FILE   check the documented schema: /config attributes,
+  check_checkpoint_h5py.py schema FILE   check the documented schema: the user block (magic),
+                                         /config attributes,
                                          /params/layerK/{weight (OUT, IN), bias (OUT)} matching
                                          /config layers, /optimizer/{m,v} of the same shapes,
                                          /state attributes; print a summary
@@ -24,7 +25,12 @@ def tensors(f):
 
 
 def schema(path):
+    # New files start with a 512-byte user block whose first line is the magic; HDF5 (and so
+    # h5py) starts reading at byte 512 by itself.
+    with open(path, "rb") as raw:
+        assert raw.read(17) == b"ompml-checkpoint\n", "no ompml-checkpoint magic at byte 0"
     with h5py.File(path, "r") as f:
+        assert f.userblock_size == 512, f.userblock_size
         cfg = f["config"].attrs
         assert text(cfg["format"]) == "ompml-checkpoint", cfg["format"]
         assert int(cfg["version"]) == 1

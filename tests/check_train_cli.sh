@@ -33,12 +33,14 @@ grep -q 'stopped by --max-steps' b.log || fail "no early stop"
 cat c.log
 $py "$src/check_checkpoint_h5py.py" same a.h5 c.h5
 
-# Bad flags: non-zero exit, one line on stderr naming the flag/value.
+# Bad flags: non-zero exit, one line on stderr naming the flag/value, and never one of our
+# source files (errors are about the user's files and flags).
 expect_error() {
   pattern=$1; shift
   if "$train" "$@" >out.log 2>err.log; then fail "accepted: $*"; fi
   [ "$(wc -l <err.log)" -eq 1 ] || { cat err.log; fail "not one line: $*"; }
   grep -q -- "$pattern" err.log || { cat err.log; fail "'$pattern' not in the error for: $*"; }
+  if grep -q '\.[ch]pp\b' err.log; then cat err.log; fail "the error names a source file: $*"; fi
   echo "rejected ($*): $(cat err.log)"
 }
 expect_error "--layers '24,x,5'" --data d.h5 --layers 24,x,5
@@ -55,4 +57,19 @@ expect_error "features" --data d.h5 --layers 20,32,5
 expect_error "--checkpoint-every" --data d.h5 --layers 24,32,5 --checkpoint-every 5
 expect_error "--lr 0.5 conflicts" --resume b.h5 --lr 0.5
 expect_error "--schedule step needs" --data d.h5 --layers 24,32,5 --schedule step
+# --checkpoint never destroys a user's file: the dataset itself, a text file, a directory.
+cp d.h5 d.copy && printf 'my notes\n' >notes.txt && mkdir -p ckdir && printf 'keep\n' >ckdir/inside
+short="--data d.h5 --layers 24,32,5 --batch 64 --epochs 1 --max-steps 3"
+expect_error "checkpoint d.h5 is a dataset file" $short --checkpoint d.h5
+expect_error "checkpoint notes.txt is not an ompml checkpoint" $short --checkpoint notes.txt
+expect_error "checkpoint ckdir is a directory" $short --checkpoint ckdir
+cmp d.h5 d.copy || fail "the dataset changed"
+[ "$(cat notes.txt)" = "my notes" ] && [ "$(cat ckdir/inside)" = keep ] || fail "a user file changed"
+[ ! -e d.h5.prev ] && [ ! -e notes.txt.prev ] && [ ! -e ckdir.prev ] || fail "something was rotated: $(ls)"
+
+# NaN in a float32 dataset: refused naming the file, split, row and column.
+"$data" synth --train 300 --test 50 --features 24 --classes 5 --seed 4 --dtype float32 -o f.h5 >/dev/null
+$py -c "import h5py; f = h5py.File('f.h5', 'r+'); f['train/images'][7, 5] = float('nan')"
+expect_error "f.h5: /train/images: row 7, column 5 is nan" --data f.h5 --layers 24,32,5 --epochs 1
+expect_error "f.h5: /train/images: row 7, column 5 is nan" --data f.h5 --layers 24,32,5 --epochs 1 --streaming
 echo "ompml-train / ompml-eval: all checks passed"

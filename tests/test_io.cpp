@@ -15,11 +15,13 @@
 #include <boost/test/unit_test.hpp>
 
 #include <algorithm>
+#include <cmath>
 #include <filesystem>
 #include <fstream>
 #include <functional>
 #include <iterator>
 #include <numeric>
+#include <sys/resource.h>
 #include <unistd.h>
 
 namespace fs = std::filesystem;
@@ -641,4 +643,276 @@ BOOST_AUTO_TEST_CASE(loader_streaming_while_writing_hdf5)
         ++step;
     }
     BOOST_CHECK_EQUAL(step, L.steps_per_epoch());
+}
+
+// ---- Damaged and unusable inputs (issue 11, items 6 and 7) -----------------------------------
+
+namespace {
+
+// Runs fn, which must throw ompml::Error containing every one of `needles`; returns the message.
+std::string error_containing(const std::function<void()>& fn, const std::vector<std::string>& needles)
+{
+    try {
+        fn();
+    } catch (const Error& e) {
+        const std::string msg = e.what();
+        for (const std::string& n : needles)
+            BOOST_CHECK_MESSAGE(msg.find(n) != std::string::npos, "message '" << msg << "' lacks '" << n << "'");
+        // Errors name the user's files and objects, never our sources (check.hpp).
+        BOOST_CHECK_MESSAGE(msg.find(".cpp") == std::string::npos && msg.find(".hpp") == std::string::npos,
+                            "message names a source file: " << msg);
+        return msg;
+    }
+    BOOST_ERROR("no error thrown; expected one containing '" << needles.front() << "'");
+    return "";
+}
+
+// Sets element (row, col) of a split's float32 images to v, in place.
+void poke_image(const std::string& path, const std::string& split, std::uint64_t row, std::uint64_t col, float v)
+{
+    h5::Handle f = h5::open_rw(path);
+    h5::Handle ds = h5::open_dataset(f, split + "/images");
+    h5::Handle space(H5Dget_space(ds));
+    const hsize_t start[2] = {row, col}, count[2] = {1, 1};
+    H5_CHECK(H5Sselect_hyperslab(space, H5S_SELECT_SET, start, nullptr, count, nullptr));
+    h5::Handle mem(H5Screate_simple(2, count, nullptr));
+    H5_CHECK(H5Dwrite(ds, H5T_NATIVE_FLOAT, mem, space, H5P_DEFAULT, &v));
+}
+
+// Reads a whole epoch of every batch (the streaming reader fails inside it).
+void drain(Loader& L)
+{
+    L.start_epoch(0);
+    Batch b;
+    while (L.next(b)) {
+    }
+}
+
+} // namespace
+
+BOOST_AUTO_TEST_CASE(schema_classes_must_be_one_integer)
+{
+    TempDir t;
+    Spec s;
+    const std::string p = bad_file(t, s);
+    const auto set_classes = [&](const std::vector<std::int64_t>& v) {
+        h5::Handle f = h5::open_rw(p);
+        H5_CHECK(H5Adelete(f, "classes"));
+        const hsize_t n = v.size();
+        h5::Handle space(H5Screate_simple(1, &n, nullptr));
+        h5::Handle a(H5Acreate2(f, "classes", H5T_NATIVE_INT64, space, H5P_DEFAULT, H5P_DEFAULT));
+        H5_CHECK(H5Awrite(a, H5T_NATIVE_INT64, v.data()));
+    };
+    // [3, 5] used to be read as 3 (and the read overran the one-value buffer).
+    set_classes({3, 5});
+    expect_error([&] { inspect_dataset(p); }, p + ": root attribute 'classes' must be one integer, got [3, 5]");
+    // One element, as MATLAB and R store scalars: accepted (data/README.md).
+    set_classes({3});
+    BOOST_CHECK_EQUAL(inspect_dataset(p).classes, 3);
+    // The generic getter refuses arrays too, naming the attribute.
+    set_classes({3, 5});
+    h5::Handle f = h5::open_read(p);
+    error_containing([&] { h5::get_attr_int(f, "classes"); }, {p, "attribute 'classes' holds 2 values, expected one"});
+}
+
+BOOST_AUTO_TEST_CASE(schema_rows_claimed_but_not_stored)
+{
+    // A tiny file whose datasets claim 4e9 rows but hold no data: the checker must refuse it
+    // from the chunk index, before it reads (and allocates) 4e9 labels.
+    TempDir t;
+    const std::uint64_t N = 4000000000ull;
+    const auto write_claims = [&](const std::string& p, bool chunked) {
+        h5::Handle f = h5::create(p);
+        for (const char* g : {"train", "test"}) {
+            h5::Handle grp = h5::create_group(f, g);
+            for (const char* name : {"images", "labels"}) {
+                const bool img = std::string(name) == "images";
+                const hsize_t dims[2] = {N, 4}, chunk[2] = {65536, 4};
+                h5::Handle space(H5Screate_simple(img ? 2 : 1, dims, nullptr));
+                h5::Handle dcpl(H5Pcreate(H5P_DATASET_CREATE));
+                if (chunked) H5_CHECK(H5Pset_chunk(dcpl, img ? 2 : 1, chunk));
+                h5::Handle ds(H5Dcreate2(grp, name, img ? H5T_NATIVE_UINT8 : H5T_NATIVE_INT32, space, H5P_DEFAULT,
+                                         dcpl, H5P_DEFAULT));
+                H5_CHECK(ds.id());
+            }
+        }
+        h5::set_attr(f, "classes", std::int64_t{3});
+    };
+    const std::string chunked = t / "chunked.h5", contiguous = t / "contiguous.h5";
+    write_claims(chunked, true);
+    write_claims(contiguous, false);
+    BOOST_TEST_MESSAGE("file sizes: " << fs::file_size(chunked) << ", " << fs::file_size(contiguous) << " bytes");
+    expect_error([&] { inspect_dataset(chunked); },
+                 chunked + ": /train/labels: claims 4000000000 rows (16000000000 bytes) but stores only 0 of its "
+                           "61036 chunks: truncated or damaged?");
+    expect_error([&] { inspect_dataset(contiguous); },
+                 contiguous + ": /train/labels: claims 4000000000 rows (16000000000 bytes) but stores only 0 bytes: "
+                              "truncated or damaged?");
+}
+
+BOOST_AUTO_TEST_CASE(schema_highly_compressed_data_is_accepted)
+{
+    // The size check counts chunks, not bytes: 2 MB of zeros compress to a few KB and are fine.
+    TempDir t;
+    const std::string p = t / "zeros.h5";
+    const std::uint64_t N = 32768, F = 64;
+    h5::create_atomically(p, [&](hid_t f) {
+        for (const Split s : {Split::train, Split::test}) {
+            SplitWriter w(f, s, N, {F}, h5::Dtype::u8, 9);
+            const std::vector<std::uint8_t> img(N * F, 0);
+            const std::vector<std::int32_t> lab(N, 0);
+            w.write(0, N, img.data(), lab.data());
+        }
+        set_dataset_attributes(f, 2, "zeros", "test_io");
+    });
+    BOOST_TEST_MESSAGE("zeros: " << N * F * 2 << " image bytes in a file of " << fs::file_size(p) << " bytes");
+    BOOST_CHECK_LT(fs::file_size(p), N * F / 10); // it is compressed, and still accepted:
+    BOOST_CHECK_EQUAL(inspect_dataset(p).train.samples, N);
+}
+
+BOOST_AUTO_TEST_CASE(corrupt_compressed_chunk_names_the_data_file)
+{
+    // Overwrite the middle of the first compressed image chunk: the error must name the data
+    // file, the dataset and the rows, keep HDF5's own text, and name none of our sources.
+    TempDir t;
+    const std::string p = synth_file(t, "s.h5", h5::Dtype::u8, 20000);
+    haddr_t addr = 0;
+    hsize_t size = 0;
+    {
+        h5::Handle f = h5::open_read(p);
+        h5::Handle ds = h5::open_dataset(f, "train/images");
+        h5::Handle space(H5Dget_space(ds));
+        hsize_t offset[2];
+        unsigned mask = 0;
+        H5_CHECK(H5Dget_chunk_info(ds, space, 0, offset, &mask, &addr, &size));
+    }
+    BOOST_REQUIRE_GT(size, 64u);
+    {
+        std::fstream io(p, std::ios::in | std::ios::out | std::ios::binary);
+        io.seekp(static_cast<std::streamoff>(addr + size / 4));
+        const std::string junk(size / 2, '\x5a');
+        io.write(junk.data(), static_cast<std::streamsize>(junk.size()));
+    }
+    auto be = make_backend("omp");
+    LoaderOptions opt;
+    opt.path = p;
+    opt.global_batch = 64;
+    const std::string m1 = error_containing([&] { Loader L(*be, opt); }, {p + ": /train/images rows 0-", ": cannot read: "});
+    BOOST_TEST_MESSAGE("in memory: " << m1);
+    opt.streaming = true;
+    opt.shuffle = false;
+    Loader L(*be, opt);
+    const std::string m2 = error_containing([&] { drain(L); }, {p + ": /train/images rows 0-", ": cannot read: ",
+                                                                "(reading step 0 of the epoch)"});
+    BOOST_TEST_MESSAGE("streaming: " << m2);
+}
+
+BOOST_AUTO_TEST_CASE(non_finite_images_name_file_split_row_and_column)
+{
+    TempDir t;
+    auto be = make_backend("omp");
+    for (const std::string split : {"train", "test"}) {
+        for (const float bad : {std::nanf(""), INFINITY, -INFINITY}) {
+            const std::string p = synth_file(t, "f_" + split + ".h5", h5::Dtype::f32, 103); // 103 train, 17 test rows
+            const std::uint64_t row = split == "train" ? 57 : 11;
+            poke_image(p, split, row, 3, bad);
+            const std::string want = p + ": /" + split + "/images: row " + std::to_string(row) + ", column 3 is " +
+                                     non_finite_name(bad) +
+                                     ": float32 images must be finite (data/README.md)";
+            LoaderOptions opt;
+            opt.path = p;
+            opt.split = split == "train" ? Split::train : Split::test;
+            opt.global_batch = 16;
+            // In memory: refused on load, before training starts.
+            expect_error([&] { Loader L(*be, opt); }, want);
+            // Streaming: refused when the batch holding that row is read (shuffled: the row named
+            // is the file row, not the position in the batch).
+            opt.streaming = true;
+            Loader L(*be, opt);
+            expect_error([&] { drain(L); }, want);
+        }
+    }
+    // uint8 cannot hold NaN/Inf; a finite float32 file loads.
+    LoaderOptions ok;
+    ok.path = synth_file(t, "fine.h5", h5::Dtype::f32, 103);
+    BOOST_CHECK_NO_THROW(Loader(*be, ok));
+}
+
+namespace {
+
+// Lowers the address-space limit to what the process maps now plus `margin` bytes, restoring
+// it on destruction: large allocations then fail as they would on a node without the memory.
+struct AddressSpaceLimit {
+    rlimit old{};
+    explicit AddressSpaceLimit(std::uint64_t margin)
+    {
+        std::ifstream status("/proc/self/status");
+        std::uint64_t vm_kb = 0;
+        for (std::string line; std::getline(status, line);)
+            if (line.rfind("VmSize:", 0) == 0) vm_kb = std::stoull(line.substr(7));
+        BOOST_REQUIRE_GT(vm_kb, 0u);
+        BOOST_REQUIRE_EQUAL(getrlimit(RLIMIT_AS, &old), 0);
+        rlimit lim = old;
+        lim.rlim_cur = vm_kb * 1024 + margin;
+        if (old.rlim_cur != RLIM_INFINITY) lim.rlim_cur = std::min<rlim_t>(lim.rlim_cur, old.rlim_cur);
+        BOOST_REQUIRE_EQUAL(setrlimit(RLIMIT_AS, &lim), 0);
+    }
+    ~AddressSpaceLimit() { setrlimit(RLIMIT_AS, &old); }
+};
+
+} // namespace
+
+BOOST_AUTO_TEST_CASE(host_allocation_failure_names_file_split_and_size)
+{
+    // A legitimate split of 1 GiB (zeros, gzip'ed to a few hundred KB; written as raw compressed
+    // chunks, so the test takes no GiB of deflate), loaded in memory under an address-space limit
+    // 64 MiB above what the process maps: the allocation fails, and the error names the file,
+    // the split and the size asked for (it used to be a bare std::bad_alloc).
+    TempDir t;
+    const std::string p = t / "big.h5";
+    const std::uint64_t N = 65536, F = 16384, chunk_rows = 16;
+    {
+        h5::Handle f = h5::create(p);
+        const hsize_t chunk[2] = {chunk_rows, F};
+        h5::Handle dcpl(H5Pcreate(H5P_DATASET_CREATE));
+        H5_CHECK(H5Pset_chunk(dcpl, 2, chunk));
+        H5_CHECK(H5Pset_deflate(dcpl, 1));
+        // One chunk of zeros compressed by HDF5 itself, then its bytes written N / 16 times.
+        h5::Handle one_space(H5Screate_simple(2, chunk, nullptr));
+        h5::Handle one(H5Dcreate2(f, "one", H5T_NATIVE_UINT8, one_space, H5P_DEFAULT, dcpl, H5P_DEFAULT));
+        const std::vector<std::uint8_t> zeros(chunk_rows * F, 0);
+        H5_CHECK(H5Dwrite(one, H5T_NATIVE_UINT8, H5S_ALL, H5S_ALL, H5P_DEFAULT, zeros.data()));
+        const hsize_t origin[2] = {0, 0};
+        hsize_t bytes = 0;
+        H5_CHECK(H5Dget_chunk_storage_size(one, origin, &bytes));
+        std::vector<char> raw(bytes);
+        std::uint32_t mask = 0;
+        H5_CHECK(H5Dread_chunk(one, H5P_DEFAULT, origin, &mask, raw.data()));
+        for (const char* g : {"train", "test"}) {
+            const std::uint64_t rows = std::string(g) == "train" ? N : chunk_rows;
+            h5::Handle grp = h5::create_group(f, g);
+            const hsize_t dims[2] = {rows, F};
+            h5::Handle space(H5Screate_simple(2, dims, nullptr));
+            h5::Handle ds(H5Dcreate2(grp, "images", H5T_NATIVE_UINT8, space, H5P_DEFAULT, dcpl, H5P_DEFAULT));
+            for (hsize_t r = 0; r < rows; r += chunk_rows) {
+                const hsize_t at[2] = {r, 0};
+                H5_CHECK(H5Dwrite_chunk(ds, H5P_DEFAULT, mask, at, bytes, raw.data()));
+            }
+            h5::write(grp, "labels", std::vector<std::int32_t>(rows, 0));
+        }
+        h5::set_attr(f, "classes", std::int64_t{2});
+    }
+    BOOST_TEST_MESSAGE("a 1 GiB split in a file of " << fs::file_size(p) << " bytes");
+    auto be = make_backend("omp");
+    LoaderOptions opt;
+    opt.path = p;
+    {
+        const AddressSpaceLimit limit(std::uint64_t{64} << 20);
+        expect_error([&] { Loader L(*be, opt); },
+                     p + ": /train/images (the whole split in memory; --streaming reads batches instead): cannot "
+                         "allocate 1073741824 bytes (1.0 GiB) of host memory: out of memory");
+    }
+    // Without the limit the same file loads: the refusal above was the allocation, not the file.
+    opt.split = Split::test;
+    BOOST_CHECK_NO_THROW(Loader(*be, opt));
 }

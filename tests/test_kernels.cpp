@@ -93,6 +93,56 @@ BOOST_AUTO_TEST_CASE(activation_backward_all_activations)
     }
 }
 
+// relu and NaN/Inf, against PyTorch 1.13 (/usr/bin/python3, torch on the CPU):
+//   x = torch.tensor([nan, inf, -inf, 0., -0., 1., -1.], requires_grad=True)
+//   torch.relu(x)                      -> [nan, inf, 0, 0, -0, 1, 0]
+//   torch.relu(x).backward(g)          -> x.grad = g where relu(x) > 0 or is nan, else 0:
+//   g = [2, nan, 5, nan, 3, nan, nan]  -> [2, nan, 0, 0, 0, nan, 0]
+// (ompml gives +0 for relu(-0); PyTorch's -0 compares equal and changes no later value.)
+BOOST_AUTO_TEST_CASE(relu_propagates_nan_as_pytorch)
+{
+    const float nan = std::nanf(""), inf = INFINITY;
+    const std::vector<float> z{nan, inf, -inf, 0.0f, -0.0f, 1.0f, -1.0f};
+    const std::vector<float> g{2.0f, nan, 5.0f, nan, 3.0f, nan, nan};
+    const std::vector<float> fwd{nan, inf, 0.0f, 0.0f, 0.0f, 1.0f, 0.0f};
+    const std::vector<float> bwd{2.0f, nan, 0.0f, 0.0f, 0.0f, nan, 0.0f};
+    // Equal as values, NaN where PyTorch has NaN (check_close would count NaN as a mismatch).
+    const auto same = [](const std::vector<float>& got, const std::vector<float>& want, const std::string& what) {
+        BOOST_REQUIRE_EQUAL(got.size(), want.size());
+        for (std::size_t i = 0; i < want.size(); ++i)
+            BOOST_CHECK_MESSAGE(std::isnan(want[i]) ? std::isnan(got[i]) : got[i] == want[i],
+                                what << "[" << i << "]: got " << got[i] << ", PyTorch " << want[i]);
+    };
+    std::vector<float> host(z.size());
+    for (std::size_t i = 0; i < z.size(); ++i) host[i] = act_forward(Act::relu, z[i]);
+    same(host, fwd, "act_forward (shared body)");
+
+    Backends be;
+    // Forward through the gemm epilogue, the only place the backends apply relu: C = relu(A * I)
+    // with A = z as a column, so every z reaches relu unchanged (z * 1 + 0 is exact, NaN and
+    // Inf included).
+    const int M = static_cast<int>(z.size());
+    const Gemm gm{false, true, M, 1, 1, 1.0f, 0.0f, Act::relu};
+    const std::vector<float> one{1.0f};
+    std::vector<float> Cref(M);
+    be.ref->gemm(gm, z.data(), one.data(), Cref.data(), nullptr);
+    same(Cref, fwd, "ref gemm + relu");
+    auto dA = upload(*be.omp, z), dB = upload(*be.omp, one);
+    DeviceBuffer<float> dC(be.omp->memory(), M);
+    be.omp->gemm(gm, dA.data(), dB.data(), dC.data(), nullptr);
+    same(dC.to_vector(), fwd, "omp gemm + relu");
+
+    std::vector<float> dXref(z.size());
+    be.ref->activation_backward(Act::relu, z.size(), z.data(), g.data(), dXref.data());
+    same(dXref, bwd, "ref relu backward");
+    auto dZ = upload(*be.omp, z), dG = upload(*be.omp, g);
+    DeviceBuffer<float> dX(be.omp->memory(), z.size());
+    be.omp->activation_backward(Act::relu, z.size(), dZ.data(), dG.data(), dX.data());
+    same(dX.to_vector(), bwd, "omp relu backward");
+    be.omp->activation_backward(Act::relu, z.size(), dZ.data(), dG.data(), dG.data());
+    same(dG.to_vector(), bwd, "omp relu backward in place");
+}
+
 BOOST_AUTO_TEST_CASE(normalize_u8_matches_reference)
 {
     Backends be;

@@ -8,6 +8,9 @@
 #include "nn/trainer.hpp"
 
 #include <cmath>
+#include <cstring>
+#include <fstream>
+#include <sys/resource.h>
 
 using namespace ompml;
 using namespace ompml::test;
@@ -219,4 +222,127 @@ BOOST_AUTO_TEST_CASE(learns_xor_to_100_percent)
         BOOST_TEST(r.state.step == 60 * 8);
         BOOST_TEST(r.test.accuracy == 1.0);
     }
+}
+
+// ---- Non-finite values stop a step before the optimizer touches the parameters ----------------
+
+namespace {
+
+// One step of a relu MLP on a batch whose row 2 has `bad` as feature 1; returns the error.
+std::string step_with_bad_input(const std::string& backend, float bad, std::vector<float>& before,
+                                std::vector<float>& after)
+{
+    auto be = make_backend(backend);
+    TrainConfig cfg;
+    cfg.model.layers = {4, 8, 3};
+    cfg.model.activation = Act::relu;
+    cfg.opt.kind = OptKind::adam;
+    cfg.opt.lr = 0.1f;
+    const int B = 4;
+    std::vector<float> x = random_floats(B * 4, 3);
+    x[2 * 4 + 1] = bad;
+    const auto X = upload(*be, x);
+    const auto Y = upload(*be, std::vector<std::int32_t>{0, 1, 2, 1});
+    Mlp m(*be, cfg.model, B);
+    m.init_params(7);
+    Optimizer opt(*be, cfg.opt, m.num_params());
+    SingleComm comm;
+    Trainer t(*be, cfg, m, opt, comm);
+    before = m.download_params();
+    std::string msg = "no error";
+    try {
+        t.train_step(DeviceBatch{B, B, X.data(), Y.data()}, cfg.opt.lr, 17);
+    } catch (const Error& e) {
+        msg = e.what();
+    }
+    after = m.download_params();
+    BOOST_TEST(opt.steps() == 0);
+    return msg;
+}
+
+// Adds NaN to the summed gradient, as a rank whose data diverged would through the allreduce.
+class PoisonComm final : public Comm {
+public:
+    void finish_grads(Backend& be, float* G, std::size_t) override
+    {
+        const float nan = std::nanf("");
+        be.memory().to_device(G + 3, &nan, sizeof nan);
+    }
+};
+
+} // namespace
+
+BOOST_AUTO_TEST_CASE(nan_input_through_relu_stops_the_step)
+{
+    // relu used to map NaN to 0, so one NaN feature left the loss finite while the first
+    // layer's weights (and Adam's m, v) silently became NaN. Now it reaches the loss, and the
+    // step stops before the update, naming it.
+    for (const std::string backend : {"ref", "omp"}) {
+        for (const float bad : {std::nanf(""), INFINITY}) {
+            std::vector<float> before, after;
+            const std::string msg = step_with_bad_input(backend, bad, before, after);
+            BOOST_TEST_MESSAGE(backend << ": " << msg);
+            BOOST_TEST(msg.rfind("step 17: loss is ", 0) == 0, backend << ": " << msg);
+            BOOST_TEST(msg.find("(non-finite) at lr 0.1: stopped") != std::string::npos, backend << ": " << msg);
+            BOOST_TEST(std::memcmp(before.data(), after.data(), before.size() * sizeof(float)) == 0,
+                       backend << ": the parameters changed");
+        }
+    }
+}
+
+BOOST_AUTO_TEST_CASE(non_finite_gradient_norm_stops_the_step_when_clipping)
+{
+    auto be = make_backend("omp");
+    TrainConfig cfg;
+    cfg.model.layers = {4, 8, 3};
+    cfg.clip = 1.0f;
+    const int B = 4;
+    const auto X = upload(*be, random_floats(B * 4, 3));
+    const auto Y = upload(*be, std::vector<std::int32_t>{0, 1, 2, 1});
+    Mlp m(*be, cfg.model, B);
+    m.init_params(7);
+    Optimizer opt(*be, cfg.opt, m.num_params());
+    PoisonComm comm;
+    Trainer t(*be, cfg, m, opt, comm);
+    const std::vector<float> before = m.download_params();
+    try {
+        t.train_step(DeviceBatch{B, B, X.data(), Y.data()}, 0.5f, 9);
+        BOOST_ERROR("no error for a NaN gradient");
+    } catch (const Error& e) {
+        BOOST_TEST(std::string(e.what()).rfind("step 9: gradient norm is nan (non-finite) at lr 0.5: stopped", 0) == 0,
+                   e.what());
+    }
+    const std::vector<float> after = m.download_params();
+    BOOST_TEST(std::memcmp(before.data(), after.data(), before.size() * sizeof(float)) == 0);
+}
+
+BOOST_AUTO_TEST_CASE(allocation_failure_names_the_model_and_size)
+{
+    // A 1 GiB model under an address-space limit 64 MiB above what the process maps (so the
+    // test does not depend on the machine's memory or overcommit policy): the error names the
+    // model and the memory asked for, not just "std::bad_alloc". P = 32768*8192 + 8192 +
+    // 8192*2 + 2 = 268460034; params + grads 2P floats, activations 2*8192 + 2, scratch
+    // 2*8192: 536952838 floats = 2147811352 bytes.
+    auto be = make_backend("omp");
+    MlpConfig cfg;
+    cfg.layers = {1 << 15, 1 << 13, 2};
+    rlimit old{};
+    BOOST_REQUIRE_EQUAL(getrlimit(RLIMIT_AS, &old), 0);
+    std::ifstream status("/proc/self/status");
+    std::uint64_t vm_kb = 0;
+    for (std::string line; std::getline(status, line);)
+        if (line.rfind("VmSize:", 0) == 0) vm_kb = std::stoull(line.substr(7));
+    rlimit lim = old;
+    lim.rlim_cur = vm_kb * 1024 + (std::uint64_t{64} << 20);
+    BOOST_REQUIRE_EQUAL(setrlimit(RLIMIT_AS, &lim), 0);
+    std::string msg = "no error";
+    try {
+        Mlp m(*be, cfg, 1);
+    } catch (const Error& e) {
+        msg = e.what();
+    }
+    setrlimit(RLIMIT_AS, &old);
+    BOOST_TEST_MESSAGE(msg);
+    BOOST_TEST(msg.rfind("model 32768,8192,2 (268460034 parameters, batch 1): cannot allocate its 2147811352 bytes "
+                         "(2.0 GiB) of ", 0) == 0, msg);
 }

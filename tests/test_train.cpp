@@ -15,6 +15,7 @@
 
 #include <filesystem>
 #include <fstream>
+#include <iterator>
 #include <optional>
 
 using namespace ompml;
@@ -79,8 +80,11 @@ TrainConfig base_config(OptKind kind)
 
 // What ompml-train does, minus the console: fresh (resume empty) or resumed; writes `out`
 // at the end (and wherever the trainer asks). Returns the final checkpoint as read back.
+// checkpoint_every > 0: also every that many steps, rotating the previous file to out.prev as
+// ompml-train does.
 Checkpoint train(TrainConfig cfg, const std::string& out, std::int64_t max_steps = 0,
-                 const std::string& resume = "", std::vector<EpochReport>* epochs = nullptr)
+                 const std::string& resume = "", std::vector<EpochReport>* epochs = nullptr,
+                 std::int64_t checkpoint_every = 0)
 {
     auto be = make_backend("omp");
     std::optional<Checkpoint> ck;
@@ -110,7 +114,7 @@ Checkpoint train(TrainConfig cfg, const std::string& out, std::int64_t max_steps
         m.init_params(cfg.seed);
     const DataDesc dd{scratch().data, 24, 5, tl.samples(), el.samples()};
     Hooks hooks;
-    hooks.on_checkpoint = [&](const TrainState& s) { save_checkpoint(out, cfg, dd, s, m, opt); };
+    hooks.on_checkpoint = [&](const TrainState& s) { save_checkpoint(out, cfg, dd, s, m, opt, checkpoint_every > 0); };
     hooks.on_epoch = [&](const EpochReport& r) {
         if (epochs != nullptr) epochs->push_back(r);
     };
@@ -119,6 +123,7 @@ Checkpoint train(TrainConfig cfg, const std::string& out, std::int64_t max_steps
     LoaderSource<Loader, Batch> ts(tl), es(el);
     RunLimits lim;
     lim.max_steps = max_steps;
+    lim.checkpoint_every = checkpoint_every;
     t.run(ts, &es, start, lim, hooks);
     return read_checkpoint(out);
 }
@@ -205,7 +210,7 @@ BOOST_AUTO_TEST_CASE(bad_checkpoints_are_refused)
     TrainConfig cfg = base_config(OptKind::adam);
     cfg.epochs = 1;
     train(cfg, good);
-    BOOST_TEST(!fs::exists(good + ".tmp." + std::to_string(::getpid())));
+    BOOST_TEST(!fs::exists(h5::temp_path(good)));
     auto message_of = [](const std::string& path) {
         try {
             read_checkpoint(path);
@@ -240,6 +245,60 @@ BOOST_AUTO_TEST_CASE(bad_checkpoints_are_refused)
     // A failed write leaves nothing behind.
     const Checkpoint ck = read_checkpoint(good);
     BOOST_CHECK_THROW(write_checkpoint(scratch().path("no/such/dir/x.h5"), ck), Error);
+}
+
+std::string bytes_of(const std::string& path)
+{
+    std::ifstream in(path, std::ios::binary);
+    return std::string(std::istreambuf_iterator<char>(in), {});
+}
+
+// Trains with an absurd learning rate until the loss overflows; returns the error message.
+std::string diverge(const std::string& out, std::int64_t checkpoint_every)
+{
+    TrainConfig cfg = base_config(OptKind::sgd);
+    cfg.opt.lr = 1e30f;
+    try {
+        train(cfg, out, 0, "", nullptr, checkpoint_every);
+    } catch (const Error& e) {
+        return e.what();
+    }
+    return "no error";
+}
+
+// The step a non-finite message names: "step 2: loss is nan ..." -> 2 (-1 if none).
+std::int64_t step_named(const std::string& msg)
+{
+    if (msg.rfind("step ", 0) != 0) return -1;
+    return std::stoll(msg.substr(5));
+}
+
+BOOST_AUTO_TEST_CASE(diverging_run_stops_naming_the_step_and_keeps_the_checkpoint)
+{
+    // A good checkpoint, then a run that diverges (lr 1e30) writing to the same file.
+    const std::string f = scratch().path("diverge.h5");
+    TrainConfig cfg = base_config(OptKind::sgd);
+    cfg.epochs = 1;
+    train(cfg, f);
+    const std::string good = bytes_of(f);
+
+    // Checkpoints only at the end: the run stops first, and the file is byte for byte the same.
+    const std::string m1 = diverge(f, 0);
+    BOOST_TEST_MESSAGE("diverged: " << m1);
+    BOOST_TEST(step_named(m1) >= 1, m1);
+    BOOST_TEST((m1.find(": loss is ") != std::string::npos || m1.find(": gradient norm is ") != std::string::npos), m1);
+    BOOST_TEST(m1.find("(non-finite)") != std::string::npos, m1);
+    BOOST_TEST(bytes_of(f) == good, "the checkpoint changed");
+    BOOST_TEST(!fs::exists(f + ".prev"));
+
+    // Checkpoints every step: the last one written is the (finite) state before the failing
+    // step, and the rotation kept the good file as .prev.
+    const std::string m2 = diverge(f, 1);
+    const std::int64_t bad_step = step_named(m2);
+    BOOST_TEST_REQUIRE(bad_step >= 2, m2);
+    BOOST_TEST(read_checkpoint(f).state.step == bad_step - 1);
+    // (.prev: the step before that, or the good 1-epoch file, 32 steps, when step 1 was the last good one)
+    BOOST_TEST(read_checkpoint(f + ".prev").state.step == (bad_step == 2 ? 32 : bad_step - 2));
 }
 
 BOOST_AUTO_TEST_CASE(metrics_lines_are_json)

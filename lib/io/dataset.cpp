@@ -50,6 +50,10 @@ SplitInfo check_split(hid_t file, const std::string& path, Split s)
     if (im.rows() == 0) throw Error(path + ": /" + g + ": empty split (0 samples)");
     if (im.row_elems() == 0)
         throw Error(im_name + "0 features per sample (" + dims_text(im.dims) + ")");
+    // Before anything reads them: a damaged file that claims billions of rows must fail now,
+    // not after minutes of reading fill values.
+    h5::require_stored(labels);
+    h5::require_stored(images);
 
     SplitInfo si;
     si.samples = im.rows();
@@ -102,8 +106,10 @@ DatasetInfo inspect_dataset(const std::string& path)
 
     if (!h5::has_attr(file, "classes"))
         throw Error(path + ": missing root attribute 'classes' (the number of classes)");
-    if (h5::attr_class(file, "classes") != H5T_INTEGER)
-        throw Error(path + ": root attribute 'classes' must be an integer, got " + h5::attr_text(file, "classes"));
+    // One integer: a scalar, or an array of exactly one element (MATLAB and R write scalars
+    // that way); [3, 5] is ambiguous and refused rather than read as 3.
+    if (h5::attr_class(file, "classes") != H5T_INTEGER || h5::attr_size(file, "classes") != 1)
+        throw Error(path + ": root attribute 'classes' must be one integer, got " + h5::attr_text(file, "classes"));
     const std::int64_t classes = h5::get_attr_int(file, "classes");
     if (classes <= 0 || classes > (1 << 24))
         throw Error(path + ": root attribute 'classes' must be in [1, 2^24], got " + std::to_string(classes));

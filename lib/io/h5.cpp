@@ -4,10 +4,11 @@
 #include <algorithm>
 #include <cstdio>
 #include <filesystem>
-#include <unistd.h>
-#include <fcntl.h>
 #include <cerrno>
+#include <csignal>
 #include <cstring>
+#include <fcntl.h>
+#include <unistd.h>
 
 namespace ompml::h5 {
 
@@ -25,10 +26,17 @@ struct QuietErrors {
 };
 const QuietErrors quiet_errors;
 
-// The innermost message on HDF5's error stack, e.g. "unable to open file".
-herr_t last_message(unsigned, const H5E_error2_t* e, void* out)
+// The innermost message on HDF5's error stack, e.g. "inflate() failed", and whether the
+// failure came from the filter pipeline (compression): then the data itself is suspect.
+struct StackText {
+    std::string desc;
+    bool pipeline = false;
+};
+herr_t innermost(unsigned, const H5E_error2_t* e, void* out)
 {
-    if (e->desc != nullptr) *static_cast<std::string*>(out) = e->desc;
+    auto* t = static_cast<StackText*>(out);
+    if (e->desc != nullptr && e->desc[0] != '\0') t->desc = e->desc;
+    if (e->maj_num == H5E_PLINE) t->pipeline = true;
     return 0;
 }
 
@@ -39,15 +47,37 @@ std::string name_of(hid_t obj)
     return buf;
 }
 
+// "HDF5 call" for messages: the function name of a checked expression ("H5Dread(...)" -> "H5Dread").
+std::string call_name(const char* expr)
+{
+    const std::string e = expr;
+    return e.substr(0, e.find('('));
+}
+
 } // namespace
+
+std::string error_text()
+{
+    std::lock_guard<std::recursive_mutex> guard(lock());
+    StackText t;
+    H5Ewalk2(H5E_DEFAULT, H5E_WALK_DOWNWARD, innermost, &t);
+    H5Eclear2(H5E_DEFAULT);
+    std::string s = t.desc.empty() ? std::string("unknown HDF5 error") : t.desc;
+    if (t.pipeline) s += " (corrupt compressed data?)";
+    return s;
+}
 
 void fail(const char* file, int line, const char* expr)
 {
+    const std::string text = error_text();
+    throw Error("HDF5 call " + call_name(expr) + " failed: " + text + source_suffix(file, line));
+}
+
+void fail_on(hid_t obj, const std::string& what)
+{
     std::lock_guard<std::recursive_mutex> guard(lock());
-    std::string msg;
-    H5Ewalk2(H5E_DEFAULT, H5E_WALK_DOWNWARD, last_message, &msg);
-    H5Eclear2(H5E_DEFAULT);
-    ::ompml::fail(file, line, expr, "HDF5 error: " + (msg.empty() ? std::string("unknown") : msg));
+    const std::string text = error_text(); // before the name queries, which could push errors
+    throw Error(file_name(obj) + ": " + name_of(obj) + (what.empty() ? "" : " " + what) + ": " + text);
 }
 
 void Handle::reset()
@@ -98,7 +128,7 @@ Handle open_read(const std::string& path)
     if (!std::filesystem::exists(path)) throw Error(path + ": no such file");
     if (H5Fis_hdf5(path.c_str()) <= 0) throw Error(path + ": not an HDF5 file");
     Handle f(H5Fopen(path.c_str(), H5F_ACC_RDONLY, H5P_DEFAULT));
-    if (!f.valid()) throw Error(path + ": cannot open as HDF5");
+    if (!f.valid()) throw Error(path + ": cannot open as HDF5: " + error_text());
     return f;
 }
 
@@ -106,7 +136,7 @@ Handle open_rw(const std::string& path)
 {
     std::lock_guard<std::recursive_mutex> guard(lock());
     Handle f(H5Fopen(path.c_str(), H5F_ACC_RDWR, H5P_DEFAULT));
-    if (!f.valid()) throw Error(path + ": cannot open for writing");
+    if (!f.valid()) throw Error(path + ": cannot open for writing: " + error_text());
     return f;
 }
 
@@ -114,7 +144,7 @@ Handle create(const std::string& path)
 {
     std::lock_guard<std::recursive_mutex> guard(lock());
     Handle f(H5Fcreate(path.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT));
-    if (!f.valid()) throw Error(path + ": cannot create HDF5 file");
+    if (!f.valid()) throw Error(path + ": cannot create HDF5 file: " + error_text());
     return f;
 }
 
@@ -152,7 +182,7 @@ Handle open_dataset(hid_t loc, const std::string& path)
     std::lock_guard<std::recursive_mutex> guard(lock());
     if (!exists(loc, path)) throw Error(file_name(loc) + ": missing dataset " + name_of(loc) + "/" + path);
     Handle d(H5Dopen2(loc, path.c_str(), H5P_DEFAULT));
-    if (!d.valid()) throw Error(file_name(loc) + ": cannot open dataset " + path);
+    if (!d.valid()) fail_on(loc, "cannot open dataset " + path);
     return d;
 }
 
@@ -214,11 +244,19 @@ void write(hid_t loc, const std::string& name, Dtype t, const void* data, const 
         H5_CHECK(H5Pset_deflate(dcpl, static_cast<unsigned>(compress_level)));
     }
     Handle ds(H5Dcreate2(loc, name.c_str(), native_type(t), space, H5P_DEFAULT, dcpl, H5P_DEFAULT));
-    if (!ds.valid()) throw Error(file_name(loc) + ": cannot create dataset " + name);
-    if (total > 0) H5_CHECK(H5Dwrite(ds, native_type(t), H5S_ALL, H5S_ALL, H5P_DEFAULT, data));
+    if (!ds.valid()) fail_on(loc, "cannot create dataset " + name);
+    if (total > 0 && H5Dwrite(ds, native_type(t), H5S_ALL, H5S_ALL, H5P_DEFAULT, data) < 0)
+        fail_on(ds, "cannot write");
 }
 
 namespace {
+// "rows 128-255" (inclusive, as a person counts them) or "row 7".
+std::string rows_text(std::uint64_t first, std::uint64_t count)
+{
+    if (count == 1) return "row " + std::to_string(first);
+    return "rows " + std::to_string(first) + "-" + std::to_string(first + count - 1);
+}
+
 // Selects whole rows [first, first + count) in a dataspace of the dataset's shape: op
 // H5S_SELECT_SET starts a selection, H5S_SELECT_OR adds a run to it.
 void select_row_run(hid_t space, const DatasetInfo& di, std::uint64_t first, std::uint64_t count, H5S_seloper_t op)
@@ -281,7 +319,8 @@ void read_rows(hid_t dataset, Dtype t, std::uint64_t row0, std::uint64_t nrows, 
 {
     std::lock_guard<std::recursive_mutex> guard(lock());
     const RowSelection sel = select_rows(dataset, row0, nrows, "rows");
-    H5_CHECK(H5Dread(dataset, native_type(t), sel.mem, sel.file, H5P_DEFAULT, out));
+    if (H5Dread(dataset, native_type(t), sel.mem, sel.file, H5P_DEFAULT, out) < 0)
+        fail_on(dataset, rows_text(row0, nrows) + ": cannot read");
 }
 
 namespace {
@@ -291,8 +330,7 @@ void write_attr(hid_t obj, const std::string& name, hid_t type, const void* v)
     if (H5Aexists(obj, name.c_str()) > 0) H5_CHECK(H5Adelete(obj, name.c_str()));
     Handle space(H5Screate(H5S_SCALAR));
     Handle a(H5Acreate2(obj, name.c_str(), type, space, H5P_DEFAULT, H5P_DEFAULT));
-    H5_CHECK(a.id());
-    H5_CHECK(H5Awrite(a, type, v));
+    if (!a.valid() || H5Awrite(a, type, v) < 0) fail_on(obj, "cannot write attribute '" + name + "'");
 }
 Handle open_attr(hid_t obj, const std::string& name)
 {
@@ -300,7 +338,29 @@ Handle open_attr(hid_t obj, const std::string& name)
     if (H5Aexists(obj, name.c_str()) <= 0)
         throw Error(file_name(obj) + ": " + name_of(obj) + ": missing attribute '" + name + "'");
     Handle a(H5Aopen(obj, name.c_str(), H5P_DEFAULT));
-    H5_CHECK(a.id());
+    if (!a.valid()) fail_on(obj, "cannot open attribute '" + name + "'");
+    return a;
+}
+
+// Number of values an attribute holds: 1 for a scalar, the product of the dims of an array.
+std::int64_t attr_points(hid_t a)
+{
+    Handle space(H5Aget_space(a));
+    H5_CHECK(space.id());
+    const hssize_t n = H5Sget_simple_extent_npoints(space);
+    H5_CHECK(n);
+    return n;
+}
+
+// Opens an attribute that must hold exactly one value (a scalar, or an array of one element as
+// MATLAB and R write them): reading more into one variable would overrun it.
+Handle open_single_attr(hid_t obj, const std::string& name)
+{
+    Handle a = open_attr(obj, name);
+    const std::int64_t n = attr_points(a);
+    if (n != 1)
+        throw Error(file_name(obj) + ": " + name_of(obj) + ": attribute '" + name + "' holds " + std::to_string(n) +
+                    " values, expected one");
     return a;
 }
 } // namespace
@@ -327,7 +387,7 @@ bool has_attr(hid_t obj, const std::string& name)
 std::int64_t get_attr_int(hid_t obj, const std::string& name)
 {
     std::lock_guard<std::recursive_mutex> guard(lock());
-    Handle a = open_attr(obj, name);
+    Handle a = open_single_attr(obj, name);
     std::int64_t v = 0;
     if (H5Aread(a, H5T_NATIVE_INT64, &v) < 0)
         throw Error(file_name(obj) + ": attribute '" + name + "' is not an integer");
@@ -337,7 +397,7 @@ std::int64_t get_attr_int(hid_t obj, const std::string& name)
 double get_attr_double(hid_t obj, const std::string& name)
 {
     std::lock_guard<std::recursive_mutex> guard(lock());
-    Handle a = open_attr(obj, name);
+    Handle a = open_single_attr(obj, name);
     double v = 0;
     if (H5Aread(a, H5T_NATIVE_DOUBLE, &v) < 0)
         throw Error(file_name(obj) + ": attribute '" + name + "' is not a number");
@@ -347,7 +407,7 @@ double get_attr_double(hid_t obj, const std::string& name)
 std::string get_attr_string(hid_t obj, const std::string& name)
 {
     std::lock_guard<std::recursive_mutex> guard(lock());
-    Handle a = open_attr(obj, name);
+    Handle a = open_single_attr(obj, name);
     Handle type(H5Aget_type(a));
     H5_CHECK(type.id());
     if (H5Tget_class(type) != H5T_STRING) throw Error(file_name(obj) + ": attribute '" + name + "' is not a string");
@@ -420,7 +480,7 @@ Handle create_dataset(hid_t loc, const std::string& name, Dtype t, const std::ve
         }
     }
     Handle ds(H5Dcreate2(loc, name.c_str(), native_type(t), space, H5P_DEFAULT, dcpl, H5P_DEFAULT));
-    if (!ds.valid()) throw Error(file_name(loc) + ": cannot create dataset " + name);
+    if (!ds.valid()) fail_on(loc, "cannot create dataset " + name);
     return ds;
 }
 
@@ -429,7 +489,8 @@ void write_rows(hid_t dataset, Dtype t, std::uint64_t row0, std::uint64_t nrows,
     std::lock_guard<std::recursive_mutex> guard(lock());
     if (nrows == 0) return;
     const RowSelection sel = select_rows(dataset, row0, nrows, "write of rows");
-    H5_CHECK(H5Dwrite(dataset, native_type(t), sel.mem, sel.file, H5P_DEFAULT, data));
+    if (H5Dwrite(dataset, native_type(t), sel.mem, sel.file, H5P_DEFAULT, data) < 0)
+        fail_on(dataset, rows_text(row0, nrows) + ": cannot write");
 }
 
 Handle create_group_untimed(hid_t loc, const std::string& path)
@@ -457,8 +518,9 @@ void read_row_set(hid_t dataset, Dtype t, const std::vector<std::uint64_t>& rows
     for (const RowRun& run : runs) {
         select_row_run(file_space, di, run.first, run.count, H5S_SELECT_SET);
         const Handle mem = rows_space(di, run.count);
-        H5_CHECK(H5Dread(dataset, native_type(t), mem, file_space, H5P_DEFAULT,
-                         static_cast<unsigned char*>(out) + run.at * row_bytes));
+        if (H5Dread(dataset, native_type(t), mem, file_space, H5P_DEFAULT,
+                    static_cast<unsigned char*>(out) + run.at * row_bytes) < 0)
+            fail_on(dataset, rows_text(run.first, run.count) + ": cannot read");
     }
 }
 
@@ -472,6 +534,19 @@ bool is_filtered(hid_t dataset)
     return n > 0;
 }
 
+std::uint64_t chunk_rows(hid_t dataset)
+{
+    std::lock_guard<std::recursive_mutex> guard(lock());
+    Handle dcpl(H5Dget_create_plist(dataset));
+    H5_CHECK(dcpl.id());
+    if (H5Pget_layout(dcpl) != H5D_CHUNKED) return 0;
+    const int rank = H5Pget_chunk(dcpl, 0, nullptr);
+    H5_CHECK(rank);
+    std::vector<hsize_t> chunk(static_cast<std::size_t>(std::max(rank, 1)), 0);
+    H5_CHECK(H5Pget_chunk(dcpl, rank, chunk.data()));
+    return chunk[0];
+}
+
 Handle open_dataset_cached(hid_t loc, const std::string& path, std::size_t cache_bytes)
 {
     std::lock_guard<std::recursive_mutex> guard(lock());
@@ -481,7 +556,7 @@ Handle open_dataset_cached(hid_t loc, const std::string& path, std::size_t cache
     // Slots: a prime well above the number of chunks that fit, as the HDF5 guide suggests.
     H5_CHECK(H5Pset_chunk_cache(dapl, 100003, cache_bytes, 1.0));
     Handle d(H5Dopen2(loc, path.c_str(), dapl));
-    if (!d.valid()) throw Error(file_name(loc) + ": cannot open dataset " + path);
+    if (!d.valid()) fail_on(loc, "cannot open dataset " + path);
     return d;
 }
 
@@ -497,7 +572,7 @@ Handle open_read_mpio(const std::string& path, MPI_Comm comm)
     H5_CHECK(fapl.id());
     H5_CHECK(H5Pset_fapl_mpio(fapl, comm, MPI_INFO_NULL));
     Handle f(H5Fopen(path.c_str(), H5F_ACC_RDONLY, fapl));
-    if (!f.valid()) throw Error(path + ": cannot open as HDF5 with the MPI-IO driver");
+    if (!f.valid()) throw Error(path + ": cannot open as HDF5 with the MPI-IO driver: " + error_text());
     return f;
 }
 
@@ -521,7 +596,11 @@ void read_row_set_collective(hid_t dataset, Dtype t, const std::vector<std::uint
     Handle dxpl(H5Pcreate(H5P_DATASET_XFER));
     H5_CHECK(dxpl.id());
     H5_CHECK(H5Pset_dxpl_mpio(dxpl, H5FD_MPIO_COLLECTIVE));
-    H5_CHECK(H5Dread(dataset, native_type(t), mem, file_space, dxpl, out));
+    if (H5Dread(dataset, native_type(t), mem, file_space, dxpl, out) < 0)
+        fail_on(dataset, (runs.empty() ? std::string("(no rows)")
+                                        : rows_text(runs.front().first, runs.back().first + runs.back().count -
+                                                                            runs.front().first)) +
+                             ": cannot read (collective read of " + std::to_string(rows.size()) + " rows)");
 }
 
 namespace {
@@ -598,18 +677,33 @@ H5T_class_t attr_class(hid_t obj, const std::string& name)
     return H5Tget_class(type);
 }
 
+std::int64_t attr_size(hid_t obj, const std::string& name)
+{
+    std::lock_guard<std::recursive_mutex> guard(lock());
+    const Handle a = open_attr(obj, name);
+    return attr_points(a);
+}
+
 std::string attr_text(hid_t obj, const std::string& name)
 {
     std::lock_guard<std::recursive_mutex> guard(lock());
-    {
-        Handle a = open_attr(obj, name);
-        Handle space(H5Aget_space(a));
-        H5_CHECK(space.id());
-        const hssize_t n = H5Sget_simple_extent_npoints(space);
-        H5_CHECK(n);
-        if (n != 1) return "[" + std::to_string(n) + " values]";
+    const std::int64_t n = attr_size(obj, name);
+    const H5T_class_t cls = attr_class(obj, name);
+    if (n != 1) {
+        // A few numbers are shown ("[3, 5]"), longer or other arrays by their length.
+        if (n < 1 || n > 8 || (cls != H5T_INTEGER && cls != H5T_FLOAT)) return "[" + std::to_string(n) + " values]";
+        const Handle a = open_attr(obj, name);
+        std::vector<double> v(static_cast<std::size_t>(n));
+        H5_CHECK(H5Aread(a, H5T_NATIVE_DOUBLE, v.data()));
+        std::string s = "[";
+        for (std::size_t i = 0; i < v.size(); ++i) {
+            char buf[64];
+            std::snprintf(buf, sizeof buf, "%s%g", i ? ", " : "", v[i]);
+            s += buf;
+        }
+        return s + "]";
     }
-    switch (attr_class(obj, name)) {
+    switch (cls) {
     case H5T_STRING: return get_attr_string(obj, name);
     case H5T_INTEGER: return std::to_string(get_attr_int(obj, name));
     case H5T_FLOAT: {
@@ -620,6 +714,70 @@ std::string attr_text(hid_t obj, const std::string& name)
     default: return "(unprintable)";
     }
 }
+
+// ---- Storage checks ----------------------------------------------------------------------------
+
+namespace {
+// a * b, saturating at 2^64 - 1 (a file that claims more is refused anyway).
+std::uint64_t mul_sat(std::uint64_t a, std::uint64_t b)
+{
+    const unsigned __int128 p = static_cast<unsigned __int128>(a) * b;
+    return p > UINT64_MAX ? UINT64_MAX : static_cast<std::uint64_t>(p);
+}
+} // namespace
+
+void require_stored(hid_t dataset)
+{
+    std::lock_guard<std::recursive_mutex> guard(lock());
+    const DatasetInfo di = info(dataset);
+    Handle type(H5Dget_type(dataset));
+    H5_CHECK(type.id());
+    std::uint64_t claimed = H5Tget_size(type); // bytes the shape claims
+    for (const std::uint64_t d : di.dims) claimed = mul_sat(claimed, d);
+    if (claimed == 0) return;
+    Handle dcpl(H5Dget_create_plist(dataset));
+    H5_CHECK(dcpl.id());
+    const std::string head = file_name(dataset) + ": " + name_of(dataset) + ": claims " + std::to_string(di.rows()) +
+                             " rows (" + std::to_string(claimed) + " bytes) but stores only ";
+    const std::string tail = ": truncated or damaged?";
+    switch (H5Pget_layout(dcpl)) {
+    case H5D_CHUNKED: {
+        // Count chunks, not bytes: gzip shrinks a chunk of zeros about 1000x, so a complete
+        // compressed dataset may be far smaller than it claims; a missing chunk is never
+        // legitimate in a file written through (HDF5 would read it as the fill value).
+#if H5_VERSION_GE(1, 10, 5)
+        const int rank = static_cast<int>(di.dims.size());
+        std::vector<hsize_t> chunk(static_cast<std::size_t>(rank));
+        H5_CHECK(H5Pget_chunk(dcpl, rank, chunk.data()));
+        std::uint64_t expected = 1;
+        for (int k = 0; k < rank; ++k) expected = mul_sat(expected, (di.dims[k] + chunk[k] - 1) / chunk[k]);
+        Handle space(H5Dget_space(dataset));
+        H5_CHECK(space.id());
+        hsize_t allocated = 0;
+        if (H5Dget_num_chunks(dataset, space, &allocated) < 0) fail_on(dataset, "cannot count its chunks");
+        if (allocated < expected)
+            throw Error(head + std::to_string(allocated) + " of its " + std::to_string(expected) + " chunks" + tail);
+#endif
+        return;
+    }
+    case H5D_CONTIGUOUS: {
+        if (H5Pget_external_count(dcpl) > 0) return; // raw data in external files: not checked
+        const hsize_t stored = H5Dget_storage_size(dataset);
+        if (stored < claimed) throw Error(head + std::to_string(stored) + " bytes" + tail);
+        // Its extent must lie inside the file (HDF5 refuses most truncated files on open, but
+        // not one whose end-of-file record was cut with it).
+        const haddr_t offset = H5Dget_offset(dataset);
+        hsize_t file_size = 0;
+        if (offset != HADDR_UNDEF && H5Fget_filesize(dataset, &file_size) >= 0 &&
+            (offset > file_size || file_size - offset < claimed))
+            throw Error(head + std::to_string(offset > file_size ? 0 : file_size - offset) + " bytes before the end of the file" + tail);
+        return;
+    }
+    default: return; // compact: inside the object header, complete whenever the file opens; virtual: not ours to check
+    }
+}
+
+// ---- Atomic creation ------------------------------------------------------------------------------
 
 namespace {
 
@@ -636,23 +794,112 @@ void fsync_path(const std::string& p, bool directory)
     if (rc != 0 && !(directory && err == EINVAL)) throw Error(p + ": fsync failed: " + std::strerror(err));
 }
 
+// Writes `text` at the start of a closed HDF5 file whose user block is at least that long.
+void write_user_block(const std::string& p, const std::string& text)
+{
+    const int fd = ::open(p.c_str(), O_WRONLY);
+    if (fd < 0) throw Error(p + ": cannot open to write its user block: " + std::strerror(errno));
+    const ssize_t n = ::pwrite(fd, text.data(), text.size(), 0);
+    const int err = errno;
+    ::close(fd);
+    if (n != static_cast<ssize_t>(text.size()))
+        throw Error(p + ": cannot write its user block: " + (n < 0 ? std::strerror(err) : "short write"));
+}
+
+// Smallest user block HDF5 accepts that holds n bytes: a power of two, at least 512.
+hsize_t user_block_size(std::size_t n)
+{
+    hsize_t size = 512;
+    while (size < n) size *= 2;
+    return size;
+}
+
+// "<dir>/<name>" split of a path; dir "." for a bare name.
+std::pair<std::string, std::string> dir_and_name(const std::string& path)
+{
+    const std::filesystem::path p(path);
+    const std::string dir = p.parent_path().string();
+    return {dir.empty() ? std::string(".") : dir, p.filename().string()};
+}
+
+bool all_digits(const std::string& s)
+{
+    return !s.empty() && s.size() <= 9 && std::all_of(s.begin(), s.end(), [](char c) { return c >= '0' && c <= '9'; });
+}
+
 } // namespace
+
+std::string host_name()
+{
+    static const std::string name = [] {
+        char buf[256] = {0};
+        if (::gethostname(buf, sizeof buf - 1) != 0 || buf[0] == '\0') return std::string("localhost");
+        return std::string(buf);
+    }();
+    return name;
+}
+
+std::string temp_path(const std::string& path)
+{
+    return path + ".tmp." + host_name() + "." + std::to_string(::getpid());
+}
+
+std::vector<std::string> remove_stale_temporaries(const std::string& path)
+{
+    namespace fs = std::filesystem;
+    const auto [dir, name] = dir_and_name(path);
+    std::vector<std::string> removed;
+    std::error_code ec;
+    for (fs::directory_iterator it(dir, ec), end; !ec && it != end; it.increment(ec)) {
+        const std::string entry = it->path().filename().string();
+        std::string rest;
+        for (const std::string prefix : {name + ".tmp.", name + ".prev.tmp."})
+            if (entry.size() > prefix.size() && entry.compare(0, prefix.size(), prefix) == 0)
+                rest = entry.substr(prefix.size());
+        if (rest.empty()) continue;
+        // "<host>.<pid>", or "<pid>" as older builds named them (taken as this host's).
+        const std::size_t dot = rest.rfind('.');
+        const std::string host = dot == std::string::npos ? host_name() : rest.substr(0, dot);
+        const std::string pid = dot == std::string::npos ? rest : rest.substr(dot + 1);
+        if (host != host_name() || !all_digits(pid)) continue; // another host's: its pids mean nothing here
+        // Only a process that certainly does not exist: EPERM means it lives (as another user).
+        if (::kill(static_cast<pid_t>(std::stol(pid)), 0) == 0 || errno != ESRCH) continue;
+        std::error_code rm;
+        if (fs::remove(it->path(), rm)) removed.push_back(it->path().string());
+    }
+    return removed;
+}
 
 void create_atomically(const std::string& path, const std::function<void(hid_t file)>& fill, bool keep_previous)
 {
+    AtomicOptions opt;
+    opt.keep_previous = keep_previous;
+    create_atomically(path, fill, opt);
+}
+
+void create_atomically(const std::string& path, const std::function<void(hid_t file)>& fill, const AtomicOptions& opt)
+{
     namespace fs = std::filesystem;
-    const std::string tmp = path + ".tmp." + std::to_string(::getpid());
+    remove_stale_temporaries(path);
+    const std::string tmp = temp_path(path);
     try {
         {
-            Handle f = create(tmp);
+            std::lock_guard<std::recursive_mutex> guard(lock()); // a loader thread may be reading
+            Handle fcpl(H5Pcreate(H5P_FILE_CREATE));
+            H5_CHECK(fcpl.id());
+            if (!opt.user_block.empty()) H5_CHECK(H5Pset_userblock(fcpl, user_block_size(opt.user_block.size())));
+            Handle f(H5Fcreate(tmp.c_str(), H5F_ACC_TRUNC, fcpl, H5P_DEFAULT));
+            if (!f.valid()) throw Error(tmp + ": cannot create HDF5 file: " + error_text());
             fill(f);
-            std::lock_guard<std::recursive_mutex> guard(lock());
-            H5_CHECK(H5Fflush(f, H5F_SCOPE_GLOBAL));
-        } // closed here, before the rename
+            if (H5Fflush(f, H5F_SCOPE_GLOBAL) < 0) throw Error(tmp + ": cannot flush: " + error_text());
+        } // closed here, before the user block is written and the file renamed
+        if (!opt.user_block.empty()) write_user_block(tmp, opt.user_block);
         fsync_path(tmp, false);
         std::error_code ec;
-        if (keep_previous && fs::exists(path, ec)) {
-            const std::string prev = path + ".prev", prev_tmp = prev + ".tmp." + std::to_string(::getpid());
+        const bool keep = opt.keep_previous && fs::exists(path, ec) &&
+                          (opt.keep_if ? opt.keep_if(path) : fs::is_regular_file(path, ec));
+        if (keep) {
+            const std::string prev = path + ".prev", prev_tmp = temp_path(prev);
             fs::remove(prev_tmp, ec);
             ec.clear();
             fs::create_hard_link(path, prev_tmp, ec);
@@ -665,8 +912,7 @@ void create_atomically(const std::string& path, const std::function<void(hid_t f
         }
         fs::rename(tmp, path, ec);
         if (ec) throw Error(path + ": cannot rename " + tmp + " into place: " + ec.message());
-        const fs::path dir = fs::path(path).parent_path();
-        fsync_path(dir.empty() ? std::string(".") : dir.string(), true);
+        fsync_path(dir_and_name(path).first, true);
     } catch (...) {
         std::error_code ec;
         fs::remove(tmp, ec);

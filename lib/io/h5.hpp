@@ -17,7 +17,15 @@
 
 namespace ompml::h5 {
 
+// H5_CHECK's reporter: "HDF5 call H5Xyz failed: <HDF5's innermost message>". For calls that
+// touch a user's file, prefer fail_on, which names the file and object.
 [[noreturn]] void fail(const char* file, int line, const char* expr);
+// Throws "<file>: <object>[ what]: <HDF5's message>", e.g.
+// "data.h5: /train/images rows 128-255: cannot read: inflate() failed (corrupt compressed data?)".
+[[noreturn]] void fail_on(hid_t obj, const std::string& what);
+// HDF5's innermost message on the current error stack (which it clears), with a hint when the
+// filter pipeline failed (compressed data that does not inflate).
+std::string error_text();
 
 // An hid_t that closes itself (H5Fclose, H5Dclose, ... chosen by H5Iget_type).
 class Handle {
@@ -99,7 +107,9 @@ std::vector<T> read_all(hid_t loc, const std::string& name)
     return v;
 }
 
-// Attributes on any object: integers, doubles and strings.
+// Attributes on any object: integers, doubles and strings. The getters read attributes holding
+// exactly one value (a scalar or a one-element array) and throw Error naming the file, object
+// and attribute otherwise.
 void set_attr(hid_t obj, const std::string& name, std::int64_t v);
 void set_attr(hid_t obj, const std::string& name, double v);
 void set_attr(hid_t obj, const std::string& name, const std::string& v);
@@ -143,6 +153,8 @@ void read_row_set(hid_t dataset, Dtype t, const std::vector<std::uint64_t>& rows
 
 // True when the dataset is stored through filters (compression, shuffle, ...).
 bool is_filtered(hid_t dataset);
+// Rows per chunk of a chunked dataset (its first chunk dim); 0 when it is not chunked.
+std::uint64_t chunk_rows(hid_t dataset);
 
 // Sets the chunk cache of an open dataset's file access (bytes, hash slots). Used by streaming
 // reads, whose random rows would otherwise re-inflate the same chunk many times.
@@ -175,20 +187,58 @@ void close_at_mpi_finalize(Handle& object);
 // Names of an object's attributes (creation order is not tracked: alphabetical), and any
 // attribute's value as text ("10", "0.5", "a string", "[3 values]").
 std::vector<std::string> attr_names(hid_t obj);
-std::string attr_text(hid_t obj, const std::string& name);
+std::string attr_text(hid_t obj, const std::string& name); // arrays of up to 8 numbers as "[3, 5]"
+// Number of values an attribute holds (1 for a scalar).
+std::int64_t attr_size(hid_t obj, const std::string& name);
 // HDF5 class of an attribute: H5T_INTEGER, H5T_FLOAT, H5T_STRING, ...
 H5T_class_t attr_class(hid_t obj, const std::string& name);
 
-// Creates `path` atomically: fill(file) writes into a temporary file beside it
-// ("<path>.tmp.<pid>"), which is closed and renamed over path only when fill returns; on any
-// error the temporary is removed and the error rethrown, so no half-written file is left.
-// The temporary is fsync'ed before the rename and the directory after it, so a crash (or a
-// node losing power) leaves either the old file or the complete new one.
-//
-// keep_previous: an existing `path` is kept as "<path>.prev" (the checkpoint rotation of
-// jobs/README.md). It is hard-linked there before the new file is renamed over path, so path
-// itself never disappears; where hard links fail (some network filesystems) it is renamed,
-// leaving a moment in which only .prev exists (readers that fall back to .prev still work).
+// ---- Storage checks ------------------------------------------------------------------------------
+
+// Throws Error when a dataset does not store the data its shape claims, before anything reads
+// it: "data.h5: /train/labels: claims 4000000000 rows (16000000000 bytes) but stores only 0 of
+// its 61036 chunks: truncated or damaged?". A chunked dataset must have every chunk allocated
+// (chunks are counted, not bytes summed: gzip shrinks a chunk of zeros ~1000x); a contiguous
+// one its whole extent, inside the file. Reads only the chunk index, so a file that claims
+// billions of rows fails in milliseconds instead of after minutes of fill values.
+void require_stored(hid_t dataset);
+
+// ---- Atomic creation --------------------------------------------------------------------------
+
+// Temporary files are named "<path>.tmp.<host>.<pid>" (temp_path), so that a later process can
+// tell a dead writer's leftovers from a live one's, also on a filesystem shared by several nodes.
+std::string host_name();
+std::string temp_path(const std::string& path);
+
+// Removes "<path>.tmp.<host>.<pid>" and "<path>.prev.tmp.<host>.<pid>" files whose host is this
+// one and whose process no longer exists (kill(pid, 0) fails with ESRCH), and old-style
+// "<path>.tmp.<pid>" files of dead processes (taken as this host's). Another host's files and
+// live processes' files are never touched. Returns the paths removed.
+std::vector<std::string> remove_stale_temporaries(const std::string& path);
+
+struct AtomicOptions {
+    // Keep an existing `path` as "<path>.prev" (the checkpoint rotation of jobs/README.md), but
+    // only when keep_if(path) says it is worth keeping (default: it is a regular file);
+    // otherwise it is simply replaced. It is hard-linked there before the new file is renamed
+    // over path, so path itself never disappears; where hard links fail (some network
+    // filesystems) it is renamed, leaving a moment in which only .prev exists (readers that
+    // fall back to .prev still work).
+    bool keep_previous = false;
+    std::function<bool(const std::string& path)> keep_if;
+    // Bytes for the start of the file, in an HDF5 user block (512 bytes, or the next power of
+    // two that holds them), which HDF5 and h5py skip. Empty: no user block.
+    std::string user_block;
+};
+
+// Creates `path` atomically: fill(file) writes into a temporary file beside it (temp_path),
+// which is closed and renamed over path only when fill returns; on any error the temporary is
+// removed and the error rethrown, so no half-written file is left. The temporary is fsync'ed
+// before the rename and the directory after it, so a crash (or a node losing power) leaves
+// either the old file or the complete new one. Stale temporaries of dead processes are removed
+// first (remove_stale_temporaries).
+void create_atomically(const std::string& path, const std::function<void(hid_t file)>& fill,
+                       const AtomicOptions& opt);
+// The same with keep_previous and no user block.
 void create_atomically(const std::string& path, const std::function<void(hid_t file)>& fill,
                        bool keep_previous = false);
 

@@ -18,7 +18,9 @@
 #include <cstring>
 #include <exception>
 #include <mutex>
+#include <new>
 #include <numeric>
+#include <stdexcept>
 #include <thread>
 
 namespace ompml {
@@ -85,6 +87,57 @@ ReadPlan plan_reads(const LoaderOptions& opt, hid_t images)
     if (opt.reads == StreamReads::automatic && h5::is_filtered(images))
         return {false, "independent reads: compressed images (collective reads would bypass the chunk cache)"};
     return {true, "collective MPI-IO reads"};
+}
+
+// "data.h5: /train/images: row 3, column 2 is nan: float32 images must be finite". Rows are
+// file rows, columns the index into a sample's features (row-major over H, W for N x H x W).
+[[noreturn]] void non_finite_image(const LoaderOptions& opt, std::uint64_t row, std::uint64_t column, float v)
+{
+    throw Error(opt.path + ": /" + split_name(opt.split) + "/images: row " + std::to_string(row) + ", column " +
+                std::to_string(column) + " is " + non_finite_name(v) +
+                ": float32 images must be finite (data/README.md)");
+}
+
+// Throws non_finite_image for the first NaN/Inf in rows [row0, row0 + rows) of F features.
+void check_finite_rows(const LoaderOptions& opt, const float* x, std::uint64_t row0, std::uint64_t rows,
+                       std::uint64_t F)
+{
+    // x: (rows, F)
+    const std::size_t i = first_non_finite(x, rows * F);
+    if (i < rows * F) non_finite_image(opt, row0 + i / F, i % F, x[i]);
+}
+
+// v.resize(n), with an error that names what the memory was for and how much was asked.
+template <class T>
+void allocate_host(std::vector<T>& v, std::size_t n, const std::string& what)
+{
+    try {
+        v.resize(n);
+    } catch (const std::bad_alloc&) {
+        throw Error(what + ": cannot allocate " + bytes_text(static_cast<unsigned long long>(n) * sizeof(T)) +
+                    " of host memory: out of memory");
+    } catch (const std::length_error&) {
+        throw Error(what + ": cannot allocate " + bytes_text(static_cast<unsigned long long>(n) * sizeof(T)) +
+                    " of host memory: too large");
+    }
+}
+
+// Reads a split's images, (N, F) as stored, into `out`, in blocks of whole chunks of about
+// 16 MiB. A float32 block is checked for NaN/Inf right after its read, while it is still in
+// cache: the check adds no second pass over main memory. Chunk-aligned blocks inflate each
+// compressed chunk once, as one read of the whole split would.
+void load_images(hid_t images, const LoaderOptions& opt, const SplitInfo& split, std::uint64_t F,
+                 std::size_t elem, std::vector<unsigned char>& out)
+{
+    const std::uint64_t N = split.samples, row_bytes = F * elem;
+    std::uint64_t block = std::max<std::uint64_t>(1, (std::uint64_t{16} << 20) / row_bytes);
+    if (const std::uint64_t c = h5::chunk_rows(images); c > 0) block = (block + c - 1) / c * c;
+    for (std::uint64_t r0 = 0; r0 < N; r0 += block) {
+        const std::uint64_t n = std::min(block, N - r0);
+        unsigned char* dst = out.data() + r0 * row_bytes;
+        h5::read_rows(images, split.image_dtype, r0, n, dst);
+        if (split.image_dtype == h5::Dtype::f32) check_finite_rows(opt, reinterpret_cast<const float*>(dst), r0, n, F);
+    }
 }
 
 enum class SlotState { free, filling, ready, in_use };
@@ -263,14 +316,16 @@ struct Loader::Impl {
                 h5::read_row_set_collective(images_ds, split->image_dtype, file_rows, slot.sorted_x.data());
             else
                 h5::read_row_set(images_ds, split->image_dtype, file_rows, slot.sorted_x.data());
-        } catch (const Error& e) {
-            throw Error(opt.path + ": /" + split_name(opt.split) + "/images: reading step " + std::to_string(s) +
-                        " failed: " + e.what());
+        } catch (const Error& e) { // the message names the file, dataset and rows
+            throw Error(std::string(e.what()) + " (reading step " + std::to_string(s) + " of the epoch)");
         }
         const std::size_t row_bytes = features * elem;
+        const bool check = split->image_dtype == h5::Dtype::f32; // uint8 cannot hold NaN/Inf
         for (int r = 0; r < rows; ++r) {
-            std::memcpy(slot.host_x.data() + want[r].second * row_bytes, slot.sorted_x.data() + r * row_bytes,
-                        row_bytes);
+            const unsigned char* src = slot.sorted_x.data() + r * row_bytes;
+            // Checked as it is copied (the row is in cache): streamed data is checked once per read.
+            if (check) check_finite_rows(opt, reinterpret_cast<const float*>(src), want[r].first, 1, features);
+            std::memcpy(slot.host_x.data() + want[r].second * row_bytes, src, row_bytes);
             slot.host_y[want[r].second] = labels[want[r].first];
         }
     }
@@ -322,15 +377,16 @@ Loader::Loader(Backend& be, const LoaderOptions& opt) : impl_(std::make_unique<I
     {
         std::lock_guard<std::recursive_mutex> guard(h5::lock());
         I.file = h5::open_read(opt.path);
-        I.labels.resize(I.split->samples);
+        allocate_host(I.labels, I.split->samples, opt.path + ": /" + g + "/labels");
         const h5::Handle lds = h5::open_dataset(I.file, g + "/labels");
         h5::read_rows(lds, h5::Dtype::i32, 0, I.split->samples, I.labels.data());
         I.images_ds = opt.streaming ? h5::open_dataset_cached(I.file, g + "/images", kChunkCacheBytes)
                                     : h5::open_dataset(I.file, g + "/images");
         I.plan = plan_reads(opt, I.images_ds);
         if (!opt.streaming) {
-            I.images.resize(I.split->samples * I.features * I.elem);
-            h5::read_rows(I.images_ds, I.split->image_dtype, 0, I.split->samples, I.images.data());
+            allocate_host(I.images, I.split->samples * I.features * I.elem,
+                          opt.path + ": /" + g + "/images (the whole split in memory; --streaming reads batches instead)");
+            load_images(I.images_ds, opt, *I.split, I.features, I.elem, I.images);
         }
         if (!opt.streaming || I.plan.collective) { // collective: the first start_epoch opens it with MPI-IO
             I.images_ds.reset();
@@ -341,13 +397,21 @@ Loader::Loader(Backend& be, const LoaderOptions& opt) : impl_(std::make_unique<I
 
     const std::size_t n = static_cast<std::size_t>(I.max_rows) * I.features;
     const MemorySpace& mem = be.memory();
+    const std::string batches = opt.path + ": /" + g + ": batches of " + std::to_string(I.max_rows) + " rows";
     for (Slot& s : I.slots) {
-        if (I.split->image_dtype == h5::Dtype::u8) s.raw = DeviceBuffer<std::uint8_t>(mem, n);
-        s.x = DeviceBuffer<float>(mem, n);
-        s.y = DeviceBuffer<std::int32_t>(mem, static_cast<std::size_t>(I.max_rows));
-        s.host_x.resize(n * I.elem);
-        s.host_y.resize(static_cast<std::size_t>(I.max_rows));
-        if (opt.streaming) s.sorted_x.resize(n * I.elem);
+        try {
+            if (I.split->image_dtype == h5::Dtype::u8) s.raw = DeviceBuffer<std::uint8_t>(mem, n);
+            s.x = DeviceBuffer<float>(mem, n);
+            s.y = DeviceBuffer<std::int32_t>(mem, static_cast<std::size_t>(I.max_rows));
+        } catch (const std::exception& e) { // Error from the device, or bad_alloc on the host
+            const std::size_t bytes = n * (sizeof(float) + (I.split->image_dtype == h5::Dtype::u8 ? 1 : 0)) +
+                                      static_cast<std::size_t>(I.max_rows) * sizeof(std::int32_t);
+            throw Error(batches + ": cannot allocate " + bytes_text(2 * bytes) + " of " + mem.name() +
+                        " memory for two batches: " + e.what());
+        }
+        allocate_host(s.host_x, n * I.elem, batches);
+        allocate_host(s.host_y, static_cast<std::size_t>(I.max_rows), batches);
+        if (opt.streaming) allocate_host(s.sorted_x, n * I.elem, batches);
     }
 }
 

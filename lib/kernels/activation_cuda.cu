@@ -1,5 +1,5 @@
 // activation backward as a CUDA kernel: one thread per element (grid-stride), body shared
-// with every backend through act_derivative.
+// with every backend through act_backward_elem.
 #include "kernels/activation.hpp"
 #include "kernels/cuda_common.cuh"
 
@@ -11,7 +11,7 @@ __global__ void activation_backward_kernel(Act act, std::size_t n, const float* 
     // Z, dY, dX: (n); dX may alias dY, so no __restrict__
     for (std::size_t i = blockIdx.x * static_cast<std::size_t>(blockDim.x) + threadIdx.x; i < n;
          i += static_cast<std::size_t>(gridDim.x) * blockDim.x)
-        dX[i] = dY[i] * act_derivative(act, Z[i]);
+        dX[i] = act_backward_elem(act, Z[i], dY[i]);
 }
 
 } // namespace

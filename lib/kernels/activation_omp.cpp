@@ -1,4 +1,5 @@
-// activation backward, dX = dY * act'(Z), as an OpenMP target kernel over device pointers.
+// activation backward, dX = dY * act'(Z) (relu: a select, activation.hpp), as an OpenMP target
+// kernel over device pointers.
 // The switch over the activation sits outside the loop, so each loop body is one inlined
 // derivative the host can vectorize (a switch inside the loop blocks vectorization).
 // No `simd` on the combined construct and no num_teams/thread_limit: see blas1_omp.cpp. The
@@ -17,10 +18,10 @@ void act_backward_loop(I n, const float* Z, const float* dY, float* dX)
         // In place (dX aliases dY): written with one pointer so the host's runtime alias
         // check (which rejects any overlap, even the harmless same-index one) still passes.
 #pragma omp target teams distribute parallel for is_device_ptr(Z, dX)
-        for (I i = 0; i < n; ++i) dX[i] *= act_derivative(A, Z[i]);
+        for (I i = 0; i < n; ++i) dX[i] = act_backward_elem(A, Z[i], dX[i]);
     } else {
 #pragma omp target teams distribute parallel for is_device_ptr(Z, dY, dX)
-        for (I i = 0; i < n; ++i) dX[i] = dY[i] * act_derivative(A, Z[i]);
+        for (I i = 0; i < n; ++i) dX[i] = act_backward_elem(A, Z[i], dY[i]);
     }
 }
 

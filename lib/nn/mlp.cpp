@@ -87,19 +87,27 @@ Mlp::Mlp(Backend& be, const MlpConfig& cfg, int max_batch) : be_(be), cfg_(cfg),
     int widest = 1;
     for (const LayerView& v : views_) widest = std::max(widest, v.out);
     const MemorySpace& mem = be.memory();
-    params_ = DeviceBuffer<float>(mem, num_params_);
-    grads_ = DeviceBuffer<float>(mem, num_params_);
+    const std::size_t rows = static_cast<std::size_t>(max_batch);
+    std::size_t floats = 2 * num_params_ + 2 * rows * widest; // what the buffers below take
+    for (int l = 0; l < num_layers(); ++l) floats += (l + 1 < num_layers() ? 2 : 1) * rows * views_[l].out;
+    try {
+        params_ = DeviceBuffer<float>(mem, num_params_);
+        grads_ = DeviceBuffer<float>(mem, num_params_);
+        for (int l = 0; l < num_layers(); ++l) {
+            const std::size_t n = rows * static_cast<std::size_t>(views_[l].out);
+            acts_.emplace_back(mem, n);
+            pre_.emplace_back(mem, l + 1 < num_layers() ? n : 0); // the last layer has no activation
+        }
+        dA_ = DeviceBuffer<float>(mem, rows * widest);
+        dB_ = DeviceBuffer<float>(mem, rows * widest);
+    } catch (const std::exception& e) { // Error from the device, or bad_alloc on the host
+        throw Error("model " + layers_string(cfg.layers) + " (" + std::to_string(num_params_) + " parameters, batch " +
+                    std::to_string(max_batch) + "): cannot allocate its " + bytes_text(floats * sizeof(float)) +
+                    " of " + mem.name() + " memory: " + e.what());
+    }
     be.fill(num_params_, params_.data(), 0.0f);
     grad_ = grads_.data();
     be.fill(num_params_, grad_, 0.0f);
-    const std::size_t rows = static_cast<std::size_t>(max_batch);
-    for (int l = 0; l < num_layers(); ++l) {
-        const std::size_t n = rows * static_cast<std::size_t>(views_[l].out);
-        acts_.emplace_back(mem, n);
-        pre_.emplace_back(mem, l + 1 < num_layers() ? n : 0); // the last layer has no activation
-    }
-    dA_ = DeviceBuffer<float>(mem, rows * widest);
-    dB_ = DeviceBuffer<float>(mem, rows * widest);
 }
 
 void Mlp::init_params(std::uint64_t seed)

@@ -28,12 +28,16 @@ Optimizer::Optimizer(Backend& be, const OptimizerConfig& cfg, std::size_t n) : b
 {
     require(cfg.lr > 0.0f && std::isfinite(cfg.lr), "learning rate must be > 0, got " + std::to_string(cfg.lr));
     require(cfg.weight_decay >= 0.0f, "weight decay must be >= 0, got " + std::to_string(cfg.weight_decay));
-    m_ = DeviceBuffer<float>(be.memory(), n);
-    be.fill(n, m_.data(), 0.0f);
-    if (has_v()) {
-        v_ = DeviceBuffer<float>(be.memory(), n);
-        be.fill(n, v_.data(), 0.0f);
+    try {
+        m_ = DeviceBuffer<float>(be.memory(), n);
+        if (has_v()) v_ = DeviceBuffer<float>(be.memory(), n);
+    } catch (const std::exception& e) { // Error from the device, or bad_alloc on the host
+        throw Error(std::string(optimizer_name(cfg.kind)) + " state for " + std::to_string(n) +
+                    " parameters: cannot allocate " + bytes_text((has_v() ? 2 : 1) * n * sizeof(float)) + " of " +
+                    be.memory().name() + " memory: " + e.what());
     }
+    be.fill(n, m_.data(), 0.0f);
+    if (has_v()) be.fill(n, v_.data(), 0.0f);
 }
 
 void Optimizer::step(float* W, const float* G, float lr)

@@ -6,8 +6,37 @@
 #include "core/timer.hpp"
 
 #include <algorithm>
+#include <cmath>
+#include <cstdio>
 
 namespace ompml {
+
+namespace {
+
+// "step 123: " (or "" for an unnamed step), the start of every non-finite message.
+std::string step_prefix(std::int64_t step)
+{
+    return step > 0 ? "step " + std::to_string(step) + ": " : std::string();
+}
+
+// Stops the run when v (a loss or norm that is the same on every rank or this rank's own) is
+// not finite.
+void require_finite(double v, std::int64_t step, const std::string& what, const std::string& context)
+{
+    if (std::isfinite(v)) return;
+    throw Error(step_prefix(step) + what + " is " + non_finite_name(v) + " (non-finite)" + context +
+                ": stopped; the checkpoints already written are kept (check the data, the learning rate and "
+                "--clip)");
+}
+
+std::string lr_text(float lr)
+{
+    char buf[32];
+    std::snprintf(buf, sizeof buf, " at lr %g", static_cast<double>(lr));
+    return buf;
+}
+
+} // namespace
 
 EvalResult evaluate(Mlp& model, BatchSource& data, Comm& comm, bool confusion)
 {
@@ -64,7 +93,7 @@ ScheduleConfig Trainer::resolve_schedule(const TrainConfig& cfg, std::int64_t st
     return s;
 }
 
-XentStats Trainer::train_step(const DeviceBatch& b, float lr)
+XentStats Trainer::train_step(const DeviceBatch& b, float lr, std::int64_t step)
 {
     require(b.global_rows >= 1, "train_step: a global batch has no rows");
     const float scale = 1.0f / static_cast<float>(b.global_rows);
@@ -73,7 +102,12 @@ XentStats Trainer::train_step(const DeviceBatch& b, float lr)
     const XentStats st = model_.loss_backward(b.x, b.y, b.rows, scale,
                                               [&](int, const LayerView& v) { comm_.grad_ready(be_, G, v); });
     comm_.finish_grads(be_, G, model_.num_params());
-    if (cfg_.clip > 0.0f) clip_grad_norm(be_, G, model_.num_params(), cfg_.clip);
+    // After the gradient sum (its collectives are complete on every rank), before the optimizer
+    // step (the parameters stay finite).
+    const std::string rank = comm_.size() > 1 ? " on rank " + std::to_string(comm_.rank()) : "";
+    require_finite(st.loss_sum, step, "loss", rank + lr_text(lr));
+    if (cfg_.clip > 0.0f)
+        require_finite(clip_grad_norm(be_, G, model_.num_params(), cfg_.clip), step, "gradient norm", lr_text(lr));
     opt_.step(model_.params(), G, lr);
     return st;
 }
@@ -121,7 +155,7 @@ TrainResult Trainer::run(BatchSource& train, BatchSource* test, const TrainState
             require(train.next(b), "training data ended after " + std::to_string(st.step_in_epoch) + " of " +
                                        std::to_string(spe) + " steps of epoch " + std::to_string(st.epoch));
             lr = scheduled_lr(sched, cfg_.opt.lr, st.step);
-            const XentStats s = train_step(b, lr);
+            const XentStats s = train_step(b, lr, st.step + 1);
             have_eval = false;
             ++st.step;
             ++st.step_in_epoch;
@@ -148,11 +182,14 @@ TrainResult Trainer::run(BatchSource& train, BatchSource* test, const TrainState
 
         EpochReport rep{};
         rep.train_loss = st.epoch_rows > 0 ? st.epoch_loss_sum / st.epoch_rows : 0.0;
+        const std::string epoch_end = " (end of epoch " + std::to_string(st.epoch + 1) + ")";
+        require_finite(rep.train_loss, st.step, "training loss", epoch_end);
         rep.lr = lr;
         rep.seconds = ep_seconds;
         rep.samples_per_s = ep_seconds > 0 ? ep_samples / ep_seconds : 0.0;
         if (test != nullptr) {
             res.test = evaluate(model_, *test, comm_);
+            require_finite(res.test.loss, st.step, "test loss", epoch_end);
             have_eval = true;
             rep.test_loss = res.test.loss;
             rep.test_acc = res.test.accuracy;
@@ -175,7 +212,10 @@ TrainResult Trainer::run(BatchSource& train, BatchSource* test, const TrainState
     res.interrupted = interrupted;
     // An interrupted run is short of time (a time limit or preemption is near): checkpoint
     // only, the resumed run evaluates.
-    if (test != nullptr && !have_eval && !interrupted) res.test = evaluate(model_, *test, comm_);
+    if (test != nullptr && !have_eval && !interrupted) {
+        res.test = evaluate(model_, *test, comm_);
+        require_finite(res.test.loss, st.step, "test loss", " (final evaluation)");
+    }
     if (st.step != last_checkpoint) checkpoint(0.0);
     res.state = st;
     res.state.elapsed_s = start.elapsed_s + train_seconds;

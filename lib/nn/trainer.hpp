@@ -14,6 +14,18 @@
 // Step and epoch counting: state.step = optimizer steps done; state.epoch = epochs completed
 // (0-based index of the epoch in progress); state.step_in_epoch = steps done in it. The LR and
 // the sample order are functions of these and the config only, so resume is exact.
+//
+// Non-finite values stop the run with an Error naming the step ("step 123: loss is nan
+// (non-finite) ..."), before the optimizer step that would spread them into the parameters,
+// and so before any checkpoint of that state (write_checkpoint refuses non-finite tensors too):
+//   - this rank's loss, every step (already on the host: free). It is rank-local: on P ranks
+//     the rank whose data diverged throws alone and the driver ends the job (MPI_Abort); the
+//     other ranks' gradient sum holds the NaN as well, so they stop at the same step when
+//     clipping is on (next item), or wait until aborted. A collective check would cost an
+//     allreduce per step;
+//   - the global gradient norm, when clipping computes it (cfg.clip > 0): the same value on
+//     every rank after the sum, so every rank stops at the same step;
+//   - the epoch's training loss and every evaluation loss, which are sums over ranks.
 #pragma once
 
 #include "backend/backend.hpp"
@@ -146,7 +158,9 @@ public:
     static ScheduleConfig resolve_schedule(const TrainConfig& cfg, std::int64_t steps_per_epoch);
 
     // One step on one batch; returns this rank's loss stats. Public for tests and benches.
-    XentStats train_step(const DeviceBatch& b, float lr);
+    // Throws Error when the loss or (with clipping) the gradient norm is not finite, before the
+    // optimizer step; `step` (1-based, as reported) names the step in that message, 0: unnamed.
+    XentStats train_step(const DeviceBatch& b, float lr, std::int64_t step = 0);
 
     // Trains from `start` until cfg.epochs epochs are complete or limits.max_steps is reached.
     // test may be null (no evaluation).
