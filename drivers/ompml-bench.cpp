@@ -18,6 +18,7 @@
 // normwise relative difference between A's and B's results on the same inputs,
 // max |A - B| / max |B| per output (run with --no-check too: it needs no reference).
 #include "backend/backend.hpp"
+#include "cli.hpp"
 #include "core/buffer.hpp"
 #include "core/check.hpp"
 #include "core/rng.hpp"
@@ -539,28 +540,21 @@ int main(int argc, char** argv)
     app.add_option("--compare", compare_opt, "A,B: run both on the same inputs, add ratio = time(B) / time(row)")
         ->excludes(be_opt);
     app.add_option("--kernel", kernels_opt, "kernel(s), comma list, or all: " + known_kernels);
-    auto* m_opt = app.add_option("--m", z.m, "gemm M; rows of the row/column kernels and softmax batch")->check(CLI::Range(1LL, 1LL << 30));
-    app.add_option("--n", z.n, "gemm N; cols of the row/column kernels and softmax classes")->check(CLI::Range(1LL, 1LL << 30));
+    auto* m_opt = cli::add_int(app, "--m", z.m, "gemm M; rows of the row/column kernels and softmax batch", 1, 1LL << 30);
+    cli::add_int(app, "--n", z.n, "gemm N; cols of the row/column kernels and softmax classes", 1, 1LL << 30);
     app.add_option("--layers", layers_opt, "train_step model widths (relu MLP, Adam; batch = --m, default 128)");
-    app.add_option("--k", z.k, "gemm K")->check(CLI::Range(1LL, 1LL << 30));
-    app.add_option("--len", z.len, "length of the vector kernels (elements)")->check(CLI::Range(1LL, 1LL << 34));
-    app.add_option("--warmup", warmup, "untimed runs per kernel and backend")->check(CLI::Range(0, 1000000));
-    app.add_option("--reps", reps, "timed runs per kernel and backend")->check(CLI::Range(1, 1000000));
+    cli::add_int(app, "--k", z.k, "gemm K", 1, 1LL << 30);
+    cli::add_int(app, "--len", z.len, "length of the vector kernels (elements)", 1, 1LL << 34);
+    cli::add_int(app, "--warmup", warmup, "untimed runs per kernel and backend", 0, 1000000);
+    cli::add_int(app, "--reps", reps, "timed runs per kernel and backend", 1, 1000000);
     app.add_flag("--csv", csv, "print CSV instead of a table");
     app.add_flag("--no-check", no_check, "skip the check against the ref backend");
     app.add_option("--peak-gbs", peak_gbs, "GPU DRAM bandwidth peak for peak_pct (default: from the CUDA device)")
-        ->check(CLI::PositiveNumber);
+        ->check(cli::kPositive);
     app.add_option("--peak-gflops", peak_gflops, "GPU FP32 peak for peak_pct (default: from the CUDA device)")
-        ->check(CLI::PositiveNumber);
+        ->check(cli::kPositive);
 
-    try {
-        app.parse(argc, argv);
-    } catch (const CLI::CallForHelp& e) {
-        return app.exit(e);
-    } catch (const CLI::ParseError& e) {
-        std::cerr << "ompml-bench: error: " << e.what() << " (see --help)\n";
-        return 2;
-    }
+    if (const auto rc = cli::parse(app, argc, argv, "ompml-bench")) return *rc;
 
     try {
         // Which kernels, which backends.

@@ -5,6 +5,7 @@
 // --data defaults to the dataset path stored in the checkpoint. Under mpirun each rank
 // evaluates its slice of every batch and the sums are reduced; rank 0 prints.
 #include "backend/backend.hpp"
+#include "cli.hpp"
 #include "core/check.hpp"
 #include "dist/comm.hpp"
 #include "io/checkpoint.hpp"
@@ -15,7 +16,6 @@
 #include <CLI/CLI.hpp>
 
 #include <cstdio>
-#include <iostream>
 #include <memory>
 #include <string>
 #include <utility>
@@ -46,15 +46,8 @@ int run(const MpiSession& mpi, int argc, char** argv)
     app.add_option("--data", data, "dataset file (default: the one the checkpoint was trained on)");
     app.add_option("--split", split, "test | train")->check(CLI::IsMember({"test", "train"}));
     app.add_option("--backend", backend, "kernel backend");
-    app.add_option("--batch", batch, "evaluation batch size")->check(CLI::Range(1, 1 << 30));
-    try {
-        app.parse(argc, argv);
-    } catch (const CLI::CallForHelp& e) {
-        return mpi.root() ? app.exit(e) : 0;
-    } catch (const CLI::ParseError& e) {
-        if (mpi.root()) std::cerr << "ompml-eval: " << e.what() << "\n";
-        return 2;
-    }
+    cli::add_int(app, "--batch", batch, "evaluation batch size", 1, 1 << 30);
+    if (const auto rc = cli::parse(app, argc, argv, "ompml-eval", mpi.root())) return *rc;
 
     mpi.bind_device(); // before the first device allocation
     Checkpoint ck;

@@ -27,6 +27,7 @@
 // Before timing, one step's averaged gradient is checked against a host MPI_Allreduce of the
 // ranks' local gradients (STYLE 8: validate, then time). Only rank 0 prints.
 #include "backend/backend.hpp"
+#include "cli.hpp"
 #include "core/buffer.hpp"
 #include "core/check.hpp"
 #include "core/rng.hpp"
@@ -44,7 +45,6 @@
 #include <cmath>
 #include <cstdint>
 #include <cstdio>
-#include <iostream>
 #include <memory>
 #include <string>
 #include <vector>
@@ -158,29 +158,26 @@ int run(MpiSession& mpi, int argc, char** argv)
     app.add_option("--activation", a.activation, "relu | tanh | gelu");
     app.add_option("--optimizer", a.optimizer, "sgd | adam | adamw");
     app.add_option("--backend", a.backend, "omp | ref | cuda");
-    app.add_option("--batch", a.batch, "rows per rank (weak) or per global batch (strong)")->check(CLI::PositiveNumber);
-    app.add_option("--steps", a.steps, "timed steps")->check(CLI::PositiveNumber);
-    app.add_option("--warmup", a.warmup, "untimed steps first")->check(CLI::NonNegativeNumber);
-    app.add_option("--lr", a.lr, "learning rate (values do not matter for timing; keep them finite)");
+    cli::add_int(app, "--batch", a.batch, "rows per rank (weak) or per global batch (strong)", 1);
+    cli::add_int(app, "--steps", a.steps, "timed steps", 1);
+    cli::add_int(app, "--warmup", a.warmup, "untimed steps first", 0);
+    app.add_option("--lr", a.lr, "learning rate (values do not matter for timing; keep them finite)")
+        ->check(cli::kFinite);
     app.add_option("--grad-sync", a.grad_sync,
                    "avg: GradientAverager, buckets started during backward (as training does) | "
                    "allreduce: one blocking MPI_Allreduce after backward (the alternative to compare)")
         ->check(CLI::IsMember({"avg", "allreduce"}));
-    app.add_option("--bucket-mb", a.bucket_mb, "gradient bucket size in MB (<= 0: one bucket in finish)");
+    app.add_option("--bucket-mb", a.bucket_mb, "gradient bucket size in MB (<= 0: one bucket in finish)")
+        ->check(cli::kFinite);
     app.add_option("--grad-transport", a.transport,
                    "the averager's transport: shm (shared memory, one node) | mpi (MPI_Iallreduce buckets) | "
                    "auto (shm where possible)")
         ->check(CLI::IsMember({"auto", "mpi", "shm"}));
-    app.add_option("--seed", a.seed, "seed of the parameters and the synthetic batch");
+    cli::add_int(app, "--seed", a.seed, "seed of the parameters and the synthetic batch");
     app.add_flag("--csv", a.csv, "print one CSV row instead of the readable report");
     app.add_flag("--header", a.header, "with --csv: print the CSV header first");
-    try {
-        app.parse(argc, argv);
-    } catch (const CLI::ParseError& e) {
-        // Every rank parses the same command line, so every rank leaves here alike.
-        const int rc = mpi.root() ? app.exit(e) : (e.get_exit_code() == 0 ? 0 : 1);
-        return rc;
-    }
+    // Every rank parses the same command line, so every rank leaves here alike.
+    if (const auto rc = cli::parse(app, argc, argv, "ompml-scale", mpi.root())) return *rc;
     const bool root = mpi.root();
     agree(comm, {{"mode", a.mode}, {"layers", a.layers}, {"activation", a.activation}, {"optimizer", a.optimizer},
                  {"backend", a.backend}, {"batch", std::to_string(a.batch)}, {"steps", std::to_string(a.steps)},
