@@ -34,6 +34,7 @@
 #include "core/timer.hpp"
 #include "dist/comm.hpp"
 #include "dist/grad_sync.hpp"
+#include "dist/mpi_check.hpp"
 #include "nn/mlp.hpp"
 #include "nn/optimizer.hpp"
 
@@ -87,7 +88,7 @@ double min_of(const std::vector<double>& v) { return v.empty() ? 0.0 : *std::min
 // The slowest rank's value (a synchronous step goes at the pace of the slowest rank).
 double max_over_ranks(MPI_Comm comm, double v)
 {
-    MPI_Allreduce(MPI_IN_PLACE, &v, 1, MPI_DOUBLE, MPI_MAX, comm);
+    MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, &v, 1, MPI_DOUBLE, MPI_MAX, comm));
     return v;
 }
 
@@ -117,7 +118,7 @@ void validate(MPI_Comm comm, Backend& be, Mlp& model, GradientAverager& avg, con
     be.synchronize();
     std::vector<float> ref(n); // (P) local gradient, then its sum over ranks
     be.memory().to_host(ref.data(), model.grads(), n * sizeof(float));
-    MPI_Allreduce(MPI_IN_PLACE, ref.data(), static_cast<int>(n), MPI_FLOAT, MPI_SUM, comm);
+    MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, ref.data(), static_cast<int>(n), MPI_FLOAT, MPI_SUM, comm));
     avg.allreduce();
     std::vector<float> got(n);
     be.memory().to_host(got.data(), model.grads(), n * sizeof(float));
@@ -184,7 +185,10 @@ int run(MpiSession& mpi, int argc, char** argv)
                  {"warmup", std::to_string(a.warmup)}, {"bucket_mb", std::to_string(a.bucket_mb)}, {"grad_sync", a.grad_sync},
                  {"transport", a.transport}, {"seed", std::to_string(a.seed)}});
 
-    const DeviceBinding dev = mpi.bind_device(); // before the first device allocation
+    // Before the backend is made: local rank -> device, by one rule for every backend.
+    DeviceBinding dev;
+    collective_try(comm, [&] { dev = mpi.bind_device(a.backend); });
+    const std::vector<std::string> where = gather_strings(comm, mpi.processor() + ", " + dev.describe());
     const int rows = rank_rows(a, mpi.rank(), P);
     const int global_rows = a.mode == "weak" ? a.batch * P : a.batch;
     const float scale = 1.0f / static_cast<float>(global_rows);
@@ -248,7 +252,7 @@ int run(MpiSession& mpi, int argc, char** argv)
                 be->memory().to_host(stage.data(), buf, n * sizeof(float));
                 buf = stage.data();
             }
-            if (P > 1) MPI_Allreduce(MPI_IN_PLACE, buf, static_cast<int>(n), MPI_FLOAT, MPI_SUM, comm);
+            if (P > 1) MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, buf, static_cast<int>(n), MPI_FLOAT, MPI_SUM, comm));
             if (!stage.empty()) be->memory().to_device(model->grads(), stage.data(), n * sizeof(float));
             blocking_s = t.seconds();
         } else {
@@ -265,7 +269,7 @@ int run(MpiSession& mpi, int argc, char** argv)
     };
 
     for (int i = 0; i < a.warmup; ++i) step();
-    MPI_Barrier(comm); // start the timed steps together
+    MPI_CHECK(MPI_Barrier(comm)); // start the timed steps together
     std::vector<double> step_s, comm_s, wait_s;
     int buckets = 0;
     for (int i = 0; i < a.steps; ++i) {
@@ -290,9 +294,9 @@ int run(MpiSession& mpi, int argc, char** argv)
     std::vector<float> plain(n, 0.0f); // (P)
     std::vector<double> ar_s;
     for (int i = 0; i < a.warmup + a.steps; ++i) {
-        MPI_Barrier(comm);
+        MPI_CHECK(MPI_Barrier(comm));
         const Stopwatch t;
-        MPI_Allreduce(MPI_IN_PLACE, plain.data(), static_cast<int>(n), MPI_FLOAT, MPI_SUM, comm);
+        MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, plain.data(), static_cast<int>(n), MPI_FLOAT, MPI_SUM, comm));
         if (i >= a.warmup) ar_s.push_back(t.seconds());
     }
 
@@ -316,13 +320,16 @@ int run(MpiSession& mpi, int argc, char** argv)
                     layers_csv.c_str(), n, P, threads, global_rows, rows, a.steps, step_ms, step_min_ms, compute_ms, comm_ms,
                     wait_ms, ar_ms, ar_min_ms, samples_per_s, buckets, a.bucket_mb, a.grad_sync.c_str(),
                     P == 1 ? "none" : avg.shared_memory() ? "shm" : "mpi");
-        std::fprintf(stderr, "ompml-scale: %s, %s; gradient sum: %s; validated against MPI_Allreduce\n",
-                     be->device().c_str(), dev.describe().c_str(), avg.transport().c_str());
+        std::fprintf(stderr, "ompml-scale: %s; gradient sum: %s; validated against MPI_Allreduce\n",
+                     be->device().c_str(), avg.transport().c_str());
+        for (std::size_t q = 0; q < where.size(); ++q)
+            std::fprintf(stderr, "ompml-scale: rank %zu: %s\n", q, where[q].c_str());
     } else {
         std::printf("ompml-scale: %s scaling, layers %s (%zu params, %.1f MB of gradient)\n", a.mode.c_str(),
                     layers.c_str(), n, n * 4.0 / 1048576.0);
         std::printf("  %d rank(s) x %d thread(s), global batch %d (%d rows on rank 0), backend %s on %s\n", P, threads,
                     global_rows, rows, be->name(), be->device().c_str());
+        for (std::size_t q = 0; q < where.size(); ++q) std::printf("  rank %-4zu %s\n", q, where[q].c_str());
         if (blocking)
             std::printf("  gradient sum: one blocking MPI_Allreduce after backward (--grad-sync allreduce)\n");
         else

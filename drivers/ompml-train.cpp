@@ -118,22 +118,6 @@ bool any_rank(const MpiSession& mpi, bool local)
     return v > 0.0;
 }
 
-// Rank 0 gets every rank's line (host and device binding), for the start-up report.
-std::vector<std::string> gather_lines(const MpiSession& mpi, const std::string& line)
-{
-    constexpr int kLen = 256;
-    char mine[kLen] = {};
-    std::snprintf(mine, kLen, "%s", line.c_str());
-    std::vector<char> all(mpi.root() ? static_cast<std::size_t>(kLen) * mpi.size() : 0);
-    if (mpi.size() == 1)
-        std::copy(mine, mine + kLen, all.begin());
-    else
-        MPI_Gather(mine, kLen, MPI_CHAR, all.data(), kLen, MPI_CHAR, 0, mpi.comm());
-    std::vector<std::string> out;
-    for (int r = 0; mpi.root() && r < mpi.size(); ++r) out.emplace_back(all.data() + static_cast<std::size_t>(r) * kLen);
-    return out;
-}
-
 struct Args {
     std::string data = "data/fashion-mnist.h5";
     std::string layers = "784,512,256,10";
@@ -261,8 +245,11 @@ int run(const MpiSession& mpi, int argc, char** argv)
         throw CollectiveError("--resume auto needs --checkpoint FILE (it resumes from FILE or FILE.prev)", -1, 0);
     const FaultInject fault = fault_from_env();
 
-    // Before the first device allocation: omp memory allocates on the default device.
-    const DeviceBinding binding = mpi.bind_device();
+    // Before the backend is made: omp memory allocates on the default OpenMP device, the cuda
+    // backend on the current CUDA device. Every backend binds by the same rule (local rank %
+    // devices); a failure (cudaSetDevice) stops every rank with its message.
+    DeviceBinding binding;
+    collective_try(mpi, [&] { binding = mpi.bind_device(a.backend); });
 
     // ---- which checkpoint to resume from (collective: every rank reads the same file) ----
     std::optional<Checkpoint> ck;
@@ -447,7 +434,7 @@ int run(const MpiSession& mpi, int argc, char** argv)
         allreduce_sum(mpi.comm(), &first_on_node, 1);
         return static_cast<int>(first_on_node);
     }();
-    const std::vector<std::string> where = gather_lines(mpi, mpi.processor() + ", " + binding.describe());
+    const std::vector<std::string> where = gather_strings(mpi.comm(), mpi.processor() + ", " + binding.describe());
     if (is_root) {
         std::printf("ompml-train: backend %s on %s\n", be->name(), be->device().c_str());
         const std::string buckets = comm.averager().shared_memory() ? std::string()
