@@ -30,6 +30,8 @@
 #include <omp.h>
 
 #ifdef OMPML_WITH_OPENBLAS
+#include "openblas_core.hpp"
+
 #include <cblas.h>
 #endif
 #ifdef OMPML_WITH_CUDA
@@ -43,6 +45,7 @@
 #include <cmath>
 #include <cstdint>
 #include <cstdio>
+#include <cstdlib>
 #include <functional>
 #include <iostream>
 #include <map>
@@ -316,6 +319,42 @@ void normalize_parallel_for(std::size_t n, const std::uint8_t* X, float* Y, floa
     for (std::size_t i = 0; i < n; ++i) Y[i] = static_cast<float>(X[i]) * scale + shift;
 }
 
+#ifdef OMPML_WITH_OPENBLAS
+// What the openblas anchor runs: OpenBLAS's core (kernel set) and threads, the CPU's widest
+// vector ISA, and the environment variables that steer OpenBLAS's choice (openblas_core.hpp).
+struct OpenblasInfo {
+    std::string core, config; // openblas_get_corename(), openblas_get_config() (version, build)
+    int threads = 0;          // openblas_get_num_threads()
+    Isa core_isa = Isa::unknown, cpu = Isa::unknown;
+    std::string coretype, l2_size; // OPENBLAS_CORETYPE, OPENBLAS_L2_SIZE; "" when unset
+};
+
+OpenblasInfo openblas_info()
+{
+    const auto text = [](const char* s) { return std::string(s != nullptr ? s : ""); };
+    OpenblasInfo o;
+    o.core = text(openblas_get_corename());
+    o.config = text(openblas_get_config());
+    o.threads = openblas_get_num_threads();
+    o.core_isa = openblas_core_isa(o.core);
+    o.cpu = cpu_isa();
+    o.coretype = text(std::getenv("OPENBLAS_CORETYPE"));
+    o.l2_size = text(std::getenv("OPENBLAS_L2_SIZE"));
+    return o;
+}
+
+// "core=Haswell core_isa=AVX2 cpu_isa=AVX-512 threads=2 OPENBLAS_CORETYPE=Haswell
+// OPENBLAS_L2_SIZE=unset config=OpenBLAS 0.3.21 ...": key=value pairs, the free text last, for
+// the CSV's `# openblas:` comment line and the table's header.
+std::string openblas_text(const OpenblasInfo& o)
+{
+    const auto env = [](const std::string& v) { return v.empty() ? std::string("unset") : v; };
+    return "core=" + o.core + " core_isa=" + isa_name(o.core_isa) + " cpu_isa=" + isa_name(o.cpu) +
+           " threads=" + std::to_string(o.threads) + " OPENBLAS_CORETYPE=" + env(o.coretype) +
+           " OPENBLAS_L2_SIZE=" + env(o.l2_size) + " config=" + o.config;
+}
+#endif
+
 struct Anchor {
     std::string name;   // the backend column
     std::string device; // for the `# device:` line
@@ -352,7 +391,8 @@ std::vector<Anchor> anchors_for(const std::string& kernel, const Sizes& z)
         auto A = std::make_shared<std::vector<float>>(random_floats(std::size_t(m) * k, 1)); // (M, K)
         auto B = std::make_shared<std::vector<float>>(random_floats(std::size_t(k) * n, 2)); // (K, N)
         auto C = std::make_shared<std::vector<float>>(std::size_t(m) * n);                  // (M, N)
-        a.push_back({"openblas", "host (OpenBLAS cblas_sgemm, " + std::to_string(openblas_get_num_threads()) + " threads)",
+        const OpenblasInfo ob = openblas_info();
+        a.push_back({"openblas", "host (OpenBLAS cblas_sgemm, core " + ob.core + ", " + std::to_string(ob.threads) + " threads)",
                      {[=] {
                           cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, m, n, k, 1.0f, A->data(), k,
                                       B->data(), n, 0.0f, C->data(), n);
@@ -588,6 +628,18 @@ int main(int argc, char** argv)
                 require(z.m <= 2147483647 / std::max(1LL, z.n) || ki->shape == Shape::mnk,
                         std::string(ki->name) + ": m * n must fit in an int");
 
+        // The OpenBLAS anchor (gemm): which kernels it runs, said before any figure, with a
+        // warning when OPENBLAS_CORETYPE holds it below what this CPU can do.
+        std::string openblas_line; // "" when the anchor is not part of this run
+#ifdef OMPML_WITH_OPENBLAS
+        if (std::any_of(kernels.begin(), kernels.end(), [](const KernelInfo* ki) { return ki->shape == Shape::mnk; })) {
+            const OpenblasInfo ob = openblas_info();
+            openblas_line = openblas_text(ob);
+            const std::string warn = openblas_core_warning(ob.core, ob.coretype.c_str(), ob.cpu);
+            if (!warn.empty()) std::cerr << "ompml-bench: warning: " << warn << "\n";
+        }
+#endif
+
         // Where each row ran, before any figure (a host fallback is never called a GPU).
         std::map<std::string, std::string> device;
         std::map<std::string, bool> gpu; // which rows ran on a GPU
@@ -666,6 +718,7 @@ int main(int argc, char** argv)
         if (csv) {
             std::cout << "# device: " << dev_line << "\n";
             std::cout << "# peak: " << peak_line << "\n";
+            if (!openblas_line.empty()) std::cout << "# openblas: " << openblas_line << "\n";
             std::cout << kCsvHeader << (compare ? ",ratio,max_diff" : "") << "\n";
             for (const auto& r : rows) {
                 const double s = r.min_ms * 1e-3;
@@ -682,6 +735,7 @@ int main(int argc, char** argv)
         } else {
             for (const auto& [n, d] : device) std::printf("device  %-17s %s\n", n.c_str(), d.c_str());
             std::printf("peak    %s\n", peak_line.c_str());
+            if (!openblas_line.empty()) std::printf("openblas %s\n", openblas_line.c_str());
             std::printf("timing  %d warm-up run(s) dropped, %d timed; GFLOP/s and GB/s from the minimum time\n",
                         warmup, reps);
             std::printf("\n%-16s %-17s %-17s %10s %10s %10s %9s %9s %7s %9s %8s%s\n", "kernel", "backend", "shape",

@@ -1,13 +1,15 @@
-// The drivers' shared flag parsing (core/parse_int.hpp, drivers/cli.hpp), without running a
-// driver. Expected values are written out
+// The drivers' shared flag parsing (core/parse_int.hpp, drivers/cli.hpp) and the OpenBLAS core
+// table (drivers/openblas_core.hpp), without running a driver. Expected values are written out
 // from the limits of the types (2^64 - 1 = 18446744073709551615, 2^31 - 1 = 2147483647), not
 // computed by the code under test. tests/check_int_flags.sh runs the drivers themselves.
 #define BOOST_TEST_MODULE cli
 #include "cli.hpp"
+#include "openblas_core.hpp"
 
 #include <boost/test/unit_test.hpp>
 
 #include <cstdint>
+#include <ostream>
 #include <string>
 #include <vector>
 
@@ -39,6 +41,9 @@ constexpr std::uint64_t kU64Max = 18446744073709551615ull;
 
 } // namespace
 
+namespace ompml {
+std::ostream& operator<<(std::ostream& os, Isa i) { return os << isa_name(i); } // for BOOST_TEST's messages
+} // namespace ompml
 
 BOOST_AUTO_TEST_CASE(parse_int_accepts_decimal_integers_in_range)
 {
@@ -130,4 +135,44 @@ BOOST_AUTO_TEST_CASE(parse_returns_the_exit_status)
     BOOST_TEST(status({"--x", "0"}).value() == 2); // usage error
     BOOST_TEST(status({"--y"}).value() == 2);
     BOOST_TEST(status({"--help"}).value() == 0);
+}
+
+BOOST_AUTO_TEST_CASE(openblas_core_table)
+{
+    BOOST_TEST(openblas_core_isa("Haswell") == Isa::avx2);
+    BOOST_TEST(openblas_core_isa("haswell") == Isa::avx2); // OPENBLAS_CORETYPE ignores case
+    BOOST_TEST(openblas_core_isa("Zen") == Isa::avx2);
+    BOOST_TEST(openblas_core_isa("Cooperlake") == Isa::avx512);
+    BOOST_TEST(openblas_core_isa("SkylakeX") == Isa::avx512);
+    BOOST_TEST(openblas_core_isa("Sandybridge") == Isa::avx);
+    BOOST_TEST(openblas_core_isa("Nehalem") == Isa::sse);
+    BOOST_TEST(openblas_core_isa("Unknown") == Isa::unknown);
+    BOOST_TEST(openblas_core_isa("") == Isa::unknown);
+}
+
+BOOST_AUTO_TEST_CASE(openblas_core_warning_only_when_forced_below_the_cpu)
+{
+    // The case: OPENBLAS_CORETYPE=Haswell on an AVX-512 CPU.
+    const std::string w = openblas_core_warning("Haswell", "Haswell", Isa::avx512);
+    BOOST_TEST(w.find("OPENBLAS_CORETYPE=Haswell") == 0u, w);
+    BOOST_TEST(w.find("Haswell kernels (AVX2) on a CPU with AVX-512") != std::string::npos, w);
+    BOOST_TEST(w.find('\n') == std::string::npos);
+    BOOST_TEST(!openblas_core_warning("Zen", "zen", Isa::avx512).empty());
+    BOOST_TEST(!openblas_core_warning("Sandybridge", "Sandybridge", Isa::avx2).empty());
+    // No warning: not forced, forced to the CPU's level or above, or a level nobody knows.
+    BOOST_TEST(openblas_core_warning("Haswell", nullptr, Isa::avx512).empty());
+    BOOST_TEST(openblas_core_warning("Haswell", "", Isa::avx512).empty());
+    BOOST_TEST(openblas_core_warning("Cooperlake", "Cooperlake", Isa::avx512).empty());
+    BOOST_TEST(openblas_core_warning("Haswell", "Haswell", Isa::avx2).empty());
+    BOOST_TEST(openblas_core_warning("Cooperlake", "bogus", Isa::avx512).empty()); // OpenBLAS chose itself
+    BOOST_TEST(openblas_core_warning("NewCore", "NewCore", Isa::avx512).empty());
+    BOOST_TEST(openblas_core_warning("Haswell", "Haswell", Isa::unknown).empty());
+}
+
+BOOST_AUTO_TEST_CASE(cpu_isa_is_known_on_x86)
+{
+#if defined(__x86_64__)
+    BOOST_TEST(cpu_isa() >= Isa::sse); // every x86-64 CPU has SSE2
+#endif
+    BOOST_TEST_MESSAGE("this CPU: " << isa_name(cpu_isa()));
 }
