@@ -9,6 +9,9 @@
 // ratios from one CSV: OpenBLAS cblas_sgemm for gemm (when the build found OpenBLAS) and a
 // plain `#pragma omp parallel for` host loop for axpy and normalize_u8; cuBLAS cublas_sgemm
 // for gemm (builds with cuBLAS, when a CUDA device is present): the GPU upper anchor.
+// The OpenBLAS anchor names the core (kernel set) and threads it ran (an `openblas` header line,
+// a `# openblas:` CSV comment) and warns when OPENBLAS_CORETYPE forces a core below what the
+// CPU supports (drivers/openblas_core.hpp): run the anchor with it unset.
 // train_step is a pseudo-kernel: one whole training step of an Mlp (--layers, batch = --m,
 // default 128) with Adam: forward + loss_backward + optimizer step on a fixed device batch.
 // A backend whose kernels ran on host cores is never reported as a GPU (Backend::on_gpu()).

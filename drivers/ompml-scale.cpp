@@ -25,7 +25,7 @@
 //   allreduce_ms a plain MPI_Allreduce(MPI_IN_PLACE) of params floats in a host buffer, after a
 //                barrier, same repetitions: what the same bytes cost without overlap or buckets.
 // Before timing, one step's averaged gradient is checked against a host MPI_Allreduce of the
-// ranks' local gradients (STYLE 8: validate, then time). Only rank 0 prints.
+// ranks' local gradients (validate, then time). Only rank 0 prints.
 #include "backend/backend.hpp"
 #include "cli.hpp"
 #include "core/buffer.hpp"
