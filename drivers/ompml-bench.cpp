@@ -9,6 +9,9 @@
 // ratios from one CSV: OpenBLAS cblas_sgemm for gemm (when the build found OpenBLAS) and a
 // plain `#pragma omp parallel for` host loop for axpy and normalize_u8; cuBLAS cublas_sgemm
 // for gemm (builds with cuBLAS, when a CUDA device is present): the GPU upper anchor.
+// The OpenBLAS anchor names the core (kernel set) and threads it ran (an `openblas` header line,
+// a `# openblas:` CSV comment) and warns when OPENBLAS_CORETYPE forces a core below what the
+// CPU supports (drivers/openblas_core.hpp): run the anchor with it unset.
 // train_step is a pseudo-kernel: one whole training step of an Mlp (--layers, batch = --m,
 // default 128) with Adam: forward + loss_backward + optimizer step on a fixed device batch.
 // A backend whose kernels ran on host cores is never reported as a GPU (Backend::on_gpu()).
@@ -18,6 +21,7 @@
 // normwise relative difference between A's and B's results on the same inputs,
 // max |A - B| / max |B| per output (run with --no-check too: it needs no reference).
 #include "backend/backend.hpp"
+#include "cli.hpp"
 #include "core/buffer.hpp"
 #include "core/check.hpp"
 #include "core/rng.hpp"
@@ -29,6 +33,8 @@
 #include <omp.h>
 
 #ifdef OMPML_WITH_OPENBLAS
+#include "openblas_core.hpp"
+
 #include <cblas.h>
 #endif
 #ifdef OMPML_WITH_CUDA
@@ -42,6 +48,7 @@
 #include <cmath>
 #include <cstdint>
 #include <cstdio>
+#include <cstdlib>
 #include <functional>
 #include <iostream>
 #include <map>
@@ -315,6 +322,42 @@ void normalize_parallel_for(std::size_t n, const std::uint8_t* X, float* Y, floa
     for (std::size_t i = 0; i < n; ++i) Y[i] = static_cast<float>(X[i]) * scale + shift;
 }
 
+#ifdef OMPML_WITH_OPENBLAS
+// What the openblas anchor runs: OpenBLAS's core (kernel set) and threads, the CPU's widest
+// vector ISA, and the environment variables that steer OpenBLAS's choice (openblas_core.hpp).
+struct OpenblasInfo {
+    std::string core, config; // openblas_get_corename(), openblas_get_config() (version, build)
+    int threads = 0;          // openblas_get_num_threads()
+    Isa core_isa = Isa::unknown, cpu = Isa::unknown;
+    std::string coretype, l2_size; // OPENBLAS_CORETYPE, OPENBLAS_L2_SIZE; "" when unset
+};
+
+OpenblasInfo openblas_info()
+{
+    const auto text = [](const char* s) { return std::string(s != nullptr ? s : ""); };
+    OpenblasInfo o;
+    o.core = text(openblas_get_corename());
+    o.config = text(openblas_get_config());
+    o.threads = openblas_get_num_threads();
+    o.core_isa = openblas_core_isa(o.core);
+    o.cpu = cpu_isa();
+    o.coretype = text(std::getenv("OPENBLAS_CORETYPE"));
+    o.l2_size = text(std::getenv("OPENBLAS_L2_SIZE"));
+    return o;
+}
+
+// "core=Haswell core_isa=AVX2 cpu_isa=AVX-512 threads=2 OPENBLAS_CORETYPE=Haswell
+// OPENBLAS_L2_SIZE=unset config=OpenBLAS 0.3.21 ...": key=value pairs, the free text last, for
+// the CSV's `# openblas:` comment line and the table's header.
+std::string openblas_text(const OpenblasInfo& o)
+{
+    const auto env = [](const std::string& v) { return v.empty() ? std::string("unset") : v; };
+    return "core=" + o.core + " core_isa=" + isa_name(o.core_isa) + " cpu_isa=" + isa_name(o.cpu) +
+           " threads=" + std::to_string(o.threads) + " OPENBLAS_CORETYPE=" + env(o.coretype) +
+           " OPENBLAS_L2_SIZE=" + env(o.l2_size) + " config=" + o.config;
+}
+#endif
+
 struct Anchor {
     std::string name;   // the backend column
     std::string device; // for the `# device:` line
@@ -351,7 +394,8 @@ std::vector<Anchor> anchors_for(const std::string& kernel, const Sizes& z)
         auto A = std::make_shared<std::vector<float>>(random_floats(std::size_t(m) * k, 1)); // (M, K)
         auto B = std::make_shared<std::vector<float>>(random_floats(std::size_t(k) * n, 2)); // (K, N)
         auto C = std::make_shared<std::vector<float>>(std::size_t(m) * n);                  // (M, N)
-        a.push_back({"openblas", "host (OpenBLAS cblas_sgemm, " + std::to_string(openblas_get_num_threads()) + " threads)",
+        const OpenblasInfo ob = openblas_info();
+        a.push_back({"openblas", "host (OpenBLAS cblas_sgemm, core " + ob.core + ", " + std::to_string(ob.threads) + " threads)",
                      {[=] {
                           cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, m, n, k, 1.0f, A->data(), k,
                                       B->data(), n, 0.0f, C->data(), n);
@@ -539,28 +583,21 @@ int main(int argc, char** argv)
     app.add_option("--compare", compare_opt, "A,B: run both on the same inputs, add ratio = time(B) / time(row)")
         ->excludes(be_opt);
     app.add_option("--kernel", kernels_opt, "kernel(s), comma list, or all: " + known_kernels);
-    auto* m_opt = app.add_option("--m", z.m, "gemm M; rows of the row/column kernels and softmax batch")->check(CLI::Range(1LL, 1LL << 30));
-    app.add_option("--n", z.n, "gemm N; cols of the row/column kernels and softmax classes")->check(CLI::Range(1LL, 1LL << 30));
+    auto* m_opt = cli::add_int(app, "--m", z.m, "gemm M; rows of the row/column kernels and softmax batch", 1, 1LL << 30);
+    cli::add_int(app, "--n", z.n, "gemm N; cols of the row/column kernels and softmax classes", 1, 1LL << 30);
     app.add_option("--layers", layers_opt, "train_step model widths (relu MLP, Adam; batch = --m, default 128)");
-    app.add_option("--k", z.k, "gemm K")->check(CLI::Range(1LL, 1LL << 30));
-    app.add_option("--len", z.len, "length of the vector kernels (elements)")->check(CLI::Range(1LL, 1LL << 34));
-    app.add_option("--warmup", warmup, "untimed runs per kernel and backend")->check(CLI::Range(0, 1000000));
-    app.add_option("--reps", reps, "timed runs per kernel and backend")->check(CLI::Range(1, 1000000));
+    cli::add_int(app, "--k", z.k, "gemm K", 1, 1LL << 30);
+    cli::add_int(app, "--len", z.len, "length of the vector kernels (elements)", 1, 1LL << 34);
+    cli::add_int(app, "--warmup", warmup, "untimed runs per kernel and backend", 0, 1000000);
+    cli::add_int(app, "--reps", reps, "timed runs per kernel and backend", 1, 1000000);
     app.add_flag("--csv", csv, "print CSV instead of a table");
     app.add_flag("--no-check", no_check, "skip the check against the ref backend");
     app.add_option("--peak-gbs", peak_gbs, "GPU DRAM bandwidth peak for peak_pct (default: from the CUDA device)")
-        ->check(CLI::PositiveNumber);
+        ->check(cli::kPositive);
     app.add_option("--peak-gflops", peak_gflops, "GPU FP32 peak for peak_pct (default: from the CUDA device)")
-        ->check(CLI::PositiveNumber);
+        ->check(cli::kPositive);
 
-    try {
-        app.parse(argc, argv);
-    } catch (const CLI::CallForHelp& e) {
-        return app.exit(e);
-    } catch (const CLI::ParseError& e) {
-        std::cerr << "ompml-bench: error: " << e.what() << " (see --help)\n";
-        return 2;
-    }
+    if (const auto rc = cli::parse(app, argc, argv, "ompml-bench")) return *rc;
 
     try {
         // Which kernels, which backends.
@@ -593,6 +630,18 @@ int main(int argc, char** argv)
             if (ki->shape == Shape::rows_cols)
                 require(z.m <= 2147483647 / std::max(1LL, z.n) || ki->shape == Shape::mnk,
                         std::string(ki->name) + ": m * n must fit in an int");
+
+        // The OpenBLAS anchor (gemm): which kernels it runs, said before any figure, with a
+        // warning when OPENBLAS_CORETYPE holds it below what this CPU can do.
+        std::string openblas_line; // "" when the anchor is not part of this run
+#ifdef OMPML_WITH_OPENBLAS
+        if (std::any_of(kernels.begin(), kernels.end(), [](const KernelInfo* ki) { return ki->shape == Shape::mnk; })) {
+            const OpenblasInfo ob = openblas_info();
+            openblas_line = openblas_text(ob);
+            const std::string warn = openblas_core_warning(ob.core, ob.coretype.c_str(), ob.cpu);
+            if (!warn.empty()) std::cerr << "ompml-bench: warning: " << warn << "\n";
+        }
+#endif
 
         // Where each row ran, before any figure (a host fallback is never called a GPU).
         std::map<std::string, std::string> device;
@@ -672,6 +721,7 @@ int main(int argc, char** argv)
         if (csv) {
             std::cout << "# device: " << dev_line << "\n";
             std::cout << "# peak: " << peak_line << "\n";
+            if (!openblas_line.empty()) std::cout << "# openblas: " << openblas_line << "\n";
             std::cout << kCsvHeader << (compare ? ",ratio,max_diff" : "") << "\n";
             for (const auto& r : rows) {
                 const double s = r.min_ms * 1e-3;
@@ -688,6 +738,7 @@ int main(int argc, char** argv)
         } else {
             for (const auto& [n, d] : device) std::printf("device  %-17s %s\n", n.c_str(), d.c_str());
             std::printf("peak    %s\n", peak_line.c_str());
+            if (!openblas_line.empty()) std::printf("openblas %s\n", openblas_line.c_str());
             std::printf("timing  %d warm-up run(s) dropped, %d timed; GFLOP/s and GB/s from the minimum time\n",
                         warmup, reps);
             std::printf("\n%-16s %-17s %-17s %10s %10s %10s %9s %9s %7s %9s %8s%s\n", "kernel", "backend", "shape",

@@ -2,7 +2,8 @@
 //   ompml-data import-idx DIR -o FILE.h5     MNIST-format IDX files (gzip or raw) -> dataset
 //   ompml-data synth --train N --test M --features F --classes C --seed S [--dtype uint8|float32] -o FILE.h5
 //   ompml-data inspect FILE.h5               schema check, sizes, dtypes, label histograms, attributes
-// Errors: one line "ompml-data: error: ..." on stderr and exit code 1 (usage errors: CLI11's).
+// Errors: one line "ompml-data: error: ..." on stderr and exit code 1 (usage errors: exit code 2).
+#include "cli.hpp"
 #include "core/check.hpp"
 #include "core/timer.hpp"
 #include "io/dataset.hpp"
@@ -75,12 +76,13 @@ int main(int argc, char** argv)
     SynthOptions so;
     std::string synth_out, dtype = "uint8";
     auto* syn = app.add_subcommand("synth", "write a synthetic Gaussian-mixture dataset (pure function of the seed)");
-    syn->add_option("--train", so.train, "training samples")->required()->check(CLI::PositiveNumber);
-    syn->add_option("--test", so.test, "test samples")->required()->check(CLI::PositiveNumber);
-    syn->add_option("--features", so.features, "features per sample")->required()->check(CLI::PositiveNumber);
-    syn->add_option("--classes", so.classes, "number of classes")->required()->check(CLI::PositiveNumber);
-    syn->add_option("--seed", so.seed, "random seed")->required();
-    syn->add_option("--modes", so.modes, "Gaussian clusters per class")->capture_default_str()->check(CLI::PositiveNumber);
+    // Ranges here are the flags' types'; what a dataset can hold is checked by write_synth.
+    cli::add_int(syn, "--train", so.train, "training samples", 1)->required();
+    cli::add_int(syn, "--test", so.test, "test samples", 1)->required();
+    cli::add_int(syn, "--features", so.features, "features per sample", 1)->required();
+    cli::add_int(syn, "--classes", so.classes, "number of classes", 1, kSynthMaxClasses)->required();
+    cli::add_int(syn, "--seed", so.seed, "random seed")->required();
+    cli::add_int(syn, "--modes", so.modes, "Gaussian clusters per class", 1)->capture_default_str();
     syn->add_option("--dtype", dtype, "stored image type")->capture_default_str()->check(CLI::IsMember({"uint8", "float32"}));
     syn->add_option("-o,--output", synth_out, "dataset file to write")->required();
 
@@ -88,7 +90,7 @@ int main(int argc, char** argv)
     auto* ins = app.add_subcommand("inspect", "check FILE against the schema and describe it");
     ins->add_option("FILE", inspect_path, "dataset file")->required();
 
-    CLI11_PARSE(app, argc, argv);
+    if (const auto rc = cli::parse(app, argc, argv, "ompml-data")) return *rc;
 
     try {
         Stopwatch sw;

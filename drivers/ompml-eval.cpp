@@ -5,6 +5,7 @@
 // --data defaults to the dataset path stored in the checkpoint. Under mpirun each rank
 // evaluates its slice of every batch and the sums are reduced; rank 0 prints.
 #include "backend/backend.hpp"
+#include "cli.hpp"
 #include "core/check.hpp"
 #include "dist/comm.hpp"
 #include "io/checkpoint.hpp"
@@ -14,8 +15,8 @@
 
 #include <CLI/CLI.hpp>
 
+#include <algorithm>
 #include <cstdio>
-#include <iostream>
 #include <memory>
 #include <string>
 #include <utility>
@@ -46,17 +47,12 @@ int run(const MpiSession& mpi, int argc, char** argv)
     app.add_option("--data", data, "dataset file (default: the one the checkpoint was trained on)");
     app.add_option("--split", split, "test | train")->check(CLI::IsMember({"test", "train"}));
     app.add_option("--backend", backend, "kernel backend");
-    app.add_option("--batch", batch, "evaluation batch size")->check(CLI::Range(1, 1 << 30));
-    try {
-        app.parse(argc, argv);
-    } catch (const CLI::CallForHelp& e) {
-        return mpi.root() ? app.exit(e) : 0;
-    } catch (const CLI::ParseError& e) {
-        if (mpi.root()) std::cerr << "ompml-eval: " << e.what() << "\n";
-        return 2;
-    }
+    cli::add_int(app, "--batch", batch, "evaluation batch size", 1, 1 << 30);
+    if (const auto rc = cli::parse(app, argc, argv, "ompml-eval", mpi.root())) return *rc;
 
-    mpi.bind_device(); // before the first device allocation
+    // Before the backend is made (see ompml-train): local rank -> device, for every backend.
+    DeviceBinding binding;
+    collective_try(mpi, [&] { binding = mpi.bind_device(backend); });
     Checkpoint ck;
     std::unique_ptr<Backend> be;
     std::unique_ptr<Loader> loader_p;
@@ -90,6 +86,7 @@ int run(const MpiSession& mpi, int argc, char** argv)
     SumComm comm(mpi);
     LoaderSource<Loader, Batch> src(loader);
     const EvalResult r = evaluate(model, src, comm, true);
+    const std::vector<std::string> where = gather_strings(mpi.comm(), mpi.processor() + ", " + binding.describe());
     if (!mpi.root()) return 0;
 
     std::printf("ompml-eval: %s (%s %s, step %lld, epoch %lld) on %s [%s], backend %s on %s, %d ranks\n",
@@ -97,6 +94,10 @@ int run(const MpiSession& mpi, int argc, char** argv)
                 layers_string(ck.config.model.layers).c_str(), activation_name(ck.config.model.activation),
                 static_cast<long long>(ck.state.step), static_cast<long long>(ck.state.epoch), data.c_str(),
                 split.c_str(), be->name(), be->device().c_str(), mpi.size());
+    // Which device each rank used (one rank: the line above says it); the first 8, as ompml-train.
+    const std::size_t shown = mpi.size() > 1 ? std::min<std::size_t>(where.size(), 8) : 0;
+    for (std::size_t q = 0; q < shown; ++q) std::printf("  rank %-4zu %s\n", q, where[q].c_str());
+    if (shown > 0 && shown < where.size()) std::printf("  ... (%zu more ranks)\n", where.size() - shown);
     std::printf("samples %llu loss %.4f accuracy %.4f\n", static_cast<unsigned long long>(r.samples), r.loss,
                 r.accuracy);
     std::printf("confusion matrix (rows: true class, columns: predicted)\n%6s", "");

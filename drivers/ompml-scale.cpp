@@ -25,14 +25,16 @@
 //   allreduce_ms a plain MPI_Allreduce(MPI_IN_PLACE) of params floats in a host buffer, after a
 //                barrier, same repetitions: what the same bytes cost without overlap or buckets.
 // Before timing, one step's averaged gradient is checked against a host MPI_Allreduce of the
-// ranks' local gradients (STYLE 8: validate, then time). Only rank 0 prints.
+// ranks' local gradients (validate, then time). Only rank 0 prints.
 #include "backend/backend.hpp"
+#include "cli.hpp"
 #include "core/buffer.hpp"
 #include "core/check.hpp"
 #include "core/rng.hpp"
 #include "core/timer.hpp"
 #include "dist/comm.hpp"
 #include "dist/grad_sync.hpp"
+#include "dist/mpi_check.hpp"
 #include "nn/mlp.hpp"
 #include "nn/optimizer.hpp"
 
@@ -44,7 +46,6 @@
 #include <cmath>
 #include <cstdint>
 #include <cstdio>
-#include <iostream>
 #include <memory>
 #include <string>
 #include <vector>
@@ -87,7 +88,7 @@ double min_of(const std::vector<double>& v) { return v.empty() ? 0.0 : *std::min
 // The slowest rank's value (a synchronous step goes at the pace of the slowest rank).
 double max_over_ranks(MPI_Comm comm, double v)
 {
-    MPI_Allreduce(MPI_IN_PLACE, &v, 1, MPI_DOUBLE, MPI_MAX, comm);
+    MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, &v, 1, MPI_DOUBLE, MPI_MAX, comm));
     return v;
 }
 
@@ -117,7 +118,7 @@ void validate(MPI_Comm comm, Backend& be, Mlp& model, GradientAverager& avg, con
     be.synchronize();
     std::vector<float> ref(n); // (P) local gradient, then its sum over ranks
     be.memory().to_host(ref.data(), model.grads(), n * sizeof(float));
-    MPI_Allreduce(MPI_IN_PLACE, ref.data(), static_cast<int>(n), MPI_FLOAT, MPI_SUM, comm);
+    MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, ref.data(), static_cast<int>(n), MPI_FLOAT, MPI_SUM, comm));
     avg.allreduce();
     std::vector<float> got(n);
     be.memory().to_host(got.data(), model.grads(), n * sizeof(float));
@@ -158,36 +159,36 @@ int run(MpiSession& mpi, int argc, char** argv)
     app.add_option("--activation", a.activation, "relu | tanh | gelu");
     app.add_option("--optimizer", a.optimizer, "sgd | adam | adamw");
     app.add_option("--backend", a.backend, "omp | ref | cuda");
-    app.add_option("--batch", a.batch, "rows per rank (weak) or per global batch (strong)")->check(CLI::PositiveNumber);
-    app.add_option("--steps", a.steps, "timed steps")->check(CLI::PositiveNumber);
-    app.add_option("--warmup", a.warmup, "untimed steps first")->check(CLI::NonNegativeNumber);
-    app.add_option("--lr", a.lr, "learning rate (values do not matter for timing; keep them finite)");
+    cli::add_int(app, "--batch", a.batch, "rows per rank (weak) or per global batch (strong)", 1);
+    cli::add_int(app, "--steps", a.steps, "timed steps", 1);
+    cli::add_int(app, "--warmup", a.warmup, "untimed steps first", 0);
+    app.add_option("--lr", a.lr, "learning rate (values do not matter for timing; keep them finite)")
+        ->check(cli::kFinite);
     app.add_option("--grad-sync", a.grad_sync,
                    "avg: GradientAverager, buckets started during backward (as training does) | "
                    "allreduce: one blocking MPI_Allreduce after backward (the alternative to compare)")
         ->check(CLI::IsMember({"avg", "allreduce"}));
-    app.add_option("--bucket-mb", a.bucket_mb, "gradient bucket size in MB (<= 0: one bucket in finish)");
+    app.add_option("--bucket-mb", a.bucket_mb, "gradient bucket size in MB (<= 0: one bucket in finish)")
+        ->check(cli::kFinite);
     app.add_option("--grad-transport", a.transport,
                    "the averager's transport: shm (shared memory, one node) | mpi (MPI_Iallreduce buckets) | "
                    "auto (shm where possible)")
         ->check(CLI::IsMember({"auto", "mpi", "shm"}));
-    app.add_option("--seed", a.seed, "seed of the parameters and the synthetic batch");
+    cli::add_int(app, "--seed", a.seed, "seed of the parameters and the synthetic batch");
     app.add_flag("--csv", a.csv, "print one CSV row instead of the readable report");
     app.add_flag("--header", a.header, "with --csv: print the CSV header first");
-    try {
-        app.parse(argc, argv);
-    } catch (const CLI::ParseError& e) {
-        // Every rank parses the same command line, so every rank leaves here alike.
-        const int rc = mpi.root() ? app.exit(e) : (e.get_exit_code() == 0 ? 0 : 1);
-        return rc;
-    }
+    // Every rank parses the same command line, so every rank leaves here alike.
+    if (const auto rc = cli::parse(app, argc, argv, "ompml-scale", mpi.root())) return *rc;
     const bool root = mpi.root();
     agree(comm, {{"mode", a.mode}, {"layers", a.layers}, {"activation", a.activation}, {"optimizer", a.optimizer},
                  {"backend", a.backend}, {"batch", std::to_string(a.batch)}, {"steps", std::to_string(a.steps)},
                  {"warmup", std::to_string(a.warmup)}, {"bucket_mb", std::to_string(a.bucket_mb)}, {"grad_sync", a.grad_sync},
                  {"transport", a.transport}, {"seed", std::to_string(a.seed)}});
 
-    const DeviceBinding dev = mpi.bind_device(); // before the first device allocation
+    // Before the backend is made: local rank -> device, by one rule for every backend.
+    DeviceBinding dev;
+    collective_try(comm, [&] { dev = mpi.bind_device(a.backend); });
+    const std::vector<std::string> where = gather_strings(comm, mpi.processor() + ", " + dev.describe());
     const int rows = rank_rows(a, mpi.rank(), P);
     const int global_rows = a.mode == "weak" ? a.batch * P : a.batch;
     const float scale = 1.0f / static_cast<float>(global_rows);
@@ -251,7 +252,7 @@ int run(MpiSession& mpi, int argc, char** argv)
                 be->memory().to_host(stage.data(), buf, n * sizeof(float));
                 buf = stage.data();
             }
-            if (P > 1) MPI_Allreduce(MPI_IN_PLACE, buf, static_cast<int>(n), MPI_FLOAT, MPI_SUM, comm);
+            if (P > 1) MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, buf, static_cast<int>(n), MPI_FLOAT, MPI_SUM, comm));
             if (!stage.empty()) be->memory().to_device(model->grads(), stage.data(), n * sizeof(float));
             blocking_s = t.seconds();
         } else {
@@ -268,7 +269,7 @@ int run(MpiSession& mpi, int argc, char** argv)
     };
 
     for (int i = 0; i < a.warmup; ++i) step();
-    MPI_Barrier(comm); // start the timed steps together
+    MPI_CHECK(MPI_Barrier(comm)); // start the timed steps together
     std::vector<double> step_s, comm_s, wait_s;
     int buckets = 0;
     for (int i = 0; i < a.steps; ++i) {
@@ -293,9 +294,9 @@ int run(MpiSession& mpi, int argc, char** argv)
     std::vector<float> plain(n, 0.0f); // (P)
     std::vector<double> ar_s;
     for (int i = 0; i < a.warmup + a.steps; ++i) {
-        MPI_Barrier(comm);
+        MPI_CHECK(MPI_Barrier(comm));
         const Stopwatch t;
-        MPI_Allreduce(MPI_IN_PLACE, plain.data(), static_cast<int>(n), MPI_FLOAT, MPI_SUM, comm);
+        MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, plain.data(), static_cast<int>(n), MPI_FLOAT, MPI_SUM, comm));
         if (i >= a.warmup) ar_s.push_back(t.seconds());
     }
 
@@ -319,13 +320,16 @@ int run(MpiSession& mpi, int argc, char** argv)
                     layers_csv.c_str(), n, P, threads, global_rows, rows, a.steps, step_ms, step_min_ms, compute_ms, comm_ms,
                     wait_ms, ar_ms, ar_min_ms, samples_per_s, buckets, a.bucket_mb, a.grad_sync.c_str(),
                     P == 1 ? "none" : avg.shared_memory() ? "shm" : "mpi");
-        std::fprintf(stderr, "ompml-scale: %s, %s; gradient sum: %s; validated against MPI_Allreduce\n",
-                     be->device().c_str(), dev.describe().c_str(), avg.transport().c_str());
+        std::fprintf(stderr, "ompml-scale: %s; gradient sum: %s; validated against MPI_Allreduce\n",
+                     be->device().c_str(), avg.transport().c_str());
+        for (std::size_t q = 0; q < where.size(); ++q)
+            std::fprintf(stderr, "ompml-scale: rank %zu: %s\n", q, where[q].c_str());
     } else {
         std::printf("ompml-scale: %s scaling, layers %s (%zu params, %.1f MB of gradient)\n", a.mode.c_str(),
                     layers.c_str(), n, n * 4.0 / 1048576.0);
         std::printf("  %d rank(s) x %d thread(s), global batch %d (%d rows on rank 0), backend %s on %s\n", P, threads,
                     global_rows, rows, be->name(), be->device().c_str());
+        for (std::size_t q = 0; q < where.size(); ++q) std::printf("  rank %-4zu %s\n", q, where[q].c_str());
         if (blocking)
             std::printf("  gradient sum: one blocking MPI_Allreduce after backward (--grad-sync allreduce)\n");
         else

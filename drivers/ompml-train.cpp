@@ -30,6 +30,7 @@
 //   OMPML_TEST_PER_RANK_DATA=1               "%r" in --data becomes the rank number, to give
 //                                            one rank a dataset path the others do not have
 #include "backend/backend.hpp"
+#include "cli.hpp"
 #include "core/check.hpp"
 #include "core/timer.hpp"
 #include "dist/comm.hpp"
@@ -52,7 +53,6 @@
 #include <filesystem>
 #include <cmath>
 #include <cstdio>
-#include <iostream>
 #include <memory>
 #include <optional>
 #include <sstream>
@@ -118,22 +118,6 @@ bool any_rank(const MpiSession& mpi, bool local)
     return v > 0.0;
 }
 
-// Rank 0 gets every rank's line (host and device binding), for the start-up report.
-std::vector<std::string> gather_lines(const MpiSession& mpi, const std::string& line)
-{
-    constexpr int kLen = 256;
-    char mine[kLen] = {};
-    std::snprintf(mine, kLen, "%s", line.c_str());
-    std::vector<char> all(mpi.root() ? static_cast<std::size_t>(kLen) * mpi.size() : 0);
-    if (mpi.size() == 1)
-        std::copy(mine, mine + kLen, all.begin());
-    else
-        MPI_Gather(mine, kLen, MPI_CHAR, all.data(), kLen, MPI_CHAR, 0, mpi.comm());
-    std::vector<std::string> out;
-    for (int r = 0; mpi.root() && r < mpi.size(); ++r) out.emplace_back(all.data() + static_cast<std::size_t>(r) * kLen);
-    return out;
-}
-
 struct Args {
     std::string data = "data/fashion-mnist.h5";
     std::string layers = "784,512,256,10";
@@ -189,28 +173,6 @@ auto parse_flag(F&& f) -> decltype(f())
     }
 }
 
-// Number checks whose messages read "--epochs: value 0 must be > 0" (CLI11 prefixes the flag).
-CLI::Validator number_check(bool strictly_positive)
-{
-    return CLI::Validator(
-        [strictly_positive](std::string& s) -> std::string {
-            double v = 0.0;
-            std::size_t used = 0;
-            try {
-                v = std::stod(s, &used);
-            } catch (const std::exception&) {
-                used = 0;
-            }
-            if (used == 0 || used != s.size() || !std::isfinite(v)) return "value '" + s + "' is not a number";
-            if (strictly_positive ? !(v > 0) : v < 0)
-                return "value " + s + (strictly_positive ? " must be > 0" : " must be >= 0");
-            return {};
-        },
-        strictly_positive ? "> 0" : ">= 0");
-}
-const CLI::Validator kPositive = number_check(true);
-const CLI::Validator kNonNegative = number_check(false);
-
 // On resume: a flag given explicitly must agree with the checkpoint.
 void same_as_checkpoint(const CLI::App& app, const char* flag, const std::string& given, const std::string& stored)
 {
@@ -229,35 +191,31 @@ int run(const MpiSession& mpi, int argc, char** argv)
                    "`ompml-data import-idx /usr/share/datasets/fashion-mnist -o data/fashion-mnist.h5`");
     app.add_option("--layers", a.layers, "widths: input,hidden...,classes");
     app.add_option("--activation", a.activation, "hidden activation: relu | tanh | gelu");
-    app.add_option("--epochs", a.epochs, "epochs to train (in total, counting resumed ones)")
-        ->check(kPositive);
-    app.add_option("--batch", a.batch, "global batch size")->check(kPositive);
-    app.add_option("--eval-batch", a.eval_batch, "batch size for evaluation")->check(kPositive);
+    cli::add_int(app, "--epochs", a.epochs, "epochs to train (in total, counting resumed ones)", 1);
+    cli::add_int(app, "--batch", a.batch, "global batch size", 1);
+    cli::add_int(app, "--eval-batch", a.eval_batch, "batch size for evaluation", 1);
     app.add_option("--optimizer", a.optimizer, "sgd | adam | adamw");
-    app.add_option("--lr", a.lr, "base learning rate")->check(kPositive);
-    app.add_option("--momentum", a.momentum, "SGD momentum")->check(CLI::Range(0.0, 1.0));
+    app.add_option("--lr", a.lr, "base learning rate")->check(cli::kPositive);
+    app.add_option("--momentum", a.momentum, "SGD momentum")->check(cli::kFinite)->check(CLI::Range(0.0, 1.0));
     app.add_option("--weight-decay", a.weight_decay, "weight decay (default 0; 0.01 for adamw)")
-        ->check(kNonNegative)
+        ->check(cli::kNonNegative)
         ->capture_default_str();
     app.add_option("--schedule", a.schedule, "lr schedule: constant | step | cosine");
-    app.add_option("--warmup", a.warmup, "linear warmup steps")->check(kNonNegative);
-    app.add_option("--step-size", a.step_size, "step schedule: decay every N steps")->check(kNonNegative);
-    app.add_option("--step-epochs", a.step_epochs, "step schedule: decay every N epochs")
-        ->check(kNonNegative);
-    app.add_option("--gamma", a.gamma, "step schedule: decay factor")->check(kPositive);
-    app.add_option("--clip", a.clip, "clip gradients to this global L2 norm (0: off)")->check(kNonNegative);
-    app.add_option("--seed", a.seed, "seed of init and shuffle");
+    cli::add_int(app, "--warmup", a.warmup, "linear warmup steps", 0);
+    cli::add_int(app, "--step-size", a.step_size, "step schedule: decay every N steps", 0);
+    cli::add_int(app, "--step-epochs", a.step_epochs, "step schedule: decay every N epochs", 0);
+    app.add_option("--gamma", a.gamma, "step schedule: decay factor")->check(cli::kPositive);
+    app.add_option("--clip", a.clip, "clip gradients to this global L2 norm (0: off)")->check(cli::kNonNegative);
+    cli::add_int(app, "--seed", a.seed, "seed of init and shuffle");
     app.add_option("--backend", a.backend, "kernel backend: " + [] {
         std::string s;
         for (const auto& n : available_backends()) s += (s.empty() ? "" : " | ") + n;
         return s;
     }());
-    app.add_option("--max-steps", a.max_steps, "stop after this many steps in total (0: no limit)")
-        ->check(kNonNegative);
+    cli::add_int(app, "--max-steps", a.max_steps, "stop after this many steps in total (0: no limit)", 0);
     app.add_option("--metrics", a.metrics, "append one JSON line per epoch to this file");
     app.add_option("--checkpoint", a.checkpoint, "write checkpoints to this file (at the end, and see --checkpoint-every)");
-    app.add_option("--checkpoint-every", a.checkpoint_every, "also checkpoint every N steps")
-        ->check(kNonNegative);
+    cli::add_int(app, "--checkpoint-every", a.checkpoint_every, "also checkpoint every N steps", 0);
     app.add_option("--resume", a.resume,
                    "resume from this checkpoint; 'auto': from --checkpoint FILE or FILE.prev if valid, "
                    "else start fresh");
@@ -270,21 +228,14 @@ int run(const MpiSession& mpi, int argc, char** argv)
                  "copy gradients through host memory for MPI even where MPI could read device memory");
     app.add_option("--bucket-mb", a.bucket_mb,
                    "gradient allreduce bucket size in MB (started during backward); 0: one bucket per step")
-        ->check(kNonNegative);
+        ->check(cli::kNonNegative);
     app.add_option("--grad-transport", a.grad_transport,
                    "how ranks sum gradients: shm (shared memory, all ranks on one node, host memory), mpi "
                    "(MPI_Iallreduce buckets) or auto (shm where possible, else mpi)")
         ->check(CLI::IsMember({"auto", "mpi", "shm"}));
     const bool is_root = mpi.root();
-    try {
-        app.parse(argc, argv);
-    } catch (const CLI::CallForHelp& e) {
-        return is_root ? app.exit(e) : 0;
-    } catch (const CLI::ParseError& e) {
-        // Every rank parses the same command line: the root alone reports it.
-        if (is_root) std::cerr << "ompml-train: " << e.what() << "\n";
-        return 2;
-    }
+    // Every rank parses the same command line: the root alone reports it.
+    if (const auto rc = cli::parse(app, argc, argv, "ompml-train", is_root)) return *rc;
     if (a.checkpoint_every > 0 && a.checkpoint.empty())
         throw CollectiveError("--checkpoint-every " + std::to_string(a.checkpoint_every) + " needs --checkpoint FILE",
                               -1, 0);
@@ -294,8 +245,11 @@ int run(const MpiSession& mpi, int argc, char** argv)
         throw CollectiveError("--resume auto needs --checkpoint FILE (it resumes from FILE or FILE.prev)", -1, 0);
     const FaultInject fault = fault_from_env();
 
-    // Before the first device allocation: omp memory allocates on the default device.
-    const DeviceBinding binding = mpi.bind_device();
+    // Before the backend is made: omp memory allocates on the default OpenMP device, the cuda
+    // backend on the current CUDA device. Every backend binds by the same rule (local rank %
+    // devices); a failure (cudaSetDevice) stops every rank with its message.
+    DeviceBinding binding;
+    collective_try(mpi, [&] { binding = mpi.bind_device(a.backend); });
 
     // ---- which checkpoint to resume from (collective: every rank reads the same file) ----
     std::optional<Checkpoint> ck;
@@ -480,7 +434,7 @@ int run(const MpiSession& mpi, int argc, char** argv)
         allreduce_sum(mpi.comm(), &first_on_node, 1);
         return static_cast<int>(first_on_node);
     }();
-    const std::vector<std::string> where = gather_lines(mpi, mpi.processor() + ", " + binding.describe());
+    const std::vector<std::string> where = gather_strings(mpi.comm(), mpi.processor() + ", " + binding.describe());
     if (is_root) {
         std::printf("ompml-train: backend %s on %s\n", be->name(), be->device().c_str());
         const std::string buckets = comm.averager().shared_memory() ? std::string()

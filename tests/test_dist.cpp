@@ -8,9 +8,13 @@
 #include "dist/comm.hpp"
 #include "dist/grad_sync.hpp"
 #include "support.hpp"
+#ifdef OMPML_WITH_CUDA
+#include "backend/backend_cuda.hpp"
+#endif
 
 #include <algorithm>
 #include <cstring>
+#include <map>
 #include <memory>
 #include <numeric>
 
@@ -77,11 +81,94 @@ BOOST_AUTO_TEST_CASE(device_choice)
     BOOST_CHECK_EQUAL(choose_local_device(5, 2), 1);
     // The hook (how the CUDA backend binds its device) gets local_rank % count.
     int chosen = -7;
-    const DeviceBinding b = g_mpi->bind_device({3, [&](int d) { chosen = d; }});
+    const DeviceBinding b = g_mpi->bind_device(DeviceHook{3, [&](int d) { chosen = d; }, "test"});
     BOOST_CHECK_EQUAL(chosen, g_mpi->local_rank() % 3);
     BOOST_CHECK_EQUAL(b.hook_device, chosen);
     BOOST_CHECK_EQUAL(b.omp_devices, omp_device_count());
     BOOST_CHECK_EQUAL(b.omp_device, choose_local_device(g_mpi->local_rank(), omp_device_count()));
+}
+
+namespace {
+
+// Every rank's value, in rank order, on every rank.
+std::vector<int> all_ranks_values(int v)
+{
+    std::vector<int> out(static_cast<std::size_t>(nranks()));
+    MPI_Allgather(&v, 1, MPI_INT, out.data(), 1, MPI_INT, comm());
+    return out;
+}
+
+} // namespace
+
+BOOST_AUTO_TEST_CASE(device_choice_with_fake_device_counts)
+{
+    // The rule every backend binds by, through a fake device API (as the cuda backend's hook,
+    // without CUDA): written out for the rank counts ctest runs (1, 2, 4; all on one node).
+    // -1: no device, the backend runs on the host.
+    const std::map<int, std::map<int, std::vector<int>>> want{
+        {1, {{0, {-1}}, {1, {0}}, {2, {0}}, {3, {0}}, {4, {0}}}},
+        {2, {{0, {-1, -1}}, {1, {0, 0}}, {2, {0, 1}}, {3, {0, 1}}, {4, {0, 1}}}},
+        {4, {{0, {-1, -1, -1, -1}}, {1, {0, 0, 0, 0}}, {2, {0, 1, 0, 1}}, {3, {0, 1, 2, 0}}, {4, {0, 1, 2, 3}}}},
+    };
+    if (g_mpi->local_size() != nranks() || want.count(nranks()) == 0) {
+        BOOST_TEST_MESSAGE("device_choice_with_fake_device_counts: needs 1, 2 or 4 ranks on one node; skipped");
+        return;
+    }
+    for (const auto& [count, expected] : want.at(nranks())) {
+        int calls = 0, chosen = -1;
+        const DeviceBinding b = g_mpi->bind_device(DeviceHook{count, [&](int d) { ++calls, chosen = d; }, "FAKE"});
+        BOOST_TEST_CONTEXT("fake devices " << count << ", rank " << rank())
+        {
+            BOOST_CHECK(all_ranks_values(b.hook_device) == expected);
+            BOOST_CHECK_EQUAL(calls, count > 0 ? 1 : 0); // selected once, and never without a device
+            BOOST_CHECK_EQUAL(chosen, count > 0 ? b.hook_device : -1);
+            const std::string d = b.describe();
+            const std::string where = count > 0 ? "on FAKE device " + std::to_string(b.hook_device) + " of " +
+                                                      std::to_string(count)
+                                                : std::string("without a FAKE device");
+            BOOST_CHECK_MESSAGE(d.find(where) != std::string::npos, d);
+            BOOST_CHECK_MESSAGE((d.find("ranks share devices") != std::string::npos) == (count > 0 && nranks() > count), d);
+        }
+    }
+}
+
+BOOST_AUTO_TEST_CASE(device_binding_by_backend_name)
+{
+    // What the drivers call: the backend's own hook where it has one (cuda), OpenMP's default
+    // device otherwise; the report names the backend and the device it got.
+    const DeviceBinding omp = g_mpi->bind_device("omp");
+    BOOST_CHECK_EQUAL(omp.backend, "omp");
+    BOOST_CHECK(omp.hook_api.empty() && omp.hook_device == -1);
+    BOOST_CHECK_EQUAL(omp.omp_device, choose_local_device(g_mpi->local_rank(), omp_device_count()));
+    BOOST_CHECK_MESSAGE(omp.describe().find("omp backend on ") != std::string::npos, omp.describe());
+    const DeviceBinding ref = g_mpi->bind_device("ref");
+    BOOST_CHECK_MESSAGE(ref.describe().find("ref backend on the host") != std::string::npos, ref.describe());
+
+    const DeviceBinding cu = g_mpi->bind_device("cuda");
+#ifdef OMPML_WITH_CUDA
+    // The cuda backend's hook, through the factory: CUDA's own count, and the device it set.
+    const int n = cuda_device_count();
+    BOOST_CHECK_EQUAL(cu.hook_api, "CUDA");
+    BOOST_CHECK_EQUAL(cu.hook_devices, n);
+    BOOST_CHECK_EQUAL(cu.hook_device, choose_local_device(g_mpi->local_rank(), n));
+    if (n > 0) BOOST_CHECK_EQUAL(cuda_current_device(), g_mpi->local_rank() % n);
+    BOOST_TEST_MESSAGE(rank_prefix() << cu.describe());
+#else
+    BOOST_CHECK(cu.hook_api.empty() && cu.hook_device == -1); // not built: make_backend says so
+#endif
+    g_mpi->bind_device("omp"); // as the fixture left it, for the tests below
+}
+
+BOOST_AUTO_TEST_CASE(gather_strings_in_rank_order)
+{
+    // Lengths differ per rank (rank r sends r + 1 copies of its digit), including an empty one.
+    const std::string mine = rank() == 1 ? std::string() : std::string(static_cast<std::size_t>(rank() + 1), char('0' + rank() % 10));
+    const std::vector<std::string> got = gather_strings(comm(), mine);
+    bool ok = got.size() == (rank() == 0 ? static_cast<std::size_t>(nranks()) : 0u);
+    for (int r = 0; ok && r < static_cast<int>(got.size()); ++r)
+        ok = got[static_cast<std::size_t>(r)] ==
+             (r == 1 ? std::string() : std::string(static_cast<std::size_t>(r + 1), char('0' + r % 10)));
+    BOOST_CHECK(all_ranks(ok));
 }
 
 BOOST_AUTO_TEST_CASE(fnv1a64_known_values)

@@ -11,6 +11,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -48,5 +49,22 @@ public:
 // name: "ref", "omp" or "cuda". Throws Error naming the value and the built backends.
 std::unique_ptr<Backend> make_backend(std::string_view name);
 std::vector<std::string> available_backends();
+
+// A backend's own device API, beside OpenMP's default device (which rank -> device binding,
+// MpiSession::bind_device, always sets): how many devices this process sees and how to select
+// one. The cuda backend's is {cudaGetDeviceCount(), cudaSetDevice, "CUDA"}; ref and omp have
+// none (count 0, api ""): they run on the host or on OpenMP's default device. lib/dist binds
+// through this, so it never links CUDA itself; tests give it fake counts.
+struct DeviceHook {
+    int count = 0;                // devices of this API the process sees
+    std::function<void(int)> set; // selects device d, 0 <= d < count, for this process
+    std::string api;              // "CUDA", for reports; empty: no API of its own
+};
+
+// The hook of backend `name`; empty for ref, omp and names this build lacks (make_backend
+// reports those). The cuda backend's asks the CUDA runtime for the device count (0 without a
+// usable GPU, never an error). Bind before the backend's first allocation: the cuda backend
+// allocates on the device current when it was made.
+DeviceHook backend_device_hook(std::string_view name);
 
 } // namespace ompml

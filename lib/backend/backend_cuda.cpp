@@ -111,6 +111,23 @@ DevicePeak cuda_device_peak(int dev)
     return p;
 }
 
+int cuda_current_device()
+{
+    int dev = -1;
+    if (cuda_device_count() == 0 || cudaGetDevice(&dev) != cudaSuccess) {
+        (void)cudaGetLastError(); // as in cuda_device_count: leave no error for a later check
+        return -1;
+    }
+    return dev;
+}
+
 std::unique_ptr<Backend> make_cuda_backend() { return std::make_unique<CudaBackend>(); }
+
+DeviceHook make_cuda_device_hook()
+{
+    // cudaSetDevice before the backend's first cudaMalloc: CudaMemory allocates on the device
+    // current in the calling thread, and CudaBackend reports that device.
+    return {cuda_device_count(), [](int dev) { CUDA_CHECK(cudaSetDevice(dev)); }, "CUDA"};
+}
 
 } // namespace ompml

@@ -11,6 +11,10 @@ namespace ompml {
 // (e.g. "CUDA driver version is insufficient for CUDA runtime version").
 int cuda_device_count(std::string* why = nullptr);
 
+// The CUDA device current in this thread (cudaGetDevice: what rank -> device binding selected,
+// lib/dist/comm.hpp); -1 when there is no usable device.
+int cuda_current_device();
+
 // Theoretical peaks of CUDA device dev from its attributes, the denominators of "% of peak":
 // DRAM bandwidth = 2 transfers per memory clock x bus width; FP32 = SMs x FP32 lanes per SM x
 // 2 (a fused multiply-add) x SM clock (boost). Zeros when there is no such device.

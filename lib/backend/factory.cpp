@@ -25,4 +25,13 @@ std::unique_ptr<Backend> make_backend(std::string_view name)
     throw Error("unknown backend '" + std::string(name) + "' (this build has: " + known + ")");
 }
 
+DeviceHook backend_device_hook(std::string_view name)
+{
+#ifdef OMPML_WITH_CUDA
+    if (name == "cuda") return make_cuda_device_hook();
+#endif
+    (void)name; // ref and omp: OpenMP's default device or the host, set by the binding itself
+    return {};
+}
+
 } // namespace ompml

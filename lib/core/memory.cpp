@@ -1,6 +1,8 @@
-// Host and OpenMP memory spaces. OMPML_OFFLOAD is defined by cmake/backend_omp.cmake when the
-// build has an offload target; without one, libomptarget is not initialised and its
-// omp_target_* calls must not be made (see docs/toolchain.md), so omp memory is host memory.
+// Host and OpenMP memory spaces. OMPML_OFFLOAD is defined by cmake/openmp.cmake (on target
+// ompml_openmp) when the build has an offload target; without one, libomptarget is not
+// initialised and its omp_target_* calls must not be made (they would not even link; linked by
+// hand, omp_get_num_devices crashes, as no offload image was registered), so omp memory is host
+// memory.
 #include "core/memory.hpp"
 
 #include "core/check.hpp"

@@ -2,7 +2,7 @@
 // host  : plain aligned host memory (the ref backend, and omp in builds without offload);
 // omp   : omp_target_alloc on the default OpenMP device (a GPU, or the virtual x86 device of
 //         the offload-check build; host memory when the build has no offload target);
-// cuda  : cudaMalloc, provided by the CUDA backend (lib/backend/backend_cuda.cu).
+// cuda  : cudaMalloc, provided by the CUDA backend (lib/backend/backend_cuda.cpp).
 #pragma once
 
 #include <cstddef>

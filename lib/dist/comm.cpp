@@ -21,6 +21,8 @@
 namespace ompml {
 namespace {
 
+// MPI_Initialized and MPI_Finalized are the two calls allowed before MPI_Init and after
+// MPI_Finalize; they cannot fail in a way an error handler would see, so they go unchecked.
 bool mpi_running()
 {
     int init = 0, fin = 0;
@@ -111,6 +113,8 @@ std::string describe_mismatch(const std::vector<std::string>& texts)
 std::string rank_prefix()
 {
     if (!mpi_running()) return "";
+    // Unchecked on purpose: mpi_fail() reports through here, so MPI_CHECK would recurse. A failure
+    // leaves the defaults, "[rank 0/1] ", in a message that is on its way out anyway.
     int r = 0, s = 1;
     MPI_Comm_rank(MPI_COMM_WORLD, &r);
     MPI_Comm_size(MPI_COMM_WORLD, &s);
@@ -146,7 +150,7 @@ void mpi_fail(const char* file, int line, const char* expr, int code)
 {
     char text[MPI_MAX_ERROR_STRING] = "unknown MPI error";
     int len = 0;
-    MPI_Error_string(code, text, &len);
+    MPI_Error_string(code, text, &len); // unchecked: this is the reporter; the default text stays
     abort_all(std::string(file) + ":" + std::to_string(line) + ": " + expr + ": " + text, 1);
 }
 
@@ -169,11 +173,25 @@ int choose_local_device(int local_rank, int device_count)
 
 std::string DeviceBinding::describe() const
 {
+    // The device the backend uses: its own API's where it has one (cuda), the host for ref,
+    // else OpenMP's default device.
+    std::string where;
+    int used = 0; // devices of that kind, to say when ranks share them
+    if (!hook_api.empty()) {
+        where = hook_device >= 0 ? "on " + hook_api + " device " + std::to_string(hook_device) + " of " +
+                                       std::to_string(hook_devices)
+                                 : "without a " + hook_api + " device";
+        used = hook_devices;
+    } else if (backend == "ref") {
+        where = "on the host";
+    } else {
+        where = omp_device >= 0 ? "on OpenMP device " + std::to_string(omp_device) + " of " + std::to_string(omp_devices)
+                                : std::string("on the host (no OpenMP device: target regions run on host cores)");
+        used = omp_devices;
+    }
     std::string s = "local rank " + std::to_string(local_rank) + " of " + std::to_string(local_size) + ": ";
-    s += omp_device >= 0 ? "OpenMP device " + std::to_string(omp_device) + " of " + std::to_string(omp_devices)
-                         : std::string("no OpenMP device (target regions run on the host)");
-    if (hook_devices > 0) s += ", device " + std::to_string(hook_device) + " of " + std::to_string(hook_devices);
-    if (omp_devices > 0 && local_size > omp_devices) s += " (ranks share devices)";
+    s += (backend.empty() ? std::string("no backend named,") : backend + " backend") + " " + where;
+    if (used > 0 && local_size > used) s += " (ranks share devices)";
     return s;
 }
 
@@ -189,11 +207,12 @@ MpiSession::MpiSession(int* argc, char*** argv)
         // MPI_THREAD_MULTIPLE: a streaming Loader's reader thread makes collective MPI-IO reads
         // while this thread reduces gradients. A library that gives less (but at least
         // FUNNELED) still runs: such loaders read independently (io/loader.hpp).
-        // MPI_Init_thread's own failure is reported by MPI's default handler (abort).
-        MPI_Init_thread(argc, argv, MPI_THREAD_MULTIPLE, &thread_level_);
+        // MPI's default handler aborts on a failing MPI_Init_thread; where a library returns
+        // the error instead, MPI_CHECK reports it (without MPI running, abort_all just exits).
+        MPI_CHECK(MPI_Init_thread(argc, argv, MPI_THREAD_MULTIPLE, &thread_level_));
         owns_ = true;
     } else {
-        MPI_Query_thread(&thread_level_);
+        MPI_CHECK(MPI_Query_thread(&thread_level_));
     }
     // Errors come back as codes, so MPI_CHECK can say which call failed and where.
     MPI_CHECK(MPI_Comm_set_errhandler(MPI_COMM_WORLD, MPI_ERRORS_RETURN));
@@ -221,7 +240,17 @@ MpiSession::~MpiSession()
 {
     int fin = 0;
     MPI_Finalized(&fin);
-    if (owns_ && fin == 0) MPI_Finalize();
+    // A destructor cannot throw or abort the job at its very end: say so, and let the exit
+    // status stand.
+    if (owns_ && fin == 0 && MPI_Finalize() != MPI_SUCCESS)
+        std::fprintf(stderr, "%swarning: MPI_Finalize failed\n", rank_prefix().c_str());
+}
+
+DeviceBinding MpiSession::bind_device(std::string_view backend) const
+{
+    DeviceBinding b = bind_device(backend_device_hook(backend));
+    b.backend = backend;
+    return b;
 }
 
 DeviceBinding MpiSession::bind_device(const DeviceHook& hook) const
@@ -232,6 +261,7 @@ DeviceBinding MpiSession::bind_device(const DeviceHook& hook) const
     b.omp_devices = omp_device_count(); // 0 in builds without an offload target (see core)
     b.omp_device = choose_local_device(local_rank_, b.omp_devices);
     if (b.omp_device >= 0) omp_set_default_device(b.omp_device);
+    b.hook_api = hook.api;
     b.hook_devices = hook.count;
     b.hook_device = choose_local_device(local_rank_, hook.count);
     if (b.hook_device >= 0 && hook.set) hook.set(b.hook_device);
@@ -274,26 +304,9 @@ void agree(MPI_Comm comm, const Config& cfg)
 
     // Mismatch (rare, so its cost does not matter): rank 0 gathers every rank's settings and
     // names the differences; every rank throws the same message.
-    const int rank = comm_rank(comm), size = comm_size(comm);
-    const int len = static_cast<int>(text.size());
-    std::vector<int> lens(rank == 0 ? size : 0), displs(rank == 0 ? size : 0);
-    MPI_CHECK(MPI_Gather(&len, 1, MPI_INT, lens.data(), 1, MPI_INT, 0, comm));
-    std::string all;
-    if (rank == 0) {
-        int total = 0;
-        for (int r = 0; r < size; ++r) {
-            displs[r] = total;
-            total += lens[r];
-        }
-        all.resize(static_cast<std::size_t>(total));
-    }
-    MPI_CHECK(MPI_Gatherv(text.data(), len, MPI_CHAR, all.data(), lens.data(), displs.data(), MPI_CHAR, 0, comm));
+    const std::vector<std::string> texts = gather_strings(comm, text);
     std::string msg;
-    if (rank == 0) {
-        std::vector<std::string> texts;
-        for (int r = 0; r < size; ++r) texts.push_back(all.substr(displs[r], lens[r]));
-        msg = describe_mismatch(texts);
-    }
+    if (comm_rank(comm) == 0) msg = describe_mismatch(texts);
     bcast_string(comm, msg, 0);
     throw CollectiveError(msg, -1, 0);
 }
@@ -337,6 +350,34 @@ void allreduce_sum(MPI_Comm comm, double* values, int n)
 {
     if (n <= 0 || comm_size(comm) == 1) return;
     MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, values, n, MPI_DOUBLE, MPI_SUM, comm));
+}
+
+std::vector<std::string> gather_strings(MPI_Comm comm, const std::string& s)
+{
+    const int rank = comm_rank(comm), size = comm_size(comm);
+    if (size == 1) return {s};
+    // Report lines are short; this guards the int counts MPI takes (a rank alone cannot throw
+    // here: the others would wait in the gather).
+    if (s.size() > static_cast<std::size_t>(INT_MAX))
+        abort_all("gather_strings: a string of " + std::to_string(s.size()) + " bytes exceeds an MPI count");
+    const int len = static_cast<int>(s.size());
+    std::vector<int> lens(rank == 0 ? size : 0), displs(rank == 0 ? size : 0);
+    MPI_CHECK(MPI_Gather(&len, 1, MPI_INT, lens.data(), 1, MPI_INT, 0, comm));
+    std::string all;
+    if (rank == 0) {
+        long long total = 0;
+        for (int r = 0; r < size; ++r) {
+            displs[r] = static_cast<int>(total);
+            total += lens[r];
+        }
+        // Rank 0 learns the total only now; every rank reached the Gatherv, so abort, not throw.
+        if (total > INT_MAX) abort_all("gather_strings: " + std::to_string(total) + " bytes in all exceed an MPI count");
+        all.resize(static_cast<std::size_t>(total));
+    }
+    MPI_CHECK(MPI_Gatherv(s.data(), len, MPI_CHAR, all.data(), lens.data(), displs.data(), MPI_CHAR, 0, comm));
+    std::vector<std::string> out;
+    for (int r = 0; rank == 0 && r < size; ++r) out.push_back(all.substr(displs[r], lens[r]));
+    return out;
 }
 
 } // namespace ompml

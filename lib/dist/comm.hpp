@@ -3,7 +3,7 @@
 // clear message" true.
 //
 //   MpiSession mpi(&argc, &argv);                 // MPI_Init_thread .. MPI_Finalize (RAII)
-//   const DeviceBinding dev = mpi.bind_device();  // before the first device allocation
+//   const DeviceBinding dev = mpi.bind_device("cuda");  // before the backend is made
 //   agree(mpi.comm(), {{"layers", "784,256,10"}, {"seed", "1"}, {"batch", "256"}});
 //   collective_try(mpi.comm(), [&] { data = open_dataset(path); });   // see collective_ok
 //   broadcast(mpi.comm(), be.memory(), params.data(), params.size());
@@ -16,6 +16,7 @@
 // Started without mpirun, MPI runs as a singleton: 1 rank, and everything here still works.
 #pragma once
 
+#include "backend/backend.hpp"
 #include "core/buffer.hpp"
 #include "core/check.hpp"
 #include "core/memory.hpp"
@@ -48,21 +49,21 @@ private:
     int failed_count_;
 };
 
-// A second device API to bind alongside OpenMP (the CUDA backend provides
-// {cudaGetDeviceCount(), cudaSetDevice}); dist does not link CUDA itself.
-struct DeviceHook {
-    int count = 0;
-    std::function<void(int)> set;
-};
-
+// Which device a rank uses: OpenMP's default device always, and the backend's own API (the
+// cuda backend's CUDA device, DeviceHook in backend/backend.hpp) where it has one. Both follow
+// choose_local_device(), so the rule is one for every backend.
 struct DeviceBinding {
     int local_rank = 0;
     int local_size = 1;
+    std::string backend;   // the backend bound for ("" when none was named)
     int omp_devices = 0;   // OpenMP devices this rank sees
     int omp_device = -1;   // the default device chosen; -1: none, target regions run on the host
+    std::string hook_api;  // the backend's own device API ("CUDA"); empty when it has none
     int hook_devices = 0;  // devices the hook reported
     int hook_device = -1;  // the device given to the hook; -1: none
-    std::string describe() const; // one line for the run's log
+    // Where this rank's backend runs, one line for the run's log: "local rank 1 of 4: cuda
+    // backend on CUDA device 1 of 2 (ranks share devices)".
+    std::string describe() const;
 };
 
 // The device for a rank: local_rank % device_count, or -1 when there is none. Ranks of a node
@@ -88,9 +89,13 @@ public:
     int thread_level() const { return thread_level_; }
     std::string processor() const { return processor_; } // host name, for reports
 
-    // Sets the OpenMP default device (and the hook's device) to choose_local_device(). Call it
-    // before the first device allocation: omp memory allocates on the default device of the
-    // moment.
+    // Binds this rank to the devices of `backend` ("ref", "omp", "cuda": every driver calls
+    // this with its --backend): bind_device(backend_device_hook(backend)). Call it before the
+    // backend is made: omp memory allocates on the default device of the moment, the cuda
+    // backend on the current CUDA device. Makes no MPI call (may run inside collective_try).
+    DeviceBinding bind_device(std::string_view backend) const;
+    // Sets the OpenMP default device, and the hook's device, to choose_local_device(). Tests
+    // pass fake hooks; an empty hook binds OpenMP alone.
     DeviceBinding bind_device(const DeviceHook& hook = {}) const;
 
 private:
@@ -184,5 +189,9 @@ inline void broadcast(MPI_Comm comm, DeviceBuffer<float>& buf, int root = 0)
 
 // Collective. In-place sum of a few host doubles (loss, correct counts) over all ranks.
 void allreduce_sum(MPI_Comm comm, double* values, int n);
+
+// Collective. Rank 0 gets every rank's string in rank order (the others get an empty vector):
+// the per-rank lines of a start-up report (host, device binding). No MPI call with 1 rank.
+std::vector<std::string> gather_strings(MPI_Comm comm, const std::string& s);
 
 } // namespace ompml

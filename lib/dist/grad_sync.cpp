@@ -65,6 +65,7 @@ namespace {
 int comm_size(MPI_Comm comm)
 {
     int init = 0, fin = 0, size = 1;
+    // Allowed at any time and never failing (unchecked, as in comm.cpp's mpi_running).
     MPI_Initialized(&init);
     MPI_Finalized(&fin);
     if (init != 0 && fin == 0) MPI_CHECK(MPI_Comm_size(comm, &size));
@@ -131,7 +132,7 @@ GradientAverager::~GradientAverager()
         // reductions, so waiting could hang; the job is ending (abort_all or a collective
         // error), so leave the staging memory to MPI rather than free it under a live request.
         if (std::uncaught_exceptions() > 0) return;
-        MPI_Waitall(static_cast<int>(requests_.size()), requests_.data(), MPI_STATUSES_IGNORE);
+        MPI_CHECK(MPI_Waitall(static_cast<int>(requests_.size()), requests_.data(), MPI_STATUSES_IGNORE));
     }
     if (host_ != nullptr) {
         if (opt_.unpin_host) opt_.unpin_host(host_);

@@ -101,8 +101,9 @@ NodeSum::NodeSum(MPI_Comm comm, std::size_t n) : comm_(comm), n_(n)
     const std::size_t bytes = kHeaderBytes + (n_ * sizeof(float) + kPage - 1) / kPage * kPage;
     void* base = nullptr;
     const int rc = MPI_Win_allocate_shared(static_cast<MPI_Aint>(bytes), 1, info, comm_, &base, &win_);
-    MPI_Info_free(&info);
+    const int free_rc = MPI_Info_free(&info); // freed whatever the allocation returned
     MPI_CHECK(rc);
+    MPI_CHECK(free_rc);
     for (int q = 0; q < size_; ++q) {
         MPI_Aint seg = 0;
         int disp = 0;
@@ -123,7 +124,7 @@ NodeSum::NodeSum(MPI_Comm comm, std::size_t n) : comm_(comm), n_(n)
 NodeSum::~NodeSum()
 {
     // Unwinding from an error: the other ranks may never reach MPI_Win_free; the job is ending.
-    if (win_ != MPI_WIN_NULL && std::uncaught_exceptions() == 0) MPI_Win_free(&win_);
+    if (win_ != MPI_WIN_NULL && std::uncaught_exceptions() == 0) MPI_CHECK(MPI_Win_free(&win_));
 }
 
 void NodeSum::ready(std::size_t off, std::size_t count)

@@ -20,6 +20,11 @@ namespace ompml {
 
 constexpr std::uint64_t kSynthStream = 0x53594E5400000000ull; // "SYNT"
 
+// Limits write_synth and synth_rows check (with an error naming the flag and the value):
+constexpr int kSynthMaxClasses = 1 << 24;                     // labels are int32, histograms per class
+constexpr std::uint64_t kSynthMaxFeatures = 2147483647;       // a model's input width is an int
+constexpr std::uint64_t kSynthMaxCentres = std::uint64_t{1} << 30; // classes x modes x features floats (4 GiB)
+
 struct SynthOptions {
     std::uint64_t train = 60000, test = 10000;
     std::uint64_t features = 784;
@@ -29,6 +34,10 @@ struct SynthOptions {
     h5::Dtype dtype = h5::Dtype::u8; // u8 or f32
     std::uint64_t chunk_rows = 8192; // generated and written this many rows at a time
 };
+
+// Throws Error when opt is outside the limits above (or any count is 0): "synth: --features 0
+// must be >= 1". Both functions below check it first.
+void validate_synth(const SynthOptions& opt);
 
 // Generates rows [row0, row0 + rows) of a split: images (rows, features) of opt.dtype,
 // labels (rows). Pure function of (opt.seed, features, classes, modes, split, row).

@@ -1,0 +1,116 @@
+// Command-line helpers every driver shares (CLI11): integer flags read by one parser
+// (core/parse_int.hpp), checks for floating-point flags, and usage errors as one line.
+//
+//   cli::add_int(app, "--epochs", a.epochs, "epochs to train", 1);      // [1, INT_MAX]
+//   cli::add_int(app, "--seed", a.seed, "seed of init and shuffle");     // [0, 2^64-1]; "010" is 10
+//   app.add_option("--lr", a.lr, "learning rate")->check(cli::kPositive);
+//   if (const auto rc = cli::parse(app, argc, argv, "ompml-train")) return *rc;
+//
+// Errors read "<program>: error: --seed: value '-1' is not an integer in [0, 18446744073709551615]".
+#pragma once
+
+#include "core/parse_int.hpp"
+
+#include <CLI/CLI.hpp>
+
+#include <cmath>
+#include <concepts>
+#include <cstdio>
+#include <limits>
+#include <optional>
+#include <string>
+#include <type_traits>
+
+namespace ompml::cli {
+
+// What the help text says about an integer flag's range.
+template <std::integral T>
+std::string int_range_desc(T lo, T hi)
+{
+    if (hi != std::numeric_limits<T>::max()) return "in [" + std::to_string(lo) + ", " + std::to_string(hi) + "]";
+    if (lo == 1) return "> 0";
+    if (lo == 0 && std::is_signed_v<T>) return ">= 0";
+    return {}; // the type's whole range: nothing to say
+}
+
+// The check of an integer flag of type T in [lo, hi] (messages: core/parse_int.hpp). It runs on
+// the text before CLI11 converts it and rewrites an accepted value as plain decimal, because
+// CLI11 2.1 converts with strtoull/strtoll in base 0: "-1" wraps to 2^64-1, an overflow
+// saturates without an error, and "010" is octal 8. Give it to Option::transform, not check:
+// CLI11 hands check() a copy, so the rewrite would be lost.
+template <std::integral T>
+CLI::Validator int_in(T lo = std::numeric_limits<T>::min(), T hi = std::numeric_limits<T>::max())
+{
+    return CLI::Validator(
+        [lo, hi](std::string& s) -> std::string {
+            T v{};
+            std::string err = parse_int(s, v, lo, hi);
+            if (err.empty()) s = std::to_string(v);
+            return err;
+        },
+        int_range_desc(lo, hi));
+}
+
+// Adds an integer flag that accepts exactly the decimal integers in [lo, hi]: every integer
+// flag of every driver goes through here, so CLI11's own conversion only ever sees plain
+// decimal text in range.
+template <std::integral T>
+CLI::Option* add_int(CLI::App& app, const std::string& name, T& value, const std::string& desc,
+                     std::type_identity_t<T> lo = std::numeric_limits<T>::min(),
+                     std::type_identity_t<T> hi = std::numeric_limits<T>::max())
+{
+    return app.add_option(name, value, desc)->transform(int_in<T>(lo, hi));
+}
+template <std::integral T>
+CLI::Option* add_int(CLI::App* app, const std::string& name, T& value, const std::string& desc,
+                     std::type_identity_t<T> lo = std::numeric_limits<T>::min(),
+                     std::type_identity_t<T> hi = std::numeric_limits<T>::max())
+{
+    return add_int(*app, name, value, desc, lo, hi);
+}
+
+// Checks of floating-point flags: the whole text must be a finite number ("value 'abc' is not
+// a number"; nan and inf are not), then "value 0 must be > 0" / "value -1 must be >= 0".
+enum class Sign { any, non_negative, positive };
+inline CLI::Validator real(Sign sign)
+{
+    return CLI::Validator(
+        [sign](std::string& s) -> std::string {
+            double v = 0.0;
+            std::size_t used = 0;
+            try {
+                v = std::stod(s, &used);
+            } catch (const std::exception&) {
+                used = 0;
+            }
+            if (used == 0 || used != s.size() || !std::isfinite(v)) return "value '" + s + "' is not a number";
+            if (sign == Sign::positive && !(v > 0)) return "value " + s + " must be > 0";
+            if (sign == Sign::non_negative && v < 0) return "value " + s + " must be >= 0";
+            return {};
+        },
+        sign == Sign::positive ? "> 0" : sign == Sign::non_negative ? ">= 0" : "");
+}
+inline const CLI::Validator kFinite = real(Sign::any);
+inline const CLI::Validator kPositive = real(Sign::positive);
+inline const CLI::Validator kNonNegative = real(Sign::non_negative);
+
+// Parses argv into app. Returns nothing to go on, or the exit status to leave with: 0 after
+// --help (printed on stdout), 2 after a usage error, printed as ONE line on stderr:
+// "<program>: error: <what>". Under MPI every rank parses the same command line and so leaves
+// alike; pass print = false on all but one rank.
+inline std::optional<int> parse(CLI::App& app, int argc, char** argv, const char* program, bool print = true)
+{
+    try {
+        app.parse(argc, argv);
+    } catch (const CLI::ParseError& e) {
+        if (e.get_exit_code() == 0) return print ? app.exit(e) : 0; // --help
+        if (print) {
+            std::fflush(stdout);
+            std::fprintf(stderr, "%s: error: %s\n", program, e.what());
+        }
+        return 2;
+    }
+    return std::nullopt;
+}
+
+} // namespace ompml::cli
