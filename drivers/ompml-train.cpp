@@ -29,9 +29,14 @@
 //                                            only it sees (exit) or SIGKILLs itself (kill)
 //   OMPML_TEST_PER_RANK_DATA=1               "%r" in --data becomes the rank number, to give
 //                                            one rank a dataset path the others do not have
+//   OMPML_TEST_HOLD_AT_STEP=N                after step N (and its checkpoint, if one is due)
+//                                            print "test hold: step N, waiting for a stop
+//                                            signal" and wait for SIGUSR1/SIGTERM on any rank,
+//                                            so a signal test can never finish before its signal
 #include "backend/backend.hpp"
 #include "cli.hpp"
 #include "core/check.hpp"
+#include "core/parse_int.hpp"
 #include "core/timer.hpp"
 #include "dist/comm.hpp"
 #include "dist/mpi_comm.hpp"
@@ -48,15 +53,17 @@
 
 #include <algorithm>
 #include <atomic>
+#include <chrono>
+#include <cmath>
 #include <csignal>
+#include <cstdio>
 #include <cstdlib>
 #include <filesystem>
-#include <cmath>
-#include <cstdio>
 #include <memory>
 #include <optional>
 #include <sstream>
 #include <string>
+#include <thread>
 
 namespace {
 
@@ -108,6 +115,17 @@ FaultInject fault_from_env()
     if (f.mode != "exit" && f.mode != "kill")
         throw Error("OMPML_FAULT_INJECT='" + s + "': expected RANK:STEP:exit|kill");
     return f;
+}
+
+// OMPML_TEST_HOLD_AT_STEP=N (test-only, see the top of this file); -1 when unset.
+std::int64_t hold_step_from_env()
+{
+    const char* v = std::getenv("OMPML_TEST_HOLD_AT_STEP");
+    std::int64_t step = -1;
+    if (v == nullptr || *v == '\0') return step;
+    const std::string err = parse_int(std::string_view(v), step, std::int64_t{1});
+    if (!err.empty()) throw Error("OMPML_TEST_HOLD_AT_STEP: " + err);
+    return step;
 }
 
 // Collective: true on every rank when `local` is true on some rank.
@@ -244,6 +262,13 @@ int run(const MpiSession& mpi, int argc, char** argv)
     if (a.resume == "auto" && a.checkpoint.empty())
         throw CollectiveError("--resume auto needs --checkpoint FILE (it resumes from FILE or FILE.prev)", -1, 0);
     const FaultInject fault = fault_from_env();
+    const std::int64_t hold_step = hold_step_from_env();
+    // Before anything is read or trained: --checkpoint must not name a file that is not ours
+    // (the dataset, a text file, a directory); rank 0 writes it, every rank stops on a refusal.
+    if (!a.checkpoint.empty())
+        collective_try(mpi, [&] {
+            if (is_root) parse_flag([&] { check_checkpoint_target(a.checkpoint); }); // "--checkpoint F ..."
+        });
 
     // Before the backend is made: omp memory allocates on the default OpenMP device, the cuda
     // backend on the current CUDA device. Every backend binds by the same rule (local rank %
@@ -537,7 +562,13 @@ int run(const MpiSession& mpi, int argc, char** argv)
         if (!is_root || a.checkpoint.empty()) return;
         save_checkpoint(a.checkpoint, cfg, data, s, model, opt, /*keep_previous=*/true);
     };
-    hooks.should_stop = [&](const TrainState&) {
+    hooks.should_stop = [&](const TrainState& s) {
+        if (s.step == hold_step) { // test-only: wait here for the signal the test sends
+            if (is_root) std::printf("test hold: step %lld, waiting for a stop signal\n", static_cast<long long>(s.step));
+            std::fflush(stdout);
+            while (!comm.any(g_stop_signal.load() != 0)) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+            return true;
+        }
         const Stopwatch t;
         const bool stop = comm.any(g_stop_signal.load() != 0);
         flag_s += t.seconds();

@@ -60,9 +60,9 @@ expect_error "--schedule step needs" --data d.h5 --layers 24,32,5 --schedule ste
 # --checkpoint never destroys a user's file: the dataset itself, a text file, a directory.
 cp d.h5 d.copy && printf 'my notes\n' >notes.txt && mkdir -p ckdir && printf 'keep\n' >ckdir/inside
 short="--data d.h5 --layers 24,32,5 --batch 64 --epochs 1 --max-steps 3"
-expect_error "checkpoint d.h5 is a dataset file" $short --checkpoint d.h5
-expect_error "checkpoint notes.txt is not an ompml checkpoint" $short --checkpoint notes.txt
-expect_error "checkpoint ckdir is a directory" $short --checkpoint ckdir
+expect_error "--checkpoint d.h5 is a dataset file" $short --checkpoint d.h5
+expect_error "--checkpoint notes.txt is not an ompml checkpoint" $short --checkpoint notes.txt
+expect_error "--checkpoint ckdir is a directory" $short --checkpoint ckdir
 cmp d.h5 d.copy || fail "the dataset changed"
 [ "$(cat notes.txt)" = "my notes" ] && [ "$(cat ckdir/inside)" = keep ] || fail "a user file changed"
 [ ! -e d.h5.prev ] && [ ! -e notes.txt.prev ] && [ ! -e ckdir.prev ] || fail "something was rotated: $(ls)"

@@ -1,5 +1,6 @@
 // CUDA_CHECK: the one check macro for CUDA runtime calls. A failing call throws ompml::Error
-// "file:line: expr: <cudaGetErrorString>" through one [[noreturn]] reporter, so the CUDA kernels,
+// "expr: <cudaGetErrorString>" through one [[noreturn]] reporter (core/check.hpp; our source
+// location only under OMPML_ERROR_SOURCE=1), so the CUDA kernels,
 // the CUDA backend and the cuBLAS anchor all fail the same loud way. Include only from files
 // compiled with the CUDA toolkit on the include path (*.cu, backend_cuda.cpp, cublas_anchor.cpp).
 #pragma once

@@ -151,7 +151,7 @@ void mpi_fail(const char* file, int line, const char* expr, int code)
     char text[MPI_MAX_ERROR_STRING] = "unknown MPI error";
     int len = 0;
     MPI_Error_string(code, text, &len); // unchecked: this is the reporter; the default text stays
-    abort_all(std::string(file) + ":" + std::to_string(line) + ": " + expr + ": " + text, 1);
+    abort_all(std::string(expr) + ": " + text + source_suffix(file, line), 1);
 }
 
 bool mpi_cuda_aware()

@@ -75,13 +75,13 @@ ReadPlan plan_reads(const LoaderOptions& opt, hid_t images)
         throw Error("loader: LoaderOptions::comm is not a valid MPI communicator");
     if (ranks == 1 || opt.reads == StreamReads::independent) return {false, "independent reads"};
     int me = 0;
-    MPI_Comm_rank(opt.comm, &me);
+    if (MPI_Comm_rank(opt.comm, &me) != MPI_SUCCESS) throw Error("loader: MPI_Comm_rank failed on LoaderOptions::comm");
     require(ranks == opt.nranks && me == opt.rank,
             "loader: rank " + std::to_string(opt.rank) + " of " + std::to_string(opt.nranks) +
                 " differs from the communicator's rank " + std::to_string(me) + " of " + std::to_string(ranks));
     if (!h5::kHaveParallel) return {false, "independent reads: HDF5 is built without parallel support"};
     int level = MPI_THREAD_SINGLE;
-    MPI_Query_thread(&level);
+    if (MPI_Query_thread(&level) != MPI_SUCCESS) throw Error("loader: MPI_Query_thread failed");
     if (level < MPI_THREAD_MULTIPLE)
         return {false, "independent reads: collective reads from the reader thread need MPI_THREAD_MULTIPLE"};
     if (opt.reads == StreamReads::automatic && h5::is_filtered(images))

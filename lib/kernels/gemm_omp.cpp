@@ -12,7 +12,8 @@
 //   team-shared memory, a 4 x 4 (64 x 64 tiles) or, for big products, 8 x 8 (128 x 128 tiles)
 //   register block per thread: the algorithm of the CUDA twin. Device-only, since it relies on
 //   team-shared memory and barriers (the host cannot form 256-thread teams, and a pteam-allocated
-//   tile would be shared by all host teams: see the toolchain notes and design.md, Kernels).
+//   tile would be shared by all host teams: that is why such kernels are device-only
+//   variants beside a portable one).
 #include "kernels/gemm.hpp"
 #include "kernels/gemm_omp.hpp"
 

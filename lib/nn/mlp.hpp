@@ -1,8 +1,9 @@
 // MLP: a stack of Linear layers with a hidden activation (relu | tanh | gelu); the last layer
 // is the identity and produces logits for softmax cross-entropy.
 //
-// Memory layout (the invariant of design.md): ONE flat parameter buffer and ONE flat gradient
-// buffer of the same layout, on the device. Layer l occupies a contiguous range:
+// Memory layout (the project's invariant: training stays on the device, in flat buffers): ONE
+// flat parameter buffer and ONE flat gradient buffer of the same layout, on the device. Layer l
+// occupies a contiguous range:
 //     W_l (OUT, IN) row-major, like PyTorch's nn.Linear.weight, then b_l (OUT)
 // so a layer's gradient is one contiguous bucket (what the MPI layer averages). Activations,
 // pre-activations and backward scratch are device buffers sized for max_batch rows, allocated
