@@ -42,10 +42,7 @@ set(CMAKE_MINIMUM_REQUIRED_VERSION 3.24)
 find_package(CUDAToolkit REQUIRED)
 set(CMAKE_MINIMUM_REQUIRED_VERSION ${_ompml_min_version})
 
-set(_ompml_cuda_sources
-  kernels/gemm_cuda.cu kernels/activation_cuda.cu kernels/reduce_cuda.cu
-  kernels/softmax_xent_cuda.cu kernels/normalize_cuda.cu kernels/blas1_cuda.cu
-  kernels/optimizer_cuda.cu)
+ompml_kernel_sources(_ompml_cuda_sources _cuda.cu)
 target_sources(ompml_kernels PRIVATE ${_ompml_cuda_sources})
 target_sources(ompml_backend PRIVATE backend/backend_cuda.cpp)
 # PUBLIC: the backend and anything including core/cuda_check.hpp need the runtime's headers.

@@ -7,7 +7,7 @@
 #include "backend/backend.hpp"
 #include "cli.hpp"
 #include "core/check.hpp"
-#include "dist/comm.hpp"
+#include "parallel/comm.hpp"
 #include "io/checkpoint.hpp"
 #include "io/loader.hpp"
 #include "nn/mlp.hpp"
@@ -91,7 +91,7 @@ int run(const MpiSession& mpi, int argc, char** argv)
 
     std::printf("ompml-eval: %s (%s %s, step %lld, epoch %lld) on %s [%s], backend %s on %s, %d ranks\n",
                 checkpoint.c_str(),
-                layers_string(ck.config.model.layers).c_str(), activation_name(ck.config.model.activation),
+                layers_string(ck.config.model.layers).c_str(), enum_name(ck.config.model.activation),
                 static_cast<long long>(ck.state.step), static_cast<long long>(ck.state.epoch), data.c_str(),
                 split.c_str(), be->name(), be->device().c_str(), mpi.size());
     // Which device each rank used (one rank: the line above says it); the first 8, as ompml-train.

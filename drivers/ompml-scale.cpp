@@ -32,9 +32,9 @@
 #include "core/check.hpp"
 #include "core/rng.hpp"
 #include "core/timer.hpp"
-#include "dist/comm.hpp"
-#include "dist/grad_sync.hpp"
-#include "dist/mpi_check.hpp"
+#include "parallel/comm.hpp"
+#include "parallel/grad_sync.hpp"
+#include "parallel/mpi_check.hpp"
 #include "nn/mlp.hpp"
 #include "nn/optimizer.hpp"
 
@@ -202,11 +202,11 @@ int run(MpiSession& mpi, int argc, char** argv)
         be = make_backend(a.backend);
         MlpConfig cfg;
         cfg.layers = parse_layers(a.layers);
-        cfg.activation = parse_activation(a.activation);
+        cfg.activation = parse_enum<Act>(a.activation);
         model = std::make_unique<Mlp>(*be, cfg, std::max(1, rows));
         model->init_params(a.seed);
         OptimizerConfig oc;
-        oc.kind = parse_optimizer(a.optimizer);
+        oc.kind = parse_enum<OptKind>(a.optimizer);
         oc.lr = static_cast<float>(a.lr);
         opt = std::make_unique<Optimizer>(*be, oc, model->num_params());
         // Each rank draws its own rows (stream per rank), like a slice of a shuffled dataset.
@@ -224,7 +224,7 @@ int run(MpiSession& mpi, int argc, char** argv)
     GradSyncOptions so;
     so.bucket_mb = a.bucket_mb;
     so.gpu_memory = be->on_gpu();
-    so.transport = parse_grad_transport(a.transport);
+    so.transport = parse_enum<GradTransport>(a.transport);
     std::unique_ptr<GradientAverager> avg_p; // owns the gradient buffer backward writes
     collective_try(comm, [&] { avg_p = std::make_unique<GradientAverager>(comm, be->memory(), model->num_params(), so); });
     GradientAverager& avg = *avg_p;

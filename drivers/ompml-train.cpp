@@ -38,8 +38,8 @@
 #include "core/check.hpp"
 #include "core/parse_int.hpp"
 #include "core/timer.hpp"
-#include "dist/comm.hpp"
-#include "dist/mpi_comm.hpp"
+#include "parallel/comm.hpp"
+#include "parallel/mpi_comm.hpp"
 #include "io/checkpoint.hpp"
 #include "io/loader.hpp"
 #include "io/metrics.hpp"
@@ -322,9 +322,9 @@ int run(const MpiSession& mpi, int argc, char** argv)
         start = ck->state;
         same_as_checkpoint(app, "--layers", layers_string(parse_flag([&] { return parse_layers(a.layers); })),
               layers_string(cfg.model.layers));
-        same_as_checkpoint(app, "--activation", a.activation, activation_name(cfg.model.activation));
-        same_as_checkpoint(app, "--optimizer", a.optimizer, optimizer_name(cfg.opt.kind));
-        same_as_checkpoint(app, "--schedule", a.schedule, schedule_name(cfg.sched.kind));
+        same_as_checkpoint(app, "--activation", a.activation, enum_name(cfg.model.activation));
+        same_as_checkpoint(app, "--optimizer", a.optimizer, enum_name(cfg.opt.kind));
+        same_as_checkpoint(app, "--schedule", a.schedule, enum_name(cfg.sched.kind));
         same_as_checkpoint(app, "--lr", fmt("%g", a.lr), fmt("%g", cfg.opt.lr));
         same_as_checkpoint(app, "--batch", std::to_string(a.batch), std::to_string(cfg.batch));
         same_as_checkpoint(app, "--seed", std::to_string(a.seed), std::to_string(cfg.seed));
@@ -332,13 +332,13 @@ int run(const MpiSession& mpi, int argc, char** argv)
         if (app.count("--data") == 0) a.data = ck->data.path;
     } else {
         cfg.model.layers = parse_flag([&] { return parse_layers(a.layers); });
-        cfg.model.activation = parse_flag([&] { return parse_activation(a.activation); });
-        cfg.opt.kind = parse_flag([&] { return parse_optimizer(a.optimizer); });
+        cfg.model.activation = parse_flag([&] { return parse_enum<Act>(a.activation); });
+        cfg.opt.kind = parse_flag([&] { return parse_enum<OptKind>(a.optimizer); });
         cfg.opt.lr = static_cast<float>(a.lr);
         cfg.opt.momentum = static_cast<float>(a.momentum);
         cfg.opt.weight_decay =
             static_cast<float>(a.weight_decay >= 0 ? a.weight_decay : (cfg.opt.kind == OptKind::adamw ? 0.01 : 0.0));
-        cfg.sched.kind = parse_flag([&] { return parse_schedule(a.schedule); });
+        cfg.sched.kind = parse_flag([&] { return parse_enum<SchedKind>(a.schedule); });
         cfg.sched.warmup = a.warmup;
         cfg.sched.step_size = a.step_size;
         cfg.sched.gamma = static_cast<float>(a.gamma);
@@ -368,7 +368,7 @@ int run(const MpiSession& mpi, int argc, char** argv)
         // Streaming reads are collective over all ranks where possible (io/loader.hpp); every
         // rank must choose alike, so the choice is a flag the ranks agree on.
         lo.comm = mpi.comm();
-        lo.reads = parse_stream_reads(a.streaming_reads);
+        lo.reads = parse_enum<StreamReads>(a.streaming_reads);
         train_loader = std::make_unique<Loader>(*be, lo);
         LoaderOptions to = lo;
         to.split = Split::test;
@@ -398,14 +398,14 @@ int run(const MpiSession& mpi, int argc, char** argv)
         const auto num = [](double v) { return fmt("%.9g", v); };
         agree(mpi.comm(),
               {{"layers", layers_string(cfg.model.layers)},
-               {"activation", activation_name(cfg.model.activation)},
+               {"activation", enum_name(cfg.model.activation)},
                {"seed", std::to_string(cfg.seed)},
                {"global batch", std::to_string(cfg.batch)},
                {"eval batch", std::to_string(cfg.eval_batch)},
                {"epochs", std::to_string(cfg.epochs)},
-               {"optimizer", std::string(optimizer_name(cfg.opt.kind)) + " lr " + num(cfg.opt.lr) + " momentum " +
+               {"optimizer", std::string(enum_name(cfg.opt.kind)) + " lr " + num(cfg.opt.lr) + " momentum " +
                                  num(cfg.opt.momentum) + " weight_decay " + num(cfg.opt.weight_decay)},
-               {"schedule", std::string(schedule_name(cfg.sched.kind)) + " warmup " + std::to_string(cfg.sched.warmup) +
+               {"schedule", std::string(enum_name(cfg.sched.kind)) + " warmup " + std::to_string(cfg.sched.warmup) +
                                 " step_size " + std::to_string(cfg.sched.step_size) + " gamma " +
                                 num(cfg.sched.gamma) + " total " + std::to_string(cfg.sched.total_steps)},
                {"clip", num(cfg.clip)},
@@ -444,7 +444,7 @@ int run(const MpiSession& mpi, int argc, char** argv)
     gso.bucket_mb = a.bucket_mb;
     gso.force_staging = a.mpi_staging;
     gso.gpu_memory = be->on_gpu();
-    gso.transport = parse_grad_transport(a.grad_transport);
+    gso.transport = parse_enum<GradTransport>(a.grad_transport);
     // Every rank takes the same transport decision, so an error ("shm is not possible here")
     // is the same everywhere; the communicator owns the gradient buffer backward writes.
     std::unique_ptr<MpiComm> comm_p;
@@ -476,11 +476,11 @@ int run(const MpiSession& mpi, int argc, char** argv)
                     static_cast<unsigned long long>(data.features), data.classes,
                     a.streaming ? (" (streaming, " + train_loader->read_mode() + ")").c_str() : "");
         std::printf("  model     %s %s, %zu parameters\n", layers_string(cfg.model.layers).c_str(),
-                    activation_name(cfg.model.activation), model.num_params());
-        std::printf("  optimizer %s lr %g weight_decay %g%s, schedule %s (warmup %lld", optimizer_name(cfg.opt.kind),
+                    enum_name(cfg.model.activation), model.num_params());
+        std::printf("  optimizer %s lr %g weight_decay %g%s, schedule %s (warmup %lld", enum_name(cfg.opt.kind),
                     cfg.opt.lr, cfg.opt.weight_decay,
                     cfg.opt.kind == OptKind::sgd ? fmt(" momentum %g", cfg.opt.momentum).c_str() : "",
-                    schedule_name(cfg.sched.kind), static_cast<long long>(cfg.sched.warmup));
+                    enum_name(cfg.sched.kind), static_cast<long long>(cfg.sched.warmup));
         if (cfg.sched.kind == SchedKind::step)
             std::printf(", gamma %g every %lld steps", cfg.sched.gamma, static_cast<long long>(cfg.sched.step_size));
         if (cfg.sched.kind == SchedKind::cosine)

@@ -63,7 +63,7 @@ void gradient_check(const std::string& backend, Act act)
         p[i] = keep;
         numeric[i] = static_cast<float>((lp - lm) / (static_cast<double>(hi) - lo));
     }
-    check_close(grads, numeric, 3e-4, 1e-2, backend + " " + activation_name(act) + " gradient vs finite differences");
+    check_close(grads, numeric, 3e-4, 1e-2, backend + " " + enum_name(act) + " gradient vs finite differences");
 }
 
 // Fixed-order in-memory batches: sample i of batch s is row (s*B + i) mod N.
@@ -147,9 +147,9 @@ BOOST_AUTO_TEST_CASE(parse_errors_name_the_value)
                           [](const Error& e) { return std::string(e.what()).find("'x'") != std::string::npos; });
     BOOST_CHECK_THROW(parse_layers("784"), Error);
     BOOST_CHECK_THROW(parse_layers("784,0,10"), Error);
-    BOOST_CHECK_THROW(parse_activation("sigmoid"), Error);
-    BOOST_CHECK_THROW(parse_optimizer("lamb"), Error);
-    BOOST_CHECK_THROW(parse_schedule("linear"), Error);
+    BOOST_CHECK_THROW(parse_enum<Act>("sigmoid"), Error);
+    BOOST_CHECK_THROW(parse_enum<OptKind>("lamb"), Error);
+    BOOST_CHECK_THROW(parse_enum<SchedKind>("linear"), Error);
     BOOST_TEST(parse_layers("784,512,256,10") == (std::vector<int>{784, 512, 256, 10}),
                boost::test_tools::per_element());
 }
@@ -218,7 +218,7 @@ BOOST_AUTO_TEST_CASE(learns_xor_to_100_percent)
         SingleComm comm;
         Trainer t(*be, cfg, m, opt, comm);
         const TrainResult r = t.run(train, &eval, TrainState{}, RunLimits{});
-        BOOST_TEST_MESSAGE(optimizer_name(kind) << ": train accuracy " << r.test.accuracy << " loss " << r.test.loss);
+        BOOST_TEST_MESSAGE(enum_name(kind) << ": train accuracy " << r.test.accuracy << " loss " << r.test.loss);
         BOOST_TEST(r.state.step == 60 * 8);
         BOOST_TEST(r.test.accuracy == 1.0);
     }

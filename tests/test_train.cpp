@@ -151,7 +151,7 @@ void require_same(const Checkpoint& a, const Checkpoint& b, const std::string& w
 BOOST_AUTO_TEST_CASE(same_seed_gives_identical_checkpoints)
 {
     for (const OptKind kind : {OptKind::adam, OptKind::sgd}) {
-        const std::string n = optimizer_name(kind);
+        const std::string n = enum_name(kind);
         const Checkpoint a = train(base_config(kind), scratch().path("det_a_" + n + ".h5"));
         const Checkpoint b = train(base_config(kind), scratch().path("det_b_" + n + ".h5"));
         BOOST_TEST(a.state.step == 96);
@@ -167,7 +167,7 @@ BOOST_AUTO_TEST_CASE(same_seed_gives_identical_checkpoints)
 BOOST_AUTO_TEST_CASE(resume_is_exact)
 {
     for (const OptKind kind : {OptKind::adamw, OptKind::sgd}) {
-        const std::string n = optimizer_name(kind);
+        const std::string n = enum_name(kind);
         const Checkpoint full = train(base_config(kind), scratch().path("full_" + n + ".h5"));
         // 20: inside epoch 0; 32: exactly at the first epoch's end; 45: inside epoch 1 after
         // crossing a boundary; 95: just before the end (the last step has a 16-row batch).

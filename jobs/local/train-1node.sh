@@ -18,7 +18,7 @@
 #   OMPML_BIN=build/host/bin jobs/local/train-1node.sh -n 4 --data data/tiny.h5
 #
 # Why it looks like this:
-# - Every rank sees every GPU and picks its own (node-local rank % GPUs, lib/dist/comm.hpp),
+# - Every rank sees every GPU and picks its own (node-local rank % GPUs, lib/parallel/comm.hpp),
 #   so no per-rank CUDA_VISIBLE_DEVICES wrapper is needed.
 # - --bind-to none: Open MPI binds each rank to ONE core when np <= 2, which would pile all
 #   of a rank's OpenMP threads (host-side work, the CPU path) onto that core.

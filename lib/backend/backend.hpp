@@ -53,7 +53,7 @@ std::vector<std::string> available_backends();
 // A backend's own device API, beside OpenMP's default device (which rank -> device binding,
 // MpiSession::bind_device, always sets): how many devices this process sees and how to select
 // one. The cuda backend's is {cudaGetDeviceCount(), cudaSetDevice, "CUDA"}; ref and omp have
-// none (count 0, api ""): they run on the host or on OpenMP's default device. lib/dist binds
+// none (count 0, api ""): they run on the host or on OpenMP's default device. lib/parallel binds
 // through this, so it never links CUDA itself; tests give it fake counts.
 struct DeviceHook {
     int count = 0;                // devices of this API the process sees

@@ -12,7 +12,7 @@ namespace ompml {
 int cuda_device_count(std::string* why = nullptr);
 
 // The CUDA device current in this thread (cudaGetDevice: what rank -> device binding selected,
-// lib/dist/comm.hpp); -1 when there is no usable device.
+// lib/parallel/comm.hpp); -1 when there is no usable device.
 int cuda_current_device();
 
 // Theoretical peaks of CUDA device dev from its attributes, the denominators of "% of peak":

@@ -188,15 +188,15 @@ Checkpoint read_unchecked(const std::string& path)
                     std::to_string(kVersion));
     TrainConfig& c = ck.config;
     c.model.layers = parse_layers(h5::get_attr_string(cfg, "layers"));
-    c.model.activation = parse_activation(h5::get_attr_string(cfg, "activation"));
-    c.opt.kind = parse_optimizer(h5::get_attr_string(cfg, "optimizer"));
+    c.model.activation = parse_enum<Act>(h5::get_attr_string(cfg, "activation"));
+    c.opt.kind = parse_enum<OptKind>(h5::get_attr_string(cfg, "optimizer"));
     c.opt.lr = static_cast<float>(h5::get_attr_double(cfg, "lr"));
     c.opt.momentum = static_cast<float>(h5::get_attr_double(cfg, "momentum"));
     c.opt.beta1 = static_cast<float>(h5::get_attr_double(cfg, "beta1"));
     c.opt.beta2 = static_cast<float>(h5::get_attr_double(cfg, "beta2"));
     c.opt.eps = static_cast<float>(h5::get_attr_double(cfg, "eps"));
     c.opt.weight_decay = static_cast<float>(h5::get_attr_double(cfg, "weight_decay"));
-    c.sched.kind = parse_schedule(h5::get_attr_string(cfg, "schedule"));
+    c.sched.kind = parse_enum<SchedKind>(h5::get_attr_string(cfg, "schedule"));
     c.sched.warmup = h5::get_attr_int(cfg, "warmup");
     c.sched.step_size = h5::get_attr_int(cfg, "step_size");
     c.sched.gamma = static_cast<float>(h5::get_attr_double(cfg, "gamma"));
@@ -222,9 +222,9 @@ Checkpoint read_unchecked(const std::string& path)
     const std::int64_t stored_sum = h5::get_attr_int(st, "checksum");
 
     h5::Handle opt = h5::open_group(f, "optimizer");
-    if (h5::get_attr_string(opt, "kind") != optimizer_name(c.opt.kind))
+    if (h5::get_attr_string(opt, "kind") != enum_name(c.opt.kind))
         throw Error("/optimizer kind '" + h5::get_attr_string(opt, "kind") + "' differs from /config optimizer '" +
-                    optimizer_name(c.opt.kind) + "'");
+                    enum_name(c.opt.kind) + "'");
     ck.opt_steps = h5::get_attr_int(opt, "steps");
     check_counters(ck); // before the checksum, like the tensor checks: the attribute is the news
 
@@ -367,15 +367,15 @@ void write_checkpoint(const std::string& path, const Checkpoint& ck, bool keep_p
         set_str(cfg, "format", kFormat);
         set_int(cfg, "version", kVersion);
         set_str(cfg, "layers", layers_string(c.model.layers));
-        set_str(cfg, "activation", activation_name(c.model.activation));
-        set_str(cfg, "optimizer", optimizer_name(c.opt.kind));
+        set_str(cfg, "activation", enum_name(c.model.activation));
+        set_str(cfg, "optimizer", enum_name(c.opt.kind));
         set_dbl(cfg, "lr", c.opt.lr);
         set_dbl(cfg, "momentum", c.opt.momentum);
         set_dbl(cfg, "beta1", c.opt.beta1);
         set_dbl(cfg, "beta2", c.opt.beta2);
         set_dbl(cfg, "eps", c.opt.eps);
         set_dbl(cfg, "weight_decay", c.opt.weight_decay);
-        set_str(cfg, "schedule", schedule_name(c.sched.kind));
+        set_str(cfg, "schedule", enum_name(c.sched.kind));
         set_int(cfg, "warmup", c.sched.warmup);
         set_int(cfg, "step_size", c.sched.step_size);
         set_dbl(cfg, "gamma", c.sched.gamma);
@@ -393,7 +393,7 @@ void write_checkpoint(const std::string& path, const Checkpoint& ck, bool keep_p
 
         write_layers(f, "params", views, ck.params);
         h5::Handle opt = h5::create_group_untimed(f, "optimizer");
-        set_str(opt, "kind", optimizer_name(c.opt.kind));
+        set_str(opt, "kind", enum_name(c.opt.kind));
         set_int(opt, "steps", ck.opt_steps);
         write_layers(f, "optimizer/m", views, ck.m);
         if (!ck.v.empty()) write_layers(f, "optimizer/v", views, ck.v);

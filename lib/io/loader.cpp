@@ -46,14 +46,6 @@ RowSlice rank_slice(int rows, int rank, int nranks)
     return RowSlice{static_cast<int>(lo), static_cast<int>(hi)};
 }
 
-StreamReads parse_stream_reads(const std::string& s)
-{
-    if (s == "auto") return StreamReads::automatic;
-    if (s == "collective") return StreamReads::collective;
-    if (s == "independent") return StreamReads::independent;
-    throw Error("streaming reads '" + s + "': expected auto, collective or independent");
-}
-
 namespace {
 
 // 64 MiB of chunk cache for streaming reads: random rows of a batch then mostly hit chunks

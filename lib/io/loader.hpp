@@ -49,6 +49,7 @@
 
 #include "backend/backend.hpp"
 #include "core/buffer.hpp"
+#include "core/enum_names.hpp"
 #include "io/dataset.hpp"
 
 #include <mpi.h>
@@ -65,8 +66,13 @@ namespace ompml {
 // inflate every chunk a batch touches, on every batch (a Fashion-MNIST epoch on 2 ranks took
 // 58 s instead of 1.2 s; data/README.md). collective: also for filtered images.
 enum class StreamReads { automatic, collective, independent };
-// "auto", "collective" or "independent"; anything else throws Error naming the choices.
-StreamReads parse_stream_reads(const std::string& s);
+template <>
+struct EnumNames<StreamReads> {
+    static constexpr const char* what = "streaming reads";
+    static constexpr std::pair<StreamReads, const char*> names[] = {
+        {StreamReads::automatic, "auto"}, {StreamReads::collective, "collective"},
+        {StreamReads::independent, "independent"}};
+};
 
 struct LoaderOptions {
     std::string path;

@@ -12,24 +12,6 @@
 
 namespace ompml {
 
-Act parse_activation(const std::string& s)
-{
-    if (s == "relu") return Act::relu;
-    if (s == "tanh") return Act::tanh;
-    if (s == "gelu") return Act::gelu;
-    throw Error("activation '" + s + "' is not one of relu, tanh, gelu");
-}
-
-const char* activation_name(Act a)
-{
-    switch (a) {
-    case Act::relu: return "relu";
-    case Act::tanh: return "tanh";
-    case Act::gelu: return "gelu";
-    default: return "identity";
-    }
-}
-
 std::vector<int> parse_layers(const std::string& s)
 {
     std::vector<int> out;

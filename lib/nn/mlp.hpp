@@ -17,6 +17,7 @@
 
 #include "backend/backend.hpp"
 #include "core/buffer.hpp"
+#include "core/enum_names.hpp"
 
 #include <cstddef>
 #include <cstdint>
@@ -31,9 +32,14 @@ struct MlpConfig {
     Act activation = Act::relu;                 // hidden layers; the last layer is identity
 };
 
-// "relu" | "tanh" | "gelu" <-> Act; parse throws Error naming the value.
-Act parse_activation(const std::string& s);
-const char* activation_name(Act a);
+// Hidden activations by name (parse_enum<Act>, enum_name; core/enum_names.hpp). identity is
+// what the last layer uses; as a hidden activation it makes a linear model.
+template <>
+struct EnumNames<Act> {
+    static constexpr const char* what = "activation";
+    static constexpr std::pair<Act, const char*> names[] = {
+        {Act::relu, "relu"}, {Act::tanh, "tanh"}, {Act::gelu, "gelu"}, {Act::identity, "identity"}};
+};
 // "784,512,256,10" <-> widths; parse throws Error on an empty/bad/non-positive entry or < 2 widths.
 std::vector<int> parse_layers(const std::string& s);
 std::string layers_string(const std::vector<int>& layers);

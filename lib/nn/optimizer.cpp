@@ -7,23 +7,6 @@
 
 namespace ompml {
 
-OptKind parse_optimizer(const std::string& s)
-{
-    if (s == "sgd") return OptKind::sgd;
-    if (s == "adam") return OptKind::adam;
-    if (s == "adamw") return OptKind::adamw;
-    throw Error("optimizer '" + s + "' is not one of sgd, adam, adamw");
-}
-
-const char* optimizer_name(OptKind k)
-{
-    switch (k) {
-    case OptKind::sgd: return "sgd";
-    case OptKind::adam: return "adam";
-    default: return "adamw";
-    }
-}
-
 Optimizer::Optimizer(Backend& be, const OptimizerConfig& cfg, std::size_t n) : be_(be), cfg_(cfg), n_(n)
 {
     require(cfg.lr > 0.0f && std::isfinite(cfg.lr), "learning rate must be > 0, got " + std::to_string(cfg.lr));
@@ -32,7 +15,7 @@ Optimizer::Optimizer(Backend& be, const OptimizerConfig& cfg, std::size_t n) : b
         m_ = DeviceBuffer<float>(be.memory(), n);
         if (has_v()) v_ = DeviceBuffer<float>(be.memory(), n);
     } catch (const std::exception& e) { // Error from the device, or bad_alloc on the host
-        throw Error(std::string(optimizer_name(cfg.kind)) + " state for " + std::to_string(n) +
+        throw Error(std::string(enum_name(cfg.kind)) + " state for " + std::to_string(n) +
                     " parameters: cannot allocate " + bytes_text((has_v() ? 2 : 1) * n * sizeof(float)) + " of " +
                     be.memory().name() + " memory: " + e.what());
     }
@@ -71,23 +54,6 @@ void Optimizer::upload_state(const std::vector<float>& m, const std::vector<floa
         require(v.size() == n_, "optimizer state v: got " + std::to_string(v.size()) + " values, expected " +
                                     std::to_string(n_));
         v_.upload(v);
-    }
-}
-
-SchedKind parse_schedule(const std::string& s)
-{
-    if (s == "constant") return SchedKind::constant;
-    if (s == "step") return SchedKind::step;
-    if (s == "cosine") return SchedKind::cosine;
-    throw Error("schedule '" + s + "' is not one of constant, step, cosine");
-}
-
-const char* schedule_name(SchedKind k)
-{
-    switch (k) {
-    case SchedKind::constant: return "constant";
-    case SchedKind::step: return "step";
-    default: return "cosine";
     }
 }
 

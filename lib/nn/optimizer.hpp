@@ -12,6 +12,7 @@
 
 #include "backend/backend.hpp"
 #include "core/buffer.hpp"
+#include "core/enum_names.hpp"
 
 #include <cstdint>
 #include <string>
@@ -20,8 +21,12 @@
 namespace ompml {
 
 enum class OptKind { sgd, adam, adamw };
-OptKind parse_optimizer(const std::string& s);
-const char* optimizer_name(OptKind k);
+template <>
+struct EnumNames<OptKind> {
+    static constexpr const char* what = "optimizer";
+    static constexpr std::pair<OptKind, const char*> names[] = {
+        {OptKind::sgd, "sgd"}, {OptKind::adam, "adam"}, {OptKind::adamw, "adamw"}};
+};
 
 struct OptimizerConfig {
     OptKind kind = OptKind::adam;
@@ -64,8 +69,12 @@ private:
 //   cosine   : lr * 0.5 * (1 + cos(pi * (s - warmup) / (total - warmup)))  (reaches 0 at total)
 // All three with linear warmup: lr * (s + 1) / warmup for s < warmup.
 enum class SchedKind { constant, step, cosine };
-SchedKind parse_schedule(const std::string& s);
-const char* schedule_name(SchedKind k);
+template <>
+struct EnumNames<SchedKind> {
+    static constexpr const char* what = "schedule";
+    static constexpr std::pair<SchedKind, const char*> names[] = {
+        {SchedKind::constant, "constant"}, {SchedKind::step, "step"}, {SchedKind::cosine, "cosine"}};
+};
 
 struct ScheduleConfig {
     SchedKind kind = SchedKind::constant;

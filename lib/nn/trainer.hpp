@@ -2,7 +2,7 @@
 // forward + fused loss/backward, gradient sum through a Comm, optional clipping, one optimizer
 // step, evaluation at each epoch's end, and hooks where drivers print, log and checkpoint.
 //
-// Seams for data parallelism (lib/dist):
+// Seams for data parallelism (lib/parallel):
 //   - Comm: rank/size, grad_ready() per layer bucket during backward (start a non-blocking
 //     allreduce there), finish_grads() before the optimizer (wait; afterwards the flat
 //     gradient must be the SUM over ranks: each rank's dlogits are already scaled by

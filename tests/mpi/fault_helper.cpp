@@ -10,8 +10,8 @@
 //                            rank throw the same error and exit 2 through the normal path
 //   fault_helper ok          nobody fails (control: the reduction itself completes)
 #include "core/memory.hpp"
-#include "dist/comm.hpp"
-#include "dist/grad_sync.hpp"
+#include "parallel/comm.hpp"
+#include "parallel/grad_sync.hpp"
 
 #include <algorithm>
 #include <chrono>
@@ -36,7 +36,7 @@ int main(int argc, char** argv)
             if (mode == "collective" && mpi.rank() == 1) throw Error("cannot open 'rank1-only.h5': no such file");
         });
         GradSyncOptions opt;
-        opt.transport = parse_grad_transport(transport);
+        opt.transport = parse_enum<GradTransport>(transport);
         GradientAverager avg(mpi.comm(), host_memory(), std::size_t{1} << 16, opt);
         float* grad = avg.data();
         std::fill(grad, grad + (std::size_t{1} << 16), 1.0f);

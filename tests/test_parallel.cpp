@@ -4,9 +4,9 @@
 // Device buffers use omp memory, so the offload-check build exercises real device copies.
 // Checks that depend on other ranks' data are reduced over all ranks before they are judged,
 // so a wrong value fails every rank instead of leaving some waiting in the next collective.
-#define BOOST_TEST_MODULE dist
-#include "dist/comm.hpp"
-#include "dist/grad_sync.hpp"
+#define BOOST_TEST_MODULE parallel
+#include "parallel/comm.hpp"
+#include "parallel/grad_sync.hpp"
 #include "support.hpp"
 #ifdef OMPML_WITH_CUDA
 #include "backend/backend_cuda.hpp"
@@ -414,7 +414,7 @@ BOOST_AUTO_TEST_CASE(gradient_owned_buffer_every_transport)
             BOOST_CHECK(std::all_of(zeros.begin(), zeros.end(), [](float v) { return v == 0.0f; }));
             // shm sums every marked range (5 layers); MPI sends the 3 buckets of 100 floats.
             check_steps(avg, *mem, reverse, shm ? 5 : 3,
-                        std::string(mem->name()) + " owned, transport " + grad_transport_name(t));
+                        std::string(mem->name()) + " owned, transport " + enum_name(t));
         }
 }
 

@@ -11,8 +11,8 @@
 // and staging copies of the gradient sum, GradSyncStats) against the rest of the step.
 #pragma once
 
-#include "dist/comm.hpp"
-#include "dist/grad_sync.hpp"
+#include "parallel/comm.hpp"
+#include "parallel/grad_sync.hpp"
 #include "nn/trainer.hpp"
 
 #include <mpi.h>

@@ -1,9 +1,9 @@
 // MpiSession, device binding, abort_all, agree, collective_ok and broadcast (see comm.hpp).
 // Every MPI call goes through MPI_CHECK; MPI_COMM_WORLD returns error codes (set here), so the
 // message that ends the job is ours, with file, line and MPI's own error text.
-#include "dist/comm.hpp"
+#include "parallel/comm.hpp"
 
-#include "dist/mpi_check.hpp"
+#include "parallel/mpi_check.hpp"
 
 #include <omp.h>
 

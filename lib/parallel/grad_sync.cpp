@@ -2,13 +2,13 @@
 // Open MPI has no progress thread by default: a non-blocking reduction advances only while
 // this rank is inside some MPI call, so bucket_ready() gives it a cheap MPI_Testsome after
 // each bucket it starts, and the reductions move while the backward pass goes on.
-#include "dist/grad_sync.hpp"
+#include "parallel/grad_sync.hpp"
 
 #include "core/check.hpp"
 #include "core/timer.hpp"
-#include "dist/comm.hpp"
-#include "dist/mpi_check.hpp"
-#include "dist/node_sum.hpp"
+#include "parallel/comm.hpp"
+#include "parallel/mpi_check.hpp"
+#include "parallel/node_sum.hpp"
 
 #include <algorithm>
 #include <cstdlib>
@@ -33,24 +33,6 @@ void GradSyncStats::add(const GradSyncStats& o)
     mpi_s += o.mpi_s;
     wait_s += o.wait_s;
     copy_s += o.copy_s;
-}
-
-GradTransport parse_grad_transport(const std::string& name)
-{
-    if (name == "auto") return GradTransport::automatic;
-    if (name == "mpi") return GradTransport::mpi;
-    if (name == "shm") return GradTransport::shared;
-    throw Error("gradient transport must be auto, mpi or shm, got '" + name + "'");
-}
-
-const char* grad_transport_name(GradTransport t)
-{
-    switch (t) {
-    case GradTransport::automatic: return "auto";
-    case GradTransport::mpi: return "mpi";
-    case GradTransport::shared: return "shm";
-    }
-    return "?";
 }
 
 bool grad_sync_direct(const MemorySpace& mem, const GradSyncOptions& opt)

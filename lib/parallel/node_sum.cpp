@@ -1,8 +1,8 @@
 // NodeSum (see node_sum.hpp): shared-memory sums of the flat gradient among a node's ranks.
-#include "dist/node_sum.hpp"
+#include "parallel/node_sum.hpp"
 
 #include "core/check.hpp"
-#include "dist/mpi_check.hpp"
+#include "parallel/mpi_check.hpp"
 
 #include <algorithm>
 #include <atomic>

@@ -23,7 +23,7 @@
 // Transport, chosen once at construction (GradTransport):
 //   shared memory: when the averager owns the buffer (the constructor without a pointer), every
 //     rank is on one node and the gradient is host memory, the buffers live in one MPI shared
-//     window and the ranks sum them with loads and stores (NodeSum, dist/node_sum.hpp): no
+//     window and the ranks sum them with loads and stores (NodeSum, parallel/node_sum.hpp): no
 //     messages, no copies; ranges are summed as soon as every rank has marked them.
 //   MPI: buckets of MPI_Iallreduce. MPI reads the buffer itself when it is host memory, or CUDA
 //     memory with a CUDA-aware MPI; otherwise (and always with force_staging) buckets go
@@ -37,6 +37,7 @@
 #pragma once
 
 #include "core/buffer.hpp"
+#include "core/enum_names.hpp"
 #include "core/memory.hpp"
 
 #include <mpi.h>
@@ -58,8 +59,12 @@ enum class GradTransport {
     mpi,       // MPI_Iallreduce buckets always
     shared,    // shared memory; an error where it is not possible
 };
-GradTransport parse_grad_transport(const std::string& name); // "auto" | "mpi" | "shm"; Error otherwise
-const char* grad_transport_name(GradTransport t);
+template <>
+struct EnumNames<GradTransport> {
+    static constexpr const char* what = "gradient transport";
+    static constexpr std::pair<GradTransport, const char*> names[] = {
+        {GradTransport::automatic, "auto"}, {GradTransport::mpi, "mpi"}, {GradTransport::shared, "shm"}};
+};
 
 struct GradSyncOptions {
     GradTransport transport = GradTransport::automatic;

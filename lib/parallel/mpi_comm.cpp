@@ -1,8 +1,8 @@
 // MpiComm (see mpi_comm.hpp).
-#include "dist/mpi_comm.hpp"
+#include "parallel/mpi_comm.hpp"
 
 #include "core/check.hpp"
-#include "dist/mpi_check.hpp"
+#include "parallel/mpi_check.hpp"
 
 namespace ompml {
 
