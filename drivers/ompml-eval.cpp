@@ -8,6 +8,7 @@
 #include "cli.hpp"
 #include "core/check.hpp"
 #include "parallel/comm.hpp"
+#include "parallel/mpi_comm.hpp"
 #include "io/checkpoint.hpp"
 #include "io/loader.hpp"
 #include "nn/mlp.hpp"
@@ -24,18 +25,6 @@
 namespace {
 
 using namespace ompml;
-
-// Evaluation needs only the sums of the Comm seam (no gradients).
-class SumComm final : public Comm {
-public:
-    explicit SumComm(const MpiSession& mpi) : mpi_(mpi) {}
-    int rank() const override { return mpi_.rank(); }
-    int size() const override { return mpi_.size(); }
-    void sum(double* v, int n) override { allreduce_sum(mpi_.comm(), v, n); }
-
-private:
-    const MpiSession& mpi_;
-};
 
 int run(const MpiSession& mpi, int argc, char** argv)
 {
@@ -83,9 +72,8 @@ int run(const MpiSession& mpi, int argc, char** argv)
 
     Mlp model(*be, ck.config.model, loader.max_rows());
     restore_checkpoint(ck, model, nullptr);
-    SumComm comm(mpi);
-    LoaderSource<Loader, Batch> src(loader);
-    const EvalResult r = evaluate(model, src, comm, true);
+    MpiReduceComm comm(mpi.comm());
+    const EvalResult r = evaluate(model, loader, comm, true);
     const std::vector<std::string> where = gather_strings(mpi.comm(), mpi.processor() + ", " + binding.describe());
     if (!mpi.root()) return 0;
 

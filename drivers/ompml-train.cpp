@@ -128,14 +128,6 @@ std::int64_t hold_step_from_env()
     return step;
 }
 
-// Collective: true on every rank when `local` is true on some rank.
-bool any_rank(const MpiSession& mpi, bool local)
-{
-    double v = local ? 1.0 : 0.0;
-    allreduce_sum(mpi.comm(), &v, 1);
-    return v > 0.0;
-}
-
 struct Args {
     std::string data = "data/fashion-mnist.h5";
     std::string layers = "784,512,256,10";
@@ -284,7 +276,7 @@ int run(const MpiSession& mpi, int argc, char** argv)
         bool any_present = false;
         for (const std::string& c : candidates) {
             std::error_code ec;
-            if (!any_rank(mpi, std::filesystem::exists(c, ec))) continue;
+            if (!any_rank(mpi.comm(), std::filesystem::exists(c, ec))) continue;
             any_present = true;
             try {
                 collective_try(mpi, [&] { ck = read_checkpoint(c); });
@@ -578,10 +570,9 @@ int run(const MpiSession& mpi, int argc, char** argv)
     RunLimits limits;
     limits.max_steps = a.max_steps;
     limits.checkpoint_every = a.checkpoint_every;
-    LoaderSource<Loader, Batch> train_src(*train_loader), test_src(*test_loader);
     Trainer trainer(*be, cfg, model, opt, comm);
     const std::int64_t first_step = start.step;
-    const TrainResult res = trainer.run(train_src, &test_src, start, limits, hooks);
+    const TrainResult res = trainer.run(*train_loader, test_loader.get(), start, limits, hooks);
 
     if (is_root) {
         if (live) std::printf("\r%100s\r", "");

@@ -118,7 +118,7 @@ struct EpochData {
     std::vector<std::vector<std::int32_t>> y; // per step: (global_rows)
 };
 
-void append_batch(const Loader& L, const Batch& b, std::vector<float>& x, std::vector<std::int32_t>& y,
+void append_batch(const Loader& L, const DeviceBatch& b, std::vector<float>& x, std::vector<std::int32_t>& y,
                   const MemorySpace& mem)
 {
     const std::size_t F = L.features();
@@ -147,7 +147,7 @@ EpochData run_epoch(Backend& be, LoaderOptions opt, int P, std::int64_t epoch, s
         std::vector<std::int32_t> y;
         int ended = 0, global_rows = -1;
         for (auto& L : loaders) {
-            Batch b;
+            DeviceBatch b;
             if (!L->next(b)) {
                 ++ended;
                 continue;
@@ -534,7 +534,7 @@ BOOST_AUTO_TEST_CASE(loader_resume_mid_epoch)
         // Restarting a loader mid-epoch (a few batches consumed) gives the same as a fresh one.
         Loader L(*be, opt);
         L.start_epoch(0);
-        Batch b;
+        DeviceBatch b;
         for (int i = 0; i < 3; ++i) BOOST_REQUIRE(L.next(b));
         L.start_epoch(3, 5);
         BOOST_REQUIRE(L.next(b));
@@ -601,7 +601,7 @@ BOOST_AUTO_TEST_CASE(loader_reader_error_is_rethrown)
     // Cut the file after the loader opened it: the reader thread's chunk reads now fail.
     fs::resize_file(opt.path, 4096);
     L.start_epoch(0);
-    Batch b;
+    DeviceBatch b;
     bool threw = false;
     try {
         for (int i = 0; i < 1000 && L.next(b); ++i) {
@@ -631,7 +631,7 @@ BOOST_AUTO_TEST_CASE(loader_streaming_while_writing_hdf5)
         return run_epoch(*be, o, 1, 0);
     }();
     L.start_epoch(0);
-    Batch b;
+    DeviceBatch b;
     std::int64_t step = 0;
     const std::vector<float> params(10000, 1.5f);
     while (L.next(b)) {
@@ -683,7 +683,7 @@ void poke_image(const std::string& path, const std::string& split, std::uint64_t
 void drain(Loader& L)
 {
     L.start_epoch(0);
-    Batch b;
+    DeviceBatch b;
     while (L.next(b)) {
     }
 }

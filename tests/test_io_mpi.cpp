@@ -143,7 +143,7 @@ struct HostBatch {
     std::vector<std::int32_t> y;  // (rows)
 };
 
-HostBatch download(const Loader& L, const Batch& b, const MemorySpace& mem)
+HostBatch download(const Loader& L, const DeviceBatch& b, const MemorySpace& mem)
 {
     HostBatch h{b.step_in_epoch, b.rows, b.global_rows, std::vector<float>(b.rows * L.features()),
                 std::vector<std::int32_t>(b.rows)};
@@ -158,7 +158,7 @@ HostBatch download(const Loader& L, const Batch& b, const MemorySpace& mem)
 std::vector<HostBatch> take(Loader& L, const Backend& be, std::int64_t limit = -1)
 {
     std::vector<HostBatch> out;
-    Batch b;
+    DeviceBatch b;
     while ((limit < 0 || static_cast<std::int64_t>(out.size()) < limit) && L.next(b))
         out.push_back(download(L, b, be.memory()));
     return out;

@@ -120,11 +120,10 @@ Checkpoint train(TrainConfig cfg, const std::string& out, std::int64_t max_steps
     };
     SingleComm comm;
     Trainer t(*be, cfg, m, opt, comm);
-    LoaderSource<Loader, Batch> ts(tl), es(el);
     RunLimits lim;
     lim.max_steps = max_steps;
     lim.checkpoint_every = checkpoint_every;
-    t.run(ts, &es, start, lim, hooks);
+    t.run(tl, &el, start, lim, hooks);
     return read_checkpoint(out);
 }
 

@@ -443,7 +443,7 @@ void Loader::start_epoch(std::int64_t epoch, std::int64_t first_step)
     I.start_reader(first_step);
 }
 
-bool Loader::next(Batch& out)
+bool Loader::next(DeviceBatch& out)
 {
     Impl& I = *impl_;
     if (!I.started) start_epoch(0, 0);

@@ -51,6 +51,7 @@
 #include "core/buffer.hpp"
 #include "core/enum_names.hpp"
 #include "io/dataset.hpp"
+#include "nn/trainer.hpp"
 
 #include <mpi.h>
 
@@ -90,16 +91,8 @@ struct LoaderOptions {
     StreamReads reads = StreamReads::automatic;
 };
 
-// A batch on the device: this rank's rows of one global batch.
-struct Batch {
-    int rows = 0;        // this rank's rows (may be 0)
-    int global_rows = 0; // rows of the whole global batch (the averaging denominator)
-    std::int64_t step_in_epoch = 0;
-    const float* x = nullptr;        // (rows, features), device
-    const std::int32_t* y = nullptr; // (rows), device
-};
-
-class Loader {
+// A BatchSource (nn/trainer.hpp): the trainer and evaluate() read batches from it directly.
+class Loader final : public BatchSource {
 public:
     Loader(Backend& be, const LoaderOptions& opt);
     ~Loader();
@@ -107,8 +100,8 @@ public:
     Loader& operator=(const Loader&) = delete;
 
     const DatasetInfo& dataset() const;
-    std::uint64_t samples() const;       // in this split
-    std::int64_t steps_per_epoch() const; // ceil(samples / global_batch)
+    std::uint64_t samples() const override;       // in this split
+    std::int64_t steps_per_epoch() const override; // ceil(samples / global_batch)
 
     std::uint64_t features() const;      // per sample (the network's input width)
     int max_rows() const;                 // most rows one rank's batch can have: ceil(B / P)
@@ -119,12 +112,12 @@ public:
     // Starts epoch `epoch` at global step `first_step` within it (resume): the batches that
     // follow are exactly those an uninterrupted epoch gives from that step on. Invalidates the
     // current batch. next() without a start_epoch() starts epoch 0 at step 0.
-    void start_epoch(std::int64_t epoch, std::int64_t first_step = 0);
+    void start_epoch(std::int64_t epoch, std::int64_t first_step = 0) override;
     // The next batch of the epoch; false at its end (and after it, until the next start_epoch).
     // The batch stays valid until the next call of next() or start_epoch(). Before it hands
     // the previous batch's buffers back to the reader thread it calls Backend::synchronize(),
     // so kernels still reading them are finished.
-    bool next(Batch& out);
+    bool next(DeviceBatch& out) override;
 
 private:
     struct Impl;

@@ -112,115 +112,183 @@ XentStats Trainer::train_step(const DeviceBatch& b, float lr, std::int64_t step)
     return st;
 }
 
+namespace {
+
+// One call of Trainer::run: the state of the run and the few things that happen to it. The
+// loop itself (Trainer::run) reads as what it does.
+class RunState {
+public:
+    RunState(Trainer& t, const TrainConfig& cfg, Mlp& model, Comm& comm, BatchSource& train, BatchSource* test,
+             const TrainState& start, const RunLimits& limits, const Hooks& hooks)
+        : t_(t), cfg_(cfg), model_(model), comm_(comm), train_(train), test_(test), start_(start), limits_(limits),
+          hooks_(hooks), spe_(train.steps_per_epoch()), st_(start)
+    {
+        require(spe_ >= 1, "training split has no batches");
+        require(start.epoch == start.step / spe_ && start.step_in_epoch == start.step % spe_,
+                "resume state: step " + std::to_string(start.step) + " (epoch " + std::to_string(start.epoch) +
+                    ", step " + std::to_string(start.step_in_epoch) + " in it) does not fit " + std::to_string(spe_) +
+                    " steps per epoch: resume with the dataset and batch size the checkpoint was trained with");
+        all_steps_ = static_cast<std::int64_t>(cfg.epochs) * spe_;
+        last_ = limits.max_steps > 0 ? std::min(limits.max_steps, all_steps_) : all_steps_;
+        sched_ = Trainer::resolve_schedule(cfg, spe_);
+        last_checkpoint_ = start.step; // the state we started from is already on disk (or fresh)
+    }
+
+    bool more() const { return st_.step < last_; }
+
+    // One optimizer step on the next batch; an epoch (or its resumed part) begins where needed.
+    void step()
+    {
+        if (st_.step_in_epoch == 0 || st_.step == start_.step) {
+            train_.start_epoch(st_.epoch, st_.step_in_epoch);
+            epoch_clock_.restart();
+            in_epoch_ = true;
+            epoch_samples_ = 0.0;
+        }
+        DeviceBatch b;
+        require(train_.next(b), "training data ended after " + std::to_string(st_.step_in_epoch) + " of " +
+                                    std::to_string(spe_) + " steps of epoch " + std::to_string(st_.epoch));
+        lr_ = scheduled_lr(sched_, cfg_.opt.lr, st_.step);
+        const XentStats s = t_.train_step(b, lr_, st_.step + 1);
+        have_eval_ = false;
+        ++st_.step;
+        ++st_.step_in_epoch;
+        local_loss_ += s.loss_sum;
+        st_.epoch_rows += b.global_rows;
+        epoch_samples_ += b.global_rows;
+        if (hooks_.on_step)
+            hooks_.on_step(StepReport{st_.step, st_.epoch, st_.step_in_epoch, spe_,
+                                      b.rows > 0 ? s.loss_sum / b.rows : 0.0, lr_, epoch_clock_.seconds(),
+                                      epoch_samples_});
+    }
+
+    bool epoch_done() const { return st_.step_in_epoch == spe_; }
+
+    // Evaluates, reports and closes the epoch that the last step completed.
+    void finish_epoch()
+    {
+        const double seconds = close_epoch_time();
+        sync_loss();
+        EpochReport rep{};
+        rep.train_loss = st_.epoch_rows > 0 ? st_.epoch_loss_sum / st_.epoch_rows : 0.0;
+        const std::string where = " (end of epoch " + std::to_string(st_.epoch + 1) + ")";
+        require_finite(rep.train_loss, st_.step, "training loss", where);
+        if (test_ != nullptr) {
+            evaluate_now(where);
+            rep.test_loss = res_.test.loss;
+            rep.test_acc = res_.test.accuracy;
+        }
+        ++st_.epoch;
+        st_.step_in_epoch = 0;
+        st_.epoch_loss_sum = 0.0;
+        st_.epoch_rows = 0.0;
+        rep.epoch = st_.epoch;
+        rep.step = st_.step;
+        rep.lr = lr_;
+        rep.seconds = seconds;
+        rep.samples_per_s = seconds > 0 ? epoch_samples_ / seconds : 0.0;
+        rep.total_seconds = start_.elapsed_s + train_seconds_;
+        if (hooks_.on_epoch) hooks_.on_epoch(rep);
+    }
+
+    bool checkpoint_due() const { return limits_.checkpoint_every > 0 && st_.step % limits_.checkpoint_every == 0; }
+
+    // Inside an epoch the loss sums are brought up to date first (an epoch's end has just done so).
+    void checkpoint()
+    {
+        if (st_.step_in_epoch > 0) sync_loss();
+        st_.elapsed_s = start_.elapsed_s + train_seconds_ + (in_epoch_ ? epoch_clock_.seconds() : 0.0);
+        if (hooks_.on_checkpoint) hooks_.on_checkpoint(st_);
+        last_checkpoint_ = st_.step;
+    }
+
+    // A collective point (every rank asks at the same steps), skipped where the run ends anyway.
+    bool stop_asked()
+    {
+        res_.interrupted = more() && hooks_.should_stop && hooks_.should_stop(st_);
+        return res_.interrupted;
+    }
+
+    // After the loop: the final evaluation (not when interrupted: a time limit or preemption is
+    // near, the resumed run evaluates) and the final checkpoint, unless this state is written.
+    TrainResult finish(const Stopwatch& total)
+    {
+        if (in_epoch_) { // stopped inside an epoch (max_steps or a signal)
+            close_epoch_time();
+            sync_loss();
+        }
+        res_.stopped_early = st_.step < all_steps_;
+        if (test_ != nullptr && !have_eval_ && !res_.interrupted) evaluate_now(" (final evaluation)");
+        if (st_.step != last_checkpoint_) checkpoint();
+        res_.state = st_;
+        res_.state.elapsed_s = start_.elapsed_s + train_seconds_;
+        res_.seconds = total.seconds();
+        return res_;
+    }
+
+private:
+    // Adds this rank's loss sum since the last call, summed over the ranks, to the epoch's.
+    void sync_loss()
+    {
+        double v = local_loss_;
+        comm_.sum(&v, 1);
+        st_.epoch_loss_sum += v;
+        local_loss_ = 0.0;
+    }
+    double close_epoch_time()
+    {
+        const double seconds = epoch_clock_.seconds();
+        train_seconds_ += seconds;
+        in_epoch_ = false;
+        return seconds;
+    }
+    void evaluate_now(const std::string& where)
+    {
+        res_.test = evaluate(model_, *test_, comm_);
+        require_finite(res_.test.loss, st_.step, "test loss", where);
+        have_eval_ = true;
+    }
+
+    Trainer& t_;
+    const TrainConfig& cfg_;
+    Mlp& model_;
+    Comm& comm_;
+    BatchSource& train_;
+    BatchSource* test_;
+    const TrainState start_;
+    const RunLimits limits_;
+    const Hooks& hooks_;
+    const std::int64_t spe_;
+    std::int64_t all_steps_ = 0, last_ = 0;
+    ScheduleConfig sched_;
+    TrainState st_;
+    TrainResult res_;
+    double train_seconds_ = 0.0;  // whole epochs of this process, evaluation excluded
+    Stopwatch epoch_clock_;       // the epoch in progress (or its resumed part) ...
+    bool in_epoch_ = false;       // ... while its time is not yet in train_seconds_
+    double epoch_samples_ = 0.0;
+    double local_loss_ = 0.0;     // this rank's loss sum not yet in st_ (summed lazily)
+    std::int64_t last_checkpoint_ = 0;
+    bool have_eval_ = false;      // res_.test describes the current parameters
+    float lr_ = 0.0f;
+};
+
+} // namespace
+
 TrainResult Trainer::run(BatchSource& train, BatchSource* test, const TrainState& start, const RunLimits& limits,
                          const Hooks& hooks)
 {
     const Stopwatch total;
-    TrainResult res;
-    TrainState st = start;
-    const std::int64_t spe = train.steps_per_epoch();
-    require(spe >= 1, "training split has no batches");
-    require(st.step_in_epoch >= 0 && st.step_in_epoch < spe,
-            "resume state: step_in_epoch " + std::to_string(st.step_in_epoch) + " is outside [0, " +
-                std::to_string(spe) + ") steps per epoch");
-    opt_.set_steps(st.step);
-    const ScheduleConfig sched = resolve_schedule(cfg_, spe);
-    double train_seconds = 0.0;           // this process, evaluation excluded
-    double local_loss = 0.0;              // this rank's loss sum not yet added to st (summed lazily)
-    std::int64_t last_checkpoint = st.step; // the state we started from is already on disk (or fresh)
-    bool have_eval = false;                 // res.test describes the current parameters
-
-    auto sync_loss = [&] {
-        double v = local_loss;
-        comm_.sum(&v, 1);
-        st.epoch_loss_sum += v;
-        local_loss = 0.0;
-    };
-    auto checkpoint = [&](double running_epoch_s) {
-        st.elapsed_s = start.elapsed_s + train_seconds + running_epoch_s;
-        if (hooks.on_checkpoint) hooks.on_checkpoint(st);
-        last_checkpoint = st.step;
-    };
-    auto max_reached = [&] { return limits.max_steps > 0 && st.step >= limits.max_steps; };
-    bool interrupted = false;
-    auto stop_asked = [&] { return hooks.should_stop && !max_reached() && hooks.should_stop(st); };
-
-    while (st.epoch < cfg_.epochs && !max_reached()) {
-        train.start_epoch(st.epoch, st.step_in_epoch);
-        const Stopwatch ep;
-        double ep_samples = 0.0;
-        float lr = 0.0f;
-        DeviceBatch b;
-        while (st.step_in_epoch < spe && !max_reached()) {
-            require(train.next(b), "training data ended after " + std::to_string(st.step_in_epoch) + " of " +
-                                       std::to_string(spe) + " steps of epoch " + std::to_string(st.epoch));
-            lr = scheduled_lr(sched, cfg_.opt.lr, st.step);
-            const XentStats s = train_step(b, lr, st.step + 1);
-            have_eval = false;
-            ++st.step;
-            ++st.step_in_epoch;
-            local_loss += s.loss_sum;
-            st.epoch_rows += b.global_rows;
-            ep_samples += b.global_rows;
-            if (hooks.on_step)
-                hooks.on_step(StepReport{st.step, st.epoch, st.step_in_epoch, spe,
-                                         b.rows > 0 ? s.loss_sum / b.rows : 0.0, lr, ep.seconds(), ep_samples});
-            const bool due = limits.checkpoint_every > 0 && st.step % limits.checkpoint_every == 0;
-            if (due && st.step_in_epoch < spe) { // at an epoch's end: after its evaluation
-                sync_loss();
-                checkpoint(ep.seconds());
-            }
-            if (st.step_in_epoch < spe && stop_asked()) {
-                interrupted = true;
-                break;
-            }
-        }
-        const double ep_seconds = ep.seconds();
-        train_seconds += ep_seconds;
-        sync_loss();
-        if (st.step_in_epoch < spe) break; // stopped by max_steps inside the epoch
-
-        EpochReport rep{};
-        rep.train_loss = st.epoch_rows > 0 ? st.epoch_loss_sum / st.epoch_rows : 0.0;
-        const std::string epoch_end = " (end of epoch " + std::to_string(st.epoch + 1) + ")";
-        require_finite(rep.train_loss, st.step, "training loss", epoch_end);
-        rep.lr = lr;
-        rep.seconds = ep_seconds;
-        rep.samples_per_s = ep_seconds > 0 ? ep_samples / ep_seconds : 0.0;
-        if (test != nullptr) {
-            res.test = evaluate(model_, *test, comm_);
-            require_finite(res.test.loss, st.step, "test loss", epoch_end);
-            have_eval = true;
-            rep.test_loss = res.test.loss;
-            rep.test_acc = res.test.accuracy;
-        }
-        ++st.epoch;
-        st.step_in_epoch = 0;
-        st.epoch_loss_sum = 0.0;
-        st.epoch_rows = 0.0;
-        rep.epoch = st.epoch;
-        rep.step = st.step;
-        rep.total_seconds = start.elapsed_s + train_seconds;
-        if (hooks.on_epoch) hooks.on_epoch(rep);
-        if (limits.checkpoint_every > 0 && st.step % limits.checkpoint_every == 0) checkpoint(0.0);
-        if (st.epoch < cfg_.epochs && stop_asked()) {
-            interrupted = true;
-            break;
-        }
+    opt_.set_steps(start.step);
+    RunState run(*this, cfg_, model_, comm_, train, test, start, limits, hooks);
+    // One loop over global steps; what follows a step is decided here only.
+    while (run.more()) {
+        run.step();
+        if (run.epoch_done()) run.finish_epoch();
+        if (run.checkpoint_due()) run.checkpoint();
+        if (run.stop_asked()) break;
     }
-    res.stopped_early = st.epoch < cfg_.epochs;
-    res.interrupted = interrupted;
-    // An interrupted run is short of time (a time limit or preemption is near): checkpoint
-    // only, the resumed run evaluates.
-    if (test != nullptr && !have_eval && !interrupted) {
-        res.test = evaluate(model_, *test, comm_);
-        require_finite(res.test.loss, st.step, "test loss", " (final evaluation)");
-    }
-    if (st.step != last_checkpoint) checkpoint(0.0);
-    res.state = st;
-    res.state.elapsed_s = start.elapsed_s + train_seconds;
-    res.seconds = total.seconds();
-    return res;
+    return run.finish(total);
 }
 
 } // namespace ompml

@@ -8,7 +8,7 @@
 //     gradient must be the SUM over ranks: each rank's dlogits are already scaled by
 //     1 / global_rows, so the sum is the global batch mean), and sum() of a few host doubles
 //     (loss sums, counts). SingleComm is the one-rank default (all no-ops).
-//   - BatchSource: this rank's slice of each global batch (io::Loader through LoaderSource).
+//   - BatchSource: this rank's slice of each global batch (io::Loader is one).
 //   - Hooks run on every rank; the driver decides that only rank 0 prints and writes.
 //
 // Step and epoch counting: state.step = optimizer steps done; state.epoch = epochs completed
@@ -57,6 +57,7 @@ struct DeviceBatch {
     int global_rows = 0; // rows of the whole global batch (the averaging denominator)
     const float* x = nullptr;        // (rows, IN), device
     const std::int32_t* y = nullptr; // (rows), device
+    std::int64_t step_in_epoch = 0;  // which batch of the epoch this is (0-based)
 };
 
 class BatchSource {
@@ -79,6 +80,8 @@ public:
     virtual void finish_grads(Backend&, float* /*G*/, std::size_t /*n*/) {}
     // In-place sum over ranks of n host doubles.
     virtual void sum(double* /*v*/, int /*n*/) {}
+    // True on every rank when `local` is true on some rank (the stop flag).
+    virtual bool any(bool local) { return local; }
 };
 class SingleComm final : public Comm {};
 
@@ -173,30 +176,6 @@ private:
     Mlp& model_;
     Optimizer& opt_;
     Comm& comm_;
-};
-
-// Adapts any loader with io::Loader's shape (start_epoch, next(Batch&), steps_per_epoch,
-// samples, Batch{rows, global_rows, x, y}) without nn depending on io.
-template <class LoaderT, class BatchT>
-class LoaderSource final : public BatchSource {
-public:
-    explicit LoaderSource(LoaderT& l) : l_(l) {}
-    std::int64_t steps_per_epoch() const override { return l_.steps_per_epoch(); }
-    std::uint64_t samples() const override { return l_.samples(); }
-    void start_epoch(std::int64_t epoch, std::int64_t first_step) override { l_.start_epoch(epoch, first_step); }
-    bool next(DeviceBatch& out) override
-    {
-        BatchT b;
-        if (!l_.next(b)) return false;
-        out.rows = b.rows;
-        out.global_rows = b.global_rows;
-        out.x = b.x;
-        out.y = b.y;
-        return true;
-    }
-
-private:
-    LoaderT& l_;
 };
 
 } // namespace ompml

@@ -352,6 +352,14 @@ void allreduce_sum(MPI_Comm comm, double* values, int n)
     MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, values, n, MPI_DOUBLE, MPI_SUM, comm));
 }
 
+bool any_rank(MPI_Comm comm, bool local)
+{
+    if (comm_size(comm) == 1) return local;
+    int flag = local ? 1 : 0;
+    MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, &flag, 1, MPI_INT, MPI_MAX, comm));
+    return flag != 0;
+}
+
 std::vector<std::string> gather_strings(MPI_Comm comm, const std::string& s)
 {
     const int rank = comm_rank(comm), size = comm_size(comm);

@@ -190,6 +190,10 @@ inline void broadcast(MPI_Comm comm, DeviceBuffer<float>& buf, int root = 0)
 // Collective. In-place sum of a few host doubles (loss, correct counts) over all ranks.
 void allreduce_sum(MPI_Comm comm, double* values, int n);
 
+// Collective: true on every rank when `local` is true on some rank (one small allreduce; no MPI
+// call with 1 rank).
+bool any_rank(MPI_Comm comm, bool local);
+
 // Collective. Rank 0 gets every rank's string in rank order (the others get an empty vector):
 // the per-rank lines of a start-up report (host, device binding). No MPI call with 1 rank.
 std::vector<std::string> gather_strings(MPI_Comm comm, const std::string& s);

@@ -6,10 +6,9 @@
 
 namespace ompml {
 
-MpiComm::MpiComm(MPI_Comm comm, Backend& be, std::size_t n, const GradSyncOptions& opt) : comm_(comm), n_(n)
+MpiComm::MpiComm(MPI_Comm comm, Backend& be, std::size_t n, const GradSyncOptions& opt)
+    : MpiReduceComm(comm), n_(n)
 {
-    MPI_CHECK(MPI_Comm_rank(comm_, &rank_));
-    MPI_CHECK(MPI_Comm_size(comm_, &size_));
     avg_ = std::make_unique<GradientAverager>(comm_, be.memory(), n, opt);
     G_ = avg_->data();
 }
@@ -19,7 +18,7 @@ void MpiComm::grad_ready(Backend& be, float* G, const LayerView& view)
     require(G == G_, "MpiComm::grad_ready: not the gradient buffer this communicator averages");
     // MPI, the staging copy or the other ranks read the buffer right away: the layer's
     // kernels must be done.
-    if (size_ > 1) be.synchronize();
+    if (size() > 1) be.synchronize();
     avg_->bucket_ready(view.w, view.count());
 }
 
@@ -30,15 +29,15 @@ void MpiComm::finish_grads(Backend&, float* G, std::size_t n)
     avg_->finish();
 }
 
-void MpiComm::sum(double* v, int n) { allreduce_sum(comm_, v, n); }
-
-bool MpiComm::any(bool local)
+MpiReduceComm::MpiReduceComm(MPI_Comm comm) : comm_(comm)
 {
-    if (size_ == 1) return local;
-    int flag = local ? 1 : 0;
-    MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, &flag, 1, MPI_INT, MPI_MAX, comm_));
-    return flag != 0;
+    MPI_CHECK(MPI_Comm_rank(comm_, &rank_));
+    MPI_CHECK(MPI_Comm_size(comm_, &size_));
 }
+
+void MpiReduceComm::sum(double* v, int n) { allreduce_sum(comm_, v, n); }
+
+bool MpiReduceComm::any(bool local) { return any_rank(comm_, local); }
 
 double MpiComm::comm_seconds() const
 {

@@ -5,7 +5,7 @@
 //                         the first layers' gradients are still being computed
 //   finish_grads()     -> GradientAverager::finish: wait; the flat gradient is the SUM over
 //                         ranks, i.e. the global batch mean (each rank scaled by 1/global_rows)
-//   sum(v, n)          -> one MPI_Allreduce of n doubles (loss sums, counts, the stop flag)
+//   sum(v, n), any(b)  -> one MPI_Allreduce of n doubles (loss sums, counts) / of the stop flag
 //
 // It also keeps the time split the scaling study needs: communication (time inside MPI calls
 // and staging copies of the gradient sum, GradSyncStats) against the rest of the step.
@@ -22,21 +22,32 @@
 
 namespace ompml {
 
-class MpiComm final : public Comm {
+// The seam without gradients: rank, size, sums and the stop flag over MPI (evaluation, and
+// the base of MpiComm).
+class MpiReduceComm : public Comm {
+public:
+    explicit MpiReduceComm(MPI_Comm comm);
+    int rank() const override { return rank_; }
+    int size() const override { return size_; }
+    void sum(double* v, int n) override; // one MPI_Allreduce of n doubles
+    bool any(bool local) override;       // one MPI_Allreduce of an int
+
+protected:
+    MPI_Comm comm_;
+
+private:
+    int rank_ = 0, size_ = 1;
+};
+
+class MpiComm final : public MpiReduceComm {
 public:
     // Collective. Owns the flat gradient buffer (n floats, device; see GradientAverager):
     // point the model at it with model.use_grad_buffer(comm.grads()).
     MpiComm(MPI_Comm comm, Backend& be, std::size_t n, const GradSyncOptions& opt);
 
     float* grads() { return G_; } // (n) device
-    int rank() const override { return rank_; }
-    int size() const override { return size_; }
     void grad_ready(Backend& be, float* G, const LayerView& view) override;
     void finish_grads(Backend& be, float* G, std::size_t n) override;
-    void sum(double* v, int n) override;
-
-    // Collective: true on every rank when `local` is true on any rank (one allreduce).
-    bool any(bool local);
 
     const GradientAverager& averager() const { return *avg_; }
     // Seconds of gradient communication so far: MPI calls (starts, progress, waits) plus the
@@ -44,8 +55,6 @@ public:
     double comm_seconds() const;
 
 private:
-    MPI_Comm comm_;
-    int rank_ = 0, size_ = 1;
     float* G_;
     std::size_t n_;
     std::unique_ptr<GradientAverager> avg_;
