@@ -21,7 +21,7 @@
 // normwise relative difference between A's and B's results on the same inputs,
 // max |A - B| / max |B| per output (run with --no-check too: it needs no reference).
 #include "backend/backend.hpp"
-#include "cli.hpp"
+#include "app/cli.hpp"
 #include "core/buffer.hpp"
 #include "core/check.hpp"
 #include "core/rng.hpp"

@@ -3,7 +3,7 @@
 //   ompml-data synth --train N --test M --features F --classes C --seed S [--dtype uint8|float32] -o FILE.h5
 //   ompml-data inspect FILE.h5               schema check, sizes, dtypes, label histograms, attributes
 // Errors: one line "ompml-data: error: ..." on stderr and exit code 1 (usage errors: exit code 2).
-#include "cli.hpp"
+#include "app/cli.hpp"
 #include "core/check.hpp"
 #include "core/timer.hpp"
 #include "io/dataset.hpp"

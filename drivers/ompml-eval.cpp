@@ -5,7 +5,7 @@
 // --data defaults to the dataset path stored in the checkpoint. Under mpirun each rank
 // evaluates its slice of every batch and the sums are reduced; rank 0 prints.
 #include "backend/backend.hpp"
-#include "cli.hpp"
+#include "app/cli.hpp"
 #include "core/check.hpp"
 #include "parallel/comm.hpp"
 #include "parallel/mpi_comm.hpp"

@@ -27,7 +27,7 @@
 // Before timing, one step's averaged gradient is checked against a host MPI_Allreduce of the
 // ranks' local gradients (validate, then time). Only rank 0 prints.
 #include "backend/backend.hpp"
-#include "cli.hpp"
+#include "app/cli.hpp"
 #include "core/buffer.hpp"
 #include "core/check.hpp"
 #include "core/rng.hpp"

@@ -66,7 +66,7 @@ check_driver "--train --test --features --classes --seed --modes" \
 
 # Values that are integers in range still work, read as decimal.
 "$bin/ompml-data" synth --train 64 --test 16 --features 4 --classes 2 --seed 1 -o d.h5 >/dev/null
-seed_of() { "$bin/ompml-train" --data d.h5 --layers 4,8,2 --batch 16 --max-steps 1 --seed "$1" | sed -n 's/.*, seed \([0-9]*\),.*/\1/p'; }
+seed_of() { "$bin/ompml-train" --data d.h5 --layers 4,8,2 --batch 16 --max-steps 1 --seed "$1" | sed -n 's/.*\bseed \([0-9]*\),.*/\1/p'; }
 [ "$(seed_of 18446744073709551615)" = 18446744073709551615 ] || fail "the largest seed was not kept"
 [ "$(seed_of +7)" = 7 ] || fail "--seed +7 is not 7"
 [ "$(seed_of 010)" = 10 ] || fail "--seed 010 is not decimal 10 (octal?)"

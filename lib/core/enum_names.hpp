@@ -30,12 +30,13 @@ std::string enum_choices(std::string_view sep = ", ")
     return s;
 }
 
+// what names the text in the message (a flag's parser passes "value").
 template <class E>
-E parse_enum(std::string_view text)
+E parse_enum(std::string_view text, const char* what = EnumNames<E>::what)
 {
     for (const auto& [value, name] : EnumNames<E>::names)
         if (text == name) return value;
-    throw Error(std::string(EnumNames<E>::what) + " '" + std::string(text) + "' is not one of " + enum_choices<E>());
+    throw Error(std::string(what) + " '" + std::string(text) + "' is not one of " + enum_choices<E>());
 }
 
 template <class E>

@@ -1,5 +1,5 @@
 // Whole-string decimal integers with a range: the one parser behind every integer flag
-// (drivers/cli.hpp) and any integer read from text (environment variables).
+// (app/cli.hpp) and any integer read from text (environment variables).
 //
 //   std::uint64_t seed;
 //   const std::string err = parse_int("-1", seed);   // "value '-1' is not an integer in [0, 18446744073709551615]"

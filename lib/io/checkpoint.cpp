@@ -3,6 +3,7 @@
 #include "io/checkpoint.hpp"
 
 #include "io/h5.hpp"
+#include "nn/settings.hpp"
 
 #include <cmath>
 #include <cstring>
@@ -120,6 +121,36 @@ void set_int(hid_t o, const char* name, std::int64_t v) { set_attr(o, name, v); 
 void set_dbl(hid_t o, const char* name, double v) { set_attr(o, name, v); }
 void set_str(hid_t o, const char* name, const std::string& v) { set_attr(o, name, v); }
 
+// /config holds every stored setting of the table (nn/settings.hpp) under its key: integers
+// as int64, reals as double, the rest (enums, layer widths) as their text.
+void write_settings(hid_t cfg, const TrainConfig& c)
+{
+    for_each_train_setting([&](const Spec& s, auto field) {
+        using T = std::remove_cvref_t<decltype(field(c))>;
+        if (s.store == Store::run_only) return;
+        if constexpr (std::is_integral_v<T>)
+            set_int(cfg, s.key, static_cast<std::int64_t>(field(c)));
+        else if constexpr (std::is_floating_point_v<T>)
+            set_dbl(cfg, s.key, static_cast<double>(field(c)));
+        else
+            set_str(cfg, s.key, value_text(field(c), true));
+    });
+}
+
+void read_settings(hid_t cfg, TrainConfig& c)
+{
+    for_each_train_setting([&](const Spec& s, auto field) {
+        using T = std::remove_cvref_t<decltype(field(c))>;
+        if (s.store == Store::run_only) return;
+        if constexpr (std::is_integral_v<T>)
+            field(c) = static_cast<T>(h5::get_attr_int(cfg, s.key));
+        else if constexpr (std::is_floating_point_v<T>)
+            field(c) = static_cast<T>(h5::get_attr_double(cfg, s.key));
+        else
+            parse_value(h5::get_attr_string(cfg, s.key), field(c), s);
+    });
+}
+
 // Writes the flat tensor `flat` as <group>/layerK/{weight,bias}.
 void write_layers(hid_t file, const std::string& group, const std::vector<LayerView>& views,
                   const std::vector<float>& flat)
@@ -186,26 +217,8 @@ Checkpoint read_unchecked(const std::string& path)
     if (version != kVersion)
         throw Error("checkpoint format version " + std::to_string(version) + ", this build reads " +
                     std::to_string(kVersion));
-    TrainConfig& c = ck.config;
-    c.model.layers = parse_layers(h5::get_attr_string(cfg, "layers"));
-    c.model.activation = parse_enum<Act>(h5::get_attr_string(cfg, "activation"));
-    c.opt.kind = parse_enum<OptKind>(h5::get_attr_string(cfg, "optimizer"));
-    c.opt.lr = static_cast<float>(h5::get_attr_double(cfg, "lr"));
-    c.opt.momentum = static_cast<float>(h5::get_attr_double(cfg, "momentum"));
-    c.opt.beta1 = static_cast<float>(h5::get_attr_double(cfg, "beta1"));
-    c.opt.beta2 = static_cast<float>(h5::get_attr_double(cfg, "beta2"));
-    c.opt.eps = static_cast<float>(h5::get_attr_double(cfg, "eps"));
-    c.opt.weight_decay = static_cast<float>(h5::get_attr_double(cfg, "weight_decay"));
-    c.sched.kind = parse_enum<SchedKind>(h5::get_attr_string(cfg, "schedule"));
-    c.sched.warmup = h5::get_attr_int(cfg, "warmup");
-    c.sched.step_size = h5::get_attr_int(cfg, "step_size");
-    c.sched.gamma = static_cast<float>(h5::get_attr_double(cfg, "gamma"));
-    c.sched.total_steps = h5::get_attr_int(cfg, "total_steps");
-    c.clip = static_cast<float>(h5::get_attr_double(cfg, "clip"));
-    c.seed = static_cast<std::uint64_t>(h5::get_attr_int(cfg, "seed"));
-    c.batch = static_cast<int>(h5::get_attr_int(cfg, "batch"));
-    c.epochs = static_cast<int>(h5::get_attr_int(cfg, "epochs"));
-    c.eval_batch = static_cast<int>(h5::get_attr_int(cfg, "eval_batch"));
+    read_settings(cfg, ck.config);
+    const TrainConfig& c = ck.config;
     ck.data.path = h5::get_attr_string(cfg, "data_path");
     ck.data.features = static_cast<std::uint64_t>(h5::get_attr_int(cfg, "data_features"));
     ck.data.classes = static_cast<int>(h5::get_attr_int(cfg, "data_classes"));
@@ -366,25 +379,7 @@ void write_checkpoint(const std::string& path, const Checkpoint& ck, bool keep_p
         h5::Handle cfg = h5::create_group_untimed(f, "config");
         set_str(cfg, "format", kFormat);
         set_int(cfg, "version", kVersion);
-        set_str(cfg, "layers", layers_string(c.model.layers));
-        set_str(cfg, "activation", enum_name(c.model.activation));
-        set_str(cfg, "optimizer", enum_name(c.opt.kind));
-        set_dbl(cfg, "lr", c.opt.lr);
-        set_dbl(cfg, "momentum", c.opt.momentum);
-        set_dbl(cfg, "beta1", c.opt.beta1);
-        set_dbl(cfg, "beta2", c.opt.beta2);
-        set_dbl(cfg, "eps", c.opt.eps);
-        set_dbl(cfg, "weight_decay", c.opt.weight_decay);
-        set_str(cfg, "schedule", enum_name(c.sched.kind));
-        set_int(cfg, "warmup", c.sched.warmup);
-        set_int(cfg, "step_size", c.sched.step_size);
-        set_dbl(cfg, "gamma", c.sched.gamma);
-        set_int(cfg, "total_steps", c.sched.total_steps);
-        set_dbl(cfg, "clip", c.clip);
-        set_int(cfg, "seed", static_cast<std::int64_t>(c.seed));
-        set_int(cfg, "batch", c.batch);
-        set_int(cfg, "epochs", c.epochs);
-        set_int(cfg, "eval_batch", c.eval_batch);
+        write_settings(cfg, c);
         set_str(cfg, "data_path", ck.data.path);
         set_int(cfg, "data_features", static_cast<std::int64_t>(ck.data.features));
         set_int(cfg, "data_classes", ck.data.classes);

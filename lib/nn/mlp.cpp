@@ -12,7 +12,7 @@
 
 namespace ompml {
 
-std::vector<int> parse_layers(const std::string& s)
+std::vector<int> parse_layers(const std::string& s, const char* what)
 {
     std::vector<int> out;
     std::stringstream ss(s);
@@ -26,11 +26,11 @@ std::vector<int> parse_layers(const std::string& s)
             used = 0;
         }
         if (used == 0 || used != item.size() || v < 1 || v > (1 << 24))
-            throw Error("layers '" + s + "': entry '" + item + "' is not a positive width");
+            throw Error(std::string(what) + " '" + s + "': entry '" + item + "' is not a positive width");
         out.push_back(static_cast<int>(v));
     }
     if (out.size() < 2 || (!s.empty() && s.back() == ','))
-        throw Error("layers '" + s + "': need at least an input and an output width, e.g. 784,10");
+        throw Error(std::string(what) + " '" + s + "': need at least an input and an output width, e.g. 784,10");
     return out;
 }
 

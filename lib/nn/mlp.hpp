@@ -41,7 +41,8 @@ struct EnumNames<Act> {
         {Act::relu, "relu"}, {Act::tanh, "tanh"}, {Act::gelu, "gelu"}, {Act::identity, "identity"}};
 };
 // "784,512,256,10" <-> widths; parse throws Error on an empty/bad/non-positive entry or < 2 widths.
-std::vector<int> parse_layers(const std::string& s);
+// what names the text in messages: "layers '7,x': ..." (a flag's parser passes "value").
+std::vector<int> parse_layers(const std::string& s, const char* what = "layers");
 std::string layers_string(const std::vector<int>& layers);
 
 // Where one Linear layer's tensors live inside the flat buffers (element offsets).

@@ -1,5 +1,12 @@
-// Command-line helpers every driver shares (CLI11): integer flags read by one parser
-// (core/parse_int.hpp), checks for floating-point flags, and usage errors as one line.
+// Command-line helpers every driver shares (CLI11): the flags of a settings table
+// (core/setting.hpp) bound in one call, integer flags read by one parser (core/parse_int.hpp),
+// checks for floating-point flags, and usage errors as one line.
+//
+//   cli::SettingFlags flags;
+//   flags.add(app, cfg, [](auto&& f) { for_each_train_setting(f); });   // every setting with a flag
+//   if (const auto rc = cli::parse(app, argc, argv, "ompml-train")) return *rc;
+//   flags.apply();                                                       // values into cfg
+//   flags.given("lr");                                                   // was --lr on the command line?
 //
 //   cli::add_int(app, "--epochs", a.epochs, "epochs to train", 1);      // [1, INT_MAX]
 //   cli::add_int(app, "--seed", a.seed, "seed of init and shuffle");     // [0, 2^64-1]; "010" is 10
@@ -10,10 +17,14 @@
 #pragma once
 
 #include "core/parse_int.hpp"
+#include "core/setting.hpp"
 
 #include <CLI/CLI.hpp>
 
 #include <cmath>
+#include <functional>
+#include <map>
+#include <set>
 #include <concepts>
 #include <cstdio>
 #include <limits>
@@ -112,5 +123,73 @@ inline std::optional<int> parse(CLI::App& app, int argc, char** argv, const char
     }
     return std::nullopt;
 }
+
+// The flags of settings tables: each setting with a flag becomes an option whose text is
+// checked by the setting's own parser (so CLI11 reports "--lr: value 0 must be > 0" as any usage
+// error) and, after parsing, written into the config by that parser (apply). Values never pass
+// through CLI11's own conversions.
+class SettingFlags {
+public:
+    // cfg must outlive apply(); table is a callable that visits the settings:
+    // [](auto&& f) { for_each_train_setting(f); }.
+    template <class Config, class Table>
+    void add(CLI::App& app, Config& cfg, Table&& table)
+    {
+        table([&](const Spec& s, auto field) {
+            using T = std::remove_cvref_t<decltype(field(cfg))>;
+            if (s.flag == nullptr) return;
+            T& target = field(cfg);
+            const std::string key = s.key;
+            if constexpr (std::is_same_v<T, bool>) {
+                CLI::Option* o = app.add_flag(s.flag, target, s.help);
+                apply_.push_back([this, o, key] {
+                    if (o->count() > 0) given_.insert(key);
+                });
+            } else {
+                std::string& text = text_[key];
+                CLI::Option* o = app.add_option(s.flag, text, s.help)->default_str(value_text(target));
+                o->type_name(type_name<T>());
+                o->check(CLI::Validator(
+                    [s](std::string& v) -> std::string {
+                        T parsed{};
+                        try {
+                            parse_value(v, parsed, s);
+                        } catch (const std::exception& e) {
+                            return e.what();
+                        }
+                        return {};
+                    },
+                    ""));
+                apply_.push_back([this, o, key, s, &target, &text] {
+                    if (o->count() == 0) return;
+                    parse_value(text, target, s);
+                    given_.insert(key);
+                });
+            }
+        });
+    }
+
+    // The value's kind in --help (INT, UINT, FLOAT, TEXT), as CLI11 names its own.
+    template <class T>
+    static const char* type_name()
+    {
+        if constexpr (std::is_integral_v<T>) return std::is_signed_v<T> ? "INT" : "UINT";
+        if constexpr (std::is_floating_point_v<T>) return "FLOAT";
+        return "TEXT";
+    }
+
+    // After a successful parse: the values given into their configs.
+    void apply()
+    {
+        for (const auto& a : apply_) a();
+    }
+    bool given(const std::string& key) const { return given_.count(key) > 0; }
+    const std::set<std::string>& given() const { return given_; }
+
+private:
+    std::map<std::string, std::string> text_; // the flags' text, by key (stable addresses)
+    std::vector<std::function<void()>> apply_;
+    std::set<std::string> given_;
+};
 
 } // namespace ompml::cli
