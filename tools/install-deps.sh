@@ -23,8 +23,9 @@ packages=(
   python3 python3-torch python3-h5py python3-numpy python3-matplotlib
   # the default dataset; the Slurm tests' private cluster
   dataset-fashion-mnist slurm-wlm munge
-  # tools the tests and scripts call: xz (runtime bundles), hostname, ps/kill (procps)
-  xz-utils hostname procps
+  # tools the tests and scripts call: xz (runtime bundles), hostname, ps/kill (procps); the
+  # formatter CI checks the sources with (tools/format.sh)
+  xz-utils hostname procps clang-format-19
 )
 export DEBIAN_FRONTEND=noninteractive
 apt-get update -qq
