@@ -7,7 +7,7 @@
 // kernel runs --warmup untimed and --reps timed times; min/avg/max are printed with FLOP and
 // byte counts from one metadata table (kKernels). Anchors measured in the same run give
 // ratios from one CSV: OpenBLAS cblas_sgemm for gemm (when the build found OpenBLAS) and a
-// plain `#pragma omp parallel for` host loop for axpy and normalize_u8; cuBLAS cublas_sgemm
+// plain `#pragma omp parallel for` host loop for scale and normalize_u8; cuBLAS cublas_sgemm
 // for gemm (builds with cuBLAS, when a CUDA device is present): the GPU upper anchor.
 // The OpenBLAS anchor names the core (kernel set) and threads it ran (an `openblas` header line,
 // a `# openblas:` CSV comment) and warns when OPENBLAS_CORETYPE forces a core below what the
@@ -100,13 +100,10 @@ const KernelInfo kKernels[] = {
     {"activation_relu", Shape::len,        1,     12,    4 * kEps}, // dX = dY * (Z > 0)
     {"activation_gelu", Shape::len,        14,    12,    64 * kEps},
     {"col_sum",         Shape::rows_cols,  1,     4,     4 * kEps}, // + out: (cols)
-    {"row_max",         Shape::rows_cols,  1,     4,     0},
-    {"row_sum",         Shape::rows_cols,  1,     4,     4 * kEps},
     {"softmax_xent",    Shape::rows_cols,  6,     8,     8 * kEps}, // logits in, dlogits out
     {"normalize_u8",    Shape::len,        2,     5,     4 * kEps}, // 1 byte in, 4 out
     {"fill",            Shape::len,        0,     4,     0},
     {"scale",           Shape::len,        1,     8,     4 * kEps},
-    {"axpy",            Shape::len,        2,     12,    4 * kEps},
     {"sum_squares",     Shape::len,        2,     4,     4 * kEps},
     {"sgd",             Shape::len,        6,     20,    16 * kEps}, // momentum + weight decay
     {"adam",            Shape::len,        15,    28,    16 * kEps},
@@ -143,7 +140,7 @@ double tolerance(const KernelInfo& ki, const Sizes& z)
 {
     const std::string n = ki.name;
     if (ki.shape == Shape::step) return ki.tol;
-    const double len = n == "gemm" ? z.k : n == "col_sum" ? z.m : (n == "row_sum" || n == "softmax_xent") ? z.n : 1;
+    const double len = n == "gemm" ? z.k : n == "col_sum" ? z.m : n == "softmax_xent" ? z.n : 1;
     return ki.tol * std::max(1.0, len);
 }
 
@@ -243,12 +240,6 @@ Prepared prepare(const std::string& kernel, Backend& be, const Sizes& z, const s
         auto o = buf<float>(be, z.n);           // (cols)
         return {[=] { b->col_sum(m, n, X->data(), o->data(), 0.0f); }, out(o)};
     }
-    if (kernel == "row_max" || kernel == "row_sum") {
-        auto X = buf(be, random_floats(mn, 6)); // (rows, cols)
-        auto o = buf<float>(be, z.m);           // (rows)
-        if (kernel == "row_max") return {[=] { b->row_max(m, n, X->data(), o->data()); }, out(o)};
-        return {[=] { b->row_sum(m, n, X->data(), o->data()); }, out(o)};
-    }
     if (kernel == "softmax_xent") {
         std::vector<std::int32_t> lab(z.m);
         const Rng rng(2024, 7);
@@ -275,10 +266,6 @@ Prepared prepare(const std::string& kernel, Backend& be, const Sizes& z, const s
         auto X = buf(be, random_floats(len, 9)); // (len)
         if (kernel == "fill") return {[=] { b->fill(len, X->data(), 0.5f); }, out(X)};
         return {[=] { b->scale(len, X->data(), 0.999f); }, out(X)};
-    }
-    if (kernel == "axpy") {
-        auto X = buf(be, random_floats(len, 10)), Y = buf(be, random_floats(len, 11)); // (len)
-        return {[=] { b->axpy(len, 1e-3f, X->data(), Y->data()); }, out(Y)};
     }
     if (kernel == "sum_squares") {
         auto X = buf(be, random_floats(len, 12)); // (len)
@@ -311,10 +298,10 @@ Prepared prepare(const std::string& kernel, Backend& be, const Sizes& z, const s
 // Anchors: host baselines on host memory, measured in the same run.
 
 // The plain host loops the omp kernels are measured against (same thread count).
-void axpy_parallel_for(std::size_t n, float a, const float* X, float* Y)
+void scale_parallel_for(std::size_t n, float* X, float a)
 {
 #pragma omp parallel for
-    for (std::size_t i = 0; i < n; ++i) Y[i] += a * X[i];
+    for (std::size_t i = 0; i < n; ++i) X[i] *= a;
 }
 void normalize_parallel_for(std::size_t n, const std::uint8_t* X, float* Y, float scale, float shift)
 {
@@ -371,12 +358,11 @@ std::vector<Anchor> anchors_for(const std::string& kernel, const Sizes& z)
     std::vector<Anchor> a;
     const std::string pf_device = "host (" + std::to_string(omp_get_max_threads()) + " threads, #pragma omp parallel for)";
     const auto len = static_cast<std::size_t>(z.len);
-    if (kernel == "axpy") {
-        auto X = std::make_shared<std::vector<float>>(random_floats(len, 10));
-        auto Y = std::make_shared<std::vector<float>>(random_floats(len, 11));
+    if (kernel == "scale") {
+        auto X = std::make_shared<std::vector<float>>(random_floats(len, 9));
         a.push_back({"omp-parallel-for", pf_device,
-                     {[=] { axpy_parallel_for(len, 1e-3f, X->data(), Y->data()); },
-                      [=] { return std::vector<std::vector<double>>{as_double(*Y)}; }},
+                     {[=] { scale_parallel_for(len, X->data(), 0.999f); },
+                      [=] { return std::vector<std::vector<double>>{as_double(*X)}; }},
                      [] {}});
     }
     if (kernel == "normalize_u8") {

@@ -30,7 +30,7 @@ import os
 import subprocess
 import sys
 
-BANDWIDTH_KERNELS = ["fill", "scale", "axpy", "normalize_u8", "sum_squares", "activation_relu", "activation_gelu",
+BANDWIDTH_KERNELS = ["fill", "scale", "normalize_u8", "sum_squares", "activation_relu", "activation_gelu",
                      "sgd", "adam"]
 HERE = os.path.dirname(os.path.abspath(__file__))
 
