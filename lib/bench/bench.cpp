@@ -177,13 +177,23 @@ public:
             Backend* bp = b.get();
             add(b->name(), k.prepare(*b, p, d), [bp] { bp->synchronize(); }, b->on_gpu());
         }
-        std::size_t base = o_.compare ? 1 : jobs.size(); // compare: B; else the first anchor
+        const std::size_t base = o_.compare ? 1 : jobs.size(); // compare: B; else the first anchor
         for (const char* name : k.anchors)
             if (Anchor* a = anchors_[name].get())
                 add(a->name(), k.prepare_anchor(*a, p, d), [a] { a->synchronize(); }, a->on_gpu());
         const double diff = o_.compare ? max_rel_err(got[o_.backends[0]], got[o_.backends[1]]) : NAN;
 
-        const auto ms = time_jobs(jobs, o_.warmup, o_.reps);
+        add_rows(k, d, jobs, time_jobs(jobs, o_.warmup, o_.reps), base, diff);
+    }
+
+    Report report() { return std::move(rep_); }
+
+private:
+    // The rows of kernel k from its jobs' times (ms[j]: job j's timed runs); jobs[base], when
+    // there is one, is the baseline of the ratio column.
+    void add_rows(const Kernel& k, const Dims& d, const std::vector<Job>& jobs,
+                  const std::vector<std::vector<double>>& ms, std::size_t base, double diff)
+    {
         const std::size_t first = rep_.rows.size();
         for (std::size_t j = 0; j < jobs.size(); ++j) {
             Row r{k.name, jobs[j].name, d, k.bytes(d), k.flops(d)};
@@ -200,15 +210,12 @@ public:
             rep_.rows.push_back(std::move(r));
         }
         if (base < jobs.size()) {
-            const Row& b = rep_.rows[first + base];
-            for (std::size_t j = first; j < rep_.rows.size(); ++j) rep_.rows[j].ratio = b.min_ms / rep_.rows[j].min_ms;
+            const double b = rep_.rows[first + base].min_ms;
+            for (std::size_t j = first; j < rep_.rows.size(); ++j) rep_.rows[j].ratio = b / rep_.rows[j].min_ms;
             rep_.rows[first + base].baseline = true;
         }
     }
 
-    Report report() { return std::move(rep_); }
-
-private:
     bool compared(const std::string& name) const
     {
         return o_.compare && (name == o_.backends[0] || name == o_.backends[1]);
