@@ -3,12 +3,12 @@
 #   CMAKE_CUDA_ARCHITECTURES  default 90 (H100); e.g. -DCMAKE_CUDA_ARCHITECTURES="80;90"
 #   CMAKE_CUDA_COMPILER       nvcc to use (the gpu preset: /usr/local/cuda/bin/nvcc)
 # Sets OMPML_WITH_CUDA (here and in the parent scope, so tests/ and drivers/ see it).
-# Also builds ompml_cublas (lib/backend/cublas_anchor.cpp): cuBLAS SGEMM timings for the
-# benchmark's upper anchor, kept outside the Backend interface; link it `if(TARGET ompml_cublas)`.
+# The bench's cuBLAS anchor is not part of this backend: lib/CMakeLists.txt adds it to
+# ompml_bench when CUDA::cublas (found here) exists.
 #
-# Only lib/kernels/*_cuda.cu go through nvcc; the backend and the cuBLAS anchor are host code
-# compiled by clang against the CUDA runtime API, so no target outside lib/ needs the CUDA
-# language (enable_language here is directory-scoped).
+# Only lib/kernels/*_cuda.cu go through nvcc; the backend (and the bench's cuBLAS anchor) are
+# host code compiled by clang against the CUDA runtime API, so no target outside lib/ needs the
+# CUDA language (enable_language here is directory-scoped).
 set(OMPML_CUDA "AUTO" CACHE STRING "Build the CUDA backend: AUTO | ON | OFF")
 set_property(CACHE OMPML_CUDA PROPERTY STRINGS AUTO ON OFF)
 set(OMPML_WITH_CUDA OFF)
@@ -77,16 +77,6 @@ set(OMPML_CUDA_FLAGS
   -lineinfo) # source lines in profiles (Nsight Compute); no effect on the generated code
 target_compile_options(ompml_kernels PRIVATE $<$<COMPILE_LANGUAGE:CUDA>:${OMPML_CUDA_FLAGS}>)
 
-# cuBLAS anchor for the benchmark (not part of any Backend).
-if(TARGET CUDA::cublas)
-  add_library(ompml_cublas STATIC backend/cublas_anchor.cpp)
-  target_link_libraries(ompml_cublas PUBLIC ompml_core CUDA::cudart PRIVATE CUDA::cublas)
-  target_compile_definitions(ompml_cublas INTERFACE OMPML_WITH_CUBLAS=1)
-  set(_cublas "cuBLAS anchor: ompml_cublas (${CUDAToolkit_LIBRARY_DIR})")
-else()
-  set(_cublas "cuBLAS not found: no ompml_cublas anchor")
-endif()
-
 string(TOUPPER "${CMAKE_BUILD_TYPE}" _cfg)
 string(REPLACE ";" " " _flags "${OMPML_CUDA_FLAGS}")
 set(_arch_flags "")
@@ -100,4 +90,4 @@ else()
 endif()
 message(STATUS "ompml: backend cuda  : nvcc ${CMAKE_CUDA_COMPILER_VERSION} (${CMAKE_CUDA_COMPILER}), host compiler ${_host}")
 message(STATUS "ompml: nvcc flags    : ${CMAKE_CUDA_FLAGS} ${CMAKE_CUDA_FLAGS_${_cfg}} -std=c++17${_arch_flags} ${_flags}")
-message(STATUS "ompml: cuda runtime  : CUDA::cudart ${CUDAToolkit_VERSION} (shared); ${_cublas}")
+message(STATUS "ompml: cuda runtime  : CUDA::cudart ${CUDAToolkit_VERSION} (shared)")

@@ -1,10 +1,10 @@
 // The drivers' shared flag parsing (core/parse_int.hpp, app/cli.hpp) and the OpenBLAS core
-// table (drivers/openblas_core.hpp), without running a driver. Expected values are written out
+// table (lib/bench/openblas_core.hpp), without running a driver. Expected values are written out
 // from the limits of the types (2^64 - 1 = 18446744073709551615, 2^31 - 1 = 2147483647), not
 // computed by the code under test. tests/check_int_flags.sh runs the drivers themselves.
 #define BOOST_TEST_MODULE cli
 #include "app/cli.hpp"
-#include "openblas_core.hpp"
+#include "bench/openblas_core.hpp"
 
 #include <boost/test/unit_test.hpp>
 

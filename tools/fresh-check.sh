@@ -89,7 +89,10 @@ mkdir -p "$root/ompml"
   tar --null --ignore-failed-read -T - -cf -) | tar -C "$root/ompml" -xf -
 
 stamp "inside: tools/install-deps.sh, then $*"
+# In the background, then `wait`: bash runs a trap only after a foreground command ends, so a
+# TERM or Ctrl-C during an hour-long command would otherwise leave the mounts until then.
 chroot "$root" /usr/bin/env -i HOME=/root LANG=C.UTF-8 TERM="${TERM:-dumb}" \
   PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
   bash -c 'cd /ompml && s=$SECONDS && tools/install-deps.sh &&
-           echo "== [inside $((SECONDS - s)) s] dependencies installed" && exec "$@"' bash "$@"
+           echo "== [inside $((SECONDS - s)) s] dependencies installed" && exec "$@"' bash "$@" &
+wait $!

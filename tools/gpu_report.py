@@ -3,12 +3,13 @@
 
     python3 tools/gpu_report.py [--bin build/gpu/bin] [--out runs/gpu-report] [--quick]
 
---bin holds ompml-bench and test_gpu of a gpu build: build/gpu/bin, or, on a node without the
+--bin holds ompml-bench and test_kernels of a gpu build: build/gpu/bin, or, on a node without the
 toolchain, the runtime bundle's openmpi/bin (scripts that start each program through run.sh).
 Runs, keeping every output in --out (each step's stderr beside it, in <step>.err):
   device.txt          nvidia-smi -L
-  test_gpu.log        test_gpu with OMP_TARGET_OFFLOAD=MANDATORY: omp and cuda kernels on the GPU
-                      against the reference (a silent host fallback cannot pass)
+  test_kernels_gpu.log  test_kernels --gpu-only with OMP_TARGET_OFFLOAD=MANDATORY: the kernel suite
+                      on the GPU backends (omp and cuda) against the reference (a silent host
+                      fallback cannot pass)
   bench-default.csv   ompml-bench --compare omp,cuda --kernel all --csv (default sizes)
   gemm-4096.csv       gemm 4096^3 fp32: omp, cuda and the cuBLAS anchor (--no-check: the
                       sequential reference would take many minutes at this size; the default
@@ -30,7 +31,7 @@ import os
 import subprocess
 import sys
 
-BANDWIDTH_KERNELS = ["fill", "scale", "axpy", "normalize_u8", "sum_squares", "activation_relu", "activation_gelu",
+BANDWIDTH_KERNELS = ["fill", "scale", "normalize_u8", "sum_squares", "activation_relu", "activation_gelu",
                      "sgd", "adam"]
 HERE = os.path.dirname(os.path.abspath(__file__))
 
@@ -120,8 +121,8 @@ def main():
     ap.add_argument("--python", default=sys.executable, help="python with CUDA PyTorch for torch_step.py")
     ap.add_argument("--quick", action="store_true")
     a = ap.parse_args()
-    bench, test_gpu = os.path.join(a.bin, "ompml-bench"), os.path.join(a.bin, "test_gpu")
-    for p in (bench, test_gpu):
+    bench, tests = os.path.join(a.bin, "ompml-bench"), os.path.join(a.bin, "test_kernels")
+    for p in (bench, tests):
         if not os.access(p, os.X_OK):
             die(f"{p} not found or not executable (--bin: a gpu build's bin/ or a bundle's openmpi/bin)")
     os.makedirs(a.out, exist_ok=True)
@@ -134,7 +135,7 @@ def main():
     torch_reps = ["--warmup", "2", "--reps", "5"] if a.quick else []
     steps = [  # (name, command, output file, environment)
         ("device", ["nvidia-smi", "-L"], "device.txt", {}),
-        ("test_gpu", [test_gpu], "test_gpu.log", mandatory),
+        ("test_kernels_gpu", [tests, "--gpu-only"], "test_kernels_gpu.log", mandatory),
         ("bench-default", cmp + ["--kernel", "all"] + reps, "bench-default.csv", mandatory),
         ("gemm-4096", cmp + ["--kernel", "gemm", "--no-check"] + gemm + reps, "gemm-4096.csv", mandatory),
         ("bandwidth", cmp + ["--kernel", ",".join(BANDWIDTH_KERNELS), "--len", length] + reps, "bandwidth.csv",

@@ -34,7 +34,7 @@ import torch
 
 
 # OpenBLAS's x86_64 cores -> the widest vector ISA their kernels use (0 SSE, 1 AVX, 2 AVX2,
-# 3 AVX-512): the table of drivers/openblas_core.hpp, which ompml-bench uses; change both together.
+# 3 AVX-512): the table of lib/bench/openblas_core.hpp, which ompml-bench uses; change both together.
 ISA_NAMES = ["SSE", "AVX", "AVX2", "AVX-512"]
 CORE_ISA = {c.lower(): 3 for c in ["SapphireRapids", "Cooperlake", "SkylakeX"]}
 CORE_ISA.update({c.lower(): 2 for c in ["Haswell", "Zen"]})
@@ -66,7 +66,7 @@ def cpu_isa():
 
 def openblas_core_warning(core, coretype, cpu):
     """The warning when OPENBLAS_CORETYPE forced a core below the CPU; "" otherwise (also when a
-    level is unknown), as openblas_core_warning() in drivers/openblas_core.hpp."""
+    level is unknown), as openblas_core_warning() in lib/bench/openblas_core.hpp."""
     ran = CORE_ISA.get(core.lower())
     if not coretype or ran is None or cpu is None or ran >= cpu:
         return ""

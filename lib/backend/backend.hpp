@@ -33,14 +33,11 @@ public:
                       float* pre = nullptr) = 0;
     virtual void activation_backward(Act act, std::size_t n, const float* Z, const float* dY, float* dX) = 0;
     virtual void col_sum(int rows, int cols, const float* X, float* out, float beta) = 0;
-    virtual void row_max(int rows, int cols, const float* X, float* out) = 0;
-    virtual void row_sum(int rows, int cols, const float* X, float* out) = 0;
     virtual XentStats softmax_xent(int B, int C, const float* logits, const std::int32_t* labels, float scale,
                                    float* dlogits) = 0;
     virtual void normalize_u8(std::size_t n, const std::uint8_t* X, float* Y, float scale, float shift) = 0;
     virtual void fill(std::size_t n, float* X, float value) = 0;
     virtual void scale(std::size_t n, float* X, float a) = 0;
-    virtual void axpy(std::size_t n, float a, const float* X, float* Y) = 0;
     virtual double sum_squares(std::size_t n, const float* X) = 0;
     virtual void sgd_update(std::size_t n, const SgdStep& s, float* W, const float* G, float* M) = 0;
     virtual void adam_update(std::size_t n, const AdamStep& s, float* W, const float* G, float* M, float* V) = 0;

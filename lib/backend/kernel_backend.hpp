@@ -51,16 +51,6 @@ public:
         check_matrix("col_sum", rows, cols, X, out);
         ompml::col_sum<I>(rows, cols, X, out, beta);
     }
-    void row_max(int rows, int cols, const float* X, float* out) override
-    {
-        check_matrix("row_max", rows, cols, X, out);
-        ompml::row_max<I>(rows, cols, X, out);
-    }
-    void row_sum(int rows, int cols, const float* X, float* out) override
-    {
-        check_matrix("row_sum", rows, cols, X, out);
-        ompml::row_sum<I>(rows, cols, X, out);
-    }
     XentStats softmax_xent(int B, int C, const float* logits, const std::int32_t* labels, float scale,
                            float* dlogits) override
     {
@@ -88,13 +78,6 @@ public:
         if (n == 0) return;
         detail::require_pointer("scale", "X", X);
         ompml::scale<I>(n, X, a);
-    }
-    void axpy(std::size_t n, float a, const float* X, float* Y) override
-    {
-        if (n == 0) return;
-        detail::require_pointer("axpy", "X", X);
-        detail::require_pointer("axpy", "Y", Y);
-        ompml::axpy<I>(n, a, X, Y);
     }
     double sum_squares(std::size_t n, const float* X) override
     {

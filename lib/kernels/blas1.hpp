@@ -1,4 +1,4 @@
-// Vector kernels over n floats: fill, scale, axpy, and the sum of squares (global L2 norm for
+// Vector kernels over n floats: fill, scale, and the sum of squares (global L2 norm for
 // gradient clipping, accumulated in double).
 #pragma once
 
@@ -13,10 +13,6 @@ void fill(std::size_t n, float* X, float value);
 
 template <Impl I>
 void scale(std::size_t n, float* X, float a);
-
-// Y = a * X + Y
-template <Impl I>
-void axpy(std::size_t n, float a, const float* X, float* Y);
 
 template <Impl I>
 double sum_squares(std::size_t n, const float* X);

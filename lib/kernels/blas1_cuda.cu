@@ -1,4 +1,4 @@
-// Vector kernels in CUDA: fill, scale, axpy one thread per element (grid-stride); sum_squares
+// Vector kernels in CUDA: fill, scale one thread per element (grid-stride); sum_squares
 // in two passes (per-block double partials, then one block sums them in a fixed order) so the
 // result is bitwise reproducible, unlike atomics.
 #include "kernels/blas1.hpp"
@@ -21,14 +21,6 @@ __global__ void scale_kernel(std::size_t n, float* X, float a)
     for (std::size_t i = blockIdx.x * static_cast<std::size_t>(blockDim.x) + threadIdx.x; i < n;
          i += static_cast<std::size_t>(gridDim.x) * blockDim.x)
         X[i] *= a;
-}
-
-__global__ void axpy_kernel(std::size_t n, float a, const float* __restrict__ X, float* __restrict__ Y)
-{
-    // X, Y: (n)
-    for (std::size_t i = blockIdx.x * static_cast<std::size_t>(blockDim.x) + threadIdx.x; i < n;
-         i += static_cast<std::size_t>(gridDim.x) * blockDim.x)
-        Y[i] += a * X[i];
 }
 
 __global__ void sum_squares_kernel(std::size_t n, const float* __restrict__ X, double* part)
@@ -55,13 +47,6 @@ template <>
 void scale<Impl::cuda>(std::size_t n, float* X, float a)
 {
     scale_kernel<<<cuda::grid_for(n), cuda::kBlock>>>(n, X, a);
-    CUDA_CHECK_LAUNCH();
-}
-
-template <>
-void axpy<Impl::cuda>(std::size_t n, float a, const float* X, float* Y)
-{
-    axpy_kernel<<<cuda::grid_for(n), cuda::kBlock>>>(n, a, X, Y);
     CUDA_CHECK_LAUNCH();
 }
 

@@ -1,4 +1,4 @@
-// Vector kernels (fill, scale, axpy, sum of squares) as OpenMP target kernels over device
+// Vector kernels (fill, scale, sum of squares) as OpenMP target kernels over device
 // pointers.
 //
 // Why no `simd` on the combined construct: clang attaches the vectorize hint of
@@ -45,14 +45,6 @@ void scale_loop(I n, float* X, float a)
     for (I i = 0; i < n; ++i) X[i] *= a;
 }
 
-template <class I>
-void axpy_loop(I n, float a, const float* X, float* Y)
-{
-    // X, Y: (n)
-#pragma omp target teams distribute parallel for is_device_ptr(X, Y)
-    for (I i = 0; i < n; ++i) Y[i] += a * X[i];
-}
-
 // X: (n). A double sum cannot vectorize in order, so each iteration of the parallel loop sums L
 // elements with an inner `simd` reduction (reassociation allowed there): on host cores L = 64
 // contiguous floats (10x faster than one element per iteration, measured); on a GPU L = 1, one
@@ -88,12 +80,6 @@ template <>
 void scale<Impl::omp>(std::size_t n, float* X, float a)
 {
     with_loop_index(n, [&](auto len) { scale_loop(len, X, a); });
-}
-
-template <>
-void axpy<Impl::omp>(std::size_t n, float a, const float* X, float* Y)
-{
-    with_loop_index(n, [&](auto len) { axpy_loop(len, a, X, Y); });
 }
 
 template <>

@@ -16,12 +16,6 @@ void scale<Impl::ref>(std::size_t n, float* X, float a)
 }
 
 template <>
-void axpy<Impl::ref>(std::size_t n, float a, const float* X, float* Y)
-{
-    for (std::size_t i = 0; i < n; ++i) Y[i] += a * X[i];
-}
-
-template <>
 double sum_squares<Impl::ref>(std::size_t n, const float* X)
 {
     double s = 0.0;

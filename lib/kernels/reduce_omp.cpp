@@ -1,14 +1,11 @@
-// Row/column reductions over a row-major (rows, cols) matrix as OpenMP target kernels: one
-// thread per output element on a GPU. col_sum: neighbouring threads read neighbouring columns
-// (coalesced on a GPU; 64-column blocks per thread on host cores, see col_block). row_max/row_sum: a thread walks its own row. row_sum's inner `simd` reduction lets
-// host cores vectorize it (a float sum cannot vectorize in order); a metadirective leaves it
-// out on nvptx. row_max stays scalar: clang 19 cannot vectorize an OpenMP max reduction
-// without fast-math (it would warn), and its rows are short in practice (C classes).
+// The column sum of a row-major (rows, cols) matrix as an OpenMP target kernel: one thread per
+// output column on a GPU, where neighbouring threads read neighbouring columns (coalesced); on
+// host cores 64-column blocks per thread (see col_block).
 //
-// thread_limit(64): these kernels have few work items (a batch of rows, a layer's columns:
-// hundreds to a few thousand), so smaller GPU teams spread them over more SMs than the default
-// team size would. On host cores thread_limit is only an upper bound (teams keep
-// OMP_NUM_THREADS threads when that is smaller), so the host layout is unchanged.
+// thread_limit(64): a layer has few columns (hundreds to a few thousand), so smaller GPU teams
+// spread them over more SMs than the default team size would. On host cores thread_limit is
+// only an upper bound (teams keep OMP_NUM_THREADS threads when that is smaller), so the host
+// layout is unchanged.
 // No `simd` on the combined construct: see blas1_omp.cpp.
 #include "kernels/reduce.hpp"
 
@@ -54,34 +51,6 @@ void col_sum<Impl::omp>(int rows, int cols, const float* X, float* out, float be
             }
             for (int c = 0; c < w; ++c) out[c0 + c] = (beta == 0.0f ? 0.0f : beta * out[c0 + c]) + acc[c];
         }
-    }
-}
-
-template <>
-void row_max<Impl::omp>(int rows, int cols, const float* X, float* out)
-{
-    // X: (rows, cols), out: (rows)
-#pragma omp target teams distribute parallel for thread_limit(kSmallTeam) is_device_ptr(X, out)
-    for (int r = 0; r < rows; ++r) {
-        const float* x = X + static_cast<long>(r) * cols; // (cols)
-        float m = x[0];
-        for (int c = 1; c < cols; ++c) m = x[c] > m ? x[c] : m;
-        out[r] = m;
-    }
-}
-
-template <>
-void row_sum<Impl::omp>(int rows, int cols, const float* X, float* out)
-{
-    // X: (rows, cols), out: (rows)
-#pragma omp target teams distribute parallel for thread_limit(kSmallTeam) is_device_ptr(X, out)
-    for (int r = 0; r < rows; ++r) {
-        const float* x = X + static_cast<long>(r) * cols; // (cols)
-        float s = 0.0f;
-        // `nothing` on nvptx: no vector lanes there (see blas1_omp.cpp, sum_squares).
-#pragma omp metadirective when(device = {arch(nvptx64)} : nothing) default(simd reduction(+ : s))
-        for (int c = 0; c < cols; ++c) s += x[c];
-        out[r] = s;
     }
 }
 

@@ -4,7 +4,8 @@
 // that runs AVX2 kernels, about half the sgemm speed of OpenBLAS 0.3.21's own choice
 // (Cooperlake) on a Zen 5, which makes every "x anchor" ratio look better than it is.
 // This header only classifies names (no OpenBLAS call), so tests can feed it any core and CPU;
-// ompml-bench asks OpenBLAS (openblas_get_corename) and the CPU, and prints what it ran.
+// the openblas anchor (openblas_anchor.cpp) asks OpenBLAS (openblas_get_corename) and the CPU,
+// and ompml-bench prints what it ran.
 // tools/torch_speed.py holds the same table for PyTorch's OpenBLAS: change both together.
 #pragma once
 
