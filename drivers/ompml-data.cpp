@@ -44,7 +44,7 @@ void print_inspect(const std::string& path)
     for (const Split s : {Split::train, Split::test}) {
         const SplitInfo& si = d.split(s);
         const std::uint64_t bytes = si.samples * d.features * (si.image_dtype == h5::Dtype::u8 ? 1 : 4);
-        std::cout << "  /" << split_name(s) << ": " << si.samples << " samples\n"
+        std::cout << "  /" << enum_name(s) << ": " << si.samples << " samples\n"
                   << "    images " << dims_text(si.samples, si.image_dims) << " " << h5::dtype_name(si.image_dtype)
                   << " (" << size_text(bytes) << " uncompressed)\n"
                   << "    labels (" << si.samples << ") " << si.label_type << "\n"

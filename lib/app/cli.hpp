@@ -80,30 +80,26 @@ CLI::Option* add_int(CLI::App* app, const std::string& name, T& value, const std
     return add_int(*app, name, value, desc, lo, hi);
 }
 
-// Checks of floating-point flags: the whole text must be a finite number ("value 'abc' is not
-// a number"; nan and inf are not), then "value 0 must be > 0" / "value -1 must be >= 0".
-enum class Sign { any, non_negative, positive };
-inline CLI::Validator real(Sign sign)
+// Checks of floating-point flags, by the settings' own parser (core/setting.hpp): the whole
+// text must be a finite number ("value 'abc' is not a number"; nan and inf are not), in the
+// range ("value 0 must be > 0", "value -1 must be >= 0").
+inline CLI::Validator real(Range range, const std::string& desc)
 {
     return CLI::Validator(
-        [sign](std::string& s) -> std::string {
+        [range](std::string& s) -> std::string {
             double v = 0.0;
-            std::size_t used = 0;
             try {
-                v = std::stod(s, &used);
-            } catch (const std::exception&) {
-                used = 0;
+                parse_value(s, v, Spec{.range = range});
+            } catch (const std::exception& e) {
+                return e.what();
             }
-            if (used == 0 || used != s.size() || !std::isfinite(v)) return "value '" + s + "' is not a number";
-            if (sign == Sign::positive && !(v > 0)) return "value " + s + " must be > 0";
-            if (sign == Sign::non_negative && v < 0) return "value " + s + " must be >= 0";
             return {};
         },
-        sign == Sign::positive ? "> 0" : sign == Sign::non_negative ? ">= 0" : "");
+        desc);
 }
-inline const CLI::Validator kFinite = real(Sign::any);
-inline const CLI::Validator kPositive = real(Sign::positive);
-inline const CLI::Validator kNonNegative = real(Sign::non_negative);
+inline const CLI::Validator kFinite = real(kAnyValue, "");
+inline const CLI::Validator kPositive = real(ompml::kPositive, "> 0");
+inline const CLI::Validator kNonNegative = real(ompml::kNonNegative, ">= 0");
 
 // Parses argv into app. Returns nothing to go on, or the exit status to leave with: 0 after
 // --help (printed on stdout), 2 after a usage error, printed as ONE line on stderr:

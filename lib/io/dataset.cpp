@@ -18,7 +18,7 @@ std::string dims_text(const std::vector<std::uint64_t>& dims)
 // Checks one split's structure (not its label values); the label type is left in `labels`.
 SplitInfo check_split(hid_t file, const std::string& path, Split s)
 {
-    const std::string g = split_name(s);
+    const std::string g = enum_name(s);
     if (!h5::exists(file, g)) throw Error(path + ": missing group /" + g);
     const h5::Handle group = h5::open_group(file, g);
     for (const char* name : {"images", "labels"})
@@ -67,7 +67,7 @@ SplitInfo check_split(hid_t file, const std::string& path, Split s)
 // range and counts the histogram.
 void check_labels(hid_t file, const std::string& path, Split s, int classes, SplitInfo& si)
 {
-    const std::string g = split_name(s);
+    const std::string g = enum_name(s);
     const h5::Handle labels = h5::open_dataset(file, g + "/labels");
     si.label_counts.assign(static_cast<std::size_t>(classes), 0);
     constexpr std::uint64_t kBlock = 1 << 20;
@@ -89,7 +89,6 @@ void check_labels(hid_t file, const std::string& path, Split s, int classes, Spl
 
 } // namespace
 
-const char* split_name(Split s) { return s == Split::train ? "train" : "test"; }
 
 DatasetInfo inspect_dataset(const std::string& path)
 {
@@ -135,15 +134,12 @@ SplitWriter::SplitWriter(hid_t file, Split s, std::uint64_t samples, const std::
 {
     require(image_dtype == h5::Dtype::u8 || image_dtype == h5::Dtype::f32,
             "SplitWriter: images must be uint8 or float32");
-    std::uint64_t row_bytes = image_dtype == h5::Dtype::u8 ? 1 : 4;
-    for (auto x : image_dims) row_bytes *= x;
-    const std::uint64_t chunk_rows = std::max<std::uint64_t>(1, (256u << 10) / std::max<std::uint64_t>(1, row_bytes));
     std::vector<std::uint64_t> dims{samples};
     dims.insert(dims.end(), image_dims.begin(), image_dims.end());
-    group_ = h5::create_group_untimed(file, split_name(s));
-    images_ = h5::create_dataset(group_, "images", image_dtype, dims, chunk_rows, compress_level);
-    // Labels: 64Ki rows a chunk (256 KiB of int32).
-    labels_ = h5::create_dataset(group_, "labels", h5::Dtype::i32, {samples}, 1 << 16, compress_level);
+    group_ = h5::create_group_untimed(file, enum_name(s));
+    images_ = h5::create_dataset(group_, "images", image_dtype, dims, h5::chunk_rows_for(image_dtype, dims), compress_level);
+    labels_ = h5::create_dataset(group_, "labels", h5::Dtype::i32, {samples}, h5::chunk_rows_for(h5::Dtype::i32, {samples}),
+                                 compress_level);
 }
 
 void SplitWriter::write(std::uint64_t row0, std::uint64_t rows, const void* images, const std::int32_t* labels)

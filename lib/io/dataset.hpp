@@ -7,6 +7,7 @@
 // h5::create_atomically, so a failed write leaves no file behind.
 #pragma once
 
+#include "core/enum_names.hpp"
 #include "io/h5.hpp"
 
 #include <cstdint>
@@ -16,7 +17,11 @@
 namespace ompml {
 
 enum class Split { train, test };
-const char* split_name(Split s);
+template <>
+struct EnumNames<Split> {
+    static constexpr const char* what = "split";
+    static constexpr std::pair<Split, const char*> names[] = {{Split::train, "train"}, {Split::test, "test"}};
+};
 
 struct SplitInfo {
     std::uint64_t samples = 0;
@@ -49,8 +54,8 @@ void require_features(const DatasetInfo& d, std::uint64_t input_width);
 // ---- Writing dataset files ------------------------------------------------------------------
 
 // Labels are stored as int32 (the type the device uses), images as given.
-// Images are chunked by whole rows (about 256 KiB a chunk: small enough that a streaming read
-// of random rows inflates little it does not need) and shuffle+gzip compressed.
+// Images and labels are chunked by h5::chunk_rows_for (whole rows, about 256 KiB a chunk)
+// and shuffle+gzip compressed.
 class SplitWriter {
 public:
     SplitWriter(hid_t file, Split s, std::uint64_t samples, const std::vector<std::uint64_t>& image_dims,

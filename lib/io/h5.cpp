@@ -225,28 +225,17 @@ void write(hid_t loc, const std::string& name, Dtype t, const void* data, const 
            int compress_level)
 {
     std::lock_guard<std::recursive_mutex> guard(lock());
-    const std::vector<hsize_t> d(dims.begin(), dims.end());
-    Handle space(H5Screate_simple(static_cast<int>(d.size()), d.data(), nullptr));
-    H5_CHECK(space.id());
-    Handle dcpl(H5Pcreate(H5P_DATASET_CREATE));
-    H5_CHECK(dcpl.id());
+    const Handle ds = create_dataset(loc, name, t, dims, compress_level > 0 ? chunk_rows_for(t, dims) : 0, compress_level);
     std::uint64_t total = 1;
     for (auto x : dims) total *= x;
-    if (compress_level > 0 && total > 0) {
-        // Chunks of whole rows, about 1 MiB: big enough to compress well, small enough that a
-        // batch read touches few chunks.
-        std::vector<hsize_t> chunk = d;
-        const std::uint64_t row_bytes = std::max<std::uint64_t>(1, total / std::max<std::uint64_t>(1, d[0])) *
-                                        H5Tget_size(native_type(t));
-        chunk[0] = std::max<hsize_t>(1, std::min<hsize_t>(d[0], (1u << 20) / row_bytes));
-        H5_CHECK(H5Pset_chunk(dcpl, static_cast<int>(chunk.size()), chunk.data()));
-        H5_CHECK(H5Pset_shuffle(dcpl));
-        H5_CHECK(H5Pset_deflate(dcpl, static_cast<unsigned>(compress_level)));
-    }
-    Handle ds(H5Dcreate2(loc, name.c_str(), native_type(t), space, H5P_DEFAULT, dcpl, H5P_DEFAULT));
-    if (!ds.valid()) fail_on(loc, "cannot create dataset " + name);
-    if (total > 0 && H5Dwrite(ds, native_type(t), H5S_ALL, H5S_ALL, H5P_DEFAULT, data) < 0)
-        fail_on(ds, "cannot write");
+    if (total > 0) write_rows(ds, t, 0, dims[0], data);
+}
+
+std::uint64_t chunk_rows_for(Dtype t, const std::vector<std::uint64_t>& dims)
+{
+    std::uint64_t row_bytes = H5Tget_size(native_type(t));
+    for (std::size_t i = 1; i < dims.size(); ++i) row_bytes *= std::max<std::uint64_t>(1, dims[i]);
+    return std::max<std::uint64_t>(1, (256u << 10) / row_bytes);
 }
 
 namespace {

@@ -84,7 +84,8 @@ struct DatasetInfo {
 };
 DatasetInfo info(hid_t dataset);
 
-// Writes a dataset of shape dims; chunked by rows and gzip-compressed when compress_level > 0.
+// Writes a dataset of shape dims: create_dataset (contiguous, or with compress_level > 0 in
+// chunks of chunk_rows_for rows, shuffle+gzip) and one write of all its rows.
 void write(hid_t loc, const std::string& name, Dtype t, const void* data, const std::vector<std::uint64_t>& dims,
            int compress_level = 0);
 template <class T>
@@ -136,8 +137,14 @@ std::recursive_mutex& lock();
 // "string", "compound", ... (info().dtype folds all integers it cannot name into int64).
 std::string type_name(hid_t dataset);
 
-// Creates a dataset of shape dims without writing it; chunked by chunk_rows whole rows and
-// shuffle+gzip compressed when compress_level > 0 (chunk_rows 0: contiguous, no compression).
+// The one chunking rule of the files we write: chunks of whole rows, about 256 KiB each: small
+// enough that a streaming read of random rows inflates little it does not need, big enough to
+// compress well (64 Ki labels of int32; 334 Fashion-MNIST images of 784 bytes).
+std::uint64_t chunk_rows_for(Dtype t, const std::vector<std::uint64_t>& dims);
+
+// Creates a dataset of shape dims without writing it, with no recorded times (reproducible
+// bytes); chunked by chunk_rows whole rows and shuffle+gzip compressed when compress_level > 0
+// (chunk_rows 0: contiguous, no compression). One write path: write() and SplitWriter use it.
 // Object modification times are not recorded, so the same data gives the same file bytes.
 Handle create_dataset(hid_t loc, const std::string& name, Dtype t, const std::vector<std::uint64_t>& dims,
                       std::uint64_t chunk_rows, int compress_level);

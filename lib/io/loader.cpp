@@ -85,7 +85,7 @@ ReadPlan plan_reads(const LoaderOptions& opt, hid_t images)
 // file rows, columns the index into a sample's features (row-major over H, W for N x H x W).
 [[noreturn]] void non_finite_image(const LoaderOptions& opt, std::uint64_t row, std::uint64_t column, float v)
 {
-    throw Error(opt.path + ": /" + split_name(opt.split) + "/images: row " + std::to_string(row) + ", column " +
+    throw Error(opt.path + ": /" + enum_name(opt.split) + "/images: row " + std::to_string(row) + ", column " +
                 std::to_string(column) + " is " + non_finite_name(v) +
                 ": float32 images must be finite (data/README.md)");
 }
@@ -235,7 +235,7 @@ struct Loader::Impl {
         pause_others();
         if (file.valid()) return;
         file = h5::open_read_mpio(opt.path, opt.comm);
-        images_ds = h5::open_dataset_cached(file, std::string(split_name(opt.split)) + "/images", kChunkCacheBytes);
+        images_ds = h5::open_dataset_cached(file, std::string(enum_name(opt.split)) + "/images", kChunkCacheBytes);
     }
 
     void join_collective()
@@ -365,7 +365,7 @@ Loader::Loader(Backend& be, const LoaderOptions& opt) : impl_(std::make_unique<I
     I.max_rows = (opt.global_batch + opt.nranks - 1) / opt.nranks;
     I.steps = static_cast<std::int64_t>((I.split->samples + opt.global_batch - 1) / opt.global_batch);
 
-    const std::string g = split_name(opt.split);
+    const std::string g = enum_name(opt.split);
     {
         std::lock_guard<std::recursive_mutex> guard(h5::lock());
         I.file = h5::open_read(opt.path);

@@ -3,6 +3,9 @@
 
 #include "core/check.hpp"
 #include "parallel/mpi_check.hpp"
+#include "core/timer.hpp"
+
+#include <climits>
 
 namespace ompml {
 
@@ -38,6 +41,27 @@ MpiReduceComm::MpiReduceComm(MPI_Comm comm) : comm_(comm)
 void MpiReduceComm::sum(double* v, int n) { allreduce_sum(comm_, v, n); }
 
 bool MpiReduceComm::any(bool local) { return any_rank(comm_, local); }
+
+BlockingAllreduceComm::BlockingAllreduceComm(MPI_Comm comm, const MemorySpace& mem, std::size_t n)
+    : MpiReduceComm(comm), stage_(&mem != &host_memory() ? n : 0)
+{
+    require(n <= static_cast<std::size_t>(INT_MAX), "BlockingAllreduceComm: " + std::to_string(n) +
+                                                        " floats exceed one MPI_Allreduce's int count");
+}
+
+void BlockingAllreduceComm::finish_grads(Backend& be, float* G, std::size_t n)
+{
+    be.synchronize();
+    const Stopwatch t;
+    float* buf = G;
+    if (!stage_.empty()) {
+        be.memory().to_host(stage_.data(), G, n * sizeof(float));
+        buf = stage_.data();
+    }
+    if (size() > 1) MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, buf, static_cast<int>(n), MPI_FLOAT, MPI_SUM, comm_));
+    if (!stage_.empty()) be.memory().to_device(G, stage_.data(), n * sizeof(float));
+    last_s_ = t.seconds();
+}
 
 double MpiComm::comm_seconds() const
 {

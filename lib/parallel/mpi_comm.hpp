@@ -19,6 +19,7 @@
 
 #include <memory>
 #include <string>
+#include <vector>
 
 namespace ompml {
 
@@ -58,6 +59,20 @@ private:
     float* G_;
     std::size_t n_;
     std::unique_ptr<GradientAverager> avg_;
+};
+
+// The alternative the scaling study compares the averager with: no overlap, one blocking
+// MPI_Allreduce of the whole gradient after backward, staged through host memory when the
+// gradient is not in host memory.
+class BlockingAllreduceComm final : public MpiReduceComm {
+public:
+    BlockingAllreduceComm(MPI_Comm comm, const MemorySpace& mem, std::size_t n);
+    void finish_grads(Backend& be, float* G, std::size_t n) override;
+    double last_seconds() const { return last_s_; } // the last sum (copies included)
+
+private:
+    std::vector<float> stage_; // (n) host copy; empty when the gradient is in host memory
+    double last_s_ = 0.0;
 };
 
 } // namespace ompml

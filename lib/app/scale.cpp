@@ -1,0 +1,296 @@
+// One point of the scaling study (scale.hpp).
+#include "app/scale.hpp"
+
+#include "app/cli.hpp"
+#include "backend/backend.hpp"
+#include "core/buffer.hpp"
+#include "core/rng.hpp"
+#include "core/timer.hpp"
+#include "nn/trainer.hpp"
+#include "parallel/mpi_check.hpp"
+#include "parallel/mpi_comm.hpp"
+
+#include <omp.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <memory>
+
+namespace ompml {
+namespace {
+
+double median(std::vector<double> v)
+{
+    if (v.empty()) return 0.0;
+    std::sort(v.begin(), v.end());
+    const std::size_t h = v.size() / 2;
+    return v.size() % 2 == 1 ? v[h] : 0.5 * (v[h - 1] + v[h]);
+}
+
+double min_of(const std::vector<double>& v) { return v.empty() ? 0.0 : *std::min_element(v.begin(), v.end()); }
+
+// The slowest rank's value, in ms (a synchronous step goes at the pace of the slowest rank).
+double max_ms_over_ranks(MPI_Comm comm, double seconds)
+{
+    MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, &seconds, 1, MPI_DOUBLE, MPI_MAX, comm));
+    return 1e3 * seconds;
+}
+
+// Rows of the global batch this rank holds: weak mode gives every rank `batch`; strong mode
+// splits `batch` as evenly as possible (the first batch % P ranks take one more).
+int rank_rows(const ScaleOptions& o, int rank, int size)
+{
+    if (o.mode == ScaleMode::weak) return o.batch;
+    return o.batch / size + (rank < o.batch % size ? 1 : 0);
+}
+
+// What one step needs: the model, its optimizer, the gradient sum and this rank's batch.
+struct ScaleSetup {
+    std::unique_ptr<Backend> be;
+    std::unique_ptr<Mlp> model;
+    std::unique_ptr<Optimizer> opt;
+    std::unique_ptr<MpiComm> avg;                  // --grad-sync avg
+    std::unique_ptr<BlockingAllreduceComm> blocking; // --grad-sync allreduce
+    DeviceBuffer<float> X;                          // (rows, IN) synthetic input, this rank's slice
+    DeviceBuffer<std::int32_t> Y;                   // (rows) labels
+    DeviceBatch batch;
+    Comm& comm() { return avg ? static_cast<Comm&>(*avg) : *blocking; }
+};
+
+ScaleSetup build(const MpiSession& mpi, const ScaleOptions& o)
+{
+    ScaleSetup s;
+    const int rows = rank_rows(o, mpi.rank(), mpi.size());
+    collective_try(mpi.comm(), [&] {
+        s.be = make_backend(o.backend);
+        s.model = std::make_unique<Mlp>(*s.be, MlpConfig{o.layers, o.activation}, std::max(1, rows));
+        s.model->init_params(o.seed);
+        OptimizerConfig oc;
+        oc.kind = o.optimizer;
+        oc.lr = static_cast<float>(o.lr);
+        s.opt = std::make_unique<Optimizer>(*s.be, oc, s.model->num_params());
+        // Each rank draws its own rows (stream per rank), like a slice of a shuffled dataset.
+        const int IN = s.model->inputs(), C = s.model->classes();
+        const Rng xr(o.seed, 5000 + static_cast<std::uint64_t>(mpi.rank()));
+        const Rng yr(o.seed, 6000 + static_cast<std::uint64_t>(mpi.rank()));
+        std::vector<float> hx(static_cast<std::size_t>(std::max(1, rows)) * IN);
+        std::vector<std::int32_t> hy(static_cast<std::size_t>(std::max(1, rows)));
+        for (std::size_t i = 0; i < hx.size(); ++i) hx[i] = xr.normal(i);
+        for (std::size_t i = 0; i < hy.size(); ++i) hy[i] = static_cast<std::int32_t>(yr.below(i, static_cast<std::uint32_t>(C)));
+        s.X = DeviceBuffer<float>(s.be->memory(), hx);
+        s.Y = DeviceBuffer<std::int32_t>(s.be->memory(), hy);
+    });
+    GradSyncOptions so;
+    so.bucket_mb = o.bucket_mb;
+    so.gpu_memory = s.be->on_gpu();
+    so.transport = o.transport;
+    const std::size_t n = s.model->num_params();
+    collective_try(mpi.comm(), [&] {
+        if (o.grad_sync == GradSync::avg)
+            s.avg = std::make_unique<MpiComm>(mpi.comm(), *s.be, n, so);
+        else
+            s.blocking = std::make_unique<BlockingAllreduceComm>(mpi.comm(), s.be->memory(), n);
+    });
+    if (s.avg) s.model->use_grad_buffer(s.avg->grads());
+    const int global_rows = o.mode == ScaleMode::weak ? o.batch * mpi.size() : o.batch;
+    s.batch = DeviceBatch{rows, global_rows, s.X.data(), s.Y.data()};
+    return s;
+}
+
+// Checks one step's summed gradient, by the path the timed steps take, against an independent
+// sum: the ranks' local gradients summed by a blocking MPI_Allreduce on the host. Throws (on
+// every rank) on a mismatch.
+void validate(MPI_Comm comm, ScaleSetup& s)
+{
+    Mlp& model = *s.model;
+    Backend& be = *s.be;
+    const DeviceBatch& b = s.batch;
+    const std::size_t n = model.num_params();
+    const float scale = 1.0f / static_cast<float>(b.global_rows);
+    if (b.rows > 0) model.forward(b.x, b.rows, true);
+    const XentStats st = model.loss_backward(b.x, b.y, b.rows, scale);
+    be.synchronize();
+    std::vector<float> ref(n); // (P) local gradient, then its sum over ranks
+    be.memory().to_host(ref.data(), model.grads(), n * sizeof(float));
+    MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, ref.data(), static_cast<int>(n), MPI_FLOAT, MPI_SUM, comm));
+    // The same local gradient once more, summed as the timed steps sum it.
+    if (b.rows > 0) model.forward(b.x, b.rows, true);
+    float* G = model.grads();
+    model.loss_backward(b.x, b.y, b.rows, scale, [&](int, const LayerView& v) { s.comm().grad_ready(be, G, v); });
+    s.comm().finish_grads(be, G, n);
+    std::vector<float> got(n);
+    be.memory().to_host(got.data(), G, n * sizeof(float));
+
+    // Buckets may sum the P terms in another order than the one-shot reduction, so allow float
+    // rounding of a P-term sum relative to the largest gradient entry.
+    double gmax = 0.0;
+    for (float r : ref) gmax = std::max(gmax, std::fabs(static_cast<double>(r)));
+    const double tol = 1e-6 * s.comm().size() * gmax + 1e-30;
+    std::size_t bad = 0, first = 0;
+    for (std::size_t i = 0; i < n; ++i) {
+        const double d = std::fabs(static_cast<double>(got[i]) - ref[i]);
+        if (!(d <= tol + 1e-5 * std::fabs(static_cast<double>(ref[i]))) && bad++ == 0) first = i;
+    }
+    double loss = st.loss_sum;
+    allreduce_sum(comm, &loss, 1);
+    std::string err;
+    if (!std::isfinite(loss)) err = "validation: the loss is not finite";
+    if (bad > 0)
+        err = "validation: " + std::to_string(bad) + " of " + std::to_string(n) +
+              " summed gradient entries differ from a plain MPI_Allreduce (first at " + std::to_string(first) + ": " +
+              std::to_string(got[first]) + " vs " + std::to_string(ref[first]) + ")";
+    collective_ok(comm, err.empty(), err);
+}
+
+// The timed steps, as training runs them; per step: wall time, communication, exposed wait.
+struct StepTimes {
+    std::vector<double> step_s, comm_s, wait_s;
+    int buckets = 0;
+};
+StepTimes time_steps(MPI_Comm comm, const ScaleOptions& o, ScaleSetup& s)
+{
+    TrainConfig cfg;
+    cfg.model = s.model->config();
+    cfg.opt = s.opt->config();
+    Trainer trainer(*s.be, cfg, *s.model, *s.opt, s.comm());
+    const float lr = static_cast<float>(o.lr);
+    const auto step = [&] {
+        trainer.train_step(s.batch, lr);
+        s.be->synchronize();
+    };
+    for (int i = 0; i < o.warmup; ++i) step();
+    MPI_CHECK(MPI_Barrier(comm)); // start the timed steps together
+    StepTimes t;
+    for (int i = 0; i < o.steps; ++i) {
+        const Stopwatch sw;
+        step();
+        t.step_s.push_back(sw.seconds());
+        if (s.blocking) { // all of it exposed: nothing overlaps a blocking call
+            t.comm_s.push_back(s.blocking->last_seconds());
+            t.wait_s.push_back(s.blocking->last_seconds());
+            t.buckets = s.blocking->size() > 1 ? 1 : 0;
+            continue;
+        }
+        const GradSyncStats& g = s.avg->averager().last_step();
+        t.comm_s.push_back(g.mpi_s + g.copy_s);
+        t.wait_s.push_back(g.wait_s);
+        t.buckets = g.buckets;
+    }
+    return t;
+}
+
+// The same bytes through one blocking MPI_Allreduce, in place on a host buffer. Zeros keep the
+// repeated in-place sums finite. A barrier before each call, so the time is the reduction's,
+// not a late rank's arrival.
+std::vector<double> time_plain_allreduce(MPI_Comm comm, const ScaleOptions& o, std::size_t n)
+{
+    std::vector<float> plain(n, 0.0f); // (P)
+    std::vector<double> s;
+    for (int i = 0; i < o.warmup + o.steps; ++i) {
+        MPI_CHECK(MPI_Barrier(comm));
+        const Stopwatch t;
+        MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, plain.data(), static_cast<int>(n), MPI_FLOAT, MPI_SUM, comm));
+        if (i >= o.warmup) s.push_back(t.seconds());
+    }
+    return s;
+}
+
+std::string layers_csv(const std::vector<int>& layers) // "784-2048-2048-10": no commas in a CSV field
+{
+    std::string s = layers_string(layers);
+    std::replace(s.begin(), s.end(), ',', '-');
+    return s;
+}
+
+} // namespace
+
+std::optional<int> parse_scale_flags(int argc, char** argv, bool print, ScaleOptions& out)
+{
+    CLI::App app{"ompml-scale: time one data-parallel training step (compute vs communication) on P ranks"};
+    cli::SettingFlags flags;
+    flags.add(app, out, [](auto&& f) { for_each_scale_option(f); });
+    if (const auto rc = cli::parse(app, argc, argv, "ompml-scale", print)) return rc;
+    flags.apply();
+    return std::nullopt;
+}
+
+ScalePoint run_scale(const MpiSession& mpi, const ScaleOptions& o)
+{
+    const MPI_Comm comm = mpi.comm();
+    Config agreed;
+    for_each_scale_option([&](const Spec& s, auto field) {
+        if (s.agree) agreed.emplace_back(s.key, value_text(field(o), true));
+    });
+    agree(comm, agreed);
+    // Before the backend is made: local rank -> device, by one rule for every backend.
+    DeviceBinding dev;
+    collective_try(comm, [&] { dev = mpi.bind_device(o.backend); });
+    ScalePoint p;
+    p.where = gather_strings(comm, mpi.processor() + ", " + dev.describe());
+    ScaleSetup s = build(mpi, o);
+    validate(comm, s);
+    const StepTimes t = time_steps(comm, o, s);
+    const std::vector<double> ar_s = time_plain_allreduce(comm, o, s.model->num_params());
+
+    p.params = s.model->num_params();
+    p.ranks = mpi.size();
+    p.threads = omp_get_max_threads();
+    p.global_rows = s.batch.global_rows;
+    p.rank_rows = s.batch.rows;
+    p.step_ms = max_ms_over_ranks(comm, median(t.step_s));
+    p.step_min_ms = max_ms_over_ranks(comm, min_of(t.step_s));
+    p.comm_ms = max_ms_over_ranks(comm, median(t.comm_s));
+    p.wait_ms = max_ms_over_ranks(comm, median(t.wait_s));
+    p.allreduce_ms = max_ms_over_ranks(comm, median(ar_s));
+    p.allreduce_min_ms = max_ms_over_ranks(comm, min_of(ar_s));
+    p.compute_ms = std::max(0.0, p.step_ms - p.comm_ms);
+    p.samples_per_s = p.step_ms > 0 ? p.global_rows / (p.step_ms * 1e-3) : 0.0;
+    p.buckets = t.buckets;
+    const bool shm = s.avg && s.avg->averager().shared_memory();
+    p.transport = p.ranks == 1 ? "none" : shm ? "shm" : "mpi";
+    p.transport_text = s.avg ? s.avg->averager().transport()
+                             : std::string("one blocking MPI_Allreduce after backward (--grad-sync allreduce)");
+    p.backend = s.be->name();
+    p.device = s.be->device();
+    return p;
+}
+
+const char* const kScaleCsvHeader =
+    "mode,layers,params,ranks,threads,global_batch,rank_batch,steps,step_ms,step_min_ms,compute_ms,comm_ms,wait_ms,"
+    "allreduce_ms,allreduce_min_ms,samples_per_s,buckets,bucket_mb,grad_sync,transport";
+
+void print_scale_csv(const ScaleOptions& o, const ScalePoint& p)
+{
+    if (o.header) std::printf("%s\n", kScaleCsvHeader);
+    std::printf("%s,%s,%zu,%d,%d,%d,%d,%d,%.4f,%.4f,%.4f,%.4f,%.4f,%.4f,%.4f,%.1f,%d,%g,%s,%s\n", enum_name(o.mode),
+                layers_csv(o.layers).c_str(), p.params, p.ranks, p.threads, p.global_rows, p.rank_rows, o.steps,
+                p.step_ms, p.step_min_ms, p.compute_ms, p.comm_ms, p.wait_ms, p.allreduce_ms, p.allreduce_min_ms,
+                p.samples_per_s, p.buckets, o.bucket_mb, enum_name(o.grad_sync), p.transport.c_str());
+    std::fflush(stdout);
+    std::fprintf(stderr, "ompml-scale: %s; gradient sum: %s; validated against MPI_Allreduce\n", p.device.c_str(),
+                 p.transport_text.c_str());
+    for (std::size_t q = 0; q < p.where.size(); ++q) std::fprintf(stderr, "ompml-scale: rank %zu: %s\n", q, p.where[q].c_str());
+}
+
+void print_scale_report(const ScaleOptions& o, const ScalePoint& p)
+{
+    const double mb = p.params * 4.0 / 1048576.0;
+    std::printf("ompml-scale: %s scaling, layers %s (%zu params, %.1f MB of gradient)\n", enum_name(o.mode),
+                layers_string(o.layers).c_str(), p.params, mb);
+    std::printf("  %d rank(s) x %d thread(s), global batch %d (%d rows on rank 0), backend %s on %s\n", p.ranks,
+                p.threads, p.global_rows, p.rank_rows, p.backend.c_str(), p.device.c_str());
+    for (std::size_t q = 0; q < p.where.size(); ++q) std::printf("  rank %-4zu %s\n", q, p.where[q].c_str());
+    if (o.grad_sync == GradSync::allreduce)
+        std::printf("  gradient sum: %s; validated against MPI_Allreduce\n", p.transport_text.c_str());
+    else
+        std::printf("  gradient sum: %s, %d %s; validated against MPI_Allreduce\n", p.transport_text.c_str(), p.buckets,
+                    p.transport == "shm" ? "range(s)" : ("bucket(s) of <= " + value_text(o.bucket_mb) + " MB").c_str());
+    std::printf("  per step (median of %d after %d warm-up, max over ranks):\n", o.steps, o.warmup);
+    std::printf("    step %.3f ms (min %.3f) = compute %.3f + communication %.3f (of which waiting %.3f)\n", p.step_ms,
+                p.step_min_ms, p.compute_ms, p.comm_ms, p.wait_ms);
+    std::printf("    plain MPI_Allreduce of the same %.1f MB: %.3f ms (min %.3f)\n", mb, p.allreduce_ms, p.allreduce_min_ms);
+    std::printf("  %.1f samples/s\n", p.samples_per_s);
+}
+
+} // namespace ompml
