@@ -17,8 +17,8 @@
 // default 128) with Adam: forward + loss_backward + optimizer step on a fixed device batch.
 // peak_pct, ratio and max_diff: lib/bench/bench.hpp. This file only turns flags into
 // BenchOptions; the bench itself is lib/bench.
-#include "bench/bench.hpp"
 #include "app/cli.hpp"
+#include "bench/bench.hpp"
 #include "nn/mlp.hpp"
 
 #include <CLI/CLI.hpp>
@@ -43,7 +43,8 @@ int main(int argc, char** argv)
     app.add_option("--compare", compare, "A,B: run both on the same inputs, add ratio = time(B) / time(row)")
         ->excludes(be_opt);
     app.add_option("--kernel", kernels, "kernel(s), comma list, or all: " + known_kernels);
-    auto* m_opt = cli::add_int(app, "--m", p.m, "gemm M; rows of the row/column kernels and softmax batch", 1, 1LL << 30);
+    auto* m_opt =
+        cli::add_int(app, "--m", p.m, "gemm M; rows of the row/column kernels and softmax batch", 1, 1LL << 30);
     cli::add_int(app, "--n", p.n, "gemm N; cols of the row/column kernels and softmax classes", 1, 1LL << 30);
     app.add_option("--layers", layers, "train_step model widths (relu MLP, Adam; batch = --m, default 128)");
     cli::add_int(app, "--k", p.k, "gemm K", 1, 1LL << 30);

@@ -31,8 +31,10 @@ std::string dims_text(std::uint64_t n, const std::vector<std::uint64_t>& dims)
 std::string size_text(std::uintmax_t bytes)
 {
     char buf[64];
-    if (bytes < (1u << 20)) std::snprintf(buf, sizeof buf, "%.1f KiB", static_cast<double>(bytes) / 1024);
-    else std::snprintf(buf, sizeof buf, "%.1f MiB", static_cast<double>(bytes) / (1 << 20));
+    if (bytes < (1u << 20))
+        std::snprintf(buf, sizeof buf, "%.1f KiB", static_cast<double>(bytes) / 1024);
+    else
+        std::snprintf(buf, sizeof buf, "%.1f MiB", static_cast<double>(bytes) / (1 << 20));
     return buf;
 }
 
@@ -83,7 +85,9 @@ int main(int argc, char** argv)
     cli::add_int(syn, "--classes", so.classes, "number of classes", 1, kSynthMaxClasses)->required();
     cli::add_int(syn, "--seed", so.seed, "random seed")->required();
     cli::add_int(syn, "--modes", so.modes, "Gaussian clusters per class", 1)->capture_default_str();
-    syn->add_option("--dtype", dtype, "stored image type")->capture_default_str()->check(CLI::IsMember({"uint8", "float32"}));
+    syn->add_option("--dtype", dtype, "stored image type")
+        ->capture_default_str()
+        ->check(CLI::IsMember({"uint8", "float32"}));
     syn->add_option("-o,--output", synth_out, "dataset file to write")->required();
 
     std::string inspect_path;

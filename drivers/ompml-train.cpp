@@ -38,22 +38,22 @@ int train(const MpiSession& mpi, int argc, char** argv)
     DeviceBinding binding;
     collective_try(mpi, [&] { binding = mpi.bind_device(opt.backend); });
 
-    ResumePoint resume = choose_resume(mpi, opt);                  // load: where to start
-    TrainConfig cfg = resolve_config(flags, resume);               // the run's hyperparameters
+    ResumePoint resume = choose_resume(mpi, opt);    // load: where to start
+    TrainConfig cfg = resolve_config(flags, resume); // the run's hyperparameters
     std::unique_ptr<Backend> be;
     collective_try(mpi, [&] { be = make_backend(opt.backend); });
-    const TrainData data = open_data(mpi, *be, opt, cfg, resume);  // the dataset
+    const TrainData data = open_data(mpi, *be, opt, cfg, resume); // the dataset
     fix_schedule(cfg, opt, data, resume);
     agree_on_run(mpi, cfg, opt, data, resume);
-    TrainModel model = build_model(mpi, *be, cfg, data, resume);   // build, or resume
+    TrainModel model = build_model(mpi, *be, cfg, data, resume); // build, or resume
     const std::unique_ptr<MpiComm> comm = make_comm(mpi, *be, opt, model);
 
     TrainConsole console(mpi, cfg, opt, data, resume, model, *comm);
     console.print_start(*be, binding);
-    Trainer trainer(*be, cfg, *model.mlp, *model.opt, *comm);      // the loop
+    Trainer trainer(*be, cfg, *model.mlp, *model.opt, *comm); // the loop
     const RunLimits limits{opt.max_steps, opt.checkpoint_every};
     const TrainResult res = trainer.run(*data.train, data.test.get(), resume.start(), limits, console.hooks());
-    console.print_end(res);                                        // report
+    console.print_end(res); // report
     return res.interrupted ? kExitCheckpointed : 0;
 }
 

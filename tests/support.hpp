@@ -50,8 +50,9 @@ inline void check_close(const std::vector<float>& got, const std::vector<float>&
             worst = i;
         }
     }
-    BOOST_CHECK_MESSAGE(bad == 0, what << ": " << bad << " of " << got.size() << " elements differ; worst at "
-                                       << worst << ": got " << got[worst] << ", ref " << ref[worst]);
+    BOOST_CHECK_MESSAGE(bad == 0,
+                        what << ": " << bad << " of " << got.size() << " elements differ; worst at " << worst
+                             << ": got " << got[worst] << ", ref " << ref[worst]);
 }
 
 const char* const kTransNames[4] = {"NN", "NT", "TN", "TT"};

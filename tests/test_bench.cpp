@@ -53,9 +53,10 @@ BOOST_AUTO_TEST_CASE(records_are_complete_and_named_once)
             BOOST_TEST(k.tolerance(d) >= 0.0);
         }
     }
-    const std::vector<std::string> order{"all",          "gemm", "activation_relu", "activation_gelu", "col_sum",
-                                         "softmax_xent", "normalize_u8", "fill", "scale", "sum_squares",
-                                         "sgd",          "adam", "train_step"};
+    const std::vector<std::string> order{
+        "all",          "gemm", "activation_relu", "activation_gelu", "col_sum", "softmax_xent",
+        "normalize_u8", "fill", "scale",           "sum_squares",     "sgd",     "adam",
+        "train_step"};
     BOOST_TEST(kernel_names() == order, boost::test_tools::per_element());
     BOOST_CHECK_THROW(make_anchor("nope", nullptr), Error);
 }
@@ -70,11 +71,11 @@ BOOST_AUTO_TEST_CASE(counts_per_kernel)
         double bytes, flops;
     };
     const Want want[] = {
-        {"gemm", 33, 17, 9, 4044, 10098},          // 4 (mk + kn + mn), 2 mnk
+        {"gemm", 33, 17, 9, 4044, 10098}, // 4 (mk + kn + mn), 2 mnk
         {"activation_relu", 1001, 1, 1, 12012, 1001},
         {"activation_gelu", 1001, 1, 1, 12012, 14014},
-        {"col_sum", 33, 17, 1, 2312, 561},         // 4 mn + 4 n
-        {"softmax_xent", 33, 17, 1, 4620, 3366},   // 8 mn + 4 m
+        {"col_sum", 33, 17, 1, 2312, 561},       // 4 mn + 4 n
+        {"softmax_xent", 33, 17, 1, 4620, 3366}, // 8 mn + 4 m
         {"normalize_u8", 1001, 1, 1, 5005, 2002},
         {"fill", 1001, 1, 1, 4004, 0},
         {"scale", 1001, 1, 1, 8008, 1001},
@@ -103,8 +104,8 @@ BOOST_AUTO_TEST_CASE(counts_per_kernel)
 BOOST_AUTO_TEST_CASE(max_rel_err_is_normwise)
 {
     BOOST_TEST(max_rel_err({{1.0, 2.0}}, {{1.0, 2.0}}) == 0.0);
-    BOOST_TEST(max_rel_err({{1.0, 2.5}}, {{1.0, 2.0}}) == 0.25);       // 0.5 / max|ref| = 2
-    BOOST_TEST(max_rel_err({{0.5}, {4.0}}, {{0.0}, {4.0}}) == 0.5);   // ref all 0: absolute
+    BOOST_TEST(max_rel_err({{1.0, 2.5}}, {{1.0, 2.0}}) == 0.25);    // 0.5 / max|ref| = 2
+    BOOST_TEST(max_rel_err({{0.5}, {4.0}}, {{0.0}, {4.0}}) == 0.5); // ref all 0: absolute
     BOOST_TEST(std::isinf(max_rel_err({{NAN}}, {{1.0}})));
 }
 
@@ -140,8 +141,9 @@ BOOST_AUTO_TEST_CASE(run_bench_checks_and_prints)
     print_csv(r, csv);
     print_table(r, table);
     BOOST_TEST(csv.str().find("# device: ") == 0);
-    BOOST_TEST(csv.str().find("\nkernel,backend,m,n,k,bytes,flops,min_ms,avg_ms,max_ms,gflops,gbs,max_rel_err,peak_pct\n") !=
-               std::string::npos);
+    BOOST_TEST(
+        csv.str().find("\nkernel,backend,m,n,k,bytes,flops,min_ms,avg_ms,max_ms,gflops,gbs,max_rel_err,peak_pct\n") !=
+        std::string::npos);
     BOOST_TEST(csv.str().find("\nscale,omp,1001,1,1,8008,1001,") != std::string::npos);
     BOOST_TEST(table.str().find("timing  0 warm-up run(s) dropped, 2 timed") != std::string::npos);
 

@@ -32,7 +32,7 @@ struct TempDir {
     {
         static int counter = 0;
         dir = fs::temp_directory_path() /
-              ("ompml_test_checkpoint_" + std::to_string(::getpid()) + "_" + std::to_string(counter++));
+            ("ompml_test_checkpoint_" + std::to_string(::getpid()) + "_" + std::to_string(counter++));
         fs::create_directories(dir);
     }
     ~TempDir()
@@ -70,10 +70,7 @@ std::string bytes_of(const std::string& path)
     return std::string(std::istreambuf_iterator<char>(in), {});
 }
 
-void write_text(const std::string& path, const std::string& text)
-{
-    std::ofstream(path, std::ios::binary) << text;
-}
+void write_text(const std::string& path, const std::string& text) { std::ofstream(path, std::ios::binary) << text; }
 
 // Runs fn, which must throw ompml::Error containing each of `needles`; returns the message.
 std::string error_of(const std::function<void()>& fn, const std::vector<std::string>& needles)
@@ -154,7 +151,8 @@ BOOST_AUTO_TEST_CASE(text_and_foreign_hdf5_files_are_refused_byte_for_byte_uncha
         h5::write(f, "x", std::vector<float>{1, 2, 3});
     }
     const std::string before = bytes_of(other);
-    error_of([&] { write_checkpoint(other, make_checkpoint(1), true); }, {other, "without the ompml-checkpoint format tag"});
+    error_of([&] { write_checkpoint(other, make_checkpoint(1), true); },
+             {other, "without the ompml-checkpoint format tag"});
     BOOST_CHECK(bytes_of(other) == before);
     for (const auto& e : fs::directory_iterator(t.dir)) // no temporary left either
         BOOST_CHECK_MESSAGE(e.path().string().find(".tmp.") == std::string::npos, "left over: " << e.path());
@@ -179,7 +177,8 @@ BOOST_AUTO_TEST_CASE(symbolic_links_are_judged_by_their_target)
     const std::string txt = t / "notes.txt", link = t / "link.h5";
     write_text(txt, "text");
     fs::create_symlink(txt, link);
-    error_of([&] { write_checkpoint(link, make_checkpoint(1), true); }, {link, "not even an HDF5 file", "symbolic link"});
+    error_of([&] { write_checkpoint(link, make_checkpoint(1), true); },
+             {link, "not even an HDF5 file", "symbolic link"});
     BOOST_CHECK(bytes_of(txt) == "text");
     BOOST_CHECK(fs::is_symlink(link));
 
@@ -213,8 +212,9 @@ BOOST_AUTO_TEST_CASE(missing_or_unwritable_directory_is_an_early_error)
     BOOST_CHECK(!fs::exists(t / "empty.h5.prev")); // nothing worth keeping
     const std::string ro = t / "ro";
     fs::create_directories(ro);
-    fs::permissions(ro, fs::perms::owner_read | fs::perms::owner_exec | fs::perms::group_read |
-                            fs::perms::group_exec | fs::perms::others_read | fs::perms::others_exec);
+    fs::permissions(ro,
+                    fs::perms::owner_read | fs::perms::owner_exec | fs::perms::group_read | fs::perms::group_exec |
+                        fs::perms::others_read | fs::perms::others_exec);
     if (::geteuid() != 0) {
         error_of([&] { check_checkpoint_target(ro + "/ck.h5"); }, {"cannot create files in directory", ro});
         return;
@@ -233,7 +233,8 @@ BOOST_AUTO_TEST_CASE(missing_or_unwritable_directory_is_an_early_error)
     int status = -1;
     BOOST_REQUIRE_EQUAL(::waitpid(pid, &status, 0), pid);
     BOOST_CHECK_MESSAGE(WIFEXITED(status) && WEXITSTATUS(status) == 0,
-                        "as user nobody: exit " << WEXITSTATUS(status) << " (2: setuid failed, 3: other message, "
+                        "as user nobody: exit " << WEXITSTATUS(status)
+                                                << " (2: setuid failed, 3: other message, "
                                                    "4: no error)");
 }
 
@@ -298,10 +299,10 @@ BOOST_AUTO_TEST_CASE(stale_temporaries_of_dead_processes_are_removed_live_ones_k
     // the name of our own next temporary.
     const std::string dead = std::to_string(dead_pid()), live = std::to_string(::getppid());
     const std::vector<std::string> stale{f + ".tmp." + host + "." + dead, f + ".prev.tmp." + host + "." + dead,
-                                         f + ".tmp." + dead}; // the last: old-style name, this host's
-    const std::vector<std::string> kept{f + ".tmp." + host + "." + live,         // a live process
-                                        f + ".tmp.other-node.example." + dead,    // another host's
-                                        f + ".tmp.notes",                         // not a pid
+                                         f + ".tmp." + dead};                  // the last: old-style name, this host's
+    const std::vector<std::string> kept{f + ".tmp." + host + "." + live,       // a live process
+                                        f + ".tmp.other-node.example." + dead, // another host's
+                                        f + ".tmp.notes",                      // not a pid
                                         t / "other.h5.tmp." + host + "." + dead}; // another file's
     for (const auto& p : stale) write_text(p, "stale");
     for (const auto& p : kept) write_text(p, "keep");

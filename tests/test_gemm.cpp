@@ -42,7 +42,7 @@ void check_tiled(const Gemm& p, bool with_bias, bool with_pre, std::uint64_t see
     omp_set_num_threads(saved);
 
     const std::string what = "tiled " + std::to_string(16 * TM) + "x" + std::to_string(16 * TM) + ", " +
-                             std::to_string(threads) + " threads: " + describe(p, with_bias, with_pre);
+        std::to_string(threads) + " threads: " + describe(p, with_bias, with_pre);
     check_close(C, Cref, gemm_atol(p), kGemmRtol, what + ": C");
     if (with_pre) check_close(pre, pre_ref, gemm_atol(p), kGemmRtol, what + ": pre");
 }
@@ -61,7 +61,7 @@ BOOST_AUTO_TEST_CASE(gpu_bodies_on_host_cores)
     int n = 0;
     for (const Shape& s : shapes)
         for (int t = 0; t < 4; ++t, ++n) {
-            const Gemm g{t >= 2, t % 2 == 1, s.M, s.N, s.K, n % 5 == 0 ? -1.5f : 1.0f, n % 3 == 0 ? 0.0f : 0.5f,
+            const Gemm g{t >= 2,      t % 2 == 1, s.M, s.N, s.K, n % 5 == 0 ? -1.5f : 1.0f, n % 3 == 0 ? 0.0f : 0.5f,
                          kActs[n % 4]};
             const int threads = n % 2 == 0 ? 3 : 16;
             check_tiled<4, 16>(g, n % 2 == 0, (n / 2) % 2 == 0, seed++, threads);

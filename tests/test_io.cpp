@@ -36,7 +36,7 @@ struct TempDir {
     {
         static int counter = 0;
         dir = fs::temp_directory_path() /
-              ("ompml_test_io_" + std::to_string(::getpid()) + "_" + std::to_string(counter++));
+            ("ompml_test_io_" + std::to_string(::getpid()) + "_" + std::to_string(counter++));
         fs::create_directories(dir);
     }
     ~TempDir()
@@ -114,7 +114,7 @@ std::string bad_file(const TempDir& t, const Spec& s)
 // All batches of one epoch for ranks 0..P-1, concatenated per step in rank order:
 // (x of every row, y of every row) as downloaded from the device.
 struct EpochData {
-    std::vector<std::vector<float>> x;       // per step: (global_rows, F)
+    std::vector<std::vector<float>> x;        // per step: (global_rows, F)
     std::vector<std::vector<std::int32_t>> y; // per step: (global_rows)
 };
 
@@ -402,8 +402,10 @@ BOOST_AUTO_TEST_CASE(idx_import_round_trip)
         h5::Handle f = h5::open_read(out);
         BOOST_CHECK(h5::read_all<std::uint8_t>(f, "train/images") == tr_img);
         BOOST_CHECK(h5::read_all<std::uint8_t>(f, "test/images") == te_img);
-        BOOST_CHECK(h5::read_all<std::int32_t>(f, "train/labels") == std::vector<std::int32_t>(tr_lab.begin(), tr_lab.end()));
-        BOOST_CHECK(h5::read_all<std::int32_t>(f, "test/labels") == std::vector<std::int32_t>(te_lab.begin(), te_lab.end()));
+        BOOST_CHECK(h5::read_all<std::int32_t>(f, "train/labels") ==
+                    std::vector<std::int32_t>(tr_lab.begin(), tr_lab.end()));
+        BOOST_CHECK(h5::read_all<std::int32_t>(f, "test/labels") ==
+                    std::vector<std::int32_t>(te_lab.begin(), te_lab.end()));
         BOOST_CHECK_EQUAL(h5::get_attr_string(f, "created_by"), "ompml-data import-idx");
     }
 }
@@ -482,7 +484,8 @@ BOOST_AUTO_TEST_CASE(loader_ranks_union_equals_single_rank)
         std::size_t total = 0;
         for (const auto& y : one.y) total += y.size();
         BOOST_CHECK_EQUAL(total, 103u);
-        for (const int P : {2, 3}) check_same(run_epoch(*be, opt, P, 1), one, "B=" + std::to_string(B) + " P=" + std::to_string(P));
+        for (const int P : {2, 3})
+            check_same(run_epoch(*be, opt, P, 1), one, "B=" + std::to_string(B) + " P=" + std::to_string(P));
     }
 }
 
@@ -557,7 +560,8 @@ BOOST_AUTO_TEST_CASE(loader_normalises_on_device)
     const std::vector<std::int32_t> lab(N, 0);
     const std::string p = t / "n.h5";
     h5::create_atomically(p, [&](hid_t f) {
-        for (const Split s : {Split::train, Split::test}) SplitWriter(f, s, N, {F}, h5::Dtype::u8).write(0, N, img.data(), lab.data());
+        for (const Split s : {Split::train, Split::test})
+            SplitWriter(f, s, N, {F}, h5::Dtype::u8).write(0, N, img.data(), lab.data());
         set_dataset_attributes(f, 1, "test", "test_io");
     });
     LoaderOptions opt;
@@ -604,8 +608,7 @@ BOOST_AUTO_TEST_CASE(loader_reader_error_is_rethrown)
     DeviceBatch b;
     bool threw = false;
     try {
-        for (int i = 0; i < 1000 && L.next(b); ++i) {
-        }
+        for (int i = 0; i < 1000 && L.next(b); ++i) {}
     } catch (const Error& e) {
         threw = true;
         BOOST_TEST_MESSAGE("reader error: " << e.what());
@@ -684,8 +687,7 @@ void drain(Loader& L)
 {
     L.start_epoch(0);
     DeviceBatch b;
-    while (L.next(b)) {
-    }
+    while (L.next(b)) {}
 }
 
 } // namespace
@@ -731,8 +733,8 @@ BOOST_AUTO_TEST_CASE(schema_rows_claimed_but_not_stored)
                 h5::Handle space(H5Screate_simple(img ? 2 : 1, dims, nullptr));
                 h5::Handle dcpl(H5Pcreate(H5P_DATASET_CREATE));
                 if (chunked) H5_CHECK(H5Pset_chunk(dcpl, img ? 2 : 1, chunk));
-                h5::Handle ds(H5Dcreate2(grp, name, img ? H5T_NATIVE_UINT8 : H5T_NATIVE_INT32, space, H5P_DEFAULT,
-                                         dcpl, H5P_DEFAULT));
+                h5::Handle ds(H5Dcreate2(grp, name, img ? H5T_NATIVE_UINT8 : H5T_NATIVE_INT32, space, H5P_DEFAULT, dcpl,
+                                         H5P_DEFAULT));
                 H5_CHECK(ds.id());
             }
         }
@@ -743,11 +745,13 @@ BOOST_AUTO_TEST_CASE(schema_rows_claimed_but_not_stored)
     write_claims(contiguous, false);
     BOOST_TEST_MESSAGE("file sizes: " << fs::file_size(chunked) << ", " << fs::file_size(contiguous) << " bytes");
     expect_error([&] { inspect_dataset(chunked); },
-                 chunked + ": /train/labels: claims 4000000000 rows (16000000000 bytes) but stores only 0 of its "
-                           "61036 chunks: truncated or damaged?");
+                 chunked +
+                     ": /train/labels: claims 4000000000 rows (16000000000 bytes) but stores only 0 of its "
+                     "61036 chunks: truncated or damaged?");
     expect_error([&] { inspect_dataset(contiguous); },
-                 contiguous + ": /train/labels: claims 4000000000 rows (16000000000 bytes) but stores only 0 bytes: "
-                              "truncated or damaged?");
+                 contiguous +
+                     ": /train/labels: claims 4000000000 rows (16000000000 bytes) but stores only 0 bytes: "
+                     "truncated or damaged?");
 }
 
 BOOST_AUTO_TEST_CASE(schema_highly_compressed_data_is_accepted)
@@ -797,13 +801,14 @@ BOOST_AUTO_TEST_CASE(corrupt_compressed_chunk_names_the_data_file)
     LoaderOptions opt;
     opt.path = p;
     opt.global_batch = 64;
-    const std::string m1 = error_containing([&] { Loader L(*be, opt); }, {p + ": /train/images rows 0-", ": cannot read: "});
+    const std::string m1 =
+        error_containing([&] { Loader L(*be, opt); }, {p + ": /train/images rows 0-", ": cannot read: "});
     BOOST_TEST_MESSAGE("in memory: " << m1);
     opt.streaming = true;
     opt.shuffle = false;
     Loader L(*be, opt);
-    const std::string m2 = error_containing([&] { drain(L); }, {p + ": /train/images rows 0-", ": cannot read: ",
-                                                                "(reading step 0 of the epoch)"});
+    const std::string m2 = error_containing(
+        [&] { drain(L); }, {p + ": /train/images rows 0-", ": cannot read: ", "(reading step 0 of the epoch)"});
     BOOST_TEST_MESSAGE("streaming: " << m2);
 }
 
@@ -817,8 +822,7 @@ BOOST_AUTO_TEST_CASE(non_finite_images_name_file_split_row_and_column)
             const std::uint64_t row = split == "train" ? 57 : 11;
             poke_image(p, split, row, 3, bad);
             const std::string want = p + ": /" + split + "/images: row " + std::to_string(row) + ", column 3 is " +
-                                     non_finite_name(bad) +
-                                     ": float32 images must be finite (data/README.md)";
+                non_finite_name(bad) + ": float32 images must be finite (data/README.md)";
             LoaderOptions opt;
             opt.path = p;
             opt.split = split == "train" ? Split::train : Split::test;
@@ -909,7 +913,8 @@ BOOST_AUTO_TEST_CASE(host_allocation_failure_names_file_split_and_size)
     {
         const AddressSpaceLimit limit(std::uint64_t{64} << 20);
         expect_error([&] { Loader L(*be, opt); },
-                     p + ": /train/images (the whole split in memory; --streaming reads batches instead): cannot "
+                     p +
+                         ": /train/images (the whole split in memory; --streaming reads batches instead): cannot "
                          "allocate 1073741824 bytes (1.0 GiB) of host memory: out of memory");
     }
     // Without the limit the same file loads: the refusal above was the allocation, not the file.

@@ -139,8 +139,8 @@ struct Files {
 struct HostBatch {
     std::int64_t step = 0;
     int rows = 0, global_rows = 0;
-    std::vector<float> x;         // (rows, F)
-    std::vector<std::int32_t> y;  // (rows)
+    std::vector<float> x;        // (rows, F)
+    std::vector<std::int32_t> y; // (rows)
 };
 
 HostBatch download(const Loader& L, const DeviceBatch& b, const MemorySpace& mem)
@@ -170,12 +170,13 @@ void check_same(const std::vector<HostBatch>& got, const std::vector<HostBatch>&
     for (std::size_t i = 0; i < got.size(); ++i) {
         const HostBatch &g = got[i], &r = ref[i];
         const bool same = g.step == r.step && g.rows == r.rows && g.global_rows == r.global_rows &&
-                          std::memcmp(g.x.data(), r.x.data(), g.x.size() * sizeof(float)) == 0 &&
-                          g.y == r.y && g.x.size() == r.x.size();
-        BOOST_CHECK_MESSAGE(same, what << ": rank " << world_rank() << ": batch " << i << " (step " << g.step
-                                       << ", " << g.rows << " of " << g.global_rows << " rows) differs from the "
-                                       << "in-memory loader's (step " << r.step << ", " << r.rows << " of "
-                                       << r.global_rows << " rows)");
+            std::memcmp(g.x.data(), r.x.data(), g.x.size() * sizeof(float)) == 0 && g.y == r.y &&
+            g.x.size() == r.x.size();
+        BOOST_CHECK_MESSAGE(same,
+                            what << ": rank " << world_rank() << ": batch " << i << " (step " << g.step << ", "
+                                 << g.rows << " of " << g.global_rows << " rows) differs from the "
+                                 << "in-memory loader's (step " << r.step << ", " << r.rows << " of " << r.global_rows
+                                 << " rows)");
     }
 }
 
@@ -217,7 +218,8 @@ BOOST_AUTO_TEST_CASE(collective_streaming_equals_memory)
         StreamReads reads;
     };
     // Compressed files read collectively only when asked; unfiltered ones by default.
-    for (const Case& c : {Case{files.u8_compressed, StreamReads::collective}, Case{files.f32_plain, StreamReads::automatic}}) {
+    for (const Case& c :
+         {Case{files.u8_compressed, StreamReads::collective}, Case{files.f32_plain, StreamReads::automatic}}) {
         // 3 rows a batch: on 4 ranks one rank has no rows in every batch, and three in the last.
         for (const int B : {64, 3}) {
             const std::string what = c.path + " B=" + std::to_string(B) + " P=" + std::to_string(P);
@@ -305,9 +307,10 @@ BOOST_AUTO_TEST_CASE(rank_must_match_the_communicator)
     } catch (const Error& e) {
         msg = e.what();
     }
-    BOOST_CHECK_EQUAL(msg, "loader: rank " + std::to_string(o.rank) + " of " + std::to_string(o.nranks) +
-                               " differs from the communicator's rank " + std::to_string(world_rank()) + " of " +
-                               std::to_string(world_size()));
+    BOOST_CHECK_EQUAL(msg,
+                      "loader: rank " + std::to_string(o.rank) + " of " + std::to_string(o.nranks) +
+                          " differs from the communicator's rank " + std::to_string(world_rank()) + " of " +
+                          std::to_string(world_size()));
 }
 
 BOOST_AUTO_TEST_CASE(independent_when_asked_or_alone)

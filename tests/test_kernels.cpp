@@ -58,7 +58,10 @@ Backend& ref()
 template <class F>
 void for_each_backend(F&& body)
 {
-    for (auto& be : tested()) BOOST_TEST_CONTEXT("backend " << be->name()) { body(*be); }
+    for (auto& be : tested()) BOOST_TEST_CONTEXT("backend " << be->name())
+        {
+            body(*be);
+        }
 }
 
 std::vector<std::uint8_t> random_bytes(std::size_t n, std::uint64_t stream)
@@ -73,7 +76,8 @@ std::vector<std::int32_t> random_labels(std::size_t n, int classes, std::uint64_
 {
     const Rng rng(1234, stream);
     std::vector<std::int32_t> v(n);
-    for (std::size_t i = 0; i < n; ++i) v[i] = static_cast<std::int32_t>(rng.below(i, static_cast<std::uint32_t>(classes)));
+    for (std::size_t i = 0; i < n; ++i)
+        v[i] = static_cast<std::int32_t>(rng.below(i, static_cast<std::uint32_t>(classes)));
     return v;
 }
 
@@ -96,8 +100,7 @@ void check_throws(const std::function<void()>& f, const std::string& needle)
         BOOST_ERROR("expected ompml::Error containing '" << needle << "', nothing thrown");
     } catch (const Error& e) {
         const std::string msg = e.what();
-        BOOST_CHECK_MESSAGE(msg.find(needle) != std::string::npos,
-                            "message '" << msg << "' lacks '" << needle << "'");
+        BOOST_CHECK_MESSAGE(msg.find(needle) != std::string::npos, "message '" << msg << "' lacks '" << needle << "'");
     }
 }
 
@@ -180,8 +183,8 @@ BOOST_AUTO_TEST_CASE(gemm_large_shapes)
     struct Shape {
         int M, N, K;
     };
-    const Shape shapes[] = {{1031, 33, 127}, {7, 1029, 127}, {33, 7, 1100}, {1, 1029, 1100}, {1025, 1, 33},
-                            {1027, 1030, 7}, {127, 300, 1027}};
+    const Shape shapes[] = {{1031, 33, 127}, {7, 1029, 127},  {33, 7, 1100},   {1, 1029, 1100},
+                            {1025, 1, 33},   {1027, 1030, 7}, {127, 300, 1027}};
     std::uint64_t seed = 5000;
     int n = 0;
     for (const Shape& s : shapes)
@@ -198,8 +201,8 @@ BOOST_AUTO_TEST_CASE(gemm_tile_edges_and_large_tiles)
     struct Shape {
         int m, n, k;
     };
-    const Shape shapes[] = {{1, 1, 1}, {7, 33, 5}, {33, 7, 127}, {127, 1, 33}, {65, 129, 1500}, {1031, 257, 70},
-                            {1536, 1536, 40}};
+    const Shape shapes[] = {{1, 1, 1},       {7, 33, 5},      {33, 7, 127},    {127, 1, 33},
+                            {65, 129, 1500}, {1031, 257, 70}, {1536, 1536, 40}};
     int variant = 0;
     for (const Shape s : shapes)
         for (int t = 0; t < 4; ++t) {
@@ -238,7 +241,8 @@ BOOST_AUTO_TEST_CASE(activation_backward_all_activations)
     for (const Act act : kActs) {
         for (const std::size_t n : kLengths) {
             const auto Z = random_floats(n, 10, -4.0f, 4.0f), dY = random_floats(n, 11);
-            const std::string what = std::string("activation_backward act=") + act_name(act) + " n=" + std::to_string(n);
+            const std::string what =
+                std::string("activation_backward act=") + act_name(act) + " n=" + std::to_string(n);
             std::vector<float> dXref(n);
             ref().activation_backward(act, n, Z.data(), dY.data(), dXref.data());
             // tanh comes from different math libraries (host libm, device libm: within 2 ulp):
@@ -397,8 +401,8 @@ BOOST_AUTO_TEST_CASE(softmax_xent_with_and_without_gradient)
     for (const int B : kDims)
         for (const int C : kDims) shapes.emplace_back(B, C);
     // MLP-like class counts (10), many classes, a large batch of few classes.
-    for (const auto& s : {std::pair{1, 10}, std::pair{7, 10}, std::pair{1031, 10}, std::pair{33, 1000},
-                          std::pair{5000, 7}})
+    for (const auto& s :
+         {std::pair{1, 10}, std::pair{7, 10}, std::pair{1031, 10}, std::pair{33, 1000}, std::pair{5000, 7}})
         shapes.push_back(s);
     for (const auto& [B, C] : shapes) {
         const auto logits = random_floats(static_cast<std::size_t>(B) * C, 70, -6.0f, 6.0f);
@@ -422,8 +426,9 @@ BOOST_AUTO_TEST_CASE(softmax_xent_with_and_without_gradient)
                                     what << " grad=" << with_grad << ": loss " << got.loss_sum << ", ref "
                                          << want.loss_sum);
                 // The argmax is the same float comparisons on both sides: exact.
-                BOOST_CHECK_MESSAGE(got.correct == want.correct, what << " grad=" << with_grad << ": correct "
-                                                                      << got.correct << ", ref " << want.correct);
+                BOOST_CHECK_MESSAGE(got.correct == want.correct,
+                                    what << " grad=" << with_grad << ": correct " << got.correct << ", ref "
+                                         << want.correct);
             }
             // Gradient scale * (p - onehot): p in float has relative error about C * eps; atol
             // relative to scale, the size of the largest entry.
@@ -446,7 +451,7 @@ BOOST_AUTO_TEST_CASE(sgd_with_and_without_momentum_and_decay)
             auto W = W0, M = M0;
             for (int step = 0; step < 3; ++step) ref().sgd_update(n, s, W.data(), G[step].data(), M.data());
             const std::string what = "sgd momentum=" + std::to_string(s.momentum) +
-                                     " wd=" + std::to_string(s.weight_decay) + " n=" + std::to_string(n);
+                " wd=" + std::to_string(s.weight_decay) + " n=" + std::to_string(n);
             for_each_backend([&](Backend& be) {
                 auto dW = upload(be, W0), dM = upload(be, M0);
                 for (int step = 0; step < 3; ++step) { // three steps: the momentum buffer carries over
@@ -472,8 +477,8 @@ BOOST_AUTO_TEST_CASE(adam_and_adamw_over_several_steps)
                     const auto W0 = random_floats(n, 90);
                     const auto M0 = zero_start ? std::vector<float>(n, 0.0f) : random_floats(n, 1000, -0.1f, 0.1f);
                     const auto V0 = zero_start ? std::vector<float>(n, 0.0f) : random_floats(n, 1100, 0.0f, 0.01f);
-                    const std::vector<long long> ts = zero_start ? std::vector<long long>{1, 2, 3, 10, 1000}
-                                                                 : std::vector<long long>{1, 5, 9};
+                    const std::vector<long long> ts =
+                        zero_start ? std::vector<long long>{1, 2, 3, 10, 1000} : std::vector<long long>{1, 5, 9};
                     auto W = W0, M = M0, V = V0;
                     std::vector<std::vector<float>> Ws, Ms, Vs, G; // ref's state after each step
                     AdamStep s;
@@ -487,7 +492,7 @@ BOOST_AUTO_TEST_CASE(adam_and_adamw_over_several_steps)
                         Ws.push_back(W), Ms.push_back(M), Vs.push_back(V);
                     }
                     const std::string what = std::string(decoupled ? "adamw" : "adam") + " wd=" + std::to_string(wd) +
-                                             (zero_start ? "" : " random moments") + " n=" + std::to_string(n);
+                        (zero_start ? "" : " random moments") + " n=" + std::to_string(n);
                     for_each_backend([&](Backend& be) {
                         auto dW = upload(be, W0), dM = upload(be, M0), dV = upload(be, V0);
                         for (std::size_t i = 0; i < ts.size(); ++i) {
@@ -542,9 +547,12 @@ BOOST_AUTO_TEST_CASE(bad_arguments_throw_clear_errors)
                          "softmax_xent: logits is null");
             check_throws([&] { b->softmax_xent(4, 8, X, nullptr, 1.0f, nullptr); }, "softmax_xent: labels is null");
 
-            check_throws([&] { b->activation_backward(Act::relu, 8, nullptr, X, Y); }, "activation_backward: Z is null");
-            check_throws([&] { b->activation_backward(Act::relu, 8, X, nullptr, Y); }, "activation_backward: dY is null");
-            check_throws([&] { b->activation_backward(Act::relu, 8, X, Y, nullptr); }, "activation_backward: dX is null");
+            check_throws([&] { b->activation_backward(Act::relu, 8, nullptr, X, Y); },
+                         "activation_backward: Z is null");
+            check_throws([&] { b->activation_backward(Act::relu, 8, X, nullptr, Y); },
+                         "activation_backward: dY is null");
+            check_throws([&] { b->activation_backward(Act::relu, 8, X, Y, nullptr); },
+                         "activation_backward: dX is null");
             check_throws([&] { b->normalize_u8(8, nullptr, X, 1.0f, 0.0f); }, "normalize_u8: X is null");
             check_throws([&] { b->normalize_u8(8, bytes.data(), nullptr, 1.0f, 0.0f); }, "normalize_u8: Y is null");
             check_throws([&] { b->fill(8, nullptr, 1.0f); }, "fill: X is null");

@@ -344,5 +344,7 @@ BOOST_AUTO_TEST_CASE(allocation_failure_names_the_model_and_size)
     setrlimit(RLIMIT_AS, &old);
     BOOST_TEST_MESSAGE(msg);
     BOOST_TEST(msg.rfind("model 32768,8192,2 (268460034 parameters, batch 1): cannot allocate its 2147811352 bytes "
-                         "(2.0 GiB) of ", 0) == 0, msg);
+                         "(2.0 GiB) of ",
+                         0) == 0,
+               msg);
 }

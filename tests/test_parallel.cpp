@@ -48,7 +48,8 @@ bool all_ranks(bool ok)
 // True when every rank holds bitwise the same floats.
 bool same_on_all_ranks(const std::vector<float>& v)
 {
-    const std::uint64_t h = fnv1a64(std::string_view(reinterpret_cast<const char*>(v.data()), v.size() * sizeof(float)));
+    const std::uint64_t h =
+        fnv1a64(std::string_view(reinterpret_cast<const char*>(v.data()), v.size() * sizeof(float)));
     std::uint64_t ext[2] = {h, ~h};
     MPI_Allreduce(MPI_IN_PLACE, ext, 2, MPI_UINT64_T, MPI_MAX, comm());
     return ext[0] == ~ext[1];
@@ -123,11 +124,12 @@ BOOST_AUTO_TEST_CASE(device_choice_with_fake_device_counts)
             BOOST_CHECK_EQUAL(calls, count > 0 ? 1 : 0); // selected once, and never without a device
             BOOST_CHECK_EQUAL(chosen, count > 0 ? b.hook_device : -1);
             const std::string d = b.describe();
-            const std::string where = count > 0 ? "on FAKE device " + std::to_string(b.hook_device) + " of " +
-                                                      std::to_string(count)
-                                                : std::string("without a FAKE device");
+            const std::string where = count > 0
+                ? "on FAKE device " + std::to_string(b.hook_device) + " of " + std::to_string(count)
+                : std::string("without a FAKE device");
             BOOST_CHECK_MESSAGE(d.find(where) != std::string::npos, d);
-            BOOST_CHECK_MESSAGE((d.find("ranks share devices") != std::string::npos) == (count > 0 && nranks() > count), d);
+            BOOST_CHECK_MESSAGE((d.find("ranks share devices") != std::string::npos) == (count > 0 && nranks() > count),
+                                d);
         }
     }
 }
@@ -162,12 +164,13 @@ BOOST_AUTO_TEST_CASE(device_binding_by_backend_name)
 BOOST_AUTO_TEST_CASE(gather_strings_in_rank_order)
 {
     // Lengths differ per rank (rank r sends r + 1 copies of its digit), including an empty one.
-    const std::string mine = rank() == 1 ? std::string() : std::string(static_cast<std::size_t>(rank() + 1), char('0' + rank() % 10));
+    const std::string mine =
+        rank() == 1 ? std::string() : std::string(static_cast<std::size_t>(rank() + 1), char('0' + rank() % 10));
     const std::vector<std::string> got = gather_strings(comm(), mine);
     bool ok = got.size() == (rank() == 0 ? static_cast<std::size_t>(nranks()) : 0u);
     for (int r = 0; ok && r < static_cast<int>(got.size()); ++r)
         ok = got[static_cast<std::size_t>(r)] ==
-             (r == 1 ? std::string() : std::string(static_cast<std::size_t>(r + 1), char('0' + r % 10)));
+            (r == 1 ? std::string() : std::string(static_cast<std::size_t>(r + 1), char('0' + r % 10)));
     BOOST_CHECK(all_ranks(ok));
 }
 
@@ -293,8 +296,8 @@ std::vector<std::size_t> layer_offsets()
 
 // Two steps (the averager is reused step after step): each rank writes its gradient into the
 // averager's buffer, marks the layers in `order`, finishes; the sums are checked on the host.
-void check_steps(GradientAverager& avg, const MemorySpace& mem, const std::vector<std::size_t>& order,
-                 int want_buckets, const std::string& what)
+void check_steps(GradientAverager& avg, const MemorySpace& mem, const std::vector<std::size_t>& order, int want_buckets,
+                 const std::string& what)
 {
     const std::vector<std::size_t> offsets = layer_offsets();
     const std::size_t n = offsets.back();
@@ -386,7 +389,7 @@ BOOST_AUTO_TEST_CASE(gradient_misuse_is_an_error)
     BOOST_CHECK_THROW(avg.bucket_ready(90, 11), Error); // past the end
     avg.bucket_ready(50, 50);
     BOOST_CHECK_THROW(avg.bucket_ready(40, 20), Error); // overlaps [50, 100)
-    BOOST_CHECK_THROW(avg.finish(), Error);              // [0, 50) never marked: waits, then throws
+    BOOST_CHECK_THROW(avg.finish(), Error);             // [0, 50) never marked: waits, then throws
     // The failed step left nothing behind: a whole step works again.
     grads.upload(rank_grad(n, rank(), 1));
     avg.allreduce();
@@ -461,7 +464,7 @@ BOOST_AUTO_TEST_CASE(gradient_shm_misuse_is_an_error)
             return std::strstr(e.what(), "ranks marked different gradient ranges") != nullptr;
         });
     };
-    mismatch({{0, n}}, {{500, 500}, {0, 500}});           // fewer ranges on rank 0
-    mismatch({{500, 500}, {0, 500}}, {{0, n}});           // more ranges on rank 0
+    mismatch({{0, n}}, {{500, 500}, {0, 500}});               // fewer ranges on rank 0
+    mismatch({{500, 500}, {0, 500}}, {{0, n}});               // more ranges on rank 0
     mismatch({{400, 600}, {0, 400}}, {{500, 500}, {0, 500}}); // as many ranges, other sizes
 }

@@ -82,9 +82,8 @@ TrainConfig base_config(OptKind kind)
 // at the end (and wherever the trainer asks). Returns the final checkpoint as read back.
 // checkpoint_every > 0: also every that many steps, rotating the previous file to out.prev as
 // ompml-train does.
-Checkpoint train(TrainConfig cfg, const std::string& out, std::int64_t max_steps = 0,
-                 const std::string& resume = "", std::vector<EpochReport>* epochs = nullptr,
-                 std::int64_t checkpoint_every = 0)
+Checkpoint train(TrainConfig cfg, const std::string& out, std::int64_t max_steps = 0, const std::string& resume = "",
+                 std::vector<EpochReport>* epochs = nullptr, std::int64_t checkpoint_every = 0)
 {
     auto be = make_backend("omp");
     std::optional<Checkpoint> ck;
@@ -312,7 +311,8 @@ BOOST_AUTO_TEST_CASE(metrics_lines_are_json)
     std::string l1, l2;
     std::getline(in, l1);
     std::getline(in, l2);
-    BOOST_TEST(l1 == "{\"epoch\": 1, \"step\": 469, \"train_loss\": 0.5, \"test_loss\": 0.45, "
-                     "\"test_acc\": 0.84, \"lr\": 0.001, \"seconds\": 8.5, \"samples_per_s\": 7000}");
+    BOOST_TEST(l1 ==
+               "{\"epoch\": 1, \"step\": 469, \"train_loss\": 0.5, \"test_loss\": 0.45, "
+               "\"test_acc\": 0.84, \"lr\": 0.001, \"seconds\": 8.5, \"samples_per_s\": 7000}");
     BOOST_TEST(l2.find("\"test_loss\": null") != std::string::npos);
 }

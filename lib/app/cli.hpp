@@ -22,13 +22,13 @@
 #include <CLI/CLI.hpp>
 
 #include <cmath>
-#include <functional>
-#include <map>
-#include <set>
 #include <concepts>
 #include <cstdio>
+#include <functional>
 #include <limits>
+#include <map>
 #include <optional>
+#include <set>
 #include <string>
 #include <type_traits>
 

@@ -48,8 +48,8 @@ EvalReport run_eval(const MpiSession& mpi, EvalOptions opt)
         const DatasetInfo& ds = loader->dataset();
         require_features(ds, static_cast<std::uint64_t>(ck.config.model.layers.front()));
         if (ds.classes != ck.config.model.layers.back())
-            throw Error("--data " + opt.data + " has " + std::to_string(ds.classes) + " classes, the checkpoint's model " +
-                        std::to_string(ck.config.model.layers.back()));
+            throw Error("--data " + opt.data + " has " + std::to_string(ds.classes) +
+                        " classes, the checkpoint's model " + std::to_string(ck.config.model.layers.back()));
     });
     Mlp model(*be, ck.config.model, loader->max_rows());
     restore_checkpoint(ck, model, nullptr);

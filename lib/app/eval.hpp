@@ -25,15 +25,22 @@ template <class F>
 void for_each_eval_option(F&& f)
 {
     using enum Store;
-    f(Spec{.flag = "--checkpoint", .key = "checkpoint", .help = "checkpoint file written by ompml-train (required)",
+    f(Spec{.flag = "--checkpoint",
+           .key = "checkpoint",
+           .help = "checkpoint file written by ompml-train (required)",
            .store = run_only},
       OMPML_FIELD(checkpoint));
-    f(Spec{.flag = "--data", .key = "data", .help = "dataset file (default: the one the checkpoint was trained on)",
+    f(Spec{.flag = "--data",
+           .key = "data",
+           .help = "dataset file (default: the one the checkpoint was trained on)",
            .store = run_only},
       OMPML_FIELD(data));
     f(Spec{.flag = "--split", .key = "split", .help = "test | train", .store = run_only}, OMPML_FIELD(split));
     f(Spec{.flag = "--backend", .key = "backend", .help = "kernel backend", .store = run_only}, OMPML_FIELD(backend));
-    f(Spec{.flag = "--batch", .key = "batch", .help = "evaluation batch size", .range = {1.0, 1 << 30, false},
+    f(Spec{.flag = "--batch",
+           .key = "batch",
+           .help = "evaluation batch size",
+           .range = {1.0, 1 << 30, false},
            .store = run_only},
       OMPML_FIELD(batch));
 }
@@ -47,7 +54,7 @@ struct EvalReport {
     std::string checkpoint, data, model, backend, device;
     std::int64_t step = 0, epoch = 0;
     int classes = 0;
-    EvalResult result;             // loss, accuracy, confusion (classes x classes)
+    EvalResult result;              // loss, accuracy, confusion (classes x classes)
     std::vector<std::string> where; // each rank's host and device (rank 0 only)
 };
 

@@ -50,10 +50,10 @@ struct ScaleSetup {
     std::unique_ptr<Backend> be;
     std::unique_ptr<Mlp> model;
     std::unique_ptr<Optimizer> opt;
-    std::unique_ptr<MpiComm> avg;                  // --grad-sync avg
+    std::unique_ptr<MpiComm> avg;                    // --grad-sync avg
     std::unique_ptr<BlockingAllreduceComm> blocking; // --grad-sync allreduce
-    DeviceBuffer<float> X;                          // (rows, IN) synthetic input, this rank's slice
-    DeviceBuffer<std::int32_t> Y;                   // (rows) labels
+    DeviceBuffer<float> X;                           // (rows, IN) synthetic input, this rank's slice
+    DeviceBuffer<std::int32_t> Y;                    // (rows) labels
     DeviceBatch batch;
     Comm& comm() { return avg ? static_cast<Comm&>(*avg) : *blocking; }
 };
@@ -77,7 +77,8 @@ ScaleSetup build(const MpiSession& mpi, const ScaleOptions& o)
         std::vector<float> hx(static_cast<std::size_t>(std::max(1, rows)) * IN);
         std::vector<std::int32_t> hy(static_cast<std::size_t>(std::max(1, rows)));
         for (std::size_t i = 0; i < hx.size(); ++i) hx[i] = xr.normal(i);
-        for (std::size_t i = 0; i < hy.size(); ++i) hy[i] = static_cast<std::int32_t>(yr.below(i, static_cast<std::uint32_t>(C)));
+        for (std::size_t i = 0; i < hy.size(); ++i)
+            hy[i] = static_cast<std::int32_t>(yr.below(i, static_cast<std::uint32_t>(C)));
         s.X = DeviceBuffer<float>(s.be->memory(), hx);
         s.Y = DeviceBuffer<std::int32_t>(s.be->memory(), hy);
     });
@@ -138,8 +139,8 @@ void validate(MPI_Comm comm, ScaleSetup& s)
     if (!std::isfinite(loss)) err = "validation: the loss is not finite";
     if (bad > 0)
         err = "validation: " + std::to_string(bad) + " of " + std::to_string(n) +
-              " summed gradient entries differ from a plain MPI_Allreduce (first at " + std::to_string(first) + ": " +
-              std::to_string(got[first]) + " vs " + std::to_string(ref[first]) + ")";
+            " summed gradient entries differ from a plain MPI_Allreduce (first at " + std::to_string(first) + ": " +
+            std::to_string(got[first]) + " vs " + std::to_string(ref[first]) + ")";
     collective_ok(comm, err.empty(), err);
 }
 
@@ -270,7 +271,8 @@ void print_scale_csv(const ScaleOptions& o, const ScalePoint& p)
     std::fflush(stdout);
     std::fprintf(stderr, "ompml-scale: %s; gradient sum: %s; validated against MPI_Allreduce\n", p.device.c_str(),
                  p.transport_text.c_str());
-    for (std::size_t q = 0; q < p.where.size(); ++q) std::fprintf(stderr, "ompml-scale: rank %zu: %s\n", q, p.where[q].c_str());
+    for (std::size_t q = 0; q < p.where.size(); ++q)
+        std::fprintf(stderr, "ompml-scale: rank %zu: %s\n", q, p.where[q].c_str());
 }
 
 void print_scale_report(const ScaleOptions& o, const ScalePoint& p)
@@ -289,7 +291,8 @@ void print_scale_report(const ScaleOptions& o, const ScalePoint& p)
     std::printf("  per step (median of %d after %d warm-up, max over ranks):\n", o.steps, o.warmup);
     std::printf("    step %.3f ms (min %.3f) = compute %.3f + communication %.3f (of which waiting %.3f)\n", p.step_ms,
                 p.step_min_ms, p.compute_ms, p.comm_ms, p.wait_ms);
-    std::printf("    plain MPI_Allreduce of the same %.1f MB: %.3f ms (min %.3f)\n", mb, p.allreduce_ms, p.allreduce_min_ms);
+    std::printf("    plain MPI_Allreduce of the same %.1f MB: %.3f ms (min %.3f)\n", mb, p.allreduce_ms,
+                p.allreduce_min_ms);
     std::printf("  %.1f samples/s\n", p.samples_per_s);
 }
 

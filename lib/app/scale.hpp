@@ -44,7 +44,8 @@ enum class ScaleMode { weak, strong };
 template <>
 struct EnumNames<ScaleMode> {
     static constexpr const char* what = "mode";
-    static constexpr std::pair<ScaleMode, const char*> names[] = {{ScaleMode::weak, "weak"}, {ScaleMode::strong, "strong"}};
+    static constexpr std::pair<ScaleMode, const char*> names[] = {{ScaleMode::weak, "weak"},
+                                                                  {ScaleMode::strong, "strong"}};
 };
 // How the step sums the gradient: the averager's buckets started during backward (as training
 // does), or one blocking MPI_Allreduce after backward (the alternative to compare).
@@ -52,7 +53,8 @@ enum class GradSync { avg, allreduce };
 template <>
 struct EnumNames<GradSync> {
     static constexpr const char* what = "gradient sum";
-    static constexpr std::pair<GradSync, const char*> names[] = {{GradSync::avg, "avg"}, {GradSync::allreduce, "allreduce"}};
+    static constexpr std::pair<GradSync, const char*> names[] = {{GradSync::avg, "avg"},
+                                                                 {GradSync::allreduce, "allreduce"}};
 };
 
 struct ScaleOptions {
@@ -77,7 +79,9 @@ template <class F>
 void for_each_scale_option(F&& f)
 {
     using enum Store;
-    f(Spec{.flag = "--mode", .key = "mode", .help = "weak: --batch rows per rank | strong: --batch rows in total",
+    f(Spec{.flag = "--mode",
+           .key = "mode",
+           .help = "weak: --batch rows per rank | strong: --batch rows in total",
            .store = run_only},
       OMPML_FIELD(mode));
     f(Spec{.flag = "--layers", .key = "layers", .help = "widths, input,hidden...,classes", .store = run_only},
@@ -87,36 +91,58 @@ void for_each_scale_option(F&& f)
     f(Spec{.flag = "--optimizer", .key = "optimizer", .help = "sgd | adam | adamw", .store = run_only},
       OMPML_FIELD(optimizer));
     f(Spec{.flag = "--backend", .key = "backend", .help = "omp | ref | cuda", .store = run_only}, OMPML_FIELD(backend));
-    f(Spec{.flag = "--batch", .key = "batch", .help = "rows per rank (weak) or per global batch (strong)",
-           .range = kPositive, .store = run_only},
+    f(Spec{.flag = "--batch",
+           .key = "batch",
+           .help = "rows per rank (weak) or per global batch (strong)",
+           .range = kPositive,
+           .store = run_only},
       OMPML_FIELD(batch));
     f(Spec{.flag = "--steps", .key = "steps", .help = "timed steps", .range = kPositive, .store = run_only},
       OMPML_FIELD(steps));
-    f(Spec{.flag = "--warmup", .key = "warmup", .help = "untimed steps first", .range = kNonNegative, .store = run_only},
+    f(Spec{.flag = "--warmup",
+           .key = "warmup",
+           .help = "untimed steps first",
+           .range = kNonNegative,
+           .store = run_only},
       OMPML_FIELD(warmup));
-    f(Spec{.flag = "--lr", .key = "lr", .help = "learning rate (values do not matter for timing; keep them finite)",
+    f(Spec{.flag = "--lr",
+           .key = "lr",
+           .help = "learning rate (values do not matter for timing; keep them finite)",
            .store = run_only},
       OMPML_FIELD(lr));
-    f(Spec{.flag = "--grad-sync", .key = "grad_sync",
+    f(Spec{.flag = "--grad-sync",
+           .key = "grad_sync",
            .help = "avg: GradientAverager, buckets started during backward (as training does) | allreduce: one "
                    "blocking MPI_Allreduce after backward (the alternative to compare)",
            .store = run_only},
       OMPML_FIELD(grad_sync));
     // The bucket layout decides the sequence of reductions: it must match everywhere.
-    f(Spec{.flag = "--bucket-mb", .key = "bucket_mb", .help = "gradient bucket size in MB (<= 0: one bucket in finish)",
+    f(Spec{.flag = "--bucket-mb",
+           .key = "bucket_mb",
+           .help = "gradient bucket size in MB (<= 0: one bucket in finish)",
            .store = run_only},
       OMPML_FIELD(bucket_mb));
-    f(Spec{.flag = "--grad-transport", .key = "transport",
+    f(Spec{.flag = "--grad-transport",
+           .key = "transport",
            .help = "the averager's transport: shm (shared memory, one node) | mpi (MPI_Iallreduce buckets) | auto (shm "
                    "where possible)",
            .store = run_only},
       OMPML_FIELD(transport));
-    f(Spec{.flag = "--seed", .key = "seed", .help = "seed of the parameters and the synthetic batch", .store = run_only},
+    f(Spec{.flag = "--seed",
+           .key = "seed",
+           .help = "seed of the parameters and the synthetic batch",
+           .store = run_only},
       OMPML_FIELD(seed));
-    f(Spec{.flag = "--csv", .key = "csv", .help = "print one CSV row instead of the readable report", .store = run_only,
+    f(Spec{.flag = "--csv",
+           .key = "csv",
+           .help = "print one CSV row instead of the readable report",
+           .store = run_only,
            .agree = false},
       OMPML_FIELD(csv));
-    f(Spec{.flag = "--header", .key = "header", .help = "with --csv: print the CSV header first", .store = run_only,
+    f(Spec{.flag = "--header",
+           .key = "header",
+           .help = "with --csv: print the CSV header first",
+           .store = run_only,
            .agree = false},
       OMPML_FIELD(header));
 }

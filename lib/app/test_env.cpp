@@ -17,7 +17,7 @@ FaultInject fault_inject()
     const auto c1 = s.find(':');
     const auto c2 = c1 == std::string::npos ? c1 : s.find(':', c1 + 1);
     const bool ok = c2 != std::string::npos && parse_int(s.substr(0, c1), f.rank, 0).empty() &&
-                    parse_int(s.substr(c1 + 1, c2 - c1 - 1), f.step, std::int64_t{1}).empty();
+        parse_int(s.substr(c1 + 1, c2 - c1 - 1), f.step, std::int64_t{1}).empty();
     f.mode = ok ? s.substr(c2 + 1) : "";
     if (f.mode != "exit" && f.mode != "kill")
         throw Error("OMPML_FAULT_INJECT='" + s + "': expected RANK:STEP:exit|kill");

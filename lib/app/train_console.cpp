@@ -51,8 +51,8 @@ std::string group_text(const char* group, const TrainConfig& cfg, const TrainOpt
 
 TrainConsole::TrainConsole(const MpiSession& mpi, const TrainConfig& cfg, const TrainOptions& opt,
                            const TrainData& data, const ResumePoint& resume, TrainModel& model, MpiComm& comm)
-    : mpi_(mpi), cfg_(cfg), opt_(opt), data_(data), start_(resume.start()), resume_path_(resume.path),
-      model_(model), comm_(comm)
+    : mpi_(mpi), cfg_(cfg), opt_(opt), data_(data), start_(resume.start()), resume_path_(resume.path), model_(model),
+      comm_(comm)
 {
     const std::int64_t all = static_cast<std::int64_t>(cfg.epochs) * data.train->steps_per_epoch();
     last_step_ = opt.max_steps > 0 ? std::min(opt.max_steps, all) : all;
@@ -70,9 +70,9 @@ void TrainConsole::print_start(const Backend& be, const DeviceBinding& binding)
     if (!mpi_.root()) return;
     std::printf("ompml-train: backend %s on %s\n", be.name(), be.device().c_str());
     const GradientAverager& avg = comm_.averager();
-    const std::string buckets = avg.shared_memory()  ? std::string()
-                                : opt_.bucket_mb > 0 ? ", bucket " + fmt("%g MB", opt_.bucket_mb)
-                                                     : std::string(", one bucket per step");
+    const std::string buckets = avg.shared_memory() ? std::string()
+        : opt_.bucket_mb > 0                        ? ", bucket " + fmt("%g MB", opt_.bucket_mb)
+                                                    : std::string(", one bucket per step");
     std::printf("  mpi       %d ranks on %d nodes, gradients: %s%s\n", mpi_.size(), static_cast<int>(first_on_node),
                 avg.transport().c_str(), buckets.c_str());
     const int shown = std::min(mpi_.size(), 8);
@@ -139,8 +139,8 @@ void TrainConsole::on_epoch(const EpochReport& r)
     comm_at_epoch_ = comm_seconds();
     const double ep_compute = std::max(0.0, r.seconds - ep_comm);
     if (metrics_) {
-        MetricsRecord m{r.epoch, r.step, r.train_loss, r.test_loss, r.test_acc, r.lr, r.total_seconds, r.samples_per_s,
-                        {}};
+        MetricsRecord m{r.epoch, r.step,          r.train_loss,    r.test_loss, r.test_acc,
+                        r.lr,    r.total_seconds, r.samples_per_s, {}};
         m.extra = {{"comm_s", ep_comm}, {"compute_s", ep_compute}, {"ranks", static_cast<double>(mpi_.size())}};
         metrics_->write(m);
     }
@@ -148,8 +148,8 @@ void TrainConsole::on_epoch(const EpochReport& r)
     if (live_) std::printf("\r%100s\r", "");
     std::printf("epoch %lld/%d step %lld train_loss %.4f test_loss %.4f test_acc %.4f lr %.3g %.0f samples/s "
                 "compute %.2f s comm %.2f s ETA %s\n",
-                static_cast<long long>(r.epoch), cfg_.epochs, static_cast<long long>(r.step), r.train_loss,
-                r.test_loss, r.test_acc, static_cast<double>(r.lr), r.samples_per_s, ep_compute, ep_comm,
+                static_cast<long long>(r.epoch), cfg_.epochs, static_cast<long long>(r.step), r.train_loss, r.test_loss,
+                r.test_acc, static_cast<double>(r.lr), r.samples_per_s, ep_compute, ep_comm,
                 duration(eta_seconds(r.step, rate_)).c_str());
     std::fflush(stdout);
     last_live_ = -1.0;
@@ -158,7 +158,8 @@ void TrainConsole::on_epoch(const EpochReport& r)
 bool TrainConsole::should_stop(const TrainState& s)
 {
     if (s.step == hold_step_) { // test-only: wait here for the signal the test sends
-        if (mpi_.root()) std::printf("test hold: step %lld, waiting for a stop signal\n", static_cast<long long>(s.step));
+        if (mpi_.root())
+            std::printf("test hold: step %lld, waiting for a stop signal\n", static_cast<long long>(s.step));
         std::fflush(stdout);
         while (!comm_.any(stop_signal() != 0)) std::this_thread::sleep_for(std::chrono::milliseconds(10));
         return true;

@@ -3,8 +3,8 @@
 // stop flag (every rank) and the final report. Trainer::run calls it through Hooks.
 #pragma once
 
-#include "app/train_setup.hpp"
 #include "app/test_env.hpp"
+#include "app/train_setup.hpp"
 #include "io/metrics.hpp"
 
 #include <memory>

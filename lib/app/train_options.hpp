@@ -34,53 +34,88 @@ template <class F>
 void for_each_train_option(F&& f)
 {
     using enum Store;
-    f(Spec{.flag = "--data", .key = "data", .help = "dataset file (HDF5, data/README.md); make the default with "
-                                                   "`ompml-data import-idx /usr/share/datasets/fashion-mnist -o "
-                                                   "data/fashion-mnist.h5`",
-           .store = run_only, .agree = false},
+    f(Spec{.flag = "--data",
+           .key = "data",
+           .help = "dataset file (HDF5, data/README.md); make the default with "
+                   "`ompml-data import-idx /usr/share/datasets/fashion-mnist -o "
+                   "data/fashion-mnist.h5`",
+           .store = run_only,
+           .agree = false},
       OMPML_FIELD(data));
-    f(Spec{.flag = "--backend", .key = "backend", .help = "kernel backend (ompml-train --help lists this build's)",
+    f(Spec{.flag = "--backend",
+           .key = "backend",
+           .help = "kernel backend (ompml-train --help lists this build's)",
            .store = run_only},
       OMPML_FIELD(backend));
-    f(Spec{.flag = "--max-steps", .key = "max_steps", .group = "run",
-           .help = "stop after this many steps in total (0: no limit)", .range = kNonNegative, .store = run_only},
+    f(Spec{.flag = "--max-steps",
+           .key = "max_steps",
+           .group = "run",
+           .help = "stop after this many steps in total (0: no limit)",
+           .range = kNonNegative,
+           .store = run_only},
       OMPML_FIELD(max_steps));
-    f(Spec{.flag = "--checkpoint", .key = "checkpoint",
-           .help = "write checkpoints to this file (at the end, and see --checkpoint-every)", .store = run_only,
+    f(Spec{.flag = "--checkpoint",
+           .key = "checkpoint",
+           .help = "write checkpoints to this file (at the end, and see --checkpoint-every)",
+           .store = run_only,
            .agree = false},
       OMPML_FIELD(checkpoint));
-    f(Spec{.flag = "--checkpoint-every", .key = "checkpoint_every", .group = "run",
-           .help = "also checkpoint every N steps", .range = kNonNegative, .store = run_only},
+    f(Spec{.flag = "--checkpoint-every",
+           .key = "checkpoint_every",
+           .group = "run",
+           .help = "also checkpoint every N steps",
+           .range = kNonNegative,
+           .store = run_only},
       OMPML_FIELD(checkpoint_every));
-    f(Spec{.flag = "--resume", .key = "resume",
+    f(Spec{.flag = "--resume",
+           .key = "resume",
            .help = "resume from this checkpoint; 'auto': from --checkpoint FILE or FILE.prev if valid, else "
                    "start fresh",
-           .store = run_only, .agree = false},
+           .store = run_only,
+           .agree = false},
       OMPML_FIELD(resume));
-    f(Spec{.flag = "--metrics", .key = "metrics", .help = "append one JSON line per epoch to this file",
-           .store = run_only, .agree = false},
+    f(Spec{.flag = "--metrics",
+           .key = "metrics",
+           .help = "append one JSON line per epoch to this file",
+           .store = run_only,
+           .agree = false},
       OMPML_FIELD(metrics));
-    f(Spec{.flag = "--step-epochs", .key = "step_epochs", .help = "step schedule: decay every N epochs",
-           .range = kNonNegative, .store = run_only},
+    f(Spec{.flag = "--step-epochs",
+           .key = "step_epochs",
+           .help = "step schedule: decay every N epochs",
+           .range = kNonNegative,
+           .store = run_only},
       OMPML_FIELD(step_epochs));
-    f(Spec{.flag = "--streaming", .key = "streaming", .group = "data",
-           .help = "read batches from the file instead of holding the split in memory", .store = run_only},
+    f(Spec{.flag = "--streaming",
+           .key = "streaming",
+           .group = "data",
+           .help = "read batches from the file instead of holding the split in memory",
+           .store = run_only},
       OMPML_FIELD(streaming));
-    f(Spec{.flag = "--streaming-reads", .key = "streaming_reads", .group = "data",
+    f(Spec{.flag = "--streaming-reads",
+           .key = "streaming_reads",
+           .group = "data",
            .help = "with --streaming on several ranks: collective (MPI-IO, all ranks in one read), independent, "
                    "or auto (collective unless the images are compressed; data/README.md)",
            .store = run_only},
       OMPML_FIELD(streaming_reads));
-    f(Spec{.flag = "--mpi-staging", .key = "mpi_staging", .group = "gradients",
+    f(Spec{.flag = "--mpi-staging",
+           .key = "mpi_staging",
+           .group = "gradients",
            .help = "copy gradients through host memory for MPI even where MPI could read device memory",
            .store = run_only},
       OMPML_FIELD(mpi_staging));
     // The bucket layout decides the sequence of reductions: it must match everywhere.
-    f(Spec{.flag = "--bucket-mb", .key = "bucket_mb", .group = "gradients",
+    f(Spec{.flag = "--bucket-mb",
+           .key = "bucket_mb",
+           .group = "gradients",
            .help = "gradient allreduce bucket size in MB (started during backward); 0: one bucket per step",
-           .range = kNonNegative, .store = run_only},
+           .range = kNonNegative,
+           .store = run_only},
       OMPML_FIELD(bucket_mb));
-    f(Spec{.flag = "--grad-transport", .key = "grad_transport", .group = "gradients",
+    f(Spec{.flag = "--grad-transport",
+           .key = "grad_transport",
+           .group = "gradients",
            .help = "how ranks sum gradients: shm (shared memory, all ranks on one node, host memory), mpi "
                    "(MPI_Iallreduce buckets) or auto (shm where possible, else mpi)",
            .store = run_only},

@@ -51,7 +51,8 @@ ResumePoint resume_auto(const MpiSession& mpi, const std::string& file)
             break;
         } catch (const Error& e) { // every rank: a CollectiveError, or the one rank's Error
             r.ck.reset();
-            if (mpi.root()) std::fprintf(stderr, "ompml-train: warning: --resume auto: rejected %s: %s\n", c.c_str(), e.what());
+            if (mpi.root())
+                std::fprintf(stderr, "ompml-train: warning: --resume auto: rejected %s: %s\n", c.c_str(), e.what());
         }
     }
     if (!r.ck && any_present)
@@ -189,11 +190,12 @@ void agree_on_run(const MpiSession& mpi, const TrainConfig& cfg, const TrainOpti
         if (s.agree) c.emplace_back(s.key, value_text(field(opt), true));
     });
     const DataDesc& d = data.desc;
-    c.emplace_back("dataset shape", "features " + std::to_string(d.features) + " classes " +
-                                        std::to_string(d.classes) + " train " + std::to_string(d.train_samples) +
-                                        " test " + std::to_string(d.test_samples));
-    c.emplace_back("resume", resume.ck ? resume.path + " at step " + std::to_string(resume.ck->state.step)
-                                       : std::string("fresh start"));
+    c.emplace_back("dataset shape",
+                   "features " + std::to_string(d.features) + " classes " + std::to_string(d.classes) + " train " +
+                       std::to_string(d.train_samples) + " test " + std::to_string(d.test_samples));
+    c.emplace_back("resume",
+                   resume.ck ? resume.path + " at step " + std::to_string(resume.ck->state.step)
+                             : std::string("fresh start"));
     agree(mpi.comm(), c);
 }
 

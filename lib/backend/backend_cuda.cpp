@@ -63,8 +63,8 @@ public:
         cudaDeviceProp prop{};
         CUDA_CHECK(cudaGetDeviceProperties(&prop, dev));
         device_ = "CUDA device " + std::to_string(dev) + ": " + prop.name + " (sm_" + std::to_string(prop.major) +
-                  std::to_string(prop.minor) + ", " + std::to_string(prop.multiProcessorCount) + " SMs, " +
-                  std::to_string(prop.totalGlobalMem >> 20) + " MiB)";
+            std::to_string(prop.minor) + ", " + std::to_string(prop.multiProcessorCount) + " SMs, " +
+            std::to_string(prop.totalGlobalMem >> 20) + " MiB)";
     }
     const MemorySpace& memory() const override { return cuda_memory(); }
     std::string device() const override { return device_; }

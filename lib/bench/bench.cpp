@@ -98,7 +98,8 @@ public:
         const std::string given = join(o.backends, ",");
         require(!o.backends.empty(), "no backend given");
         require(!o.compare || o.backends.size() == 2, "--compare takes exactly two backends, A,B; got '" + given + "'");
-        require(!o.compare || o.backends[0] != o.backends[1], "--compare needs two different backends; got '" + given + "'");
+        require(!o.compare || o.backends[0] != o.backends[1],
+                "--compare needs two different backends; got '" + given + "'");
         if (o.compare) rep_.baseline_name = o.backends[1];
         for (const auto& n : o.backends) backends_.push_back(make_backend(n)); // throws on an unknown name
         ref_ = make_backend("ref");
@@ -106,8 +107,7 @@ public:
             // on_gpu() is true only where kernels ran on a GPU (never on the host fallback or
             // the offload-check build's virtual x86 device).
             std::string d = b->device();
-            if (std::string(b->name()) != "ref")
-                d += b->on_gpu() ? " [GPU]" : " [host cores, not a GPU]";
+            if (std::string(b->name()) != "ref") d += b->on_gpu() ? " [GPU]" : " [host cores, not a GPU]";
             rep_.device[b->name()] = d;
         }
         // --peak-gbs/--peak-gflops where given, else the GPU's own (gpu_peak), else unknown.
@@ -122,8 +122,8 @@ public:
             }
         }
         rep_.peak = peak_.gbs > 0.0 || peak_.gflops > 0.0
-                        ? fmt(peak_.gbs, 4) + " GB/s, " + fmt(peak_.gflops, 4) + " GFLOP/s FP32 (" + source + ")"
-                        : "unknown (no CUDA device; --peak-gbs, --peak-gflops)";
+            ? fmt(peak_.gbs, 4) + " GB/s, " + fmt(peak_.gflops, 4) + " GFLOP/s FP32 (" + source + ")"
+            : "unknown (no CUDA device; --peak-gbs, --peak-gflops)";
     }
 
     // The anchors the kernels name, made once, and what they say about themselves (before any
@@ -141,7 +141,8 @@ public:
                 }
                 rep_.device[a->name()] = a->device();
                 if (const std::string info = a->info(); !info.empty()) rep_.info.emplace_back(a->name(), info);
-                if (const std::string warn = a->warning(); !warn.empty()) log_ << "ompml-bench: warning: " << warn << "\n";
+                if (const std::string warn = a->warning(); !warn.empty())
+                    log_ << "ompml-bench: warning: " << warn << "\n";
             }
     }
 
@@ -168,8 +169,9 @@ public:
             if (o_.check) {
                 j.err = max_rel_err(got[name], want);
                 const double tol = k.tolerance(d);
-                require(j.err <= tol, std::string(k.name) + " on " + name + " does not match ref: max_rel_err " +
-                                          fmt(j.err) + " > tolerance " + fmt(tol));
+                require(j.err <= tol,
+                        std::string(k.name) + " on " + name + " does not match ref: max_rel_err " + fmt(j.err) +
+                            " > tolerance " + fmt(tol));
             }
             jobs.push_back(std::move(j));
         };
@@ -262,8 +264,8 @@ void print_csv(const Report& r, std::ostream& out)
         const double s = x.min_ms * 1e-3;
         out << x.kernel << ',' << x.backend << ',' << x.dims.m << ',' << x.dims.n << ',' << x.dims.k << ','
             << fmt(x.bytes, 9) << ',' << fmt(x.flops, 9) << ',' << fmt(x.min_ms) << ',' << fmt(x.avg_ms) << ','
-            << fmt(x.max_ms) << ',' << fmt(x.flops / s * 1e-9) << ',' << fmt(x.bytes / s * 1e-9) << ','
-            << fmt(x.err, 2) << ',' << fmt(x.peak_pct, 2);
+            << fmt(x.max_ms) << ',' << fmt(x.flops / s * 1e-9) << ',' << fmt(x.bytes / s * 1e-9) << ',' << fmt(x.err, 2)
+            << ',' << fmt(x.peak_pct, 2);
         if (compare) out << ',' << fmt(x.ratio) << ',' << fmt(x.diff, 2);
         out << '\n';
     }
@@ -283,9 +285,9 @@ void print_table(const Report& r, std::ostream& out)
     for (const Row& x : r.rows) {
         const double s = x.min_ms * 1e-3;
         const Dims& d = x.dims;
-        const std::string shape = d.n == 1 ? std::to_string(d.m)
-                                           : std::to_string(d.m) + "x" + std::to_string(d.n) +
-                                                 (d.k > 1 ? "x" + std::to_string(d.k) : "");
+        const std::string shape = d.n == 1
+            ? std::to_string(d.m)
+            : std::to_string(d.m) + "x" + std::to_string(d.n) + (d.k > 1 ? "x" + std::to_string(d.k) : "");
         const std::string diff = compare ? "  " + (std::isnan(x.diff) ? std::string("-") : fmt(x.diff, 1)) : "";
         out << format("%-16s %-17s %-17s %10.4f %10.4f %10.4f %9.2f %9.2f %7s %9s %8s%s\n", x.kernel.c_str(),
                       x.backend.c_str(), shape.c_str(), x.min_ms, x.avg_ms, x.max_ms, x.flops / s * 1e-9,

@@ -30,8 +30,8 @@ struct BenchOptions {
     std::vector<std::string> kernels{"all"}; // names of kernel records, or "all"
     Problem problem;
     int warmup = 2, reps = 10;
-    bool check = true;                           // against the ref backend, before any timing
-    double peak_gbs = 0.0, peak_gflops = 0.0;    // > 0: override the CUDA device's peaks
+    bool check = true;                        // against the ref backend, before any timing
+    double peak_gbs = 0.0, peak_gflops = 0.0; // > 0: override the CUDA device's peaks
 };
 
 struct Row {
@@ -48,10 +48,10 @@ struct Row {
 // The rows and what the header lines say about them.
 struct Report {
     std::vector<Row> rows;
-    std::map<std::string, std::string> device;              // backend or anchor -> where it ran
-    std::string peak;                                       // the `# peak:` text
-    std::vector<std::pair<std::string, std::string>> info;  // anchor -> its own line (`# openblas:`)
-    std::string baseline_name;                              // compare: B; else "" (the anchors)
+    std::map<std::string, std::string> device;             // backend or anchor -> where it ran
+    std::string peak;                                      // the `# peak:` text
+    std::vector<std::pair<std::string, std::string>> info; // anchor -> its own line (`# openblas:`)
+    std::string baseline_name;                             // compare: B; else "" (the anchors)
     int warmup = 0, reps = 0;
 };
 

@@ -13,11 +13,11 @@
 #include <cublas_v2.h>
 
 // The cuBLAS check macro: same reporter shape as CUDA_CHECK, with cuBLAS's own status text.
-#define CUBLAS_CHECK(call)                                                                 \
-    do {                                                                                   \
-        const cublasStatus_t ompml_cublas_st_ = (call);                                    \
-        if (ompml_cublas_st_ != CUBLAS_STATUS_SUCCESS)                                     \
-            ::ompml::fail(__FILE__, __LINE__, #call, cublasGetStatusString(ompml_cublas_st_)); \
+#define CUBLAS_CHECK(call)                                                                                             \
+    do {                                                                                                               \
+        const cublasStatus_t ompml_cublas_st_ = (call);                                                                \
+        if (ompml_cublas_st_ != CUBLAS_STATUS_SUCCESS)                                                                 \
+            ::ompml::fail(__FILE__, __LINE__, #call, cublasGetStatusString(ompml_cublas_st_));                         \
     } while (0)
 
 namespace ompml::bench {
@@ -62,8 +62,8 @@ void cublas_sgemm(bool trans_a, bool trans_b, int M, int N, int K, float alpha, 
     // Leading dimensions of the row-major storage: a row-major (R, C) matrix has ld = C.
     const int lda = trans_a ? M : K; // A stored (K, M) or (M, K)
     const int ldb = trans_b ? K : N; // B stored (N, K) or (K, N)
-    CUBLAS_CHECK(cublasSgemm(handle(), trans_b ? CUBLAS_OP_T : CUBLAS_OP_N, trans_a ? CUBLAS_OP_T : CUBLAS_OP_N, N, M, K,
-                             &alpha, B, ldb, A, lda, &beta, C, N));
+    CUBLAS_CHECK(cublasSgemm(handle(), trans_b ? CUBLAS_OP_T : CUBLAS_OP_N, trans_a ? CUBLAS_OP_T : CUBLAS_OP_N, N, M,
+                             K, &alpha, B, ldb, A, lda, &beta, C, N));
 }
 
 std::unique_ptr<Anchor> make_cublas_anchor(std::string* why)

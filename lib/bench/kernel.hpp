@@ -27,8 +27,8 @@ class Anchor;
 
 // What the flags ask for; each kernel takes its own dimensions from it.
 struct Problem {
-    long long m = 1024, n = 1024, k = 1024; // gemm's M, N, K; rows (m) and cols (n) of the row kernels
-    long long len = 1LL << 22;              // length of the vector kernels
+    long long m = 1024, n = 1024, k = 1024;     // gemm's M, N, K; rows (m) and cols (n) of the row kernels
+    long long len = 1LL << 22;                  // length of the vector kernels
     std::vector<int> layers{784, 512, 256, 10}; // train_step's model
     long long batch = 128;                      // train_step's batch (--m when given)
 };

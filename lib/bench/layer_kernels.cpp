@@ -18,7 +18,7 @@ Prepared prepare_gemm(X& x, const Problem&, const Dims& d)
     const Gemm g{false, false, m, n, k, 1.0f, 0.0f, Act::identity};
     auto A = upload(x, random_floats(std::size_t(m) * k, 1)); // (M, K)
     auto B = upload(x, random_floats(std::size_t(k) * n, 2)); // (K, N)
-    auto C = alloc<float>(x, std::size_t(m) * n);            // (M, N)
+    auto C = alloc<float>(x, std::size_t(m) * n);             // (M, N)
     return {[=, &x] { x.gemm(g, A->data(), B->data(), C->data()); }, outputs(C)};
 }
 
@@ -27,7 +27,7 @@ Prepared prepare_activation(Backend& be, const Problem&, const Dims& d)
 {
     const auto len = static_cast<std::size_t>(d.m);
     auto Z = upload(be, random_floats(len, 3, -4.0f, 4.0f)), dY = upload(be, random_floats(len, 4)); // (len)
-    auto dX = alloc<float>(be, len);                                                                  // (len)
+    auto dX = alloc<float>(be, len);                                                                 // (len)
     return {[=, &be] { be.activation_backward(act, len, Z->data(), dY->data(), dX->data()); }, outputs(dX)};
 }
 
@@ -35,7 +35,7 @@ Prepared prepare_col_sum(Backend& be, const Problem&, const Dims& d)
 {
     const int rows = static_cast<int>(d.m), cols = static_cast<int>(d.n);
     auto X = upload(be, random_floats(std::size_t(rows) * cols, 5)); // (rows, cols)
-    auto out = alloc<float>(be, cols);                                // (cols)
+    auto out = alloc<float>(be, cols);                               // (cols)
     return {[=, &be] { be.col_sum(rows, cols, X->data(), out->data(), 0.0f); }, outputs(out)};
 }
 
@@ -96,7 +96,7 @@ std::vector<Kernel> layer_kernels()
          .dims = rows_cols,
          .flops = [](const Dims& d) { return 1.0 * d.m * d.n; },
          .bytes = [](const Dims& d) { return 4.0 * d.m * d.n + 4.0 * d.n; }, // X in, out (cols) out
-         .tolerance = [](const Dims& d) { return per_term(d.m); },          // a float sum over rows
+         .tolerance = [](const Dims& d) { return per_term(d.m); },           // a float sum over rows
          .prepare = prepare_col_sum},
         {.name = "softmax_xent",
          .bound = Bound::bandwidth,

@@ -50,8 +50,8 @@ public:
     {
         const auto env = [](const std::string& v) { return v.empty() ? std::string("unset") : v; };
         return "core=" + ob_.core + " core_isa=" + isa_name(ob_.core_isa) + " cpu_isa=" + isa_name(ob_.cpu) +
-               " threads=" + std::to_string(ob_.threads) + " OPENBLAS_CORETYPE=" + env(ob_.coretype) +
-               " OPENBLAS_L2_SIZE=" + env(ob_.l2_size) + " config=" + ob_.config;
+            " threads=" + std::to_string(ob_.threads) + " OPENBLAS_CORETYPE=" + env(ob_.coretype) +
+            " OPENBLAS_L2_SIZE=" + env(ob_.l2_size) + " config=" + ob_.config;
     }
     std::string warning() const override { return openblas_core_warning(ob_.core, ob_.coretype.c_str(), ob_.cpu); }
 

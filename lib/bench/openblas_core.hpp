@@ -39,16 +39,32 @@ inline Isa openblas_core_isa(std::string_view core)
         Isa isa;
     };
     static constexpr Entry kCores[] = {
-        {"SapphireRapids", Isa::avx512}, {"Cooperlake", Isa::avx512}, {"SkylakeX", Isa::avx512},
-        {"Haswell", Isa::avx2},          {"Zen", Isa::avx2},
+        {"SapphireRapids", Isa::avx512},
+        {"Cooperlake", Isa::avx512},
+        {"SkylakeX", Isa::avx512},
+        {"Haswell", Isa::avx2},
+        {"Zen", Isa::avx2},
         // Bulldozer's line builds its kernels with AVX (and FMA), not AVX2.
-        {"Sandybridge", Isa::avx},       {"Bulldozer", Isa::avx},  {"Piledriver", Isa::avx},
-        {"Steamroller", Isa::avx},       {"Excavator", Isa::avx},
-        {"Katmai", Isa::sse},            {"Coppermine", Isa::sse}, {"Northwood", Isa::sse},
-        {"Prescott", Isa::sse},          {"Banias", Isa::sse},     {"Atom", Isa::sse},
-        {"Core2", Isa::sse},             {"Penryn", Isa::sse},     {"Dunnington", Isa::sse},
-        {"Nehalem", Isa::sse},           {"Athlon", Isa::sse},     {"Opteron", Isa::sse},
-        {"Opteron_SSE3", Isa::sse},      {"Barcelona", Isa::sse},  {"Nano", Isa::sse},
+        {"Sandybridge", Isa::avx},
+        {"Bulldozer", Isa::avx},
+        {"Piledriver", Isa::avx},
+        {"Steamroller", Isa::avx},
+        {"Excavator", Isa::avx},
+        {"Katmai", Isa::sse},
+        {"Coppermine", Isa::sse},
+        {"Northwood", Isa::sse},
+        {"Prescott", Isa::sse},
+        {"Banias", Isa::sse},
+        {"Atom", Isa::sse},
+        {"Core2", Isa::sse},
+        {"Penryn", Isa::sse},
+        {"Dunnington", Isa::sse},
+        {"Nehalem", Isa::sse},
+        {"Athlon", Isa::sse},
+        {"Opteron", Isa::sse},
+        {"Opteron_SSE3", Isa::sse},
+        {"Barcelona", Isa::sse},
+        {"Nano", Isa::sse},
         {"Bobcat", Isa::sse},
     };
     const auto same = [](std::string_view a, std::string_view b) {
@@ -82,9 +98,9 @@ inline std::string openblas_core_warning(std::string_view core, const char* core
     if (coretype == nullptr || *coretype == '\0') return {};
     const Isa ran = openblas_core_isa(core);
     if (ran == Isa::unknown || cpu == Isa::unknown || ran >= cpu) return {};
-    return "OPENBLAS_CORETYPE=" + std::string(coretype) + " makes OpenBLAS run its " + std::string(core) + " kernels (" +
-           isa_name(ran) + ") on a CPU with " + isa_name(cpu) +
-           ": the openblas anchor is below its best; unset OPENBLAS_CORETYPE (and OPENBLAS_L2_SIZE) for the anchor";
+    return "OPENBLAS_CORETYPE=" + std::string(coretype) + " makes OpenBLAS run its " + std::string(core) +
+        " kernels (" + isa_name(ran) + ") on a CPU with " + isa_name(cpu) +
+        ": the openblas anchor is below its best; unset OPENBLAS_CORETYPE (and OPENBLAS_L2_SIZE) for the anchor";
 }
 
 } // namespace ompml

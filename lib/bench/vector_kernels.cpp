@@ -116,7 +116,7 @@ std::vector<Kernel> vector_kernels()
          .bound = Bound::bandwidth,
          .dims = vec,
          .flops = [](const Dims& d) { return 15.0 * d.m; },
-         .bytes = [](const Dims& d) { return 28.0 * d.m; }, // W, G, M, V in; W, M, V out
+         .bytes = [](const Dims& d) { return 28.0 * d.m; },  // W, G, M, V in; W, M, V out
          .tolerance = [](const Dims&) { return 16 * kEps; }, // as sgd (sqrt and divide correctly rounded)
          .prepare = prepare_adam},
     };

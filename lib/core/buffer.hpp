@@ -47,16 +47,18 @@ public:
     // Copies n elements from host memory into this buffer at element offset.
     void upload(const T* host, std::size_t n, std::size_t offset = 0)
     {
-        require(offset + n <= n_, "DeviceBuffer::upload: " + std::to_string(offset + n) +
-                                      " elements exceed the buffer's " + std::to_string(n_));
+        require(offset + n <= n_,
+                "DeviceBuffer::upload: " + std::to_string(offset + n) + " elements exceed the buffer's " +
+                    std::to_string(n_));
         mem_->to_device(p_ + offset, host, n * sizeof(T));
     }
     void upload(const std::vector<T>& host) { upload(host.data(), host.size()); }
 
     void download(T* host, std::size_t n, std::size_t offset = 0) const
     {
-        require(offset + n <= n_, "DeviceBuffer::download: " + std::to_string(offset + n) +
-                                      " elements exceed the buffer's " + std::to_string(n_));
+        require(offset + n <= n_,
+                "DeviceBuffer::download: " + std::to_string(offset + n) + " elements exceed the buffer's " +
+                    std::to_string(n_));
         mem_->to_host(host, p_ + offset, n * sizeof(T));
     }
     std::vector<T> to_vector() const

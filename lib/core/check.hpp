@@ -47,7 +47,7 @@ std::string bytes_text(unsigned long long bytes);
 } // namespace ompml
 
 // An internal invariant or an API call that must succeed.
-#define OMPML_CHECK(cond, detail)                                             \
-    do {                                                                      \
-        if (!(cond)) ::ompml::fail(__FILE__, __LINE__, #cond, (detail));      \
+#define OMPML_CHECK(cond, detail)                                                                                      \
+    do {                                                                                                               \
+        if (!(cond)) ::ompml::fail(__FILE__, __LINE__, #cond, (detail));                                               \
     } while (0)

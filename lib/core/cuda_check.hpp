@@ -18,11 +18,10 @@ namespace ompml {
 
 } // namespace ompml
 
-#define CUDA_CHECK(call)                                                         \
-    do {                                                                         \
-        const cudaError_t ompml_cuda_err_ = (call);                              \
-        if (ompml_cuda_err_ != cudaSuccess)                                      \
-            ::ompml::cuda_fail(__FILE__, __LINE__, #call, ompml_cuda_err_);      \
+#define CUDA_CHECK(call)                                                                                               \
+    do {                                                                                                               \
+        const cudaError_t ompml_cuda_err_ = (call);                                                                    \
+        if (ompml_cuda_err_ != cudaSuccess) ::ompml::cuda_fail(__FILE__, __LINE__, #call, ompml_cuda_err_);            \
     } while (0)
 
 // After a kernel launch: catches bad launch configurations at once (errors raised while the

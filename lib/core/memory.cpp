@@ -68,8 +68,7 @@ private:
     {
         if (bytes == 0) return;
         const int rc = omp_target_memcpy(dst, src, bytes, 0, 0, dst_dev, src_dev);
-        OMPML_CHECK(rc == 0, "omp_target_memcpy of " + std::to_string(bytes) + " bytes returned " +
-                                 std::to_string(rc));
+        OMPML_CHECK(rc == 0, "omp_target_memcpy of " + std::to_string(bytes) + " bytes returned " + std::to_string(rc));
     }
 };
 #endif
@@ -130,8 +129,7 @@ std::string omp_device_description()
 {
     const std::string threads = std::to_string(omp_get_max_threads()) + " threads";
     if (!omp_runs_on_device()) return "host (" + threads + ")";
-    const std::string which =
-        std::to_string(omp_get_default_device()) + " of " + std::to_string(omp_device_count());
+    const std::string which = std::to_string(omp_get_default_device()) + " of " + std::to_string(omp_device_count());
     if (!omp_device_is_gpu()) return "virtual x86 offload device " + which + " on host cores (" + threads + ")";
     return "OpenMP GPU device " + which + " (nvptx64)";
 }

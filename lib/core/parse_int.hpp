@@ -23,7 +23,8 @@ namespace ompml {
 template <std::integral T>
 std::string int_range_text(std::string_view s, T lo, T hi)
 {
-    return "value '" + std::string(s) + "' is not an integer in [" + std::to_string(lo) + ", " + std::to_string(hi) + "]";
+    return "value '" + std::string(s) + "' is not an integer in [" + std::to_string(lo) + ", " + std::to_string(hi) +
+        "]";
 }
 
 // Parses s into out when s is "[+-]?[0-9]+" and its value lies in [lo, hi]; returns "" then.

@@ -53,9 +53,9 @@ struct Spec {
     const char* key = nullptr;  // "lr": its name in /config, in the ranks' agreement, in reports
     const char* group = "";     // the report line it is printed on ("": not printed)
     const char* help = "";
-    Range range = kAnyValue;    // numbers only
+    Range range = kAnyValue; // numbers only
     Store store = Store::fixed;
-    bool agree = true;          // every rank must hold the same value
+    bool agree = true; // every rank must hold the same value
 };
 
 // The accessor of a field of a config (const or not): OMPML_FIELD(opt.lr).
@@ -110,7 +110,8 @@ struct SettingValue<T, std::enable_if_t<std::is_arithmetic_v<T> || std::is_enum_
         } else if constexpr (std::is_enum_v<T>) {
             out = parse_enum<T>(text, "value");
         } else if constexpr (std::is_integral_v<T>) {
-            const std::string err = parse_int(text, out, int_bound(s.range.lo, s.range.lo_open), int_bound(s.range.hi, false));
+            const std::string err =
+                parse_int(text, out, int_bound(s.range.lo, s.range.lo_open), int_bound(s.range.hi, false));
             if (!err.empty()) throw Error(err);
         } else {
             out = static_cast<T>(parse_real(text, s.range));

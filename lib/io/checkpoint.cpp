@@ -29,8 +29,8 @@ constexpr std::int64_t kVersion = 1;
 const std::string& user_block()
 {
     static const std::string text = std::string(kCheckpointMagic) +
-                                    "An ompml training checkpoint (format version 1). The HDF5 file starts at byte 512 "
-                                    "of this file; h5py and h5dump read it as it is. Schema: docs/checkpoint.md.\n";
+        "An ompml training checkpoint (format version 1). The HDF5 file starts at byte 512 "
+        "of this file; h5py and h5dump read it as it is. Schema: docs/checkpoint.md.\n";
     return text;
 }
 
@@ -80,12 +80,13 @@ void check_counters(const Checkpoint& ck)
     need(s.epoch >= 0, "/state epoch is " + num(s.epoch) + " (must be >= 0)");
     need(s.step_in_epoch >= 0, "/state step_in_epoch is " + num(s.step_in_epoch) + " (must be >= 0)");
     need(ck.opt_steps >= 0, "/optimizer steps is " + num(ck.opt_steps) + " (must be >= 0)");
-    need(s.step_in_epoch <= s.step, "/state step_in_epoch " + num(s.step_in_epoch) + " exceeds /state step " +
-                                        num(s.step) + " (inconsistent)");
-    need(s.epoch <= s.step, "/state epoch " + num(s.epoch) + " exceeds /state step " + num(s.step) +
-                                " (every epoch takes a step; inconsistent)");
-    need(ck.opt_steps == s.step, "/optimizer steps " + num(ck.opt_steps) + " differs from /state step " +
-                                     num(s.step) + " (inconsistent)");
+    need(s.step_in_epoch <= s.step,
+         "/state step_in_epoch " + num(s.step_in_epoch) + " exceeds /state step " + num(s.step) + " (inconsistent)");
+    need(s.epoch <= s.step,
+         "/state epoch " + num(s.epoch) + " exceeds /state step " + num(s.step) +
+             " (every epoch takes a step; inconsistent)");
+    need(ck.opt_steps == s.step,
+         "/optimizer steps " + num(ck.opt_steps) + " differs from /state step " + num(s.step) + " (inconsistent)");
     need(std::isfinite(s.epoch_loss_sum) && s.epoch_loss_sum >= 0,
          "/state epoch_loss_sum is " + num(s.epoch_loss_sum) + " (must be finite and >= 0)");
     need(std::isfinite(s.epoch_rows) && s.epoch_rows >= 0,
@@ -208,8 +209,7 @@ Checkpoint read_unchecked(const std::string& path)
 {
     h5::Handle f = h5::open_read(path);
     Checkpoint ck;
-    if (!h5::exists(f, "config"))
-        throw Error("not an ompml checkpoint (no /config group; is it a dataset file?)");
+    if (!h5::exists(f, "config")) throw Error("not an ompml checkpoint (no /config group; is it a dataset file?)");
     h5::Handle cfg = h5::open_group(f, "config");
     if (!h5::has_attr(cfg, "format") || h5::get_attr_string(cfg, "format") != kFormat)
         throw Error("not an ompml checkpoint (no /config attribute format = \"" + std::string(kFormat) + "\")");
@@ -299,7 +299,8 @@ std::string target_problem(const std::string& path)
     std::string via;
     if (fs::is_symlink(link)) {
         via = " (it is a symbolic link to " + fs::read_symlink(path, ec).string() + ")";
-        if (!fs::exists(st)) return "is a symbolic link to " + fs::read_symlink(path, ec).string() + ", which does not exist";
+        if (!fs::exists(st))
+            return "is a symbolic link to " + fs::read_symlink(path, ec).string() + ", which does not exist";
     }
     if (fs::is_directory(st)) return "is a directory" + via;
     if (!fs::is_regular_file(st)) return "is not a regular file" + via;
@@ -323,15 +324,16 @@ void check_checkpoint_target(const std::string& path, bool keep_previous)
         throw Error("checkpoint " + path + ": cannot create files in directory " + dir + ": " + std::strerror(errno));
     h5::remove_stale_temporaries(path);
     const std::string advice = ": refusing to overwrite it; choose another --checkpoint path or move the file away";
-    if (const std::string why = target_problem(path); !why.empty()) throw Error("checkpoint " + path + " " + why + advice);
+    if (const std::string why = target_problem(path); !why.empty())
+        throw Error("checkpoint " + path + " " + why + advice);
     if (!keep_previous) return;
     const std::string prev = path + ".prev"; // the rotation renames a checkpoint over it
     if (const std::string why = target_problem(prev); !why.empty())
         throw Error("checkpoint " + path + ": its previous-checkpoint file " + prev + " " + why + advice);
 }
 
-Checkpoint capture_checkpoint(const TrainConfig& cfg, const DataDesc& data, const TrainState& state,
-                              const Mlp& model, const Optimizer& opt)
+Checkpoint capture_checkpoint(const TrainConfig& cfg, const DataDesc& data, const TrainState& state, const Mlp& model,
+                              const Optimizer& opt)
 {
     Checkpoint ck;
     ck.config = cfg;
@@ -374,35 +376,38 @@ void write_checkpoint(const std::string& path, const Checkpoint& ck, bool keep_p
     atomic.keep_previous = keep_previous;
     atomic.keep_if = is_valid_checkpoint; // a damaged FILE is replaced, never rotated over FILE.prev
     atomic.user_block = user_block();
-    h5::create_atomically(path, [&](hid_t f) {
-        const TrainConfig& c = ck.config;
-        h5::Handle cfg = h5::create_group_untimed(f, "config");
-        set_str(cfg, "format", kFormat);
-        set_int(cfg, "version", kVersion);
-        write_settings(cfg, c);
-        set_str(cfg, "data_path", ck.data.path);
-        set_int(cfg, "data_features", static_cast<std::int64_t>(ck.data.features));
-        set_int(cfg, "data_classes", ck.data.classes);
-        set_int(cfg, "data_train_samples", static_cast<std::int64_t>(ck.data.train_samples));
-        set_int(cfg, "data_test_samples", static_cast<std::int64_t>(ck.data.test_samples));
+    h5::create_atomically(
+        path,
+        [&](hid_t f) {
+            const TrainConfig& c = ck.config;
+            h5::Handle cfg = h5::create_group_untimed(f, "config");
+            set_str(cfg, "format", kFormat);
+            set_int(cfg, "version", kVersion);
+            write_settings(cfg, c);
+            set_str(cfg, "data_path", ck.data.path);
+            set_int(cfg, "data_features", static_cast<std::int64_t>(ck.data.features));
+            set_int(cfg, "data_classes", ck.data.classes);
+            set_int(cfg, "data_train_samples", static_cast<std::int64_t>(ck.data.train_samples));
+            set_int(cfg, "data_test_samples", static_cast<std::int64_t>(ck.data.test_samples));
 
-        write_layers(f, "params", views, ck.params);
-        h5::Handle opt = h5::create_group_untimed(f, "optimizer");
-        set_str(opt, "kind", enum_name(c.opt.kind));
-        set_int(opt, "steps", ck.opt_steps);
-        write_layers(f, "optimizer/m", views, ck.m);
-        if (!ck.v.empty()) write_layers(f, "optimizer/v", views, ck.v);
+            write_layers(f, "params", views, ck.params);
+            h5::Handle opt = h5::create_group_untimed(f, "optimizer");
+            set_str(opt, "kind", enum_name(c.opt.kind));
+            set_int(opt, "steps", ck.opt_steps);
+            write_layers(f, "optimizer/m", views, ck.m);
+            if (!ck.v.empty()) write_layers(f, "optimizer/v", views, ck.v);
 
-        h5::Handle st = h5::create_group_untimed(f, "state");
-        set_int(st, "step", ck.state.step);
-        set_int(st, "epoch", ck.state.epoch);
-        set_int(st, "step_in_epoch", ck.state.step_in_epoch);
-        set_dbl(st, "epoch_loss_sum", ck.state.epoch_loss_sum);
-        set_dbl(st, "epoch_rows", ck.state.epoch_rows);
-        set_dbl(st, "elapsed_seconds", ck.state.elapsed_s);
-        set_int(st, "seed", static_cast<std::int64_t>(c.seed)); // the shuffle is a function of (seed, epoch)
-        set_int(st, "checksum", checksum(ck));
-    }, atomic);
+            h5::Handle st = h5::create_group_untimed(f, "state");
+            set_int(st, "step", ck.state.step);
+            set_int(st, "epoch", ck.state.epoch);
+            set_int(st, "step_in_epoch", ck.state.step_in_epoch);
+            set_dbl(st, "epoch_loss_sum", ck.state.epoch_loss_sum);
+            set_dbl(st, "epoch_rows", ck.state.epoch_rows);
+            set_dbl(st, "elapsed_seconds", ck.state.elapsed_s);
+            set_int(st, "seed", static_cast<std::int64_t>(c.seed)); // the shuffle is a function of (seed, epoch)
+            set_int(st, "checksum", checksum(ck));
+        },
+        atomic);
 }
 
 Checkpoint read_checkpoint(const std::string& path)
@@ -431,8 +436,8 @@ bool is_valid_checkpoint(const std::string& path)
     }
 }
 
-void save_checkpoint(const std::string& path, const TrainConfig& cfg, const DataDesc& data,
-                     const TrainState& state, const Mlp& model, const Optimizer& opt, bool keep_previous)
+void save_checkpoint(const std::string& path, const TrainConfig& cfg, const DataDesc& data, const TrainState& state,
+                     const Mlp& model, const Optimizer& opt, bool keep_previous)
 {
     write_checkpoint(path, capture_checkpoint(cfg, data, state, model, opt), keep_previous);
 }

@@ -38,14 +38,14 @@ struct Checkpoint {
     TrainConfig config;
     DataDesc data;
     TrainState state;
-    std::int64_t opt_steps = 0;     // optimizer steps taken (Adam's t of the last step)
-    std::vector<float> params;      // (P)
-    std::vector<float> m, v;        // (P) each; v empty for sgd
+    std::int64_t opt_steps = 0; // optimizer steps taken (Adam's t of the last step)
+    std::vector<float> params;  // (P)
+    std::vector<float> m, v;    // (P) each; v empty for sgd
 };
 
 // Downloads the model and optimizer state into a Checkpoint (collective-free; any rank).
-Checkpoint capture_checkpoint(const TrainConfig& cfg, const DataDesc& data, const TrainState& state,
-                              const Mlp& model, const Optimizer& opt);
+Checkpoint capture_checkpoint(const TrainConfig& cfg, const DataDesc& data, const TrainState& state, const Mlp& model,
+                              const Optimizer& opt);
 // Uploads a checkpoint's tensors into a model/optimizer built from its config.
 void restore_checkpoint(const Checkpoint& ck, Mlp& model, Optimizer* opt);
 
@@ -76,7 +76,7 @@ void write_checkpoint(const std::string& path, const Checkpoint& ck, bool keep_p
 Checkpoint read_checkpoint(const std::string& path);
 
 // write_checkpoint(capture_checkpoint(...)).
-void save_checkpoint(const std::string& path, const TrainConfig& cfg, const DataDesc& data,
-                     const TrainState& state, const Mlp& model, const Optimizer& opt, bool keep_previous = false);
+void save_checkpoint(const std::string& path, const TrainConfig& cfg, const DataDesc& data, const TrainState& state,
+                     const Mlp& model, const Optimizer& opt, bool keep_previous = false);
 
 } // namespace ompml

@@ -45,11 +45,10 @@ SplitInfo check_split(hid_t file, const std::string& path, Split s)
             throw Error(lb_name + "dtype " + h5::type_name(labels) + ", expected an integer type");
     }
     if (im.rows() != lb.rows())
-        throw Error(path + ": /" + g + ": " + std::to_string(im.rows()) + " images but " +
-                    std::to_string(lb.rows()) + " labels");
+        throw Error(path + ": /" + g + ": " + std::to_string(im.rows()) + " images but " + std::to_string(lb.rows()) +
+                    " labels");
     if (im.rows() == 0) throw Error(path + ": /" + g + ": empty split (0 samples)");
-    if (im.row_elems() == 0)
-        throw Error(im_name + "0 features per sample (" + dims_text(im.dims) + ")");
+    if (im.row_elems() == 0) throw Error(im_name + "0 features per sample (" + dims_text(im.dims) + ")");
     // Before anything reads them: a damaged file that claims billions of rows must fail now,
     // not after minutes of reading fill values.
     h5::require_stored(labels);
@@ -78,8 +77,8 @@ void check_labels(hid_t file, const std::string& path, Split s, int classes, Spl
         h5::read_rows(labels, h5::Dtype::i64, row0, n, buf.data());
         for (std::uint64_t i = 0; i < n; ++i) {
             const std::int64_t y = buf[i];
-            const std::string at = path + ": /" + g + "/labels: label " + std::to_string(y) + " at row " +
-                                   std::to_string(row0 + i);
+            const std::string at =
+                path + ": /" + g + "/labels: label " + std::to_string(y) + " at row " + std::to_string(row0 + i);
             if (y < 0) throw Error(at + " < 0");
             if (y >= classes) throw Error(at + " >= classes (" + std::to_string(classes) + ")");
             ++si.label_counts[static_cast<std::size_t>(y)];
@@ -88,7 +87,6 @@ void check_labels(hid_t file, const std::string& path, Split s, int classes, Spl
 }
 
 } // namespace
-
 
 DatasetInfo inspect_dataset(const std::string& path)
 {
@@ -137,9 +135,10 @@ SplitWriter::SplitWriter(hid_t file, Split s, std::uint64_t samples, const std::
     std::vector<std::uint64_t> dims{samples};
     dims.insert(dims.end(), image_dims.begin(), image_dims.end());
     group_ = h5::create_group_untimed(file, enum_name(s));
-    images_ = h5::create_dataset(group_, "images", image_dtype, dims, h5::chunk_rows_for(image_dtype, dims), compress_level);
-    labels_ = h5::create_dataset(group_, "labels", h5::Dtype::i32, {samples}, h5::chunk_rows_for(h5::Dtype::i32, {samples}),
-                                 compress_level);
+    images_ =
+        h5::create_dataset(group_, "images", image_dtype, dims, h5::chunk_rows_for(image_dtype, dims), compress_level);
+    labels_ = h5::create_dataset(group_, "labels", h5::Dtype::i32, {samples},
+                                 h5::chunk_rows_for(h5::Dtype::i32, {samples}), compress_level);
 }
 
 void SplitWriter::write(std::uint64_t row0, std::uint64_t rows, const void* images, const std::int32_t* labels)

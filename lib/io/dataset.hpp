@@ -27,7 +27,7 @@ struct SplitInfo {
     std::uint64_t samples = 0;
     std::vector<std::uint64_t> image_dims; // per-sample dims, e.g. {28, 28} or {784}
     h5::Dtype image_dtype = h5::Dtype::u8;
-    std::string label_type;                // stored label type, e.g. "int32"
+    std::string label_type;                  // stored label type, e.g. "int32"
     std::vector<std::uint64_t> label_counts; // (classes) histogram of the labels
 };
 

@@ -2,12 +2,12 @@
 #include "io/h5.hpp"
 
 #include <algorithm>
-#include <cstdio>
-#include <filesystem>
 #include <cerrno>
 #include <csignal>
+#include <cstdio>
 #include <cstring>
 #include <fcntl.h>
+#include <filesystem>
 #include <unistd.h>
 
 namespace ompml::h5 {
@@ -211,10 +211,14 @@ DatasetInfo info(hid_t dataset)
     const std::size_t size = H5Tget_size(type);
     if (cls == H5T_INTEGER) {
         const bool is_signed = H5Tget_sign(type) == H5T_SGN_2;
-        if (size == 1 && !is_signed) di.dtype = Dtype::u8;
-        else if (size == 4 && is_signed) di.dtype = Dtype::i32;
-        else if (size == 8 && is_signed) di.dtype = Dtype::i64;
-        else if (size <= 8) di.dtype = Dtype::i64; // other integers are read converted to int64
+        if (size == 1 && !is_signed)
+            di.dtype = Dtype::u8;
+        else if (size == 4 && is_signed)
+            di.dtype = Dtype::i32;
+        else if (size == 8 && is_signed)
+            di.dtype = Dtype::i64;
+        else if (size <= 8)
+            di.dtype = Dtype::i64; // other integers are read converted to int64
     } else if (cls == H5T_FLOAT) {
         di.dtype = size == 4 ? Dtype::f32 : size == 8 ? Dtype::f64 : Dtype::other;
     }
@@ -225,7 +229,8 @@ void write(hid_t loc, const std::string& name, Dtype t, const void* data, const 
            int compress_level)
 {
     std::lock_guard<std::recursive_mutex> guard(lock());
-    const Handle ds = create_dataset(loc, name, t, dims, compress_level > 0 ? chunk_rows_for(t, dims) : 0, compress_level);
+    const Handle ds =
+        create_dataset(loc, name, t, dims, compress_level > 0 ? chunk_rows_for(t, dims) : 0, compress_level);
     std::uint64_t total = 1;
     for (auto x : dims) total *= x;
     if (total > 0) write_rows(ds, t, 0, dims[0], data);
@@ -273,9 +278,9 @@ struct RowSelection {
 RowSelection select_rows(hid_t dataset, std::uint64_t row0, std::uint64_t nrows, const char* what)
 {
     const DatasetInfo di = info(dataset);
-    require(row0 + nrows <= di.rows(), file_name(dataset) + ": " + name_of(dataset) + ": " + what + " [" +
-                                           std::to_string(row0) + ", " + std::to_string(row0 + nrows) +
-                                           ") out of range (" + std::to_string(di.rows()) + " rows)");
+    require(row0 + nrows <= di.rows(),
+            file_name(dataset) + ": " + name_of(dataset) + ": " + what + " [" + std::to_string(row0) + ", " +
+                std::to_string(row0 + nrows) + ") out of range (" + std::to_string(di.rows()) + " rows)");
     RowSelection sel{Handle(H5Dget_space(dataset)), Handle()};
     H5_CHECK(sel.file.id());
     select_row_run(sel.file, di, row0, nrows, H5S_SELECT_SET);
@@ -293,12 +298,14 @@ std::vector<RowRun> row_runs(hid_t dataset, const DatasetInfo& di, const std::ve
 {
     std::vector<RowRun> runs;
     for (std::size_t i = 0; i < rows.size(); ++i) {
-        require(rows[i] < di.rows(), file_name(dataset) + ": " + name_of(dataset) + ": row " +
-                                         std::to_string(rows[i]) + " out of range (" +
-                                         std::to_string(di.rows()) + " rows)");
+        require(rows[i] < di.rows(),
+                file_name(dataset) + ": " + name_of(dataset) + ": row " + std::to_string(rows[i]) + " out of range (" +
+                    std::to_string(di.rows()) + " rows)");
         require(i == 0 || rows[i] > rows[i - 1], "h5: a row set must be strictly increasing");
-        if (i > 0 && rows[i] == rows[i - 1] + 1) ++runs.back().count;
-        else runs.push_back(RowRun{rows[i], 1, i});
+        if (i > 0 && rows[i] == rows[i - 1] + 1)
+            ++runs.back().count;
+        else
+            runs.push_back(RowRun{rows[i], 1, i});
     }
     return runs;
 }
@@ -433,8 +440,7 @@ std::string type_name(hid_t dataset)
     H5_CHECK(type.id());
     const std::size_t bits = 8 * H5Tget_size(type);
     switch (H5Tget_class(type)) {
-    case H5T_INTEGER:
-        return std::string(H5Tget_sign(type) == H5T_SGN_2 ? "int" : "uint") + std::to_string(bits);
+    case H5T_INTEGER: return std::string(H5Tget_sign(type) == H5T_SGN_2 ? "int" : "uint") + std::to_string(bits);
     case H5T_FLOAT: return "float" + std::to_string(bits);
     case H5T_STRING: return "string";
     case H5T_COMPOUND: return "compound";
@@ -586,10 +592,11 @@ void read_row_set_collective(hid_t dataset, Dtype t, const std::vector<std::uint
     H5_CHECK(dxpl.id());
     H5_CHECK(H5Pset_dxpl_mpio(dxpl, H5FD_MPIO_COLLECTIVE));
     if (H5Dread(dataset, native_type(t), mem, file_space, dxpl, out) < 0)
-        fail_on(dataset, (runs.empty() ? std::string("(no rows)")
-                                        : rows_text(runs.front().first, runs.back().first + runs.back().count -
-                                                                            runs.front().first)) +
-                             ": cannot read (collective read of " + std::to_string(rows.size()) + " rows)");
+        fail_on(dataset,
+                (runs.empty()
+                     ? std::string("(no rows)")
+                     : rows_text(runs.front().first, runs.back().first + runs.back().count - runs.front().first)) +
+                    ": cannot read (collective read of " + std::to_string(rows.size()) + " rows)");
 }
 
 namespace {
@@ -615,12 +622,13 @@ void close_at_mpi_finalize(Handle& object)
     if (!object.valid()) return;
     static const bool hooked = [] {
         int key = MPI_KEYVAL_INVALID;
-        return MPI_Comm_create_keyval(MPI_COMM_NULL_COPY_FN, close_objects_at_finalize, &key, nullptr) ==
-                   MPI_SUCCESS &&
-               MPI_Comm_set_attr(MPI_COMM_SELF, key, nullptr) == MPI_SUCCESS;
+        return MPI_Comm_create_keyval(MPI_COMM_NULL_COPY_FN, close_objects_at_finalize, &key, nullptr) == MPI_SUCCESS &&
+            MPI_Comm_set_attr(MPI_COMM_SELF, key, nullptr) == MPI_SUCCESS;
     }();
-    if (hooked) closed_at_finalize().push_back(object.release());
-    else object.release(); // no hook: leave it open rather than risk a hang
+    if (hooked)
+        closed_at_finalize().push_back(object.release());
+    else
+        object.release(); // no hook: leave it open rather than risk a hang
 }
 #else
 const bool kHaveParallel = false;
@@ -727,7 +735,7 @@ void require_stored(hid_t dataset)
     Handle dcpl(H5Dget_create_plist(dataset));
     H5_CHECK(dcpl.id());
     const std::string head = file_name(dataset) + ": " + name_of(dataset) + ": claims " + std::to_string(di.rows()) +
-                             " rows (" + std::to_string(claimed) + " bytes) but stores only ";
+        " rows (" + std::to_string(claimed) + " bytes) but stores only ";
     const std::string tail = ": truncated or damaged?";
     switch (H5Pget_layout(dcpl)) {
     case H5D_CHUNKED: {
@@ -759,7 +767,8 @@ void require_stored(hid_t dataset)
         hsize_t file_size = 0;
         if (offset != HADDR_UNDEF && H5Fget_filesize(dataset, &file_size) >= 0 &&
             (offset > file_size || file_size - offset < claimed))
-            throw Error(head + std::to_string(offset > file_size ? 0 : file_size - offset) + " bytes before the end of the file" + tail);
+            throw Error(head + std::to_string(offset > file_size ? 0 : file_size - offset) +
+                        " bytes before the end of the file" + tail);
         return;
     }
     default: return; // compact: inside the object header, complete whenever the file opens; virtual: not ours to check
@@ -842,7 +851,7 @@ std::vector<std::string> remove_stale_temporaries(const std::string& path)
     for (fs::directory_iterator it(dir, ec), end; !ec && it != end; it.increment(ec)) {
         const std::string entry = it->path().filename().string();
         std::string rest;
-        for (const std::string prefix : {name + ".tmp.", name + ".prev.tmp."})
+        for (const std::string& prefix : {name + ".tmp.", name + ".prev.tmp."})
             if (entry.size() > prefix.size() && entry.compare(0, prefix.size(), prefix) == 0)
                 rest = entry.substr(prefix.size());
         if (rest.empty()) continue;
@@ -886,13 +895,14 @@ void create_atomically(const std::string& path, const std::function<void(hid_t f
         fsync_path(tmp, false);
         std::error_code ec;
         const bool keep = opt.keep_previous && fs::exists(path, ec) &&
-                          (opt.keep_if ? opt.keep_if(path) : fs::is_regular_file(path, ec));
+            (opt.keep_if ? opt.keep_if(path) : fs::is_regular_file(path, ec));
         if (keep) {
             const std::string prev = path + ".prev", prev_tmp = temp_path(prev);
             fs::remove(prev_tmp, ec);
             ec.clear();
             fs::create_hard_link(path, prev_tmp, ec);
-            if (!ec) fs::rename(prev_tmp, prev, ec); // replaces an older .prev atomically
+            if (!ec)
+                fs::rename(prev_tmp, prev, ec); // replaces an older .prev atomically
             else {
                 ec.clear();
                 fs::rename(path, prev, ec);

@@ -58,12 +58,33 @@ enum class Dtype { u8, i32, i64, f32, f64, other };
 const char* dtype_name(Dtype t);
 
 // Element type of a C++ type, and its HDF5 native type.
-template <class T> constexpr Dtype dtype_of();
-template <> constexpr Dtype dtype_of<std::uint8_t>() { return Dtype::u8; }
-template <> constexpr Dtype dtype_of<std::int32_t>() { return Dtype::i32; }
-template <> constexpr Dtype dtype_of<std::int64_t>() { return Dtype::i64; }
-template <> constexpr Dtype dtype_of<float>() { return Dtype::f32; }
-template <> constexpr Dtype dtype_of<double>() { return Dtype::f64; }
+template <class T>
+constexpr Dtype dtype_of();
+template <>
+constexpr Dtype dtype_of<std::uint8_t>()
+{
+    return Dtype::u8;
+}
+template <>
+constexpr Dtype dtype_of<std::int32_t>()
+{
+    return Dtype::i32;
+}
+template <>
+constexpr Dtype dtype_of<std::int64_t>()
+{
+    return Dtype::i64;
+}
+template <>
+constexpr Dtype dtype_of<float>()
+{
+    return Dtype::f32;
+}
+template <>
+constexpr Dtype dtype_of<double>()
+{
+    return Dtype::f64;
+}
 hid_t native_type(Dtype t);
 
 // Files. open_read checks that the path exists and is HDF5 first, with a clear message.
@@ -243,15 +264,14 @@ struct AtomicOptions {
 // before the rename and the directory after it, so a crash (or a node losing power) leaves
 // either the old file or the complete new one. Stale temporaries of dead processes are removed
 // first (remove_stale_temporaries).
-void create_atomically(const std::string& path, const std::function<void(hid_t file)>& fill,
-                       const AtomicOptions& opt);
+void create_atomically(const std::string& path, const std::function<void(hid_t file)>& fill, const AtomicOptions& opt);
 // The same with keep_previous and no user block.
 void create_atomically(const std::string& path, const std::function<void(hid_t file)>& fill,
                        bool keep_previous = false);
 
 } // namespace ompml::h5
 
-#define H5_CHECK(expr)                                                   \
-    do {                                                                 \
-        if ((expr) < 0) ::ompml::h5::fail(__FILE__, __LINE__, #expr);    \
+#define H5_CHECK(expr)                                                                                                 \
+    do {                                                                                                               \
+        if ((expr) < 0) ::ompml::h5::fail(__FILE__, __LINE__, #expr);                                                  \
     } while (0)

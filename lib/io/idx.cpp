@@ -67,8 +67,8 @@ IdxArray read_idx(const std::string& path, int expected_rank)
     for (int i = 0; i < expected_rank; ++i) {
         unsigned char b[4];
         if (f.read(b, 4) != 4) throw Error(path + ": truncated IDX header");
-        const std::uint64_t d = (std::uint64_t{b[0]} << 24) | (std::uint64_t{b[1]} << 16) |
-                                (std::uint64_t{b[2]} << 8) | b[3];
+        const std::uint64_t d =
+            (std::uint64_t{b[0]} << 24) | (std::uint64_t{b[1]} << 16) | (std::uint64_t{b[2]} << 8) | b[3];
         a.dims.push_back(d);
         total *= d;
     }
@@ -94,8 +94,8 @@ void write_idx(const std::string& path, const std::vector<std::uint64_t>& dims, 
         for (int shift = 24; shift >= 0; shift -= 8) head.push_back(static_cast<unsigned char>(d >> shift));
         total *= d;
     }
-    require(total == data.size(), path + ": " + std::to_string(data.size()) + " bytes for dims of " +
-                                      std::to_string(total) + " elements");
+    require(total == data.size(),
+            path + ": " + std::to_string(data.size()) + " bytes for dims of " + std::to_string(total) + " elements");
     gzFile f = gzopen(path.c_str(), gzip ? "wb6" : "wbT"); // T: plain, uncompressed output
     if (f == nullptr) throw Error(path + ": cannot create");
     bool ok = gzwrite(f, head.data(), static_cast<unsigned>(head.size())) == static_cast<int>(head.size());

@@ -118,8 +118,8 @@ void allocate_host(std::vector<T>& v, std::size_t n, const std::string& what)
 // 16 MiB. A float32 block is checked for NaN/Inf right after its read, while it is still in
 // cache: the check adds no second pass over main memory. Chunk-aligned blocks inflate each
 // compressed chunk once, as one read of the whole split would.
-void load_images(hid_t images, const LoaderOptions& opt, const SplitInfo& split, std::uint64_t F,
-                 std::size_t elem, std::vector<unsigned char>& out)
+void load_images(hid_t images, const LoaderOptions& opt, const SplitInfo& split, std::uint64_t F, std::size_t elem,
+                 std::vector<unsigned char>& out)
 {
     const std::uint64_t N = split.samples, row_bytes = F * elem;
     std::uint64_t block = std::max<std::uint64_t>(1, (std::uint64_t{16} << 20) / row_bytes);
@@ -139,12 +139,12 @@ struct Slot {
     std::int64_t step = -1;
     int rows = 0, global_rows = 0;
     std::exception_ptr error;
-    DeviceBuffer<std::uint8_t> raw; // (max_rows, F) uint8 images as stored (uint8 files only)
-    DeviceBuffer<float> x;          // (max_rows, F) normalised images
-    DeviceBuffer<std::int32_t> y;   // (max_rows)
-    std::vector<unsigned char> host_x;     // (max_rows, F) gathered rows, stored dtype
-    std::vector<std::int32_t> host_y;      // (max_rows)
-    std::vector<unsigned char> sorted_x;   // streaming: rows in file order before permuting
+    DeviceBuffer<std::uint8_t> raw;      // (max_rows, F) uint8 images as stored (uint8 files only)
+    DeviceBuffer<float> x;               // (max_rows, F) normalised images
+    DeviceBuffer<std::int32_t> y;        // (max_rows)
+    std::vector<unsigned char> host_x;   // (max_rows, F) gathered rows, stored dtype
+    std::vector<std::int32_t> host_y;    // (max_rows)
+    std::vector<unsigned char> sorted_x; // streaming: rows in file order before permuting
 };
 
 } // namespace
@@ -273,11 +273,15 @@ struct Loader::Impl {
         slot.step = s;
         slot.rows = rows;
         slot.global_rows = global_rows;
-        if (opt.streaming) read_rows(slot, first + static_cast<std::uint64_t>(sl.begin), rows, s);
-        else copy_rows(slot, first + static_cast<std::uint64_t>(sl.begin), rows);
+        if (opt.streaming)
+            read_rows(slot, first + static_cast<std::uint64_t>(sl.begin), rows, s);
+        else
+            copy_rows(slot, first + static_cast<std::uint64_t>(sl.begin), rows);
         if (rows == 0) return;
-        if (split->image_dtype == h5::Dtype::u8) slot.raw.upload(slot.host_x.data(), rows * features);
-        else slot.x.upload(reinterpret_cast<const float*>(slot.host_x.data()), rows * features);
+        if (split->image_dtype == h5::Dtype::u8)
+            slot.raw.upload(slot.host_x.data(), rows * features);
+        else
+            slot.x.upload(reinterpret_cast<const float*>(slot.host_x.data()), rows * features);
         slot.y.upload(slot.host_y.data(), rows);
     }
 
@@ -377,7 +381,8 @@ Loader::Loader(Backend& be, const LoaderOptions& opt) : impl_(std::make_unique<I
         I.plan = plan_reads(opt, I.images_ds);
         if (!opt.streaming) {
             allocate_host(I.images, I.split->samples * I.features * I.elem,
-                          opt.path + ": /" + g + "/images (the whole split in memory; --streaming reads batches instead)");
+                          opt.path + ": /" + g +
+                              "/images (the whole split in memory; --streaming reads batches instead)");
             load_images(I.images_ds, opt, *I.split, I.features, I.elem, I.images);
         }
         if (!opt.streaming || I.plan.collective) { // collective: the first start_epoch opens it with MPI-IO
@@ -397,7 +402,7 @@ Loader::Loader(Backend& be, const LoaderOptions& opt) : impl_(std::make_unique<I
             s.y = DeviceBuffer<std::int32_t>(mem, static_cast<std::size_t>(I.max_rows));
         } catch (const std::exception& e) { // Error from the device, or bad_alloc on the host
             const std::size_t bytes = n * (sizeof(float) + (I.split->image_dtype == h5::Dtype::u8 ? 1 : 0)) +
-                                      static_cast<std::size_t>(I.max_rows) * sizeof(std::int32_t);
+                static_cast<std::size_t>(I.max_rows) * sizeof(std::int32_t);
             throw Error(batches + ": cannot allocate " + bytes_text(2 * bytes) + " of " + mem.name() +
                         " memory for two batches: " + e.what());
         }
@@ -420,9 +425,9 @@ void Loader::start_epoch(std::int64_t epoch, std::int64_t first_step)
 {
     Impl& I = *impl_;
     require(epoch >= 0, "loader: epoch must be >= 0, got " + std::to_string(epoch));
-    require(first_step >= 0 && first_step <= I.steps, "loader: step " + std::to_string(first_step) +
-                                                          " is outside the epoch's " + std::to_string(I.steps) +
-                                                          " steps");
+    require(first_step >= 0 && first_step <= I.steps,
+            "loader: step " + std::to_string(first_step) + " is outside the epoch's " + std::to_string(I.steps) +
+                " steps");
     I.stop_reader();
     I.be.synchronize(); // kernels may still read the batch handed out last
     for (Slot& s : I.slots) {

@@ -70,9 +70,9 @@ enum class StreamReads { automatic, collective, independent };
 template <>
 struct EnumNames<StreamReads> {
     static constexpr const char* what = "streaming reads";
-    static constexpr std::pair<StreamReads, const char*> names[] = {
-        {StreamReads::automatic, "auto"}, {StreamReads::collective, "collective"},
-        {StreamReads::independent, "independent"}};
+    static constexpr std::pair<StreamReads, const char*> names[] = {{StreamReads::automatic, "auto"},
+                                                                    {StreamReads::collective, "collective"},
+                                                                    {StreamReads::independent, "independent"}};
 };
 
 struct LoaderOptions {
@@ -100,11 +100,11 @@ public:
     Loader& operator=(const Loader&) = delete;
 
     const DatasetInfo& dataset() const;
-    std::uint64_t samples() const override;       // in this split
+    std::uint64_t samples() const override;        // in this split
     std::int64_t steps_per_epoch() const override; // ceil(samples / global_batch)
 
-    std::uint64_t features() const;      // per sample (the network's input width)
-    int max_rows() const;                 // most rows one rank's batch can have: ceil(B / P)
+    std::uint64_t features() const; // per sample (the network's input width)
+    int max_rows() const;           // most rows one rank's batch can have: ceil(B / P)
     // How batches are read, for reports: "in memory", "independent reads", "collective MPI-IO
     // reads", or "independent reads: <why not collective>".
     const std::string& read_mode() const;

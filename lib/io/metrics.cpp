@@ -42,9 +42,9 @@ MetricsLog::~MetricsLog()
 std::string MetricsLog::to_json(const MetricsRecord& r)
 {
     return "{\"epoch\": " + std::to_string(r.epoch) + ", \"step\": " + std::to_string(r.step) +
-           ", \"train_loss\": " + num(r.train_loss) + ", \"test_loss\": " + num(r.test_loss) +
-           ", \"test_acc\": " + num(r.test_acc) + ", \"lr\": " + num(static_cast<float>(r.lr), "%.7g") + ", \"seconds\": " + num(r.seconds) +
-           ", \"samples_per_s\": " + num(r.samples_per_s) + extra_fields(r) + "}";
+        ", \"train_loss\": " + num(r.train_loss) + ", \"test_loss\": " + num(r.test_loss) +
+        ", \"test_acc\": " + num(r.test_acc) + ", \"lr\": " + num(static_cast<float>(r.lr), "%.7g") +
+        ", \"seconds\": " + num(r.seconds) + ", \"samples_per_s\": " + num(r.samples_per_s) + extra_fields(r) + "}";
 }
 
 void MetricsLog::write(const MetricsRecord& r)

@@ -17,8 +17,10 @@ namespace {
 // "synth: --features 0 must be >= 1": the flag of ompml-data synth that sets the value.
 void require_in(const char* flag, std::uint64_t v, std::uint64_t lo, std::uint64_t hi)
 {
-    if (v < lo) throw Error("synth: " + std::string(flag) + " " + std::to_string(v) + " must be >= " + std::to_string(lo));
-    if (v > hi) throw Error("synth: " + std::string(flag) + " " + std::to_string(v) + " must be <= " + std::to_string(hi));
+    if (v < lo)
+        throw Error("synth: " + std::string(flag) + " " + std::to_string(v) + " must be >= " + std::to_string(lo));
+    if (v > hi)
+        throw Error("synth: " + std::string(flag) + " " + std::to_string(v) + " must be <= " + std::to_string(hi));
 }
 
 // (classes * modes, features) cluster centres.
@@ -41,7 +43,8 @@ void generate(const SynthOptions& o, const std::vector<float>& centre, bool test
     for (std::int64_t r = 0; r < static_cast<std::int64_t>(rows); ++r) {
         const std::uint64_t i = row0 + static_cast<std::uint64_t>(r);
         const Philox4 b = pick.bits(i);
-        const auto c = static_cast<std::uint32_t>((std::uint64_t{b.v[2]} * static_cast<std::uint32_t>(o.classes)) >> 32);
+        const auto c =
+            static_cast<std::uint32_t>((std::uint64_t{b.v[2]} * static_cast<std::uint32_t>(o.classes)) >> 32);
         const auto m = static_cast<std::uint32_t>((std::uint64_t{b.v[3]} * static_cast<std::uint32_t>(o.modes)) >> 32);
         labels[r] = static_cast<std::int32_t>(c);
         const float* mu = centre.data() + (std::uint64_t{c} * o.modes + m) * F; // (F)
@@ -105,8 +108,8 @@ void write_synth(const SynthOptions& opt, const std::string& out)
         centre = centres(opt);
         images.resize(chunk_bytes);
     } catch (const std::bad_alloc&) {
-        const std::uint64_t centre_bytes =
-            static_cast<std::uint64_t>(opt.classes) * static_cast<std::uint64_t>(opt.modes) * opt.features * sizeof(float);
+        const std::uint64_t centre_bytes = static_cast<std::uint64_t>(opt.classes) *
+            static_cast<std::uint64_t>(opt.modes) * opt.features * sizeof(float);
         throw Error(out + ": synth: out of memory for " + std::to_string(centre_bytes + chunk_bytes) +
                     " bytes (cluster centres and one chunk of rows; --features " + std::to_string(opt.features) + ")");
     }
@@ -123,10 +126,9 @@ void write_synth(const SynthOptions& opt, const std::string& out)
             }
         }
         const std::string source = "synth: Gaussian mixture, seed=" + std::to_string(opt.seed) +
-                                   " features=" + std::to_string(opt.features) +
-                                   " classes=" + std::to_string(opt.classes) + " modes=" + std::to_string(opt.modes) +
-                                   " train=" + std::to_string(opt.train) + " test=" + std::to_string(opt.test) +
-                                   " dtype=" + h5::dtype_name(opt.dtype);
+            " features=" + std::to_string(opt.features) + " classes=" + std::to_string(opt.classes) +
+            " modes=" + std::to_string(opt.modes) + " train=" + std::to_string(opt.train) +
+            " test=" + std::to_string(opt.test) + " dtype=" + h5::dtype_name(opt.dtype);
         set_dataset_attributes(file, opt.classes, source, "ompml-data synth");
         h5::set_attr(file, "seed", static_cast<std::int64_t>(opt.seed));
     });

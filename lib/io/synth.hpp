@@ -21,8 +21,8 @@ namespace ompml {
 constexpr std::uint64_t kSynthStream = 0x53594E5400000000ull; // "SYNT"
 
 // Limits write_synth and synth_rows check (with an error naming the flag and the value):
-constexpr int kSynthMaxClasses = 1 << 24;                     // labels are int32, histograms per class
-constexpr std::uint64_t kSynthMaxFeatures = 2147483647;       // a model's input width is an int
+constexpr int kSynthMaxClasses = 1 << 24;                          // labels are int32, histograms per class
+constexpr std::uint64_t kSynthMaxFeatures = 2147483647;            // a model's input width is an int
 constexpr std::uint64_t kSynthMaxCentres = std::uint64_t{1} << 30; // classes x modes x features floats (4 GiB)
 
 struct SynthOptions {

@@ -27,7 +27,6 @@ struct Gemm {
 constexpr long kGemmLargeTiles = 128;
 
 template <Impl I>
-void gemm(const Gemm& g, const float* A, const float* B, float* C, const float* bias = nullptr,
-          float* pre = nullptr);
+void gemm(const Gemm& g, const float* A, const float* B, float* C, const float* bias = nullptr, float* pre = nullptr);
 
 } // namespace ompml

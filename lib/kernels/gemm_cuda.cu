@@ -102,8 +102,9 @@ void launch(const Gemm& g, const float* A, const float* B, float* C, const float
 {
     constexpr int BM = 16 * TM;
     const long grid_y = (g.m + BM - 1) / BM;
-    require(grid_y <= 65535, "gemm (cuda): m = " + std::to_string(g.m) + " exceeds the grid limit of " +
-                                 std::to_string(65535L * BM) + " rows");
+    require(grid_y <= 65535,
+            "gemm (cuda): m = " + std::to_string(g.m) + " exceeds the grid limit of " + std::to_string(65535L * BM) +
+                " rows");
     const dim3 grid((g.n + BM - 1) / BM, static_cast<unsigned>(grid_y));
     if (!g.trans_a && !g.trans_b)
         gemm_kernel<TM, BK, false, false><<<grid, kThreads>>>(g, A, B, C, bias, pre);

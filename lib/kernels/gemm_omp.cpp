@@ -14,8 +14,8 @@
 //   team-shared memory and barriers (the host cannot form 256-thread teams, and a pteam-allocated
 //   tile would be shared by all host teams: that is why such kernels are device-only
 //   variants beside a portable one).
-#include "kernels/gemm.hpp"
 #include "kernels/gemm_omp.hpp"
+#include "kernels/gemm.hpp"
 
 #include "core/memory.hpp"
 
@@ -106,8 +106,8 @@ inline void pack_b(const GemmArgs& g, const float* B, int p0, int kc, int j0, in
 }
 
 // c (MR, ldc) (+)= a (kc, MR) . b (kc, NR); accumulate = false overwrites c (first K slice).
-inline void micro_kernel(int kc, const float* __restrict a, const float* __restrict b, float* __restrict c,
-                         int ldc, bool accumulate)
+inline void micro_kernel(int kc, const float* __restrict a, const float* __restrict b, float* __restrict c, int ldc,
+                         bool accumulate)
 {
     vfloat16 acc0[MR], acc1[MR];
     for (int i = 0; i < MR; ++i) {
@@ -141,8 +141,8 @@ inline void micro_kernel(int kc, const float* __restrict a, const float* __restr
 // The epilogue of a block, Cb (MC, NC) holding its K sums; the activation is a template argument
 // so the loop can vectorize (a switch over it inside the loop would block that).
 template <Act ACT>
-void epilogue_block(const GemmArgs& g, const float* Cb, int i0, int mc, int j0, int nc, float* C,
-                    const float* bias, float* pre)
+void epilogue_block(const GemmArgs& g, const float* Cb, int i0, int mc, int j0, int nc, float* C, const float* bias,
+                    float* pre)
 {
     for (int i = 0; i < mc; ++i) {
         const float* cb = Cb + i * NC;

@@ -7,9 +7,6 @@ namespace ompml {
 
 enum class Impl { ref, omp, cuda };
 
-constexpr const char* impl_name(Impl i)
-{
-    return i == Impl::ref ? "ref" : i == Impl::omp ? "omp" : "cuda";
-}
+constexpr const char* impl_name(Impl i) { return i == Impl::ref ? "ref" : i == Impl::omp ? "omp" : "cuda"; }
 
 } // namespace ompml

@@ -16,7 +16,6 @@ struct XentStats {
 };
 
 template <Impl I>
-XentStats softmax_xent(int B, int C, const float* logits, const std::int32_t* labels, float scale,
-                       float* dlogits);
+XentStats softmax_xent(int B, int C, const float* logits, const std::int32_t* labels, float scale, float* dlogits);
 
 } // namespace ompml

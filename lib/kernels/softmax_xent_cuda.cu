@@ -12,12 +12,13 @@ namespace {
 
 constexpr int kRowsPerBlock = cuda::kBlock / 32;
 
-__global__ void softmax_xent_kernel(int B, int C, const float* __restrict__ logits, const std::int32_t* __restrict__ labels,
-                                    float scale, float* __restrict__ dlogits, double* loss_part, long long* correct_part)
+__global__ void softmax_xent_kernel(int B, int C, const float* __restrict__ logits,
+                                    const std::int32_t* __restrict__ labels, float scale, float* __restrict__ dlogits,
+                                    double* loss_part, long long* correct_part)
 {
     // logits, dlogits: (B, C); labels: (B); loss_part, correct_part: (gridDim.x)
     const int lane = threadIdx.x & 31;
-    double loss = 0.0;    // lane 0 of each warp accumulates its rows
+    double loss = 0.0; // lane 0 of each warp accumulates its rows
     long long correct = 0;
     for (int b = blockIdx.x * kRowsPerBlock + (threadIdx.x >> 5); b < B; b += gridDim.x * kRowsPerBlock) {
         const float* z = logits + static_cast<long>(b) * C; // (C)

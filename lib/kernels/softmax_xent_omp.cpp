@@ -16,7 +16,7 @@ XentStats softmax_xent<Impl::omp>(int B, int C, const float* logits, const std::
     double loss = 0.0;
     long long correct = 0;
     // logits: (B, C), labels: (B), dlogits: (B, C) or null
-#pragma omp target teams distribute parallel for thread_limit(64) reduction(+ : loss, correct) \
+#pragma omp target teams distribute parallel for thread_limit(64) reduction(+ : loss, correct)                         \
     is_device_ptr(logits, labels, dlogits) map(tofrom : loss, correct)
     for (int b = 0; b < B; ++b) {
         const float* z = logits + static_cast<long>(b) * C; // (C)

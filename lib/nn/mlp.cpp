@@ -118,8 +118,9 @@ std::vector<float> Mlp::download_params() const { return params_.to_vector(); }
 
 void Mlp::upload_params(const std::vector<float>& host)
 {
-    require(host.size() == num_params_, "MLP parameters: got " + std::to_string(host.size()) + " values, the model " +
-                                            layers_string(cfg_.layers) + " has " + std::to_string(num_params_));
+    require(host.size() == num_params_,
+            "MLP parameters: got " + std::to_string(host.size()) + " values, the model " + layers_string(cfg_.layers) +
+                " has " + std::to_string(num_params_));
     params_.upload(host);
 }
 
@@ -184,8 +185,7 @@ XentStats Mlp::loss_backward(const float* X, const std::int32_t* Y, int B, float
         gx.n = v.in;
         gx.k = v.out;
         be_.gemm(gx, dZ, params_.data() + v.w, dNext);
-        be_.activation_backward(cfg_.activation, static_cast<std::size_t>(B) * v.in, pre_[l - 1].data(), dNext,
-                                dNext);
+        be_.activation_backward(cfg_.activation, static_cast<std::size_t>(B) * v.in, pre_[l - 1].data(), dNext, dNext);
         std::swap(dZ, dNext);
     }
     return st;

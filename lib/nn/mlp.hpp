@@ -48,8 +48,8 @@ std::string layers_string(const std::vector<int>& layers);
 // Where one Linear layer's tensors live inside the flat buffers (element offsets).
 struct LayerView {
     int in = 0, out = 0;
-    std::size_t w = 0;      // W (OUT, IN) at [w, w + OUT*IN)
-    std::size_t b = 0;      // b (OUT)     at [b, b + OUT) == w + OUT*IN
+    std::size_t w = 0; // W (OUT, IN) at [w, w + OUT*IN)
+    std::size_t b = 0; // b (OUT)     at [b, b + OUT) == w + OUT*IN
     std::size_t count() const { return static_cast<std::size_t>(out) * in + out; }
 };
 

@@ -47,12 +47,12 @@ void Optimizer::step(float* W, const float* G, float lr)
 
 void Optimizer::upload_state(const std::vector<float>& m, const std::vector<float>& v)
 {
-    require(m.size() == n_, "optimizer state m: got " + std::to_string(m.size()) + " values, expected " +
-                                std::to_string(n_));
+    require(m.size() == n_,
+            "optimizer state m: got " + std::to_string(m.size()) + " values, expected " + std::to_string(n_));
     m_.upload(m);
     if (has_v()) {
-        require(v.size() == n_, "optimizer state v: got " + std::to_string(v.size()) + " values, expected " +
-                                    std::to_string(n_));
+        require(v.size() == n_,
+                "optimizer state v: got " + std::to_string(v.size()) + " values, expected " + std::to_string(n_));
         v_.upload(v);
     }
 }

@@ -20,7 +20,10 @@ namespace ompml {
 template <>
 struct SettingValue<std::vector<int>> {
     static std::string text(const std::vector<int>& v, bool) { return layers_string(v); }
-    static void parse(std::string_view text, std::vector<int>& out, const Spec&) { out = parse_layers(std::string(text), "value"); }
+    static void parse(std::string_view text, std::vector<int>& out, const Spec&)
+    {
+        out = parse_layers(std::string(text), "value");
+    }
 };
 
 template <class F>
@@ -29,47 +32,78 @@ void for_each_train_setting(F&& f)
     using enum Store;
     f(Spec{.flag = "--layers", .key = "layers", .group = "model", .help = "widths: input,hidden...,classes"},
       OMPML_FIELD(model.layers));
-    f(Spec{.flag = "--activation", .key = "activation", .group = "model",
+    f(Spec{.flag = "--activation",
+           .key = "activation",
+           .group = "model",
            .help = "hidden activation: relu | tanh | gelu | identity"},
       OMPML_FIELD(model.activation));
     f(Spec{.flag = "--optimizer", .key = "optimizer", .group = "optimizer", .help = "sgd | adam | adamw"},
       OMPML_FIELD(opt.kind));
     f(Spec{.flag = "--lr", .key = "lr", .group = "optimizer", .help = "base learning rate", .range = kPositive},
       OMPML_FIELD(opt.lr));
-    f(Spec{.flag = "--momentum", .key = "momentum", .group = "optimizer", .help = "SGD momentum",
+    f(Spec{.flag = "--momentum",
+           .key = "momentum",
+           .group = "optimizer",
+           .help = "SGD momentum",
            .range = kUnitInterval},
       OMPML_FIELD(opt.momentum));
     // Adam's betas and eps: PyTorch's defaults, stored so a checkpoint says what trained it.
     f(Spec{.key = "beta1", .group = "optimizer"}, OMPML_FIELD(opt.beta1));
     f(Spec{.key = "beta2", .group = "optimizer"}, OMPML_FIELD(opt.beta2));
     f(Spec{.key = "eps", .group = "optimizer"}, OMPML_FIELD(opt.eps));
-    f(Spec{.flag = "--weight-decay", .key = "weight_decay", .group = "optimizer",
-           .help = "weight decay (default 0; 0.01 for adamw)", .range = kNonNegative},
+    f(Spec{.flag = "--weight-decay",
+           .key = "weight_decay",
+           .group = "optimizer",
+           .help = "weight decay (default 0; 0.01 for adamw)",
+           .range = kNonNegative},
       OMPML_FIELD(opt.weight_decay));
-    f(Spec{.flag = "--schedule", .key = "schedule", .group = "schedule", .help = "lr schedule: constant | step | cosine"},
+    f(Spec{.flag = "--schedule",
+           .key = "schedule",
+           .group = "schedule",
+           .help = "lr schedule: constant | step | cosine"},
       OMPML_FIELD(sched.kind));
-    f(Spec{.flag = "--warmup", .key = "warmup", .group = "schedule", .help = "linear warmup steps",
+    f(Spec{.flag = "--warmup",
+           .key = "warmup",
+           .group = "schedule",
+           .help = "linear warmup steps",
            .range = kNonNegative},
       OMPML_FIELD(sched.warmup));
-    f(Spec{.flag = "--step-size", .key = "step_size", .group = "schedule",
-           .help = "step schedule: decay every N steps", .range = kNonNegative},
+    f(Spec{.flag = "--step-size",
+           .key = "step_size",
+           .group = "schedule",
+           .help = "step schedule: decay every N steps",
+           .range = kNonNegative},
       OMPML_FIELD(sched.step_size));
-    f(Spec{.flag = "--gamma", .key = "gamma", .group = "schedule", .help = "step schedule: decay factor",
+    f(Spec{.flag = "--gamma",
+           .key = "gamma",
+           .group = "schedule",
+           .help = "step schedule: decay factor",
            .range = kPositive},
       OMPML_FIELD(sched.gamma));
     // The cosine's length: epochs x steps per epoch, fixed at a fresh start (Trainer::resolve_schedule).
     f(Spec{.key = "total_steps", .group = "schedule"}, OMPML_FIELD(sched.total_steps));
-    f(Spec{.flag = "--clip", .key = "clip", .group = "optimizer",
-           .help = "clip gradients to this global L2 norm (0: off)", .range = kNonNegative},
+    f(Spec{.flag = "--clip",
+           .key = "clip",
+           .group = "optimizer",
+           .help = "clip gradients to this global L2 norm (0: off)",
+           .range = kNonNegative},
       OMPML_FIELD(clip));
     f(Spec{.flag = "--seed", .key = "seed", .group = "run", .help = "seed of init and shuffle"}, OMPML_FIELD(seed));
     f(Spec{.flag = "--batch", .key = "batch", .group = "run", .help = "global batch size", .range = kPositive},
       OMPML_FIELD(batch));
-    f(Spec{.flag = "--epochs", .key = "epochs", .group = "run",
-           .help = "epochs to train (in total, counting resumed ones)", .range = kPositive, .store = may_change},
+    f(Spec{.flag = "--epochs",
+           .key = "epochs",
+           .group = "run",
+           .help = "epochs to train (in total, counting resumed ones)",
+           .range = kPositive,
+           .store = may_change},
       OMPML_FIELD(epochs));
-    f(Spec{.flag = "--eval-batch", .key = "eval_batch", .group = "run", .help = "batch size for evaluation",
-           .range = kPositive, .store = may_change},
+    f(Spec{.flag = "--eval-batch",
+           .key = "eval_batch",
+           .group = "run",
+           .help = "batch size for evaluation",
+           .range = kPositive,
+           .store = may_change},
       OMPML_FIELD(eval_batch));
 }
 

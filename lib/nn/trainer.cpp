@@ -14,10 +14,7 @@ namespace ompml {
 namespace {
 
 // "step 123: " (or "" for an unnamed step), the start of every non-finite message.
-std::string step_prefix(std::int64_t step)
-{
-    return step > 0 ? "step " + std::to_string(step) + ": " : std::string();
-}
+std::string step_prefix(std::int64_t step) { return step > 0 ? "step " + std::to_string(step) + ": " : std::string(); }
 
 // Stops the run when v (a loss or norm that is the same on every rank or this rank's own) is
 // not finite.
@@ -42,8 +39,8 @@ EvalResult evaluate(Mlp& model, BatchSource& data, Comm& comm, bool confusion)
 {
     const int C = model.classes();
     std::vector<double> sums(2 + (confusion ? static_cast<std::size_t>(C) * C : 0), 0.0); // loss, correct, [C*C]
-    std::vector<float> logits_host;     // (rows, C)
-    std::vector<std::int32_t> y_host;   // (rows)
+    std::vector<float> logits_host;                                                       // (rows, C)
+    std::vector<std::int32_t> y_host;                                                     // (rows)
     data.start_epoch(0, 0);
     DeviceBatch b;
     while (data.next(b)) {
@@ -99,8 +96,8 @@ XentStats Trainer::train_step(const DeviceBatch& b, float lr, std::int64_t step)
     const float scale = 1.0f / static_cast<float>(b.global_rows);
     if (b.rows > 0) model_.forward(b.x, b.rows, true);
     float* G = model_.grads();
-    const XentStats st = model_.loss_backward(b.x, b.y, b.rows, scale,
-                                              [&](int, const LayerView& v) { comm_.grad_ready(be_, G, v); });
+    const XentStats st =
+        model_.loss_backward(b.x, b.y, b.rows, scale, [&](int, const LayerView& v) { comm_.grad_ready(be_, G, v); });
     comm_.finish_grads(be_, G, model_.num_params());
     // After the gradient sum (its collectives are complete on every rank), before the optimizer
     // step (the parameters stay finite).
@@ -146,8 +143,9 @@ public:
             epoch_samples_ = 0.0;
         }
         DeviceBatch b;
-        require(train_.next(b), "training data ended after " + std::to_string(st_.step_in_epoch) + " of " +
-                                    std::to_string(spe_) + " steps of epoch " + std::to_string(st_.epoch));
+        require(train_.next(b),
+                "training data ended after " + std::to_string(st_.step_in_epoch) + " of " + std::to_string(spe_) +
+                    " steps of epoch " + std::to_string(st_.epoch));
         lr_ = scheduled_lr(sched_, cfg_.opt.lr, st_.step);
         const XentStats s = t_.train_step(b, lr_, st_.step + 1);
         have_eval_ = false;
@@ -263,13 +261,13 @@ private:
     ScheduleConfig sched_;
     TrainState st_;
     TrainResult res_;
-    double train_seconds_ = 0.0;  // whole epochs of this process, evaluation excluded
-    Stopwatch epoch_clock_;       // the epoch in progress (or its resumed part) ...
-    bool in_epoch_ = false;       // ... while its time is not yet in train_seconds_
+    double train_seconds_ = 0.0; // whole epochs of this process, evaluation excluded
+    Stopwatch epoch_clock_;      // the epoch in progress (or its resumed part) ...
+    bool in_epoch_ = false;      // ... while its time is not yet in train_seconds_
     double epoch_samples_ = 0.0;
-    double local_loss_ = 0.0;     // this rank's loss sum not yet in st_ (summed lazily)
+    double local_loss_ = 0.0; // this rank's loss sum not yet in st_ (summed lazily)
     std::int64_t last_checkpoint_ = 0;
-    bool have_eval_ = false;      // res_.test describes the current parameters
+    bool have_eval_ = false; // res_.test describes the current parameters
     float lr_ = 0.0f;
 };
 

@@ -45,16 +45,16 @@ struct TrainConfig {
     OptimizerConfig opt;
     ScheduleConfig sched;
     std::uint64_t seed = 1;
-    int batch = 128;          // global batch (all ranks together)
+    int batch = 128; // global batch (all ranks together)
     int epochs = 10;
-    float clip = 0.0f;        // max global grad L2 norm; 0 = off
-    int eval_batch = 1000;    // global batch for evaluation
+    float clip = 0.0f;     // max global grad L2 norm; 0 = off
+    int eval_batch = 1000; // global batch for evaluation
 };
 
 // A batch on the device: this rank's rows of one global batch.
 struct DeviceBatch {
-    int rows = 0;        // this rank's rows (may be 0)
-    int global_rows = 0; // rows of the whole global batch (the averaging denominator)
+    int rows = 0;                    // this rank's rows (may be 0)
+    int global_rows = 0;             // rows of the whole global batch (the averaging denominator)
     const float* x = nullptr;        // (rows, IN), device
     const std::int32_t* y = nullptr; // (rows), device
     std::int64_t step_in_epoch = 0;  // which batch of the epoch this is (0-based)
@@ -92,7 +92,7 @@ struct TrainState {
     // Running sums of the epoch in progress (global), so a resumed epoch reports the same loss.
     double epoch_loss_sum = 0.0;
     double epoch_rows = 0.0;
-    double elapsed_s = 0.0;         // training wall time before this process (reporting only)
+    double elapsed_s = 0.0; // training wall time before this process (reporting only)
 };
 
 struct EvalResult {
@@ -108,7 +108,7 @@ EvalResult evaluate(Mlp& model, BatchSource& data, Comm& comm, bool confusion = 
 
 struct StepReport {
     std::int64_t step, epoch, step_in_epoch, steps_per_epoch;
-    double loss;          // this rank's batch mean loss
+    double loss; // this rank's batch mean loss
     float lr;
     double epoch_seconds; // since the epoch (or the resumed part of it) started
     double epoch_samples; // global samples trained in that time
@@ -117,10 +117,10 @@ struct StepReport {
 struct EpochReport {
     std::int64_t epoch; // epochs completed (1-based label of the epoch just finished)
     std::int64_t step;
-    double train_loss;  // mean over the epoch's global samples
+    double train_loss; // mean over the epoch's global samples
     double test_loss, test_acc;
-    float lr;           // lr of the epoch's last step
-    double seconds;     // training time of this epoch (this process), evaluation excluded
+    float lr;       // lr of the epoch's last step
+    double seconds; // training time of this epoch (this process), evaluation excluded
     double samples_per_s;
     double total_seconds;
 };
@@ -128,7 +128,7 @@ struct EpochReport {
 struct TrainResult {
     TrainState state;
     EvalResult test;
-    double seconds = 0.0; // wall time of this run() (training + evaluation)
+    double seconds = 0.0;       // wall time of this run() (training + evaluation)
     bool stopped_early = false; // max_steps reached before the last epoch ended
     bool interrupted = false;   // Hooks::should_stop said stop: checkpointed, not evaluated
 };

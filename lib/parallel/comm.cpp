@@ -94,12 +94,15 @@ std::string describe_mismatch(const std::vector<std::string>& texts)
         for (const auto& key : order) {
             const auto it = other.find(key);
             const std::string* v0 = &base.at(key);
-            if (it == other.end()) note(key, r, v0, nullptr);
-            else if (it->second != *v0) note(key, r, v0, &it->second);
+            if (it == other.end())
+                note(key, r, v0, nullptr);
+            else if (it->second != *v0)
+                note(key, r, v0, &it->second);
         }
         for (const auto& [key, v] : other)
             if (base.find(key) == base.end()) note(key, r, nullptr, &v);
-        if (texts[r] != texts[0] && diffs.empty()) diffs.push_back("setting order differs on rank " + std::to_string(r));
+        if (texts[r] != texts[0] && diffs.empty())
+            diffs.push_back("setting order differs on rank " + std::to_string(r));
     }
     std::string msg = "ranks disagree on the configuration: ";
     for (std::size_t i = 0; i < diffs.size(); ++i) msg += (i ? "; " : "") + diffs[i];
@@ -166,10 +169,7 @@ bool mpi_cuda_aware()
 
 // --- session and devices --------------------------------------------------------------------
 
-int choose_local_device(int local_rank, int device_count)
-{
-    return device_count > 0 ? local_rank % device_count : -1;
-}
+int choose_local_device(int local_rank, int device_count) { return device_count > 0 ? local_rank % device_count : -1; }
 
 std::string DeviceBinding::describe() const
 {
@@ -178,15 +178,16 @@ std::string DeviceBinding::describe() const
     std::string where;
     int used = 0; // devices of that kind, to say when ranks share them
     if (!hook_api.empty()) {
-        where = hook_device >= 0 ? "on " + hook_api + " device " + std::to_string(hook_device) + " of " +
-                                       std::to_string(hook_devices)
-                                 : "without a " + hook_api + " device";
+        where = hook_device >= 0
+            ? "on " + hook_api + " device " + std::to_string(hook_device) + " of " + std::to_string(hook_devices)
+            : "without a " + hook_api + " device";
         used = hook_devices;
     } else if (backend == "ref") {
         where = "on the host";
     } else {
-        where = omp_device >= 0 ? "on OpenMP device " + std::to_string(omp_device) + " of " + std::to_string(omp_devices)
-                                : std::string("on the host (no OpenMP device: target regions run on host cores)");
+        where = omp_device >= 0
+            ? "on OpenMP device " + std::to_string(omp_device) + " of " + std::to_string(omp_devices)
+            : std::string("on the host (no OpenMP device: target regions run on host cores)");
         used = omp_devices;
     }
     std::string s = "local rank " + std::to_string(local_rank) + " of " + std::to_string(local_size) + ": ";
@@ -379,7 +380,8 @@ std::vector<std::string> gather_strings(MPI_Comm comm, const std::string& s)
             total += lens[r];
         }
         // Rank 0 learns the total only now; every rank reached the Gatherv, so abort, not throw.
-        if (total > INT_MAX) abort_all("gather_strings: " + std::to_string(total) + " bytes in all exceed an MPI count");
+        if (total > INT_MAX)
+            abort_all("gather_strings: " + std::to_string(total) + " bytes in all exceed an MPI count");
         all.resize(static_cast<std::size_t>(total));
     }
     MPI_CHECK(MPI_Gatherv(s.data(), len, MPI_CHAR, all.data(), lens.data(), displs.data(), MPI_CHAR, 0, comm));

@@ -55,12 +55,12 @@ private:
 struct DeviceBinding {
     int local_rank = 0;
     int local_size = 1;
-    std::string backend;   // the backend bound for ("" when none was named)
-    int omp_devices = 0;   // OpenMP devices this rank sees
-    int omp_device = -1;   // the default device chosen; -1: none, target regions run on the host
-    std::string hook_api;  // the backend's own device API ("CUDA"); empty when it has none
-    int hook_devices = 0;  // devices the hook reported
-    int hook_device = -1;  // the device given to the hook; -1: none
+    std::string backend;  // the backend bound for ("" when none was named)
+    int omp_devices = 0;  // OpenMP devices this rank sees
+    int omp_device = -1;  // the default device chosen; -1: none, target regions run on the host
+    std::string hook_api; // the backend's own device API ("CUDA"); empty when it has none
+    int hook_devices = 0; // devices the hook reported
+    int hook_device = -1; // the device given to the hook; -1: none
     // Where this rank's backend runs, one line for the run's log: "local rank 1 of 4: cuda
     // backend on CUDA device 1 of 2 (ranks share devices)".
     std::string describe() const;

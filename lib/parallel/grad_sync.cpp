@@ -93,8 +93,8 @@ void GradientAverager::init_mpi()
 {
     direct_ = grad_sync_direct(mem_, opt_);
     bucket_elems_ = opt_.bucket_mb > 0
-                        ? std::max<std::size_t>(1, static_cast<std::size_t>(opt_.bucket_mb * 1048576.0 / sizeof(float)))
-                        : std::numeric_limits<std::size_t>::max();
+        ? std::max<std::size_t>(1, static_cast<std::size_t>(opt_.bucket_mb * 1048576.0 / sizeof(float)))
+        : std::numeric_limits<std::size_t>::max();
     if (staged() && n_ > 0) {
         // Page-aligned so a pin_host hook (cudaHostRegister) can lock whole pages; pageable
         // otherwise, which costs copy speed, not correctness.
@@ -107,8 +107,8 @@ void GradientAverager::init_mpi()
 
 GradientAverager::~GradientAverager()
 {
-    const bool in_flight = std::any_of(requests_.begin(), requests_.end(),
-                                       [](MPI_Request r) { return r != MPI_REQUEST_NULL; });
+    const bool in_flight =
+        std::any_of(requests_.begin(), requests_.end(), [](MPI_Request r) { return r != MPI_REQUEST_NULL; });
     if (in_flight) {
         // Unwinding from an error on this rank: the other ranks may never join these
         // reductions, so waiting could hang; the job is ending (abort_all or a collective
@@ -236,8 +236,8 @@ void GradientAverager::progress()
     std::vector<int> done(requests_.size());
     int count = 0;
     Stopwatch t;
-    MPI_CHECK(MPI_Testsome(static_cast<int>(requests_.size()), requests_.data(), &count, done.data(),
-                           MPI_STATUSES_IGNORE));
+    MPI_CHECK(
+        MPI_Testsome(static_cast<int>(requests_.size()), requests_.data(), &count, done.data(), MPI_STATUSES_IGNORE));
     cur_.mpi_s += t.seconds();
     if (count == MPI_UNDEFINED) return; // every request already finished
     for (int i = 0; i < count; ++i) complete(done[static_cast<std::size_t>(i)]);
@@ -278,8 +278,9 @@ void GradientAverager::finish()
     marked_.clear();
     const std::size_t marked = marked_total_;
     marked_total_ = 0;
-    require(marked == n_, "GradientAverager::finish: only " + std::to_string(marked) + " of " + std::to_string(n_) +
-                              " gradient elements were marked ready this step");
+    require(marked == n_,
+            "GradientAverager::finish: only " + std::to_string(marked) + " of " + std::to_string(n_) +
+                " gradient elements were marked ready this step");
 }
 
 void GradientAverager::allreduce()

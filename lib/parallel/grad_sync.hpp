@@ -68,9 +68,9 @@ struct EnumNames<GradTransport> {
 
 struct GradSyncOptions {
     GradTransport transport = GradTransport::automatic;
-    double bucket_mb = 4.0;      // send a bucket once this many MB are ready; <= 0: one bucket in finish()
-    bool force_staging = false;  // copy through host memory even where MPI could read the buffer
-    bool gpu_memory = false;     // the buffer is CUDA device memory (cuda backend, omp on an NVIDIA GPU)
+    double bucket_mb = 4.0;     // send a bucket once this many MB are ready; <= 0: one bucket in finish()
+    bool force_staging = false; // copy through host memory even where MPI could read the buffer
+    bool gpu_memory = false;    // the buffer is CUDA device memory (cuda backend, omp on an NVIDIA GPU)
     // Optional page-locking of the staging buffer (e.g. cudaHostRegister / cudaHostUnregister
     // from the CUDA backend): pinned memory makes the staging copies DMA at full speed.
     std::function<void(void*, std::size_t)> pin_host;
@@ -80,11 +80,11 @@ struct GradSyncOptions {
 // Time of one step (or the sum over steps), for the scaling study.
 struct GradSyncStats {
     int steps = 0;
-    int buckets = 0;        // MPI_Iallreduce calls, or ranges summed through shared memory
-    std::size_t bytes = 0;  // bytes this rank reduced
-    double mpi_s = 0;       // wall time in the sum: MPI calls (starts, progress tests, waits) or shared-memory sums and waits
-    double wait_s = 0;      // the exposed part: waiting in finish() after backward is done
-    double copy_s = 0;      // staging copies device <-> host
+    int buckets = 0;       // MPI_Iallreduce calls, or ranges summed through shared memory
+    std::size_t bytes = 0; // bytes this rank reduced
+    double mpi_s = 0; // wall time in the sum: MPI calls (starts, progress tests, waits) or shared-memory sums and waits
+    double wait_s = 0; // the exposed part: waiting in finish() after backward is done
+    double copy_s = 0; // staging copies device <-> host
     void add(const GradSyncStats& o);
 };
 
@@ -144,13 +144,13 @@ private:
     int size_ = 1;
     bool direct_ = true;
     std::size_t bucket_elems_ = 0;
-    float* host_ = nullptr;  // (n) page-aligned staging copy, when staged
+    float* host_ = nullptr; // (n) page-aligned staging copy, when staged
 
-    std::vector<Bucket> buckets_;            // launched this step
-    std::vector<MPI_Request> requests_;      // one per bucket; MPI_REQUEST_NULL once done
+    std::vector<Bucket> buckets_;                             // launched this step
+    std::vector<MPI_Request> requests_;                       // one per bucket; MPI_REQUEST_NULL once done
     std::vector<std::pair<std::size_t, std::size_t>> marked_; // ranges marked this step
     std::size_t marked_total_ = 0;
-    std::size_t pend_lo_ = 0, pend_hi_ = 0;  // the pending (ready, not yet sent) range
+    std::size_t pend_lo_ = 0, pend_hi_ = 0; // the pending (ready, not yet sent) range
     GradSyncStats cur_, last_, total_;
 };
 

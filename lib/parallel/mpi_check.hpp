@@ -15,9 +15,8 @@ namespace ompml {
 
 } // namespace ompml
 
-#define MPI_CHECK(call)                                                        \
-    do {                                                                       \
-        const int ompml_mpi_rc_ = (call);                                      \
-        if (ompml_mpi_rc_ != MPI_SUCCESS)                                      \
-            ::ompml::mpi_fail(__FILE__, __LINE__, #call, ompml_mpi_rc_);       \
+#define MPI_CHECK(call)                                                                                                \
+    do {                                                                                                               \
+        const int ompml_mpi_rc_ = (call);                                                                              \
+        if (ompml_mpi_rc_ != MPI_SUCCESS) ::ompml::mpi_fail(__FILE__, __LINE__, #call, ompml_mpi_rc_);                 \
     } while (0)

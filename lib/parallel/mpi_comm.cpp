@@ -2,15 +2,14 @@
 #include "parallel/mpi_comm.hpp"
 
 #include "core/check.hpp"
-#include "parallel/mpi_check.hpp"
 #include "core/timer.hpp"
+#include "parallel/mpi_check.hpp"
 
 #include <climits>
 
 namespace ompml {
 
-MpiComm::MpiComm(MPI_Comm comm, Backend& be, std::size_t n, const GradSyncOptions& opt)
-    : MpiReduceComm(comm), n_(n)
+MpiComm::MpiComm(MPI_Comm comm, Backend& be, std::size_t n, const GradSyncOptions& opt) : MpiReduceComm(comm), n_(n)
 {
     avg_ = std::make_unique<GradientAverager>(comm_, be.memory(), n, opt);
     G_ = avg_->data();
@@ -27,8 +26,7 @@ void MpiComm::grad_ready(Backend& be, float* G, const LayerView& view)
 
 void MpiComm::finish_grads(Backend&, float* G, std::size_t n)
 {
-    require(G == G_ && n == n_,
-            "MpiComm::finish_grads: not the gradient buffer this communicator averages");
+    require(G == G_ && n == n_, "MpiComm::finish_grads: not the gradient buffer this communicator averages");
     avg_->finish();
 }
 
@@ -45,8 +43,8 @@ bool MpiReduceComm::any(bool local) { return any_rank(comm_, local); }
 BlockingAllreduceComm::BlockingAllreduceComm(MPI_Comm comm, const MemorySpace& mem, std::size_t n)
     : MpiReduceComm(comm), stage_(&mem != &host_memory() ? n : 0)
 {
-    require(n <= static_cast<std::size_t>(INT_MAX), "BlockingAllreduceComm: " + std::to_string(n) +
-                                                        " floats exceed one MPI_Allreduce's int count");
+    require(n <= static_cast<std::size_t>(INT_MAX),
+            "BlockingAllreduceComm: " + std::to_string(n) + " floats exceed one MPI_Allreduce's int count");
 }
 
 void BlockingAllreduceComm::finish_grads(Backend& be, float* G, std::size_t n)

@@ -11,9 +11,9 @@
 // and staging copies of the gradient sum, GradSyncStats) against the rest of the step.
 #pragma once
 
+#include "nn/trainer.hpp"
 #include "parallel/comm.hpp"
 #include "parallel/grad_sync.hpp"
-#include "nn/trainer.hpp"
 
 #include <mpi.h>
 

@@ -30,11 +30,11 @@ namespace {
 static_assert(std::atomic<std::uint64_t>::is_always_lock_free,
               "NodeSum's counters must be lock-free atomics to work between processes");
 constexpr std::size_t kPage = 4096;
-constexpr std::size_t kSlots = 4096;                                   // most ranges one step may mark
+constexpr std::size_t kSlots = 4096;                                         // most ranges one step may mark
 constexpr std::size_t kHeaderBytes = kPage + kSlots * sizeof(std::uint64_t); // page-aligned buffers after it
-constexpr std::size_t kChunk = 32768; // floats per claim (128 KB of each buffer)
-constexpr std::size_t kBlock = 2048;  // floats summed in one pass over the P buffers (8 KB, stays in L1)
-constexpr int kCountBits = 24;        // a claim slot: (range number + 1) << 24 | chunks claimed
+constexpr std::size_t kChunk = 32768;                                        // floats per claim (128 KB of each buffer)
+constexpr std::size_t kBlock = 2048;          // floats summed in one pass over the P buffers (8 KB, stays in L1)
+constexpr int kCountBits = 24;                // a claim slot: (range number + 1) << 24 | chunks claimed
 constexpr std::uint64_t kFailed = UINT64_MAX; // `finished` of a rank that found the ranges differ
 
 // Spin briefly (the other rank is usually a few microseconds away), then yield, then nap, so
@@ -130,9 +130,9 @@ NodeSum::~NodeSum()
 void NodeSum::ready(std::size_t off, std::size_t count)
 {
     require(!failed_, "gradient sum (shared memory): unusable after an earlier error");
-    require(off <= n_ && count <= n_ - off, "NodeSum::ready: range [" + std::to_string(off) + ", " +
-                                                std::to_string(off + count) + ") exceeds the buffer's " +
-                                                std::to_string(n_) + " elements");
+    require(off <= n_ && count <= n_ - off,
+            "NodeSum::ready: range [" + std::to_string(off) + ", " + std::to_string(off + count) +
+                ") exceeds the buffer's " + std::to_string(n_) + " elements");
     require(ranges_.size() < kSlots, "NodeSum::ready: more than " + std::to_string(kSlots) + " ranges in one step");
     ranges_.push_back({off, count});
     hash_ = mix(mix(hash_, off), count);
@@ -213,9 +213,8 @@ void NodeSum::finish()
     me.hash[slot].store(hash_, std::memory_order_relaxed);
     me.finished.store(step_ + 1, std::memory_order_release);
     wait_until([&] {
-        return std::all_of(headers_.begin(), headers_.end(), [&](const Header* h) {
-            return h->finished.load(std::memory_order_acquire) > step_;
-        });
+        return std::all_of(headers_.begin(), headers_.end(),
+                           [&](const Header* h) { return h->finished.load(std::memory_order_acquire) > step_; });
     });
     bool failed = false, differs = false;
     for (const Header* h : headers_) {

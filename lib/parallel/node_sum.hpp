@@ -68,7 +68,7 @@ private:
     };
     void sum_chunk(const Range& r, std::size_t chunk);
     std::uint64_t min_published() const;
-    bool peer_finished() const;              // some rank has finished this step
+    bool peer_finished() const;                      // some rank has finished this step
     [[noreturn]] void fail(const std::string& what); // marks this rank failed (peers stop waiting), throws
 
     MPI_Comm comm_;
@@ -76,13 +76,13 @@ private:
     int rank_ = 0, size_ = 1;
     std::size_t n_;
     float* mine_ = nullptr;
-    std::vector<float*> bufs_;      // every rank's buffer, rank order
-    std::vector<Header*> headers_;  // every rank's counters
-    std::vector<Range> ranges_;     // marked this step, in order
+    std::vector<float*> bufs_;                     // every rank's buffer, rank order
+    std::vector<Header*> headers_;                 // every rank's counters
+    std::vector<Range> ranges_;                    // marked this step, in order
     std::atomic<std::uint64_t>* claims_ = nullptr; // in rank 0's segment: chunks taken per range
-    std::uint64_t base_ = 0;        // ranges marked in earlier steps (the counters never reset)
-    std::uint64_t step_ = 0;        // steps finished
-    std::uint64_t hash_ = 0;        // of this step's ranges
+    std::uint64_t base_ = 0;                       // ranges marked in earlier steps (the counters never reset)
+    std::uint64_t step_ = 0;                       // steps finished
+    std::uint64_t hash_ = 0;                       // of this step's ranges
     bool failed_ = false;
 };
 
