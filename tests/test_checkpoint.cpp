@@ -9,6 +9,8 @@
 #include "io/h5.hpp"
 #include "io/synth.hpp"
 
+#include "temp_dir.hpp"
+
 #include <boost/test/unit_test.hpp>
 
 #include <cmath>
@@ -26,23 +28,7 @@ using namespace ompml;
 
 namespace {
 
-struct TempDir {
-    fs::path dir;
-    TempDir()
-    {
-        static int counter = 0;
-        dir = fs::temp_directory_path() /
-            ("ompml_test_checkpoint_" + std::to_string(::getpid()) + "_" + std::to_string(counter++));
-        fs::create_directories(dir);
-    }
-    ~TempDir()
-    {
-        std::error_code ec;
-        fs::permissions(dir, fs::perms::owner_all, fs::perm_options::add, ec);
-        fs::remove_all(dir, ec);
-    }
-    std::string operator/(const std::string& name) const { return (dir / name).string(); }
-};
+using test::TempDir;
 
 // A small adam checkpoint at `step`: layers 4,3,2 (23 parameters), values a function of step.
 Checkpoint make_checkpoint(std::int64_t step)

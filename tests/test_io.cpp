@@ -12,6 +12,8 @@
 #include "io/loader.hpp"
 #include "io/synth.hpp"
 
+#include "temp_dir.hpp"
+
 #include <boost/test/unit_test.hpp>
 
 #include <algorithm>
@@ -29,23 +31,7 @@ using namespace ompml;
 
 namespace {
 
-// A fresh temporary directory per test, removed afterwards.
-struct TempDir {
-    fs::path dir;
-    TempDir()
-    {
-        static int counter = 0;
-        dir = fs::temp_directory_path() /
-            ("ompml_test_io_" + std::to_string(::getpid()) + "_" + std::to_string(counter++));
-        fs::create_directories(dir);
-    }
-    ~TempDir()
-    {
-        std::error_code ec;
-        fs::remove_all(dir, ec);
-    }
-    std::string operator/(const std::string& name) const { return (dir / name).string(); }
-};
+using test::TempDir;
 
 // Runs fn, which must throw ompml::Error whose message is exactly `expected`.
 void expect_error(const std::function<void()>& fn, const std::string& expected)
