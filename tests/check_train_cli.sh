@@ -44,7 +44,7 @@ expect_error() {
   echo "rejected ($*): $(cat err.log)"
 }
 expect_error "--layers: value '24,x,5': entry 'x' is not a positive width" --data d.h5 --layers 24,x,5
-expect_error "--activation: value 'sigmoid' is not one of relu, tanh, gelu, identity" --data d.h5 --layers 24,32,5 --activation sigmoid
+expect_error "--activation: value 'sigmoid' is not one of relu, tanh, gelu" --data d.h5 --layers 24,32,5 --activation sigmoid
 expect_error "--optimizer: value 'lamb' is not one of sgd, adam, adamw" --data d.h5 --layers 24,32,5 --optimizer lamb
 expect_error "--schedule: value 'linear' is not one of constant, step, cosine" --data d.h5 --layers 24,32,5 --schedule linear
 expect_error "--epochs: value 0 must be > 0" --data d.h5 --layers 24,32,5 --epochs 0

@@ -33,13 +33,14 @@ struct MlpConfig {
 };
 
 // Hidden activations by name (parse_enum<Act>, enum_name; core/enum_names.hpp). identity is
-// what the last layer uses; as a hidden activation it makes a linear model.
+// the last layer's and no hidden choice, so it has no name here.
 template <>
 struct EnumNames<Act> {
     static constexpr const char* what = "activation";
     static constexpr std::pair<Act, const char*> names[] = {
-        {Act::relu, "relu"}, {Act::tanh, "tanh"}, {Act::gelu, "gelu"}, {Act::identity, "identity"}};
+        {Act::relu, "relu"}, {Act::tanh, "tanh"}, {Act::gelu, "gelu"}};
 };
+
 // "784,512,256,10" <-> widths; parse throws Error on an empty/bad/non-positive entry or < 2 widths.
 // what names the text in messages: "layers '7,x': ..." (a flag's parser passes "value").
 std::vector<int> parse_layers(const std::string& s, const char* what = "layers");

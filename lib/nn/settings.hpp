@@ -35,7 +35,7 @@ void for_each_train_setting(F&& f)
     f(Spec{.flag = "--activation",
            .key = "activation",
            .group = "model",
-           .help = "hidden activation: relu | tanh | gelu | identity"},
+           .help = "hidden activation: relu | tanh | gelu"},
       OMPML_FIELD(model.activation));
     f(Spec{.flag = "--optimizer", .key = "optimizer", .group = "optimizer", .help = "sgd | adam | adamw"},
       OMPML_FIELD(opt.kind));
