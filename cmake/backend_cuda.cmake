@@ -42,6 +42,15 @@ set(CMAKE_MINIMUM_REQUIRED_VERSION 3.24)
 find_package(CUDAToolkit REQUIRED)
 set(CMAKE_MINIMUM_REQUIRED_VERSION ${_ompml_min_version})
 
+# NVTX ranges for the trace's phases (core/trace.cpp), so nsys names them for the omp and the
+# cuda backend alike: the toolkit's header-only nvtx3 (no library to link; dlopen is in glibc).
+find_path(OMPML_NVTX_INCLUDE nvtx3/nvToolsExt.h HINTS ${CUDAToolkit_INCLUDE_DIRS})
+if(OMPML_NVTX_INCLUDE)
+  target_include_directories(ompml_core PRIVATE ${OMPML_NVTX_INCLUDE})
+  target_compile_definitions(ompml_core PRIVATE OMPML_WITH_NVTX=1)
+  message(STATUS "ompml: NVTX ranges   : ${OMPML_NVTX_INCLUDE}/nvtx3")
+endif()
+
 ompml_kernel_sources(_ompml_cuda_sources _cuda.cu)
 target_sources(ompml_kernels PRIVATE ${_ompml_cuda_sources})
 target_sources(ompml_backend PRIVATE backend/backend_cuda.cpp)

@@ -47,8 +47,9 @@ int train(const MpiSession& mpi, int argc, char** argv)
     agree_on_run(mpi, cfg, opt, data, resume);
     TrainModel model = build_model(mpi, *be, cfg, data, resume); // build, or resume
     const std::unique_ptr<MpiComm> comm = make_comm(mpi, *be, opt, model);
+    const std::unique_ptr<TraceFile> trace = open_trace(mpi, opt, *be, model.mlp->num_params());
 
-    TrainConsole console(mpi, cfg, opt, data, resume, model, *comm);
+    TrainConsole console(mpi, cfg, opt, data, resume, model, *comm, trace.get());
     console.print_start(*be, binding);
     Trainer trainer(*be, cfg, *model.mlp, *model.opt, *comm); // the loop
     const RunLimits limits{opt.max_steps, opt.checkpoint_every};

@@ -7,6 +7,8 @@
 #   tools/scaling.sh            # weak 1x1 2x1, strong 1x1 2x1 1x2; widths 128 512 2048 4096
 #   tools/scaling.sh --configs "1x1 2x1 4x1" --widths "512 2048" --out runs/scaling-big
 #   tools/scaling.sh --mpirun-args "--mca coll_libnbc_iallreduce_algorithm 1"
+#   tools/scaling.sh --traces   # also a timeline of each point's first run: trace-<point>.json
+#                               # (tools/trace_report.py FILE --png OUT.png draws it)
 # In a Slurm allocation (jobs/scaling.sbatch; the contract of jobs/README.md): one run per
 # node count through $OMPML_LAUNCHER NODES $OMPML_BIN/ompml-scale ..., threads from Slurm:
 #   tools/scaling.sh --nodes "1 2 4" --out RUN_DIR -- EXTRA-OMPML-SCALE-ARGS...
@@ -28,13 +30,14 @@ steps=20
 warmup=3
 repeat=3
 mpirun_args=${OMPML_MPIRUN_ARGS:-}  # extra mpirun flags, word-split (e.g. MCA settings)
+traces=0                # 1: --trace for the first run of every point
 bind=none               # none | core (core: --map-by slot:PE=THREADS --bind-to core)
 nodes=""                # set: Slurm mode
 out=""
 bin=${OMPML_BIN:-}
 extra=()
 
-usage() { sed -n '2,18p' "$0" | sed 's/^# \{0,1\}//'; exit "${1:-0}"; }
+usage() { sed -n '2,19p' "$0" | sed 's/^# \{0,1\}//'; exit "${1:-0}"; }
 while (($#)); do
   case $1 in
     --configs) weak_configs=$2; strong_configs=$2; shift 2 ;;
@@ -49,6 +52,7 @@ while (($#)); do
     --warmup) warmup=$2; shift 2 ;;
     --repeat) repeat=$2; shift 2 ;;
     --bind) bind=$2; shift 2 ;;
+    --traces) traces=1; shift ;;
     --nodes) nodes=$2; shift 2 ;;
     --out) out=$2; shift 2 ;;
     --bin) bin=$2; shift 2 ;;
@@ -135,8 +139,10 @@ for mode in $modes; do
       rows=()
       for ((i = 1; i <= repeat; ++i)); do
         log=$out/$tag-$i.log
+        trace=()
+        ((traces && i == 1)) && trace=(--trace "$out/trace-$tag.json")
         if launch "$r" "$t" "$n" --mode "$mode" --layers "$layers" --batch "$batch" --steps "$steps" \
-          --warmup "$warmup" --csv "${extra[@]}" >"$log" 2>&1; then
+          --warmup "$warmup" --csv "${trace[@]}" "${extra[@]}" >"$log" 2>&1; then
           row=$(grep -a "^$mode,${layers//,/-}," "$log" | tail -n 1 || true)
           if [[ -n $row ]]; then rows+=("$row"); echo "$row" >>"$out/raw.csv"; fi
         else

@@ -6,9 +6,11 @@
 #include "core/buffer.hpp"
 #include "core/rng.hpp"
 #include "core/timer.hpp"
+#include "core/trace.hpp"
 #include "nn/trainer.hpp"
 #include "parallel/mpi_check.hpp"
 #include "parallel/mpi_comm.hpp"
+#include "parallel/trace_file.hpp"
 
 #include <omp.h>
 
@@ -149,16 +151,22 @@ struct StepTimes {
     std::vector<double> step_s, comm_s, wait_s;
     int buckets = 0;
 };
-StepTimes time_steps(MPI_Comm comm, const ScaleOptions& o, ScaleSetup& s)
+StepTimes time_steps(MPI_Comm comm, const ScaleOptions& o, ScaleSetup& s, TraceFile* trace_file)
 {
     TrainConfig cfg;
     cfg.model = s.model->config();
     cfg.opt = s.opt->config();
     Trainer trainer(*s.be, cfg, *s.model, *s.opt, s.comm());
     const float lr = static_cast<float>(o.lr);
+    int number = 0; // the step's number in a trace: warm-up steps first
     const auto step = [&] {
-        trainer.train_step(s.batch, lr);
-        s.be->synchronize();
+        trace::set_step(++number);
+        {
+            const trace::Span span("step");
+            trainer.train_step(s.batch, lr);
+            s.be->synchronize();
+        }
+        trace::end_step();
     };
     for (int i = 0; i < o.warmup; ++i) step();
     MPI_CHECK(MPI_Barrier(comm)); // start the timed steps together
@@ -178,6 +186,7 @@ StepTimes time_steps(MPI_Comm comm, const ScaleOptions& o, ScaleSetup& s)
         t.wait_s.push_back(g.wait_s);
         t.buckets = g.buckets;
     }
+    if (trace_file != nullptr) trace_file->write();
     return t;
 }
 
@@ -231,7 +240,14 @@ ScalePoint run_scale(const MpiSession& mpi, const ScaleOptions& o)
     p.where = gather_strings(comm, mpi.processor() + ", " + dev.describe());
     ScaleSetup s = build(mpi, o);
     validate(comm, s);
-    const StepTimes t = time_steps(comm, o, s);
+    std::unique_ptr<TraceFile> trace_file;
+    if (!o.trace.empty()) {
+        trace_file = std::make_unique<TraceFile>(
+            mpi, o.trace,
+            TraceInfo{"ompml-scale", o.warmup + 1, std::int64_t{o.warmup} + o.steps, s.model->num_params()});
+        p.trace = o.trace;
+    }
+    const StepTimes t = time_steps(comm, o, s, trace_file.get());
     const std::vector<double> ar_s = time_plain_allreduce(comm, o, s.model->num_params());
 
     p.params = s.model->num_params();
@@ -273,6 +289,7 @@ void print_scale_csv(const ScaleOptions& o, const ScalePoint& p)
                  p.transport_text.c_str());
     for (std::size_t q = 0; q < p.where.size(); ++q)
         std::fprintf(stderr, "ompml-scale: rank %zu: %s\n", q, p.where[q].c_str());
+    if (!p.trace.empty()) std::fprintf(stderr, "ompml-scale: trace: %s\n", p.trace.c_str());
 }
 
 void print_scale_report(const ScaleOptions& o, const ScalePoint& p)
@@ -294,6 +311,7 @@ void print_scale_report(const ScaleOptions& o, const ScalePoint& p)
     std::printf("    plain MPI_Allreduce of the same %.1f MB: %.3f ms (min %.3f)\n", mb, p.allreduce_ms,
                 p.allreduce_min_ms);
     std::printf("  %.1f samples/s\n", p.samples_per_s);
+    if (!p.trace.empty()) std::printf("trace: %s (tools/trace_report.py %s)\n", p.trace.c_str(), p.trace.c_str());
 }
 
 } // namespace ompml

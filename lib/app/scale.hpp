@@ -20,6 +20,8 @@
 //                (--grad-sync allreduce: one blocking MPI_Allreduce after backward instead of
 //                the averager; then comm_ms = wait_ms = the time of that call)
 //   compute_ms   step_ms - comm_ms
+//   (--trace FILE: the timed steps as a timeline, steps numbered after the warm-up's; the
+//   recording waits for no device work here, so with a queued backend spans are launch times)
 //   allreduce_ms a plain MPI_Allreduce(MPI_IN_PLACE) of params floats in a host buffer, after a
 //                barrier, same repetitions: what the same bytes cost without overlap or buckets.
 // Before timing, one step's summed gradient is checked against a host MPI_Allreduce of the
@@ -73,6 +75,7 @@ struct ScaleOptions {
     std::uint64_t seed = 1;
     bool csv = false;
     bool header = false;
+    std::string trace; // "": none
 };
 
 template <class F>
@@ -133,6 +136,12 @@ void for_each_scale_option(F&& f)
            .help = "seed of the parameters and the synthetic batch",
            .store = run_only},
       OMPML_FIELD(seed));
+    f(Spec{.flag = "--trace",
+           .key = "trace",
+           .help = "write a timeline of the timed steps of every rank (Chrome trace-event JSON; "
+                   "tools/trace_report.py) to this file",
+           .store = run_only},
+      OMPML_FIELD(trace));
     f(Spec{.flag = "--csv",
            .key = "csv",
            .help = "print one CSV row instead of the readable report",
@@ -162,6 +171,7 @@ struct ScalePoint {
     std::string transport_text;
     std::string backend, device;
     std::vector<std::string> where; // each rank's host and device
+    std::string trace;              // the trace file written ("": none)
 };
 
 // Collective: agree on the options, bind, build, validate the gradient sum, time.

@@ -3,6 +3,7 @@
 
 #include "app/stop_signal.hpp"
 #include "core/timer.hpp"
+#include "core/trace.hpp"
 #include "nn/settings.hpp"
 
 #include <unistd.h>
@@ -50,10 +51,13 @@ std::string group_text(const char* group, const TrainConfig& cfg, const TrainOpt
 } // namespace
 
 TrainConsole::TrainConsole(const MpiSession& mpi, const TrainConfig& cfg, const TrainOptions& opt,
-                           const TrainData& data, const ResumePoint& resume, TrainModel& model, MpiComm& comm)
+                           const TrainData& data, const ResumePoint& resume, TrainModel& model, MpiComm& comm,
+                           TraceFile* trace)
     : mpi_(mpi), cfg_(cfg), opt_(opt), data_(data), start_(resume.start()), resume_path_(resume.path), model_(model),
-      comm_(comm)
+      comm_(comm), trace_(trace)
 {
+    // The peak ompml-bench uses too (the CUDA device's attributes), where the backend runs on a GPU.
+    if (model.mlp->backend().on_gpu()) peak_gflops_ = gpu_peak().gflops * mpi.size();
     const std::int64_t all = static_cast<std::int64_t>(cfg.epochs) * data.train->steps_per_epoch();
     last_step_ = opt.max_steps > 0 ? std::min(opt.max_steps, all) : all;
     if (mpi.root() && !opt.metrics.empty()) metrics_ = std::make_unique<MetricsLog>(opt.metrics, !resume.path.empty());
@@ -93,6 +97,9 @@ void TrainConsole::print_start(const Backend& be, const DeviceBinding& binding)
         std::printf("  resume    %s at step %lld (epoch %lld, step %lld in it)\n", resume_path_.c_str(),
                     static_cast<long long>(start_.step), static_cast<long long>(start_.epoch),
                     static_cast<long long>(start_.step_in_epoch));
+    if (trace_ != nullptr)
+        std::printf("  trace     %s, steps %s\n", trace_->path().c_str(),
+                    opt_.trace_steps.empty() ? "all" : opt_.trace_steps.c_str());
     if (!opt_.checkpoint.empty())
         std::printf("  checkpoint %s%s (previous kept as %s.prev)\n", opt_.checkpoint.c_str(),
                     opt_.checkpoint_every > 0
@@ -110,6 +117,7 @@ Hooks TrainConsole::hooks()
     h.on_checkpoint = [this](const TrainState& s) {
         if (mpi_.root() && !opt_.checkpoint.empty())
             save_checkpoint(opt_.checkpoint, cfg_, data_.desc, s, *model_.mlp, *model_.opt, /*keep_previous=*/true);
+        if (trace_ != nullptr) trace_->write(); // a preempted run keeps its trace up to here
     };
     h.should_stop = [this](const TrainState& s) { return should_stop(s); };
     return h;
@@ -125,9 +133,10 @@ void TrainConsole::on_step(const StepReport& r)
     if (!live_ || r.epoch_seconds - last_live_ < 0.25) return;
     last_live_ = r.epoch_seconds;
     const double sps = r.epoch_seconds > 0 ? r.epoch_samples / r.epoch_seconds : 0.0;
-    std::printf("\r  epoch %lld/%d step %lld/%lld loss %.4f %.0f samples/s ETA %s   ",
+    std::printf("\r  epoch %lld/%d step %lld/%lld loss %.4f %.0f samples/s %s ETA %s   ",
                 static_cast<long long>(r.epoch + 1), cfg_.epochs, static_cast<long long>(r.step_in_epoch),
-                static_cast<long long>(r.steps_per_epoch), r.loss, sps, duration(eta_seconds(r.step, sps)).c_str());
+                static_cast<long long>(r.steps_per_epoch), r.loss, sps, flops_text(sps).c_str(),
+                duration(eta_seconds(r.step, sps)).c_str());
     std::fflush(stdout);
 }
 
@@ -141,22 +150,27 @@ void TrainConsole::on_epoch(const EpochReport& r)
     if (metrics_) {
         MetricsRecord m{r.epoch, r.step,          r.train_loss,    r.test_loss, r.test_acc,
                         r.lr,    r.total_seconds, r.samples_per_s, {}};
-        m.extra = {{"comm_s", ep_comm}, {"compute_s", ep_compute}, {"ranks", static_cast<double>(mpi_.size())}};
+        m.extra = {{"comm_s", ep_comm},
+                   {"compute_s", ep_compute},
+                   {"ranks", static_cast<double>(mpi_.size())},
+                   {"gflops", r.samples_per_s * model_.mlp->train_flops_per_row() / 1e9}};
+        if (peak_gflops_ > 0) m.extra.emplace_back("peak_pct", 100.0 * m.extra.back().second / peak_gflops_);
         metrics_->write(m);
     }
     if (!mpi_.root()) return;
     if (live_) std::printf("\r%100s\r", "");
     std::printf("epoch %lld/%d step %lld train_loss %.4f test_loss %.4f test_acc %.4f lr %.3g %.0f samples/s "
-                "compute %.2f s comm %.2f s ETA %s\n",
+                "%s compute %.2f s comm %.2f s ETA %s\n",
                 static_cast<long long>(r.epoch), cfg_.epochs, static_cast<long long>(r.step), r.train_loss, r.test_loss,
-                r.test_acc, static_cast<double>(r.lr), r.samples_per_s, ep_compute, ep_comm,
-                duration(eta_seconds(r.step, rate_)).c_str());
+                r.test_acc, static_cast<double>(r.lr), r.samples_per_s, flops_text(r.samples_per_s).c_str(), ep_compute,
+                ep_comm, duration(eta_seconds(r.step, rate_)).c_str());
     std::fflush(stdout);
     last_live_ = -1.0;
 }
 
 bool TrainConsole::should_stop(const TrainState& s)
 {
+    const trace::Span span("stop flag");
     if (s.step == hold_step_) { // test-only: wait here for the signal the test sends
         if (mpi_.root())
             std::printf("test hold: step %lld, waiting for a stop signal\n", static_cast<long long>(s.step));
@@ -172,6 +186,14 @@ bool TrainConsole::should_stop(const TrainState& s)
 
 double TrainConsole::comm_seconds() const { return comm_.comm_seconds() + flag_s_; }
 
+std::string TrainConsole::flops_text(double samples_per_s) const
+{
+    const double gflops = samples_per_s * model_.mlp->train_flops_per_row() / 1e9;
+    std::string s = fmt("%.1f GFLOP/s", gflops);
+    if (peak_gflops_ > 0) s += fmt(" (%.1f%% of peak)", 100.0 * gflops / peak_gflops_);
+    return s;
+}
+
 double TrainConsole::eta_seconds(std::int64_t step, double samples_per_s) const
 {
     return samples_per_s > 0 ? static_cast<double>(last_step_ - step) * cfg_.batch / samples_per_s : NAN;
@@ -179,6 +201,7 @@ double TrainConsole::eta_seconds(std::int64_t step, double samples_per_s) const
 
 void TrainConsole::print_end(const TrainResult& res)
 {
+    if (trace_ != nullptr) trace_->write();
     if (!mpi_.root()) return;
     if (live_) std::printf("\r%100s\r", "");
     const std::int64_t steps = res.state.step - start_.step;
@@ -203,6 +226,9 @@ void TrainConsole::print_end(const TrainResult& res)
                     res.seconds, res.stopped_early ? " (stopped by --max-steps)" : "");
         if (!opt_.checkpoint.empty()) std::printf("checkpoint: %s\n", opt_.checkpoint.c_str());
     }
+    if (trace_ != nullptr)
+        std::printf("trace: %s (%zu events; tools/trace_report.py %s)\n", trace_->path().c_str(), trace_->events(),
+                    trace_->path().c_str());
     std::fflush(stdout);
 }
 

@@ -14,8 +14,9 @@ namespace ompml {
 
 class TrainConsole {
 public:
+    // trace may be null (no --trace); else it is written at each checkpoint and at the end.
     TrainConsole(const MpiSession& mpi, const TrainConfig& cfg, const TrainOptions& opt, const TrainData& data,
-                 const ResumePoint& resume, TrainModel& model, MpiComm& comm);
+                 const ResumePoint& resume, TrainModel& model, MpiComm& comm, TraceFile* trace);
 
     // Configuration, ranks, nodes and devices (collective: every rank reports its device).
     void print_start(const Backend& be, const DeviceBinding& binding);
@@ -23,7 +24,8 @@ public:
     // Console, metrics and checkpoints (rank 0), the stop flag (all ranks, collective).
     Hooks hooks();
 
-    // Time, then how the run ended: the final accuracy, or where it stopped on a signal.
+    // Writes the trace (collective), then (rank 0) the time and how the run ended: the final
+    // accuracy, or where it stopped on a signal.
     void print_end(const TrainResult& res);
 
 private:
@@ -32,6 +34,7 @@ private:
     bool should_stop(const TrainState& s);
     double comm_seconds() const; // gradient sums and stop-flag reductions so far
     double eta_seconds(std::int64_t step, double samples_per_s) const;
+    std::string flops_text(double samples_per_s) const; // "12.3 GFLOP/s" (", 4.1% of peak" on a GPU)
 
     const MpiSession& mpi_;
     const TrainConfig& cfg_;
@@ -41,6 +44,8 @@ private:
     std::string resume_path_;
     TrainModel& model_;
     MpiComm& comm_;
+    TraceFile* trace_;
+    double peak_gflops_ = 0.0; // all ranks' devices together; 0: unknown (host cores)
     std::unique_ptr<MetricsLog> metrics_;
     test_env::FaultInject fault_ = test_env::fault_inject();
     std::int64_t hold_step_ = test_env::hold_step();

@@ -28,6 +28,8 @@ struct TrainOptions {
     bool mpi_staging = false;
     double bucket_mb = GradSyncOptions{}.bucket_mb; // the library default (grad_sync.hpp)
     GradTransport grad_transport = GradTransport::automatic;
+    std::string trace;       // "": none
+    std::string trace_steps; // "A:B" (1-based, inclusive); "": every step
 };
 
 template <class F>
@@ -120,6 +122,18 @@ void for_each_train_option(F&& f)
                    "(MPI_Iallreduce buckets) or auto (shm where possible, else mpi)",
            .store = run_only},
       OMPML_FIELD(grad_transport));
+    // Every rank records and joins the file's collective writes: the path must be the same.
+    f(Spec{.flag = "--trace",
+           .key = "trace",
+           .help = "write a timeline of every rank (Chrome trace-event JSON: Perfetto, chrome://tracing, "
+                   "tools/trace_report.py) to this file, at each checkpoint and at the end",
+           .store = run_only},
+      OMPML_FIELD(trace));
+    f(Spec{.flag = "--trace-steps",
+           .key = "trace_steps",
+           .help = "with --trace: record steps A to B only (A:B, 1-based), so a long run writes a small file",
+           .store = run_only},
+      OMPML_FIELD(trace_steps));
 }
 
 } // namespace ompml

@@ -4,6 +4,7 @@
 #include "app/cli.hpp"
 #include "app/test_env.hpp"
 #include "core/check.hpp"
+#include "core/trace.hpp"
 #include "nn/settings.hpp"
 
 #include <algorithm>
@@ -32,6 +33,14 @@ void check_rules(const TrainFlags& f)
         throw CollectiveError("--step-size and --step-epochs are exclusive", -1, 0);
     if (o.resume == "auto" && o.checkpoint.empty())
         throw CollectiveError("--resume auto needs --checkpoint FILE (it resumes from FILE or FILE.prev)", -1, 0);
+    if (!o.trace_steps.empty() && o.trace.empty())
+        throw CollectiveError("--trace-steps " + o.trace_steps + " needs --trace FILE", -1, 0);
+    std::int64_t first = 0, last = 0;
+    try {
+        parse_trace_steps(o.trace_steps, &first, &last);
+    } catch (const Error& e) {
+        throw CollectiveError(e.what(), -1, 0);
+    }
 }
 
 // --resume auto: FILE, else FILE.prev, the first that exists and reads; fresh when neither is
@@ -216,6 +225,17 @@ TrainModel build_model(const MpiSession& mpi, Backend& be, const TrainConfig& cf
     // broadcast makes "identical" hold by construction, whatever the rank's history.
     broadcast(mpi.comm(), be.memory(), m.mlp->params(), m.mlp->num_params());
     return m;
+}
+
+std::unique_ptr<TraceFile> open_trace(const MpiSession& mpi, const TrainOptions& opt, const Backend& be,
+                                      std::size_t params)
+{
+    if (opt.trace.empty()) return nullptr;
+    TraceInfo info{.program = "ompml-train", .params = params};
+    parse_trace_steps(opt.trace_steps, &info.first_step, &info.last_step);
+    auto t = std::make_unique<TraceFile>(mpi, opt.trace, info);
+    trace::set_device_sync([&be] { be.synchronize(); });
+    return t;
 }
 
 std::unique_ptr<MpiComm> make_comm(const MpiSession& mpi, Backend& be, const TrainOptions& opt, TrainModel& model)

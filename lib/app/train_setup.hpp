@@ -14,6 +14,7 @@
 #include "nn/trainer.hpp"
 #include "parallel/comm.hpp"
 #include "parallel/mpi_comm.hpp"
+#include "parallel/trace_file.hpp"
 
 #include <memory>
 #include <optional>
@@ -82,5 +83,10 @@ TrainModel build_model(const MpiSession& mpi, Backend& be, const TrainConfig& cf
 
 // The gradient communicator (collective); the model's backward writes into its buffer.
 std::unique_ptr<MpiComm> make_comm(const MpiSession& mpi, Backend& be, const TrainOptions& opt, TrainModel& model);
+
+// --trace FILE: the run's timeline (collective; null without --trace). Recording starts here,
+// for the --trace-steps window; device spans wait for be's queued work (core/trace.hpp).
+std::unique_ptr<TraceFile> open_trace(const MpiSession& mpi, const TrainOptions& opt, const Backend& be,
+                                      std::size_t params);
 
 } // namespace ompml

@@ -64,4 +64,13 @@ struct DeviceHook {
 // allocates on the device current when it was made.
 DeviceHook backend_device_hook(std::string_view name);
 
+// The GPU's theoretical peaks, the denominators of "% of peak" (ompml-bench's peak_pct,
+// ompml-train's GFLOP/s line): from CUDA device 0's attributes in builds with the CUDA backend
+// (the device the cuda backend, cuBLAS and, with NVIDIA's plugin, OpenMP's default device
+// use); zeros when unknown.
+struct GpuPeak {
+    double gbs = 0.0, gflops = 0.0;
+};
+GpuPeak gpu_peak();
+
 } // namespace ompml

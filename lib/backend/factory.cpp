@@ -2,6 +2,10 @@
 #include "backend/backends.hpp"
 #include "core/check.hpp"
 
+#ifdef OMPML_WITH_CUDA
+#include "backend/backend_cuda.hpp"
+#endif
+
 namespace ompml {
 
 std::vector<std::string> available_backends()
@@ -32,6 +36,16 @@ DeviceHook backend_device_hook(std::string_view name)
 #endif
     (void)name; // ref and omp: OpenMP's default device or the host, set by the binding itself
     return {};
+}
+
+GpuPeak gpu_peak()
+{
+#ifdef OMPML_WITH_CUDA
+    const DevicePeak d = cuda_device_peak(0);
+    return {d.gbs, d.gflops};
+#else
+    return {};
+#endif
 }
 
 } // namespace ompml

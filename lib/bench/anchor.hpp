@@ -45,12 +45,4 @@ public:
 // was built but cannot run here (cuBLAS without a GPU). Throws Error on a name no build has.
 std::unique_ptr<Anchor> make_anchor(std::string_view name, std::string* why);
 
-// The GPU's theoretical peaks, the denominators of peak_pct: from CUDA device 0's attributes
-// in builds with the CUDA backend (the device the cuda backend, cuBLAS and, with NVIDIA's
-// plugin, OpenMP's default device use); zeros when unknown.
-struct GpuPeak {
-    double gbs = 0.0, gflops = 0.0;
-};
-GpuPeak gpu_peak();
-
 } // namespace ompml::bench

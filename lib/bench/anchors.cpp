@@ -1,14 +1,10 @@
-// The one place that knows which anchors this build has (and the GPU peak it can read), plus
-// the plain `parallel for` anchor, which every build has.
+// The one place that knows which anchors this build has, plus the plain `parallel for` anchor,
+// which every build has.
 #include "bench/anchors.hpp"
 
 #include "core/check.hpp"
 
 #include <omp.h>
-
-#ifdef OMPML_WITH_CUDA
-#include "backend/backend_cuda.hpp"
-#endif
 
 namespace ompml::bench {
 namespace {
@@ -66,16 +62,6 @@ std::unique_ptr<Anchor> make_anchor(std::string_view name, std::string* why)
     }
     (void)why;
     throw Error("unknown anchor '" + std::string(name) + "'");
-}
-
-GpuPeak gpu_peak()
-{
-#ifdef OMPML_WITH_CUDA
-    const DevicePeak d = cuda_device_peak(0);
-    return {d.gbs, d.gflops};
-#else
-    return {};
-#endif
 }
 
 } // namespace ompml::bench

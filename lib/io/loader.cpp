@@ -10,6 +10,7 @@
 #include "io/loader.hpp"
 
 #include "core/rng.hpp"
+#include "core/trace.hpp"
 
 #include <omp.h>
 
@@ -273,11 +274,15 @@ struct Loader::Impl {
         slot.step = s;
         slot.rows = rows;
         slot.global_rows = global_rows;
-        if (opt.streaming)
-            read_rows(slot, first + static_cast<std::uint64_t>(sl.begin), rows, s);
-        else
-            copy_rows(slot, first + static_cast<std::uint64_t>(sl.begin), rows);
+        {
+            const trace::Span span("read", trace::host, -1, static_cast<std::int64_t>(rows * features * elem));
+            if (opt.streaming)
+                read_rows(slot, first + static_cast<std::uint64_t>(sl.begin), rows, s);
+            else
+                copy_rows(slot, first + static_cast<std::uint64_t>(sl.begin), rows);
+        }
         if (rows == 0) return;
+        const trace::Span span("upload", trace::device, -1, static_cast<std::int64_t>(rows * (features * elem + 4)));
         if (split->image_dtype == h5::Dtype::u8)
             slot.raw.upload(slot.host_x.data(), rows * features);
         else
@@ -329,6 +334,7 @@ struct Loader::Impl {
     void run_reader(std::int64_t first_step, int device)
     {
         omp_set_default_device(device); // a per-thread setting: use the caller's device
+        trace::name_thread(std::string("loader ") + enum_name(opt.split));
         for (std::int64_t s = first_step; s < steps; ++s) {
             Slot& slot = slots[s % 2];
             {
@@ -480,9 +486,11 @@ bool Loader::next(DeviceBatch& out)
     }
     I.in_use = static_cast<int>(s % 2);
     ++I.next_step;
-    if (slot.rows > 0 && I.split->image_dtype == h5::Dtype::u8)
+    if (slot.rows > 0 && I.split->image_dtype == h5::Dtype::u8) {
+        const trace::Span span("normalize", trace::device);
         I.be.normalize_u8(static_cast<std::size_t>(slot.rows) * I.features, slot.raw.data(), slot.x.data(),
                           1.0f / 255.0f, 0.0f);
+    }
     out.rows = slot.rows;
     out.global_rows = slot.global_rows;
     out.step_in_epoch = s;

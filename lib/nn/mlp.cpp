@@ -4,6 +4,7 @@
 
 #include "core/check.hpp"
 #include "core/rng.hpp"
+#include "core/trace.hpp"
 
 #include <algorithm>
 #include <cmath>
@@ -114,6 +115,13 @@ void Mlp::use_grad_buffer(float* G)
     grads_ = DeviceBuffer<float>();
 }
 
+double Mlp::train_flops_per_row() const
+{
+    double f = 0.0;
+    for (std::size_t l = 0; l < views_.size(); ++l) f += (l == 0 ? 4.0 : 6.0) * views_[l].in * views_[l].out;
+    return f;
+}
+
 std::vector<float> Mlp::download_params() const { return params_.to_vector(); }
 
 void Mlp::upload_params(const std::vector<float>& host)
@@ -131,6 +139,7 @@ const float* Mlp::forward(const float* X, int B, bool store_pre)
     if (B == 0) return acts_.back().data();
     const float* in = X; // (B, IN)
     for (int l = 0; l < num_layers(); ++l) {
+        const trace::Span span("forward", trace::device, l);
         const LayerView& v = views_[l];
         const bool hidden = l + 1 < num_layers();
         Gemm g;
@@ -150,6 +159,7 @@ const float* Mlp::forward(const float* X, int B, bool store_pre)
 XentStats Mlp::loss(const std::int32_t* Y, int B)
 {
     if (B == 0) return {};
+    const trace::Span span("loss", trace::device);
     return be_.softmax_xent(B, classes(), acts_.back().data(), Y, 1.0f, nullptr);
 }
 
@@ -164,8 +174,13 @@ XentStats Mlp::loss_backward(const float* X, const std::int32_t* Y, int B, float
     }
     float* dZ = dA_.data();    // (B, OUT) of the current layer
     float* dNext = dB_.data(); // (B, IN) of the current layer
-    const XentStats st = be_.softmax_xent(B, classes(), acts_.back().data(), Y, scale, dZ);
+    XentStats st;
+    {
+        const trace::Span span("loss", trace::device);
+        st = be_.softmax_xent(B, classes(), acts_.back().data(), Y, scale, dZ);
+    }
     for (int l = L - 1; l >= 0; --l) {
+        const trace::Span span("backward", trace::device, l);
         const LayerView& v = views_[l];
         const float* in = l == 0 ? X : acts_[l - 1].data(); // (B, IN)
         // dW (OUT, IN) = dZ^T (OUT, B) X (B, IN); dZ is stored (B, OUT), hence trans_a.

@@ -73,6 +73,10 @@ public:
     int classes() const { return cfg_.layers.back(); }
     int max_batch() const { return max_batch_; }
     std::size_t num_params() const { return num_params_; }
+    // FLOPs of one row's training step in the gemms (2 per multiply-add): forward, dW, and dX
+    // for every layer but the first. The rest (activations, softmax, bias sums, the optimizer)
+    // is O(params + widths) and left out, as the usual "6 x params per sample" does.
+    double train_flops_per_row() const;
 
     float* params() { return params_.data(); } // (P), device
     const float* params() const { return params_.data(); }

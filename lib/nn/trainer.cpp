@@ -4,6 +4,7 @@
 
 #include "core/check.hpp"
 #include "core/timer.hpp"
+#include "core/trace.hpp"
 
 #include <algorithm>
 #include <cmath>
@@ -103,8 +104,11 @@ XentStats Trainer::train_step(const DeviceBatch& b, float lr, std::int64_t step)
     // step (the parameters stay finite).
     const std::string rank = comm_.size() > 1 ? " on rank " + std::to_string(comm_.rank()) : "";
     require_finite(st.loss_sum, step, "loss", rank + lr_text(lr));
-    if (cfg_.clip > 0.0f)
+    if (cfg_.clip > 0.0f) {
+        const trace::Span span("clip", trace::device);
         require_finite(clip_grad_norm(be_, G, model_.num_params(), cfg_.clip), step, "gradient norm", lr_text(lr));
+    }
+    const trace::Span span("optimizer", trace::device);
     opt_.step(model_.params(), G, lr);
     return st;
 }
@@ -136,28 +140,13 @@ public:
     // One optimizer step on the next batch; an epoch (or its resumed part) begins where needed.
     void step()
     {
-        if (st_.step_in_epoch == 0 || st_.step == start_.step) {
-            train_.start_epoch(st_.epoch, st_.step_in_epoch);
-            epoch_clock_.restart();
-            in_epoch_ = true;
-            epoch_samples_ = 0.0;
-        }
-        DeviceBatch b;
-        require(train_.next(b),
-                "training data ended after " + std::to_string(st_.step_in_epoch) + " of " + std::to_string(spe_) +
-                    " steps of epoch " + std::to_string(st_.epoch));
-        lr_ = scheduled_lr(sched_, cfg_.opt.lr, st_.step);
-        const XentStats s = t_.train_step(b, lr_, st_.step + 1);
-        have_eval_ = false;
-        ++st_.step;
-        ++st_.step_in_epoch;
-        local_loss_ += s.loss_sum;
-        st_.epoch_rows += b.global_rows;
-        epoch_samples_ += b.global_rows;
+        trace::set_step(st_.step + 1);
+        step_clock_.restart();
+        traced_step();
+        trace::end_step();
         if (hooks_.on_step)
-            hooks_.on_step(StepReport{st_.step, st_.epoch, st_.step_in_epoch, spe_,
-                                      b.rows > 0 ? s.loss_sum / b.rows : 0.0, lr_, epoch_clock_.seconds(),
-                                      epoch_samples_});
+            hooks_.on_step(StepReport{st_.step, st_.epoch, st_.step_in_epoch, spe_, last_loss_, lr_,
+                                      epoch_clock_.seconds(), epoch_samples_});
     }
 
     bool epoch_done() const { return st_.step_in_epoch == spe_; }
@@ -194,6 +183,7 @@ public:
     // Inside an epoch the loss sums are brought up to date first (an epoch's end has just done so).
     void checkpoint()
     {
+        const trace::Span span("checkpoint");
         if (st_.step_in_epoch > 0) sync_loss();
         st_.elapsed_s = start_.elapsed_s + train_seconds_ + (in_epoch_ ? epoch_clock_.seconds() : 0.0);
         if (hooks_.on_checkpoint) hooks_.on_checkpoint(st_);
@@ -225,6 +215,42 @@ public:
     }
 
 private:
+    // The step itself, inside its span: the batch, Trainer::train_step, the running sums.
+    void traced_step()
+    {
+        const trace::Span span("step");
+        if (st_.step_in_epoch == 0 || st_.step == start_.step) {
+            const trace::Span start("epoch start");
+            train_.start_epoch(st_.epoch, st_.step_in_epoch);
+            epoch_clock_.restart();
+            in_epoch_ = true;
+            epoch_samples_ = 0.0;
+        }
+        DeviceBatch b;
+        bool got = false;
+        {
+            const trace::Span batch("batch");
+            got = train_.next(b);
+        }
+        require(got,
+                "training data ended after " + std::to_string(st_.step_in_epoch) + " of " + std::to_string(spe_) +
+                    " steps of epoch " + std::to_string(st_.epoch));
+        lr_ = scheduled_lr(sched_, cfg_.opt.lr, st_.step);
+        const XentStats s = t_.train_step(b, lr_, st_.step + 1);
+        have_eval_ = false;
+        ++st_.step;
+        ++st_.step_in_epoch;
+        local_loss_ += s.loss_sum;
+        st_.epoch_rows += b.global_rows;
+        epoch_samples_ += b.global_rows;
+        last_loss_ = b.rows > 0 ? s.loss_sum / b.rows : 0.0;
+        if (trace::recording()) { // this rank's rate over the step so far (the counters close it)
+            const double sec = step_clock_.seconds();
+            trace::counter("samples/s", b.global_rows / sec);
+            trace::counter("GFLOP/s", model_.train_flops_per_row() * b.rows / sec / 1e9);
+        }
+    }
+
     // Adds this rank's loss sum since the last call, summed over the ranks, to the epoch's.
     void sync_loss()
     {
@@ -242,6 +268,7 @@ private:
     }
     void evaluate_now(const std::string& where)
     {
+        const trace::Span span("evaluate");
         res_.test = evaluate(model_, *test_, comm_);
         require_finite(res_.test.loss, st_.step, "test loss", where);
         have_eval_ = true;
@@ -265,6 +292,8 @@ private:
     Stopwatch epoch_clock_;      // the epoch in progress (or its resumed part) ...
     bool in_epoch_ = false;      // ... while its time is not yet in train_seconds_
     double epoch_samples_ = 0.0;
+    Stopwatch step_clock_;    // the step in progress
+    double last_loss_ = 0.0;  // this rank's mean loss of the last step
     double local_loss_ = 0.0; // this rank's loss sum not yet in st_ (summed lazily)
     std::int64_t last_checkpoint_ = 0;
     bool have_eval_ = false; // res_.test describes the current parameters

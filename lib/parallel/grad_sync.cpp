@@ -6,6 +6,7 @@
 
 #include "core/check.hpp"
 #include "core/timer.hpp"
+#include "core/trace.hpp"
 #include "parallel/comm.hpp"
 #include "parallel/mpi_check.hpp"
 #include "parallel/node_sum.hpp"
@@ -204,6 +205,7 @@ void GradientAverager::reduce_pending_blocking()
 
 void GradientAverager::launch(std::size_t off, std::size_t n)
 {
+    const trace::Span span("grad bucket", trace::host, -1, static_cast<std::int64_t>(n * sizeof(float)));
     float* buf = grad_ + off; // (n)
     if (!direct_) {
         Stopwatch copy;
@@ -215,7 +217,8 @@ void GradientAverager::launch(std::size_t off, std::size_t n)
     Stopwatch t;
     MPI_CHECK(MPI_Iallreduce(MPI_IN_PLACE, buf, static_cast<int>(n), MPI_FLOAT, MPI_SUM, comm_, &req));
     cur_.mpi_s += t.seconds();
-    buckets_.push_back({off, n});
+    buckets_.push_back({off, n, trace::next_id()});
+    trace::async_begin("bucket", buckets_.back().trace_id, static_cast<std::int64_t>(n * sizeof(float)));
     requests_.push_back(req);
     ++cur_.buckets;
     cur_.bytes += n * sizeof(float);
@@ -223,8 +226,9 @@ void GradientAverager::launch(std::size_t off, std::size_t n)
 
 void GradientAverager::complete(int index)
 {
-    if (direct_) return;
     const Bucket& b = buckets_[static_cast<std::size_t>(index)];
+    trace::async_end("bucket", b.trace_id);
+    if (direct_) return;
     Stopwatch copy;
     mem_.to_device(grad_ + b.off, host_ + b.off, b.n * sizeof(float));
     cur_.copy_s += copy.seconds();
@@ -259,6 +263,8 @@ void GradientAverager::wait_all(double* wait_s)
 
 void GradientAverager::finish()
 {
+    // The rest of the sum and the wait for the buckets in flight: what backward did not hide.
+    const trace::Span span("grad sum", trace::host, -1, size_ > 1 ? static_cast<std::int64_t>(n_ * sizeof(float)) : 0);
     if (node_) {
         const Stopwatch t;
         node_->finish();
@@ -270,6 +276,7 @@ void GradientAverager::finish()
         if (!requests_.empty()) wait_all(&cur_.wait_s);
     }
     cur_.steps = 1;
+    trace::counter("grad bytes", static_cast<double>(cur_.bytes));
     last_ = cur_;
     total_.add(cur_);
     cur_ = GradSyncStats{};

@@ -43,6 +43,7 @@
 #include <mpi.h>
 
 #include <cstddef>
+#include <cstdint>
 #include <functional>
 #include <memory>
 #include <string>
@@ -125,6 +126,7 @@ public:
 private:
     struct Bucket {
         std::size_t off, n;
+        std::uint64_t trace_id; // its async span "bucket" (in flight) in a trace
     };
     void init_mpi(); // bucket size and staging buffer for the MPI transport
     void launch(std::size_t off, std::size_t n);

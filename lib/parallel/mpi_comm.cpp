@@ -3,6 +3,7 @@
 
 #include "core/check.hpp"
 #include "core/timer.hpp"
+#include "core/trace.hpp"
 #include "parallel/mpi_check.hpp"
 
 #include <climits>
@@ -50,6 +51,7 @@ BlockingAllreduceComm::BlockingAllreduceComm(MPI_Comm comm, const MemorySpace& m
 void BlockingAllreduceComm::finish_grads(Backend& be, float* G, std::size_t n)
 {
     be.synchronize();
+    const trace::Span span("grad sum", trace::host, -1, size() > 1 ? static_cast<std::int64_t>(n * sizeof(float)) : 0);
     const Stopwatch t;
     float* buf = G;
     if (!stage_.empty()) {
@@ -59,6 +61,7 @@ void BlockingAllreduceComm::finish_grads(Backend& be, float* G, std::size_t n)
     if (size() > 1) MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, buf, static_cast<int>(n), MPI_FLOAT, MPI_SUM, comm_));
     if (!stage_.empty()) be.memory().to_device(G, stage_.data(), n * sizeof(float));
     last_s_ = t.seconds();
+    trace::counter("grad bytes", size() > 1 ? static_cast<double>(n * sizeof(float)) : 0.0);
 }
 
 double MpiComm::comm_seconds() const

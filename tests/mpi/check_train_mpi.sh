@@ -15,6 +15,12 @@
 #                     the in-memory run on NP ranks (same batches, same reduction order), for 6
 #                     whole epochs and for --max-steps 13, which starts the test loader while the
 #                     train loader's reader is a batch ahead; the report names the read mode
+#   trace NP          --trace on NP ranks (MPI transport, one bucket per layer): the file passes
+#                     tests/check_trace.py (rows, nesting, coverage, buckets inside backward, gradient
+#                     bytes), the checkpoint is bitwise the untraced run's; --trace-steps 11:20
+#                     holds exactly those steps; a run stopped by SIGUSR1 at step 20 leaves a
+#                     readable trace of steps 1..20; bad --trace paths fail before training, and
+#                     a file that is not a trace (the dataset) is left as it was
 #   fault exit|kill|data [streaming]   one rank fails (throws alone / SIGKILL / cannot open its
 #                     dataset): the whole job ends non-zero within 30 s
 #                     (tests/mpi/expect_fast_failure.sh); "streaming": with collective reads
@@ -140,6 +146,80 @@ truncated)
   if run 1 w "${args[@]}" --resume auto --checkpoint t.h5; then fail "--resume auto with two bad files succeeded"; fi
   cat w.log
   grep -q 'no valid checkpoint' w.log || fail "no clear error for two bad files"
+  ;;
+trace)
+  np=$1
+  # A wider layer than the other modes' (steps of ~0.1 ms rather than ~0.02 ms), so the few
+  # microseconds of bookkeeping between the phases stay well below the 5% coverage bound.
+  params=14789 # 24,256,32,5: 24*256 + 256 + 256*32 + 32 + 32*5 + 5
+  tr=(--data d.h5 --layers 24,256,32,5 --batch 64 --epochs 6 --optimizer adam --lr 1e-2 --clip 1 --seed 3
+      --grad-transport mpi --bucket-mb 0.000001 --checkpoint-every 10)
+  run "$np" ref "${tr[@]}" --checkpoint ref.h5 || { cat ref.log; fail "untraced run"; }
+  run "$np" t "${tr[@]}" --checkpoint t.h5 --trace t.json --metrics t.jsonl || { cat t.log; fail "traced run"; }
+  # The metrics' achieved rate: the gemm FLOPs per row (4*24*256 + 6*256*32 + 6*32*5 = 74688:
+  # forward, dW, and dX but for the first layer) times samples/s.
+  $py - <<'PY' || fail "gflops in the metrics"
+import json
+for line in open("t.jsonl"):
+    m = json.loads(line)
+    want = m["samples_per_s"] * 74688 / 1e9
+    assert abs(m["gflops"] - want) <= 1e-4 * want, (m["gflops"], want)
+PY
+  grep -q ' samples/s [0-9.]* GFLOP/s compute ' t.log || { cat t.log; fail "no GFLOP/s in the epoch line"; }
+  grep -q '^trace: t.json (' t.log || { cat t.log; fail "no trace line"; }
+  $py "$src/check_trace.py" t.json --ranks "$np" --steps 1:30 --params $params || fail "t.json"
+  $py "$src/check_checkpoint_h5py.py" same ref.h5 t.h5 || fail "tracing changed the training"
+  # tools/trace_report.py: a table whose train-thread phases and (uncovered) add up to the step
+  # (the direct children partition it), for every rank, and a picture.
+  $py "$src/../tools/trace_report.py" t.json --png t.png --csv t.csv >report.txt || { cat report.txt; fail "trace_report.py"; }
+  [ -s t.png ] || fail "trace_report.py drew no t.png"
+  $py - "$np" <<'PY' || { cat report.txt; fail "trace_report.py's table"; }
+import csv, sys
+rows = list(csv.DictReader(open("t.csv")))
+for r in range(int(sys.argv[1])):
+    mine = [x for x in rows if x["rank"] == str(r) and x["thread"] == "train" and x["nested"] == "0" and x["phase"] != "step"]
+    total = sum(float(x["share_pct"]) for x in mine)
+    assert abs(total - 100) < 0.5, f"rank {r}: the phases add up to {total:.2f}% of the step"
+    assert {"forward L0", "backward L0", "optimizer", "(uncovered)"} <= {x["phase"] for x in mine}, [x["phase"] for x in mine]
+PY
+  # The checker must be able to fail: one span stretched across its parent's end.
+  $py - <<'PY' || fail "could not make bad.json"
+import json
+d = json.load(open("t.json"))
+s = next(e for e in d["traceEvents"] if e["name"] == "forward")
+s["dur"] += 1e6
+json.dump(d, open("bad.json", "w"))
+PY
+  if $py "$src/check_trace.py" bad.json --ranks "$np" --steps 1:30 >bad.log; then fail "check_trace.py accepted bad.json"; fi
+  grep -q 'without nesting' bad.log || { cat bad.log; fail "bad.json failed for another reason"; }
+
+  run "$np" w "${tr[@]}" --checkpoint w.h5 --trace w.json --trace-steps 11:20 || { cat w.log; fail "--trace-steps"; }
+  $py "$src/check_trace.py" w.json --ranks "$np" --steps 11:20 --params $params || fail "w.json"
+
+  export OMPML_TEST_HOLD_AT_STEP=20
+  if [ "$np" = 1 ]; then "$train" "${tr[@]}" --checkpoint p.h5 --trace p.json >p.log 2>&1 &
+  else
+    ${OMPML_MPIRUN:-mpiexec --oversubscribe --bind-to none} -np "$np" -x OMPML_TEST_HOLD_AT_STEP \
+      "$train" "${tr[@]}" --checkpoint p.h5 --trace p.json >p.log 2>&1 &
+  fi
+  pid=$!
+  unset OMPML_TEST_HOLD_AT_STEP
+  wait_line 'test hold: step 20, waiting for a stop signal' p.log $pid
+  kill -USR1 $pid
+  wait $pid
+  rc=$?
+  [ $rc = 85 ] || { cat p.log; fail "exit $rc after SIGUSR1, expected 85"; }
+  $py "$src/check_trace.py" p.json --ranks "$np" --steps 1:20 --params $params || fail "the preempted run's trace"
+
+  mkdir -p adir
+  cp d.h5 d-copy.h5
+  for bad in "adir|is a directory" "d.h5|exists and is not an ompml trace" "no/such/dir/x.json|cannot create a file in"; do
+    path=${bad%%|*} msg=${bad#*|}
+    if run "$np" b "${tr[@]}" --checkpoint b.h5 --trace "$path"; then fail "--trace $path was accepted"; fi
+    grep -q -- "--trace $path: $msg" b.log || { cat b.log; fail "no clear error for --trace $path"; }
+    ! grep -q '^epoch ' b.log || { cat b.log; fail "--trace $path: it trained before failing"; }
+  done
+  cmp -s d.h5 d-copy.h5 || fail "--trace d.h5 changed the dataset"
   ;;
 fault)
   kind=$1

@@ -1,0 +1,220 @@
+// TraceFile (see trace_file.hpp): clock alignment, the ranks' events merged on rank 0, the file.
+#include "parallel/trace_file.hpp"
+
+#include "core/parse_int.hpp"
+#include "core/trace.hpp"
+#include "parallel/mpi_check.hpp"
+
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <limits>
+
+namespace ompml {
+namespace {
+
+namespace fs = std::filesystem;
+
+constexpr int kTag = 7391;
+constexpr int kRounds = 8;
+constexpr const char* kProducer = "{\"otherData\":{\"producer\":\"ompml\"";
+
+std::string json_string(const std::string& s)
+{
+    std::string out = "\"";
+    for (const char c : s) {
+        if (c == '"' || c == '\\') {
+            out += '\\';
+            out += c;
+        } else if (static_cast<unsigned char>(c) < 0x20) {
+            char buf[8];
+            std::snprintf(buf, sizeof buf, "\\u%04x", c);
+            out += buf;
+        } else {
+            out += c;
+        }
+    }
+    return out + "\"";
+}
+
+// Nanoseconds to add to this rank's trace clock to read rank 0's (0 on rank 0).
+std::int64_t clock_offset_ns(MPI_Comm comm)
+{
+    int rank = 0, size = 1;
+    MPI_CHECK(MPI_Comm_rank(comm, &rank));
+    MPI_CHECK(MPI_Comm_size(comm, &size));
+    std::vector<std::int64_t> offsets(static_cast<std::size_t>(size), 0);
+    for (int r = 1; r < size; ++r) {
+        if (rank == 0) {
+            std::int64_t best = std::numeric_limits<std::int64_t>::max();
+            for (int i = 0; i < kRounds; ++i) {
+                std::int64_t theirs = 0;
+                const std::int64_t t0 = trace::now_ns();
+                MPI_CHECK(MPI_Send(&t0, 1, MPI_INT64_T, r, kTag, comm));
+                MPI_CHECK(MPI_Recv(&theirs, 1, MPI_INT64_T, r, kTag, comm, MPI_STATUS_IGNORE));
+                const std::int64_t t1 = trace::now_ns();
+                if (t1 - t0 < best) {
+                    best = t1 - t0;
+                    offsets[static_cast<std::size_t>(r)] = (t0 + t1) / 2 - theirs;
+                }
+            }
+        } else if (rank == r) {
+            for (int i = 0; i < kRounds; ++i) {
+                std::int64_t t0 = 0;
+                MPI_CHECK(MPI_Recv(&t0, 1, MPI_INT64_T, 0, kTag, comm, MPI_STATUS_IGNORE));
+                const std::int64_t mine = trace::now_ns();
+                MPI_CHECK(MPI_Send(&mine, 1, MPI_INT64_T, 0, kTag, comm));
+            }
+        }
+    }
+    std::int64_t mine = 0;
+    MPI_CHECK(MPI_Scatter(offsets.data(), 1, MPI_INT64_T, &mine, 1, MPI_INT64_T, 0, comm));
+    return mine;
+}
+
+// Throws Error when `path` must not be written: a directory, an existing file that is not an
+// ompml trace, or a folder where no file can be created.
+void check_trace_path(const std::string& path)
+{
+    const std::string what = "--trace " + path + ": ";
+    std::error_code ec;
+    const fs::file_status st = fs::status(path, ec);
+    if (fs::is_directory(st)) throw Error(what + "is a directory; give a file name, e.g. " + path + "/trace.json");
+    if (fs::exists(st)) {
+        std::ifstream in(path, std::ios::binary);
+        std::string head(std::char_traits<char>::length(kProducer), '\0');
+        in.read(head.data(), static_cast<std::streamsize>(head.size()));
+        if (!in || head != kProducer)
+            throw Error(what + "exists and is not an ompml trace: refusing to overwrite it (choose another name)");
+    }
+    const fs::path dir = fs::path(path).parent_path().empty() ? fs::path(".") : fs::path(path).parent_path();
+    const std::string probe = (dir / (".ompml-trace-probe." + std::to_string(getpid()))).string();
+    std::FILE* f = std::fopen(probe.c_str(), "w");
+    if (f == nullptr) throw Error(what + "cannot create a file in " + dir.string() + ": " + std::strerror(errno));
+    std::fclose(f);
+    std::remove(probe.c_str());
+}
+
+std::string us(std::int64_t ns)
+{
+    char buf[32];
+    std::snprintf(buf, sizeof buf, "%.3f", static_cast<double>(ns) / 1e3);
+    return buf;
+}
+
+} // namespace
+
+void parse_trace_steps(const std::string& text, std::int64_t* first, std::int64_t* last)
+{
+    *first = 1;
+    *last = 0;
+    if (text.empty()) return;
+    const std::size_t colon = text.find(':');
+    const std::string bad = "--trace-steps: value '" + text + "' is not A:B with 1 <= A <= B (steps, 1-based)";
+    if (colon == std::string::npos) throw Error(bad);
+    if (!parse_int(std::string_view(text).substr(0, colon), *first, std::int64_t{1}).empty() ||
+        !parse_int(std::string_view(text).substr(colon + 1), *last, std::int64_t{1}).empty())
+        throw Error(bad);
+    if (*last < *first) throw Error(bad);
+}
+
+TraceFile::TraceFile(const MpiSession& mpi, std::string path, TraceInfo info)
+    : mpi_(mpi), path_(std::move(path)), info_(std::move(info))
+{
+    std::string err;
+    if (mpi.root()) try {
+            check_trace_path(path_);
+        } catch (const std::exception& e) {
+            err = e.what();
+        }
+    if (mpi.size() == 1) {
+        if (!err.empty()) throw Error(err);
+    } else {
+        collective_ok(mpi.comm(), err.empty(), err);
+    }
+    offset_ns_ = clock_offset_ns(mpi.comm());
+    trace::name_thread("train");
+    const std::int64_t last = info_.last_step > 0 ? info_.last_step : std::numeric_limits<std::int64_t>::max();
+    trace::enable(info_.first_step, last);
+    if (mpi.root()) meta_.resize(static_cast<std::size_t>(mpi.size()));
+}
+
+TraceFile::~TraceFile()
+{
+    trace::disable();
+    trace::set_device_sync({});
+}
+
+std::string TraceFile::rank_events()
+{
+    const std::string pid = std::to_string(mpi_.rank());
+    std::string out = "{\"ph\":\"M\",\"name\":\"process_name\",\"pid\":" + pid +
+        ",\"tid\":0,\"args\":{\"name\":" + json_string("rank " + pid + " (" + mpi_.processor() + ")") + "}},\n";
+    // Perfetto shows process labels under the row's name: the measured clock offset.
+    out += "{\"ph\":\"M\",\"name\":\"process_labels\",\"pid\":" + pid + ",\"tid\":0,\"args\":{\"labels\":\"clock " +
+        us(offset_ns_) + " us from rank 0\"}},\n";
+    out += "{\"ph\":\"M\",\"name\":\"process_sort_index\",\"pid\":" + pid +
+        ",\"tid\":0,\"args\":{\"sort_index\":" + pid + "}},\n";
+    for (const trace::ThreadName& t : trace::thread_names())
+        out += "{\"ph\":\"M\",\"name\":\"thread_name\",\"pid\":" + pid + ",\"tid\":" + std::to_string(t.tid) +
+            ",\"args\":{\"name\":" + json_string(t.name) + "}},\n";
+    out += '\n'; // metadata, then events: rank 0 keeps only the latest metadata of each rank
+    for (const trace::Event& e : trace::take_events()) {
+        if (e.ph == 'b') open_async_.insert(e.id);
+        if (e.ph == 'e' && open_async_.erase(e.id) == 0) continue; // begun before the window
+        std::string args;
+        const auto arg = [&](const char* k, const std::string& v) {
+            args += (args.empty() ? "\"" : ",\"") + (k + ("\":" + v));
+        };
+        if (e.step > 0) arg("step", std::to_string(e.step));
+        if (e.layer >= 0) arg("layer", std::to_string(e.layer));
+        if (e.bytes >= 0) arg("bytes", std::to_string(e.bytes));
+        if (e.ph == 'C') arg("value", std::to_string(e.value));
+        out += "{\"ph\":\"" + std::string(1, e.ph) + "\",\"name\":" + json_string(e.name);
+        if (*e.cat) out += ",\"cat\":" + json_string(e.cat);
+        if (e.ph == 'b' || e.ph == 'e') out += ",\"id\":\"" + std::to_string(e.id) + "\"";
+        out += ",\"pid\":" + pid + ",\"tid\":" + std::to_string(e.tid) + ",\"ts\":" + us(e.t_ns + offset_ns_);
+        if (e.ph == 'X') out += ",\"dur\":" + us(e.dur_ns);
+        out += ",\"args\":{" + args + "}},\n";
+    }
+    return out;
+}
+
+void TraceFile::write()
+{
+    const std::vector<std::string> parts = gather_strings(mpi_.comm(), rank_events());
+    if (!mpi_.root()) return;
+    for (std::size_t r = 0; r < parts.size(); ++r) {
+        const std::size_t cut = parts[r].find("\n\n");
+        meta_[r] = parts[r].substr(0, cut + 1);
+        const std::string events = parts[r].substr(cut + 2);
+        body_ += events;
+        for (const char c : events) events_ += c == '\n';
+    }
+    const std::string tmp = path_ + ".tmp." + std::to_string(getpid());
+    {
+        std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
+        out << kProducer << ",\"program\":" << json_string(info_.program) << ",\"ranks\":" << mpi_.size()
+            << ",\"steps\":\"" << info_.first_step << ":"
+            << (info_.last_step > 0 ? std::to_string(info_.last_step) : "") << "\",\"params\":" << info_.params
+            << ",\"clock\":\"steady_clock, ranks aligned to rank 0\"},\n"
+            << "\"displayTimeUnit\":\"ms\",\n\"traceEvents\":[\n";
+        std::string all;
+        for (const std::string& m : meta_) all += m;
+        all += body_;
+        all.resize(all.size() - 2); // every line ends ",\n"; JSON allows no comma after the last
+        out << all << "\n]}\n";
+        out.close();
+        if (!out) throw Error("--trace " + path_ + ": writing " + tmp + " failed");
+    }
+    if (std::rename(tmp.c_str(), path_.c_str()) != 0) {
+        std::remove(tmp.c_str());
+        throw Error("--trace " + path_ + ": cannot rename " + tmp + " to it: " + std::strerror(errno));
+    }
+}
+
+} // namespace ompml
