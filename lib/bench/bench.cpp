@@ -5,6 +5,7 @@
 #include "bench/anchor.hpp"
 #include "core/check.hpp"
 #include "core/timer.hpp"
+#include "core/trace.hpp"
 
 #include <algorithm>
 #include <cstdarg>
@@ -62,6 +63,7 @@ std::vector<const Kernel*> select_kernels(const std::vector<std::string>& names)
 // A backend's or an anchor's run of one kernel, checked and ready to time.
 struct Job {
     std::string name;
+    std::string label; // "gemm omp": the NVTX range of each timed run (nsys names them)
     Prepared run;
     std::function<void()> sync; // waits for queued device work
     bool gpu = false;           // ran on a GPU (counts against the device's peak)
@@ -80,6 +82,7 @@ std::vector<std::vector<double>> time_jobs(const std::vector<Job>& jobs, int war
     std::vector<std::vector<double>> ms(jobs.size());
     for (int i = 0; i < reps; ++i)
         for (std::size_t j = 0; j < jobs.size(); ++j) {
+            const trace::Span range(jobs[j].label.c_str()); // outside the timing
             Stopwatch sw;
             jobs[j].run.once();
             jobs[j].sync();
@@ -159,7 +162,7 @@ public:
         std::vector<Job> jobs;
         std::map<std::string, Result> got; // results, for max_diff
         auto add = [&](const std::string& name, Prepared run, std::function<void()> sync, bool gpu) {
-            Job j{name, std::move(run), std::move(sync), gpu};
+            Job j{name, std::string(k.name) + " " + name, std::move(run), std::move(sync), gpu};
             // The compared pair runs once even without the check: max_diff needs no reference.
             if (o_.check || compared(name)) {
                 j.run.once();

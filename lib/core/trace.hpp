@@ -13,9 +13,10 @@
 // is formatted until the file is written.
 //
 // Device time: omp target regions are synchronous, so a span around them holds their device
-// time. A backend that queues kernels (cuda) registers set_device_sync: while recording, a
-// span of kind `device` waits for the queued work before it ends, so its length is device time
-// too (and the wait it adds is the price of seeing it; tracing off never waits).
+// time. The program registers its backend's synchronize (set_device_sync; a no-op for omp and
+// ref, a wait for queued kernels for cuda): while recording, a span of kind `device` waits for
+// it before it ends, so its length is device time too (the wait is the price of seeing it;
+// tracing off never waits). Use `device` only on the thread that launches the work.
 //
 // Threads: each thread that records names itself (name_thread); threads of the same name share
 // one row (a loader starts a new reader thread each epoch). The first named thread is row 1.
@@ -23,6 +24,7 @@
 
 #include <atomic>
 #include <cstdint>
+#include <exception>
 #include <functional>
 #include <string>
 #include <vector>
@@ -90,7 +92,8 @@ public:
     }
     ~Span()
     {
-        if (t0_ >= 0 && recording()) {
+        // Not while an exception unwinds: the device may be what failed, and nothing may throw here.
+        if (t0_ >= 0 && recording() && std::uncaught_exceptions() == 0) {
             if (kind_ == device) detail::device_sync();
             Event e;
             e.name = name_;

@@ -282,7 +282,8 @@ struct Loader::Impl {
                 copy_rows(slot, first + static_cast<std::uint64_t>(sl.begin), rows);
         }
         if (rows == 0) return;
-        const trace::Span span("upload", trace::device, -1, static_cast<std::int64_t>(rows * (features * elem + 4)));
+        // A host span: waiting for the device from this thread would wait for the training's kernels.
+        const trace::Span span("upload", trace::host, -1, static_cast<std::int64_t>(rows * (features * elem + 4)));
         if (split->image_dtype == h5::Dtype::u8)
             slot.raw.upload(slot.host_x.data(), rows * features);
         else

@@ -106,6 +106,48 @@ std::string us(std::int64_t ns)
     return buf;
 }
 
+// The rank's process row (named "rank R (host)", labelled with its clock offset) and its
+// thread rows, one JSON line each.
+std::string metadata_json(int rank, const std::string& host, std::int64_t offset_ns)
+{
+    const std::string head = "{\"ph\":\"M\",\"pid\":" + std::to_string(rank) + ",";
+    std::string out = head + "\"name\":\"process_name\",\"tid\":0,\"args\":{\"name\":" +
+        json_string("rank " + std::to_string(rank) + " (" + host + ")") + "}},\n";
+    // Perfetto shows process labels under the row's name.
+    out += head + "\"name\":\"process_labels\",\"tid\":0,\"args\":{\"labels\":\"clock " + us(offset_ns) +
+        " us from rank 0\"}},\n";
+    out +=
+        head + "\"name\":\"process_sort_index\",\"tid\":0,\"args\":{\"sort_index\":" + std::to_string(rank) + "}},\n";
+    for (const trace::ThreadName& t : trace::thread_names())
+        out += head + "\"name\":\"thread_name\",\"tid\":" + std::to_string(t.tid) +
+            ",\"args\":{\"name\":" + json_string(t.name) + "}},\n";
+    return out;
+}
+
+// One event as a JSON line, on rank 0's clock.
+std::string event_json(const trace::Event& e, int rank, std::int64_t offset_ns)
+{
+    std::string args;
+    const auto arg = [&](const char* k, const std::string& v) {
+        args += (args.empty() ? "\"" : ",\"") + (k + ("\":" + v));
+    };
+    if (e.step > 0) arg("step", std::to_string(e.step));
+    if (e.layer >= 0) arg("layer", std::to_string(e.layer));
+    if (e.bytes >= 0) arg("bytes", std::to_string(e.bytes));
+    if (e.ph == 'C') {
+        char buf[32];
+        std::snprintf(buf, sizeof buf, "%.9g", e.value);
+        arg("value", buf);
+    }
+    std::string out = "{\"ph\":\"" + std::string(1, e.ph) + "\",\"name\":" + json_string(e.name);
+    if (*e.cat) out += ",\"cat\":" + json_string(e.cat);
+    if (e.ph == 'b' || e.ph == 'e') out += ",\"id\":\"" + std::to_string(e.id) + "\"";
+    out +=
+        ",\"pid\":" + std::to_string(rank) + ",\"tid\":" + std::to_string(e.tid) + ",\"ts\":" + us(e.t_ns + offset_ns);
+    if (e.ph == 'X') out += ",\"dur\":" + us(e.dur_ns);
+    return out + ",\"args\":{" + args + "}},\n";
+}
+
 } // namespace
 
 void parse_trace_steps(const std::string& text, std::int64_t* first, std::int64_t* last)
@@ -125,17 +167,9 @@ void parse_trace_steps(const std::string& text, std::int64_t* first, std::int64_
 TraceFile::TraceFile(const MpiSession& mpi, std::string path, TraceInfo info)
     : mpi_(mpi), path_(std::move(path)), info_(std::move(info))
 {
-    std::string err;
-    if (mpi.root()) try {
-            check_trace_path(path_);
-        } catch (const std::exception& e) {
-            err = e.what();
-        }
-    if (mpi.size() == 1) {
-        if (!err.empty()) throw Error(err);
-    } else {
-        collective_ok(mpi.comm(), err.empty(), err);
-    }
+    collective_try(mpi, [&] {
+        if (mpi.root()) check_trace_path(path_);
+    });
     offset_ns_ = clock_offset_ns(mpi.comm());
     trace::name_thread("train");
     const std::int64_t last = info_.last_step > 0 ? info_.last_step : std::numeric_limits<std::int64_t>::max();
@@ -151,35 +185,12 @@ TraceFile::~TraceFile()
 
 std::string TraceFile::rank_events()
 {
-    const std::string pid = std::to_string(mpi_.rank());
-    std::string out = "{\"ph\":\"M\",\"name\":\"process_name\",\"pid\":" + pid +
-        ",\"tid\":0,\"args\":{\"name\":" + json_string("rank " + pid + " (" + mpi_.processor() + ")") + "}},\n";
-    // Perfetto shows process labels under the row's name: the measured clock offset.
-    out += "{\"ph\":\"M\",\"name\":\"process_labels\",\"pid\":" + pid + ",\"tid\":0,\"args\":{\"labels\":\"clock " +
-        us(offset_ns_) + " us from rank 0\"}},\n";
-    out += "{\"ph\":\"M\",\"name\":\"process_sort_index\",\"pid\":" + pid +
-        ",\"tid\":0,\"args\":{\"sort_index\":" + pid + "}},\n";
-    for (const trace::ThreadName& t : trace::thread_names())
-        out += "{\"ph\":\"M\",\"name\":\"thread_name\",\"pid\":" + pid + ",\"tid\":" + std::to_string(t.tid) +
-            ",\"args\":{\"name\":" + json_string(t.name) + "}},\n";
+    std::string out = metadata_json(mpi_.rank(), mpi_.processor(), offset_ns_);
     out += '\n'; // metadata, then events: rank 0 keeps only the latest metadata of each rank
     for (const trace::Event& e : trace::take_events()) {
         if (e.ph == 'b') open_async_.insert(e.id);
         if (e.ph == 'e' && open_async_.erase(e.id) == 0) continue; // begun before the window
-        std::string args;
-        const auto arg = [&](const char* k, const std::string& v) {
-            args += (args.empty() ? "\"" : ",\"") + (k + ("\":" + v));
-        };
-        if (e.step > 0) arg("step", std::to_string(e.step));
-        if (e.layer >= 0) arg("layer", std::to_string(e.layer));
-        if (e.bytes >= 0) arg("bytes", std::to_string(e.bytes));
-        if (e.ph == 'C') arg("value", std::to_string(e.value));
-        out += "{\"ph\":\"" + std::string(1, e.ph) + "\",\"name\":" + json_string(e.name);
-        if (*e.cat) out += ",\"cat\":" + json_string(e.cat);
-        if (e.ph == 'b' || e.ph == 'e') out += ",\"id\":\"" + std::to_string(e.id) + "\"";
-        out += ",\"pid\":" + pid + ",\"tid\":" + std::to_string(e.tid) + ",\"ts\":" + us(e.t_ns + offset_ns_);
-        if (e.ph == 'X') out += ",\"dur\":" + us(e.dur_ns);
-        out += ",\"args\":{" + args + "}},\n";
+        out += event_json(e, mpi_.rank(), offset_ns_);
     }
     return out;
 }
