@@ -14,8 +14,9 @@ The table, one block per rank, one row per phase (span name) and thread row:
              thread, beside the step, not inside it.
   (uncovered) the step's time that no direct child span covers (the loop's own bookkeeping)
 --csv writes the same rows (rank,phase,thread,nested,steps,mean_ms,p50_ms,p95_ms,share_pct;
-nested 1 for the "  >" rows). Spans outside steps (evaluate, checkpoint, stop flag) are listed by count and total; the
-counters (samples/s, GFLOP/s, grad bytes) by their mean per step.
+nested 1 for the "  >" rows). Spans outside steps (evaluate, checkpoint, stop flag; not those
+nested in them) are listed by count and total; the counters (samples/s, GFLOP/s, grad bytes)
+by their mean per step.
 
 --png draws N steps (default 3, from --first-step, default the trace's middle step so warm-up
 is left out) for every rank: one lane per thread row, and one lane per rank for the gradient
@@ -24,6 +25,7 @@ buckets in flight (async spans), so the overlap of the gradient sum with backwar
 import argparse
 import csv
 import json
+import signal
 import statistics
 import sys
 from collections import defaultdict
@@ -46,11 +48,12 @@ def load(path):
         die(f"{path}: {e.strerror}")
     except ValueError as e:
         die(f"{path}: not JSON: {e}")
-    if isinstance(doc, list):
-        return doc, {}
-    if not isinstance(doc, dict) or "traceEvents" not in doc:
-        die(f"{path}: not a trace-event file (no traceEvents)")
-    return doc["traceEvents"], doc.get("otherData", {})
+    events, other = doc, {}  # the plain-array form
+    if isinstance(doc, dict):
+        events, other = doc.get("traceEvents"), doc.get("otherData", {})
+    if not isinstance(events, list):
+        die(f"{path}: not a trace-event file (no traceEvents list)")
+    return [e for e in events if isinstance(e, dict)], other
 
 
 def names_of(events):
@@ -72,6 +75,21 @@ def depths(spans):
         out[id(e)] = len(stack)
         stack.append(e)
     return out
+
+
+def async_spans(events):
+    """pid -> [(begin ts, end ts)] of the b/e pairs, matched by (pid, cat, name, id) as Chrome does (an
+    id may come back once its span has ended); a begin without its end gets end = begin."""
+    opened, out = defaultdict(list), defaultdict(list)
+    for e in sorted((e for e in events if e.get("ph") in ("b", "e")), key=lambda e: e["ts"]):
+        key = (e.get("pid"), e.get("cat"), e.get("name"), e.get("id"))
+        if e["ph"] == "b":
+            opened[key].append(e["ts"])
+        elif opened[key]:
+            out[key[0]].append((opened[key].pop(), e["ts"]))
+    for key, begins in opened.items():
+        out[key[0]] += [(b, b) for b in begins]
+    return {pid: sorted(spans) for pid, spans in out.items()}
 
 
 def pct(values, q):
@@ -100,7 +118,8 @@ def rank_table(pid, rows, threads, events):
                 continue
             step = e.get("args", {}).get("step")
             if step is None or step not in steps:
-                outside[e["name"]].append(e["dur"] / 1e3)
+                if d[id(e)] == 0:  # evaluate's own forward spans are part of evaluate
+                    outside[e["name"]].append(e["dur"] / 1e3)
                 continue
             nested = tid == train_tid and d[id(e)] > 1  # deeper than a direct child of "step"
             layer = e.get("args", {}).get("layer")
@@ -145,6 +164,20 @@ def print_rank(pid, procs, result):
                                                        for k, v in sorted(counters.items())))
 
 
+def write_csv(path, results):
+    try:
+        with open(path, "w", newline="") as f:
+            w = csv.writer(f)
+            w.writerow(["rank", "phase", "thread", "nested", "steps", "mean_ms", "p50_ms", "p95_ms", "share_pct"])
+            for pid, (table, *_rest) in results.items():
+                for name, thread, n, mean, p50, p95, share in table:
+                    nested = name.startswith("  > ")
+                    w.writerow([pid, name[4:] if nested else name, thread, int(nested), n, f"{mean:.4f}",
+                                f"{p50:.4f}", f"{p95:.4f}", f"{share:.2f}"])
+    except OSError as e:
+        die(f"{path}: {e.strerror}")
+
+
 def draw(path, events, rows, procs, threads, steps_by_rank, first, count, title):
     import matplotlib
     matplotlib.use("Agg")
@@ -157,12 +190,13 @@ def draw(path, events, rows, procs, threads, steps_by_rank, first, count, title)
     t0 = min(steps_by_rank[p][shown[0]]["ts"] for p in steps_by_rank if shown[0] in steps_by_rank[p])
     t1 = max(steps_by_rank[p][shown[-1]]["ts"] + steps_by_rank[p][shown[-1]]["dur"]
              for p in steps_by_rank if shown[-1] in steps_by_rank[p])
+    buckets = async_spans(events)
     lanes = []  # (label, kind, key)
     for pid in sorted(steps_by_rank):
         for (p, tid) in sorted(rows):
             if p == pid:
                 lanes.append((f"{procs.get(pid, pid)}: {threads.get((pid, tid), tid)}", "x", (pid, tid)))
-        if any(e.get("ph") == "b" and e["pid"] == pid for e in events):
+        if pid in buckets:
             lanes.append((f"{procs.get(pid, pid)}: gradient sum in flight", "async", pid))
     cmap = plt.get_cmap("tab20")
     palette = {n: cmap(i) for i, n in enumerate(KNOWN)}  # the same colour in every picture
@@ -183,13 +217,10 @@ def draw(path, events, rows, procs, threads, steps_by_rank, first, count, title)
                 ax.barh(y, e["dur"] / 1e3, left=(e["ts"] - t0) / 1e3, height=h, color=colour(e["name"]),
                         edgecolor="black", linewidth=0.2)
         else:
-            begins = {e["id"]: e for e in events if e.get("ph") == "b" and e["pid"] == key}
-            ends = {e["id"]: e for e in events if e.get("ph") == "e" and e["pid"] == key}
-            for k, (i, b) in enumerate(sorted(begins.items(), key=lambda kv: kv[1]["ts"])):
-                end = ends.get(i, b)["ts"]
-                if end >= t0 and b["ts"] <= t1:  # alternate up and down: buckets may overlap
-                    ax.barh(y + (0.15 if k % 2 else -0.15), max(end - b["ts"], 1.0) / 1e3,
-                            left=(b["ts"] - t0) / 1e3, height=0.4,
+            for k, (begin, end) in enumerate(buckets[key]):
+                if end >= t0 and begin <= t1:  # alternate up and down: buckets may overlap
+                    ax.barh(y + (0.15 if k % 2 else -0.15), max(end - begin, 1.0) / 1e3,
+                            left=(begin - t0) / 1e3, height=0.4,
                             color=colour("bucket in flight"), edgecolor="black", linewidth=0.2)
     ax.set_yticks(range(len(lanes)))
     ax.set_yticklabels([lane[0] for lane in lanes], fontsize=8)
@@ -200,7 +231,10 @@ def draw(path, events, rows, procs, threads, steps_by_rank, first, count, title)
     ax.legend(handles=[Patch(color=c, label=n) for n, c in colours.items()], loc="upper left",
               bbox_to_anchor=(1.01, 1), fontsize=8)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    try:
+        fig.savefig(path, dpi=110)
+    except OSError as e:
+        die(f"{path}: {e.strerror}")
     print(f"\ntimeline of steps {shown[0]}..{shown[-1]}: {path}")
 
 
@@ -211,6 +245,8 @@ def main():
     ap.add_argument("--steps", type=int, default=3, help="steps in the picture (default 3)")
     ap.add_argument("--first-step", type=int, help="first step in the picture (default: the middle one)")
     ap.add_argument("--csv", help="also write the table as CSV")
+    signal.signal(signal.SIGPIPE, signal.SIG_DFL)  # `| head` ends quietly
+    ap.error = lambda msg: die(f"{msg} (--help for usage)")  # one line, exit 2
     a = ap.parse_args()
     if a.steps < 1:
         die(f"--steps {a.steps}: must be >= 1")
@@ -230,13 +266,7 @@ def main():
     for pid, r in results.items():
         print_rank(pid, procs, r)
     if a.csv:
-        with open(a.csv, "w", newline="") as f:
-            w = csv.writer(f)
-            w.writerow(["rank", "phase", "thread", "nested", "steps", "mean_ms", "p50_ms", "p95_ms", "share_pct"])
-            for pid, (table, *_rest) in results.items():
-                for name, thread, n, mean, p50, p95, share in table:
-                    w.writerow([pid, name.lstrip(" >"), thread, int(name.startswith("  >")), n, f"{mean:.4f}",
-                                f"{p50:.4f}", f"{p95:.4f}", f"{share:.2f}"])
+        write_csv(a.csv, results)
     if a.png:
         steps_by_rank = {p: r[3] for p, r in results.items()}
         all_steps = sorted(steps_by_rank[min(steps_by_rank)])
