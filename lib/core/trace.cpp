@@ -132,8 +132,6 @@ void set_step(std::int64_t step)
 
 void end_step() { registry().in_step.store(false, std::memory_order_relaxed); }
 
-std::int64_t current_step() { return registry().step.load(std::memory_order_relaxed); }
-
 void name_thread(const std::string& name) { t_log = log_named(name); }
 
 void set_device_sync(std::function<void()> sync) { registry().sync = std::move(sync); }

@@ -68,7 +68,6 @@ void disable();
 // between end_step and the next set_step (evaluation, checkpoints) belong to no step.
 void set_step(std::int64_t step);
 void end_step();
-std::int64_t current_step();
 inline bool recording() { return detail::recording.load(std::memory_order_relaxed); }
 
 // Names the calling thread's row ("train", "loader train", ...).
