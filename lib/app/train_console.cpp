@@ -153,7 +153,7 @@ void TrainConsole::on_epoch(const EpochReport& r)
         m.extra = {{"comm_s", ep_comm},
                    {"compute_s", ep_compute},
                    {"ranks", static_cast<double>(mpi_.size())},
-                   {"gflops", r.samples_per_s * model_.mlp->train_flops_per_row() / 1e9}};
+                   {"gflops", gflops(r.samples_per_s)}};
         if (peak_gflops_ > 0) m.extra.emplace_back("peak_pct", 100.0 * m.extra.back().second / peak_gflops_);
         metrics_->write(m);
     }
@@ -186,11 +186,16 @@ bool TrainConsole::should_stop(const TrainState& s)
 
 double TrainConsole::comm_seconds() const { return comm_.comm_seconds() + flag_s_; }
 
+double TrainConsole::gflops(double samples_per_s) const
+{
+    return samples_per_s * model_.mlp->train_flops_per_row() / 1e9;
+}
+
 std::string TrainConsole::flops_text(double samples_per_s) const
 {
-    const double gflops = samples_per_s * model_.mlp->train_flops_per_row() / 1e9;
-    std::string s = fmt("%.1f GFLOP/s", gflops);
-    if (peak_gflops_ > 0) s += fmt(" (%.1f%% of peak)", 100.0 * gflops / peak_gflops_);
+    const double g = gflops(samples_per_s);
+    std::string s = fmt("%.1f GFLOP/s", g);
+    if (peak_gflops_ > 0) s += fmt(" (%.1f%% of peak)", 100.0 * g / peak_gflops_);
     return s;
 }
 

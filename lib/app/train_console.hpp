@@ -34,6 +34,7 @@ private:
     bool should_stop(const TrainState& s);
     double comm_seconds() const; // gradient sums and stop-flag reductions so far
     double eta_seconds(std::int64_t step, double samples_per_s) const;
+    double gflops(double samples_per_s) const;          // the gemms' rate at that many samples/s
     std::string flops_text(double samples_per_s) const; // "12.3 GFLOP/s" (", 4.1% of peak" on a GPU)
 
     const MpiSession& mpi_;
