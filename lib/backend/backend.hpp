@@ -31,6 +31,11 @@ public:
 
     virtual void gemm(const Gemm& g, const float* A, const float* B, float* C, const float* bias = nullptr,
                       float* pre = nullptr) = 0;
+    // Mixed precision: bf16 operands, float accumulation and epilogue (kernels/gemm.hpp).
+    virtual void gemm(const Gemm& g, const bf16* A, const bf16* B, float* C, const float* bias = nullptr,
+                      float* pre = nullptr, bf16* C16 = nullptr) = 0;
+    virtual void convert(std::size_t n, const float* X, bf16* Y) = 0; // round to nearest even
+    virtual void convert(std::size_t n, const bf16* X, float* Y) = 0; // exact
     virtual void activation_backward(Act act, std::size_t n, const float* Z, const float* dY, float* dX) = 0;
     virtual void col_sum(int rows, int cols, const float* X, float* out, float beta) = 0;
     virtual XentStats softmax_xent(int B, int C, const float* logits, const std::int32_t* labels, float scale,
@@ -39,8 +44,11 @@ public:
     virtual void fill(std::size_t n, float* X, float value) = 0;
     virtual void scale(std::size_t n, float* X, float a) = 0;
     virtual double sum_squares(std::size_t n, const float* X) = 0;
-    virtual void sgd_update(std::size_t n, const SgdStep& s, float* W, const float* G, float* M) = 0;
-    virtual void adam_update(std::size_t n, const AdamStep& s, float* W, const float* G, float* M, float* V) = 0;
+    // W16, when non-null, receives bf16(W) after the step (the mixed-precision weight copy).
+    virtual void sgd_update(std::size_t n, const SgdStep& s, float* W, const float* G, float* M,
+                            bf16* W16 = nullptr) = 0;
+    virtual void adam_update(std::size_t n, const AdamStep& s, float* W, const float* G, float* M, float* V,
+                             bf16* W16 = nullptr) = 0;
 };
 
 // name: "ref", "omp" or "cuda". Throws Error naming the value and the built backends.

@@ -5,6 +5,7 @@
 #include "backend/backend.hpp"
 #include "core/check.hpp"
 #include "kernels/blas1.hpp"
+#include "kernels/convert.hpp"
 #include "kernels/normalize.hpp"
 #include "kernels/reduce.hpp"
 
@@ -37,6 +38,31 @@ public:
         detail::require_pointer("gemm", "B", B);
         detail::require_pointer("gemm", "C", C);
         ompml::gemm<I>(g, A, B, C, bias, pre);
+    }
+    void gemm(const Gemm& g, const bf16* A, const bf16* B, float* C, const float* bias, float* pre,
+              bf16* C16) override
+    {
+        detail::require_positive("gemm", "m", g.m);
+        detail::require_positive("gemm", "n", g.n);
+        detail::require_positive("gemm", "k", g.k);
+        detail::require_pointer("gemm", "A", A);
+        detail::require_pointer("gemm", "B", B);
+        detail::require_pointer("gemm", "C", C);
+        ompml::gemm<I>(g, A, B, C, bias, pre, C16);
+    }
+    void convert(std::size_t n, const float* X, bf16* Y) override
+    {
+        if (n == 0) return;
+        detail::require_pointer("convert", "X", X);
+        detail::require_pointer("convert", "Y", Y);
+        ompml::convert<I>(n, X, Y);
+    }
+    void convert(std::size_t n, const bf16* X, float* Y) override
+    {
+        if (n == 0) return;
+        detail::require_pointer("convert", "X", X);
+        detail::require_pointer("convert", "Y", Y);
+        ompml::convert<I>(n, X, Y);
     }
     void activation_backward(Act act, std::size_t n, const float* Z, const float* dY, float* dX) override
     {
@@ -85,15 +111,16 @@ public:
         detail::require_pointer("sum_squares", "X", X);
         return ompml::sum_squares<I>(n, X);
     }
-    void sgd_update(std::size_t n, const SgdStep& s, float* W, const float* G, float* M) override
+    void sgd_update(std::size_t n, const SgdStep& s, float* W, const float* G, float* M, bf16* W16) override
     {
         if (n == 0) return;
         detail::require_pointer("sgd_update", "W", W);
         detail::require_pointer("sgd_update", "G", G);
         detail::require_pointer("sgd_update", "M", M);
-        ompml::sgd_update<I>(n, s, W, G, M);
+        ompml::sgd_update<I>(n, s, W, G, M, W16);
     }
-    void adam_update(std::size_t n, const AdamStep& s, float* W, const float* G, float* M, float* V) override
+    void adam_update(std::size_t n, const AdamStep& s, float* W, const float* G, float* M, float* V,
+                     bf16* W16) override
     {
         if (n == 0) return;
         detail::require_positive("adam_update", "t", s.t);
@@ -101,7 +128,7 @@ public:
         detail::require_pointer("adam_update", "G", G);
         detail::require_pointer("adam_update", "M", M);
         detail::require_pointer("adam_update", "V", V);
-        ompml::adam_update<I>(n, s, W, G, M, V);
+        ompml::adam_update<I>(n, s, W, G, M, V, W16);
     }
 
 private:

@@ -3,8 +3,14 @@
 // op(B) is (K, N): B is stored (K, N), or (N, K) when trans_b.
 // bias (N) is added to every row when non-null; when pre is non-null it receives the value
 // before the activation (what activation_backward needs), (M, N).
+//
+// Mixed precision (the bf16 overload): A and B are bf16, their products are accumulated in
+// float, and the epilogue runs in float on the full sum, as in the float gemm; C and pre are
+// float. C16, when non-null, receives bf16(C) as well, (M, N): the next layer's bf16 input,
+// written by the epilogue instead of a separate conversion pass.
 #pragma once
 
+#include "core/bf16.hpp"
 #include "kernels/activation.hpp"
 #include "kernels/impl.hpp"
 
@@ -28,5 +34,9 @@ constexpr long kGemmLargeTiles = 128;
 
 template <Impl I>
 void gemm(const Gemm& g, const float* A, const float* B, float* C, const float* bias = nullptr, float* pre = nullptr);
+
+template <Impl I>
+void gemm(const Gemm& g, const bf16* A, const bf16* B, float* C, const float* bias = nullptr, float* pre = nullptr,
+          bf16* C16 = nullptr);
 
 } // namespace ompml

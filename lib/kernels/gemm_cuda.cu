@@ -130,3 +130,38 @@ void gemm<Impl::cuda>(const Gemm& g, const float* A, const float* B, float* C, c
 }
 
 } // namespace ompml
+
+namespace ompml {
+namespace {
+
+// PLACEHOLDER (replaced by the tiled bf16 gemm): one thread per element of C.
+__global__ void gemm_bf16_naive(Gemm g, const bf16* A, const bf16* B, float* C, const float* bias, float* pre,
+                                bf16* C16)
+{
+    const long idx = blockIdx.x * static_cast<long>(blockDim.x) + threadIdx.x;
+    if (idx >= static_cast<long>(g.m) * g.n) return;
+    const int i = static_cast<int>(idx / g.n), j = static_cast<int>(idx % g.n);
+    float acc = 0.0f;
+    for (int p = 0; p < g.k; ++p) {
+        const bf16 a = g.trans_a ? A[static_cast<long>(p) * g.m + i] : A[static_cast<long>(i) * g.k + p];
+        const bf16 b = g.trans_b ? B[static_cast<long>(j) * g.k + p] : B[static_cast<long>(p) * g.n + j];
+        acc += to_float(a) * to_float(b);
+    }
+    float z = g.alpha * acc + (g.beta == 0.0f ? 0.0f : g.beta * C[idx]);
+    if (bias != nullptr) z += bias[j];
+    if (pre != nullptr) pre[idx] = z;
+    C[idx] = act_forward(g.act, z);
+    if (C16 != nullptr) C16[idx] = to_bf16(C[idx]);
+}
+
+} // namespace
+
+template <>
+void gemm<Impl::cuda>(const Gemm& g, const bf16* A, const bf16* B, float* C, const float* bias, float* pre, bf16* C16)
+{
+    const long n = static_cast<long>(g.m) * g.n;
+    gemm_bf16_naive<<<static_cast<unsigned>((n + 255) / 256), 256>>>(g, A, B, C, bias, pre, C16);
+    CUDA_CHECK_LAUNCH();
+}
+
+} // namespace ompml

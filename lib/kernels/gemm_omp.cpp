@@ -244,3 +244,29 @@ void gemm<Impl::omp>(const Gemm& params, const float* A, const float* B, float* 
 }
 
 } // namespace ompml
+
+namespace ompml {
+
+// PLACEHOLDER (replaced by the packed bf16 gemm): one thread per element of C.
+template <>
+void gemm<Impl::omp>(const Gemm& params, const bf16* A, const bf16* B, float* C, const float* bias, float* pre,
+                     bf16* C16)
+{
+    const GemmArgs g{params.m,       params.n,     params.k,    params.trans_a,
+                     params.trans_b, params.alpha, params.beta, params.act};
+#pragma omp target teams distribute parallel for collapse(2) is_device_ptr(A, B, C, bias, pre, C16)
+    for (int i = 0; i < g.M; ++i)
+        for (int j = 0; j < g.N; ++j) {
+            float acc = 0.0f;
+            for (int p = 0; p < g.K; ++p) {
+                const bf16 a = g.ta ? A[static_cast<long>(p) * g.M + i] : A[static_cast<long>(i) * g.K + p];
+                const bf16 b = g.tb ? B[static_cast<long>(j) * g.K + p] : B[static_cast<long>(p) * g.N + j];
+                acc += to_float(a) * to_float(b);
+            }
+            const long idx = static_cast<long>(i) * g.N + j;
+            gemm_epilogue(g, g.act, acc, idx, j, C, bias, pre);
+            if (C16 != nullptr) C16[idx] = to_bf16(C[idx]);
+        }
+}
+
+} // namespace ompml

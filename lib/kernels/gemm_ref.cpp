@@ -1,27 +1,47 @@
-// gemm, sequential reference: the textbook triple loop with a double accumulator.
-// The oracle for tests; readable over fast.
+// gemm, sequential reference: the textbook triple loop with a double accumulator, for float
+// and for bf16 operands (widened exactly to float, then multiplied in double: the exact sum of
+// the bf16 products up to the final rounding). The oracle for tests; readable over fast.
 #include "kernels/gemm.hpp"
 
 namespace ompml {
+namespace {
 
-template <>
-void gemm<Impl::ref>(const Gemm& g, const float* A, const float* B, float* C, const float* bias, float* pre)
+inline float widen(float x) { return x; }
+inline float widen(bf16 x) { return to_float(x); }
+
+template <class T>
+void gemm_ref(const Gemm& g, const T* A, const T* B, float* C, const float* bias, float* pre, bf16* C16)
 {
     for (int i = 0; i < g.m; ++i) {
         for (int j = 0; j < g.n; ++j) {
             double acc = 0.0;
             for (int p = 0; p < g.k; ++p) {
-                const float a = g.trans_a ? A[static_cast<long>(p) * g.m + i] : A[static_cast<long>(i) * g.k + p];
-                const float b = g.trans_b ? B[static_cast<long>(j) * g.k + p] : B[static_cast<long>(p) * g.n + j];
+                const float a = widen(g.trans_a ? A[static_cast<long>(p) * g.m + i] : A[static_cast<long>(i) * g.k + p]);
+                const float b = widen(g.trans_b ? B[static_cast<long>(j) * g.k + p] : B[static_cast<long>(p) * g.n + j]);
                 acc += static_cast<double>(a) * b;
             }
-            float& c = C[static_cast<long>(i) * g.n + j];
-            float z = g.alpha * static_cast<float>(acc) + (g.beta == 0.0f ? 0.0f : g.beta * c);
+            const long idx = static_cast<long>(i) * g.n + j;
+            float z = g.alpha * static_cast<float>(acc) + (g.beta == 0.0f ? 0.0f : g.beta * C[idx]);
             if (bias != nullptr) z += bias[j];
-            if (pre != nullptr) pre[static_cast<long>(i) * g.n + j] = z;
-            c = act_forward(g.act, z);
+            if (pre != nullptr) pre[idx] = z;
+            C[idx] = act_forward(g.act, z);
+            if (C16 != nullptr) C16[idx] = to_bf16(C[idx]);
         }
     }
+}
+
+} // namespace
+
+template <>
+void gemm<Impl::ref>(const Gemm& g, const float* A, const float* B, float* C, const float* bias, float* pre)
+{
+    gemm_ref(g, A, B, C, bias, pre, nullptr);
+}
+
+template <>
+void gemm<Impl::ref>(const Gemm& g, const bf16* A, const bf16* B, float* C, const float* bias, float* pre, bf16* C16)
+{
+    gemm_ref(g, A, B, C, bias, pre, C16);
 }
 
 } // namespace ompml

@@ -2,6 +2,7 @@
 // Semantics follow PyTorch's torch.optim.SGD / Adam / AdamW, so runs can be compared.
 #pragma once
 
+#include "core/bf16.hpp"
 #include "core/hd.hpp"
 #include "kernels/impl.hpp"
 
@@ -60,12 +61,15 @@ inline AdamCorrection adam_correction(const AdamStep& s)
             static_cast<float>(1.0 / (1.0 - std::pow(static_cast<double>(s.beta2), static_cast<double>(s.t))))};
 }
 
-//   W, G, M: (n)
+// W16, when non-null, receives bf16(W) of the updated weights in the same pass: the weight
+// copy that mixed-precision gemms read, refreshed without a separate conversion.
+//   W, G, M, W16: (n)
 template <Impl I>
-void sgd_update(std::size_t n, const SgdStep& s, float* W, const float* G, float* M);
+void sgd_update(std::size_t n, const SgdStep& s, float* W, const float* G, float* M, bf16* W16 = nullptr);
 
-//   W, G, M, V: (n)
+//   W, G, M, V, W16: (n)
 template <Impl I>
-void adam_update(std::size_t n, const AdamStep& s, float* W, const float* G, float* M, float* V);
+void adam_update(std::size_t n, const AdamStep& s, float* W, const float* G, float* M, float* V,
+                 bf16* W16 = nullptr);
 
 } // namespace ompml

@@ -4,16 +4,23 @@
 namespace ompml {
 
 template <>
-void sgd_update<Impl::ref>(std::size_t n, const SgdStep& s, float* W, const float* G, float* M)
+void sgd_update<Impl::ref>(std::size_t n, const SgdStep& s, float* W, const float* G, float* M, bf16* W16)
 {
-    for (std::size_t i = 0; i < n; ++i) sgd_body(s, W[i], G[i], M[i]);
+    for (std::size_t i = 0; i < n; ++i) {
+        sgd_body(s, W[i], G[i], M[i]);
+        if (W16 != nullptr) W16[i] = to_bf16(W[i]);
+    }
 }
 
 template <>
-void adam_update<Impl::ref>(std::size_t n, const AdamStep& s, float* W, const float* G, float* M, float* V)
+void adam_update<Impl::ref>(std::size_t n, const AdamStep& s, float* W, const float* G, float* M, float* V,
+                            bf16* W16)
 {
     const AdamCorrection c = adam_correction(s);
-    for (std::size_t i = 0; i < n; ++i) adam_body(s, c.c1, c.c2, W[i], G[i], M[i], V[i]);
+    for (std::size_t i = 0; i < n; ++i) {
+        adam_body(s, c.c1, c.c2, W[i], G[i], M[i], V[i]);
+        if (W16 != nullptr) W16[i] = to_bf16(W[i]);
+    }
 }
 
 } // namespace ompml

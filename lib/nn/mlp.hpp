@@ -18,6 +18,7 @@
 #include "backend/backend.hpp"
 #include "core/buffer.hpp"
 #include "core/enum_names.hpp"
+#include "core/precision.hpp"
 
 #include <cstddef>
 #include <cstdint>
@@ -30,6 +31,9 @@ namespace ompml {
 struct MlpConfig {
     std::vector<int> layers{784, 512, 256, 10}; // widths: input, hidden..., classes
     Act activation = Act::relu;                 // hidden layers; the last layer is identity
+    // bf16: the gemms read bf16 copies of the weights and of each layer's input, and
+    // accumulate in float; params() stay the fp32 master weights (see Mlp).
+    Precision precision = Precision::fp32;
 };
 
 // Hidden activations by name (parse_enum<Act>, enum_name; core/enum_names.hpp). identity is

@@ -1,0 +1,42 @@
+// bfloat16: the top 16 bits of an IEEE float (1 sign, 8 exponent, 7 mantissa bits), the
+// storage type of mixed-precision operands (gemm inputs, the weight copy, compressed gradients).
+// Arithmetic never happens in bf16: values are widened to float, used, and rounded back.
+//
+// to_bf16 rounds to nearest, ties to even, like PyTorch's and CUDA's conversions:
+// - NaN stays NaN (quieted: a signalling NaN's payload could round to the Inf pattern);
+// - Inf stays Inf, and finite values past the largest bf16 (3.3895e38) round to Inf;
+// - subnormals are kept (bf16 has float's exponent range, so they round like normals).
+// Plain bit arithmetic: one definition for host cores, OpenMP devices and CUDA, no intrinsics.
+#pragma once
+
+#include "core/hd.hpp"
+
+#include <cstdint>
+
+namespace ompml {
+
+struct bf16 {
+    std::uint16_t bits;
+};
+static_assert(sizeof(bf16) == 2, "bf16 is two bytes");
+
+#pragma omp declare target
+OMPML_HD inline bf16 to_bf16(float f)
+{
+    std::uint32_t u;
+    __builtin_memcpy(&u, &f, sizeof(u));
+    if ((u & 0x7fffffffu) > 0x7f800000u) return bf16{static_cast<std::uint16_t>((u >> 16) | 0x0040u)}; // NaN
+    u += 0x7fffu + ((u >> 16) & 1u); // ties go to the even upper half
+    return bf16{static_cast<std::uint16_t>(u >> 16)};
+}
+
+OMPML_HD inline float to_float(bf16 h)
+{
+    const std::uint32_t u = static_cast<std::uint32_t>(h.bits) << 16;
+    float f;
+    __builtin_memcpy(&f, &u, sizeof(f));
+    return f;
+}
+#pragma omp end declare target
+
+} // namespace ompml
