@@ -33,7 +33,8 @@ def schema(path):
         assert f.userblock_size == 512, f.userblock_size
         cfg = f["config"].attrs
         assert text(cfg["format"]) == "ompml-checkpoint", cfg["format"]
-        assert int(cfg["version"]) == 1
+        assert int(cfg["version"]) == 2
+        assert text(cfg["precision"]) in ("fp32", "bf16"), cfg["precision"]
         for key in ["activation", "optimizer", "lr", "momentum", "beta1", "beta2", "eps", "weight_decay",
                     "schedule", "warmup", "step_size", "gamma", "total_steps", "clip", "seed", "batch", "epochs",
                     "eval_batch", "data_path", "data_features", "data_classes", "data_train_samples",
@@ -57,6 +58,7 @@ def schema(path):
             assert key in st, f"/state lacks attribute {key}"
         assert int(f["optimizer"].attrs["steps"]) == int(st["step"])
         print(f"{path}: ok: layers {layers} ({nparams} parameters), {text(cfg['activation'])}, "
+              f"{text(cfg['precision'])}, "
               f"{text(cfg['optimizer'])} lr {float(cfg['lr']):g}, step {int(st['step'])}, epoch {int(st['epoch'])}")
 
 

@@ -512,6 +512,170 @@ BOOST_AUTO_TEST_CASE(adam_and_adamw_over_several_steps)
 }
 
 // ---------------------------------------------------------------------------------------------
+// bf16: the conversion (core/bf16.hpp) against an independent reference, its edge cases, the
+// convert kernels, and the optimizer steps' bf16 weight copy.
+
+namespace {
+
+std::uint32_t bits_of(float f)
+{
+    std::uint32_t u;
+    std::memcpy(&u, &f, sizeof(u));
+    return u;
+}
+float float_of(std::uint32_t u)
+{
+    float f;
+    std::memcpy(&f, &u, sizeof(f));
+    return f;
+}
+
+// The bf16 nearest x, ties to the even pattern, found by comparing distances in double to the
+// two bf16 values around x (truncation, and the next pattern away from zero; past the largest
+// bf16 the next is 2^128, which rounds to Inf): a different computation from to_bf16's
+// bias-and-truncate. NaN gives any NaN pattern (checked separately).
+std::uint16_t nearest_bf16(float x)
+{
+    const std::uint16_t lo = static_cast<std::uint16_t>(bits_of(x) >> 16), hi = static_cast<std::uint16_t>(lo + 1);
+    if ((lo & 0x7fff) == 0x7f80) return lo; // +-Inf
+    const double a = std::fabs(static_cast<double>(float_of(static_cast<std::uint32_t>(lo) << 16)));
+    const double b = (hi & 0x7fff) == 0x7f80 ? std::ldexp(1.0, 128)
+                                             : std::fabs(static_cast<double>(float_of(static_cast<std::uint32_t>(hi) << 16)));
+    const double ax = std::fabs(static_cast<double>(x));
+    if (ax - a < b - ax) return lo;
+    if (ax - a > b - ax) return hi;
+    return (lo & 1) == 0 ? lo : hi;
+}
+
+} // namespace
+
+BOOST_AUTO_TEST_CASE(bf16_conversion_edge_cases)
+{
+    struct Case {
+        std::uint32_t in;
+        std::uint16_t out;
+        const char* what;
+    };
+    const Case cases[] = {
+        {0x3f800000, 0x3f80, "1 is exact"},
+        {0x3f808000, 0x3f80, "tie between 1 and 1+2^-7 goes to the even 1"},
+        {0x3f818000, 0x3f82, "tie above an odd pattern goes up to the even one"},
+        {0x3f808001, 0x3f81, "just above the tie rounds up"},
+        {0x3f807fff, 0x3f80, "just below the tie rounds down"},
+        {0xbf808001, 0xbf81, "negative values round by magnitude"},
+        {0x7f800000, 0x7f80, "+Inf stays +Inf"},
+        {0xff800000, 0xff80, "-Inf stays -Inf"},
+        {0x7f7f0000, 0x7f7f, "the largest bf16 is exact"},
+        {0x7f7f7fff, 0x7f7f, "below the midpoint to 2^128 stays finite"},
+        {0x7f7f8000, 0x7f80, "the midpoint to 2^128 is a tie to the even pattern: Inf"},
+        {0x7f7fffff, 0x7f80, "FLT_MAX overflows to Inf"},
+        {0xff7fffff, 0xff80, "-FLT_MAX overflows to -Inf"},
+        {0x00000000, 0x0000, "+0"},
+        {0x80000000, 0x8000, "-0 keeps its sign"},
+        {0x00000001, 0x0000, "the smallest float subnormal rounds to 0"},
+        {0x00008000, 0x0000, "a subnormal tie goes to the even 0"},
+        {0x00018000, 0x0002, "a subnormal tie above an odd pattern goes up"},
+        {0x00010000, 0x0001, "the smallest bf16 subnormal is kept, not flushed"},
+        {0x807fffff, 0x8080, "the largest negative subnormal rounds up to the smallest normal"},
+    };
+    for (const Case& c : cases) {
+        BOOST_TEST_CONTEXT(c.what)
+        {
+            BOOST_CHECK_EQUAL(to_bf16(float_of(c.in)).bits, c.out);
+            BOOST_CHECK_EQUAL(nearest_bf16(float_of(c.in)), c.out); // the reference agrees
+            BOOST_CHECK_EQUAL(bits_of(to_float(bf16{c.out})), static_cast<std::uint32_t>(c.out) << 16);
+        }
+    }
+    // NaN stays NaN, with its sign, whatever its payload: quiet, signalling, and a payload in
+    // the low half only (which truncation would turn into Inf).
+    for (const std::uint32_t nan : {0x7fc00000u, 0xffc00000u, 0x7f800001u, 0xff800001u, 0x7fffffffu}) {
+        const std::uint16_t h = to_bf16(float_of(nan)).bits;
+        BOOST_CHECK_MESSAGE(std::isnan(to_float(bf16{h})), std::hex << nan << " -> " << h << " is not NaN");
+        BOOST_CHECK_EQUAL(h >> 15, nan >> 31);
+    }
+}
+
+// Every exponent and many mantissas: 2^20 random patterns, all 65536 bf16 patterns (exact), and
+// the midpoints between consecutive bf16 values (ties).
+BOOST_AUTO_TEST_CASE(bf16_conversion_matches_nearest_value)
+{
+    const Rng rng(77, 1);
+    std::size_t checked = 0;
+    auto check = [&](std::uint32_t u) {
+        const float x = float_of(u);
+        if (std::isnan(x)) return;
+        const std::uint16_t got = to_bf16(x).bits, want = nearest_bf16(x);
+        if (got != want) BOOST_ERROR(std::hex << "to_bf16(0x" << u << ") = 0x" << got << ", nearest is 0x" << want);
+        ++checked;
+    };
+    for (std::uint32_t i = 0; i < (1u << 20); ++i)
+        check(static_cast<std::uint32_t>(rng.below(2 * i, 1u << 16)) << 16 | static_cast<std::uint32_t>(rng.below(2 * i + 1, 1u << 16)));
+    for (std::uint32_t h = 0; h < (1u << 16); ++h) {
+        check(h << 16);          // exact
+        check(h << 16 | 0x8000); // tie
+    }
+    BOOST_TEST_MESSAGE("bf16 conversions checked: " << checked);
+}
+
+BOOST_AUTO_TEST_CASE(convert_kernels_match_reference)
+{
+    for (const std::size_t n : kLengths) {
+        auto X = random_floats(n, 60, -3.0f, 3.0f);
+        const float specials[] = {0.0f, -0.0f, 1e-40f, -1e-40f, 3.4e38f, -3.4e38f,
+                                  std::numeric_limits<float>::infinity(), -std::numeric_limits<float>::infinity(),
+                                  std::numeric_limits<float>::quiet_NaN(), float_of(0x3f808000)};
+        for (std::size_t i = 0; i < n && i < std::size(specials); ++i) X[(i * 7919) % n] = specials[i];
+        std::vector<bf16> want(n);
+        for (std::size_t i = 0; i < n; ++i) want[i] = to_bf16(X[i]);
+        for_each_backend([&](Backend& be) {
+            auto dX = upload(be, X);
+            DeviceBuffer<bf16> dH(be.memory(), n);
+            DeviceBuffer<float> dY(be.memory(), n);
+            be.convert(n, dX.data(), dH.data());
+            be.convert(n, dH.data(), dY.data());
+            const std::vector<bf16> got = dH.to_vector();
+            const std::vector<float> back = dY.to_vector();
+            std::size_t bad = 0;
+            for (std::size_t i = 0; i < n; ++i) {
+                const bool nan = std::isnan(X[i]);
+                if (nan ? !std::isnan(to_float(got[i])) : got[i].bits != want[i].bits) ++bad;
+                if (bits_of(back[i]) != static_cast<std::uint32_t>(got[i].bits) << 16) ++bad;
+            }
+            BOOST_CHECK_MESSAGE(bad == 0, "convert n=" << n << ": " << bad << " elements differ from to_bf16/to_float");
+        });
+    }
+}
+
+// The fused bf16 copy: W16 == to_bf16(W) after each step, bitwise, and W itself is the same as
+// without the copy (the copy is an extra store, not a change of the update).
+BOOST_AUTO_TEST_CASE(optimizer_steps_refresh_the_bf16_weight_copy)
+{
+    const std::size_t n = 1031;
+    const auto W0 = random_floats(n, 95), G = random_floats(n, 96);
+    for_each_backend([&](Backend& be) {
+        for (const bool adam : {false, true}) {
+            auto dW = upload(be, W0), dW2 = upload(be, W0), dG = upload(be, G);
+            DeviceBuffer<float> dM(be.memory(), std::vector<float>(n, 0.0f)), dV(be.memory(), std::vector<float>(n, 0.0f));
+            DeviceBuffer<float> dM2(be.memory(), std::vector<float>(n, 0.0f)), dV2(be.memory(), std::vector<float>(n, 0.0f));
+            DeviceBuffer<bf16> dH(be.memory(), n);
+            if (adam) {
+                be.adam_update(n, AdamStep{}, dW.data(), dG.data(), dM.data(), dV.data(), dH.data());
+                be.adam_update(n, AdamStep{}, dW2.data(), dG.data(), dM2.data(), dV2.data());
+            } else {
+                be.sgd_update(n, SgdStep{0.1f, 0.9f, 0.0f}, dW.data(), dG.data(), dM.data(), dH.data());
+                be.sgd_update(n, SgdStep{0.1f, 0.9f, 0.0f}, dW2.data(), dG.data(), dM2.data());
+            }
+            const std::vector<float> W = dW.to_vector(), W2 = dW2.to_vector();
+            const std::vector<bf16> H = dH.to_vector();
+            std::size_t bad = 0;
+            for (std::size_t i = 0; i < n; ++i)
+                if (H[i].bits != to_bf16(W[i]).bits || bits_of(W[i]) != bits_of(W2[i])) ++bad;
+            BOOST_CHECK_MESSAGE(bad == 0, (adam ? "adam" : "sgd") << ": " << bad << " elements of the bf16 copy differ");
+        }
+    });
+}
+
+// ---------------------------------------------------------------------------------------------
 // Argument validation: checked once in KernelBackend, so every backend gives the same message.
 
 BOOST_AUTO_TEST_CASE(bad_arguments_throw_clear_errors)

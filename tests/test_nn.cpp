@@ -109,6 +109,78 @@ BOOST_AUTO_TEST_CASE(gradient_check_omp)
     gradient_check("omp", Act::gelu);
 }
 
+namespace {
+
+// Logits and gradients of one forward/backward of a 64-48-32-10 model on 32 rows.
+struct StepResult {
+    std::vector<float> logits, grads;
+};
+StepResult one_step(const std::string& backend, Precision precision, Act act)
+{
+    auto be = make_backend(backend);
+    const int B = 32;
+    MlpConfig cfg;
+    cfg.layers = {64, 48, 32, 10};
+    cfg.precision = precision;
+    cfg.activation = act;
+    Mlp m(*be, cfg, B);
+    m.init_params(7);
+    const auto X = upload(*be, random_floats(static_cast<std::size_t>(B) * 64, 3));
+    std::vector<std::int32_t> yh(B);
+    for (int i = 0; i < B; ++i) yh[i] = (i * 7) % 10;
+    const auto Y = upload(*be, yh);
+    const float* logits = m.forward(X.data(), B, true);
+    StepResult r;
+    r.logits.resize(static_cast<std::size_t>(B) * 10);
+    be->memory().to_host(r.logits.data(), logits, r.logits.size() * sizeof(float));
+    m.loss_backward(X.data(), Y.data(), B, 1.0f / B);
+    be->synchronize();
+    r.grads.resize(m.num_params());
+    be->memory().to_host(r.grads.data(), m.grads(), r.grads.size() * sizeof(float));
+    return r;
+}
+
+double max_abs(const std::vector<float>& v)
+{
+    double m = 0;
+    for (const float x : v) m = std::max(m, std::fabs(static_cast<double>(x)));
+    return m;
+}
+
+} // namespace
+
+// bf16 mixed precision against fp32 on the same model and batch. bf16 keeps 8 significant bits
+// (a rounding error <= 2^-9 relative per operand), each gemm input is rounded once, and the sums
+// are float, so logits and gradients move by up to ~2% of an element (the three layers' roundings
+// compound). Tolerance 1e-2 * max|ref| + 3e-2 * |ref|: this test passes at 4e-3 + 1e-2 and fails
+// at 1e-3 + 2e-3, so ~2.5x margin; a wrong operand or transpose is O(max|ref|). The bf16 run must
+// also differ from fp32 (else the precision flag did nothing). tanh: with relu, the rounding
+// flips a few pre-activations near 0 across the kink, which moves single gradient elements by
+// O(1) of themselves (a row joins or leaves a unit's sum): real, but not rounding to bound.
+BOOST_AUTO_TEST_CASE(bf16_step_tracks_fp32)
+{
+    for (const std::string backend : {"ref", "omp"}) {
+        BOOST_TEST_CONTEXT("backend " << backend)
+        {
+            const StepResult f = one_step(backend, Precision::fp32, Act::tanh);
+            const StepResult h = one_step(backend, Precision::bf16, Act::tanh);
+            check_close(h.logits, f.logits, 1e-2 * max_abs(f.logits), 3e-2, "bf16 logits vs fp32");
+            check_close(h.grads, f.grads, 1e-2 * max_abs(f.grads), 3e-2, "bf16 gradients vs fp32");
+            BOOST_CHECK_MESSAGE(h.grads != f.grads, "the bf16 gradients are bitwise the fp32 ones");
+        }
+    }
+}
+
+// The omp bf16 step against the ref bf16 step: the same bf16 operands, so only the order of the
+// float sums differs (~1e-6 relative), except where that flips the rounding of a bf16 copy of a
+// hidden output (one bf16 ulp, 2^-8 relative, of a rare element): 1e-3 * max|ref| + 1e-3 * |ref|.
+BOOST_AUTO_TEST_CASE(bf16_step_omp_matches_ref)
+{
+    const StepResult r = one_step("ref", Precision::bf16, Act::relu), o = one_step("omp", Precision::bf16, Act::relu);
+    check_close(o.logits, r.logits, 1e-3 * max_abs(r.logits), 1e-3, "omp bf16 logits vs ref");
+    check_close(o.grads, r.grads, 1e-3 * max_abs(r.grads), 1e-3, "omp bf16 gradients vs ref");
+}
+
 BOOST_AUTO_TEST_CASE(zero_rows_give_zero_gradients_and_every_bucket)
 {
     auto be = make_backend("omp");

@@ -3,7 +3,7 @@
 // batch with the omp backend, and writes the result (after.h5; losses as an attribute of
 // batch.h5). The script repeats the steps in PyTorch from before.h5 and compares.
 //
-//   torch_step_helper OUTDIR CASE      CASE: adam | adamw | sgd
+//   torch_step_helper OUTDIR CASE      CASE: adam | adamw | sgd | sgd_bf16
 #include "backend/backend.hpp"
 #include "core/rng.hpp"
 #include "io/checkpoint.hpp"
@@ -18,7 +18,7 @@ using namespace ompml;
 int main(int argc, char** argv)
 {
     try {
-        require(argc == 3, "usage: torch_step_helper OUTDIR adam|adamw|sgd");
+        require(argc == 3, "usage: torch_step_helper OUTDIR adam|adamw|sgd|sgd_bf16");
         const std::string dir = argv[1], kase = argv[2];
         TrainConfig cfg;
         cfg.model.layers = {30, 24, 16, 5};
@@ -41,6 +41,12 @@ int main(int argc, char** argv)
             cfg.opt.momentum = 0.9f;
             cfg.opt.weight_decay = 1e-3f;
             steps = 3;
+        } else if (kase == "sgd_bf16") { // one SGD step in bf16 mixed precision, relu
+            cfg.model.activation = Act::relu;
+            cfg.model.precision = Precision::bf16;
+            cfg.opt.kind = OptKind::sgd;
+            cfg.opt.lr = 0.1f;
+            cfg.opt.momentum = 0.0f;
         } else {
             throw Error("unknown case '" + kase + "'");
         }

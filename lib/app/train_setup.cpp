@@ -224,6 +224,7 @@ TrainModel build_model(const MpiSession& mpi, Backend& be, const TrainConfig& cf
     // Every rank computed the same values (same seed or the same checkpoint, agreed on); the
     // broadcast makes "identical" hold by construction, whatever the rank's history.
     broadcast(mpi.comm(), be.memory(), m.mlp->params(), m.mlp->num_params());
+    m.mlp->refresh_params16();
     return m;
 }
 

@@ -56,6 +56,7 @@ struct Spec {
     Range range = kAnyValue; // numbers only
     Store store = Store::fixed;
     bool agree = true; // every rank must hold the same value
+    int since = 1;     // the checkpoint format version that added it: older files lack it (default kept)
 };
 
 // The accessor of a field of a config (const or not): OMPML_FIELD(opt.lr).

@@ -22,14 +22,16 @@ namespace {
 namespace fs = std::filesystem;
 
 constexpr const char* kFormat = "ompml-checkpoint";
-constexpr std::int64_t kVersion = 1;
+// Version 2 added /config precision; version 1 files (fp32 runs) are read as fp32.
+constexpr std::int64_t kVersion = 2;
+constexpr std::int64_t kOldestVersion = 1;
 
 // The user block: the magic line, then a note for whoever looks at the raw bytes. Fixed text,
 // so two runs that compute the same state still write the same file bytes.
 const std::string& user_block()
 {
     static const std::string text = std::string(kCheckpointMagic) +
-        "An ompml training checkpoint (format version 1). The HDF5 file starts at byte 512 "
+        "An ompml training checkpoint (format version 2). The HDF5 file starts at byte 512 "
         "of this file; h5py and h5dump read it as it is. Schema: docs/checkpoint.md.\n";
     return text;
 }
@@ -138,11 +140,11 @@ void write_settings(hid_t cfg, const TrainConfig& c)
     });
 }
 
-void read_settings(hid_t cfg, TrainConfig& c)
+void read_settings(hid_t cfg, std::int64_t version, TrainConfig& c)
 {
     for_each_train_setting([&](const Spec& s, auto field) {
         using T = std::remove_cvref_t<decltype(field(c))>;
-        if (s.store == Store::run_only) return;
+        if (s.store == Store::run_only || version < s.since) return;
         if constexpr (std::is_integral_v<T>)
             field(c) = static_cast<T>(h5::get_attr_int(cfg, s.key));
         else if constexpr (std::is_floating_point_v<T>)
@@ -214,10 +216,10 @@ Checkpoint read_unchecked(const std::string& path)
     if (!h5::has_attr(cfg, "format") || h5::get_attr_string(cfg, "format") != kFormat)
         throw Error("not an ompml checkpoint (no /config attribute format = \"" + std::string(kFormat) + "\")");
     const std::int64_t version = h5::get_attr_int(cfg, "version");
-    if (version != kVersion)
+    if (version < kOldestVersion || version > kVersion)
         throw Error("checkpoint format version " + std::to_string(version) + ", this build reads " +
-                    std::to_string(kVersion));
-    read_settings(cfg, ck.config);
+                    std::to_string(kOldestVersion) + " to " + std::to_string(kVersion));
+    read_settings(cfg, version, ck.config);
     const TrainConfig& c = ck.config;
     ck.data.path = h5::get_attr_string(cfg, "data_path");
     ck.data.features = static_cast<std::uint64_t>(h5::get_attr_int(cfg, "data_features"));

@@ -1,5 +1,6 @@
 // MLP forward/backward over the Backend: gemm with a fused bias + activation epilogue forward,
-// fused softmax cross-entropy, then per layer dW = dZ^T X, db = colsum(dZ), dX = dZ W.
+// fused softmax cross-entropy, then per layer dW = dZ^T X, db = colsum(dZ), dX = dZ W; in bf16,
+// the same calls on the bf16 copies (Mlp::gemm picks the overload).
 #include "nn/mlp.hpp"
 
 #include "core/check.hpp"
@@ -73,6 +74,11 @@ Mlp::Mlp(Backend& be, const MlpConfig& cfg, int max_batch) : be_(be), cfg_(cfg),
     const std::size_t rows = static_cast<std::size_t>(max_batch);
     std::size_t floats = 2 * num_params_ + 2 * rows * widest; // what the buffers below take
     for (int l = 0; l < num_layers(); ++l) floats += (l + 1 < num_layers() ? 2 : 1) * rows * views_[l].out;
+    if (mixed()) { // bf16 copies: half a float each
+        std::size_t halves = num_params_ + rows * (cfg.layers.front() + widest);
+        for (int l = 0; l + 1 < num_layers(); ++l) halves += rows * views_[l].out;
+        floats += (halves + 1) / 2;
+    }
     try {
         params_ = DeviceBuffer<float>(mem, num_params_);
         grads_ = DeviceBuffer<float>(mem, num_params_);
@@ -83,12 +89,19 @@ Mlp::Mlp(Backend& be, const MlpConfig& cfg, int max_batch) : be_(be), cfg_(cfg),
         }
         dA_ = DeviceBuffer<float>(mem, rows * widest);
         dB_ = DeviceBuffer<float>(mem, rows * widest);
+        if (mixed()) {
+            params16_ = DeviceBuffer<bf16>(mem, num_params_);
+            x16_ = DeviceBuffer<bf16>(mem, rows * cfg.layers.front());
+            dZ16_ = DeviceBuffer<bf16>(mem, rows * widest);
+            for (int l = 0; l + 1 < num_layers(); ++l) acts16_.emplace_back(mem, rows * views_[l].out);
+        }
     } catch (const std::exception& e) { // Error from the device, or bad_alloc on the host
         throw Error("model " + layers_string(cfg.layers) + " (" + std::to_string(num_params_) + " parameters, batch " +
                     std::to_string(max_batch) + "): cannot allocate its " + bytes_text(floats * sizeof(float)) +
                     " of " + mem.name() + " memory: " + e.what());
     }
     be.fill(num_params_, params_.data(), 0.0f);
+    refresh_params16();
     grad_ = grads_.data();
     be.fill(num_params_, grad_, 0.0f);
 }
@@ -105,6 +118,21 @@ void Mlp::init_params(std::uint64_t seed)
         for (std::size_t i = 0; i < n; ++i) host[v.w + i] = static_cast<float>(sd) * rng.normal(i);
     }
     params_.upload(host);
+    refresh_params16();
+}
+
+void Mlp::refresh_params16()
+{
+    if (mixed()) be_.convert(num_params_, params_.data(), params16_.data());
+}
+
+void Mlp::gemm(const Gemm& g, const float* A, const bf16* A16, const float* B, const bf16* B16, float* C,
+               const float* bias, float* pre, bf16* C16)
+{
+    if (mixed())
+        be_.gemm(g, A16, B16, C, bias, pre, C16);
+    else
+        be_.gemm(g, A, B, C, bias, pre);
 }
 
 void Mlp::use_grad_buffer(float* G)
@@ -130,6 +158,7 @@ void Mlp::upload_params(const std::vector<float>& host)
             "MLP parameters: got " + std::to_string(host.size()) + " values, the model " + layers_string(cfg_.layers) +
                 " has " + std::to_string(num_params_));
     params_.upload(host);
+    refresh_params16();
 }
 
 const float* Mlp::forward(const float* X, int B, bool store_pre)
@@ -137,7 +166,12 @@ const float* Mlp::forward(const float* X, int B, bool store_pre)
     require(B >= 0 && B <= max_batch_,
             "MLP forward: batch of " + std::to_string(B) + " rows exceeds max_batch " + std::to_string(max_batch_));
     if (B == 0) return acts_.back().data();
-    const float* in = X; // (B, IN)
+    const float* in = X;         // (B, IN)
+    const bf16* in16 = nullptr;  // its bf16 copy (bf16 only)
+    if (mixed()) {
+        be_.convert(static_cast<std::size_t>(B) * inputs(), X, x16_.data());
+        in16 = x16_.data();
+    }
     for (int l = 0; l < num_layers(); ++l) {
         const trace::Span span("forward", trace::device, l);
         const LayerView& v = views_[l];
@@ -148,10 +182,12 @@ const float* Mlp::forward(const float* X, int B, bool store_pre)
         g.n = v.out;
         g.k = v.in;
         g.act = hidden ? cfg_.activation : Act::identity;
-        float* out = acts_[l].data(); // (B, OUT)
-        be_.gemm(g, in, params_.data() + v.w, out, params_.data() + v.b,
-                 hidden && store_pre ? pre_[l].data() : nullptr);
+        float* out = acts_[l].data();                                  // (B, OUT)
+        bf16* out16 = mixed() && hidden ? acts16_[l].data() : nullptr; // (B, OUT)
+        gemm(g, in, in16, params_.data() + v.w, params16_.data() + v.w, out, params_.data() + v.b,
+             hidden && store_pre ? pre_[l].data() : nullptr, out16);
         in = out;
+        in16 = out16;
     }
     return acts_.back().data(); // (B, C)
 }
@@ -183,13 +219,15 @@ XentStats Mlp::loss_backward(const float* X, const std::int32_t* Y, int B, float
         const trace::Span span("backward", trace::device, l);
         const LayerView& v = views_[l];
         const float* in = l == 0 ? X : acts_[l - 1].data(); // (B, IN)
+        const bf16* in16 = !mixed() ? nullptr : l == 0 ? x16_.data() : acts16_[l - 1].data();
+        if (mixed()) be_.convert(static_cast<std::size_t>(B) * v.out, dZ, dZ16_.data());
         // dW (OUT, IN) = dZ^T (OUT, B) X (B, IN); dZ is stored (B, OUT), hence trans_a.
         Gemm gw;
         gw.trans_a = true;
         gw.m = v.out;
         gw.n = v.in;
         gw.k = B;
-        be_.gemm(gw, dZ, in, grad_ + v.w);
+        gemm(gw, dZ, dZ16_.data(), in, in16, grad_ + v.w);
         be_.col_sum(B, v.out, dZ, grad_ + v.b, 0.0f); // db (OUT)
         // The layer's bucket is final: the MPI layer may start averaging it while dX runs.
         if (on_grads) on_grads(l, v);
@@ -199,7 +237,7 @@ XentStats Mlp::loss_backward(const float* X, const std::int32_t* Y, int B, float
         gx.m = B;
         gx.n = v.in;
         gx.k = v.out;
-        be_.gemm(gx, dZ, params_.data() + v.w, dNext);
+        gemm(gx, dZ, dZ16_.data(), params_.data() + v.w, params16_.data() + v.w, dNext);
         be_.activation_backward(cfg_.activation, static_cast<std::size_t>(B) * v.in, pre_[l - 1].data(), dNext, dNext);
         std::swap(dZ, dNext);
     }

@@ -9,6 +9,13 @@
 // pre-activations and backward scratch are device buffers sized for max_batch rows, allocated
 // once in the constructor; forward/backward never allocate.
 //
+// Mixed precision (MlpConfig::precision = bf16): the gemms read bf16 copies and accumulate in
+// float. The copies: the weights (params16(), the layout of params(); refreshed by the
+// optimizer step in the same pass, and by init/upload), the input batch (converted once per
+// forward), each hidden layer's output (written by its gemm's epilogue) and each layer's
+// output gradient dZ (converted before its two backward gemms). Everything else stays float:
+// master weights, gradients, optimizer state, pre-activations, logits, softmax and loss.
+//
 // Init (init_params): computed on the host from the seed with ompml::Rng and uploaded once.
 //   weights ~ N(0, std^2): He std = sqrt(2 / IN) for relu and gelu, Xavier (Glorot normal)
 //   std = sqrt(2 / (IN + OUT)) for tanh; biases are zero. Layer l draws stream (1000 + l), so
@@ -84,6 +91,11 @@ public:
 
     float* params() { return params_.data(); } // (P), device
     const float* params() const { return params_.data(); }
+    Precision precision() const { return cfg_.precision; }
+    // (P) bf16 copy of params(), device, for the optimizer step to refresh; nullptr in fp32.
+    bf16* params16() { return params16_.data(); }
+    // Recomputes params16() from params(): after writing params() directly (e.g. a broadcast).
+    void refresh_params16();
     float* grads() { return grad_; } // (P), device
     const float* grads() const { return grad_; }
     // Backward writes its gradients into G from now on (P floats in the backend's memory, kept
@@ -123,6 +135,16 @@ private:
     std::vector<DeviceBuffer<float>> acts_; // acts_[l]: output of layer l, (max_batch, OUT_l)
     std::vector<DeviceBuffer<float>> pre_;  // pre_[l]: pre-activation of hidden layer l, (max_batch, OUT_l)
     DeviceBuffer<float> dA_, dB_;           // backward ping-pong scratch, (max_batch, max width)
+    // bf16 only (empty in fp32): params16_ (P); x16_ (max_batch, IN0) the input;
+    // acts16_[l] (max_batch, OUT_l) hidden layer l's output; dZ16_ (max_batch, max width).
+    DeviceBuffer<bf16> params16_, x16_, dZ16_;
+    std::vector<DeviceBuffer<bf16>> acts16_;
+
+    bool mixed() const { return cfg_.precision == Precision::bf16; }
+    // C = op(A) op(B) (+ epilogue) through the gemm of the model's precision: the float
+    // operands in fp32, their bf16 copies in bf16 (C16 too: hidden outputs only).
+    void gemm(const Gemm& g, const float* A, const bf16* A16, const float* B, const bf16* B16, float* C,
+              const float* bias = nullptr, float* pre = nullptr, bf16* C16 = nullptr);
 };
 
 } // namespace ompml

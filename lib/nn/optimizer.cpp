@@ -23,7 +23,7 @@ Optimizer::Optimizer(Backend& be, const OptimizerConfig& cfg, std::size_t n) : b
     if (has_v()) be.fill(n, v_.data(), 0.0f);
 }
 
-void Optimizer::step(float* W, const float* G, float lr)
+void Optimizer::step(float* W, const float* G, float lr, bf16* W16)
 {
     ++steps_;
     if (cfg_.kind == OptKind::sgd) {
@@ -31,7 +31,7 @@ void Optimizer::step(float* W, const float* G, float lr)
         s.lr = lr;
         s.momentum = cfg_.momentum;
         s.weight_decay = cfg_.weight_decay;
-        be_.sgd_update(n_, s, W, G, m_.data());
+        be_.sgd_update(n_, s, W, G, m_.data(), W16);
         return;
     }
     AdamStep s;
@@ -42,7 +42,7 @@ void Optimizer::step(float* W, const float* G, float lr)
     s.weight_decay = cfg_.weight_decay;
     s.decoupled = cfg_.kind == OptKind::adamw;
     s.t = steps_;
-    be_.adam_update(n_, s, W, G, m_.data(), v_.data());
+    be_.adam_update(n_, s, W, G, m_.data(), v_.data(), W16);
 }
 
 void Optimizer::upload_state(const std::vector<float>& m, const std::vector<float>& v)

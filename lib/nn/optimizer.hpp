@@ -47,7 +47,8 @@ public:
 
     // W -= update(G) with learning rate lr (the scheduled value), one kernel over all n.
     //   W, G: (n), device
-    void step(float* W, const float* G, float lr);
+    // W16, when non-null, receives bf16(W) in the same pass (the mixed-precision weight copy).
+    void step(float* W, const float* G, float lr, bf16* W16 = nullptr);
 
     // State for checkpoints: m (sgd momentum / adam first moment), v (adam only; empty for sgd).
     bool has_v() const { return cfg_.kind != OptKind::sgd; }

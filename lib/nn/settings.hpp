@@ -37,6 +37,15 @@ void for_each_train_setting(F&& f)
            .group = "model",
            .help = "hidden activation: relu | tanh | gelu"},
       OMPML_FIELD(model.activation));
+    // May change on resume: checkpoints hold fp32 master weights whatever the precision, and
+    // /config says which precision trained the run last.
+    f(Spec{.flag = "--precision",
+           .key = "precision",
+           .group = "model",
+           .help = "fp32 | bf16 (bf16 gemm operands, fp32 accumulation and master weights)",
+           .store = may_change,
+           .since = 2},
+      OMPML_FIELD(model.precision));
     f(Spec{.flag = "--optimizer", .key = "optimizer", .group = "optimizer", .help = "sgd | adam | adamw"},
       OMPML_FIELD(opt.kind));
     f(Spec{.flag = "--lr", .key = "lr", .group = "optimizer", .help = "base learning rate", .range = kPositive},

@@ -109,7 +109,7 @@ XentStats Trainer::train_step(const DeviceBatch& b, float lr, std::int64_t step)
         require_finite(clip_grad_norm(be_, G, model_.num_params(), cfg_.clip), step, "gradient norm", lr_text(lr));
     }
     const trace::Span span("optimizer", trace::device);
-    opt_.step(model_.params(), G, lr);
+    opt_.step(model_.params(), G, lr, model_.params16());
     return st;
 }
 
