@@ -1,8 +1,8 @@
 #!/bin/sh
 # ompml-train / ompml-eval end to end on a small synthetic dataset: a run with checkpoint and
 # metrics, the checkpoint read by h5py, ompml-eval, stop + resume through the drivers equal to
-# the uninterrupted run (bitwise, checked by h5py), and bad flags failing with one line that
-# names the flag and value.
+# the uninterrupted run (bitwise, checked by h5py), resumes across precisions, and bad flags
+# failing with one line that names the flag and value.
 #   check_train_cli.sh OMPML_TRAIN OMPML_EVAL OMPML_DATA WORKDIR TESTS_SRCDIR
 set -eu
 train=$1 eval=$2 data=$3 work=$4 src=$5
@@ -33,6 +33,42 @@ grep -q 'stopped by --max-steps' b.log || fail "no early stop"
 cat c.log
 $py "$src/check_checkpoint_h5py.py" same a.h5 c.h5
 
+# Precision across resumes (checkpoints hold fp32 master weights whatever the precision): a bf16
+# run stopped and resumed equals the uninterrupted bf16 run bitwise; a bf16 checkpoint resumes
+# in fp32 and an fp32 one in bf16, each new checkpoint naming the precision that wrote it; and
+# a format-1 checkpoint (before /config precision existed) resumes as fp32, equal to c.h5.
+"$train" $common --precision bf16 --checkpoint h.h5 >h.log
+"$train" $common --precision bf16 --max-steps 30 --checkpoint hb.h5 >hb.log
+"$train" --resume hb.h5 --checkpoint hc.h5 >hc.log
+grep -q 'precision bf16' hc.log || fail "the resumed bf16 run does not report bf16"
+$py "$src/check_checkpoint_h5py.py" same h.h5 hc.h5
+"$train" --resume hb.h5 --precision fp32 --checkpoint hf.h5 >hf.log
+"$train" --resume b.h5 --precision bf16 --checkpoint bh.h5 >bh.log
+$py - <<'PY' || fail "precision attributes or accuracy after a change of precision"
+import h5py
+def attr(path, key):
+    v = h5py.File(path, "r")["config"].attrs[key]
+    return v.decode() if isinstance(v, bytes) else str(v)
+def acc(log):
+    return float([l for l in open(log) if l.startswith("final: test_acc ")][0].split()[2])
+want = {"a.h5": "fp32", "h.h5": "bf16", "hb.h5": "bf16", "hf.h5": "fp32", "bh.h5": "bf16"}
+for path, p in want.items():
+    assert attr(path, "precision") == p, (path, attr(path, "precision"), p)
+# Resumed in the other precision, the run ends as accurate as the uninterrupted ones (+-0.03).
+for log in ["hf.log", "bh.log"]:
+    assert abs(acc(log) - acc("a.log")) <= 0.03, (log, acc(log), acc("a.log"))
+with h5py.File("b.h5", "r") as f, h5py.File("v1.h5", "w", userblock_size=512) as g:
+    for k in f: f.copy(f[k], g, name=k)
+    for k, v in f.attrs.items(): g.attrs[k] = v
+    for k, v in f["config"].attrs.items():
+        if k != "precision": g["config"].attrs[k] = v
+    g["config"].attrs["version"] = 1
+print("precision attributes ok; accuracy after a change of precision:", acc("hf.log"), acc("bh.log"), "vs", acc("a.log"))
+PY
+"$train" --resume v1.h5 --checkpoint v1c.h5 >v1c.log || { cat v1c.log; fail "format-1 checkpoint not resumed"; }
+grep -q 'precision fp32' v1c.log || fail "a format-1 checkpoint did not resume as fp32"
+$py "$src/check_checkpoint_h5py.py" same c.h5 v1c.h5
+
 # Bad flags: non-zero exit, one line on stderr naming the flag/value, and never one of our
 # source files (errors are about the user's files and flags).
 expect_error() {
@@ -47,6 +83,7 @@ expect_error "--layers: value '24,x,5': entry 'x' is not a positive width" --dat
 expect_error "--activation: value 'sigmoid' is not one of relu, tanh, gelu" --data d.h5 --layers 24,32,5 --activation sigmoid
 expect_error "--optimizer: value 'lamb' is not one of sgd, adam, adamw" --data d.h5 --layers 24,32,5 --optimizer lamb
 expect_error "--schedule: value 'linear' is not one of constant, step, cosine" --data d.h5 --layers 24,32,5 --schedule linear
+expect_error "--precision: value .fp16. is not one of fp32, bf16" --data d.h5 --layers 24,32,5 --precision fp16
 expect_error "--epochs: value 0 must be > 0" --data d.h5 --layers 24,32,5 --epochs 0
 expect_error "--lr: value .abc. is not a number" --data d.h5 --layers 24,32,5 --lr abc
 expect_error "--bogus" --data d.h5 --bogus 3
