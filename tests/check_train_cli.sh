@@ -41,6 +41,8 @@ $py "$src/check_checkpoint_h5py.py" same a.h5 c.h5
 "$train" $common --precision bf16 --max-steps 30 --checkpoint hb.h5 >hb.log
 "$train" --resume hb.h5 --checkpoint hc.h5 >hc.log
 grep -q 'precision bf16' hc.log || fail "the resumed bf16 run does not report bf16"
+"$eval" --checkpoint h.h5 >he.log # evaluates in the checkpoint's precision, as training did
+grep -q "accuracy $(sed -n 's/^final: test_acc \([0-9.]*\).*/\1/p' h.log)" he.log || fail "ompml-eval of h.h5 differs"
 $py "$src/check_checkpoint_h5py.py" same h.h5 hc.h5
 "$train" --resume hb.h5 --precision fp32 --checkpoint hf.h5 >hf.log
 "$train" --resume b.h5 --precision bf16 --checkpoint bh.h5 >bh.log
