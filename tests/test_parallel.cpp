@@ -1,6 +1,7 @@
-// The MPI layer under mpirun (-np 2 and -np 4) and as a singleton: session and device binding,
-// configuration agreement, collective errors, parameter broadcast, and gradient averaging
-// checked against a sum computed on the host from every rank's (reproducible) data.
+// The MPI layer under mpirun (-np 2 and -np 4; the bf16 cases also -np 3) and as a singleton:
+// session and device binding, configuration agreement, collective errors, parameter broadcast,
+// and gradient averaging (fp32, and bf16 on the wire) checked against a sum computed on the host
+// from every rank's (reproducible) data.
 // Device buffers use omp memory, so the offload-check build exercises real device copies.
 // Checks that depend on other ranks' data are reduced over all ranks before they are judged,
 // so a wrong value fails every rank instead of leaving some waiting in the next collective.
@@ -13,6 +14,7 @@
 #endif
 
 #include <algorithm>
+#include <cmath>
 #include <cstring>
 #include <map>
 #include <memory>
@@ -467,4 +469,161 @@ BOOST_AUTO_TEST_CASE(gradient_shm_misuse_is_an_error)
     mismatch({{0, n}}, {{500, 500}, {0, 500}});               // fewer ranges on rank 0
     mismatch({{500, 500}, {0, 500}}, {{0, n}});               // more ranges on rank 0
     mismatch({{400, 600}, {0, 400}}, {{500, 500}, {0, 500}}); // as many ranges, other sizes
+}
+
+// --- compressed gradients: bf16 exchanged, fp32 sums (GradSyncOptions::dtype) ------------------
+
+namespace {
+
+// What the bf16 sum must give, bit for bit (grad_sync.hpp): every rank's value rounded to bf16,
+// added in float in rank order, the sum rounded to bf16 once. One rank exchanges nothing: its
+// gradient stays as it is.
+std::vector<float> bf16_rank_order_sum(std::size_t n, int step)
+{
+    if (nranks() == 1) return rank_grad(n, 0, step);
+    std::vector<float> acc(n);
+    for (int r = 0; r < nranks(); ++r) {
+        const std::vector<float> g = rank_grad(n, r, step);
+        for (std::size_t i = 0; i < n; ++i) {
+            const float v = to_float(to_bf16(g[i]));
+            acc[i] = r == 0 ? v : acc[i] + v;
+        }
+    }
+    std::vector<float> out(n);
+    for (std::size_t i = 0; i < n; ++i) out[i] = to_float(to_bf16(acc[i]));
+    return out;
+}
+
+// Two steps in `order`, each checked bitwise against bf16_rank_order_sum, and against the exact
+// sum within the bf16 bound; the stats report the bf16 bytes.
+void check_bf16_steps(GradientAverager& avg, const MemorySpace& mem, const std::vector<std::size_t>& order,
+                      int want_buckets, const std::string& what)
+{
+    const std::vector<std::size_t> offsets = layer_offsets();
+    const std::size_t n = offsets.back();
+    BOOST_TEST_MESSAGE(rank_prefix() << what << " (" << avg.transport() << ")");
+    for (int step = 0; step < 2; ++step) {
+        const std::vector<float> mine = rank_grad(n, rank(), step);
+        mem.to_device(avg.data(), mine.data(), n * sizeof(float));
+        for (const std::size_t layer : order) avg.bucket_ready(offsets[layer], kLayers[layer]);
+        avg.finish();
+        std::vector<float> got(n);
+        mem.to_host(got.data(), avg.data(), n * sizeof(float));
+        const std::vector<float> want = bf16_rank_order_sum(n, step);
+        std::size_t differ = 0, first = 0;
+        for (std::size_t i = 0; i < n; ++i)
+            if (std::memcmp(&got[i], &want[i], sizeof(float)) != 0 && differ++ == 0) first = i;
+        BOOST_CHECK_MESSAGE(all_ranks(differ == 0), what << " step " << step << ": " << differ
+                                                         << " elements differ from bf16(rank-order sum of bf16), first "
+                                                         << first << ": " << got[first] << " vs " << want[first]);
+        BOOST_CHECK_MESSAGE(same_on_all_ranks(got), what << ": ranks hold different sums");
+        // Closeness to the exact (double) sum: each of the P terms is rounded to bf16 (relative
+        // error <= 2^-8 each), then the float sum (P-1 roundings of 2^-24, negligible here) and
+        // the final rounding (2^-8 of the result): |got - sum| <= 2^-8 (sum |g_r| + |sum|) + 1e-6.
+        // Inputs in [-1, 1], so sum |g_r| <= P.
+        const std::vector<float> exact = host_sum(n, step);
+        double worst = 0.0;
+        for (std::size_t i = 0; i < n; ++i)
+            worst = std::max(worst, std::fabs(static_cast<double>(got[i]) - exact[i]) /
+                                        (0x1p-8 * (nranks() + std::fabs(static_cast<double>(exact[i]))) + 1e-6));
+        BOOST_CHECK_MESSAGE(all_ranks(worst <= 1.0), what << ": off the exact sum by " << worst << " x the bf16 bound");
+        const GradSyncStats& st = avg.last_step();
+        BOOST_CHECK_EQUAL(st.buckets, nranks() > 1 ? want_buckets : 0);
+        BOOST_CHECK_EQUAL(st.bytes, nranks() > 1 ? n * sizeof(bf16) : 0);
+        BOOST_CHECK(st.wait_s <= st.mpi_s && st.mpi_s >= 0.0);
+    }
+}
+
+} // namespace
+
+BOOST_AUTO_TEST_CASE(gradient_bf16_mpi_is_the_rank_order_sum_of_bf16)
+{
+    // The MPI transport on the caller's buffer: host and omp memory, direct and staged, buckets
+    // of 100 floats (3 buckets: two in flight, the last blocking in finish()), one bucket in
+    // flight, everything in finish(), and ranges in any order. Bucket boundaries never change a
+    // bit of the result: every variant is held to the same expectation.
+    const std::size_t n = layer_offsets().back();
+    struct Case {
+        std::vector<std::size_t> order;
+        double bucket_mb;
+        int buckets;
+    };
+    const std::vector<Case> cases{{{4, 3, 2, 1, 0}, kSmallBucketMb, 3},
+                                  {{4, 3, 2, 1, 0}, 25.0, 1},
+                                  {{4, 3, 2, 1, 0}, 0.0, 1},
+                                  {{2, 0, 3, 4, 1}, kSmallBucketMb, 5}};
+    for (const MemorySpace* mem : {&host_memory(), &omp_memory()})
+        for (const bool staging : {false, true})
+            for (const Case& c : cases) {
+                DeviceBuffer<float> grads(*mem, n);
+                GradSyncOptions opt;
+                opt.transport = GradTransport::mpi;
+                opt.dtype = Precision::bf16;
+                opt.bucket_mb = c.bucket_mb;
+                opt.force_staging = staging;
+                GradientAverager avg(comm(), *mem, grads.data(), n, opt);
+                if (nranks() > 1) BOOST_CHECK_EQUAL(avg.staged(), staging || mem != &host_memory());
+                check_bf16_steps(avg, *mem, c.order, c.buckets,
+                                 std::string(mem->name()) + (staging ? " staged" : "") + " bf16 bucket_mb " +
+                                     std::to_string(c.bucket_mb));
+            }
+}
+
+BOOST_AUTO_TEST_CASE(gradient_bf16_owned_buffer_every_transport)
+{
+    // The same bits through shared memory (NodeSum's bf16 window) and MPI, on the averager's buffer.
+    for (const GradTransport t : {GradTransport::shared, GradTransport::mpi}) {
+        GradSyncOptions opt;
+        opt.transport = t;
+        opt.dtype = Precision::bf16;
+        opt.bucket_mb = kSmallBucketMb;
+        GradientAverager avg(comm(), host_memory(), layer_offsets().back(), opt);
+        const bool shm = nranks() > 1 && t == GradTransport::shared;
+        BOOST_CHECK_EQUAL(avg.shared_memory(), shm);
+        if (nranks() > 1) BOOST_CHECK(avg.transport().find("bf16") != std::string::npos);
+        check_bf16_steps(avg, host_memory(), {4, 3, 2, 1, 0}, shm ? 5 : 3,
+                         std::string("owned bf16, transport ") + enum_name(t));
+    }
+}
+
+BOOST_AUTO_TEST_CASE(gradient_bf16_large_buffer)
+{
+    // Several NodeSum chunks and 1 MB MPI buckets whose size is no multiple of P (padding), with
+    // values over many binades: both transports give the expected bits.
+    const std::size_t n = (std::size_t{1} << 20) + 12345;
+    std::vector<float> mine = rank_grad(n, rank(), 0);
+    for (std::size_t i = 0; i < n; ++i) mine[i] *= std::ldexp(1.0f, static_cast<int>(i % 41) - 20);
+    std::vector<float> want(n);
+    if (nranks() == 1) {
+        want = mine;
+    } else {
+        std::vector<float> acc(n);
+        for (int r = 0; r < nranks(); ++r) {
+            const std::vector<float> g = rank_grad(n, r, 0);
+            for (std::size_t i = 0; i < n; ++i) {
+                const float v = to_float(to_bf16(g[i] * std::ldexp(1.0f, static_cast<int>(i % 41) - 20)));
+                acc[i] = r == 0 ? v : acc[i] + v;
+            }
+        }
+        for (std::size_t i = 0; i < n; ++i) want[i] = to_float(to_bf16(acc[i]));
+    }
+    for (const GradTransport t : {GradTransport::shared, GradTransport::mpi}) {
+        GradSyncOptions opt;
+        opt.transport = t;
+        opt.dtype = Precision::bf16;
+        opt.bucket_mb = 1.0;
+        GradientAverager avg(comm(), host_memory(), n, opt);
+        std::copy(mine.begin(), mine.end(), avg.data());
+        for (std::size_t hi = n; hi > 0;) { // 100000-element "layers", last first
+            const std::size_t lo = hi > 100000 ? hi - 100000 : 0;
+            avg.bucket_ready(lo, hi - lo);
+            hi = lo;
+        }
+        avg.finish();
+        BOOST_CHECK_MESSAGE(all_ranks(std::memcmp(want.data(), avg.data(), n * sizeof(float)) == 0),
+                            "large bf16 sum, transport " << enum_name(t));
+        BOOST_TEST_MESSAGE(rank_prefix() << "4 MB bf16 " << avg.transport() << ": " << avg.last_step().buckets
+                                         << " buckets, mpi " << avg.last_step().mpi_s * 1e3 << " ms, copies "
+                                         << avg.last_step().copy_s * 1e3 << " ms");
+    }
 }

@@ -9,6 +9,8 @@
 #   tools/scaling.sh --mpirun-args "--mca coll_libnbc_iallreduce_algorithm 1"
 #   tools/scaling.sh --traces   # also a timeline of each point's first run: trace-<point>.json
 #                               # (tools/trace_report.py FILE --png OUT.png draws it)
+#   tools/scaling.sh --widths 4096 -- --grad-transport mpi --grad-dtype bf16   # bf16 gradient sums
+#                               # (the CSV's grad_dtype column; docs/results/precision.md)
 # In a Slurm allocation (jobs/scaling.sbatch; the contract of jobs/README.md): one run per
 # node count through $OMPML_LAUNCHER NODES $OMPML_BIN/ompml-scale ..., threads from Slurm:
 #   tools/scaling.sh --nodes "1 2 4" --out RUN_DIR -- EXTRA-OMPML-SCALE-ARGS...
@@ -37,7 +39,7 @@ out=""
 bin=${OMPML_BIN:-}
 extra=()
 
-usage() { sed -n '2,19p' "$0" | sed 's/^# \{0,1\}//'; exit "${1:-0}"; }
+usage() { sed -n '2,21p' "$0" | sed 's/^# \{0,1\}//'; exit "${1:-0}"; }
 while (($#)); do
   case $1 in
     --configs) weak_configs=$2; strong_configs=$2; shift 2 ;;

@@ -88,6 +88,7 @@ ScaleSetup build(const MpiSession& mpi, const ScaleOptions& o)
     so.bucket_mb = o.bucket_mb;
     so.gpu_memory = s.be->on_gpu();
     so.transport = o.transport;
+    so.dtype = o.grad_dtype;
     const std::size_t n = s.model->num_params();
     collective_try(mpi.comm(), [&] {
         if (o.grad_sync == GradSync::avg)
@@ -104,7 +105,7 @@ ScaleSetup build(const MpiSession& mpi, const ScaleOptions& o)
 // Checks one step's summed gradient, by the path the timed steps take, against an independent
 // sum: the ranks' local gradients summed by a blocking MPI_Allreduce on the host. Throws (on
 // every rank) on a mismatch.
-void validate(MPI_Comm comm, ScaleSetup& s)
+void validate(MPI_Comm comm, ScaleSetup& s, Precision dtype)
 {
     Mlp& model = *s.model;
     Backend& be = *s.be;
@@ -116,6 +117,13 @@ void validate(MPI_Comm comm, ScaleSetup& s)
     be.synchronize();
     std::vector<float> ref(n); // (P) local gradient, then its sum over ranks
     be.memory().to_host(ref.data(), model.grads(), n * sizeof(float));
+    const bool bf16 = dtype == Precision::bf16 && s.comm().size() > 1;
+    std::vector<float> mag; // (P) bf16: the sum over ranks of |local gradient|
+    if (bf16) {
+        mag.resize(n);
+        for (std::size_t i = 0; i < n; ++i) mag[i] = std::fabs(ref[i]);
+        MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, mag.data(), static_cast<int>(n), MPI_FLOAT, MPI_SUM, comm));
+    }
     MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, ref.data(), static_cast<int>(n), MPI_FLOAT, MPI_SUM, comm));
     // The same local gradient once more, summed as the timed steps sum it.
     if (b.rows > 0) model.forward(b.x, b.rows, true);
@@ -130,18 +138,21 @@ void validate(MPI_Comm comm, ScaleSetup& s)
     double gmax = 0.0;
     for (float r : ref) gmax = std::max(gmax, std::fabs(static_cast<double>(r)));
     const double tol = 1e-6 * s.comm().size() * gmax + 1e-30;
+    // bf16: each term is rounded (relative 2^-8 at most), then the sum: |error| <= 2^-8 (sum|g_r|
+    // + |sum|), plus the float rounding above.
     std::size_t bad = 0, first = 0;
     for (std::size_t i = 0; i < n; ++i) {
         const double d = std::fabs(static_cast<double>(got[i]) - ref[i]);
-        if (!(d <= tol + 1e-5 * std::fabs(static_cast<double>(ref[i]))) && bad++ == 0) first = i;
+        const double b16 = bf16 ? 0x1p-8 * (mag[i] + std::fabs(static_cast<double>(ref[i]))) : 0.0;
+        if (!(d <= tol + b16 + 1e-5 * std::fabs(static_cast<double>(ref[i]))) && bad++ == 0) first = i;
     }
     double loss = st.loss_sum;
     allreduce_sum(comm, &loss, 1);
     std::string err;
     if (!std::isfinite(loss)) err = "validation: the loss is not finite";
     if (bad > 0)
-        err = "validation: " + std::to_string(bad) + " of " + std::to_string(n) +
-            " summed gradient entries differ from a plain MPI_Allreduce (first at " + std::to_string(first) + ": " +
+        err = "validation: " + std::to_string(bad) + " of " + std::to_string(n) + " summed gradient entries differ " +
+            (bf16 ? "by more than bf16 rounding " : "") + "from a plain MPI_Allreduce (first at " + std::to_string(first) + ": " +
             std::to_string(got[first]) + " vs " + std::to_string(ref[first]) + ")";
     collective_ok(comm, err.empty(), err);
 }
@@ -149,6 +160,7 @@ void validate(MPI_Comm comm, ScaleSetup& s)
 // The timed steps, as training runs them; per step: wall time, communication, exposed wait.
 struct StepTimes {
     std::vector<double> step_s, comm_s, wait_s;
+    std::vector<double> loss; // this rank's loss sum per timed step (summed over ranks after timing)
     int buckets = 0;
 };
 StepTimes time_steps(MPI_Comm comm, const ScaleOptions& o, ScaleSetup& s, TraceFile* trace_file)
@@ -159,11 +171,12 @@ StepTimes time_steps(MPI_Comm comm, const ScaleOptions& o, ScaleSetup& s, TraceF
     Trainer trainer(*s.be, cfg, *s.model, *s.opt, s.comm());
     const float lr = static_cast<float>(o.lr);
     int number = 0; // the step's number in a trace: warm-up steps first
+    double loss = 0;
     const auto step = [&] {
         trace::set_step(++number);
         {
             const trace::Span span("step");
-            trainer.train_step(s.batch, lr);
+            loss = trainer.train_step(s.batch, lr).loss_sum;
             s.be->synchronize();
         }
         trace::end_step();
@@ -175,6 +188,7 @@ StepTimes time_steps(MPI_Comm comm, const ScaleOptions& o, ScaleSetup& s, TraceF
         const Stopwatch sw;
         step();
         t.step_s.push_back(sw.seconds());
+        t.loss.push_back(loss);
         if (s.blocking) { // all of it exposed: nothing overlaps a blocking call
             t.comm_s.push_back(s.blocking->last_seconds());
             t.wait_s.push_back(s.blocking->last_seconds());
@@ -233,13 +247,17 @@ ScalePoint run_scale(const MpiSession& mpi, const ScaleOptions& o)
         if (s.agree) agreed.emplace_back(s.key, value_text(field(o), true));
     });
     agree(comm, agreed);
+    if (o.grad_dtype == Precision::bf16 && o.grad_sync != GradSync::avg)
+        throw CollectiveError("--grad-dtype bf16 needs --grad-sync avg (the averager sends bf16; the plain "
+                              "MPI_Allreduce is fp32)",
+                              -1, 0);
     // Before the backend is made: local rank -> device, by one rule for every backend.
     DeviceBinding dev;
     collective_try(comm, [&] { dev = mpi.bind_device(o.backend); });
     ScalePoint p;
     p.where = gather_strings(comm, mpi.processor() + ", " + dev.describe());
     ScaleSetup s = build(mpi, o);
-    validate(comm, s);
+    validate(comm, s, o.grad_dtype);
     std::unique_ptr<TraceFile> trace_file;
     if (!o.trace.empty()) {
         trace_file = std::make_unique<TraceFile>(
@@ -262,6 +280,10 @@ ScalePoint run_scale(const MpiSession& mpi, const ScaleOptions& o)
     p.allreduce_ms = max_ms_over_ranks(comm, median(ar_s));
     p.allreduce_min_ms = max_ms_over_ranks(comm, min_of(ar_s));
     p.compute_ms = std::max(0.0, p.step_ms - p.comm_ms);
+    double losses[2] = {t.loss.front(), t.loss.back()}; // --steps >= 1
+    allreduce_sum(comm, losses, 2);
+    p.loss_first = losses[0] / p.global_rows;
+    p.loss_last = losses[1] / p.global_rows;
     p.samples_per_s = p.step_ms > 0 ? p.global_rows / (p.step_ms * 1e-3) : 0.0;
     p.buckets = t.buckets;
     const bool shm = s.avg && s.avg->averager().shared_memory();
@@ -275,15 +297,17 @@ ScalePoint run_scale(const MpiSession& mpi, const ScaleOptions& o)
 
 const char* const kScaleCsvHeader =
     "mode,layers,params,ranks,threads,global_batch,rank_batch,steps,step_ms,step_min_ms,compute_ms,comm_ms,wait_ms,"
-    "allreduce_ms,allreduce_min_ms,samples_per_s,buckets,bucket_mb,grad_sync,transport";
+    "allreduce_ms,allreduce_min_ms,samples_per_s,buckets,bucket_mb,grad_sync,transport,grad_dtype,loss_first,"
+    "loss_last";
 
 void print_scale_csv(const ScaleOptions& o, const ScalePoint& p)
 {
     if (o.header) std::printf("%s\n", kScaleCsvHeader);
-    std::printf("%s,%s,%zu,%d,%d,%d,%d,%d,%.4f,%.4f,%.4f,%.4f,%.4f,%.4f,%.4f,%.1f,%d,%g,%s,%s\n", enum_name(o.mode),
-                layers_csv(o.layers).c_str(), p.params, p.ranks, p.threads, p.global_rows, p.rank_rows, o.steps,
-                p.step_ms, p.step_min_ms, p.compute_ms, p.comm_ms, p.wait_ms, p.allreduce_ms, p.allreduce_min_ms,
-                p.samples_per_s, p.buckets, o.bucket_mb, enum_name(o.grad_sync), p.transport.c_str());
+    std::printf("%s,%s,%zu,%d,%d,%d,%d,%d,%.4f,%.4f,%.4f,%.4f,%.4f,%.4f,%.4f,%.1f,%d,%g,%s,%s,%s,%.6g,%.6g\n",
+                enum_name(o.mode), layers_csv(o.layers).c_str(), p.params, p.ranks, p.threads, p.global_rows,
+                p.rank_rows, o.steps, p.step_ms, p.step_min_ms, p.compute_ms, p.comm_ms, p.wait_ms, p.allreduce_ms,
+                p.allreduce_min_ms, p.samples_per_s, p.buckets, o.bucket_mb, enum_name(o.grad_sync),
+                p.transport.c_str(), enum_name(o.grad_dtype), p.loss_first, p.loss_last);
     std::fflush(stdout);
     std::fprintf(stderr, "ompml-scale: %s; gradient sum: %s; validated against MPI_Allreduce\n", p.device.c_str(),
                  p.transport_text.c_str());
@@ -310,7 +334,8 @@ void print_scale_report(const ScaleOptions& o, const ScalePoint& p)
                 p.step_min_ms, p.compute_ms, p.comm_ms, p.wait_ms);
     std::printf("    plain MPI_Allreduce of the same %.1f MB: %.3f ms (min %.3f)\n", mb, p.allreduce_ms,
                 p.allreduce_min_ms);
-    std::printf("  %.1f samples/s\n", p.samples_per_s);
+    std::printf("  %.1f samples/s; loss %.6g at the first timed step, %.6g at the last\n", p.samples_per_s,
+                p.loss_first, p.loss_last);
     if (!p.trace.empty()) std::printf("trace: %s (tools/trace_report.py %s)\n", p.trace.c_str(), p.trace.c_str());
 }
 

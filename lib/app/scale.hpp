@@ -25,9 +25,13 @@
 //   allreduce_ms a plain MPI_Allreduce(MPI_IN_PLACE) of params floats in a host buffer, after a
 //                barrier, same repetitions: what the same bytes cost without overlap or buckets.
 // Before timing, one step's summed gradient is checked against a host MPI_Allreduce of the
-// ranks' local gradients (validate, then time). Only rank 0 prints.
+// ranks' local gradients (validate, then time); with --grad-dtype bf16 to within the bf16
+// rounding of each term and of the sum. Only rank 0 prints.
+// The loss: the global batch's mean loss of the first and the last timed step (the same
+// synthetic batch every step, so it falls as the model fits it), to compare runs (--grad-dtype).
 #pragma once
 
+#include "core/precision.hpp"
 #include "core/setting.hpp"
 #include "nn/mlp.hpp"
 #include "nn/optimizer.hpp"
@@ -67,6 +71,7 @@ struct ScaleOptions {
     std::string backend = "omp";
     GradSync grad_sync = GradSync::avg;
     GradTransport transport = GradTransport::automatic;
+    Precision grad_dtype = Precision::fp32;
     int batch = 128;
     int steps = 20;
     int warmup = 3;
@@ -131,6 +136,12 @@ void for_each_scale_option(F&& f)
                    "where possible)",
            .store = run_only},
       OMPML_FIELD(transport));
+    f(Spec{.flag = "--grad-dtype",
+           .key = "grad_dtype",
+           .help = "what the ranks exchange in the averager's sum: fp32 | bf16 (half the bytes, fp32 sums; "
+                   "with --grad-sync avg)",
+           .store = run_only},
+      OMPML_FIELD(grad_dtype));
     f(Spec{.flag = "--seed",
            .key = "seed",
            .help = "seed of the parameters and the synthetic batch",
@@ -166,6 +177,7 @@ struct ScalePoint {
     int ranks = 1, threads = 1, global_rows = 0, rank_rows = 0; // rank 0's rows
     double step_ms = 0, step_min_ms = 0, compute_ms = 0, comm_ms = 0, wait_ms = 0;
     double allreduce_ms = 0, allreduce_min_ms = 0, samples_per_s = 0;
+    double loss_first = 0, loss_last = 0; // mean loss over the global batch, first and last timed step
     int buckets = 0;
     std::string transport; // "none" (1 rank), "shm" or "mpi", and its description
     std::string transport_text;

@@ -5,6 +5,7 @@
 // agreement and the start-up report come from this table.
 #pragma once
 
+#include "core/precision.hpp"
 #include "core/setting.hpp"
 #include "io/loader.hpp"
 #include "parallel/grad_sync.hpp"
@@ -28,6 +29,7 @@ struct TrainOptions {
     bool mpi_staging = false;
     double bucket_mb = GradSyncOptions{}.bucket_mb; // the library default (grad_sync.hpp)
     GradTransport grad_transport = GradTransport::automatic;
+    Precision grad_dtype = Precision::fp32;
     std::string trace;       // "": none
     std::string trace_steps; // "A:B" (1-based, inclusive); "": every step
 };
@@ -122,6 +124,14 @@ void for_each_train_option(F&& f)
                    "(MPI_Iallreduce buckets) or auto (shm where possible, else mpi)",
            .store = run_only},
       OMPML_FIELD(grad_transport));
+    // Changes what every rank sends and how it sums (bf16 alltoall + allgather): must match.
+    f(Spec{.flag = "--grad-dtype",
+           .key = "grad_dtype",
+           .group = "gradients",
+           .help = "what the ranks exchange when they sum gradients: fp32, or bf16 (half the bytes; summed in fp32, "
+                   "rounded to bf16 once; lib/parallel/grad_sync.hpp)",
+           .store = run_only},
+      OMPML_FIELD(grad_dtype));
     // Every rank records and joins the file's collective writes: the path must be the same.
     f(Spec{.flag = "--trace",
            .key = "trace",

@@ -246,6 +246,7 @@ std::unique_ptr<MpiComm> make_comm(const MpiSession& mpi, Backend& be, const Tra
     gso.force_staging = opt.mpi_staging;
     gso.gpu_memory = be.on_gpu();
     gso.transport = opt.grad_transport;
+    gso.dtype = opt.grad_dtype;
     // Every rank takes the same transport decision, so an error ("shm is not possible here")
     // is the same everywhere; the communicator owns the gradient buffer backward writes.
     std::unique_ptr<MpiComm> comm;

@@ -30,15 +30,45 @@
 //     through a page-aligned host copy.
 // With 1 rank no MPI call is made at all.
 //
+// Compressed gradients (GradSyncOptions::dtype = bf16, --grad-dtype bf16): the ranks exchange
+// bf16 and accumulate in fp32, so half the bytes go between them. Every element ends as
+//     bf16( (..((float(b_0) + float(b_1)) + float(b_2)) ..) + float(b_{P-1}) ),  b_r = bf16(g_r)
+// (round to nearest even, core/bf16.hpp; the sum in float, in rank order 0..P-1), widened back
+// to float on every rank: bitwise the same on all ranks and whatever the bucket boundaries,
+// since each element's value depends only on the P inputs, never on where a bucket cut it.
+//   MPI: each bucket is cut into P equal chunks (c = ceil(n/P) elements, the tail padded with
+//     zeros); rank q owns chunk q. An MPI_Ialltoallv of the other ranks' chunks, rounded to bf16
+//     (started in bucket_ready like the fp32 buckets, moved on by the same MPI_Testsome), hands
+//     every rank the P-1 other copies of its chunk; the owner sums them and its own in float in
+//     rank order, rounds to bf16 and widens the result into its chunk of the gradient; an
+//     MPI_Iallgather of the rounded chunks then gives every rank the rest of the bucket, widened
+//     into the gradient. Each rank sends (P-1)c bf16 twice: (P-1)/P x n x 2 x 2 bytes, against
+//     2 (P-1)/P x n x 4 for the fp32 ring allreduce: half. The allgathers go on a duplicate
+//     communicator in bucket order (a rank starts bucket k's only after bucket k-1's), because
+//     the ranks see the alltoalls complete in different orders and MPI matches collectives on
+//     one communicator by the order they are started. Why not MPI_Iallreduce on bf16 with a
+//     user-defined MPI_Op: the reduction tree would round to bf16 at every step (log P or P-1
+//     roundings, in an order MPI chooses), which is not "accumulate in fp32", and user ops
+//     often disable MPI's tuned algorithms. Staged gradients (device memory) are converted on
+//     the host after the staging copy (a device-side conversion kernel would halve the copies
+//     too; not done yet); MPI never reads the gradient itself with bf16. The conversions are
+//     passes over memory as large as the gradient: grad_sync.cpp says how they are kept few.
+//   shared memory: NodeSum with bf16 buffers in the window (node_sum.hpp).
+// The local sums and conversions count as communication time (mpi_s, copy_s).
+//
 // Determinism: with the same bucket layout every rank gets bitwise the same sums (Open MPI's
 // reduction algorithms give all ranks one result; NodeSum sums each element once, in rank
 // order). The order of the sum differs from a 1-rank run, so rank-count independence holds to
-// float rounding (relative differences ~1e-6).
+// float rounding (relative differences ~1e-6). With bf16, a run on P ranks differs from a
+// 1-rank run by bf16 rounding instead (each term and the sum: relative 2^-8 ~ 4e-3 per element
+// per step); a 1-rank run makes no exchange, so its gradient stays fp32.
 #pragma once
 
+#include "core/bf16.hpp"
 #include "core/buffer.hpp"
 #include "core/enum_names.hpp"
 #include "core/memory.hpp"
+#include "core/precision.hpp"
 
 #include <mpi.h>
 
@@ -72,6 +102,7 @@ struct GradSyncOptions {
     double bucket_mb = 4.0;     // send a bucket once this many MB are ready; <= 0: one bucket in finish()
     bool force_staging = false; // copy through host memory even where MPI could read the buffer
     bool gpu_memory = false;    // the buffer is CUDA device memory (cuda backend, omp on an NVIDIA GPU)
+    Precision dtype = Precision::fp32; // what the ranks exchange: bf16 halves the bytes, sums in fp32
     // Optional page-locking of the staging buffer (e.g. cudaHostRegister / cudaHostUnregister
     // from the CUDA backend): pinned memory makes the staging copies DMA at full speed.
     std::function<void(void*, std::size_t)> pin_host;
@@ -81,11 +112,11 @@ struct GradSyncOptions {
 // Time of one step (or the sum over steps), for the scaling study.
 struct GradSyncStats {
     int steps = 0;
-    int buckets = 0;       // MPI_Iallreduce calls, or ranges summed through shared memory
-    std::size_t bytes = 0; // bytes this rank reduced
-    double mpi_s = 0; // wall time in the sum: MPI calls (starts, progress tests, waits) or shared-memory sums and waits
-    double wait_s = 0; // the exposed part: waiting in finish() after backward is done
-    double copy_s = 0; // staging copies device <-> host
+    int buckets = 0;       // MPI buckets (fp32: MPI_Iallreduce; bf16: alltoall + allgather), or ranges summed through shared memory
+    std::size_t bytes = 0; // bytes of gradient this rank put into the sum, in the exchanged type: n x 4 (fp32), n x 2 (bf16)
+    double mpi_s = 0; // wall time in the sum: MPI calls (starts, progress tests, waits) or shared-memory sums and waits; bf16: the owner's local sums too
+    double wait_s = 0; // the exposed part: the time of mpi_s spent in finish() after backward is done
+    double copy_s = 0; // staging copies device <-> host; bf16 (MPI): the fp32 <-> bf16 conversions too
     void add(const GradSyncStats& o);
 };
 
@@ -124,17 +155,27 @@ public:
     const GradSyncStats& total() const { return total_; }
 
 private:
+    // A bf16 bucket's stages (fp32 buckets stay in `exchanging` until done).
+    enum class Stage { exchanging, summing, gathering, done };
     struct Bucket {
         std::size_t off, n;
         std::uint64_t trace_id; // its async span "bucket" (in flight) in a trace
+        Stage stage = Stage::exchanging;
+        std::size_t c = 0;      // bf16: elements per chunk, ceil(n / P)
+        bool blocking = false;  // bf16: the last range, by blocking calls in finish()
     };
+    bool bf16_mpi() const { return opt_.dtype == Precision::bf16 && !node_; }
     void init_mpi(); // bucket size and staging buffer for the MPI transport
     void launch(std::size_t off, std::size_t n);
+    void launch_bf16(std::size_t off, std::size_t n, bool blocking);
+    void advance_gathers();         // bf16: sum and start the allgathers that are due, in bucket order
+    void sum_owned(Bucket& b);      // bf16: this rank's chunk, summed over the ranks in fp32
+    void unpack(const Bucket& b);   // bf16: the gathered sums widened into the gradient
     void flush_pending();
     void reduce_pending_blocking();
     void complete(int index); // bucket `index` is reduced: copy it back when staged
     void progress();          // lets MPI advance the reductions in flight (no progress thread)
-    void wait_all(double* wait_s);
+    void wait_all();
 
     MPI_Comm comm_;
     const MemorySpace& mem_;
@@ -147,6 +188,16 @@ private:
     bool direct_ = true;
     std::size_t bucket_elems_ = 0;
     float* host_ = nullptr; // (n) page-aligned staging copy, when staged
+    // bf16: the duplicate communicator of the allgathers, and one buffer per bucket of a step
+    // (send/gathered, then received: 2 x P x c bf16), kept from step to step (same layout).
+    struct Wire {
+        std::vector<bf16> buf;          // (2, P, c)
+        std::vector<int> counts, displs; // of the alltoallv: c for the other ranks, 0 for this one
+    };
+    MPI_Comm gather_comm_ = MPI_COMM_NULL;
+    int rank_ = 0;
+    std::vector<Wire> wire_;
+    std::size_t next_gather_ = 0; // the first bucket whose allgather is not started yet
 
     std::vector<Bucket> buckets_;                             // launched this step
     std::vector<MPI_Request> requests_;                       // one per bucket; MPI_REQUEST_NULL once done

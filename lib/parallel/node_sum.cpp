@@ -8,6 +8,7 @@
 #include <atomic>
 #include <chrono>
 #include <cstdint>
+#include <cstdlib>
 #include <exception>
 #include <new>
 #include <optional>
@@ -88,7 +89,7 @@ bool NodeSum::possible(MPI_Comm comm)
     return all_here != 0;
 }
 
-NodeSum::NodeSum(MPI_Comm comm, std::size_t n) : comm_(comm), n_(n)
+NodeSum::NodeSum(MPI_Comm comm, std::size_t n, Precision dtype) : comm_(comm), n_(n), dtype_(dtype)
 {
     static_assert(sizeof(Header) <= kPage);
     require(chunks_of(n) < (std::size_t{1} << kCountBits), "NodeSum: " + std::to_string(n) + " floats is too many");
@@ -98,7 +99,8 @@ NodeSum::NodeSum(MPI_Comm comm, std::size_t n) : comm_(comm), n_(n)
     MPI_Info info = MPI_INFO_NULL;
     MPI_CHECK(MPI_Info_create(&info));
     MPI_CHECK(MPI_Info_set(info, "alloc_shared_noncontig", "true")); // each segment on its owner's pages
-    const std::size_t bytes = kHeaderBytes + (n_ * sizeof(float) + kPage - 1) / kPage * kPage;
+    const std::size_t elem = dtype_ == Precision::bf16 ? sizeof(bf16) : sizeof(float);
+    const std::size_t bytes = kHeaderBytes + (n_ * elem + kPage - 1) / kPage * kPage;
     void* base = nullptr;
     const int rc = MPI_Win_allocate_shared(static_cast<MPI_Aint>(bytes), 1, info, comm_, &base, &win_);
     const int free_rc = MPI_Info_free(&info); // freed whatever the allocation returned
@@ -110,13 +112,25 @@ NodeSum::NodeSum(MPI_Comm comm, std::size_t n) : comm_(comm), n_(n)
         void* p = nullptr;
         MPI_CHECK(MPI_Win_shared_query(win_, q, &seg, &disp, &p));
         headers_.push_back(static_cast<Header*>(p));
-        bufs_.push_back(reinterpret_cast<float*>(static_cast<char*>(p) + kHeaderBytes));
+        if (dtype_ == Precision::bf16)
+            bufs16_.push_back(reinterpret_cast<bf16*>(static_cast<char*>(p) + kHeaderBytes));
+        else
+            bufs_.push_back(reinterpret_cast<float*>(static_cast<char*>(p) + kHeaderBytes));
         if (q == 0) claims_ = reinterpret_cast<std::atomic<std::uint64_t>*>(static_cast<char*>(p) + kPage);
     }
     new (headers_[static_cast<std::size_t>(rank_)]) Header{};
     if (rank_ == 0)
         for (std::size_t i = 0; i < kSlots; ++i) new (claims_ + i) std::atomic<std::uint64_t>(0);
-    mine_ = bufs_[static_cast<std::size_t>(rank_)];
+    if (dtype_ == Precision::bf16) {
+        const std::size_t fbytes = std::max<std::size_t>(kPage, (n_ * sizeof(float) + kPage - 1) / kPage * kPage);
+        private_ = static_cast<float*>(std::aligned_alloc(kPage, fbytes));
+        require(private_ != nullptr, "NodeSum: allocation of " + std::to_string(fbytes) + " bytes failed");
+        mine_ = private_;
+        bf16* own = bufs16_[static_cast<std::size_t>(rank_)];
+        std::fill(own, own + n_, bf16{0});
+    } else {
+        mine_ = bufs_[static_cast<std::size_t>(rank_)];
+    }
     std::fill(mine_, mine_ + n_, 0.0f);
     MPI_CHECK(MPI_Barrier(comm_)); // every header is set up before anyone reads one
 }
@@ -125,6 +139,7 @@ NodeSum::~NodeSum()
 {
     // Unwinding from an error: the other ranks may never reach MPI_Win_free; the job is ending.
     if (win_ != MPI_WIN_NULL && std::uncaught_exceptions() == 0) MPI_CHECK(MPI_Win_free(&win_));
+    std::free(private_);
 }
 
 void NodeSum::ready(std::size_t off, std::size_t count)
@@ -136,6 +151,12 @@ void NodeSum::ready(std::size_t off, std::size_t count)
     require(ranges_.size() < kSlots, "NodeSum::ready: more than " + std::to_string(kSlots) + " ranges in one step");
     ranges_.push_back({off, count});
     hash_ = mix(mix(hash_, off), count);
+    if (dtype_ == Precision::bf16) { // this rank's bf16 copy, in its window buffer, before publishing
+        bf16* dst = bufs16_[static_cast<std::size_t>(rank_)] + off;
+        const float* src = mine_ + off;
+#pragma omp parallel for simd schedule(static) if (count > 65536)
+        for (std::size_t i = 0; i < count; ++i) dst[i] = to_bf16(src[i]);
+    }
     // Release: the layer's gradient (written by this rank's threads, joined before this call)
     // is visible to a rank that sees the new count.
     headers_[static_cast<std::size_t>(rank_)]->published.store(base_ + ranges_.size(), std::memory_order_release);
@@ -188,6 +209,31 @@ void NodeSum::sum_chunk(const Range& r, std::size_t chunk)
     }
 }
 
+// The bf16 twin of sum_chunk: bf16 in, float accumulation in rank order, bf16 out.
+void NodeSum::sum_chunk_bf16(const Range& r, std::size_t chunk)
+{
+    const std::size_t lo = r.off + chunk * kChunk;
+    const std::size_t hi = r.off + std::min(r.n, (chunk + 1) * kChunk);
+    const std::size_t P = bufs16_.size();
+    bf16* const* bufs = bufs16_.data();
+    float acc[kBlock];
+    for (std::size_t i0 = lo; i0 < hi; i0 += kBlock) {
+        const std::size_t m = std::min(kBlock, hi - i0);
+        const bf16* first = bufs[0] + i0;
+#pragma omp simd
+        for (std::size_t j = 0; j < m; ++j) acc[j] = to_float(first[j]);
+        for (std::size_t q = 1; q < P; ++q) {
+            const bf16* src = bufs[q] + i0;
+#pragma omp simd
+            for (std::size_t j = 0; j < m; ++j) acc[j] += to_float(src[j]);
+        }
+        bf16 sum[kBlock];
+#pragma omp simd
+        for (std::size_t j = 0; j < m; ++j) sum[j] = to_bf16(acc[j]);
+        for (std::size_t q = 0; q < P; ++q) std::copy(sum, sum + m, bufs[q] + i0);
+    }
+}
+
 void NodeSum::finish()
 {
     require(!failed_, "gradient sum (shared memory): unusable after an earlier error");
@@ -204,7 +250,8 @@ void NodeSum::finish()
         const std::size_t chunks = chunks_of(r.n);
         std::atomic<std::uint64_t>& slot = claims_[(base_ + k) % kSlots];
 #pragma omp parallel if (chunks > 1)
-        for (std::optional<std::size_t> c; (c = claim(slot, base_ + k, chunks));) sum_chunk(r, *c);
+        for (std::optional<std::size_t> c; (c = claim(slot, base_ + k, chunks));)
+            dtype_ == Precision::bf16 ? sum_chunk_bf16(r, *c) : sum_chunk(r, *c);
     }
     // Finished: every chunk this rank claimed is stored. When all ranks have finished, every
     // chunk is (all were claimed before the last rank left the loop above).
@@ -220,6 +267,15 @@ void NodeSum::finish()
     for (const Header* h : headers_) {
         failed = failed || h->finished.load(std::memory_order_acquire) == kFailed;
         differs = differs || h->hash[slot].load(std::memory_order_relaxed) != hash_;
+    }
+    if (dtype_ == Precision::bf16 && !failed && !differs) {
+        // Every chunk is stored (all ranks finished): widen this rank's copy of the sums. No
+        // rank writes this rank's window buffer again before this rank publishes next step.
+        const bf16* own = bufs16_[static_cast<std::size_t>(rank_)];
+        for (const Range& r : ranges_) {
+#pragma omp parallel for simd schedule(static) if (r.n > 65536)
+            for (std::size_t i = r.off; i < r.off + r.n; ++i) mine_[i] = to_float(own[i]);
+        }
     }
     base_ += ranges_.size();
     ranges_.clear();

@@ -21,6 +21,11 @@
 #                     holds exactly those steps; a run stopped by SIGUSR1 at step 20 leaves a
 #                     readable trace of steps 1..20; bad --trace paths fail before training, and
 #                     a file that is not a trace (the dataset) is left as it was
+#   grad_dtype NP...  --grad-dtype bf16 (gradients exchanged as bf16, summed in fp32): on 1 rank
+#                     bitwise the fp32 run (nothing is exchanged); on NP ranks the shm and mpi
+#                     transports end bitwise equal (both give bf16(rank-order sum of bf16)), and
+#                     both within RTOL_BF16 (below) of the 1-rank fp32 run; the report names the
+#                     dtype; --grad-dtype x fails with one line in ompml-train and ompml-scale
 #   fault exit|kill|data [streaming]   one rank fails (throws alone / SIGKILL / cannot open its
 #                     dataset): the whole job ends non-zero within 30 s
 #                     (tests/mpi/expect_fast_failure.sh); "streaming": with collective reads
@@ -34,11 +39,22 @@
 # steps such errors add up and are amplified somewhat by the nonlinear dynamics; measured
 # ~1e-7 (norm-wise) and ~1e-6 (element-wise) here, so 1e-5 leaves a 10x margin yet would catch
 # any real error (a wrong slice or scale moves parameters by ~lr = 1e-2 relative per step).
+#
+# RTOL_BF16 = 2e-2 (parameters) and LTOL_BF16 = 5e-3 (loss history), the bounds for
+# --grad-dtype bf16 against the fp32 1-rank run. Why: the summed gradient now carries bf16
+# rounding, relative 2^-8 ~ 4e-3 per element and step (each rank's term, then the sum), and
+# 30 steps of momentum/Adam at lr 1e-2 with --clip 1 carry it into the parameters. Measured here
+# (2, 3, 4 ranks, adam and sgd): parameters 3.6e-3 to 7.6e-3 norm-wise, loss history 2e-5 to
+# 8.4e-4 (fp32 on the same rank counts: 3e-7 and 2e-8), so the bounds keep a 2.5x and 6x margin.
+# The sum itself is checked bit for bit in tests/test_parallel.cpp (gradient_bf16_*); this test
+# checks the plumbing end to end.
 set -u
 train=$1 data=$2 work=$3 src=$4 mode=$5
 shift 5
 py=/usr/bin/python3
 RTOL=1e-5
+RTOL_BF16=2e-2
+LTOL_BF16=5e-3
 mpirun_np() { local np=$1; shift; ${OMPML_MPIRUN:-mpiexec --oversubscribe --bind-to none} -np "$np" "$@"; }
 fail() { echo "FAIL: $*"; exit 1; }
 rm -rf "$work" && mkdir -p "$work" && cd "$work" || exit 1
@@ -220,6 +236,32 @@ PY
     ! grep -q '^epoch ' b.log || { cat b.log; fail "--trace $path: it trained before failing"; }
   done
   cmp -s d.h5 d-copy.h5 || fail "--trace d.h5 changed the dataset"
+  ;;
+grad_dtype)
+  run 1 f1 "${common[@]}" --checkpoint f1.h5 --metrics f1.jsonl || { cat f1.log; fail "1 rank fp32"; }
+  run 1 b1 "${common[@]}" --grad-dtype bf16 --checkpoint b1.h5 --metrics b1.jsonl || { cat b1.log; fail "1 rank bf16"; }
+  $py "$src/mpi/compare_runs.py" metrics f1.jsonl b1.jsonl 0 || fail "1 rank: --grad-dtype bf16 changed the loss history"
+  $py "$src/mpi/compare_runs.py" params f1.h5 b1.h5 0 || fail "1 rank: --grad-dtype bf16 changed the parameters"
+  for np in "$@"; do
+    for t in shm mpi; do
+      out=b$np$t
+      run "$np" "$out" "${common[@]}" --grad-dtype bf16 --grad-transport $t --bucket-mb 0.001 --checkpoint "$out.h5" \
+        --metrics "$out.jsonl" || { cat "$out.log"; fail "$np ranks bf16 $t"; }
+      grep -q '^  gradients .*grad_transport '$t', grad_dtype bf16$' "$out.log" || { cat "$out.log"; fail "no grad_dtype in the report"; }
+      grep -q '^  mpi .*bf16 exchanged, fp32 sums' "$out.log" || { cat "$out.log"; fail "the transport line does not say bf16"; }
+      $py "$src/mpi/compare_runs.py" params f1.h5 "$out.h5" $RTOL_BF16 || fail "$np ranks bf16 $t: parameters"
+      $py "$src/mpi/compare_runs.py" metrics f1.jsonl "$out.jsonl" $LTOL_BF16 || fail "$np ranks bf16 $t: loss history"
+    done
+    $py "$src/mpi/compare_runs.py" params "b${np}shm.h5" "b${np}mpi.h5" 0 || fail "$np ranks: shm and mpi bf16 sums differ"
+    $py "$src/mpi/compare_runs.py" metrics "b${np}shm.jsonl" "b${np}mpi.jsonl" 0 || fail "$np ranks: shm and mpi bf16 loss histories differ"
+  done
+  scale=$(dirname "$train")/ompml-scale
+  for prog in "$train" "$scale"; do
+    if "$prog" --data d.h5 --grad-dtype x >out.log 2>err.log; then fail "$prog accepted --grad-dtype x"; fi
+    [ "$(wc -l <err.log)" -eq 1 ] || { cat err.log; fail "$prog --grad-dtype x: not one line"; }
+    grep -q -- "--grad-dtype: value 'x' is not one of fp32, bf16" err.log || { cat err.log; fail "$prog --grad-dtype x"; }
+    echo "rejected: $(cat err.log)"
+  done
   ;;
 fault)
   kind=$1
