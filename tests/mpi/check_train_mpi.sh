@@ -26,6 +26,8 @@
 #                     transports end bitwise equal (both give bf16(rank-order sum of bf16)), and
 #                     both within RTOL_BF16 (below) of the 1-rank fp32 run; the report names the
 #                     dtype; --grad-dtype x fails with one line in ompml-train and ompml-scale
+#   precision NP...   --precision bf16 on NP ranks (shm and mpi) equals 1 rank in bf16 within
+#                     RTOL_PREC (below); the report and the checkpoint name bf16
 #   fault exit|kill|data [streaming]   one rank fails (throws alone / SIGKILL / cannot open its
 #                     dataset): the whole job ends non-zero within 30 s
 #                     (tests/mpi/expect_fast_failure.sh); "streaming": with collective reads
@@ -48,6 +50,13 @@
 # 8.4e-4 (fp32 on the same rank counts: 3e-7 and 2e-8), so the bounds keep a 2.5x and 6x margin.
 # The sum itself is checked bit for bit in tests/test_parallel.cpp (gradient_bf16_*); this test
 # checks the plumbing end to end.
+#
+# RTOL_PREC = 1e-4 (parameters) and LTOL_PREC = 1e-5 (loss history): --precision bf16 on P ranks
+# against 1 rank in bf16. The ranks compute the same bf16 products; only the order of the fp32
+# gradient sum differs, as in fp32, but a parameter that moves by that rounding can flip the
+# rounding of its bf16 copy (2^-8 relative) and carry it on. Measured (2 and 4 ranks, shm and
+# mpi): parameters 3.6e-7 and 7.2e-7, loss history 8e-9; the bounds leave a wide margin for such
+# flips and still catch a wrong precision (bf16 against fp32 differ by 0.3 here).
 set -u
 train=$1 data=$2 work=$3 src=$4 mode=$5
 shift 5
@@ -55,6 +64,8 @@ py=/usr/bin/python3
 RTOL=1e-5
 RTOL_BF16=2e-2
 LTOL_BF16=5e-3
+RTOL_PREC=1e-4
+LTOL_PREC=1e-5
 mpirun_np() { local np=$1; shift; ${OMPML_MPIRUN:-mpiexec --oversubscribe --bind-to none} -np "$np" "$@"; }
 fail() { echo "FAIL: $*"; exit 1; }
 rm -rf "$work" && mkdir -p "$work" && cd "$work" || exit 1
@@ -262,6 +273,26 @@ grad_dtype)
     grep -q -- "--grad-dtype: value 'x' is not one of fp32, bf16" err.log || { cat err.log; fail "$prog --grad-dtype x"; }
     echo "rejected: $(cat err.log)"
   done
+  ;;
+precision)
+  # --precision bf16 on NP ranks (both transports, fp32 gradient sums) against 1 rank in bf16:
+  # rank-count independence at the stated RTOL_PREC / LTOL_PREC; and the runs are bf16 runs (the
+  # report and the checkpoint say so, and the 1-rank run differs from fp32's).
+  run 1 f1 "${common[@]}" --checkpoint f1.h5 || { cat f1.log; fail "1 rank fp32"; }
+  run 1 h1 "${common[@]}" --precision bf16 --checkpoint h1.h5 --metrics h1.jsonl || { cat h1.log; fail "1 rank bf16"; }
+  if $py "$src/mpi/compare_runs.py" params f1.h5 h1.h5 0 >/dev/null; then fail "--precision bf16 trained bitwise as fp32"; fi
+  for np in "$@"; do
+    for t in shm mpi; do
+      out=h$np$t
+      run "$np" "$out" "${common[@]}" --precision bf16 --grad-transport $t --checkpoint "$out.h5" \
+        --metrics "$out.jsonl" || { cat "$out.log"; fail "$np ranks bf16 $t"; }
+      grep -q '^  model .*precision bf16;' "$out.log" || { cat "$out.log"; fail "no precision in the report"; }
+      $py "$src/mpi/compare_runs.py" params h1.h5 "$out.h5" $RTOL_PREC || fail "$np ranks bf16 $t: parameters"
+      $py "$src/mpi/compare_runs.py" metrics h1.jsonl "$out.jsonl" $LTOL_PREC || fail "$np ranks bf16 $t: loss history"
+    done
+  done
+  /usr/bin/python3 -c "import h5py,sys; v=h5py.File('h2mpi.h5','r')['config'].attrs['precision']; sys.exit(0 if (v.decode() if isinstance(v,bytes) else v)=='bf16' else 1)" ||
+    fail "the checkpoint does not say bf16"
   ;;
 fault)
   kind=$1
