@@ -66,7 +66,7 @@ ScaleSetup build(const MpiSession& mpi, const ScaleOptions& o)
     const int rows = rank_rows(o, mpi.rank(), mpi.size());
     collective_try(mpi.comm(), [&] {
         s.be = make_backend(o.backend);
-        s.model = std::make_unique<Mlp>(*s.be, MlpConfig{o.layers, o.activation}, std::max(1, rows));
+        s.model = std::make_unique<Mlp>(*s.be, MlpConfig{o.layers, o.activation, o.precision}, std::max(1, rows));
         s.model->init_params(o.seed);
         OptimizerConfig oc;
         oc.kind = o.optimizer;
@@ -298,16 +298,16 @@ ScalePoint run_scale(const MpiSession& mpi, const ScaleOptions& o)
 const char* const kScaleCsvHeader =
     "mode,layers,params,ranks,threads,global_batch,rank_batch,steps,step_ms,step_min_ms,compute_ms,comm_ms,wait_ms,"
     "allreduce_ms,allreduce_min_ms,samples_per_s,buckets,bucket_mb,grad_sync,transport,grad_dtype,loss_first,"
-    "loss_last";
+    "loss_last,precision";
 
 void print_scale_csv(const ScaleOptions& o, const ScalePoint& p)
 {
     if (o.header) std::printf("%s\n", kScaleCsvHeader);
-    std::printf("%s,%s,%zu,%d,%d,%d,%d,%d,%.4f,%.4f,%.4f,%.4f,%.4f,%.4f,%.4f,%.1f,%d,%g,%s,%s,%s,%.6g,%.6g\n",
+    std::printf("%s,%s,%zu,%d,%d,%d,%d,%d,%.4f,%.4f,%.4f,%.4f,%.4f,%.4f,%.4f,%.1f,%d,%g,%s,%s,%s,%.6g,%.6g,%s\n",
                 enum_name(o.mode), layers_csv(o.layers).c_str(), p.params, p.ranks, p.threads, p.global_rows,
                 p.rank_rows, o.steps, p.step_ms, p.step_min_ms, p.compute_ms, p.comm_ms, p.wait_ms, p.allreduce_ms,
                 p.allreduce_min_ms, p.samples_per_s, p.buckets, o.bucket_mb, enum_name(o.grad_sync),
-                p.transport.c_str(), enum_name(o.grad_dtype), p.loss_first, p.loss_last);
+                p.transport.c_str(), enum_name(o.grad_dtype), p.loss_first, p.loss_last, enum_name(o.precision));
     std::fflush(stdout);
     std::fprintf(stderr, "ompml-scale: %s; gradient sum: %s; validated against MPI_Allreduce\n", p.device.c_str(),
                  p.transport_text.c_str());
@@ -319,8 +319,8 @@ void print_scale_csv(const ScaleOptions& o, const ScalePoint& p)
 void print_scale_report(const ScaleOptions& o, const ScalePoint& p)
 {
     const double mb = p.params * 4.0 / 1048576.0;
-    std::printf("ompml-scale: %s scaling, layers %s (%zu params, %.1f MB of gradient)\n", enum_name(o.mode),
-                layers_string(o.layers).c_str(), p.params, mb);
+    std::printf("ompml-scale: %s scaling, layers %s (%zu params, %.1f MB of gradient), precision %s\n",
+                enum_name(o.mode), layers_string(o.layers).c_str(), p.params, mb, enum_name(o.precision));
     std::printf("  %d rank(s) x %d thread(s), global batch %d (%d rows on rank 0), backend %s on %s\n", p.ranks,
                 p.threads, p.global_rows, p.rank_rows, p.backend.c_str(), p.device.c_str());
     for (std::size_t q = 0; q < p.where.size(); ++q) std::printf("  rank %-4zu %s\n", q, p.where[q].c_str());

@@ -67,6 +67,7 @@ struct ScaleOptions {
     ScaleMode mode = ScaleMode::weak;
     std::vector<int> layers{784, 2048, 2048, 10};
     Act activation = Act::relu;
+    Precision precision = Precision::fp32;
     OptKind optimizer = OptKind::adam;
     std::string backend = "omp";
     GradSync grad_sync = GradSync::avg;
@@ -98,6 +99,11 @@ void for_each_scale_option(F&& f)
       OMPML_FIELD(activation));
     f(Spec{.flag = "--optimizer", .key = "optimizer", .help = "sgd | adam | adamw", .store = run_only},
       OMPML_FIELD(optimizer));
+    f(Spec{.flag = "--precision",
+           .key = "precision",
+           .help = "fp32 | bf16 (bf16 gemm operands, fp32 accumulation and master weights)",
+           .store = run_only},
+      OMPML_FIELD(precision));
     f(Spec{.flag = "--backend", .key = "backend", .help = "omp | ref | cuda", .store = run_only}, OMPML_FIELD(backend));
     f(Spec{.flag = "--batch",
            .key = "batch",
