@@ -13,12 +13,16 @@
 // (an `openblas` header line, a `# openblas:` CSV comment) and warns when OPENBLAS_CORETYPE
 // forces a core below what the CPU supports (lib/bench/openblas_core.hpp): run the anchor with
 // it unset.
+// --precision bf16 runs gemm on bf16 operands (converted once, untimed; float accumulation),
+// checked against ref's bf16 gemm, with the fp32 anchors on the same bf16-valued inputs (rows
+// "gemm_bf16", "openblas-fp32"), and train_step with MlpConfig::precision = bf16.
 // train_step is a pseudo-kernel: one whole training step of an Mlp (--layers, batch = --m,
 // default 128) with Adam: forward + loss_backward + optimizer step on a fixed device batch.
 // peak_pct, ratio and max_diff: lib/bench/bench.hpp. This file only turns flags into
 // BenchOptions; the bench itself is lib/bench.
 #include "app/cli.hpp"
 #include "bench/bench.hpp"
+#include "core/precision.hpp"
 #include "nn/mlp.hpp"
 
 #include <CLI/CLI.hpp>
@@ -51,6 +55,10 @@ int main(int argc, char** argv)
     cli::add_int(app, "--len", p.len, "length of the vector kernels (elements)", 1, 1LL << 34);
     cli::add_int(app, "--warmup", o.warmup, "untimed runs per kernel and backend", 0, 1000000);
     cli::add_int(app, "--reps", o.reps, "timed runs per kernel and backend", 1, 1000000);
+    std::string precision = "fp32";
+    app.add_option("--precision", precision,
+                   "fp32 | bf16: operands of gemm and train_step (bf16 rows are named <kernel>_bf16; "
+                   "the gemm anchors stay fp32)");
     app.add_flag("--csv", csv, "print CSV instead of a table");
     app.add_flag("--no-check", no_check, "skip the check against the ref backend");
     app.add_option("--peak-gbs", o.peak_gbs, "GPU DRAM bandwidth peak for peak_pct (default: from the CUDA device)")
@@ -66,6 +74,7 @@ int main(int argc, char** argv)
         o.kernels = split_list(kernels);
         o.check = !no_check;
         p.layers = parse_layers(layers);
+        p.precision = parse_enum<Precision>(precision);
         p.batch = m_opt->count() ? p.m : 128;
         const Report r = run_bench(o, std::cerr);
         if (csv)

@@ -1,14 +1,20 @@
 // What is specific to the omp gemm: its GPU bodies (omp_gemm::gemm_league_tiled, the nvptx64
 // variants) run on host cores against the sequential reference, so their tiling is checked
-// without a GPU. gemm itself, on every backend, is in test_kernels.cpp.
+// without a GPU; and the bf16 gemm (mixed precision) of every backend this build has, against the
+// ref bf16 gemm, including the omp gemm's host bodies (AMX where the CPU has it, and the
+// float-panel fallback). The float gemm on every backend is in test_kernels.cpp.
 #define BOOST_TEST_MODULE gemm
 #include "support.hpp"
 
 #include "kernels/gemm_omp.hpp"
 
+#include "core/check.hpp"
+
 #include <omp.h>
 
+#include <cstdlib>
 #include <limits>
+#include <memory>
 
 using namespace ompml;
 using namespace ompml::test;
@@ -67,4 +73,217 @@ BOOST_AUTO_TEST_CASE(gpu_bodies_on_host_cores)
             check_tiled<4, 16>(g, n % 2 == 0, (n / 2) % 2 == 0, seed++, threads);
             check_tiled<8, 8>(g, n % 2 == 1, (n / 2) % 2 == 1, seed++, threads);
         }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The bf16 gemm (mixed precision): bf16 operands, float accumulation, the float epilogue, and
+// C16 = bf16(C).
+//
+// Tolerance, per element: |C - ref| <= |alpha| * gamma_K * S_ij + 16 eps + kGemmRtol * |ref|,
+// where S = |op(A)| |op(B)| (the sum of |a b| over k, computed exactly by the ref bf16 gemm on the
+// absolute values) and gamma_K = K u / (1 - K u), u = 2^-24. Why: a product of two bf16 values
+// (8-bit significands) is exact in float (16 bits), so the ONLY difference from the reference
+// (the exact sum in double, rounded once) is the float accumulation, in whatever order and
+// grouping a backend uses (AMX adds pairs of products, the GPU bodies add k in tile steps): the
+// classic worst-case bound of a float sum of K terms, gamma_K * sum |terms|, holds for every
+// order. The 16 eps floor and the rtol cover the float epilogue (beta * C, bias, activation
+// within a few ulp), as for the float gemm (support.hpp). AMX's TDPBF16PS flushes subnormal
+// inputs and results to zero (it ignores MXCSR): the operands here are uniform in [-1, 1], whose
+// bf16 values and products are normal, so that cannot show; a flushed subnormal would be within
+// the floor anyway. An indexing or epilogue mistake is O(1), far above the bound.
+// C16 must equal to_bf16(C) bit for bit (the backend's own C: one rounding, nearest even).
+
+namespace {
+
+std::vector<bf16> random_bf16(std::size_t n, std::uint64_t stream)
+{
+    const auto f = random_floats(n, stream);
+    std::vector<bf16> v(n);
+    for (std::size_t i = 0; i < n; ++i) v[i] = to_bf16(f[i]);
+    return v;
+}
+
+// Every backend this build has but ref, made here (cuda only with a device): the bf16 gemm of
+// each runs against ref's.
+std::vector<std::unique_ptr<Backend>>& bf16_backends()
+{
+    static std::vector<std::unique_ptr<Backend>> v = [] {
+        std::vector<std::unique_ptr<Backend>> out;
+        for (const auto& name : available_backends()) {
+            if (name == "ref") continue;
+            try {
+                out.push_back(make_backend(name));
+            } catch (const Error& e) {
+                BOOST_TEST_MESSAGE("bf16 gemm: backend " << name << " not tested: " << e.what());
+            }
+        }
+        return out;
+    }();
+    return v;
+}
+
+struct Bf16Case {
+    std::vector<bf16> A, B;
+    std::vector<float> bias, C0, Cref, pre_ref, S;
+    std::vector<bf16> C16ref;
+};
+
+Bf16Case make_bf16_case(const Gemm& p, bool with_bias, bool with_pre, std::uint64_t seed)
+{
+    const std::size_t M = p.m, N = p.n, K = p.k;
+    Bf16Case c;
+    c.A = random_bf16(M * K, 4 * seed);     // (M, K) or (K, M)
+    c.B = random_bf16(K * N, 4 * seed + 1); // (K, N) or (N, K)
+    c.bias = random_floats(N, 4 * seed + 2);
+    c.C0 = random_floats(M * N, 4 * seed + 3);
+    if (p.beta == 0.0f) c.C0.assign(M * N, std::numeric_limits<float>::quiet_NaN());
+    c.Cref = c.C0;
+    c.pre_ref.assign(M * N, 0.0f);
+    c.C16ref.assign(M * N, bf16{0});
+    const auto ref = make_backend("ref");
+    ref->gemm(p, c.A.data(), c.B.data(), c.Cref.data(), with_bias ? c.bias.data() : nullptr,
+              with_pre ? c.pre_ref.data() : nullptr, c.C16ref.data());
+    // S = |op(A)| |op(B)|, exactly (the ref sums in double)
+    auto absA = c.A, absB = c.B;
+    for (auto& x : absA) x.bits &= 0x7fff;
+    for (auto& x : absB) x.bits &= 0x7fff;
+    Gemm s = p;
+    s.alpha = 1.0f;
+    s.beta = 0.0f;
+    s.act = Act::identity;
+    c.S.assign(M * N, 0.0f);
+    ref->gemm(s, absA.data(), absB.data(), c.S.data());
+    return c;
+}
+
+void check_bf16_result(const Gemm& p, const Bf16Case& c, const std::vector<float>& C, const std::vector<float>& pre,
+                       bool with_pre, const std::vector<bf16>* C16, const std::string& what)
+{
+    const double u = std::ldexp(1.0, -24), eps = std::numeric_limits<float>::epsilon();
+    const double gamma = p.k * u / (1.0 - p.k * u);
+    std::size_t bad = 0, worst = 0;
+    double worst_excess = -1.0;
+    auto scan = [&](const std::vector<float>& got, const std::vector<float>& ref) {
+        for (std::size_t i = 0; i < got.size(); ++i) {
+            const double tol = std::fabs(p.alpha) * gamma * c.S[i] + 16 * eps + kGemmRtol * std::fabs(ref[i]);
+            const double err = std::fabs(static_cast<double>(got[i]) - ref[i]);
+            const double excess = std::isnan(err) ? 1e30 : err - tol;
+            if (excess > 0) ++bad;
+            if (excess > worst_excess) {
+                worst_excess = excess;
+                worst = i;
+            }
+        }
+    };
+    scan(C, c.Cref);
+    BOOST_CHECK_MESSAGE(bad == 0,
+                        what << ": C: " << bad << " of " << C.size() << " elements beyond the bound; worst at " << worst
+                             << ": got " << C[worst] << ", ref " << c.Cref[worst]);
+    if (with_pre) {
+        bad = 0;
+        worst_excess = -1.0;
+        scan(pre, c.pre_ref);
+        BOOST_CHECK_MESSAGE(bad == 0,
+                            what << ": pre: " << bad << " elements beyond the bound; worst at " << worst << ": got "
+                                 << pre[worst] << ", ref " << c.pre_ref[worst]);
+    }
+    if (C16 != nullptr) {
+        std::size_t diff = 0;
+        for (std::size_t i = 0; i < C.size(); ++i) diff += (*C16)[i].bits != to_bf16(C[i]).bits;
+        BOOST_CHECK_MESSAGE(diff == 0, what << ": C16 != to_bf16(C) at " << diff << " elements");
+    }
+}
+
+void check_bf16(Backend& be, const Gemm& p, bool with_bias, bool with_pre, bool with_c16, std::uint64_t seed,
+                const std::string& tag)
+{
+    const std::size_t MN = static_cast<std::size_t>(p.m) * p.n;
+    const Bf16Case c = make_bf16_case(p, with_bias, with_pre, seed);
+    auto dA = DeviceBuffer<bf16>(be.memory(), c.A), dB = DeviceBuffer<bf16>(be.memory(), c.B);
+    auto dbias = upload(be, c.bias), dC = upload(be, c.C0);
+    DeviceBuffer<float> dpre(be.memory(), MN);
+    DeviceBuffer<bf16> dC16(be.memory(), MN);
+    be.gemm(p, dA.data(), dB.data(), dC.data(), with_bias ? dbias.data() : nullptr, with_pre ? dpre.data() : nullptr,
+            with_c16 ? dC16.data() : nullptr);
+    be.synchronize();
+    const auto C16 = dC16.to_vector();
+    check_bf16_result(p, c, dC.to_vector(), dpre.to_vector(), with_pre, with_c16 ? &C16 : nullptr,
+                      std::string("bf16 ") + be.name() + tag + ": " + describe(p, with_bias, with_pre) +
+                          (with_c16 ? " C16" : ""));
+}
+
+// Shapes around the host bodies' blocks (float panels 6 x 64, KC 384, NC 1024; AMX 32 x 32, k in
+// steps of 32, KC 512, NC 1024) and the GPU tiles (64, 128): 1, odd K, ragged edges, several K slices
+// with beta != 0 (the workspace), more than one column block.
+struct Shape {
+    int M, N, K;
+};
+constexpr Shape kBf16Shapes[] = {{1, 1, 1},       {7, 33, 5},      {33, 7, 127},   {130, 129, 67},
+                                 {101, 263, 300}, {129, 65, 1100}, {64, 1030, 40}, {45, 31, 513}};
+
+template <class Body>
+void for_each_bf16_case(Body&& body)
+{
+    std::uint64_t seed = 11000;
+    int n = 0;
+    for (const Shape& s : kBf16Shapes)
+        for (int t = 0; t < 4; ++t, ++n) {
+            const Gemm g{t >= 2,      t % 2 == 1, s.M, s.N, s.K, n % 5 == 0 ? -1.5f : 1.0f, n % 3 == 0 ? 0.0f : 0.5f,
+                         kActs[n % 4]};
+            body(g, n % 2 == 0, (n / 2) % 2 == 0, n % 3 != 1, seed++);
+        }
+}
+
+} // namespace
+
+// The bf16 gemm of every backend against the ref bf16 gemm.
+BOOST_AUTO_TEST_CASE(bf16_gemm_every_backend)
+{
+    BOOST_REQUIRE(!bf16_backends().empty());
+    for (auto& be : bf16_backends())
+        for_each_bf16_case([&](const Gemm& g, bool bias, bool pre, bool c16, std::uint64_t seed) {
+            check_bf16(*be, g, bias, pre, c16, seed, "");
+        });
+}
+
+// The omp gemm's host fallback for CPUs without AMX (bf16 widened into the float panels), forced
+// with OMPML_GEMM_NO_AMX=1; on a CPU without AMX this is the path the test above took.
+BOOST_AUTO_TEST_CASE(bf16_gemm_omp_float_panel_fallback)
+{
+    for (auto& be : bf16_backends()) {
+        if (std::string(be->name()) != "omp" || be->on_gpu()) continue;
+        setenv("OMPML_GEMM_NO_AMX", "1", 1);
+        for_each_bf16_case([&](const Gemm& g, bool bias, bool pre, bool c16, std::uint64_t seed) {
+            check_bf16(*be, g, bias, pre, c16, seed, " (OMPML_GEMM_NO_AMX=1)");
+        });
+        unsetenv("OMPML_GEMM_NO_AMX");
+    }
+}
+
+// The GPU bodies of the bf16 gemm (gemm_league_tiled on bf16 operands) on host cores, as for
+// float above.
+BOOST_AUTO_TEST_CASE(bf16_gpu_bodies_on_host_cores)
+{
+    for_each_bf16_case([&](const Gemm& p, bool bias, bool pre, bool c16, std::uint64_t seed) {
+        const Bf16Case c = make_bf16_case(p, bias, pre, seed);
+        const omp_gemm::GemmArgs g{p.m, p.n, p.k, p.trans_a, p.trans_b, p.alpha, p.beta, p.act};
+        const std::size_t MN = static_cast<std::size_t>(p.m) * p.n;
+        const int saved = omp_get_max_threads();
+        omp_set_num_threads(seed % 2 == 0 ? 3 : 16);
+        for (int large = 0; large < 2; ++large) {
+            std::vector<float> C = c.C0, pre_v(MN);
+            std::vector<bf16> C16(MN);
+            float* pp = pre ? pre_v.data() : nullptr;
+            bf16* c16p = c16 ? C16.data() : nullptr;
+            const float* bp = bias ? c.bias.data() : nullptr;
+            if (large)
+                omp_gemm::gemm_league_tiled<8, 8>(g, c.A.data(), c.B.data(), C.data(), bp, pp, c16p);
+            else
+                omp_gemm::gemm_league_tiled<4, 16>(g, c.A.data(), c.B.data(), C.data(), bp, pp, c16p);
+            check_bf16_result(p, c, C, pre_v, pre, c16 ? &C16 : nullptr,
+                              std::string("bf16 tiled ") + (large ? "128x128" : "64x64") + ": " +
+                                  describe(p, bias, pre));
+        }
+        omp_set_num_threads(saved);
+    });
 }

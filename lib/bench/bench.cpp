@@ -162,7 +162,7 @@ public:
         std::vector<Job> jobs;
         std::map<std::string, Result> got; // results, for max_diff
         auto add = [&](const std::string& name, Prepared run, std::function<void()> sync, bool gpu) {
-            Job j{name, std::string(k.name) + " " + name, std::move(run), std::move(sync), gpu};
+            Job j{name, row_name(k, d) + " " + name, std::move(run), std::move(sync), gpu};
             // The compared pair runs once even without the check: max_diff needs no reference.
             if (o_.check || compared(name)) {
                 j.run.once();
@@ -173,7 +173,7 @@ public:
                 j.err = max_rel_err(got[name], want);
                 const double tol = k.tolerance(d);
                 require(j.err <= tol,
-                        std::string(k.name) + " on " + name + " does not match ref: max_rel_err " + fmt(j.err) +
+                        row_name(k, d) + " on " + name + " does not match ref: max_rel_err " + fmt(j.err) +
                             " > tolerance " + fmt(tol));
             }
             jobs.push_back(std::move(j));
@@ -183,9 +183,14 @@ public:
             add(b->name(), k.prepare(*b, p, d), [bp] { bp->synchronize(); }, b->on_gpu());
         }
         const std::size_t base = o_.compare ? 1 : jobs.size(); // compare: B; else the first anchor
+        // An anchor runs in fp32 whatever --precision says (cblas_sgemm, cuBLAS SGEMM): on bf16
+        // rows it is named "<anchor>-fp32".
+        const bool fp32_anchor = k.takes_precision && d.precision != Precision::fp32;
         for (const char* name : k.anchors)
             if (Anchor* a = anchors_[name].get())
-                add(a->name(), k.prepare_anchor(*a, p, d), [a] { a->synchronize(); }, a->on_gpu());
+                add(
+                    std::string(a->name()) + (fp32_anchor ? "-fp32" : ""), k.prepare_anchor(*a, p, d),
+                    [a] { a->synchronize(); }, a->on_gpu());
         const double diff = o_.compare ? max_rel_err(got[o_.backends[0]], got[o_.backends[1]]) : NAN;
 
         add_rows(k, d, jobs, time_jobs(jobs, o_.warmup, o_.reps), base, diff);
@@ -201,7 +206,7 @@ private:
     {
         const std::size_t first = rep_.rows.size();
         for (std::size_t j = 0; j < jobs.size(); ++j) {
-            Row r{k.name, jobs[j].name, d, k.bytes(d), k.flops(d)};
+            Row r{row_name(k, d), jobs[j].name, d, k.bytes(d), k.flops(d)};
             const auto [mn, mx] = std::minmax_element(ms[j].begin(), ms[j].end());
             r.min_ms = *mn;
             r.max_ms = *mx;

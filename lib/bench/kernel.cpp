@@ -19,7 +19,12 @@ const std::vector<Kernel>& all_kernels()
     return all;
 }
 
-Dims mnk(const Problem& p) { return {p.m, p.n, p.k}; }
+Dims mnk(const Problem& p) { return {p.m, p.n, p.k, p.precision}; }
+
+std::string row_name(const Kernel& k, const Dims& d)
+{
+    return std::string(k.name) + (k.takes_precision && d.precision == Precision::bf16 ? "_bf16" : "");
+}
 
 Dims rows_cols(const Problem& p)
 {

@@ -13,6 +13,7 @@
 
 #include "backend/backend.hpp"
 #include "core/buffer.hpp"
+#include "core/precision.hpp"
 
 #include <cstddef>
 #include <cstdint>
@@ -31,11 +32,14 @@ struct Problem {
     long long len = 1LL << 22;                  // length of the vector kernels
     std::vector<int> layers{784, 512, 256, 10}; // train_step's model
     long long batch = 128;                      // train_step's batch (--m when given)
+    Precision precision = Precision::fp32;      // --precision: operands of gemm and train_step
 };
 
-// The dimensions one kernel runs on, as the CSV reports them (m, n, k; unused ones are 1).
+// The dimensions one kernel runs on, as the CSV reports them (m, n, k; unused ones are 1), and
+// the precision of its operands (fp32 unless the kernel takes --precision).
 struct Dims {
     long long m = 1, n = 1, k = 1;
+    Precision precision = Precision::fp32;
 };
 
 // A result as parts, each compared normwise on its own (e.g. dlogits, the loss, the count).
@@ -63,7 +67,13 @@ struct Kernel {
     // the table's "x anchor" baseline, and how it runs on them (the same inputs).
     std::vector<const char*> anchors = {};
     Prepared (*prepare_anchor)(Anchor&, const Problem&, const Dims&) = nullptr;
+    // Runs in --precision's number format (Dims::precision); its rows are then named
+    // "<name>_bf16" for bf16.
+    bool takes_precision = false;
 };
+
+// A row's kernel name: the record's, with "_bf16" when it ran on bf16 operands.
+std::string row_name(const Kernel& k, const Dims& d);
 
 // Every kernel, in the order of `--kernel all`.
 const std::vector<Kernel>& all_kernels();
@@ -76,7 +86,7 @@ std::vector<Kernel> train_step_kernel(); // train_step.cpp
 
 constexpr double kEps = 5.96e-8; // float32 unit roundoff
 
-Dims mnk(const Problem& p);       // (m, n, k)
+Dims mnk(const Problem& p);       // (m, n, k), and --precision
 Dims rows_cols(const Problem& p); // (m, n), m * n within an int
 Dims vec(const Problem& p);       // (len)
 

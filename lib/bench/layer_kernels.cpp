@@ -6,19 +6,38 @@
 #include "core/rng.hpp"
 
 #include <algorithm>
+#include <type_traits>
 
 namespace ompml::bench {
 namespace {
 
 // x: a Backend or an Anchor (both have memory() and gemm with these arguments).
+// --precision bf16: the inputs are rounded to bf16 values; a backend converts them once
+// (Backend::convert, untimed) and the timed run is its bf16 gemm (float accumulation), checked
+// against ref's bf16 gemm. An anchor stays an fp32 sgemm, on the same (bf16-valued, hence exactly
+// representable) inputs: the same arithmetic, so it is checked against the same reference.
 template <class X>
 Prepared prepare_gemm(X& x, const Problem&, const Dims& d)
 {
     const int m = static_cast<int>(d.m), n = static_cast<int>(d.n), k = static_cast<int>(d.k);
     const Gemm g{false, false, m, n, k, 1.0f, 0.0f, Act::identity};
-    auto A = upload(x, random_floats(std::size_t(m) * k, 1)); // (M, K)
-    auto B = upload(x, random_floats(std::size_t(k) * n, 2)); // (K, N)
-    auto C = alloc<float>(x, std::size_t(m) * n);             // (M, N)
+    auto a = random_floats(std::size_t(m) * k, 1), b = random_floats(std::size_t(k) * n, 2);
+    const bool bf16_in = d.precision == Precision::bf16;
+    if (bf16_in)
+        for (auto* v : {&a, &b})
+            for (float& e : *v) e = to_float(to_bf16(e));
+    auto A = upload(x, a);                        // (M, K)
+    auto B = upload(x, b);                        // (K, N)
+    auto C = alloc<float>(x, std::size_t(m) * n); // (M, N)
+    if constexpr (std::is_same_v<X, Backend>) {
+        if (bf16_in) {
+            auto A16 = alloc<bf16>(x, a.size()), B16 = alloc<bf16>(x, b.size());
+            x.convert(a.size(), A->data(), A16->data());
+            x.convert(b.size(), B->data(), B16->data());
+            x.synchronize();
+            return {[=, &x] { x.gemm(g, A16->data(), B16->data(), C->data()); }, outputs(C)};
+        }
+    }
     return {[=, &x] { x.gemm(g, A->data(), B->data(), C->data()); }, outputs(C)};
 }
 
@@ -66,13 +85,20 @@ std::vector<Kernel> layer_kernels()
          .bound = Bound::flops,
          .dims = mnk,
          .flops = [](const Dims& d) { return 2.0 * d.m * d.n * d.k; }, // a multiply and an add per m*n*k
-         .bytes = [](const Dims& d) { return 4.0 * (double(d.m) * d.k + double(d.k) * d.n + double(d.m) * d.n); },
+         // A and B in 2 bytes each for bf16 (the anchors read them as fp32 all the same)
+         .bytes =
+             [](const Dims& d) {
+                 const double in = d.precision == Precision::bf16 ? 2.0 : 4.0;
+                 return in * (double(d.m) * d.k + double(d.k) * d.n) + 4.0 * double(d.m) * d.n;
+             },
          // k products summed in float against a double sum; a multiply-add fused on one side
-         // and not the other is a rounding apart.
+         // and not the other is a rounding apart. bf16: the products of bf16 values are exact in
+         // float, so the same float-summation bound holds against ref's bf16 gemm.
          .tolerance = [](const Dims& d) { return per_term(d.k); },
          .prepare = prepare_gemm<Backend>,
          .anchors = {"openblas", "cublas"},
-         .prepare_anchor = prepare_gemm<Anchor>},
+         .prepare_anchor = prepare_gemm<Anchor>,
+         .takes_precision = true},
         {.name = "activation_relu",
          .bound = Bound::bandwidth,
          .dims = vec,

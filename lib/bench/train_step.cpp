@@ -17,7 +17,7 @@ Dims step_dims(const Problem& p)
     require(p.batch <= INT_MAX, "--m must fit in an int");
     long long params = 0;
     for (const auto& v : mlp_layout(p.layers)) params += static_cast<long long>(v.count());
-    return {p.batch, params, 1};
+    return {p.batch, params, 1, p.precision};
 }
 
 Prepared prepare_train_step(Backend& be, const Problem& p, const Dims& d)
@@ -26,6 +26,7 @@ Prepared prepare_train_step(Backend& be, const Problem& p, const Dims& d)
     MlpConfig mc;
     mc.layers = p.layers;
     mc.activation = Act::relu;
+    mc.precision = d.precision; // bf16: the Mlp's mixed-precision path (nn/mlp.hpp)
     auto model = std::make_shared<Mlp>(be, mc, B);
     model->init_params(7);
     OptimizerConfig oc; // Adam, lr 1e-3, PyTorch defaults
@@ -71,6 +72,7 @@ std::vector<Kernel> train_step_kernel()
         // multiply-adds differ between backends, and Adam's first step is ~lr * sign(g).
         .tolerance = [](const Dims&) { return 1e-4; },
         .prepare = prepare_train_step,
+        .takes_precision = true,
     }};
 }
 

@@ -10,6 +10,9 @@
 // (templated: the branches compile away). Edges are zero-padded, so any M, N, K works.
 // Two tile sizes: 128x128 when there are enough tiles to fill the GPU (kGemmLargeTiles, the
 // rule the omp gemm follows too), else 64x64 (more blocks for the skinny shapes of MLP layers).
+// One kernel for both operand types (T = float, or bf16 widened to float as the tiles are
+// staged: the shared tiles, the FMAs and the epilogue are the float kernel's); the bf16 gemm
+// also writes C16 = bf16(C) when asked.
 #include "kernels/cuda_common.cuh"
 #include "kernels/gemm.hpp"
 
@@ -18,12 +21,16 @@ namespace {
 
 constexpr int kThreads = 256; // 16 x 16
 
-template <int TM, int BK, bool TA, bool TB>
+// An operand element as float (exact for bf16: a float's top half).
+__device__ __forceinline__ float widen(float x) { return x; }
+__device__ __forceinline__ float widen(bf16 x) { return to_float(x); }
+
+template <int TM, int BK, bool TA, bool TB, class T>
 __global__ void __launch_bounds__(kThreads)
-    gemm_kernel(Gemm g, const float* __restrict__ A, const float* __restrict__ B, float* C,
-                const float* __restrict__ bias, float* __restrict__ pre)
+    gemm_kernel(Gemm g, const T* __restrict__ A, const T* __restrict__ B, float* C, const float* __restrict__ bias,
+                float* __restrict__ pre, bf16* __restrict__ C16)
 {
-    // A: (M, K), or (K, M) when TA;  B: (K, N), or (N, K) when TB;  C, pre: (M, N);  bias: (N)
+    // A: (M, K), or (K, M) when TA;  B: (K, N), or (N, K) when TB;  C, pre, C16: (M, N);  bias: (N)
     constexpr int BM = 16 * TM, BN = 16 * TM;
     // Padding makes the row stride (mod 32 banks) = 32 / BK, so the tile stores of one warp hit
     // 32 distinct banks in every transpose case.
@@ -49,7 +56,7 @@ __global__ void __launch_bounds__(kThreads)
             const int i = TA ? e % BM : e / BK;
             const int gi = row0 + i, gp = k0 + p;
             float v = 0.0f;
-            if (gi < M && gp < K) v = TA ? A[static_cast<long>(gp) * M + gi] : A[static_cast<long>(gi) * K + gp];
+            if (gi < M && gp < K) v = widen(TA ? A[static_cast<long>(gp) * M + gi] : A[static_cast<long>(gi) * K + gp]);
             As[p][i] = v;
         }
 #pragma unroll
@@ -59,7 +66,7 @@ __global__ void __launch_bounds__(kThreads)
             const int j = TB ? e / BK : e % BN;
             const int gj = col0 + j, gp = k0 + p;
             float v = 0.0f;
-            if (gj < N && gp < K) v = TB ? B[static_cast<long>(gj) * K + gp] : B[static_cast<long>(gp) * N + gj];
+            if (gj < N && gp < K) v = widen(TB ? B[static_cast<long>(gj) * K + gp] : B[static_cast<long>(gp) * N + gj]);
             Bs[p][j] = v;
         }
         __syncthreads();
@@ -92,13 +99,15 @@ __global__ void __launch_bounds__(kThreads)
             float z = g.alpha * acc[r][c] + (g.beta == 0.0f ? 0.0f : g.beta * C[idx]); // beta 0 ignores C, even NaN
             if (bias != nullptr) z += bias[j];
             if (pre != nullptr) pre[idx] = z;
-            C[idx] = act_forward(g.act, z);
+            const float out = act_forward(g.act, z);
+            C[idx] = out;
+            if (C16 != nullptr) C16[idx] = to_bf16(out);
         }
     }
 }
 
-template <int TM, int BK>
-void launch(const Gemm& g, const float* A, const float* B, float* C, const float* bias, float* pre)
+template <int TM, int BK, class T>
+void launch(const Gemm& g, const T* A, const T* B, float* C, const float* bias, float* pre, bf16* C16)
 {
     constexpr int BM = 16 * TM;
     const long grid_y = (g.m + BM - 1) / BM;
@@ -107,14 +116,24 @@ void launch(const Gemm& g, const float* A, const float* B, float* C, const float
                 " rows");
     const dim3 grid((g.n + BM - 1) / BM, static_cast<unsigned>(grid_y));
     if (!g.trans_a && !g.trans_b)
-        gemm_kernel<TM, BK, false, false><<<grid, kThreads>>>(g, A, B, C, bias, pre);
+        gemm_kernel<TM, BK, false, false><<<grid, kThreads>>>(g, A, B, C, bias, pre, C16);
     else if (!g.trans_a && g.trans_b)
-        gemm_kernel<TM, BK, false, true><<<grid, kThreads>>>(g, A, B, C, bias, pre);
+        gemm_kernel<TM, BK, false, true><<<grid, kThreads>>>(g, A, B, C, bias, pre, C16);
     else if (g.trans_a && !g.trans_b)
-        gemm_kernel<TM, BK, true, false><<<grid, kThreads>>>(g, A, B, C, bias, pre);
+        gemm_kernel<TM, BK, true, false><<<grid, kThreads>>>(g, A, B, C, bias, pre, C16);
     else
-        gemm_kernel<TM, BK, true, true><<<grid, kThreads>>>(g, A, B, C, bias, pre);
+        gemm_kernel<TM, BK, true, true><<<grid, kThreads>>>(g, A, B, C, bias, pre, C16);
     CUDA_CHECK_LAUNCH();
+}
+
+template <class T>
+void gemm_tiled(const Gemm& g, const T* A, const T* B, float* C, const float* bias, float* pre, bf16* C16)
+{
+    const long tiles128 = static_cast<long>((g.m + 127) / 128) * ((g.n + 127) / 128);
+    if (tiles128 >= kGemmLargeTiles)
+        launch<8, 8>(g, A, B, C, bias, pre, C16); // 128x128 tiles, 8x8 per thread
+    else
+        launch<4, 16>(g, A, B, C, bias, pre, C16); // 64x64 tiles, 4x4 per thread
 }
 
 } // namespace
@@ -122,46 +141,13 @@ void launch(const Gemm& g, const float* A, const float* B, float* C, const float
 template <>
 void gemm<Impl::cuda>(const Gemm& g, const float* A, const float* B, float* C, const float* bias, float* pre)
 {
-    const long tiles128 = static_cast<long>((g.m + 127) / 128) * ((g.n + 127) / 128);
-    if (tiles128 >= kGemmLargeTiles)
-        launch<8, 8>(g, A, B, C, bias, pre); // 128x128 tiles, 8x8 per thread
-    else
-        launch<4, 16>(g, A, B, C, bias, pre); // 64x64 tiles, 4x4 per thread
+    gemm_tiled<float>(g, A, B, C, bias, pre, nullptr);
 }
-
-} // namespace ompml
-
-namespace ompml {
-namespace {
-
-// PLACEHOLDER (replaced by the tiled bf16 gemm): one thread per element of C.
-__global__ void gemm_bf16_naive(Gemm g, const bf16* A, const bf16* B, float* C, const float* bias, float* pre,
-                                bf16* C16)
-{
-    const long idx = blockIdx.x * static_cast<long>(blockDim.x) + threadIdx.x;
-    if (idx >= static_cast<long>(g.m) * g.n) return;
-    const int i = static_cast<int>(idx / g.n), j = static_cast<int>(idx % g.n);
-    float acc = 0.0f;
-    for (int p = 0; p < g.k; ++p) {
-        const bf16 a = g.trans_a ? A[static_cast<long>(p) * g.m + i] : A[static_cast<long>(i) * g.k + p];
-        const bf16 b = g.trans_b ? B[static_cast<long>(j) * g.k + p] : B[static_cast<long>(p) * g.n + j];
-        acc += to_float(a) * to_float(b);
-    }
-    float z = g.alpha * acc + (g.beta == 0.0f ? 0.0f : g.beta * C[idx]);
-    if (bias != nullptr) z += bias[j];
-    if (pre != nullptr) pre[idx] = z;
-    C[idx] = act_forward(g.act, z);
-    if (C16 != nullptr) C16[idx] = to_bf16(C[idx]);
-}
-
-} // namespace
 
 template <>
 void gemm<Impl::cuda>(const Gemm& g, const bf16* A, const bf16* B, float* C, const float* bias, float* pre, bf16* C16)
 {
-    const long n = static_cast<long>(g.m) * g.n;
-    gemm_bf16_naive<<<static_cast<unsigned>((n + 255) / 256), 256>>>(g, A, B, C, bias, pre, C16);
-    CUDA_CHECK_LAUNCH();
+    gemm_tiled<bf16>(g, A, B, C, bias, pre, C16);
 }
 
 } // namespace ompml

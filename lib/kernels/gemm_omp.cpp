@@ -1,25 +1,61 @@
-// gemm as one OpenMP target kernel, C = act(alpha * op(A) * op(B) + beta * C + bias), with two
-// bodies for the one target region, picked per device at compile time by `declare variant`:
+// gemm as one OpenMP target kernel, C = act(alpha * op(A) * op(B) + beta * C + bias), for float
+// operands and for bf16 operands (float accumulation, C16 = bf16(C)), with two bodies for each
+// target region, picked per device at compile time by `declare variant`:
 //
 // - portable (host cores, and the x86 virtual device of the offload-check build): the classic
-//   blocked CPU gemm. Each thread owns a (MC, NC) block of C at a time; for every KC slice of
-//   K it packs op(A) into MR-row micro-panels and op(B) into NR-column micro-panels (contiguous,
-//   zero-padded, so every transpose case runs the same inner loop over unit-stride data), then
-//   a register-blocked MR x NR micro-kernel accumulates into a per-thread float tile. The
-//   epilogue (alpha, beta, bias, pre, activation) runs once per element after the full K sum.
-//   Nothing depends on team size or team-shared memory: packing buffers are per-thread locals.
+//   packed-panel CPU gemm (gemm_blocked), one driver templated on a "panel kernel" P that says
+//   how op(A) and op(B) are packed and which register/tile micro-kernel consumes them:
+//     FloatPanels<float>  fp32: MR x NR = 6 x 64 AVX-512 FMA micro-kernel on float panels;
+//     AmxPanels           bf16 where the CPU has AMX-BF16: 32 x 32 blocks of 2 x 2 AMX tiles
+//                         (TDPBF16PS) on bf16 panels, B in VNNI pairs;
+//     FloatPanels<bf16>   bf16 elsewhere: the bf16 operands widened (exactly) into float panels,
+//                         then the fp32 micro-kernel.
+//   For every NC-column block of C and every KC slice of K, the team packs the KC x NC panel of
+//   op(B) ONCE into a shared buffer (each thread its share of the micro-panels, then a barrier);
+//   each thread then packs its rows of op(A), MC at a time, and runs the micro-kernel over its
+//   part of the block. The threads split the (row panel, column panel) grid of C as a tm x tn
+//   grid chosen for the least work per thread (2 threads on the MLP's 128-row products split
+//   the columns; on square products the rows). The micro-kernel accumulates straight into C
+//   (partial K sums live in C between slices when beta == 0, in a workspace otherwise); after the
+//   last slice the MR x NR tile's epilogue (alpha, beta, bias, pre, activation, C16) runs while
+//   the tile is in L1. Nothing depends on team size or team-shared memory.
 // - nvptx64: one team per (BM, BN) tile of C, tiles of op(A) and op(B) staged through
-//   team-shared memory, a 4 x 4 (64 x 64 tiles) or, for big products, 8 x 8 (128 x 128 tiles)
-//   register block per thread: the algorithm of the CUDA twin. Device-only, since it relies on
-//   team-shared memory and barriers (the host cannot form 256-thread teams, and a pteam-allocated
-//   tile would be shared by all host teams: that is why such kernels are device-only
-//   variants beside a portable one).
+//   team-shared memory (bf16 widened to float as it is staged), a 4 x 4 (64 x 64 tiles) or, for
+//   big products, 8 x 8 (128 x 128 tiles) register block per thread: the algorithm of the CUDA
+//   twin (gemm_omp.hpp). Device-only, since it relies on team-shared memory and barriers.
+//
+// Why these micro-kernels (measured on the development machine's Xeon, AVX-512 + AMX, 2 cores;
+// docs/results/precision.md): the float micro-kernel needs zmm accumulators, and clang's
+// -march=native there tunes for 256-bit vectors (prefer-vector-width=256), which split the
+// 24 zmm accumulators into 48 ymm ones (spilled): min_vector_width(512) keeps them in zmm.
+// For bf16, AVX512-BF16's vdpbf16ps issues at 0.5 per cycle on this CPU, i.e. HALF the FLOP rate
+// of two fp32 FMAs per cycle, so a vdpbf16ps kernel would run slower than the float one; AMX's
+// TDPBF16PS measured 3.1 TFLOP/s on one core (15x the fp32 FMA peak of ~213 GFLOP/s), so the
+// bf16 gemm is bound by packing and the epilogue, not by its multiply-adds.
+// Measured there, 2 threads: fp32 0.95-0.98x OpenBLAS's SkylakeX sgemm at 1024^3, 0.94-0.98x at
+// 2048^3, 0.95-1.17x at the MLP's shapes (batch 128); bf16 (AMX) 2.4-4.3x the fp32 gemm.
 #include "kernels/gemm_omp.hpp"
 #include "kernels/gemm.hpp"
 
 #include "core/memory.hpp"
 
 #include <omp.h>
+
+#include <cstdlib>
+
+// x86-64 host code only (never the nvptx64 device pass, which sees the host's macros too).
+#if defined(__x86_64__) && !defined(__NVPTX__)
+#define OMPML_GEMM_X86 1
+#include <cpuid.h>
+#include <immintrin.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+// Keeps GNU vectors of 64 bytes in zmm registers in builds that tune for 256-bit vectors.
+#define OMPML_ZMM __attribute__((min_vector_width(512)))
+#else
+#define OMPML_GEMM_X86 0
+#define OMPML_ZMM
+#endif
 
 namespace ompml {
 namespace {
@@ -28,201 +64,499 @@ using namespace omp_gemm;
 
 #pragma omp declare target
 
-// ---------------------------------------------------------------------------------------------
-// Portable body (CPU).
-//
-// Micro-kernel MR x NR = 12 x 32: 24 vector accumulators of 16 floats (AVX-512 has 32 vector
-// registers; 2 more hold the B row, the A values are broadcast from memory), i.e. 24 FMAs per
-// 14 loads per k step, enough independent FMAs to cover FMA latency on two pipes. The GNU
-// vector type makes the register blocking explicit rather than hoping the loop vectorizer keeps
-// a 12 x 32 array in registers; without AVX-512 the compiler splits it into narrower vectors.
-// Blocks: a KC x NR micro-panel of B (32 KB) stays in L1 while the MC x KC block of A (96 KB) and
-// the KC x NC block of B (256 KB) sit in L2. Per thread: 96 + 256 + 96 KB of stack (libomp's
-// default worker stack is 4 MB).
-constexpr int MR = 12, NR = 32, MC = 96, NC = 256, KC = 256;
-static_assert(MC % MR == 0 && NC % NR == 0 && NR % 16 == 0, "blocks hold whole micro-panels");
+constexpr int round_up(int x, int m) { return (x + m - 1) / m * m; }
+constexpr int min_int(int a, int b) { return a < b ? a : b; }
 
-// Loads and stores go through memcpy (no aliasing or alignment assumptions; each compiles to
-// one vector move), written in place: a vector passed to or returned from a function makes clang
-// warn about the ABI when the host build has no -march=native (the gpu preset).
+// ---------------------------------------------------------------------------------------------
+// Float panels and the fp32 micro-kernel (operands T = float, or bf16 widened as packed).
+//
+// Micro-kernel MR x NR = 6 x 64: 24 zmm accumulators of 16 floats (AVX-512 has 32 registers;
+// 4 more hold the B row, the A values are broadcast), i.e. 24 FMAs per 10 loads per k step,
+// enough independent FMAs to cover FMA latency on two pipes. Measured (1 thread, against
+// OpenBLAS in the same run; docs/results/precision.md): 12 x 32 (24 FMAs per 14 loads) ran at
+// 0.79-0.87x OpenBLAS at 1024^3, 6 x 64 at 0.87-0.93x: the kernel is bound by its load port
+// uops, not its FMAs; 7 x 64 (28 accumulators) spills. The GNU vector type makes the register
+// blocking explicit rather than hoping the loop vectorizer keeps a 6 x 64 array in registers;
+// without AVX-512 the compiler splits it into narrower vectors.
+// Blocks: the thread's MC x KC block of A (360 KB) and the shared KC x NC panel of B (1.5 MB) sit
+// in L2 (2 MB per core); a KC x NR micro-panel of B (96 KB) is reused across the MC / MR row
+// panels from L1/L2. KC 256..512 and MC 96..240 measured within the noise of each other; NC
+// a power of 2 matters: NC = 960 left a 64-column block at N = 1024 and 2048 that repacked all
+// of op(A) for 1/16 of the work (0.83-0.92x OpenBLAS, against 0.91-0.97x with NC = 1024).
 typedef float vfloat16 __attribute__((vector_size(64)));
 
-// Packs rows [i0, i0 + mc) x cols [p0, p0 + kc) of op(A) into micro-panels of MR rows:
-// Ap[(i / MR) * kc * MR + p * MR + i % MR], rows past mc are zero.
-inline void pack_a(const GemmArgs& g, const float* A, int i0, int mc, int p0, int kc, float* Ap)
-{
-    for (int ir = 0; ir < mc; ir += MR) {
-        const int mr = mc - ir < MR ? mc - ir : MR;
-        float* dst = Ap + static_cast<long>(ir) * kc; // (kc, MR)
-        if (g.ta) {
-            // A (K, M): a row of the micro-panel is contiguous in A.
-            for (int p = 0; p < kc; ++p) {
-                const float* src = A + static_cast<long>(p0 + p) * g.M + i0 + ir;
-                for (int i = 0; i < MR; ++i) dst[p * MR + i] = i < mr ? src[i] : 0.0f;
-            }
-        } else {
-            // A (M, K): transpose MR rows; each row is read once, contiguously.
-            for (int i = 0; i < MR; ++i) {
-                if (i < mr) {
-                    const float* src = A + static_cast<long>(i0 + ir + i) * g.K + p0;
-                    for (int p = 0; p < kc; ++p) dst[p * MR + i] = src[p];
-                } else {
-                    for (int p = 0; p < kc; ++p) dst[p * MR + i] = 0.0f;
+template <class T>
+struct FloatPanels {
+    using Elem = T;
+    using Packed = float;
+    static constexpr int NV = 4; // vectors of 16 floats per micro-panel row
+    static constexpr int MR = 6, NR = 16 * NV, KU = 1, MC = 240, KC = 384, NC = 1024;
+    static_assert(MC % MR == 0 && NC % NR == 0 && NR % 16 == 0, "blocks hold whole micro-panels");
+
+    static void begin() {}
+    static void end() {}
+
+    // Rows [i0, i0 + mc) x cols [p0, p0 + kc) of op(A) into micro-panels of MR rows:
+    // Ap[(i / MR) * kc * MR + p * MR + i % MR], rows past mc zero.
+    static void pack_a(const GemmArgs& g, const T* A, int i0, int mc, int p0, int kc, float* Ap)
+    {
+        for (int ir = 0; ir < mc; ir += MR) {
+            const int mr = min_int(mc - ir, MR);
+            float* dst = Ap + static_cast<long>(ir) * kc; // (kc, MR)
+            if (g.ta) {
+                // A (K, M): a row of the micro-panel is contiguous in A.
+                for (int p = 0; p < kc; ++p) {
+                    const T* src = A + static_cast<long>(p0 + p) * g.M + i0 + ir;
+                    for (int i = 0; i < MR; ++i) dst[p * MR + i] = i < mr ? widen(src[i]) : 0.0f;
+                }
+            } else if (mr == MR) {
+                // A (M, K): MR rows read side by side, the panel written in order (one row at a
+                // time, the stores land 4 MR bytes apart: 0.84-0.94x OpenBLAS at 2048^3, against
+                // 0.94-0.97x so).
+                const T* src = A + static_cast<long>(i0 + ir) * g.K + p0;
+                for (int p = 0; p < kc; ++p)
+                    for (int i = 0; i < MR; ++i) dst[p * MR + i] = widen(src[static_cast<long>(i) * g.K + p]);
+            } else {
+                for (int i = 0; i < MR; ++i) {
+                    if (i < mr) {
+                        const T* src = A + static_cast<long>(i0 + ir + i) * g.K + p0;
+                        for (int p = 0; p < kc; ++p) dst[p * MR + i] = widen(src[p]);
+                    } else {
+                        for (int p = 0; p < kc; ++p) dst[p * MR + i] = 0.0f;
+                    }
                 }
             }
         }
     }
-}
 
-// Packs rows [p0, p0 + kc) x cols [j0, j0 + nc) of op(B) into micro-panels of NR columns:
-// Bp[(j / NR) * kc * NR + p * NR + j % NR], columns past nc are zero.
-inline void pack_b(const GemmArgs& g, const float* B, int p0, int kc, int j0, int nc, float* Bp)
-{
-    for (int jr = 0; jr < nc; jr += NR) {
-        const int nr = nc - jr < NR ? nc - jr : NR;
-        float* dst = Bp + static_cast<long>(jr) * kc; // (kc, NR)
+    // Rows [p0, p0 + kc) x cols [j0, j0 + nr) of op(B), nr <= NR, into one micro-panel:
+    // Bp[p * NR + j], columns past nr zero.
+    static void pack_b(const GemmArgs& g, const T* B, int p0, int kc, int j0, int nr, float* dst)
+    {
         if (!g.tb) {
             // B (K, N): a row of the micro-panel is contiguous in B.
             for (int p = 0; p < kc; ++p) {
-                const float* src = B + static_cast<long>(p0 + p) * g.N + j0 + jr;
+                const T* src = B + static_cast<long>(p0 + p) * g.N + j0;
                 if (nr == NR) {
-                    for (int j = 0; j < NR; ++j) dst[p * NR + j] = src[j];
+                    for (int j = 0; j < NR; ++j) dst[p * NR + j] = widen(src[j]);
                 } else {
-                    for (int j = 0; j < NR; ++j) dst[p * NR + j] = j < nr ? src[j] : 0.0f;
+                    for (int j = 0; j < NR; ++j) dst[p * NR + j] = j < nr ? widen(src[j]) : 0.0f;
                 }
             }
         } else {
             // B (N, K): transpose NR rows of B; each is read once, contiguously.
             for (int j = 0; j < NR; ++j) {
                 if (j < nr) {
-                    const float* src = B + static_cast<long>(j0 + jr + j) * g.K + p0;
-                    for (int p = 0; p < kc; ++p) dst[p * NR + j] = src[p];
+                    const T* src = B + static_cast<long>(j0 + j) * g.K + p0;
+                    for (int p = 0; p < kc; ++p) dst[p * NR + j] = widen(src[p]);
                 } else {
                     for (int p = 0; p < kc; ++p) dst[p * NR + j] = 0.0f;
                 }
             }
         }
     }
-}
 
-// c (MR, ldc) (+)= a (kc, MR) . b (kc, NR); accumulate = false overwrites c (first K slice).
-inline void micro_kernel(int kc, const float* __restrict a, const float* __restrict b, float* __restrict c, int ldc,
-                         bool accumulate)
+    // cout (MR, NR; row stride ldo) = a (kc, MR) . b (kc, NR) [+ cin (MR, NR; stride ldi)].
+    // cin may equal cout. Loads and stores go through memcpy (no aliasing or alignment
+    // assumptions; each compiles to one vector move), written in place: a vector passed to or
+    // returned from a function makes clang warn about the ABI when the build has no AVX-512.
+    OMPML_ZMM static void micro(int kc, const float* __restrict a, const float* __restrict b, const float* cin, int ldi,
+                                float* cout, int ldo)
+    {
+        // The C tile's rows are N floats apart (the same L1 set when N is a large power of 2):
+        // fetched while the k loop runs.
+        vfloat16 acc[MR][NV];
+        for (int i = 0; i < MR; ++i)
+            for (int v = 0; v < NV; ++v) {
+                __builtin_prefetch(cout + static_cast<long>(i) * ldo + 16 * v, 1);
+                acc[i][v] = vfloat16{};
+            }
+        for (int p = 0; p < kc; ++p) {
+            vfloat16 bv[NV];
+            for (int v = 0; v < NV; ++v) __builtin_memcpy(&bv[v], b + p * NR + 16 * v, sizeof(bv[v]));
+            for (int i = 0; i < MR; ++i) {
+                const float ai = a[p * MR + i];
+                for (int v = 0; v < NV; ++v) acc[i][v] += ai * bv[v];
+            }
+        }
+        for (int i = 0; i < MR; ++i)
+            for (int v = 0; v < NV; ++v) {
+                if (cin != nullptr) {
+                    vfloat16 c;
+                    __builtin_memcpy(&c, cin + static_cast<long>(i) * ldi + 16 * v, sizeof(c));
+                    acc[i][v] += c;
+                }
+                __builtin_memcpy(cout + static_cast<long>(i) * ldo + 16 * v, &acc[i][v], sizeof(acc[i][v]));
+            }
+    }
+};
+
+// ---------------------------------------------------------------------------------------------
+// AMX panels (bf16 operands, x86-64 with AMX-BF16, decided at run time by amx_ready()).
+//
+// A 32 x 32 block of C is 2 x 2 accumulator tiles of 16 x 16 floats (tmm0-3); per 32 values of
+// k, two A tiles (16 rows x 32 bf16, tmm4-5) and two B tiles (16 k-pairs x 16 columns x 2 bf16,
+// the VNNI layout TDPBF16PS reads, tmm6-7) feed 4 TDPBF16PS (16 x 16 x 32 multiply-adds each).
+// Packing pads k to a multiple of 32 (zeros), rows and columns to 32.
+//   A micro-panel: Ap[(p / 32) * 32 * 32 + i * 32 + p % 32]   (a tile row is 32 k of one row)
+//   B micro-panel: Bp[(p / 2) * 2 * NR + j * 2 + p % 2]        (a tile row is one k-pair)
+// Outside `declare target`, and its constants are enumerators, not static data members: the host
+// pass of the gpu build would otherwise list them as device globals that the nvptx64 pass (where
+// this code does not exist) lacks. The x86 virtual device compiles it implicitly, as called.
+#pragma omp end declare target
+#if OMPML_GEMM_X86
+#define OMPML_AMX __attribute__((target("amx-tile,amx-bf16,avx512f")))
+
+struct TileConfig {
+    unsigned char palette = 1, start_row = 0, reserved[14] = {};
+    unsigned short colsb[16] = {}; // bytes per row
+    unsigned char rows[16] = {};
+};
+
+struct AmxPanels {
+    using Elem = bf16;
+    using Packed = bf16;
+    enum : int { MR = 32, NR = 32, KU = 32, MC = 128, KC = 512, NC = 1024 };
+    static_assert(MC % MR == 0 && NC % NR == 0, "blocks hold whole micro-panels");
+
+    // The tile configuration is per thread: each thread of the team loads it before its first
+    // tile instruction and releases the tiles when done.
+    OMPML_AMX static void begin()
+    {
+        TileConfig c;
+        for (int t = 0; t < 8; ++t) {
+            c.rows[t] = 16;
+            c.colsb[t] = 64; // 16 floats (C), 32 bf16 (A), 16 bf16 pairs (B)
+        }
+        _tile_loadconfig(&c);
+    }
+    OMPML_AMX static void end() { _tile_release(); }
+
+    static void pack_a(const GemmArgs& g, const bf16* A, int i0, int mc, int p0, int kc, bf16* Ap)
+    {
+        const int kcp = round_up(kc, KU);
+        const bf16 zero{0};
+        for (int ir = 0; ir < mc; ir += MR) {
+            const int mr = min_int(mc - ir, MR);
+            bf16* dst = Ap + static_cast<long>(ir) * kcp; // (kcp / 32, MR, 32)
+            if (g.ta) {
+                // A (K, M): k-major; a run of MR rows is contiguous in A.
+                for (int p = 0; p < kcp; ++p) {
+                    bf16* d = dst + (p / 32) * MR * 32 + p % 32;
+                    const bf16* src = A + static_cast<long>(p0 + p) * g.M + i0 + ir;
+                    for (int i = 0; i < MR; ++i) d[i * 32] = p < kc && i < mr ? src[i] : zero;
+                }
+            } else {
+                // A (M, K): 32 consecutive k of a row are one tile row (whole runs copied as
+                // such; the padding past kc and mr element by element).
+                for (int i = 0; i < MR; ++i) {
+                    const bf16* src = A + static_cast<long>(i0 + ir + i) * g.K + p0;
+                    int p = 0;
+                    if (i < mr)
+                        for (; p + 32 <= kc; p += 32) __builtin_memcpy(dst + (p / 32) * MR * 32 + i * 32, src + p, 64);
+                    for (; p < kcp; ++p) dst[(p / 32) * MR * 32 + i * 32 + p % 32] = p < kc && i < mr ? src[p] : zero;
+                }
+            }
+        }
+    }
+
+    static void pack_b(const GemmArgs& g, const bf16* B, int p0, int kc, int j0, int nr, bf16* dst)
+    {
+        const int kcp = round_up(kc, KU);
+        const bf16 zero{0};
+        if (!g.tb) {
+            // B (K, N): two rows of B interleaved make a tile row (full pairs of full rows
+            // without a test per element, so the loop vectorizes).
+            int p = 0;
+            if (nr == NR)
+                for (; p + 2 <= kc; p += 2) {
+                    bf16* d = dst + (p / 2) * 2 * NR;
+                    const bf16* s0 = B + static_cast<long>(p0 + p) * g.N + j0;
+                    const bf16* s1 = s0 + g.N;
+                    for (int j = 0; j < NR; ++j) {
+                        d[2 * j] = s0[j];
+                        d[2 * j + 1] = s1[j];
+                    }
+                }
+            for (; p < kcp; ++p) {
+                bf16* d = dst + (p / 2) * 2 * NR + p % 2;
+                const bf16* src = B + static_cast<long>(p0 + p) * g.N + j0;
+                for (int j = 0; j < NR; ++j) d[2 * j] = p < kc && j < nr ? src[j] : zero;
+            }
+        } else {
+            // B (N, K): a k-pair of column j is two consecutive elements of B's row j.
+            for (int j = 0; j < NR; ++j) {
+                const bf16* src = B + static_cast<long>(j0 + j) * g.K + p0;
+                for (int p = 0; p < kcp; ++p) dst[(p / 2) * 2 * NR + 2 * j + p % 2] = p < kc && j < nr ? src[p] : zero;
+            }
+        }
+    }
+
+    // cout (32, 32; row stride ldo) = a . b [+ cin (32, 32; stride ldi)], kcp a multiple of 32.
+    OMPML_AMX static void micro(int kcp, const bf16* a, const bf16* b, const float* cin, int ldi, float* cout, int ldo)
+    {
+        if (cin != nullptr) {
+            const long s = 4L * ldi;
+            _tile_loadd(0, cin, s);
+            _tile_loadd(1, cin + 16, s);
+            _tile_loadd(2, cin + 16L * ldi, s);
+            _tile_loadd(3, cin + 16L * ldi + 16, s);
+        } else {
+            _tile_zero(0);
+            _tile_zero(1);
+            _tile_zero(2);
+            _tile_zero(3);
+        }
+        for (int p = 0; p < kcp; p += 32) {
+            const bf16* ak = a + p * MR; // (32 rows, 32 k)
+            const bf16* bk = b + p * NR; // (16 k-pairs, 32 columns, 2)
+            _tile_loadd(4, ak, 64);
+            _tile_loadd(5, ak + 16 * 32, 64);
+            _tile_loadd(6, bk, 4 * NR);
+            _tile_loadd(7, bk + 32, 4 * NR);
+            _tile_dpbf16ps(0, 4, 6);
+            _tile_dpbf16ps(1, 4, 7);
+            _tile_dpbf16ps(2, 5, 6);
+            _tile_dpbf16ps(3, 5, 7);
+        }
+        const long s = 4L * ldo;
+        _tile_stored(0, cout, s);
+        _tile_stored(1, cout + 16, s);
+        _tile_stored(2, cout + 16L * ldo, s);
+        _tile_stored(3, cout + 16L * ldo + 16, s);
+    }
+};
+
+// AMX-BF16 and AMX-TILE in CPUID (leaf 7, EDX bits 22 and 24), and the kernel's permission to
+// use the tile data state (Linux asks each process to request it: arch_prctl
+// ARCH_REQ_XCOMP_PERM, XFEATURE_XTILEDATA), checked once per process. OMPML_GEMM_NO_AMX=1 in
+// the environment takes the float-panel path (for tests and comparisons).
+bool amx_ready()
 {
-    vfloat16 acc0[MR], acc1[MR];
-    for (int i = 0; i < MR; ++i) {
-        acc0[i] = vfloat16{};
-        acc1[i] = vfloat16{};
-    }
-    for (int p = 0; p < kc; ++p) {
-        vfloat16 b0, b1;
-        __builtin_memcpy(&b0, b + p * NR, sizeof(b0));
-        __builtin_memcpy(&b1, b + p * NR + 16, sizeof(b1));
-        for (int i = 0; i < MR; ++i) {
-            const float ai = a[p * MR + i];
-            acc0[i] += ai * b0;
-            acc1[i] += ai * b1;
-        }
-    }
-    for (int i = 0; i < MR; ++i) {
-        float* ci = c + static_cast<long>(i) * ldc;
-        if (accumulate) {
-            vfloat16 c0, c1;
-            __builtin_memcpy(&c0, ci, sizeof(c0));
-            __builtin_memcpy(&c1, ci + 16, sizeof(c1));
-            acc0[i] += c0;
-            acc1[i] += c1;
-        }
-        __builtin_memcpy(ci, &acc0[i], sizeof(acc0[i]));
-        __builtin_memcpy(ci + 16, &acc1[i], sizeof(acc1[i]));
-    }
+    static const bool ok = [] {
+        unsigned a = 0, b = 0, c = 0, d = 0;
+        if (__get_cpuid_count(7, 0, &a, &b, &c, &d) == 0) return false;
+        if (((d >> 22) & 1u) == 0 || ((d >> 24) & 1u) == 0) return false;
+        constexpr long kArchReqXcompPerm = 0x1023, kXfeatureXtiledata = 18;
+        return syscall(SYS_arch_prctl, kArchReqXcompPerm, kXfeatureXtiledata) == 0;
+    }();
+    const char* off = std::getenv("OMPML_GEMM_NO_AMX");
+    return ok && !(off != nullptr && off[0] == '1');
 }
+#endif
+#pragma omp declare target
 
-// The epilogue of a block, Cb (MC, NC) holding its K sums; the activation is a template argument
-// so the loop can vectorize (a switch over it inside the loop would block that).
+// ---------------------------------------------------------------------------------------------
+// The driver, shared by the panel kernels.
+
+// The epilogue of an mr x nr tile whose K sums are in t (row stride ldt); the activation is a
+// template argument so the row loop can vectorize (a switch inside it would block that).
 template <Act ACT>
-void epilogue_block(const GemmArgs& g, const float* Cb, int i0, int mc, int j0, int nc, float* C, const float* bias,
-                    float* pre)
+void epilogue_tile(const GemmArgs& g, const float* t, int ldt, int i0, int mr, int j0, int nr, float* C,
+                   const float* bias, float* pre, bf16* C16)
 {
-    for (int i = 0; i < mc; ++i) {
-        const float* cb = Cb + i * NC;
+    for (int i = 0; i < mr; ++i) {
+        const float* ti = t + i * ldt;
         const long row = static_cast<long>(i0 + i) * g.N + j0;
-        for (int j = 0; j < nc; ++j) gemm_epilogue(g, ACT, cb[j], row + j, j0 + j, C, bias, pre);
+        for (int j = 0; j < nr; ++j) gemm_epilogue(g, ACT, ti[j], row + j, j0 + j, C, bias, pre, C16);
     }
 }
 
-// Body of the target region on the host and the x86 virtual device: the league's teams split
-// the (MC, NC) blocks of C round-robin, and each team's threads share its blocks dynamically.
-void gemm_league_cpu(const GemmArgs g, const float* A, const float* B, float* C, const float* bias, float* pre)
+// A tm x tn grid of the team's threads over the rp x cp micro-panels of a block of C: the one
+// with the least work for the busiest thread; ties go to splitting columns (each thread then
+// computes with exactly the micro-panels of op(B) it packed itself, still in its own cache:
+// 128 x 512 x 784 on 2 threads ran 3-5% faster than with the rows split).
+struct Grid {
+    int tm, tn;
+};
+inline Grid thread_grid(int rp, int cp, int nt)
 {
-    const int blocks_m = (g.M + MC - 1) / MC, blocks_n = (g.N + NC - 1) / NC;
-    const int blocks = blocks_m * blocks_n;
-    const int team = omp_get_team_num(), nteams = omp_get_num_teams();
+    Grid best{nt, 1};
+    long best_work = -1;
+    for (int tm = nt; tm >= 1; --tm) {
+        if (nt % tm != 0) continue;
+        const int tn = nt / tm;
+        const long work = static_cast<long>((rp + tm - 1) / tm) * ((cp + tn - 1) / tn);
+        if (best_work < 0 || work <= best_work) {
+            best = {tm, tn};
+            best_work = work;
+        }
+    }
+    return best;
+}
+
+// One MR x NR tile of C for one K slice: the micro-kernel on the packed panels a and b, the
+// slice's partial sums kept in S (C itself, or the workspace) until the last slice, whose sums
+// go through t to the epilogue. Tiles cut by the edge of C go through t every time, so no
+// access leaves C.
+template <class P>
+void tile_slice(const GemmArgs& g, int kcp, bool first, bool last, const typename P::Packed* a,
+                const typename P::Packed* b, int i, int j, float* S, float* t, float* C, const float* bias, float* pre,
+                bf16* C16)
+{
+    constexpr int MR = P::MR, NR = P::NR;
+    const int mr = min_int(MR, g.M - i), nr = min_int(NR, g.N - j);
+    const bool full = mr == MR && nr == NR;
+    float* s = S + static_cast<long>(i) * g.N + j; // this tile's partial sums, (mr, nr) of stride N
+    const float* cin = nullptr;
+    int ldi = NR;
+    if (!first) {
+        if (full) {
+            cin = s;
+            ldi = g.N;
+        } else {
+            for (int r = 0; r < MR; ++r)
+                for (int c = 0; c < NR; ++c)
+                    t[r * NR + c] = r < mr && c < nr ? s[static_cast<long>(r) * g.N + c] : 0.0f;
+            cin = t;
+        }
+    }
+    if (!last && full) {
+        P::micro(kcp, a, b, cin, ldi, s, g.N);
+        return;
+    }
+    P::micro(kcp, a, b, cin, ldi, t, NR);
+    if (!last) {
+        for (int r = 0; r < mr; ++r)
+            for (int c = 0; c < nr; ++c) s[static_cast<long>(r) * g.N + c] = t[r * NR + c];
+        return;
+    }
+    switch (g.act) {
+    case Act::relu: epilogue_tile<Act::relu>(g, t, NR, i, mr, j, nr, C, bias, pre, C16); break;
+    case Act::tanh: epilogue_tile<Act::tanh>(g, t, NR, i, mr, j, nr, C, bias, pre, C16); break;
+    case Act::gelu: epilogue_tile<Act::gelu>(g, t, NR, i, mr, j, nr, C, bias, pre, C16); break;
+    default: epilogue_tile<Act::identity>(g, t, NR, i, mr, j, nr, C, bias, pre, C16); break;
+    }
+}
+
+// Body of the target region on the host and the x86 virtual device (one team; see the file
+// comment for the loop structure).
+template <class P>
+void gemm_blocked(const GemmArgs g, const typename P::Elem* A, const typename P::Elem* B, float* C, const float* bias,
+                  float* pre, bf16* C16)
+{
+    using Packed = typename P::Packed;
+    constexpr int MR = P::MR, NR = P::NR;
+    // K in equal slices of at most KC (a multiple of KU; the last may be shorter).
+    const int slices = (g.K + P::KC - 1) / P::KC;
+    const int ks = round_up((g.K + slices - 1) / slices, P::KU);
+    // Partial K sums between slices: in C when beta == 0 (its old value is never read), else in
+    // a workspace, since the epilogue needs the old C.
+    const bool workspace = slices > 1 && g.beta != 0.0f;
+    float* S = workspace
+        ? static_cast<float*>(omp_alloc(sizeof(float) * g.M * static_cast<long>(g.N), omp_default_mem_alloc))
+        : C;
+    alignas(64) Packed Bp[P::KC * P::NC]; // the shared packed op(B) panel, (NC / NR) micro-panels
+    const int rp = (g.M + MR - 1) / MR;   // row micro-panels of C
 #pragma omp parallel
     {
-        alignas(64) float Ap[MC * KC]; // packed op(A) block, (MC / MR) micro-panels of (KC, MR)
-        alignas(64) float Bp[KC * NC]; // packed op(B) block, (NC / NR) micro-panels of (KC, NR)
-        alignas(64) float Cb[MC * NC]; // the K sum of this block of C, (MC, NC)
-#pragma omp for schedule(dynamic, 1)
-        for (int blk = team; blk < blocks; blk += nteams) {
-            // Consecutive blocks walk down a column of blocks: they share op(B) columns, so the
-            // B block packed by one is likely still in L3 for the next.
-            const int i0 = (blk % blocks_m) * MC, j0 = (blk / blocks_m) * NC;
-            const int mc = g.M - i0 < MC ? g.M - i0 : MC;
-            const int nc = g.N - j0 < NC ? g.N - j0 : NC;
-            for (int p0 = 0; p0 < g.K; p0 += KC) {
-                const int kc = g.K - p0 < KC ? g.K - p0 : KC;
-                pack_a(g, A, i0, mc, p0, kc, Ap);
-                pack_b(g, B, p0, kc, j0, nc, Bp);
-                for (int jr = 0; jr < nc; jr += NR)
-                    for (int ir = 0; ir < mc; ir += MR)
-                        micro_kernel(kc, Ap + static_cast<long>(ir) * kc, Bp + static_cast<long>(jr) * kc,
-                                     Cb + ir * NC + jr, NC, p0 > 0);
-            }
-            switch (g.act) {
-            case Act::relu: epilogue_block<Act::relu>(g, Cb, i0, mc, j0, nc, C, bias, pre); break;
-            case Act::tanh: epilogue_block<Act::tanh>(g, Cb, i0, mc, j0, nc, C, bias, pre); break;
-            case Act::gelu: epilogue_block<Act::gelu>(g, Cb, i0, mc, j0, nc, C, bias, pre); break;
-            default: epilogue_block<Act::identity>(g, Cb, i0, mc, j0, nc, C, bias, pre); break;
+        alignas(64) Packed Ap[P::MC * P::KC]; // this thread's packed op(A) block, (MC / MR) micro-panels
+        alignas(64) float t[MR * NR];         // a tile's sums on their way to the epilogue
+        const int nt = omp_get_num_threads(), me = omp_get_thread_num();
+        P::begin();
+        for (int j0 = 0; j0 < g.N; j0 += P::NC) {
+            const int nc = min_int(g.N - j0, P::NC), cp = (nc + NR - 1) / NR;
+            const Grid grid = thread_grid(rp, cp, nt);
+            const int ti = me / grid.tn, tj = me % grid.tn;
+            const int r0 = rp * ti / grid.tm, r1 = rp * (ti + 1) / grid.tm; // my row panels
+            const int c0 = cp * tj / grid.tn, c1 = cp * (tj + 1) / grid.tn; // my column panels
+            for (int p0 = 0; p0 < g.K; p0 += ks) {
+                const int kc = min_int(ks, g.K - p0), kcp = round_up(kc, P::KU);
+                // This thread's share of op(B)'s micro-panels (with a 1 x nt grid, its own).
+                for (int jp = cp * me / nt; jp < cp * (me + 1) / nt; ++jp)
+                    P::pack_b(g, B, p0, kc, j0 + jp * NR, min_int(NR, nc - jp * NR),
+                              Bp + static_cast<long>(jp) * NR * kcp);
+#pragma omp barrier
+                for (int rb = r0; rb < r1; rb += P::MC / MR) {
+                    const int i0 = rb * MR, mc = min_int(min_int(r1, rb + P::MC / MR) * MR, g.M) - i0;
+                    P::pack_a(g, A, i0, mc, p0, kc, Ap);
+                    // The micro-panel of B stays in L1 while the rows of the A block stream by.
+                    for (int jp = c0; jp < c1; ++jp)
+                        for (int ir = 0; ir < mc; ir += MR)
+                            tile_slice<P>(g, kcp, p0 == 0, p0 + kc >= g.K, Ap + static_cast<long>(ir) * kcp,
+                                          Bp + static_cast<long>(jp) * NR * kcp, i0 + ir, j0 + jp * NR, S, t, C, bias,
+                                          pre, C16);
+                }
+#pragma omp barrier // before the next panel of op(B) overwrites this one
             }
         }
+        P::end();
     }
+    if (workspace) omp_free(S, omp_default_mem_alloc);
+}
+
+void gemm_league_cpu(const GemmArgs g, const float* A, const float* B, float* C, const float* bias, float* pre,
+                     bf16* C16)
+{
+    gemm_blocked<FloatPanels<float>>(g, A, B, C, bias, pre, C16);
+}
+
+void gemm_league_cpu(const GemmArgs g, const bf16* A, const bf16* B, float* C, const float* bias, float* pre, bf16* C16)
+{
+#if OMPML_GEMM_X86
+    if (amx_ready()) {
+        gemm_blocked<AmxPanels>(g, A, B, C, bias, pre, C16);
+        return;
+    }
+#endif
+    gemm_blocked<FloatPanels<bf16>>(g, A, B, C, bias, pre, C16);
 }
 
 // maybe_unused: only the nvptx64 compilation calls them (through the variants), so the host
 // compilation would warn that they are unneeded.
 [[maybe_unused]] void gemm_league_nvptx(const GemmArgs g, const float* A, const float* B, float* C, const float* bias,
-                                        float* pre)
+                                        float* pre, bf16* C16)
 {
-    gemm_league_tiled<4, 16>(g, A, B, C, bias, pre);
+    gemm_league_tiled<4, 16>(g, A, B, C, bias, pre, C16);
 }
 [[maybe_unused]] void gemm_league_nvptx_large(const GemmArgs g, const float* A, const float* B, float* C,
-                                              const float* bias, float* pre)
+                                              const float* bias, float* pre, bf16* C16)
 {
-    gemm_league_tiled<8, 8>(g, A, B, C, bias, pre);
+    gemm_league_tiled<8, 8>(g, A, B, C, bias, pre, C16);
+}
+[[maybe_unused]] void gemm16_league_nvptx(const GemmArgs g, const bf16* A, const bf16* B, float* C, const float* bias,
+                                          float* pre, bf16* C16)
+{
+    gemm_league_tiled<4, 16>(g, A, B, C, bias, pre, C16);
+}
+[[maybe_unused]] void gemm16_league_nvptx_large(const GemmArgs g, const bf16* A, const bf16* B, float* C,
+                                                const float* bias, float* pre, bf16* C16)
+{
+    gemm_league_tiled<8, 8>(g, A, B, C, bias, pre, C16);
 }
 
-// The bodies of the two target regions: the nvptx64 variants on NVIDIA GPUs, the portable body
-// elsewhere (the large-tile region is only launched on a GPU).
+// The bodies of the target regions: the nvptx64 variants on NVIDIA GPUs, the portable body
+// elsewhere (the large-tile regions are only launched on a GPU).
 #pragma omp declare variant(gemm_league_nvptx) match(device = {arch(nvptx64)})
-void gemm_league(const GemmArgs g, const float* A, const float* B, float* C, const float* bias, float* pre)
+void gemm_league(const GemmArgs g, const float* A, const float* B, float* C, const float* bias, float* pre, bf16* C16)
 {
-    gemm_league_cpu(g, A, B, C, bias, pre);
+    gemm_league_cpu(g, A, B, C, bias, pre, C16);
 }
 #pragma omp declare variant(gemm_league_nvptx_large) match(device = {arch(nvptx64)})
-void gemm_league_large(const GemmArgs g, const float* A, const float* B, float* C, const float* bias, float* pre)
+void gemm_league_large(const GemmArgs g, const float* A, const float* B, float* C, const float* bias, float* pre,
+                       bf16* C16)
 {
-    gemm_league_cpu(g, A, B, C, bias, pre);
+    gemm_league_cpu(g, A, B, C, bias, pre, C16);
+}
+#pragma omp declare variant(gemm16_league_nvptx) match(device = {arch(nvptx64)})
+void gemm_league(const GemmArgs g, const bf16* A, const bf16* B, float* C, const float* bias, float* pre, bf16* C16)
+{
+    gemm_league_cpu(g, A, B, C, bias, pre, C16);
+}
+#pragma omp declare variant(gemm16_league_nvptx_large) match(device = {arch(nvptx64)})
+void gemm_league_large(const GemmArgs g, const bf16* A, const bf16* B, float* C, const float* bias, float* pre,
+                       bf16* C16)
+{
+    gemm_league_cpu(g, A, B, C, bias, pre, C16);
 }
 
 #pragma omp end declare target
 
-} // namespace
-
-template <>
-void gemm<Impl::omp>(const Gemm& params, const float* A, const float* B, float* C, const float* bias, float* pre)
+// The launch, for both operand types (T: float or bf16; C16 null for float).
+template <class T>
+void gemm_launch(const Gemm& params, const T* A, const T* B, float* C, const float* bias, float* pre, bf16* C16)
 {
-    // A: (M, K) or (K, M); B: (K, N) or (N, K); C, pre: (M, N); bias: (N)
+    // A: (M, K) or (K, M); B: (K, N) or (N, K); C, pre, C16: (M, N); bias: (N)
     const GemmArgs g{params.m,       params.n,     params.k,    params.trans_a,
                      params.trans_b, params.alpha, params.beta, params.act};
     // GPU: one team of TEAM threads per tile; 128 x 128 tiles where there are enough of them.
@@ -233,40 +567,29 @@ void gemm<Impl::omp>(const Gemm& params, const float* A, const float* B, float* 
     auto teams = [](long tiles) { return static_cast<int>(tiles < kMaxTeams ? tiles : kMaxTeams); };
     if (gpu && gemm_tiles(g, 8) >= kGemmLargeTiles) {
         const int nteams = teams(gemm_tiles(g, 8));
-#pragma omp target teams num_teams(nteams) thread_limit(TEAM) is_device_ptr(A, B, C, bias, pre)
-        gemm_league_large(g, A, B, C, bias, pre);
+#pragma omp target teams num_teams(nteams) thread_limit(TEAM) is_device_ptr(A, B, C, bias, pre, C16)
+        gemm_league_large(g, A, B, C, bias, pre, C16);
         return;
     }
     const int nteams = gpu ? teams(gemm_tiles(g, 4)) : 1;
     const int nthreads = gpu ? TEAM : omp_get_max_threads();
-#pragma omp target teams num_teams(nteams) thread_limit(nthreads) is_device_ptr(A, B, C, bias, pre)
-    gemm_league(g, A, B, C, bias, pre);
+#pragma omp target teams num_teams(nteams) thread_limit(nthreads) is_device_ptr(A, B, C, bias, pre, C16)
+    gemm_league(g, A, B, C, bias, pre, C16);
 }
 
-} // namespace ompml
+} // namespace
 
-namespace ompml {
+template <>
+void gemm<Impl::omp>(const Gemm& params, const float* A, const float* B, float* C, const float* bias, float* pre)
+{
+    gemm_launch<float>(params, A, B, C, bias, pre, nullptr);
+}
 
-// PLACEHOLDER (replaced by the packed bf16 gemm): one thread per element of C.
 template <>
 void gemm<Impl::omp>(const Gemm& params, const bf16* A, const bf16* B, float* C, const float* bias, float* pre,
                      bf16* C16)
 {
-    const GemmArgs g{params.m,       params.n,     params.k,    params.trans_a,
-                     params.trans_b, params.alpha, params.beta, params.act};
-#pragma omp target teams distribute parallel for collapse(2) is_device_ptr(A, B, C, bias, pre, C16)
-    for (int i = 0; i < g.M; ++i)
-        for (int j = 0; j < g.N; ++j) {
-            float acc = 0.0f;
-            for (int p = 0; p < g.K; ++p) {
-                const bf16 a = g.ta ? A[static_cast<long>(p) * g.M + i] : A[static_cast<long>(i) * g.K + p];
-                const bf16 b = g.tb ? B[static_cast<long>(j) * g.K + p] : B[static_cast<long>(p) * g.N + j];
-                acc += to_float(a) * to_float(b);
-            }
-            const long idx = static_cast<long>(i) * g.N + j;
-            gemm_epilogue(g, g.act, acc, idx, j, C, bias, pre);
-            if (C16 != nullptr) C16[idx] = to_bf16(C[idx]);
-        }
+    gemm_launch<bf16>(params, A, B, C, bias, pre, C16);
 }
 
 } // namespace ompml

@@ -19,26 +19,36 @@ struct GemmArgs {
 
 #pragma omp declare target
 
-// op(A)(i, p) and op(B)(p, j) of the row-major operands. A: (M, K) or (K, M); B: (K, N) or (N, K)
-inline float op_a(const GemmArgs& g, const float* A, int i, int p)
+// An operand element as float: exact for both operand types (a bf16 is a float's top half).
+inline float widen(float x) { return x; }
+inline float widen(bf16 x) { return to_float(x); }
+
+// op(A)(i, p) and op(B)(p, j) of the row-major operands, as float (T: float or bf16).
+// A: (M, K) or (K, M); B: (K, N) or (N, K)
+template <class T>
+inline float op_a(const GemmArgs& g, const T* A, int i, int p)
 {
-    return g.ta ? A[static_cast<long>(p) * g.M + i] : A[static_cast<long>(i) * g.K + p];
+    return widen(g.ta ? A[static_cast<long>(p) * g.M + i] : A[static_cast<long>(i) * g.K + p]);
 }
-inline float op_b(const GemmArgs& g, const float* B, int p, int j)
+template <class T>
+inline float op_b(const GemmArgs& g, const T* B, int p, int j)
 {
-    return g.tb ? B[static_cast<long>(j) * g.K + p] : B[static_cast<long>(p) * g.N + j];
+    return widen(g.tb ? B[static_cast<long>(j) * g.K + p] : B[static_cast<long>(p) * g.N + j]);
 }
 
 // The epilogue of one element, shared by both bodies: acc is the full K sum of op(A)*op(B).
 // beta == 0 never reads C (C may hold garbage, NaN included), as in BLAS and the reference.
 // act is passed separately so the CPU body can make it a compile-time constant per block.
+// C16 (bf16 gemm only; null otherwise) receives bf16(C).
 inline void gemm_epilogue(const GemmArgs& g, Act act, float acc, long idx, int j, float* C, const float* bias,
-                          float* pre)
+                          float* pre, bf16* C16 = nullptr)
 {
     float z = g.alpha * acc + (g.beta == 0.0f ? 0.0f : g.beta * C[idx]);
     if (bias != nullptr) z += bias[j];
     if (pre != nullptr) pre[idx] = z;
-    C[idx] = act_forward(act, z);
+    const float c = act_forward(act, z);
+    C[idx] = c;
+    if (C16 != nullptr) C16[idx] = to_bf16(c);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -59,7 +69,9 @@ inline void gemm_epilogue(const GemmArgs& g, Act act, float acc, long idx, int j
 // Padding: a tile row of BM + 32 / BK floats puts the tile stores of one warp on 32 distinct banks
 // in every transpose case. Edge tiles: out-of-range elements are loaded as zero and not stored.
 // The thread loop runs in rounds so the kernel stays correct if the runtime grants fewer than
-// 256 threads.
+// 256 threads. The operands are float or bf16 (T); bf16 elements are widened to float as they
+// are staged, so the tiles, the arithmetic and the epilogue are the float kernel's (C16, when
+// non-null, receives bf16(C)).
 constexpr int TEAM = 256;
 constexpr long kMaxTeams = 1L << 30;
 
@@ -74,8 +86,9 @@ inline long gemm_tiles(const GemmArgs& g, int tm)
 // linkage too. As weak symbols, which they are in a function template with external linkage,
 // ptxas leaves them out of each kernel's shared-memory count.
 namespace {
-template <int TM, int BK>
-void gemm_league_tiled(const GemmArgs g, const float* A, const float* B, float* C, const float* bias, float* pre)
+template <int TM, int BK, class T>
+void gemm_league_tiled(const GemmArgs g, const T* A, const T* B, float* C, const float* bias, float* pre,
+                       bf16* C16 = nullptr)
 {
     constexpr int BM = 16 * TM, BN = 16 * TM, PAD = 32 / BK;
     static float As[BK][BM + PAD]; // op(A) tile, k-major
@@ -87,7 +100,7 @@ void gemm_league_tiled(const GemmArgs g, const float* A, const float* B, float* 
         const int i0 = static_cast<int>(tile % tiles_m) * BM, j0 = static_cast<int>(tile / tiles_m) * BN;
         // firstprivate: each thread keeps these in registers instead of reading the team's
         // shared copies (what variables shared into a parallel region become on a GPU).
-#pragma omp parallel firstprivate(g, A, B, C, bias, pre, i0, j0)
+#pragma omp parallel firstprivate(g, A, B, C, bias, pre, C16, i0, j0)
         {
             const int t = omp_get_thread_num(), nt = omp_get_num_threads();
             for (int round = 0; round < TEAM; round += nt) {
@@ -123,7 +136,8 @@ void gemm_league_tiled(const GemmArgs g, const float* A, const float* B, float* 
                         for (int c = 0; c < TM; ++c) {
                             const int j = j0 + tx + 16 * c;
                             if (i < g.M && j < g.N)
-                                gemm_epilogue(g, g.act, acc[r][c], static_cast<long>(i) * g.N + j, j, C, bias, pre);
+                                gemm_epilogue(g, g.act, acc[r][c], static_cast<long>(i) * g.N + j, j, C, bias, pre,
+                                              C16);
                         }
                     }
                 }
