@@ -539,8 +539,9 @@ std::uint16_t nearest_bf16(float x)
     const std::uint16_t lo = static_cast<std::uint16_t>(bits_of(x) >> 16), hi = static_cast<std::uint16_t>(lo + 1);
     if ((lo & 0x7fff) == 0x7f80) return lo; // +-Inf
     const double a = std::fabs(static_cast<double>(float_of(static_cast<std::uint32_t>(lo) << 16)));
-    const double b = (hi & 0x7fff) == 0x7f80 ? std::ldexp(1.0, 128)
-                                             : std::fabs(static_cast<double>(float_of(static_cast<std::uint32_t>(hi) << 16)));
+    const double b = (hi & 0x7fff) == 0x7f80
+        ? std::ldexp(1.0, 128)
+        : std::fabs(static_cast<double>(float_of(static_cast<std::uint32_t>(hi) << 16)));
     const double ax = std::fabs(static_cast<double>(x));
     if (ax - a < b - ax) return lo;
     if (ax - a > b - ax) return hi;
@@ -609,7 +610,8 @@ BOOST_AUTO_TEST_CASE(bf16_conversion_matches_nearest_value)
         ++checked;
     };
     for (std::uint32_t i = 0; i < (1u << 20); ++i)
-        check(static_cast<std::uint32_t>(rng.below(2 * i, 1u << 16)) << 16 | static_cast<std::uint32_t>(rng.below(2 * i + 1, 1u << 16)));
+        check(static_cast<std::uint32_t>(rng.below(2 * i, 1u << 16)) << 16 |
+              static_cast<std::uint32_t>(rng.below(2 * i + 1, 1u << 16)));
     for (std::uint32_t h = 0; h < (1u << 16); ++h) {
         check(h << 16);          // exact
         check(h << 16 | 0x8000); // tie
@@ -621,9 +623,16 @@ BOOST_AUTO_TEST_CASE(convert_kernels_match_reference)
 {
     for (const std::size_t n : kLengths) {
         auto X = random_floats(n, 60, -3.0f, 3.0f);
-        const float specials[] = {0.0f, -0.0f, 1e-40f, -1e-40f, 3.4e38f, -3.4e38f,
-                                  std::numeric_limits<float>::infinity(), -std::numeric_limits<float>::infinity(),
-                                  std::numeric_limits<float>::quiet_NaN(), float_of(0x3f808000)};
+        const float specials[] = {0.0f,
+                                  -0.0f,
+                                  1e-40f,
+                                  -1e-40f,
+                                  3.4e38f,
+                                  -3.4e38f,
+                                  std::numeric_limits<float>::infinity(),
+                                  -std::numeric_limits<float>::infinity(),
+                                  std::numeric_limits<float>::quiet_NaN(),
+                                  float_of(0x3f808000)};
         for (std::size_t i = 0; i < n && i < std::size(specials); ++i) X[(i * 7919) % n] = specials[i];
         std::vector<bf16> want(n);
         for (std::size_t i = 0; i < n; ++i) want[i] = to_bf16(X[i]);
@@ -655,8 +664,10 @@ BOOST_AUTO_TEST_CASE(optimizer_steps_refresh_the_bf16_weight_copy)
     for_each_backend([&](Backend& be) {
         for (const bool adam : {false, true}) {
             auto dW = upload(be, W0), dW2 = upload(be, W0), dG = upload(be, G);
-            DeviceBuffer<float> dM(be.memory(), std::vector<float>(n, 0.0f)), dV(be.memory(), std::vector<float>(n, 0.0f));
-            DeviceBuffer<float> dM2(be.memory(), std::vector<float>(n, 0.0f)), dV2(be.memory(), std::vector<float>(n, 0.0f));
+            DeviceBuffer<float> dM(be.memory(), std::vector<float>(n, 0.0f)),
+                dV(be.memory(), std::vector<float>(n, 0.0f));
+            DeviceBuffer<float> dM2(be.memory(), std::vector<float>(n, 0.0f)),
+                dV2(be.memory(), std::vector<float>(n, 0.0f));
             DeviceBuffer<bf16> dH(be.memory(), n);
             if (adam) {
                 be.adam_update(n, AdamStep{}, dW.data(), dG.data(), dM.data(), dV.data(), dH.data());
@@ -670,7 +681,8 @@ BOOST_AUTO_TEST_CASE(optimizer_steps_refresh_the_bf16_weight_copy)
             std::size_t bad = 0;
             for (std::size_t i = 0; i < n; ++i)
                 if (H[i].bits != to_bf16(W[i]).bits || bits_of(W[i]) != bits_of(W2[i])) ++bad;
-            BOOST_CHECK_MESSAGE(bad == 0, (adam ? "adam" : "sgd") << ": " << bad << " elements of the bf16 copy differ");
+            BOOST_CHECK_MESSAGE(bad == 0,
+                                (adam ? "adam" : "sgd") << ": " << bad << " elements of the bf16 copy differ");
         }
     });
 }

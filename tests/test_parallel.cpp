@@ -513,9 +513,10 @@ void check_bf16_steps(GradientAverager& avg, const MemorySpace& mem, const std::
         std::size_t differ = 0, first = 0;
         for (std::size_t i = 0; i < n; ++i)
             if (std::memcmp(&got[i], &want[i], sizeof(float)) != 0 && differ++ == 0) first = i;
-        BOOST_CHECK_MESSAGE(all_ranks(differ == 0), what << " step " << step << ": " << differ
-                                                         << " elements differ from bf16(rank-order sum of bf16), first "
-                                                         << first << ": " << got[first] << " vs " << want[first]);
+        BOOST_CHECK_MESSAGE(all_ranks(differ == 0),
+                            what << " step " << step << ": " << differ
+                                 << " elements differ from bf16(rank-order sum of bf16), first " << first << ": "
+                                 << got[first] << " vs " << want[first]);
         BOOST_CHECK_MESSAGE(same_on_all_ranks(got), what << ": ranks hold different sums");
         // Closeness to the exact (double) sum: each of the P terms is rounded to bf16 (relative
         // error <= 2^-8 each), then the float sum (P-1 roundings of 2^-24, negligible here) and
@@ -524,8 +525,9 @@ void check_bf16_steps(GradientAverager& avg, const MemorySpace& mem, const std::
         const std::vector<float> exact = host_sum(n, step);
         double worst = 0.0;
         for (std::size_t i = 0; i < n; ++i)
-            worst = std::max(worst, std::fabs(static_cast<double>(got[i]) - exact[i]) /
-                                        (0x1p-8 * (nranks() + std::fabs(static_cast<double>(exact[i]))) + 1e-6));
+            worst = std::max(worst,
+                             std::fabs(static_cast<double>(got[i]) - exact[i]) /
+                                 (0x1p-8 * (nranks() + std::fabs(static_cast<double>(exact[i]))) + 1e-6));
         BOOST_CHECK_MESSAGE(all_ranks(worst <= 1.0), what << ": off the exact sum by " << worst << " x the bf16 bound");
         const GradSyncStats& st = avg.last_step();
         BOOST_CHECK_EQUAL(st.buckets, nranks() > 1 ? want_buckets : 0);

@@ -15,6 +15,8 @@ Runs, keeping every output in --out (each step's stderr beside it, in <step>.err
                       sequential reference would take many minutes at this size; the default
                       sizes above are checked, and max_diff still compares omp with cuda)
   bandwidth.csv       the bandwidth-bound kernels on 2^27-element arrays (far beyond L2)
+  bf16.csv            --precision bf16: the bf16 gemm (default size and 4096^3, --no-check there)
+                      and the bf16 training step (train_step), omp against cuda
   torch-step.csv      tools/torch_step.py --device cuda: one 784-512-256-10 training step at
                       batch 128, omp and cuda backends against PyTorch on the same GPU
   summary.md          the targets, each with the measured figure and PASS or FAIL
@@ -140,6 +142,9 @@ def main():
         ("gemm-4096", cmp + ["--kernel", "gemm", "--no-check"] + gemm + reps, "gemm-4096.csv", mandatory),
         ("bandwidth", cmp + ["--kernel", ",".join(BANDWIDTH_KERNELS), "--len", length] + reps, "bandwidth.csv",
          mandatory),
+        ("bf16", cmp + ["--kernel", "gemm,train_step", "--precision", "bf16"] + reps, "bf16.csv", mandatory),
+        ("bf16-gemm-4096", cmp + ["--kernel", "gemm", "--precision", "bf16", "--no-check"] + gemm + reps,
+         "bf16-gemm-4096.csv", mandatory),
         ("torch-step", [a.python, os.path.join(HERE, "torch_step.py"), "--device", "cuda", "--bench", bench,
                         "--backends", "omp,cuda", "--csv"] + torch_reps, "torch-step.csv", mandatory),
     ]

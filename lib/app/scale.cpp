@@ -152,8 +152,8 @@ void validate(MPI_Comm comm, ScaleSetup& s, Precision dtype)
     if (!std::isfinite(loss)) err = "validation: the loss is not finite";
     if (bad > 0)
         err = "validation: " + std::to_string(bad) + " of " + std::to_string(n) + " summed gradient entries differ " +
-            (bf16 ? "by more than bf16 rounding " : "") + "from a plain MPI_Allreduce (first at " + std::to_string(first) + ": " +
-            std::to_string(got[first]) + " vs " + std::to_string(ref[first]) + ")";
+            (bf16 ? "by more than bf16 rounding " : "") + "from a plain MPI_Allreduce (first at " +
+            std::to_string(first) + ": " + std::to_string(got[first]) + " vs " + std::to_string(ref[first]) + ")";
     collective_ok(comm, err.empty(), err);
 }
 

@@ -39,8 +39,7 @@ public:
         detail::require_pointer("gemm", "C", C);
         ompml::gemm<I>(g, A, B, C, bias, pre);
     }
-    void gemm(const Gemm& g, const bf16* A, const bf16* B, float* C, const float* bias, float* pre,
-              bf16* C16) override
+    void gemm(const Gemm& g, const bf16* A, const bf16* B, float* C, const float* bias, float* pre, bf16* C16) override
     {
         detail::require_positive("gemm", "m", g.m);
         detail::require_positive("gemm", "n", g.n);
@@ -119,8 +118,7 @@ public:
         detail::require_pointer("sgd_update", "M", M);
         ompml::sgd_update<I>(n, s, W, G, M, W16);
     }
-    void adam_update(std::size_t n, const AdamStep& s, float* W, const float* G, float* M, float* V,
-                     bf16* W16) override
+    void adam_update(std::size_t n, const AdamStep& s, float* W, const float* G, float* M, float* V, bf16* W16) override
     {
         if (n == 0) return;
         detail::require_positive("adam_update", "t", s.t);

@@ -14,8 +14,7 @@ enum class Precision { fp32, bf16 };
 template <>
 struct EnumNames<Precision> {
     static constexpr const char* what = "precision";
-    static constexpr std::pair<Precision, const char*> names[] = {{Precision::fp32, "fp32"},
-                                                                  {Precision::bf16, "bf16"}};
+    static constexpr std::pair<Precision, const char*> names[] = {{Precision::fp32, "fp32"}, {Precision::bf16, "bf16"}};
 };
 
 } // namespace ompml

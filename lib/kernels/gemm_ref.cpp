@@ -16,8 +16,10 @@ void gemm_ref(const Gemm& g, const T* A, const T* B, float* C, const float* bias
         for (int j = 0; j < g.n; ++j) {
             double acc = 0.0;
             for (int p = 0; p < g.k; ++p) {
-                const float a = widen(g.trans_a ? A[static_cast<long>(p) * g.m + i] : A[static_cast<long>(i) * g.k + p]);
-                const float b = widen(g.trans_b ? B[static_cast<long>(j) * g.k + p] : B[static_cast<long>(p) * g.n + j]);
+                const float a =
+                    widen(g.trans_a ? A[static_cast<long>(p) * g.m + i] : A[static_cast<long>(i) * g.k + p]);
+                const float b =
+                    widen(g.trans_b ? B[static_cast<long>(j) * g.k + p] : B[static_cast<long>(p) * g.n + j]);
                 acc += static_cast<double>(a) * b;
             }
             const long idx = static_cast<long>(i) * g.n + j;

@@ -69,7 +69,6 @@ void sgd_update(std::size_t n, const SgdStep& s, float* W, const float* G, float
 
 //   W, G, M, V, W16: (n)
 template <Impl I>
-void adam_update(std::size_t n, const AdamStep& s, float* W, const float* G, float* M, float* V,
-                 bf16* W16 = nullptr);
+void adam_update(std::size_t n, const AdamStep& s, float* W, const float* G, float* M, float* V, bf16* W16 = nullptr);
 
 } // namespace ompml

@@ -40,8 +40,7 @@ void sgd_update<Impl::cuda>(std::size_t n, const SgdStep& s, float* W, const flo
 }
 
 template <>
-void adam_update<Impl::cuda>(std::size_t n, const AdamStep& s, float* W, const float* G, float* M, float* V,
-                             bf16* W16)
+void adam_update<Impl::cuda>(std::size_t n, const AdamStep& s, float* W, const float* G, float* M, float* V, bf16* W16)
 {
     const AdamCorrection c = adam_correction(s);
     adam_update_kernel<<<cuda::grid_for(n), cuda::kBlock>>>(n, s, c.c1, c.c2, W, G, M, V, W16);

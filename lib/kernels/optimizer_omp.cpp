@@ -40,8 +40,7 @@ void sgd_update<Impl::omp>(std::size_t n, const SgdStep& s, float* W, const floa
 }
 
 template <>
-void adam_update<Impl::omp>(std::size_t n, const AdamStep& s, float* W, const float* G, float* M, float* V,
-                            bf16* W16)
+void adam_update<Impl::omp>(std::size_t n, const AdamStep& s, float* W, const float* G, float* M, float* V, bf16* W16)
 {
     const AdamCorrection c = adam_correction(s); // on the host, once per step
     with_loop_index(n, [&](auto len) { adam_loop(len, s, c.c1, c.c2, W, G, M, V, W16); });

@@ -13,8 +13,7 @@ void sgd_update<Impl::ref>(std::size_t n, const SgdStep& s, float* W, const floa
 }
 
 template <>
-void adam_update<Impl::ref>(std::size_t n, const AdamStep& s, float* W, const float* G, float* M, float* V,
-                            bf16* W16)
+void adam_update<Impl::ref>(std::size_t n, const AdamStep& s, float* W, const float* G, float* M, float* V, bf16* W16)
 {
     const AdamCorrection c = adam_correction(s);
     for (std::size_t i = 0; i < n; ++i) {

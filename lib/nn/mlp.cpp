@@ -166,8 +166,8 @@ const float* Mlp::forward(const float* X, int B, bool store_pre)
     require(B >= 0 && B <= max_batch_,
             "MLP forward: batch of " + std::to_string(B) + " rows exceeds max_batch " + std::to_string(max_batch_));
     if (B == 0) return acts_.back().data();
-    const float* in = X;         // (B, IN)
-    const bf16* in16 = nullptr;  // its bf16 copy (bf16 only)
+    const float* in = X;        // (B, IN)
+    const bf16* in16 = nullptr; // its bf16 copy (bf16 only)
     if (mixed()) {
         be_.convert(static_cast<std::size_t>(B) * inputs(), X, x16_.data());
         in16 = x16_.data();

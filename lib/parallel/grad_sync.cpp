@@ -16,8 +16,8 @@
 #endif
 
 #include <algorithm>
-#include <cstring>
 #include <cstdlib>
+#include <cstring>
 #include <exception>
 #include <limits>
 #include <string>
@@ -339,8 +339,8 @@ void GradientAverager::launch_bf16(std::size_t off, std::size_t n, bool blocking
     w.counts[me] = 0; // this rank's own chunk stays here
     w.displs.resize(P);
     for (std::size_t q = 0; q < P; ++q) w.displs[q] = static_cast<int>(q * c);
-    bf16* send = w.buf.data();  // (P, c): chunk q goes to rank q; later the gathered sums
-    bf16* recv = send + P * c;  // (P, c): rank r's values of this rank's chunk
+    bf16* send = w.buf.data(); // (P, c): chunk q goes to rank q; later the gathered sums
+    bf16* recv = send + P * c; // (P, c): rank r's values of this rank's chunk
     Stopwatch copy;
     const float* src = grad_ + off; // (n) host
     if (!direct_) {
@@ -374,9 +374,9 @@ void GradientAverager::sum_owned(Bucket& b)
     const Stopwatch t;
     const std::size_t P = static_cast<std::size_t>(size_), c = b.c, me = static_cast<std::size_t>(rank_);
     bf16* send = wire_[static_cast<std::size_t>(&b - buckets_.data())].buf.data();
-    const bf16* recv = send + P * c;                                          // (P, c)
-    bf16* sums = send + me * c;                                               // (c)
-    float* g = (direct_ ? grad_ : host_) + b.off + std::min(b.n, me * c);     // this rank's chunk
+    const bf16* recv = send + P * c;                                              // (P, c)
+    bf16* sums = send + me * c;                                                   // (c)
+    float* g = (direct_ ? grad_ : host_) + b.off + std::min(b.n, me * c);         // this rank's chunk
     const std::size_t mine = std::min(b.n, (me + 1) * c) - std::min(b.n, me * c); // its length (<= c)
     float acc[kBlock];
     for (std::size_t j0 = 0; j0 < c; j0 += kBlock) {
@@ -421,7 +421,7 @@ void GradientAverager::unpack(const Bucket& b)
 {
     Stopwatch copy;
     const bf16* sums = wire_[static_cast<std::size_t>(&b - buckets_.data())].buf.data(); // (n) gathered
-    float* dst = (direct_ ? grad_ : host_) + b.off;                                       // (n) host
+    float* dst = (direct_ ? grad_ : host_) + b.off;                                      // (n) host
     const std::size_t n = b.n, c = b.c, me = static_cast<std::size_t>(rank_);
     for (std::size_t q = 0; q < static_cast<std::size_t>(size_); ++q) {
         const std::size_t lo = std::min(n, q * c), hi = std::min(n, (q + 1) * c);

@@ -99,9 +99,9 @@ struct EnumNames<GradTransport> {
 
 struct GradSyncOptions {
     GradTransport transport = GradTransport::automatic;
-    double bucket_mb = 4.0;     // send a bucket once this many MB are ready; <= 0: one bucket in finish()
-    bool force_staging = false; // copy through host memory even where MPI could read the buffer
-    bool gpu_memory = false;    // the buffer is CUDA device memory (cuda backend, omp on an NVIDIA GPU)
+    double bucket_mb = 4.0;            // send a bucket once this many MB are ready; <= 0: one bucket in finish()
+    bool force_staging = false;        // copy through host memory even where MPI could read the buffer
+    bool gpu_memory = false;           // the buffer is CUDA device memory (cuda backend, omp on an NVIDIA GPU)
     Precision dtype = Precision::fp32; // what the ranks exchange: bf16 halves the bytes, sums in fp32
     // Optional page-locking of the staging buffer (e.g. cudaHostRegister / cudaHostUnregister
     // from the CUDA backend): pinned memory makes the staging copies DMA at full speed.
@@ -112,9 +112,12 @@ struct GradSyncOptions {
 // Time of one step (or the sum over steps), for the scaling study.
 struct GradSyncStats {
     int steps = 0;
-    int buckets = 0;       // MPI buckets (fp32: MPI_Iallreduce; bf16: alltoall + allgather), or ranges summed through shared memory
-    std::size_t bytes = 0; // bytes of gradient this rank put into the sum, in the exchanged type: n x 4 (fp32), n x 2 (bf16)
-    double mpi_s = 0; // wall time in the sum: MPI calls (starts, progress tests, waits) or shared-memory sums and waits; bf16: the owner's local sums too
+    int buckets =
+        0; // MPI buckets (fp32: MPI_Iallreduce; bf16: alltoall + allgather), or ranges summed through shared memory
+    std::size_t bytes =
+        0; // bytes of gradient this rank put into the sum, in the exchanged type: n x 4 (fp32), n x 2 (bf16)
+    double mpi_s =
+        0; // wall time in the sum: MPI calls (starts, progress tests, waits) or shared-memory sums and waits; bf16: the owner's local sums too
     double wait_s = 0; // the exposed part: the time of mpi_s spent in finish() after backward is done
     double copy_s = 0; // staging copies device <-> host; bf16 (MPI): the fp32 <-> bf16 conversions too
     void add(const GradSyncStats& o);
@@ -161,16 +164,16 @@ private:
         std::size_t off, n;
         std::uint64_t trace_id; // its async span "bucket" (in flight) in a trace
         Stage stage = Stage::exchanging;
-        std::size_t c = 0;      // bf16: elements per chunk, ceil(n / P)
-        bool blocking = false;  // bf16: the last range, by blocking calls in finish()
+        std::size_t c = 0;     // bf16: elements per chunk, ceil(n / P)
+        bool blocking = false; // bf16: the last range, by blocking calls in finish()
     };
     bool bf16_mpi() const { return opt_.dtype == Precision::bf16 && !node_; }
     void init_mpi(); // bucket size and staging buffer for the MPI transport
     void launch(std::size_t off, std::size_t n);
     void launch_bf16(std::size_t off, std::size_t n, bool blocking);
-    void advance_gathers();         // bf16: sum and start the allgathers that are due, in bucket order
-    void sum_owned(Bucket& b);      // bf16: this rank's chunk, summed over the ranks in fp32
-    void unpack(const Bucket& b);   // bf16: the gathered sums widened into the gradient
+    void advance_gathers();       // bf16: sum and start the allgathers that are due, in bucket order
+    void sum_owned(Bucket& b);    // bf16: this rank's chunk, summed over the ranks in fp32
+    void unpack(const Bucket& b); // bf16: the gathered sums widened into the gradient
     void flush_pending();
     void reduce_pending_blocking();
     void complete(int index); // bucket `index` is reduced: copy it back when staged
@@ -191,7 +194,7 @@ private:
     // bf16: the duplicate communicator of the allgathers, and one buffer per bucket of a step
     // (send/gathered, then received: 2 x P x c bf16), kept from step to step (same layout).
     struct Wire {
-        std::vector<bf16> buf;          // (2, P, c)
+        std::vector<bf16> buf;           // (2, P, c)
         std::vector<int> counts, displs; // of the alltoallv: c for the other ranks, 0 for this one
     };
     MPI_Comm gather_comm_ = MPI_COMM_NULL;
