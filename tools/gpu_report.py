@@ -103,6 +103,18 @@ def summarise(out, results):
                       f"| cuda | {float(c['gflops']):.0f} | {c['peak_pct']} | {100 * cb:.0f}% | {verdict(cb >= 0.7)} |"]
         else:
             lines.append("cuBLAS anchor or a backend row missing: see gemm-4096.csv")
+    for name in ("bf16", "bf16-gemm-4096"):
+        if not results.get(name):
+            continue
+        device, rows = bench_rows(open(os.path.join(out, f"{name}.csv")).read())
+        lines += ["", f"## {name}: omp against cuda in bf16 (no target yet; the first figures)", "",
+                  "| kernel | m x n x k | omp GFLOP/s | cuda GFLOP/s | omp/cuda (speed) | max diff |",
+                  "|---|---|---|---|---|---|"]
+        for k in ("gemm_bf16", "train_step_bf16"):
+            o, c = row(rows, k, "omp"), row(rows, k, "cuda")
+            if o and c:
+                lines.append(f"| {k} | {o['m']} x {o['n']} x {o['k']} | {float(o['gflops']):.0f} | "
+                             f"{float(c['gflops']):.0f} | {o['ratio']} | {o['max_diff']} |")
     if results.get("torch-step"):
         text = open(os.path.join(out, "torch-step.csv")).read()
         rows = list(csv.DictReader(io.StringIO("\n".join(ln for ln in text.splitlines() if ln and ln[0] != "#"))))
