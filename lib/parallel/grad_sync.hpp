@@ -112,12 +112,14 @@ struct GradSyncOptions {
 // Time of one step (or the sum over steps), for the scaling study.
 struct GradSyncStats {
     int steps = 0;
-    int buckets =
-        0; // MPI buckets (fp32: MPI_Iallreduce; bf16: alltoall + allgather), or ranges summed through shared memory
-    std::size_t bytes =
-        0; // bytes of gradient this rank put into the sum, in the exchanged type: n x 4 (fp32), n x 2 (bf16)
-    double mpi_s =
-        0; // wall time in the sum: MPI calls (starts, progress tests, waits) or shared-memory sums and waits; bf16: the owner's local sums too
+    // MPI buckets (fp32: MPI_Iallreduce; bf16: alltoall + allgather), or ranges summed
+    // through shared memory
+    int buckets = 0;
+    // bytes of gradient this rank put into the sum, in the exchanged type: n x 4 (fp32), n x 2 (bf16)
+    std::size_t bytes = 0;
+    // wall time in the sum: MPI calls (starts, progress tests, waits) or shared-memory sums and
+    // waits; bf16: the owner's local sums too
+    double mpi_s = 0;
     double wait_s = 0; // the exposed part: the time of mpi_s spent in finish() after backward is done
     double copy_s = 0; // staging copies device <-> host; bf16 (MPI): the fp32 <-> bf16 conversions too
     void add(const GradSyncStats& o);

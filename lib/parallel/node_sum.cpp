@@ -14,6 +14,7 @@
 #include <optional>
 #include <string>
 #include <thread>
+#include <type_traits>
 
 namespace ompml {
 
@@ -184,54 +185,52 @@ void NodeSum::fail(const std::string& what)
                 "): their models or backward passes differ");
 }
 
+namespace {
+
+inline float widen(float x) { return x; }
+inline float widen(bf16 x) { return to_float(x); }
+template <class T>
+T narrow(float x)
+{
+    if constexpr (std::is_same_v<T, bf16>)
+        return to_bf16(x);
+    else
+        return x;
+}
+
+// Sums elements [lo, hi) of the P buffers (T = float, or bf16 with float accumulation), in
+// rank order 0..P-1 whoever sums (the same bits on every rank), and stores the sum into all P.
+template <class T>
+void sum_range(T* const* bufs, std::size_t P, std::size_t lo, std::size_t hi)
+{
+    float acc[kBlock];
+    T sum[kBlock];
+    for (std::size_t i0 = lo; i0 < hi; i0 += kBlock) {
+        const std::size_t m = std::min(kBlock, hi - i0);
+        const T* first = bufs[0] + i0;
+#pragma omp simd
+        for (std::size_t j = 0; j < m; ++j) acc[j] = widen(first[j]);
+        for (std::size_t q = 1; q < P; ++q) {
+            const T* src = bufs[q] + i0;
+#pragma omp simd
+            for (std::size_t j = 0; j < m; ++j) acc[j] += widen(src[j]);
+        }
+#pragma omp simd
+        for (std::size_t j = 0; j < m; ++j) sum[j] = narrow<T>(acc[j]);
+        for (std::size_t q = 0; q < P; ++q) std::copy(sum, sum + m, bufs[q] + i0);
+    }
+}
+
+} // namespace
+
 void NodeSum::sum_chunk(const Range& r, std::size_t chunk)
 {
     const std::size_t lo = r.off + chunk * kChunk;
     const std::size_t hi = r.off + std::min(r.n, (chunk + 1) * kChunk);
-    const std::size_t P = bufs_.size();
-    float* const* bufs = bufs_.data();
-    float acc[kBlock];
-    for (std::size_t i0 = lo; i0 < hi; i0 += kBlock) {
-        const std::size_t m = std::min(kBlock, hi - i0);
-        const float* first = bufs[0] + i0;
-#pragma omp simd
-        for (std::size_t j = 0; j < m; ++j) acc[j] = first[j];
-        for (std::size_t q = 1; q < P; ++q) { // rank order: the same bits whoever sums
-            const float* src = bufs[q] + i0;
-#pragma omp simd
-            for (std::size_t j = 0; j < m; ++j) acc[j] += src[j];
-        }
-        for (std::size_t q = 0; q < P; ++q) {
-            float* dst = bufs[q] + i0;
-#pragma omp simd
-            for (std::size_t j = 0; j < m; ++j) dst[j] = acc[j];
-        }
-    }
-}
-
-// The bf16 twin of sum_chunk: bf16 in, float accumulation in rank order, bf16 out.
-void NodeSum::sum_chunk_bf16(const Range& r, std::size_t chunk)
-{
-    const std::size_t lo = r.off + chunk * kChunk;
-    const std::size_t hi = r.off + std::min(r.n, (chunk + 1) * kChunk);
-    const std::size_t P = bufs16_.size();
-    bf16* const* bufs = bufs16_.data();
-    float acc[kBlock];
-    for (std::size_t i0 = lo; i0 < hi; i0 += kBlock) {
-        const std::size_t m = std::min(kBlock, hi - i0);
-        const bf16* first = bufs[0] + i0;
-#pragma omp simd
-        for (std::size_t j = 0; j < m; ++j) acc[j] = to_float(first[j]);
-        for (std::size_t q = 1; q < P; ++q) {
-            const bf16* src = bufs[q] + i0;
-#pragma omp simd
-            for (std::size_t j = 0; j < m; ++j) acc[j] += to_float(src[j]);
-        }
-        bf16 sum[kBlock];
-#pragma omp simd
-        for (std::size_t j = 0; j < m; ++j) sum[j] = to_bf16(acc[j]);
-        for (std::size_t q = 0; q < P; ++q) std::copy(sum, sum + m, bufs[q] + i0);
-    }
+    if (dtype_ == Precision::bf16)
+        sum_range(bufs16_.data(), bufs16_.size(), lo, hi);
+    else
+        sum_range(bufs_.data(), bufs_.size(), lo, hi);
 }
 
 void NodeSum::finish()
@@ -251,7 +250,7 @@ void NodeSum::finish()
         std::atomic<std::uint64_t>& slot = claims_[(base_ + k) % kSlots];
 #pragma omp parallel if (chunks > 1)
         for (std::optional<std::size_t> c; (c = claim(slot, base_ + k, chunks));)
-            dtype_ == Precision::bf16 ? sum_chunk_bf16(r, *c) : sum_chunk(r, *c);
+            sum_chunk(r, *c);
     }
     // Finished: every chunk this rank claimed is stored. When all ranks have finished, every
     // chunk is (all were claimed before the last rank left the loop above).

@@ -77,8 +77,7 @@ private:
     struct Range {
         std::size_t off, n;
     };
-    void sum_chunk(const Range& r, std::size_t chunk);
-    void sum_chunk_bf16(const Range& r, std::size_t chunk);
+    void sum_chunk(const Range& r, std::size_t chunk); // in the buffers' dtype
     std::uint64_t min_published() const;
     bool peer_finished() const;                      // some rank has finished this step
     [[noreturn]] void fail(const std::string& what); // marks this rank failed (peers stop waiting), throws

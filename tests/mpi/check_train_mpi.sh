@@ -22,11 +22,12 @@
 #                     readable trace of steps 1..20; bad --trace paths fail before training, and
 #                     a file that is not a trace (the dataset) is left as it was
 #   grad_dtype NP...  --grad-dtype bf16 (gradients exchanged as bf16, summed in fp32): on 1 rank
-#                     bitwise the fp32 run (nothing is exchanged); on NP ranks the shm and mpi
-#                     transports end bitwise equal (both give bf16(rank-order sum of bf16)), and
+#                     bitwise the fp32 run (nothing is exchanged); on NP ranks the auto (shm
+#                     where the gradient is host memory) and mpi transports end bitwise equal
+#                     (both give bf16(rank-order sum of bf16)), and
 #                     both within RTOL_BF16 (below) of the 1-rank fp32 run; the report names the
 #                     dtype; --grad-dtype x fails with one line in ompml-train and ompml-scale
-#   precision NP...   --precision bf16 on NP ranks (shm and mpi) equals 1 rank in bf16 within
+#   precision NP...   --precision bf16 on NP ranks (auto and mpi) equals 1 rank in bf16 within
 #                     RTOL_PREC (below); the report and the checkpoint name bf16
 #   fault exit|kill|data [streaming]   one rank fails (throws alone / SIGKILL / cannot open its
 #                     dataset): the whole job ends non-zero within 30 s
@@ -254,7 +255,7 @@ grad_dtype)
   $py "$src/mpi/compare_runs.py" metrics f1.jsonl b1.jsonl 0 || fail "1 rank: --grad-dtype bf16 changed the loss history"
   $py "$src/mpi/compare_runs.py" params f1.h5 b1.h5 0 || fail "1 rank: --grad-dtype bf16 changed the parameters"
   for np in "$@"; do
-    for t in shm mpi; do
+    for t in auto mpi; do # auto: shared memory where the gradient is host memory, MPI elsewhere
       out=b$np$t
       run "$np" "$out" "${common[@]}" --grad-dtype bf16 --grad-transport $t --bucket-mb 0.001 --checkpoint "$out.h5" \
         --metrics "$out.jsonl" || { cat "$out.log"; fail "$np ranks bf16 $t"; }
@@ -263,8 +264,8 @@ grad_dtype)
       $py "$src/mpi/compare_runs.py" params f1.h5 "$out.h5" $RTOL_BF16 || fail "$np ranks bf16 $t: parameters"
       $py "$src/mpi/compare_runs.py" metrics f1.jsonl "$out.jsonl" $LTOL_BF16 || fail "$np ranks bf16 $t: loss history"
     done
-    $py "$src/mpi/compare_runs.py" params "b${np}shm.h5" "b${np}mpi.h5" 0 || fail "$np ranks: shm and mpi bf16 sums differ"
-    $py "$src/mpi/compare_runs.py" metrics "b${np}shm.jsonl" "b${np}mpi.jsonl" 0 || fail "$np ranks: shm and mpi bf16 loss histories differ"
+    $py "$src/mpi/compare_runs.py" params "b${np}auto.h5" "b${np}mpi.h5" 0 || fail "$np ranks: auto and mpi bf16 sums differ"
+    $py "$src/mpi/compare_runs.py" metrics "b${np}auto.jsonl" "b${np}mpi.jsonl" 0 || fail "$np ranks: auto and mpi bf16 loss histories differ"
   done
   scale=$(dirname "$train")/ompml-scale
   for prog in "$train" "$scale"; do
@@ -282,7 +283,7 @@ precision)
   run 1 h1 "${common[@]}" --precision bf16 --checkpoint h1.h5 --metrics h1.jsonl || { cat h1.log; fail "1 rank bf16"; }
   if $py "$src/mpi/compare_runs.py" params f1.h5 h1.h5 0 >/dev/null; then fail "--precision bf16 trained bitwise as fp32"; fi
   for np in "$@"; do
-    for t in shm mpi; do
+    for t in auto mpi; do
       out=h$np$t
       run "$np" "$out" "${common[@]}" --precision bf16 --grad-transport $t --checkpoint "$out.h5" \
         --metrics "$out.jsonl" || { cat "$out.log"; fail "$np ranks bf16 $t"; }
