@@ -249,8 +249,7 @@ void NodeSum::finish()
         const std::size_t chunks = chunks_of(r.n);
         std::atomic<std::uint64_t>& slot = claims_[(base_ + k) % kSlots];
 #pragma omp parallel if (chunks > 1)
-        for (std::optional<std::size_t> c; (c = claim(slot, base_ + k, chunks));)
-            sum_chunk(r, *c);
+        for (std::optional<std::size_t> c; (c = claim(slot, base_ + k, chunks));) sum_chunk(r, *c);
     }
     // Finished: every chunk this rank claimed is stored. When all ranks have finished, every
     // chunk is (all were claimed before the last rank left the loop above).
