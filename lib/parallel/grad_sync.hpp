@@ -52,7 +52,7 @@
 //     often disable MPI's tuned algorithms. Staged gradients (device memory) are converted on
 //     the host after the staging copy (a device-side conversion kernel would halve the copies
 //     too; not done yet); MPI never reads the gradient itself with bf16. The conversions are
-//     passes over memory as large as the gradient: grad_sync.cpp says how they are kept few.
+//     passes over memory as large as the gradient: grad_sync_bf16.cpp says how they are kept few.
 //   shared memory: NodeSum with bf16 buffers in the window (node_sum.hpp).
 // The local sums and conversions count as communication time (mpi_s, copy_s).
 //
