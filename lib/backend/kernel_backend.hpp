@@ -31,22 +31,12 @@ public:
 
     void gemm(const Gemm& g, const float* A, const float* B, float* C, const float* bias, float* pre) override
     {
-        detail::require_positive("gemm", "m", g.m);
-        detail::require_positive("gemm", "n", g.n);
-        detail::require_positive("gemm", "k", g.k);
-        detail::require_pointer("gemm", "A", A);
-        detail::require_pointer("gemm", "B", B);
-        detail::require_pointer("gemm", "C", C);
+        check_gemm(g, A, B, C);
         ompml::gemm<I>(g, A, B, C, bias, pre);
     }
     void gemm(const Gemm& g, const bf16* A, const bf16* B, float* C, const float* bias, float* pre, bf16* C16) override
     {
-        detail::require_positive("gemm", "m", g.m);
-        detail::require_positive("gemm", "n", g.n);
-        detail::require_positive("gemm", "k", g.k);
-        detail::require_pointer("gemm", "A", A);
-        detail::require_pointer("gemm", "B", B);
-        detail::require_pointer("gemm", "C", C);
+        check_gemm(g, A, B, C);
         ompml::gemm<I>(g, A, B, C, bias, pre, C16);
     }
     void convert(std::size_t n, const float* X, bf16* Y) override
@@ -130,6 +120,15 @@ public:
     }
 
 private:
+    static void check_gemm(const Gemm& g, const void* A, const void* B, const float* C)
+    {
+        detail::require_positive("gemm", "m", g.m);
+        detail::require_positive("gemm", "n", g.n);
+        detail::require_positive("gemm", "k", g.k);
+        detail::require_pointer("gemm", "A", A);
+        detail::require_pointer("gemm", "B", B);
+        detail::require_pointer("gemm", "C", C);
+    }
     static void check_matrix(const char* op, int rows, int cols, const float* X, const float* out)
     {
         detail::require_positive(op, "rows", rows);
