@@ -296,21 +296,31 @@ std::vector<std::size_t> layer_offsets()
     return offsets;
 }
 
+// One step: this rank writes its gradient for `step` into the averager's buffer, marks the
+// layers in `order`, finishes; returns the sums on the host.
+std::vector<float> sum_step(GradientAverager& avg, const MemorySpace& mem, const std::vector<std::size_t>& order,
+                            int step)
+{
+    const std::vector<std::size_t> offsets = layer_offsets();
+    const std::size_t n = offsets.back();
+    const std::vector<float> mine = rank_grad(n, rank(), step);
+    mem.to_device(avg.data(), mine.data(), n * sizeof(float));
+    for (const std::size_t layer : order) avg.bucket_ready(offsets[layer], kLayers[layer]);
+    avg.finish();
+    std::vector<float> got(n);
+    mem.to_host(got.data(), avg.data(), n * sizeof(float));
+    return got;
+}
+
 // Two steps (the averager is reused step after step): each rank writes its gradient into the
 // averager's buffer, marks the layers in `order`, finishes; the sums are checked on the host.
 void check_steps(GradientAverager& avg, const MemorySpace& mem, const std::vector<std::size_t>& order, int want_buckets,
                  const std::string& what)
 {
-    const std::vector<std::size_t> offsets = layer_offsets();
-    const std::size_t n = offsets.back();
+    const std::size_t n = layer_offsets().back();
     BOOST_TEST_MESSAGE(rank_prefix() << what << " (" << avg.transport() << ")");
     for (int step = 0; step < 2; ++step) {
-        const std::vector<float> mine = rank_grad(n, rank(), step);
-        mem.to_device(avg.data(), mine.data(), n * sizeof(float));
-        for (const std::size_t layer : order) avg.bucket_ready(offsets[layer], kLayers[layer]);
-        avg.finish();
-        std::vector<float> got(n);
-        mem.to_host(got.data(), avg.data(), n * sizeof(float));
+        const std::vector<float> got = sum_step(avg, mem, order, step);
         // Each element sums P values in [-1, 1]: float rounding stays well below 1e-6 absolute.
         test::check_close(got, host_sum(n, step), 1e-6, 1e-5, what + " step " + std::to_string(step));
         BOOST_CHECK_MESSAGE(same_on_all_ranks(got), what << ": ranks hold different sums");
@@ -499,16 +509,10 @@ std::vector<float> bf16_rank_order_sum(std::size_t n, int step)
 void check_bf16_steps(GradientAverager& avg, const MemorySpace& mem, const std::vector<std::size_t>& order,
                       int want_buckets, const std::string& what)
 {
-    const std::vector<std::size_t> offsets = layer_offsets();
-    const std::size_t n = offsets.back();
+    const std::size_t n = layer_offsets().back();
     BOOST_TEST_MESSAGE(rank_prefix() << what << " (" << avg.transport() << ")");
     for (int step = 0; step < 2; ++step) {
-        const std::vector<float> mine = rank_grad(n, rank(), step);
-        mem.to_device(avg.data(), mine.data(), n * sizeof(float));
-        for (const std::size_t layer : order) avg.bucket_ready(offsets[layer], kLayers[layer]);
-        avg.finish();
-        std::vector<float> got(n);
-        mem.to_host(got.data(), avg.data(), n * sizeof(float));
+        const std::vector<float> got = sum_step(avg, mem, order, step);
         const std::vector<float> want = bf16_rank_order_sum(n, step);
         std::size_t differ = 0, first = 0;
         for (std::size_t i = 0; i < n; ++i)

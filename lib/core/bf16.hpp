@@ -12,6 +12,7 @@
 #include "core/hd.hpp"
 
 #include <cstdint>
+#include <type_traits>
 
 namespace ompml {
 
@@ -36,6 +37,18 @@ OMPML_HD inline float to_float(bf16 h)
     float f;
     __builtin_memcpy(&f, &u, sizeof(f));
     return f;
+}
+
+// For code templated on the element type (float or bf16): to_float of a float is the float
+// itself, and from_float<T> rounds to bf16 or keeps the float.
+OMPML_HD inline float to_float(float x) { return x; }
+template <class T>
+OMPML_HD inline T from_float(float x)
+{
+    if constexpr (std::is_same_v<T, bf16>)
+        return to_bf16(x);
+    else
+        return x;
 }
 #pragma omp end declare target
 

@@ -5,16 +5,13 @@
 namespace ompml {
 namespace {
 
-__device__ inline bf16 convert_one(float x) { return to_bf16(x); }
-__device__ inline float convert_one(bf16 x) { return to_float(x); }
-
 template <class From, class To>
 __global__ void convert_kernel(std::size_t n, const From* __restrict__ X, To* __restrict__ Y)
 {
     // X: (n), Y: (n)
     for (std::size_t i = blockIdx.x * static_cast<std::size_t>(blockDim.x) + threadIdx.x; i < n;
          i += static_cast<std::size_t>(gridDim.x) * blockDim.x)
-        Y[i] = convert_one(X[i]);
+        Y[i] = from_float<To>(to_float(X[i]));
 }
 
 } // namespace

@@ -12,12 +12,7 @@ void convert_loop(I n, const From* X, To* Y)
 {
     // X: (n), Y: (n)
 #pragma omp target teams distribute parallel for is_device_ptr(X, Y)
-    for (I i = 0; i < n; ++i) {
-        if constexpr (sizeof(To) == sizeof(bf16))
-            Y[i] = to_bf16(X[i]);
-        else
-            Y[i] = to_float(X[i]);
-    }
+    for (I i = 0; i < n; ++i) Y[i] = from_float<To>(to_float(X[i]));
 }
 
 } // namespace

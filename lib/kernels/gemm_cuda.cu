@@ -22,8 +22,6 @@ namespace {
 constexpr int kThreads = 256; // 16 x 16
 
 // An operand element as float (exact for bf16: a float's top half).
-__device__ __forceinline__ float widen(float x) { return x; }
-__device__ __forceinline__ float widen(bf16 x) { return to_float(x); }
 
 template <int TM, int BK, bool TA, bool TB, class T>
 __global__ void __launch_bounds__(kThreads)
@@ -56,7 +54,8 @@ __global__ void __launch_bounds__(kThreads)
             const int i = TA ? e % BM : e / BK;
             const int gi = row0 + i, gp = k0 + p;
             float v = 0.0f;
-            if (gi < M && gp < K) v = widen(TA ? A[static_cast<long>(gp) * M + gi] : A[static_cast<long>(gi) * K + gp]);
+            if (gi < M && gp < K)
+                v = to_float(TA ? A[static_cast<long>(gp) * M + gi] : A[static_cast<long>(gi) * K + gp]);
             As[p][i] = v;
         }
 #pragma unroll
@@ -66,7 +65,8 @@ __global__ void __launch_bounds__(kThreads)
             const int j = TB ? e / BK : e % BN;
             const int gj = col0 + j, gp = k0 + p;
             float v = 0.0f;
-            if (gj < N && gp < K) v = widen(TB ? B[static_cast<long>(gj) * K + gp] : B[static_cast<long>(gp) * N + gj]);
+            if (gj < N && gp < K)
+                v = to_float(TB ? B[static_cast<long>(gj) * K + gp] : B[static_cast<long>(gp) * N + gj]);
             Bs[p][j] = v;
         }
         __syncthreads();

@@ -107,7 +107,7 @@ struct FloatPanels {
                 // A (K, M): a row of the micro-panel is contiguous in A.
                 for (int p = 0; p < kc; ++p) {
                     const T* src = A + static_cast<long>(p0 + p) * g.M + i0 + ir;
-                    for (int i = 0; i < MR; ++i) dst[p * MR + i] = i < mr ? widen(src[i]) : 0.0f;
+                    for (int i = 0; i < MR; ++i) dst[p * MR + i] = i < mr ? to_float(src[i]) : 0.0f;
                 }
             } else if (mr == MR) {
                 // A (M, K): MR rows read side by side, the panel written in order (one row at a
@@ -115,12 +115,12 @@ struct FloatPanels {
                 // 0.94-0.97x so).
                 const T* src = A + static_cast<long>(i0 + ir) * g.K + p0;
                 for (int p = 0; p < kc; ++p)
-                    for (int i = 0; i < MR; ++i) dst[p * MR + i] = widen(src[static_cast<long>(i) * g.K + p]);
+                    for (int i = 0; i < MR; ++i) dst[p * MR + i] = to_float(src[static_cast<long>(i) * g.K + p]);
             } else {
                 for (int i = 0; i < MR; ++i) {
                     if (i < mr) {
                         const T* src = A + static_cast<long>(i0 + ir + i) * g.K + p0;
-                        for (int p = 0; p < kc; ++p) dst[p * MR + i] = widen(src[p]);
+                        for (int p = 0; p < kc; ++p) dst[p * MR + i] = to_float(src[p]);
                     } else {
                         for (int p = 0; p < kc; ++p) dst[p * MR + i] = 0.0f;
                     }
@@ -138,9 +138,9 @@ struct FloatPanels {
             for (int p = 0; p < kc; ++p) {
                 const T* src = B + static_cast<long>(p0 + p) * g.N + j0;
                 if (nr == NR) {
-                    for (int j = 0; j < NR; ++j) dst[p * NR + j] = widen(src[j]);
+                    for (int j = 0; j < NR; ++j) dst[p * NR + j] = to_float(src[j]);
                 } else {
-                    for (int j = 0; j < NR; ++j) dst[p * NR + j] = j < nr ? widen(src[j]) : 0.0f;
+                    for (int j = 0; j < NR; ++j) dst[p * NR + j] = j < nr ? to_float(src[j]) : 0.0f;
                 }
             }
         } else {
@@ -148,7 +148,7 @@ struct FloatPanels {
             for (int j = 0; j < NR; ++j) {
                 if (j < nr) {
                     const T* src = B + static_cast<long>(j0 + j) * g.K + p0;
-                    for (int p = 0; p < kc; ++p) dst[p * NR + j] = widen(src[p]);
+                    for (int p = 0; p < kc; ++p) dst[p * NR + j] = to_float(src[p]);
                 } else {
                     for (int p = 0; p < kc; ++p) dst[p * NR + j] = 0.0f;
                 }

@@ -20,20 +20,18 @@ struct GemmArgs {
 #pragma omp declare target
 
 // An operand element as float: exact for both operand types (a bf16 is a float's top half).
-inline float widen(float x) { return x; }
-inline float widen(bf16 x) { return to_float(x); }
 
 // op(A)(i, p) and op(B)(p, j) of the row-major operands, as float (T: float or bf16).
 // A: (M, K) or (K, M); B: (K, N) or (N, K)
 template <class T>
 inline float op_a(const GemmArgs& g, const T* A, int i, int p)
 {
-    return widen(g.ta ? A[static_cast<long>(p) * g.M + i] : A[static_cast<long>(i) * g.K + p]);
+    return to_float(g.ta ? A[static_cast<long>(p) * g.M + i] : A[static_cast<long>(i) * g.K + p]);
 }
 template <class T>
 inline float op_b(const GemmArgs& g, const T* B, int p, int j)
 {
-    return widen(g.tb ? B[static_cast<long>(j) * g.K + p] : B[static_cast<long>(p) * g.N + j]);
+    return to_float(g.tb ? B[static_cast<long>(j) * g.K + p] : B[static_cast<long>(p) * g.N + j]);
 }
 
 // The epilogue of one element, shared by both bodies: acc is the full K sum of op(A)*op(B).

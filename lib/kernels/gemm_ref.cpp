@@ -6,9 +6,6 @@
 namespace ompml {
 namespace {
 
-inline float widen(float x) { return x; }
-inline float widen(bf16 x) { return to_float(x); }
-
 template <class T>
 void gemm_ref(const Gemm& g, const T* A, const T* B, float* C, const float* bias, float* pre, bf16* C16)
 {
@@ -17,9 +14,9 @@ void gemm_ref(const Gemm& g, const T* A, const T* B, float* C, const float* bias
             double acc = 0.0;
             for (int p = 0; p < g.k; ++p) {
                 const float a =
-                    widen(g.trans_a ? A[static_cast<long>(p) * g.m + i] : A[static_cast<long>(i) * g.k + p]);
+                    to_float(g.trans_a ? A[static_cast<long>(p) * g.m + i] : A[static_cast<long>(i) * g.k + p]);
                 const float b =
-                    widen(g.trans_b ? B[static_cast<long>(j) * g.k + p] : B[static_cast<long>(p) * g.n + j]);
+                    to_float(g.trans_b ? B[static_cast<long>(j) * g.k + p] : B[static_cast<long>(p) * g.n + j]);
                 acc += static_cast<double>(a) * b;
             }
             const long idx = static_cast<long>(i) * g.n + j;

@@ -72,30 +72,26 @@ void stream_copy(void* dst, const void* src, std::size_t bytes)
 #endif
 }
 
+// dst[i] = src[i] converted (float -> bf16 rounds, bf16 -> float widens) for i < m, through a
+// block in L1 and streamed out.
+template <class To, class From>
+void convert_stream(To* dst, const From* src, std::size_t m)
+{
+#pragma omp parallel for schedule(static) if (m > 65536)
+    for (std::size_t i0 = 0; i0 < m; i0 += kBlock) {
+        const std::size_t k = std::min(kBlock, m - i0);
+        To block[kBlock];
+#pragma omp simd
+        for (std::size_t j = 0; j < k; ++j) block[j] = from_float<To>(to_float(src[i0 + j]));
+        stream_copy(dst + i0, block, k * sizeof(To));
+    }
+}
+
 // dst[i] = bf16(src[i]) for i < m, zeros to c (padding of the last chunk).
 void pack(bf16* dst, const float* src, std::size_t m, std::size_t c)
 {
-#pragma omp parallel for schedule(static) if (m > 65536)
-    for (std::size_t i0 = 0; i0 < m; i0 += kBlock) {
-        const std::size_t k = std::min(kBlock, m - i0);
-        bf16 block[kBlock];
-#pragma omp simd
-        for (std::size_t j = 0; j < k; ++j) block[j] = to_bf16(src[i0 + j]);
-        stream_copy(dst + i0, block, k * sizeof(bf16));
-    }
+    convert_stream(dst, src, m);
     std::fill(dst + m, dst + c, bf16{0});
-}
-
-void widen(float* dst, const bf16* src, std::size_t m)
-{
-#pragma omp parallel for schedule(static) if (m > 65536)
-    for (std::size_t i0 = 0; i0 < m; i0 += kBlock) {
-        const std::size_t k = std::min(kBlock, m - i0);
-        float block[kBlock];
-#pragma omp simd
-        for (std::size_t j = 0; j < k; ++j) block[j] = to_float(src[i0 + j]);
-        stream_copy(dst + i0, block, k * sizeof(float));
-    }
 }
 
 } // namespace
@@ -199,7 +195,7 @@ void GradientAverager::unpack(const Bucket& b)
     const std::size_t n = b.n, c = b.c, me = static_cast<std::size_t>(rank_);
     for (std::size_t q = 0; q < static_cast<std::size_t>(size_); ++q) {
         const std::size_t lo = std::min(n, q * c), hi = std::min(n, (q + 1) * c);
-        if (q != me) widen(dst + lo, sums + lo, hi - lo);
+        if (q != me) convert_stream(dst + lo, sums + lo, hi - lo);
     }
     if (!direct_) mem_.to_device(grad_ + b.off, host_ + b.off, n * sizeof(float));
     cur_.copy_s += copy.seconds();

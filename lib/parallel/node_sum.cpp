@@ -14,7 +14,6 @@
 #include <optional>
 #include <string>
 #include <thread>
-#include <type_traits>
 
 namespace ompml {
 
@@ -187,17 +186,6 @@ void NodeSum::fail(const std::string& what)
 
 namespace {
 
-inline float widen(float x) { return x; }
-inline float widen(bf16 x) { return to_float(x); }
-template <class T>
-T narrow(float x)
-{
-    if constexpr (std::is_same_v<T, bf16>)
-        return to_bf16(x);
-    else
-        return x;
-}
-
 // Sums elements [lo, hi) of the P buffers (T = float, or bf16 with float accumulation), in
 // rank order 0..P-1 whoever sums (the same bits on every rank), and stores the sum into all P.
 template <class T>
@@ -209,14 +197,14 @@ void sum_range(T* const* bufs, std::size_t P, std::size_t lo, std::size_t hi)
         const std::size_t m = std::min(kBlock, hi - i0);
         const T* first = bufs[0] + i0;
 #pragma omp simd
-        for (std::size_t j = 0; j < m; ++j) acc[j] = widen(first[j]);
+        for (std::size_t j = 0; j < m; ++j) acc[j] = to_float(first[j]);
         for (std::size_t q = 1; q < P; ++q) {
             const T* src = bufs[q] + i0;
 #pragma omp simd
-            for (std::size_t j = 0; j < m; ++j) acc[j] += widen(src[j]);
+            for (std::size_t j = 0; j < m; ++j) acc[j] += to_float(src[j]);
         }
 #pragma omp simd
-        for (std::size_t j = 0; j < m; ++j) sum[j] = narrow<T>(acc[j]);
+        for (std::size_t j = 0; j < m; ++j) sum[j] = from_float<T>(acc[j]);
         for (std::size_t q = 0; q < P; ++q) std::copy(sum, sum + m, bufs[q] + i0);
     }
 }
