@@ -9,9 +9,11 @@ usage: check_trace.py FILE --ranks P --steps A:B [--params N]
   - on every thread row, complete spans ("X") nest or follow each other: never a partial overlap;
   - every rank has exactly one "step" span for each step A..B, and nothing recorded on the
     training thread belongs to a step outside A..B;
-  - the step's own phases cover its time: over all steps of a rank, the direct children of the
-    step spans cover >= 95% of the steps' time, and so does the median step. (Not every single
-    step: a thread preempted between two phases leaves a gap that is no error of the trace.)
+  - the step's own phases cover its time: the direct children of the median step span cover
+    >= 95% of it. (Not every step, nor the sum over steps: a thread preempted between two
+    phases leaves a gap that is no error of the trace, and on a loaded machine a few such gaps
+    in steps of 0.1 ms can pull the sum below 95% while the median step stays near 98%, seen
+    under ctest -j4 on 2 cores. A phase without its span lowers every step, hence the median.)
   - every async span "bucket" (a gradient bucket in flight) ends after it begins, and begins
     inside a "backward" span of its rank: the sum overlaps the backward pass;
   - with --params N on P > 1 ranks: per rank the "grad bytes" counters add up to N x 4 x steps.
@@ -107,7 +109,7 @@ def main():
         median = statistics.median(shares)
         print(f"rank {r}: {len(steps)} steps, phases cover {100 * total:.2f}% of step time "
               f"(median step {100 * median:.2f}%, lowest {100 * min(shares):.2f}%)")
-        if total < COVERAGE or median < COVERAGE:
+        if median < COVERAGE:
             fail(f"rank {r}: the phases cover {100 * total:.2f}% (median {100 * median:.2f}%) of the steps' time")
 
         backward = sorted((e["ts"], e["ts"] + e["dur"]) for e in train if e["name"] == "backward")
