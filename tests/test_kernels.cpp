@@ -113,7 +113,10 @@ void check_throws(const std::function<void()>& f, const std::string& needle)
 namespace {
 
 // Runs one gemm on ref and on every backend under test and compares C (and pre); returns each
-// backend's C, in the order of tested(), for callers that compare runs with each other.
+// backend's C, in the order of tested(), for callers that compare runs with each other. Every
+// other seed also asks for C16, which must be to_bf16 of the backend's own C, bit for bit, and
+// with beta == 0 the same again with C null (C16 alone: the bf16 weight gradient of
+// --grad-dtype bf16).
 std::vector<std::vector<float>> check_gemm(const Gemm& g, bool with_bias, bool with_pre, std::uint64_t seed)
 {
     const std::size_t M = g.m, N = g.n, K = g.k;
@@ -128,15 +131,30 @@ std::vector<std::vector<float>> check_gemm(const Gemm& g, bool with_bias, bool w
                with_pre ? pre_ref.data() : nullptr);
     const std::string what = describe(g, with_bias, with_pre);
     std::vector<std::vector<float>> out;
+    const bool with_c16 = seed % 2 == 0;
     for_each_backend([&](Backend& be) {
         auto dA = upload(be, A), dB = upload(be, B), dbias = upload(be, bias), dC = upload(be, C0);
         DeviceBuffer<float> dpre(be.memory(), M * N);
+        DeviceBuffer<bf16> dC16(be.memory(), with_c16 ? M * N : 0);
         be.gemm(g, dA.data(), dB.data(), dC.data(), with_bias ? dbias.data() : nullptr,
-                with_pre ? dpre.data() : nullptr);
+                with_pre ? dpre.data() : nullptr, with_c16 ? dC16.data() : nullptr);
         be.synchronize();
         out.push_back(dC.to_vector());
         check_close(out.back(), Cref, gemm_atol(g), kGemmRtol, what + ": C");
         if (with_pre) check_close(dpre.to_vector(), pre_ref, gemm_atol(g), kGemmRtol, what + ": pre");
+        if (!with_c16) return;
+        const std::vector<bf16> C16 = dC16.to_vector();
+        std::size_t diff = 0;
+        for (std::size_t i = 0; i < C16.size(); ++i) diff += C16[i].bits != to_bf16(out.back()[i]).bits;
+        BOOST_CHECK_MESSAGE(diff == 0, what << ": C16 != to_bf16(C) at " << diff << " elements");
+        if (g.beta != 0.0f) return;
+        DeviceBuffer<bf16> alone(be.memory(), std::vector<bf16>(M * N, bf16{0x7fc1})); // NaN: must be overwritten
+        be.gemm(g, dA.data(), dB.data(), nullptr, with_bias ? dbias.data() : nullptr, nullptr, alone.data());
+        const std::vector<bf16> C16_alone = alone.to_vector();
+        diff = 0;
+        for (std::size_t i = 0; i < C16.size(); ++i) diff += C16_alone[i].bits != C16[i].bits;
+        BOOST_CHECK_MESSAGE(diff == 0,
+                            what << ": C16 with C null differs from C16 beside C at " << diff << " elements");
     });
     return out;
 }
@@ -361,6 +379,28 @@ BOOST_AUTO_TEST_CASE(sum_squares_matches_reference)
             // order: relative error below n * 2^-53; 1e-11 covers n = 1e5 with margin.
             BOOST_CHECK_MESSAGE(std::fabs(got - want) <= 1e-11 * want,
                                 "sum_squares n=" << n << ": got " << got << ", ref " << want);
+        });
+    }
+}
+
+// The bf16 overload (the norm of a gradient summed in bf16) against ref's float sum of the same
+// values widened: bf16 widens exactly, so only the order of the double sum differs.
+BOOST_AUTO_TEST_CASE(sum_squares_of_bf16_matches_reference)
+{
+    for (const std::size_t n : kLengths) {
+        const auto X = random_floats(n, 41, -3.0f, 3.0f);
+        std::vector<bf16> H(n);
+        std::vector<float> widened(n);
+        for (std::size_t i = 0; i < n; ++i) {
+            H[i] = to_bf16(X[i]);
+            widened[i] = to_float(H[i]);
+        }
+        const double want = ref().sum_squares(n, widened.data());
+        for_each_backend([&](Backend& be) {
+            auto dH = upload(be, H);
+            const double got = be.sum_squares(n, dH.data());
+            BOOST_CHECK_MESSAGE(std::fabs(got - want) <= 1e-11 * want,
+                                "sum_squares (bf16) n=" << n << ": got " << got << ", ref " << want);
         });
     }
 }
@@ -687,6 +727,63 @@ BOOST_AUTO_TEST_CASE(optimizer_steps_refresh_the_bf16_weight_copy)
     });
 }
 
+// The optimizers reading a bf16 gradient (the sum of --grad-dtype bf16) step exactly as on the
+// same values widened to float, and grad_scale (clipping's factor) exactly as on a gradient
+// scaled beforehand: bitwise, on every backend, three steps with momentum and weight decay.
+BOOST_AUTO_TEST_CASE(optimizer_steps_read_bf16_gradients_and_grad_scale)
+{
+    const std::size_t n = 1031;
+    const auto W0 = random_floats(n, 97), G = random_floats(n, 98);
+    const float clip = 0.37f;
+    std::vector<bf16> H(n);
+    std::vector<float> widened(n), scaled(n);
+    for (std::size_t i = 0; i < n; ++i) {
+        H[i] = to_bf16(G[i]);
+        widened[i] = to_float(H[i]);
+        scaled[i] = widened[i] * clip;
+    }
+    for_each_backend([&](Backend& be) {
+        for (const bool adam : {false, true}) {
+            // run(G, scale): W after three steps from W0
+            auto run = [&](auto dG, float scale) {
+                auto dW = upload(be, W0);
+                DeviceBuffer<float> dM(be.memory(), std::vector<float>(n, 0.0f)),
+                    dV(be.memory(), std::vector<float>(n, 0.0f));
+                for (long long t = 1; t <= 3; ++t) {
+                    if (adam) {
+                        AdamStep s;
+                        s.weight_decay = 0.01f;
+                        s.t = t;
+                        s.grad_scale = scale;
+                        be.adam_update(n, s, dW.data(), dG, dM.data(), dV.data());
+                    } else {
+                        SgdStep s{0.1f, 0.9f, 0.01f};
+                        s.grad_scale = scale;
+                        be.sgd_update(n, s, dW.data(), dG, dM.data());
+                    }
+                }
+                return dW.to_vector();
+            };
+            auto dH = upload(be, H);
+            auto dWide = upload(be, widened), dScaled = upload(be, scaled);
+            const auto from_bf16 = run(static_cast<const bf16*>(dH.data()), clip);
+            const auto from_float = run(static_cast<const float*>(dWide.data()), clip);
+            const auto prescaled = run(static_cast<const float*>(dScaled.data()), 1.0f);
+            std::size_t bad16 = 0, bad_scale = 0;
+            for (std::size_t i = 0; i < n; ++i) {
+                bad16 += bits_of(from_bf16[i]) != bits_of(from_float[i]);
+                bad_scale += bits_of(from_float[i]) != bits_of(prescaled[i]);
+            }
+            BOOST_CHECK_MESSAGE(bad16 == 0,
+                                (adam ? "adam" : "sgd")
+                                    << ": bf16 G differs from its widened floats at " << bad16 << " elements");
+            BOOST_CHECK_MESSAGE(bad_scale == 0,
+                                (adam ? "adam" : "sgd")
+                                    << ": grad_scale differs from a prescaled G at " << bad_scale << " elements");
+        }
+    });
+}
+
 // ---------------------------------------------------------------------------------------------
 // Argument validation: checked once in KernelBackend, so every backend gives the same message.
 
@@ -709,6 +806,10 @@ BOOST_AUTO_TEST_CASE(bad_arguments_throw_clear_errors)
             check_throws([&] { b->gemm(Gemm{false, false, 4, 4, 4}, nullptr, Y, z.data()); }, "gemm: A is null");
             check_throws([&] { b->gemm(Gemm{false, true, 4, 4, 4}, X, nullptr, z.data()); }, "gemm: B is null");
             check_throws([&] { b->gemm(Gemm{false, false, 4, 4, 4}, X, Y, nullptr); }, "gemm: C is null");
+            DeviceBuffer<bf16> h16(b->memory(), 64);
+            Gemm accumulate{false, false, 4, 4, 4};
+            accumulate.beta = 1.0f; // reads the old C: C16 alone is not enough
+            check_throws([&] { b->gemm(accumulate, X, Y, nullptr, nullptr, nullptr, h16.data()); }, "gemm: C is null");
 
             check_throws([&] { b->col_sum(0, 4, X, Y, 0.0f); }, "col_sum: rows = 0, must be >= 1");
             check_throws([&] { b->col_sum(4, -3, X, Y, 0.0f); }, "col_sum: cols = -3, must be >= 1");
@@ -733,10 +834,15 @@ BOOST_AUTO_TEST_CASE(bad_arguments_throw_clear_errors)
             check_throws([&] { b->normalize_u8(8, bytes.data(), nullptr, 1.0f, 0.0f); }, "normalize_u8: Y is null");
             check_throws([&] { b->fill(8, nullptr, 1.0f); }, "fill: X is null");
             check_throws([&] { b->scale(8, nullptr, 1.0f); }, "scale: X is null");
-            check_throws([&] { b->sum_squares(8, nullptr); }, "sum_squares: X is null");
+            const float* no_floats = nullptr;
+            const bf16* no_bf16 = nullptr;
+            check_throws([&] { b->sum_squares(8, no_floats); }, "sum_squares: X is null");
+            check_throws([&] { b->sum_squares(8, no_bf16); }, "sum_squares: X is null");
 
             check_throws([&] { b->sgd_update(8, SgdStep{}, nullptr, X, Y); }, "sgd_update: W is null");
-            check_throws([&] { b->sgd_update(8, SgdStep{}, X, nullptr, Y); }, "sgd_update: G is null");
+            check_throws([&] { b->sgd_update(8, SgdStep{}, X, no_floats, Y); }, "sgd_update: G is null");
+            check_throws([&] { b->sgd_update(8, SgdStep{}, X, no_bf16, Y); }, "sgd_update: G is null");
+            check_throws([&] { b->adam_update(8, AdamStep{}, X, no_bf16, Y, z.data()); }, "adam_update: G is null");
             check_throws([&] { b->sgd_update(8, SgdStep{}, X, Y, nullptr); }, "sgd_update: M is null");
             AdamStep s0;
             s0.t = 0;
@@ -748,7 +854,7 @@ BOOST_AUTO_TEST_CASE(bad_arguments_throw_clear_errors)
             BOOST_CHECK_NO_THROW(b->fill(0, nullptr, 1.0f));
             BOOST_CHECK_NO_THROW(b->scale(0, nullptr, 1.0f));
             BOOST_CHECK_NO_THROW(b->activation_backward(Act::gelu, 0, nullptr, nullptr, nullptr));
-            BOOST_CHECK_EQUAL(b->sum_squares(0, nullptr), 0.0);
+            BOOST_CHECK_EQUAL(b->sum_squares(0, no_floats), 0.0);
         }
     }
     BOOST_CHECK_EXCEPTION(make_backend("nope"), Error, [](const Error& e) {

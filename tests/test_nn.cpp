@@ -245,18 +245,32 @@ BOOST_AUTO_TEST_CASE(schedules)
     BOOST_TEST(scheduled_lr(s, 1.0f, 104) < 1e-6f);
 }
 
+// The clipping factor, applied by the optimizer step as it reads G: plain SGD with lr 1 from
+// W = 0 leaves W = -scale * G.
 BOOST_AUTO_TEST_CASE(clip_matches_torch_rule)
 {
     auto be = make_backend("omp");
-    auto g = upload(*be, std::vector<float>{3.0f, 4.0f}); // norm 5
-    const double norm = clip_grad_norm(*be, g.data(), 2, 1.0f);
-    BOOST_TEST(std::fabs(norm - 5.0) < 1e-6);
-    const auto h = g.to_vector();
-    // torch.nn.utils.clip_grad_norm_: coef = 1 / (5 + 1e-6)
-    BOOST_TEST(std::fabs(h[0] - 3.0 / (5.0 + 1e-6)) < 1e-7);
-    BOOST_TEST(std::fabs(h[1] - 4.0 / (5.0 + 1e-6)) < 1e-7);
-    clip_grad_norm(*be, g.data(), 2, 10.0f); // under the limit: untouched
-    BOOST_TEST(g.to_vector() == h, boost::test_tools::per_element());
+    const std::vector<float> g{3.0f, 4.0f}; // norm 5
+    auto dg = upload(*be, g);
+    const auto g16 = upload(*be, std::vector<bf16>{to_bf16(3.0f), to_bf16(4.0f)});
+    for (const GradClip c : {clip_grad_norm(*be, dg.data(), 2, 1.0f), clip_grad_norm(*be, g16.data(), 2, 1.0f)}) {
+        BOOST_TEST(std::fabs(c.norm - 5.0) < 1e-6);
+        BOOST_TEST(c.scale == static_cast<float>(1.0 / (5.0 + 1e-6))); // torch: coef = max_norm / (norm + 1e-6)
+        OptimizerConfig oc;
+        oc.kind = OptKind::sgd;
+        oc.lr = 1.0f;
+        oc.momentum = 0.0f;
+        Optimizer opt(*be, oc, 2);
+        auto w = upload(*be, std::vector<float>{0.0f, 0.0f});
+        opt.step(w.data(), dg.data(), 1.0f, nullptr, c.scale);
+        const auto h = w.to_vector();
+        BOOST_TEST(std::fabs(h[0] + 3.0 / (5.0 + 1e-6)) < 1e-7);
+        BOOST_TEST(std::fabs(h[1] + 4.0 / (5.0 + 1e-6)) < 1e-7);
+    }
+    const GradClip under = clip_grad_norm(*be, dg.data(), 2, 10.0f); // under the limit: no scaling
+    BOOST_TEST(under.scale == 1.0f);
+    BOOST_TEST(clip_grad_norm(*be, dg.data(), 2, 0.0f).scale == 1.0f); // no clipping asked
+    BOOST_TEST(dg.to_vector() == g, boost::test_tools::per_element()); // G itself is never rewritten
 }
 
 // XOR of the signs of two coordinates (not linearly separable), with a margin: an MLP must

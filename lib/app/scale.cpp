@@ -96,10 +96,30 @@ ScaleSetup build(const MpiSession& mpi, const ScaleOptions& o)
         else
             s.blocking = std::make_unique<BlockingAllreduceComm>(mpi.comm(), s.be->memory(), n);
     });
-    if (s.avg) s.model->use_grad_buffer(s.avg->grads());
+    if (s.avg) {
+        s.model->use_grad_buffer(s.avg->grads());
+        s.model->use_grad16_buffer(s.avg->grads16());
+    }
     const int global_rows = o.mode == ScaleMode::weak ? o.batch * mpi.size() : o.batch;
     s.batch = DeviceBatch{rows, global_rows, s.X.data(), s.Y.data()};
     return s;
+}
+
+// The model's gradient on the host: the float one, or the bf16 one widened where backward
+// writes bf16 for the ranks to exchange (--grad-dtype bf16).
+std::vector<float> host_gradient(Mlp& model, const Backend& be)
+{
+    const std::size_t n = model.num_params();
+    std::vector<float> g(n); // (P)
+    const bf16* G16 = model.grads16();
+    if (G16 == nullptr) {
+        be.memory().to_host(g.data(), model.grads(), n * sizeof(float));
+        return g;
+    }
+    std::vector<bf16> h(n);
+    be.memory().to_host(h.data(), G16, n * sizeof(bf16));
+    for (std::size_t i = 0; i < n; ++i) g[i] = to_float(h[i]);
+    return g;
 }
 
 // Checks one step's summed gradient, by the path the timed steps take, against an independent
@@ -115,11 +135,10 @@ void validate(MPI_Comm comm, ScaleSetup& s, Precision dtype)
     if (b.rows > 0) model.forward(b.x, b.rows, true);
     const XentStats st = model.loss_backward(b.x, b.y, b.rows, scale);
     be.synchronize();
-    std::vector<float> ref(n); // (P) local gradient, then its sum over ranks
-    be.memory().to_host(ref.data(), model.grads(), n * sizeof(float));
-    const bool bf16 = dtype == Precision::bf16 && s.comm().size() > 1;
+    std::vector<float> ref = host_gradient(model, be); // (P) local gradient, then its sum over ranks
+    const bool half = dtype == Precision::bf16 && s.comm().size() > 1;
     std::vector<float> mag; // (P) bf16: the sum over ranks of |local gradient|
-    if (bf16) {
+    if (half) {
         mag.resize(n);
         for (std::size_t i = 0; i < n; ++i) mag[i] = std::fabs(ref[i]);
         MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, mag.data(), static_cast<int>(n), MPI_FLOAT, MPI_SUM, comm));
@@ -130,8 +149,7 @@ void validate(MPI_Comm comm, ScaleSetup& s, Precision dtype)
     float* G = model.grads();
     model.loss_backward(b.x, b.y, b.rows, scale, [&](int, const LayerView& v) { s.comm().grad_ready(be, G, v); });
     s.comm().finish_grads(be, G, n);
-    std::vector<float> got(n);
-    be.memory().to_host(got.data(), G, n * sizeof(float));
+    const std::vector<float> got = host_gradient(model, be); // (P) the sum
 
     // Buckets may sum the P terms in another order than the one-shot reduction, so allow float
     // rounding of a P-term sum relative to the largest gradient entry.
@@ -143,7 +161,7 @@ void validate(MPI_Comm comm, ScaleSetup& s, Precision dtype)
     std::size_t bad = 0, first = 0;
     for (std::size_t i = 0; i < n; ++i) {
         const double d = std::fabs(static_cast<double>(got[i]) - ref[i]);
-        const double b16 = bf16 ? 0x1p-8 * (mag[i] + std::fabs(static_cast<double>(ref[i]))) : 0.0;
+        const double b16 = half ? 0x1p-8 * (mag[i] + std::fabs(static_cast<double>(ref[i]))) : 0.0;
         if (!(d <= tol + b16 + 1e-5 * std::fabs(static_cast<double>(ref[i]))) && bad++ == 0) first = i;
     }
     double loss = st.loss_sum;
@@ -152,7 +170,7 @@ void validate(MPI_Comm comm, ScaleSetup& s, Precision dtype)
     if (!std::isfinite(loss)) err = "validation: the loss is not finite";
     if (bad > 0)
         err = "validation: " + std::to_string(bad) + " of " + std::to_string(n) + " summed gradient entries differ " +
-            (bf16 ? "by more than bf16 rounding " : "") + "from a plain MPI_Allreduce (first at " +
+            (half ? "by more than bf16 rounding " : "") + "from a plain MPI_Allreduce (first at " +
             std::to_string(first) + ": " + std::to_string(got[first]) + " vs " + std::to_string(ref[first]) + ")";
     collective_ok(comm, err.empty(), err);
 }

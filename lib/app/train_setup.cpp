@@ -252,6 +252,7 @@ std::unique_ptr<MpiComm> make_comm(const MpiSession& mpi, Backend& be, const Tra
     std::unique_ptr<MpiComm> comm;
     collective_try(mpi, [&] { comm = std::make_unique<MpiComm>(mpi.comm(), be, model.mlp->num_params(), gso); });
     model.mlp->use_grad_buffer(comm->grads());
+    model.mlp->use_grad16_buffer(comm->grads16());
     return comm;
 }
 

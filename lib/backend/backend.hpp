@@ -29,8 +29,9 @@ public:
     virtual bool on_gpu() const = 0;               // false when kernels ran on host cores
     virtual void synchronize() const = 0;          // wait for queued device work (timing)
 
+    // C16, when non-null, receives bf16(C) too; C may then be null if beta == 0 (kernels/gemm.hpp).
     virtual void gemm(const Gemm& g, const float* A, const float* B, float* C, const float* bias = nullptr,
-                      float* pre = nullptr) = 0;
+                      float* pre = nullptr, bf16* C16 = nullptr) = 0;
     // Mixed precision: bf16 operands, float accumulation and epilogue (kernels/gemm.hpp).
     virtual void gemm(const Gemm& g, const bf16* A, const bf16* B, float* C, const float* bias = nullptr,
                       float* pre = nullptr, bf16* C16 = nullptr) = 0;
@@ -43,11 +44,18 @@ public:
     virtual void normalize_u8(std::size_t n, const std::uint8_t* X, float* Y, float scale, float shift) = 0;
     virtual void fill(std::size_t n, float* X, float value) = 0;
     virtual void scale(std::size_t n, float* X, float a) = 0;
+    // The bf16 overloads of sum_squares and the optimizers read the gradient summed in bf16
+    // (--grad-dtype bf16), widening each element as it is read.
     virtual double sum_squares(std::size_t n, const float* X) = 0;
+    virtual double sum_squares(std::size_t n, const bf16* X) = 0;
     // W16, when non-null, receives bf16(W) after the step (the mixed-precision weight copy).
     virtual void sgd_update(std::size_t n, const SgdStep& s, float* W, const float* G, float* M,
                             bf16* W16 = nullptr) = 0;
+    virtual void sgd_update(std::size_t n, const SgdStep& s, float* W, const bf16* G, float* M,
+                            bf16* W16 = nullptr) = 0;
     virtual void adam_update(std::size_t n, const AdamStep& s, float* W, const float* G, float* M, float* V,
+                             bf16* W16 = nullptr) = 0;
+    virtual void adam_update(std::size_t n, const AdamStep& s, float* W, const bf16* G, float* M, float* V,
                              bf16* W16 = nullptr) = 0;
 };
 

@@ -29,14 +29,15 @@ class KernelBackend : public Backend {
 public:
     const char* name() const override { return impl_name(I); }
 
-    void gemm(const Gemm& g, const float* A, const float* B, float* C, const float* bias, float* pre) override
+    void gemm(const Gemm& g, const float* A, const float* B, float* C, const float* bias, float* pre,
+              bf16* C16) override
     {
-        check_gemm(g, A, B, C);
-        ompml::gemm<I>(g, A, B, C, bias, pre);
+        check_gemm(g, A, B, C, C16);
+        ompml::gemm<I>(g, A, B, C, bias, pre, C16);
     }
     void gemm(const Gemm& g, const bf16* A, const bf16* B, float* C, const float* bias, float* pre, bf16* C16) override
     {
-        check_gemm(g, A, B, C);
+        check_gemm(g, A, B, C, C16);
         ompml::gemm<I>(g, A, B, C, bias, pre, C16);
     }
     void convert(std::size_t n, const float* X, bf16* Y) override
@@ -94,13 +95,36 @@ public:
         detail::require_pointer("scale", "X", X);
         ompml::scale<I>(n, X, a);
     }
-    double sum_squares(std::size_t n, const float* X) override
+    double sum_squares(std::size_t n, const float* X) override { return checked_sum_squares(n, X); }
+    double sum_squares(std::size_t n, const bf16* X) override { return checked_sum_squares(n, X); }
+    void sgd_update(std::size_t n, const SgdStep& s, float* W, const float* G, float* M, bf16* W16) override
+    {
+        checked_sgd(n, s, W, G, M, W16);
+    }
+    void sgd_update(std::size_t n, const SgdStep& s, float* W, const bf16* G, float* M, bf16* W16) override
+    {
+        checked_sgd(n, s, W, G, M, W16);
+    }
+    void adam_update(std::size_t n, const AdamStep& s, float* W, const float* G, float* M, float* V, bf16* W16) override
+    {
+        checked_adam(n, s, W, G, M, V, W16);
+    }
+    void adam_update(std::size_t n, const AdamStep& s, float* W, const bf16* G, float* M, float* V, bf16* W16) override
+    {
+        checked_adam(n, s, W, G, M, V, W16);
+    }
+
+private:
+    // The float and bf16 variants of a kernel share their checks (T: the element type of X or G).
+    template <class T>
+    static double checked_sum_squares(std::size_t n, const T* X)
     {
         if (n == 0) return 0.0;
         detail::require_pointer("sum_squares", "X", X);
         return ompml::sum_squares<I>(n, X);
     }
-    void sgd_update(std::size_t n, const SgdStep& s, float* W, const float* G, float* M, bf16* W16) override
+    template <class T>
+    static void checked_sgd(std::size_t n, const SgdStep& s, float* W, const T* G, float* M, bf16* W16)
     {
         if (n == 0) return;
         detail::require_pointer("sgd_update", "W", W);
@@ -108,7 +132,8 @@ public:
         detail::require_pointer("sgd_update", "M", M);
         ompml::sgd_update<I>(n, s, W, G, M, W16);
     }
-    void adam_update(std::size_t n, const AdamStep& s, float* W, const float* G, float* M, float* V, bf16* W16) override
+    template <class T>
+    static void checked_adam(std::size_t n, const AdamStep& s, float* W, const T* G, float* M, float* V, bf16* W16)
     {
         if (n == 0) return;
         detail::require_positive("adam_update", "t", s.t);
@@ -118,16 +143,15 @@ public:
         detail::require_pointer("adam_update", "V", V);
         ompml::adam_update<I>(n, s, W, G, M, V, W16);
     }
-
-private:
-    static void check_gemm(const Gemm& g, const void* A, const void* B, const float* C)
+    static void check_gemm(const Gemm& g, const void* A, const void* B, const float* C, const bf16* C16)
     {
         detail::require_positive("gemm", "m", g.m);
         detail::require_positive("gemm", "n", g.n);
         detail::require_positive("gemm", "k", g.k);
         detail::require_pointer("gemm", "A", A);
         detail::require_pointer("gemm", "B", B);
-        detail::require_pointer("gemm", "C", C);
+        // C16 alone (C null) is allowed when the old C is not read
+        if (C16 == nullptr || g.beta != 0.0f) detail::require_pointer("gemm", "C", C);
     }
     static void check_matrix(const char* op, int rows, int cols, const float* X, const float* out)
     {

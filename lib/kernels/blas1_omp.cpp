@@ -50,8 +50,8 @@ void scale_loop(I n, float* X, float a)
 // contiguous floats (10x faster than one element per iteration, measured); on a GPU L = 1, one
 // element per thread, so neighbouring threads read neighbouring addresses. The result does not
 // depend on L beyond rounding.
-template <class I>
-double sum_squares_loop(I n, I L, const float* X)
+template <class I, class T> // T: float or bf16
+double sum_squares_loop(I n, I L, const T* X)
 {
     const I nb = (n + L - 1) / L;
     double s = 0.0;
@@ -62,7 +62,10 @@ double sum_squares_loop(I n, I L, const float* X)
         // `nothing` on nvptx: a GPU thread has no vector lanes, and a `simd` there makes clang
         // warn that it could not vectorize.
 #pragma omp metadirective when(device = {arch(nvptx64)} : nothing) default(simd reduction(+ : part))
-        for (I i = lo; i < hi; ++i) part += static_cast<double>(X[i]) * X[i];
+        for (I i = lo; i < hi; ++i) {
+            const double x = to_float(X[i]);
+            part += x * x;
+        }
         s += part;
     }
     return s;
@@ -82,8 +85,8 @@ void scale<Impl::omp>(std::size_t n, float* X, float a)
     with_loop_index(n, [&](auto len) { scale_loop(len, X, a); });
 }
 
-template <>
-double sum_squares<Impl::omp>(std::size_t n, const float* X)
+template <class T>
+double sum_squares_omp(std::size_t n, const T* X)
 {
     // n + L - 1 must stay within the int range too (omp_index.hpp).
     const std::size_t L = omp_lanes();
@@ -93,6 +96,18 @@ double sum_squares<Impl::omp>(std::size_t n, const float* X)
         s = sum_squares_loop(static_cast<I>(n), static_cast<I>(L), X);
     });
     return s;
+}
+
+template <>
+double sum_squares<Impl::omp>(std::size_t n, const float* X)
+{
+    return sum_squares_omp(n, X);
+}
+
+template <>
+double sum_squares<Impl::omp>(std::size_t n, const bf16* X)
+{
+    return sum_squares_omp(n, X);
 }
 
 } // namespace ompml

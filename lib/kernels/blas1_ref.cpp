@@ -15,12 +15,29 @@ void scale<Impl::ref>(std::size_t n, float* X, float a)
     for (std::size_t i = 0; i < n; ++i) X[i] *= a;
 }
 
+namespace {
+template <class T> // float or bf16
+double sum_squares_ref(std::size_t n, const T* X)
+{
+    double s = 0.0;
+    for (std::size_t i = 0; i < n; ++i) {
+        const double x = to_float(X[i]);
+        s += x * x;
+    }
+    return s;
+}
+} // namespace
+
 template <>
 double sum_squares<Impl::ref>(std::size_t n, const float* X)
 {
-    double s = 0.0;
-    for (std::size_t i = 0; i < n; ++i) s += static_cast<double>(X[i]) * X[i];
-    return s;
+    return sum_squares_ref(n, X);
+}
+
+template <>
+double sum_squares<Impl::ref>(std::size_t n, const bf16* X)
+{
+    return sum_squares_ref(n, X);
 }
 
 } // namespace ompml

@@ -6,8 +6,10 @@
 //
 // Mixed precision (the bf16 overload): A and B are bf16, their products are accumulated in
 // float, and the epilogue runs in float on the full sum, as in the float gemm; C and pre are
-// float. C16, when non-null, receives bf16(C) as well, (M, N): the next layer's bf16 input,
-// written by the epilogue instead of a separate conversion pass.
+// float. C16 (both overloads), when non-null, receives bf16(C) as well, (M, N), written by the
+// epilogue instead of a separate conversion pass: the next layer's bf16 input, or a weight
+// gradient in bf16 for the ranks to exchange (--grad-dtype bf16). With C16 and beta == 0, C may
+// be null: then only C16 is written (the float result never goes to memory).
 #pragma once
 
 #include "core/bf16.hpp"
@@ -33,7 +35,8 @@ struct Gemm {
 constexpr long kGemmLargeTiles = 128;
 
 template <Impl I>
-void gemm(const Gemm& g, const float* A, const float* B, float* C, const float* bias = nullptr, float* pre = nullptr);
+void gemm(const Gemm& g, const float* A, const float* B, float* C, const float* bias = nullptr, float* pre = nullptr,
+          bf16* C16 = nullptr);
 
 template <Impl I>
 void gemm(const Gemm& g, const bf16* A, const bf16* B, float* C, const float* bias = nullptr, float* pre = nullptr,

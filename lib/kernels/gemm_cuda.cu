@@ -100,7 +100,7 @@ __global__ void __launch_bounds__(kThreads)
             if (bias != nullptr) z += bias[j];
             if (pre != nullptr) pre[idx] = z;
             const float out = act_forward(g.act, z);
-            C[idx] = out;
+            if (C != nullptr) C[idx] = out; // null: C16 only
             if (C16 != nullptr) C16[idx] = to_bf16(out);
         }
     }
@@ -139,9 +139,9 @@ void gemm_tiled(const Gemm& g, const T* A, const T* B, float* C, const float* bi
 } // namespace
 
 template <>
-void gemm<Impl::cuda>(const Gemm& g, const float* A, const float* B, float* C, const float* bias, float* pre)
+void gemm<Impl::cuda>(const Gemm& g, const float* A, const float* B, float* C, const float* bias, float* pre, bf16* C16)
 {
-    gemm_tiled<float>(g, A, B, C, bias, pre, nullptr);
+    gemm_tiled<float>(g, A, B, C, bias, pre, C16);
 }
 
 template <>

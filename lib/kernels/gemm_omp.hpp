@@ -37,16 +37,18 @@ inline float op_b(const GemmArgs& g, const T* B, int p, int j)
 // The epilogue of one element, shared by both bodies: acc is the full K sum of op(A)*op(B).
 // beta == 0 never reads C (C may hold garbage, NaN included), as in BLAS and the reference.
 // act is passed separately so the CPU body can make it a compile-time constant per block.
-// C16 (bf16 gemm only; null otherwise) receives bf16(C).
-inline void gemm_epilogue(const GemmArgs& g, Act act, float acc, long idx, int j, float* C, const float* bias,
-                          float* pre, bf16* C16 = nullptr)
+// C16, when non-null, receives bf16(C); C may then be null (beta == 0: only C16 is written).
+// Returns the result.
+inline float gemm_epilogue(const GemmArgs& g, Act act, float acc, long idx, int j, float* C, const float* bias,
+                           float* pre, bf16* C16 = nullptr)
 {
     float z = g.alpha * acc + (g.beta == 0.0f ? 0.0f : g.beta * C[idx]);
     if (bias != nullptr) z += bias[j];
     if (pre != nullptr) pre[idx] = z;
     const float c = act_forward(act, z);
-    C[idx] = c;
+    if (C != nullptr) C[idx] = c;
     if (C16 != nullptr) C16[idx] = to_bf16(c);
+    return c;
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -23,8 +23,9 @@ void gemm_ref(const Gemm& g, const T* A, const T* B, float* C, const float* bias
             float z = g.alpha * static_cast<float>(acc) + (g.beta == 0.0f ? 0.0f : g.beta * C[idx]);
             if (bias != nullptr) z += bias[j];
             if (pre != nullptr) pre[idx] = z;
-            C[idx] = act_forward(g.act, z);
-            if (C16 != nullptr) C16[idx] = to_bf16(C[idx]);
+            const float c = act_forward(g.act, z);
+            if (C != nullptr) C[idx] = c;
+            if (C16 != nullptr) C16[idx] = to_bf16(c);
         }
     }
 }
@@ -32,9 +33,9 @@ void gemm_ref(const Gemm& g, const T* A, const T* B, float* C, const float* bias
 } // namespace
 
 template <>
-void gemm<Impl::ref>(const Gemm& g, const float* A, const float* B, float* C, const float* bias, float* pre)
+void gemm<Impl::ref>(const Gemm& g, const float* A, const float* B, float* C, const float* bias, float* pre, bf16* C16)
 {
-    gemm_ref(g, A, B, C, bias, pre, nullptr);
+    gemm_ref(g, A, B, C, bias, pre, C16);
 }
 
 template <>

@@ -11,14 +11,17 @@
 
 namespace ompml {
 
-// g' = g + weight_decay * w;  m = momentum * m + g';  w -= lr * m   (momentum 0: plain SGD)
+// g' = grad_scale * g + weight_decay * w;  m = momentum * m + g';  w -= lr * m   (momentum 0: plain SGD)
+// grad_scale is gradient clipping's factor (nn/optimizer.hpp), applied as G is read: G itself is
+// never rewritten (it may be the bf16 gradient sum of --grad-dtype bf16).
 struct SgdStep {
     float lr = 0.01f;
     float momentum = 0.0f;
     float weight_decay = 0.0f;
+    float grad_scale = 1.0f;
 };
 
-// Adam: g' = g + weight_decay * w (L2). AdamW (decoupled): w -= lr * weight_decay * w first.
+// Adam: g' = grad_scale * g + weight_decay * w (L2). AdamW (decoupled): w -= lr * weight_decay * w first.
 // m = b1 m + (1-b1) g';  v = b2 v + (1-b2) g'^2;  w -= lr * (m / (1-b1^t)) / (sqrt(v / (1-b2^t)) + eps)
 struct AdamStep {
     float lr = 1e-3f;
@@ -28,11 +31,13 @@ struct AdamStep {
     float weight_decay = 0.0f;
     bool decoupled = false; // true: AdamW
     long long t = 1;        // step number, from 1 (bias correction)
+    float grad_scale = 1.0f;
 };
 
 #pragma omp declare target
 OMPML_HD inline void sgd_body(const SgdStep& s, float& w, float g, float& m)
 {
+    g *= s.grad_scale; // its own statement: never contracted with the next into one fma
     g += s.weight_decay * w;
     m = s.momentum * m + g;
     w -= s.lr * m;
@@ -40,6 +45,7 @@ OMPML_HD inline void sgd_body(const SgdStep& s, float& w, float g, float& m)
 
 OMPML_HD inline void adam_body(const AdamStep& s, float c1, float c2, float& w, float g, float& m, float& v)
 {
+    g *= s.grad_scale; // its own statement, as in sgd_body
     if (s.decoupled)
         w -= s.lr * s.weight_decay * w;
     else
@@ -62,13 +68,18 @@ inline AdamCorrection adam_correction(const AdamStep& s)
 }
 
 // W16, when non-null, receives bf16(W) of the updated weights in the same pass: the weight
-// copy that mixed-precision gemms read, refreshed without a separate conversion.
+// copy that mixed-precision gemms read, refreshed without a separate conversion. G is float, or
+// bf16 (the gradient summed over ranks with --grad-dtype bf16), widened as it is read.
 //   W, G, M, W16: (n)
 template <Impl I>
 void sgd_update(std::size_t n, const SgdStep& s, float* W, const float* G, float* M, bf16* W16 = nullptr);
+template <Impl I>
+void sgd_update(std::size_t n, const SgdStep& s, float* W, const bf16* G, float* M, bf16* W16 = nullptr);
 
 //   W, G, M, V, W16: (n)
 template <Impl I>
 void adam_update(std::size_t n, const AdamStep& s, float* W, const float* G, float* M, float* V, bf16* W16 = nullptr);
+template <Impl I>
+void adam_update(std::size_t n, const AdamStep& s, float* W, const bf16* G, float* M, float* V, bf16* W16 = nullptr);
 
 } // namespace ompml

@@ -7,27 +7,45 @@
 namespace ompml {
 namespace {
 
-__global__ void sgd_update_kernel(std::size_t n, SgdStep s, float* __restrict__ W, const float* __restrict__ G,
+// T: the gradient's type, float or bf16.
+template <class T>
+__global__ void sgd_update_kernel(std::size_t n, SgdStep s, float* __restrict__ W, const T* __restrict__ G,
                                   float* __restrict__ M, bf16* __restrict__ W16)
 {
     // W, G, M, W16: (n)
     for (std::size_t i = blockIdx.x * static_cast<std::size_t>(blockDim.x) + threadIdx.x; i < n;
          i += static_cast<std::size_t>(gridDim.x) * blockDim.x) {
-        sgd_body(s, W[i], G[i], M[i]);
+        sgd_body(s, W[i], to_float(G[i]), M[i]);
         if (W16 != nullptr) W16[i] = to_bf16(W[i]);
     }
 }
 
+template <class T>
 __global__ void adam_update_kernel(std::size_t n, AdamStep s, float c1, float c2, float* __restrict__ W,
-                                   const float* __restrict__ G, float* __restrict__ M, float* __restrict__ V,
+                                   const T* __restrict__ G, float* __restrict__ M, float* __restrict__ V,
                                    bf16* __restrict__ W16)
 {
     // W, G, M, V, W16: (n)
     for (std::size_t i = blockIdx.x * static_cast<std::size_t>(blockDim.x) + threadIdx.x; i < n;
          i += static_cast<std::size_t>(gridDim.x) * blockDim.x) {
-        adam_body(s, c1, c2, W[i], G[i], M[i], V[i]);
+        adam_body(s, c1, c2, W[i], to_float(G[i]), M[i], V[i]);
         if (W16 != nullptr) W16[i] = to_bf16(W[i]);
     }
+}
+
+template <class T>
+void sgd_cuda(std::size_t n, const SgdStep& s, float* W, const T* G, float* M, bf16* W16)
+{
+    sgd_update_kernel<<<cuda::grid_for(n), cuda::kBlock>>>(n, s, W, G, M, W16);
+    CUDA_CHECK_LAUNCH();
+}
+
+template <class T>
+void adam_cuda(std::size_t n, const AdamStep& s, float* W, const T* G, float* M, float* V, bf16* W16)
+{
+    const AdamCorrection c = adam_correction(s);
+    adam_update_kernel<<<cuda::grid_for(n), cuda::kBlock>>>(n, s, c.c1, c.c2, W, G, M, V, W16);
+    CUDA_CHECK_LAUNCH();
 }
 
 } // namespace
@@ -35,16 +53,25 @@ __global__ void adam_update_kernel(std::size_t n, AdamStep s, float c1, float c2
 template <>
 void sgd_update<Impl::cuda>(std::size_t n, const SgdStep& s, float* W, const float* G, float* M, bf16* W16)
 {
-    sgd_update_kernel<<<cuda::grid_for(n), cuda::kBlock>>>(n, s, W, G, M, W16);
-    CUDA_CHECK_LAUNCH();
+    sgd_cuda(n, s, W, G, M, W16);
+}
+
+template <>
+void sgd_update<Impl::cuda>(std::size_t n, const SgdStep& s, float* W, const bf16* G, float* M, bf16* W16)
+{
+    sgd_cuda(n, s, W, G, M, W16);
 }
 
 template <>
 void adam_update<Impl::cuda>(std::size_t n, const AdamStep& s, float* W, const float* G, float* M, float* V, bf16* W16)
 {
-    const AdamCorrection c = adam_correction(s);
-    adam_update_kernel<<<cuda::grid_for(n), cuda::kBlock>>>(n, s, c.c1, c.c2, W, G, M, V, W16);
-    CUDA_CHECK_LAUNCH();
+    adam_cuda(n, s, W, G, M, V, W16);
+}
+
+template <>
+void adam_update<Impl::cuda>(std::size_t n, const AdamStep& s, float* W, const bf16* G, float* M, float* V, bf16* W16)
+{
+    adam_cuda(n, s, W, G, M, V, W16);
 }
 
 } // namespace ompml

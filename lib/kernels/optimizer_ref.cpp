@@ -2,24 +2,51 @@
 #include "kernels/optimizer.hpp"
 
 namespace ompml {
+namespace {
+
+template <class T> // the gradient's type: float or bf16
+void sgd_ref(std::size_t n, const SgdStep& s, float* W, const T* G, float* M, bf16* W16)
+{
+    for (std::size_t i = 0; i < n; ++i) {
+        sgd_body(s, W[i], to_float(G[i]), M[i]);
+        if (W16 != nullptr) W16[i] = to_bf16(W[i]);
+    }
+}
+
+template <class T>
+void adam_ref(std::size_t n, const AdamStep& s, float* W, const T* G, float* M, float* V, bf16* W16)
+{
+    const AdamCorrection c = adam_correction(s);
+    for (std::size_t i = 0; i < n; ++i) {
+        adam_body(s, c.c1, c.c2, W[i], to_float(G[i]), M[i], V[i]);
+        if (W16 != nullptr) W16[i] = to_bf16(W[i]);
+    }
+}
+
+} // namespace
 
 template <>
 void sgd_update<Impl::ref>(std::size_t n, const SgdStep& s, float* W, const float* G, float* M, bf16* W16)
 {
-    for (std::size_t i = 0; i < n; ++i) {
-        sgd_body(s, W[i], G[i], M[i]);
-        if (W16 != nullptr) W16[i] = to_bf16(W[i]);
-    }
+    sgd_ref(n, s, W, G, M, W16);
+}
+
+template <>
+void sgd_update<Impl::ref>(std::size_t n, const SgdStep& s, float* W, const bf16* G, float* M, bf16* W16)
+{
+    sgd_ref(n, s, W, G, M, W16);
 }
 
 template <>
 void adam_update<Impl::ref>(std::size_t n, const AdamStep& s, float* W, const float* G, float* M, float* V, bf16* W16)
 {
-    const AdamCorrection c = adam_correction(s);
-    for (std::size_t i = 0; i < n; ++i) {
-        adam_body(s, c.c1, c.c2, W[i], G[i], M[i], V[i]);
-        if (W16 != nullptr) W16[i] = to_bf16(W[i]);
-    }
+    adam_ref(n, s, W, G, M, V, W16);
+}
+
+template <>
+void adam_update<Impl::ref>(std::size_t n, const AdamStep& s, float* W, const bf16* G, float* M, float* V, bf16* W16)
+{
+    adam_ref(n, s, W, G, M, V, W16);
 }
 
 } // namespace ompml

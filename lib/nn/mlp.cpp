@@ -132,7 +132,7 @@ void Mlp::gemm(const Gemm& g, const float* A, const bf16* A16, const float* B, c
     if (mixed())
         be_.gemm(g, A16, B16, C, bias, pre, C16);
     else
-        be_.gemm(g, A, B, C, bias, pre);
+        be_.gemm(g, A, B, C, bias, pre, C16);
 }
 
 void Mlp::use_grad_buffer(float* G)
@@ -204,6 +204,7 @@ XentStats Mlp::loss_backward(const float* X, const std::int32_t* Y, int B, float
     const int L = num_layers();
     if (B == 0) {
         be_.fill(num_params_, grad_, 0.0f);
+        if (grad16_ != nullptr) be_.convert(num_params_, grad_, grad16_);
         for (int l = L - 1; l >= 0; --l)
             if (on_grads) on_grads(l, views_[l]);
         return {};
@@ -227,8 +228,11 @@ XentStats Mlp::loss_backward(const float* X, const std::int32_t* Y, int B, float
         gw.m = v.out;
         gw.n = v.in;
         gw.k = B;
-        gemm(gw, dZ, dZ16_.data(), in, in16, grad_ + v.w);
+        // With a bf16 gradient the float dW is not needed: C16 alone.
+        gemm(gw, dZ, dZ16_.data(), in, in16, grad16_ ? nullptr : grad_ + v.w, nullptr, nullptr,
+             grad16_ ? grad16_ + v.w : nullptr);
         be_.col_sum(B, v.out, dZ, grad_ + v.b, 0.0f); // db (OUT)
+        if (grad16_ != nullptr) be_.convert(static_cast<std::size_t>(v.out), grad_ + v.b, grad16_ + v.b);
         // The layer's bucket is final: the MPI layer may start averaging it while dX runs.
         if (on_grads) on_grads(l, v);
         if (l == 0) break;

@@ -16,6 +16,11 @@
 // output gradient dZ (converted before its two backward gemms). Everything else stays float:
 // master weights, gradients, optimizer state, pre-activations, logits, softmax and loss.
 //
+// Compressed gradients (use_grad16_buffer, --grad-dtype bf16 on several ranks): backward writes
+// the gradient in bf16 for the ranks to exchange as it is: the weight gradients straight from
+// the dW gemm's epilogue (in bf16 only: the float buffer then holds just the bias gradients),
+// the bias gradients by a conversion of their float sums.
+//
 // Init (init_params): computed on the host from the seed with ompml::Rng and uploaded once.
 //   weights ~ N(0, std^2): He std = sqrt(2 / IN) for relu and gelu, Xavier (Glorot normal)
 //   std = sqrt(2 / (IN + OUT)) for tanh; biases are zero. Layer l draws stream (1000 + l), so
@@ -102,6 +107,11 @@ public:
     // alive by the caller): e.g. the buffer a GradientAverager shares with the other ranks.
     // The model's own gradient buffer is freed.
     void use_grad_buffer(float* G);
+    // Backward writes bf16(gradient) into G16 from now on (P bf16 in the backend's memory, kept
+    // alive by the caller; null: no longer), and no longer the float weight gradients: what the
+    // ranks exchange with --grad-dtype bf16.
+    void use_grad16_buffer(bf16* G16) { grad16_ = G16; }
+    bf16* grads16() { return grad16_; } // (P), device; null unless use_grad16_buffer
 
     void init_params(std::uint64_t seed);
     std::vector<float> download_params() const;
@@ -132,6 +142,7 @@ private:
     std::size_t num_params_ = 0;
     DeviceBuffer<float> params_, grads_;
     float* grad_ = nullptr;                 // (P) the gradient buffer: grads_ or the caller's
+    bf16* grad16_ = nullptr;                // (P) the caller's bf16 gradient, or null
     std::vector<DeviceBuffer<float>> acts_; // acts_[l]: output of layer l, (max_batch, OUT_l)
     std::vector<DeviceBuffer<float>> pre_;  // pre_[l]: pre-activation of hidden layer l, (max_batch, OUT_l)
     DeviceBuffer<float> dA_, dB_;           // backward ping-pong scratch, (max_batch, max width)
@@ -142,7 +153,8 @@ private:
 
     bool mixed() const { return cfg_.precision == Precision::bf16; }
     // C = op(A) op(B) (+ epilogue) through the gemm of the model's precision: the float
-    // operands in fp32, their bf16 copies in bf16 (C16 too: hidden outputs only).
+    // operands in fp32, their bf16 copies in bf16. C16, when non-null, receives bf16(C): a
+    // hidden output in bf16, or a weight gradient with use_grad16_buffer.
     void gemm(const Gemm& g, const float* A, const bf16* A16, const float* B, const bf16* B16, float* C,
               const float* bias = nullptr, float* pre = nullptr, bf16* C16 = nullptr);
 };

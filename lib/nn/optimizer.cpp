@@ -23,7 +23,18 @@ Optimizer::Optimizer(Backend& be, const OptimizerConfig& cfg, std::size_t n) : b
     if (has_v()) be.fill(n, v_.data(), 0.0f);
 }
 
-void Optimizer::step(float* W, const float* G, float lr, bf16* W16)
+void Optimizer::step(float* W, const float* G, float lr, bf16* W16, float grad_scale)
+{
+    step_any(W, G, lr, W16, grad_scale);
+}
+
+void Optimizer::step(float* W, const bf16* G, float lr, bf16* W16, float grad_scale)
+{
+    step_any(W, G, lr, W16, grad_scale);
+}
+
+template <class T>
+void Optimizer::step_any(float* W, const T* G, float lr, bf16* W16, float grad_scale)
 {
     ++steps_;
     if (cfg_.kind == OptKind::sgd) {
@@ -31,6 +42,7 @@ void Optimizer::step(float* W, const float* G, float lr, bf16* W16)
         s.lr = lr;
         s.momentum = cfg_.momentum;
         s.weight_decay = cfg_.weight_decay;
+        s.grad_scale = grad_scale;
         be_.sgd_update(n_, s, W, G, m_.data(), W16);
         return;
     }
@@ -42,6 +54,7 @@ void Optimizer::step(float* W, const float* G, float lr, bf16* W16)
     s.weight_decay = cfg_.weight_decay;
     s.decoupled = cfg_.kind == OptKind::adamw;
     s.t = steps_;
+    s.grad_scale = grad_scale;
     be_.adam_update(n_, s, W, G, m_.data(), v_.data(), W16);
 }
 
@@ -77,14 +90,27 @@ float scheduled_lr(const ScheduleConfig& s, float base_lr, std::int64_t step)
     }
 }
 
-double clip_grad_norm(Backend& be, float* G, std::size_t n, float max_norm)
+namespace {
+GradClip clip_factor(double sum_squares, float max_norm)
 {
-    const double norm = std::sqrt(be.sum_squares(n, G));
+    GradClip c;
+    c.norm = std::sqrt(sum_squares);
     if (max_norm > 0.0f) {
-        const double coef = static_cast<double>(max_norm) / (norm + 1e-6);
-        if (coef < 1.0) be.scale(n, G, static_cast<float>(coef));
+        const double coef = static_cast<double>(max_norm) / (c.norm + 1e-6);
+        if (coef < 1.0) c.scale = static_cast<float>(coef);
     }
-    return norm;
+    return c;
+}
+} // namespace
+
+GradClip clip_grad_norm(Backend& be, const float* G, std::size_t n, float max_norm)
+{
+    return clip_factor(be.sum_squares(n, G), max_norm);
+}
+
+GradClip clip_grad_norm(Backend& be, const bf16* G, std::size_t n, float max_norm)
+{
+    return clip_factor(be.sum_squares(n, G), max_norm);
 }
 
 } // namespace ompml

@@ -7,7 +7,7 @@
 //   adam  : torch.optim.Adam(lr, betas, eps, weight_decay)   (L2 added to the gradient)
 //   adamw : torch.optim.AdamW(lr, betas, eps, weight_decay)  (decoupled decay)
 // Clipping follows torch.nn.utils.clip_grad_norm_: coef = max_norm / (norm + 1e-6), applied
-// when < 1.
+// when < 1, by the optimizer step as it reads the gradient (the gradient is not rewritten).
 #pragma once
 
 #include "backend/backend.hpp"
@@ -45,10 +45,13 @@ public:
     std::int64_t steps() const { return steps_; }
     void set_steps(std::int64_t t) { steps_ = t; }
 
-    // W -= update(G) with learning rate lr (the scheduled value), one kernel over all n.
+    // W -= update(grad_scale * G) with learning rate lr (the scheduled value), one kernel over
+    // all n. G is float, or the bf16 gradient sum of --grad-dtype bf16; grad_scale is the
+    // clipping factor (GradClip::scale).
     //   W, G: (n), device
     // W16, when non-null, receives bf16(W) in the same pass (the mixed-precision weight copy).
-    void step(float* W, const float* G, float lr, bf16* W16 = nullptr);
+    void step(float* W, const float* G, float lr, bf16* W16 = nullptr, float grad_scale = 1.0f);
+    void step(float* W, const bf16* G, float lr, bf16* W16 = nullptr, float grad_scale = 1.0f);
 
     // State for checkpoints: m (sgd momentum / adam first moment), v (adam only; empty for sgd).
     bool has_v() const { return cfg_.kind != OptKind::sgd; }
@@ -57,6 +60,9 @@ public:
     void upload_state(const std::vector<float>& m, const std::vector<float>& v);
 
 private:
+    template <class T>
+    void step_any(float* W, const T* G, float lr, bf16* W16, float grad_scale);
+
     Backend& be_;
     OptimizerConfig cfg_;
     std::size_t n_;
@@ -86,8 +92,17 @@ struct ScheduleConfig {
 };
 float scheduled_lr(const ScheduleConfig& s, float base_lr, std::int64_t step);
 
-// Clips the flat gradient to global L2 norm max_norm (no-op when max_norm <= 0); returns the
-// norm before clipping. On P ranks call it after the gradient sum, so every rank clips alike.
-double clip_grad_norm(Backend& be, float* G, std::size_t n, float max_norm);
+// Gradient clipping to global L2 norm max_norm: the norm of the flat gradient G (n, device;
+// float or bf16) and the factor torch.nn.utils.clip_grad_norm_ would scale G by, for
+// Optimizer::step's grad_scale: max_norm / (norm + 1e-6) when that is < 1, else 1 (also when
+// max_norm <= 0). Scaling as the step reads G is bitwise what scaling G first would give (one
+// float multiply either way) and saves a pass over G. On P ranks call it after the gradient
+// sum, so every rank clips alike.
+struct GradClip {
+    double norm = 0.0;
+    float scale = 1.0f;
+};
+GradClip clip_grad_norm(Backend& be, const float* G, std::size_t n, float max_norm);
+GradClip clip_grad_norm(Backend& be, const bf16* G, std::size_t n, float max_norm);
 
 } // namespace ompml

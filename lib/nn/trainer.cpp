@@ -97,6 +97,7 @@ XentStats Trainer::train_step(const DeviceBatch& b, float lr, std::int64_t step)
     const float scale = 1.0f / static_cast<float>(b.global_rows);
     if (b.rows > 0) model_.forward(b.x, b.rows, true);
     float* G = model_.grads();
+    const bf16* G16 = model_.grads16(); // --grad-dtype bf16 on several ranks: the sum arrives here
     const XentStats st =
         model_.loss_backward(b.x, b.y, b.rows, scale, [&](int, const LayerView& v) { comm_.grad_ready(be_, G, v); });
     comm_.finish_grads(be_, G, model_.num_params());
@@ -104,12 +105,18 @@ XentStats Trainer::train_step(const DeviceBatch& b, float lr, std::int64_t step)
     // step (the parameters stay finite).
     const std::string rank = comm_.size() > 1 ? " on rank " + std::to_string(comm_.rank()) : "";
     require_finite(st.loss_sum, step, "loss", rank + lr_text(lr));
+    GradClip clip; // scale 1: none
     if (cfg_.clip > 0.0f) {
         const trace::Span span("clip", trace::device);
-        require_finite(clip_grad_norm(be_, G, model_.num_params(), cfg_.clip), step, "gradient norm", lr_text(lr));
+        const std::size_t n = model_.num_params();
+        clip = G16 ? clip_grad_norm(be_, G16, n, cfg_.clip) : clip_grad_norm(be_, G, n, cfg_.clip);
+        require_finite(clip.norm, step, "gradient norm", lr_text(lr));
     }
     const trace::Span span("optimizer", trace::device);
-    opt_.step(model_.params(), G, lr, model_.params16());
+    if (G16)
+        opt_.step(model_.params(), G16, lr, model_.params16(), clip.scale);
+    else
+        opt_.step(model_.params(), G, lr, model_.params16(), clip.scale);
     return st;
 }
 

@@ -43,7 +43,7 @@ bool grad_sync_direct(const MemorySpace& mem, const GradSyncOptions& opt)
 {
     if (opt.force_staging) return false;
     if (&mem == &host_memory()) return true; // also omp memory in builds without offload
-    // bf16 is converted on the host, after the staging copy (MPI never reads the gradient).
+    // bf16 is summed on the host, after the staging copy.
     return opt.dtype == Precision::fp32 && opt.gpu_memory && mpi_cuda_aware();
 }
 
@@ -75,14 +75,17 @@ GradientAverager::GradientAverager(MPI_Comm comm, const MemorySpace& mem, std::s
                 "gradient transport shm is not possible here: " + why + " (use auto or mpi)");
         if (why.empty()) {
             node_ = std::make_unique<NodeSum>(comm_, n_, opt_.dtype);
-            grad_ = node_->data();
-            return;
+            if (opt_.dtype == Precision::fp32) {
+                grad_ = node_->data();
+                return;
+            }
+            grad16_ = node_->data16(); // backward writes its bf16 gradient into the window
         }
     }
     own_ = DeviceBuffer<float>(mem_, n_);
     if (n_ > 0) mem_.to_device(own_.data(), std::vector<float>(n_, 0.0f).data(), n_ * sizeof(float));
     grad_ = own_.data();
-    init_mpi();
+    if (!node_) init_mpi();
 }
 
 GradientAverager::GradientAverager(MPI_Comm comm, const MemorySpace& mem, float* grad, std::size_t n,
@@ -100,17 +103,25 @@ void GradientAverager::init_mpi()
     bucket_elems_ = opt_.bucket_mb > 0
         ? std::max<std::size_t>(1, static_cast<std::size_t>(opt_.bucket_mb * 1048576.0 / sizeof(float)))
         : std::numeric_limits<std::size_t>::max();
+    const bool half = size_ > 1 && opt_.dtype == Precision::bf16;
+    if (half) {
+        own16_ = DeviceBuffer<bf16>(mem_, n_);
+        if (n_ > 0) mem_.to_device(own16_.data(), std::vector<bf16>(n_, bf16{0}).data(), n_ * sizeof(bf16));
+        grad16_ = own16_.data();
+        MPI_CHECK(MPI_Comm_dup(comm_, &gather_comm_));
+        MPI_CHECK(MPI_Comm_rank(comm_, &rank_));
+    }
     if (staged() && n_ > 0) {
         // Page-aligned so a pin_host hook (cudaHostRegister) can lock whole pages; pageable
         // otherwise, which costs copy speed, not correctness.
-        const std::size_t bytes = (n_ * sizeof(float) + kPage - 1) / kPage * kPage;
-        host_ = static_cast<float*>(std::aligned_alloc(kPage, bytes));
-        require(host_ != nullptr, "GradientAverager: staging allocation of " + std::to_string(bytes) + " bytes failed");
-        if (opt_.pin_host) opt_.pin_host(host_, bytes);
-    }
-    if (size_ > 1 && opt_.dtype == Precision::bf16) {
-        MPI_CHECK(MPI_Comm_dup(comm_, &gather_comm_));
-        MPI_CHECK(MPI_Comm_rank(comm_, &rank_));
+        const std::size_t bytes = (n_ * wire_bytes(opt_.dtype) + kPage - 1) / kPage * kPage;
+        void* p = std::aligned_alloc(kPage, bytes);
+        require(p != nullptr, "GradientAverager: staging allocation of " + std::to_string(bytes) + " bytes failed");
+        if (opt_.pin_host) opt_.pin_host(p, bytes);
+        if (half)
+            host16_ = static_cast<bf16*>(p);
+        else
+            host_ = static_cast<float*>(p);
     }
 }
 
@@ -126,9 +137,10 @@ GradientAverager::~GradientAverager()
         MPI_CHECK(MPI_Waitall(static_cast<int>(requests_.size()), requests_.data(), MPI_STATUSES_IGNORE));
     }
     if (gather_comm_ != MPI_COMM_NULL && std::uncaught_exceptions() == 0) MPI_CHECK(MPI_Comm_free(&gather_comm_));
-    if (host_ != nullptr) {
-        if (opt_.unpin_host) opt_.unpin_host(host_);
-        std::free(host_);
+    for (void* p : {static_cast<void*>(host_), static_cast<void*>(host16_)}) {
+        if (p == nullptr) continue;
+        if (opt_.unpin_host) opt_.unpin_host(p);
+        std::free(p);
     }
 }
 
@@ -252,9 +264,7 @@ void GradientAverager::complete(int index)
             b.stage = Stage::summing;
             return;
         }
-        b.stage = Stage::done;
-        trace::async_end("bucket", b.trace_id);
-        unpack(b);
+        gathered(b);
         return;
     }
     trace::async_end("bucket", b.trace_id);

@@ -30,31 +30,35 @@
 //     through a page-aligned host copy.
 // With 1 rank no MPI call is made at all.
 //
-// Compressed gradients (GradSyncOptions::dtype = bf16, --grad-dtype bf16): the ranks exchange
-// bf16 and accumulate in fp32, so half the bytes go between them. Every element ends as
+// Compressed gradients (GradSyncOptions::dtype = bf16, --grad-dtype bf16, several ranks): the
+// ranks exchange bf16 and accumulate in fp32, so half the bytes go between them. The gradient
+// is bf16 end to end: backward writes a bf16 copy beside its float gradient (data16(); the dW
+// gemm's epilogue writes it, Mlp::use_grad16_buffer), the sum arrives in data16() and the
+// optimizer reads it there; data() then holds only this rank's own float gradient. Every
+// element of the sum is
 //     bf16( (..((float(b_0) + float(b_1)) + float(b_2)) ..) + float(b_{P-1}) ),  b_r = bf16(g_r)
-// (round to nearest even, core/bf16.hpp; the sum in float, in rank order 0..P-1), widened back
-// to float on every rank: bitwise the same on all ranks and whatever the bucket boundaries,
-// since each element's value depends only on the P inputs, never on where a bucket cut it.
-//   MPI: each bucket is cut into P equal chunks (c = ceil(n/P) elements, the tail padded with
-//     zeros); rank q owns chunk q. An MPI_Ialltoallv of the other ranks' chunks, rounded to bf16
-//     (started in bucket_ready like the fp32 buckets, moved on by the same MPI_Testsome), hands
-//     every rank the P-1 other copies of its chunk; the owner sums them and its own in float in
-//     rank order, rounds to bf16 and widens the result into its chunk of the gradient; an
-//     MPI_Iallgather of the rounded chunks then gives every rank the rest of the bucket, widened
-//     into the gradient. Each rank sends (P-1)c bf16 twice: (P-1)/P x n x 2 x 2 bytes, against
-//     2 (P-1)/P x n x 4 for the fp32 ring allreduce: half. The allgathers go on a duplicate
+// (round to nearest even, core/bf16.hpp; the sum in float, in rank order 0..P-1): bitwise the
+// same on all ranks and whatever the bucket boundaries, since each element's value depends only
+// on the P inputs, never on where a bucket cut it.
+//   MPI: each bucket is cut into P chunks (c = ceil(n/P) elements, the last one shorter); rank
+//     q owns chunk q. An MPI_Ialltoallv straight from the bf16 gradient (started in
+//     bucket_ready like the fp32 buckets, moved on by the same MPI_Testsome) hands every rank
+//     the P-1 other copies of its chunk; the owner sums them and its own in float in rank
+//     order and stores the bf16-rounded sum over its own chunk; an MPI_Iallgatherv in place
+//     then gives every rank the rest of the bucket. Each rank sends (P-1)c bf16 twice:
+//     (P-1)/P x n x 2 x 2 bytes, against 2 (P-1)/P x n x 4 for the fp32 ring allreduce: half,
+//     and the owner's sum is the only pass over memory besides MPI's. The allgathers go on a duplicate
 //     communicator in bucket order (a rank starts bucket k's only after bucket k-1's), because
 //     the ranks see the alltoalls complete in different orders and MPI matches collectives on
 //     one communicator by the order they are started. Why not MPI_Iallreduce on bf16 with a
 //     user-defined MPI_Op: the reduction tree would round to bf16 at every step (log P or P-1
 //     roundings, in an order MPI chooses), which is not "accumulate in fp32", and user ops
-//     often disable MPI's tuned algorithms. Staged gradients (device memory) are converted on
-//     the host after the staging copy (a device-side conversion kernel would halve the copies
-//     too; not done yet); MPI never reads the gradient itself with bf16. The conversions are
-//     passes over memory as large as the gradient: grad_sync_bf16.cpp says how they are kept few.
-//   shared memory: NodeSum with bf16 buffers in the window (node_sum.hpp).
-// The local sums and conversions count as communication time (mpi_s, copy_s).
+//     often disable MPI's tuned algorithms. A bf16 gradient in device memory is staged (half
+//     the bytes of fp32 each way), since the owner's sum runs on the host.
+//   shared memory: NodeSum with the bf16 buffers in the window (node_sum.hpp): backward writes
+//     its bf16 gradient straight into the window.
+// With 1 rank nothing is exchanged: data16() is null and the gradient stays float, so a 1-rank
+// run is bitwise the fp32 run. The local sums count as communication time (mpi_s).
 //
 // Determinism: with the same bucket layout every rank gets bitwise the same sums (Open MPI's
 // reduction algorithms give all ranks one result; NodeSum sums each element once, in rank
@@ -121,7 +125,7 @@ struct GradSyncStats {
     // waits; bf16: the owner's local sums too
     double mpi_s = 0;
     double wait_s = 0; // the exposed part: the time of mpi_s spent in finish() after backward is done
-    double copy_s = 0; // staging copies device <-> host; bf16 (MPI): the fp32 <-> bf16 conversions too
+    double copy_s = 0; // staging copies device <-> host
     void add(const GradSyncStats& o);
 };
 
@@ -151,6 +155,9 @@ public:
     void allreduce();
 
     float* data() { return grad_; } // (n) the gradient buffer, device
+    // (n) the bf16 gradient, device, with dtype bf16 on several ranks (null otherwise): backward
+    // writes it beside data(), and after finish() it holds the sum (data() does not).
+    bf16* data16() { return grad16_; }
     int ranks() const { return size_; }
     bool shared_memory() const { return node_ != nullptr; }
     bool staged() const { return size_ > 1 && !direct_; }
@@ -173,9 +180,10 @@ private:
     void init_mpi(); // bucket size and staging buffer for the MPI transport
     void launch(std::size_t off, std::size_t n);
     void launch_bf16(std::size_t off, std::size_t n, bool blocking);
-    void advance_gathers();       // bf16: sum and start the allgathers that are due, in bucket order
-    void sum_owned(Bucket& b);    // bf16: this rank's chunk, summed over the ranks in fp32
-    void unpack(const Bucket& b); // bf16: the gathered sums widened into the gradient
+    void advance_gathers();           // bf16: sum and start the allgathers that are due, in bucket order
+    void sum_owned(const Bucket& b);  // bf16: this rank's chunk, summed over the ranks in fp32
+    void gathered(Bucket& b);         // bf16: the bucket is summed everywhere (copied back when staged)
+    bf16* wire_data(const Bucket& b); // bf16: the bucket where MPI reads and writes it
     void flush_pending();
     void reduce_pending_blocking();
     void complete(int index); // bucket `index` is reduced: copy it back when staged
@@ -187,17 +195,22 @@ private:
     float* grad_ = nullptr; // (n) device pointer: the caller's, own_'s or node_'s
     std::size_t n_;
     GradSyncOptions opt_;
-    DeviceBuffer<float> own_;       // the owned buffer with the MPI transport
+    DeviceBuffer<float> own_;       // the owned float buffer (MPI, and shared memory with bf16)
+    DeviceBuffer<bf16> own16_;      // bf16 on several ranks with MPI: the bf16 gradient
+    bf16* grad16_ = nullptr;        // (n) device: own16_'s or node_'s; null unless bf16 on several ranks
     std::unique_ptr<NodeSum> node_; // the shared-memory transport
     int size_ = 1;
     bool direct_ = true;
     std::size_t bucket_elems_ = 0;
-    float* host_ = nullptr; // (n) page-aligned staging copy, when staged
-    // bf16: the duplicate communicator of the allgathers, and one buffer per bucket of a step
-    // (send/gathered, then received: 2 x P x c bf16), kept from step to step (same layout).
+    float* host_ = nullptr;  // (n) page-aligned staging copy, when staged (fp32)
+    bf16* host16_ = nullptr; // (n) the same for bf16
+    // bf16: the duplicate communicator of the allgathers, and per bucket of a step the received
+    // copies of this rank's chunk and the MPI counts, kept from step to step (same layout).
     struct Wire {
-        std::vector<bf16> buf;           // (2, P, c)
-        std::vector<int> counts, displs; // of the alltoallv: c for the other ranks, 0 for this one
+        std::vector<bf16> recv;          // (P, c): rank r's values of this rank's chunk at r c
+        std::vector<int> counts, displs; // chunk q: its length and q c (the allgather's)
+        std::vector<int> send_counts;    // counts, 0 for this rank (the alltoall's)
+        std::vector<int> recv_counts;    // this rank's chunk length from every other rank, 0 from itself
     };
     MPI_Comm gather_comm_ = MPI_COMM_NULL;
     int rank_ = 0;

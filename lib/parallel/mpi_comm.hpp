@@ -47,6 +47,9 @@ public:
     MpiComm(MPI_Comm comm, Backend& be, std::size_t n, const GradSyncOptions& opt);
 
     float* grads() { return G_; } // (n) device
+    // (n) device: the bf16 gradient with --grad-dtype bf16 on several ranks, null otherwise;
+    // point the model at it with model.use_grad16_buffer(comm.grads16()) (the sum arrives there).
+    bf16* grads16() { return avg_->data16(); }
     void grad_ready(Backend& be, float* G, const LayerView& view) override;
     void finish_grads(Backend& be, float* G, std::size_t n) override;
 

@@ -8,7 +8,6 @@
 #include <atomic>
 #include <chrono>
 #include <cstdint>
-#include <cstdlib>
 #include <exception>
 #include <new>
 #include <optional>
@@ -121,17 +120,10 @@ NodeSum::NodeSum(MPI_Comm comm, std::size_t n, Precision dtype) : comm_(comm), n
     new (headers_[static_cast<std::size_t>(rank_)]) Header{};
     if (rank_ == 0)
         for (std::size_t i = 0; i < kSlots; ++i) new (claims_ + i) std::atomic<std::uint64_t>(0);
-    if (dtype_ == Precision::bf16) {
-        const std::size_t fbytes = std::max<std::size_t>(kPage, (n_ * sizeof(float) + kPage - 1) / kPage * kPage);
-        private_ = static_cast<float*>(std::aligned_alloc(kPage, fbytes));
-        require(private_ != nullptr, "NodeSum: allocation of " + std::to_string(fbytes) + " bytes failed");
-        mine_ = private_;
-        bf16* own = bufs16_[static_cast<std::size_t>(rank_)];
-        std::fill(own, own + n_, bf16{0});
-    } else {
-        mine_ = bufs_[static_cast<std::size_t>(rank_)];
-    }
-    std::fill(mine_, mine_ + n_, 0.0f);
+    if (dtype_ == Precision::bf16)
+        std::fill(data16(), data16() + n_, bf16{0});
+    else
+        std::fill(data(), data() + n_, 0.0f);
     MPI_CHECK(MPI_Barrier(comm_)); // every header is set up before anyone reads one
 }
 
@@ -139,7 +131,6 @@ NodeSum::~NodeSum()
 {
     // Unwinding from an error: the other ranks may never reach MPI_Win_free; the job is ending.
     if (win_ != MPI_WIN_NULL && std::uncaught_exceptions() == 0) MPI_CHECK(MPI_Win_free(&win_));
-    std::free(private_);
 }
 
 void NodeSum::ready(std::size_t off, std::size_t count)
@@ -151,12 +142,6 @@ void NodeSum::ready(std::size_t off, std::size_t count)
     require(ranges_.size() < kSlots, "NodeSum::ready: more than " + std::to_string(kSlots) + " ranges in one step");
     ranges_.push_back({off, count});
     hash_ = mix(mix(hash_, off), count);
-    if (dtype_ == Precision::bf16) { // this rank's bf16 copy, in its window buffer, before publishing
-        bf16* dst = bufs16_[static_cast<std::size_t>(rank_)] + off;
-        const float* src = mine_ + off;
-#pragma omp parallel for simd schedule(static) if (count > 65536)
-        for (std::size_t i = 0; i < count; ++i) dst[i] = to_bf16(src[i]);
-    }
     // Release: the layer's gradient (written by this rank's threads, joined before this call)
     // is visible to a rank that sees the new count.
     headers_[static_cast<std::size_t>(rank_)]->published.store(base_ + ranges_.size(), std::memory_order_release);
@@ -253,15 +238,6 @@ void NodeSum::finish()
     for (const Header* h : headers_) {
         failed = failed || h->finished.load(std::memory_order_acquire) == kFailed;
         differs = differs || h->hash[slot].load(std::memory_order_relaxed) != hash_;
-    }
-    if (dtype_ == Precision::bf16 && !failed && !differs) {
-        // Every chunk is stored (all ranks finished): widen this rank's copy of the sums. No
-        // rank writes this rank's window buffer again before this rank publishes next step.
-        const bf16* own = bufs16_[static_cast<std::size_t>(rank_)];
-        for (const Range& r : ranges_) {
-#pragma omp parallel for simd schedule(static) if (r.n > 65536)
-            for (std::size_t i = r.off; i < r.off + r.n; ++i) mine_[i] = to_float(own[i]);
-        }
     }
     base_ += ranges_.size();
     ranges_.clear();

@@ -26,13 +26,11 @@
 // Determinism: each element is summed once, in rank order, whoever sums it: all ranks hold
 // bitwise the same sum, and the same rank count gives the same bits run after run.
 //
-// bf16 (the dtype argument, --grad-dtype bf16): the window holds bf16 buffers instead, and
-// data() is a private float buffer. ready() rounds the range to bf16 into this rank's window
-// buffer before publishing it; the rank that claims a chunk adds the P bf16 values in float, in
-// rank order, and stores the bf16-rounded sum into all P window buffers; finish() then widens
-// this rank's window buffer into data() for every range of the step. Each element ends as
-// bf16(sum in rank order of bf16(g_r)), as the MPI transport computes it (grad_sync.hpp), and
-// half the bytes go through shared memory (the conversions stay within each rank's own memory).
+// bf16 (the dtype argument, --grad-dtype bf16): the window holds bf16 buffers instead
+// (data16(); data() is null), which backward writes directly (Mlp::use_grad16_buffer).
+// The rank that claims a chunk adds the P bf16 values in float, in rank order, and stores the
+// bf16-rounded sum into all P buffers: each element ends as bf16(sum in rank order of g_r), as
+// the MPI transport computes it (grad_sync.hpp), and half the bytes go through shared memory.
 //
 // Waiting spins, then yields, then naps (so oversubscribed ranks leave the core to the rank
 // they wait for). A rank that dies or aborts ends the job through mpirun/MPI_Abort, as it
@@ -57,14 +55,21 @@ public:
     // Collective over comm: true when all its ranks share one node's memory.
     static bool possible(MPI_Comm comm);
 
-    // Collective: allocates n floats (bf16: n bf16, and n private floats) per rank in a shared
-    // window (zeroed). comm must satisfy possible(); throws Error otherwise.
+    // Collective: allocates n floats (bf16: n bf16) per rank in a shared window (zeroed). comm
+    // must satisfy possible(); throws Error otherwise.
     NodeSum(MPI_Comm comm, std::size_t n, Precision dtype = Precision::fp32);
     ~NodeSum(); // collective (MPI_Win_free), except while unwinding from an error
     NodeSum(const NodeSum&) = delete;
     NodeSum& operator=(const NodeSum&) = delete;
 
-    float* data() { return mine_; } // (n) this rank's buffer, host memory
+    float* data()
+    {
+        return bufs_.empty() ? nullptr : bufs_[static_cast<std::size_t>(rank_)];
+    } // (n) fp32: this rank's buffer, host
+    bf16* data16()
+    {
+        return bufs16_.empty() ? nullptr : bufs16_[static_cast<std::size_t>(rank_)];
+    } // (n) the same in bf16
     std::size_t size() const { return n_; }
 
     // Elements [off, off + count) of this rank's buffer are final for this step.
@@ -87,10 +92,8 @@ private:
     int rank_ = 0, size_ = 1;
     std::size_t n_;
     Precision dtype_;
-    float* mine_ = nullptr;                        // (n) this rank's gradient: in the window, or private with bf16
     std::vector<float*> bufs_;                     // fp32: every rank's buffer, rank order
-    std::vector<bf16*> bufs16_;                    // bf16: every rank's window buffer, rank order
-    float* private_ = nullptr;                     // bf16: mine_, page-aligned, owned
+    std::vector<bf16*> bufs16_;                    // bf16: every rank's buffer, rank order
     std::vector<Header*> headers_;                 // every rank's counters
     std::vector<Range> ranges_;                    // marked this step, in order
     std::atomic<std::uint64_t>* claims_ = nullptr; // in rank 0's segment: chunks taken per range
