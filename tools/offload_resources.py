@@ -87,7 +87,7 @@ def run(argv, cwd):
 
 
 ACTS = ["identity", "relu", "tanh", "gelu"]  # enum class Act in lib/kernels/activation.hpp
-BUILTIN_TYPES = {"i": "int", "j": "unsigned", "l": "long", "m": "size_t"}
+BUILTIN_TYPES = {"i": "int", "j": "unsigned", "l": "long", "m": "size_t", "f": "float"}
 
 
 def short_name(symbol):
@@ -109,9 +109,10 @@ def short_name(symbol):
         if ident not in ("ompml", "cuda") and not ident.startswith("_GLOBAL__N"):
             name = ident
             break
-    # Template arguments, if any: literals L<type><value>E (int, bool, enum Act) and builtin
-    # types (the loop index: i int, m std::size_t); the Impl argument of the kernel templates
-    # (LNS_4ImplE1E) is the same for all and left out.
+    # Template arguments, if any: literals L<type><value>E (int, bool, enum Act), builtin types
+    # (the loop index: i int, m std::size_t; f float) and ompml::bf16 (NS_4bf16E, the element
+    # type of the float/bf16 twins); the Impl argument of the kernel templates (LNS_4ImplE1E) is
+    # the same for all and left out.
     if symbol[pos:pos + 1] == "I":
         args, rest = [], symbol[pos + 1:]
         while rest and rest[0] != "E":
@@ -120,6 +121,9 @@ def short_name(symbol):
                 if lit.group(1) != "NS_4ImplE":
                     args.append(ACTS[int(lit.group(2))] if lit.group(1) == "NS_3ActE" else lit.group(2))
                 rest = rest[lit.end():]
+            elif rest.startswith("NS_4bf16E"):
+                args.append("bf16")
+                rest = rest[len("NS_4bf16E"):]
             elif rest[0] in BUILTIN_TYPES:
                 args.append(BUILTIN_TYPES[rest[0]])
                 rest = rest[1:]

@@ -7,11 +7,12 @@
 //
 //   GradientAverager avg(mpi.comm(), be.memory(), model.num_params(), {.gpu_memory = be.on_gpu()});
 //   model.use_grad_buffer(avg.data());        // backward writes the averager's buffer
+//   model.use_grad16_buffer(avg.data16());    // and its bf16 one (--grad-dtype bf16; else null)
 //   for (layer = L-1 .. 0) {                  // backward pass, last layer first
 //       backward(layer);                      // writes dW, db of this layer (final now)
 //       avg.bucket_ready(layer.grad_offset, layer.grad_count);  // device work must be done
 //   }
-//   avg.finish();                             // grads now hold the global sums
+//   avg.finish();                             // grads (bf16: data16()) now hold the global sums
 //   optimizer_step();
 //
 // Buckets: ranges marked ready that are adjacent (the usual reverse layer order) collect into
@@ -32,10 +33,10 @@
 //
 // Compressed gradients (GradSyncOptions::dtype = bf16, --grad-dtype bf16, several ranks): the
 // ranks exchange bf16 and accumulate in fp32, so half the bytes go between them. The gradient
-// is bf16 end to end: backward writes a bf16 copy beside its float gradient (data16(); the dW
-// gemm's epilogue writes it, Mlp::use_grad16_buffer), the sum arrives in data16() and the
-// optimizer reads it there; data() then holds only this rank's own float gradient. Every
-// element of the sum is
+// is bf16 end to end: backward writes it in bf16 (data16(); the dW gemm's epilogue writes the
+// weight gradients in bf16 only, Mlp::use_grad16_buffer), the sum arrives in data16() and the
+// optimizer reads it there; data() is then only backward's float scratch (the bias gradients
+// before their conversion). Every element of the sum is
 //     bf16( (..((float(b_0) + float(b_1)) + float(b_2)) ..) + float(b_{P-1}) ),  b_r = bf16(g_r)
 // (round to nearest even, core/bf16.hpp; the sum in float, in rank order 0..P-1): bitwise the
 // same on all ranks and whatever the bucket boundaries, since each element's value depends only
@@ -135,7 +136,8 @@ bool grad_sync_direct(const MemorySpace& mem, const GradSyncOptions& opt);
 class GradientAverager {
 public:
     // Collective. The averager owns the gradient buffer: n floats, zeroed, in a shared window
-    // (shared-memory transport) or in mem (MPI). Backward writes into data().
+    // (shared-memory transport) or in mem (MPI). Backward writes into data(). With bf16 on
+    // several ranks the window holds the bf16 buffer (data16()) and the floats are in mem.
     GradientAverager(MPI_Comm comm, const MemorySpace& mem, std::size_t n, GradSyncOptions opt = {});
     // Collective. The caller's buffer (n floats in mem, outliving the averager): MPI transport
     // only (GradTransport::shared is an error).
@@ -156,7 +158,7 @@ public:
 
     float* data() { return grad_; } // (n) the gradient buffer, device
     // (n) the bf16 gradient, device, with dtype bf16 on several ranks (null otherwise): backward
-    // writes it beside data(), and after finish() it holds the sum (data() does not).
+    // writes it, and after finish() it holds the sum (data() does not).
     bf16* data16() { return grad16_; }
     int ranks() const { return size_; }
     bool shared_memory() const { return node_ != nullptr; }
