@@ -27,7 +27,9 @@ constexpr Act kActs[] = {Act::identity, Act::relu, Act::tanh, Act::gelu};
 // host cores as one team of `threads` threads, on host memory: the same tile loop, team-shared
 // staging, barriers and edge handling as on a GPU, so their indexing is checked for every
 // transpose case without one. A host team never has the 256 threads a GPU team has; the body's
-// thread rounds (slot = round + thread) cover the others, which this exercises too.
+// thread rounds (slot = round + thread) cover the others, which this exercises too. With beta ==
+// 0 the body runs again with C null and C16 (the bf16 weight gradient of --grad-dtype bf16),
+// which must be to_bf16 of the first run's C, bit for bit.
 template <int TM, int BK>
 void check_tiled(const Gemm& p, bool with_bias, bool with_pre, std::uint64_t seed, int threads)
 {
@@ -45,12 +47,20 @@ void check_tiled(const Gemm& p, bool with_bias, bool with_pre, std::uint64_t see
     omp_set_num_threads(threads);
     omp_gemm::gemm_league_tiled<TM, BK>(g, A.data(), B.data(), C.data(), with_bias ? bias.data() : nullptr,
                                         with_pre ? pre.data() : nullptr);
+    std::vector<bf16> C16(M * N, bf16{0x7fc1}); // NaN: must be overwritten
+    if (p.beta == 0.0f)
+        omp_gemm::gemm_league_tiled<TM, BK>(g, A.data(), B.data(), static_cast<float*>(nullptr),
+                                            with_bias ? bias.data() : nullptr, nullptr, C16.data());
     omp_set_num_threads(saved);
 
     const std::string what = "tiled " + std::to_string(16 * TM) + "x" + std::to_string(16 * TM) + ", " +
         std::to_string(threads) + " threads: " + describe(p, with_bias, with_pre);
     check_close(C, Cref, gemm_atol(p), kGemmRtol, what + ": C");
     if (with_pre) check_close(pre, pre_ref, gemm_atol(p), kGemmRtol, what + ": pre");
+    if (p.beta != 0.0f) return;
+    std::size_t diff = 0;
+    for (std::size_t i = 0; i < C.size(); ++i) diff += C16[i].bits != to_bf16(C[i]).bits;
+    BOOST_CHECK_MESSAGE(diff == 0, what << ": C16 with C null != to_bf16(C) at " << diff << " elements");
 }
 
 } // namespace
