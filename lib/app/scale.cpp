@@ -125,7 +125,7 @@ std::vector<float> host_gradient(Mlp& model, const Backend& be)
 // Checks one step's summed gradient, by the path the timed steps take, against an independent
 // sum: the ranks' local gradients summed by a blocking MPI_Allreduce on the host. Throws (on
 // every rank) on a mismatch.
-void validate(MPI_Comm comm, ScaleSetup& s, Precision dtype)
+void validate(MPI_Comm comm, ScaleSetup& s)
 {
     Mlp& model = *s.model;
     Backend& be = *s.be;
@@ -136,8 +136,8 @@ void validate(MPI_Comm comm, ScaleSetup& s, Precision dtype)
     const XentStats st = model.loss_backward(b.x, b.y, b.rows, scale);
     be.synchronize();
     std::vector<float> ref = host_gradient(model, be); // (P) local gradient, then its sum over ranks
-    const bool half = dtype == Precision::bf16 && s.comm().size() > 1;
-    std::vector<float> mag; // (P) bf16: the sum over ranks of |local gradient|
+    const bool half = model.grads16() != nullptr;      // the ranks exchange bf16 (--grad-dtype bf16)
+    std::vector<float> mag;                            // (P) bf16: the sum over ranks of |local gradient|
     if (half) {
         mag.resize(n);
         for (std::size_t i = 0; i < n; ++i) mag[i] = std::fabs(ref[i]);
@@ -275,7 +275,7 @@ ScalePoint run_scale(const MpiSession& mpi, const ScaleOptions& o)
     ScalePoint p;
     p.where = gather_strings(comm, mpi.processor() + ", " + dev.describe());
     ScaleSetup s = build(mpi, o);
-    validate(comm, s, o.grad_dtype);
+    validate(comm, s);
     std::unique_ptr<TraceFile> trace_file;
     if (!o.trace.empty()) {
         trace_file = std::make_unique<TraceFile>(
