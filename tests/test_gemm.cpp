@@ -94,10 +94,10 @@ BOOST_AUTO_TEST_CASE(gpu_bodies_on_host_cores)
 // absolute values) and gamma_K = K u / (1 - K u), u = 2^-24. Why: a product of two bf16 values
 // (8-bit significands) is exact in float (16 bits), so the ONLY difference from the reference
 // (the exact sum in double, rounded once) is the float accumulation, in whatever order and
-// grouping a backend uses (AMX adds pairs of products, the GPU bodies add k in tile steps): the
+// grouping a backend uses (AMX and VDPBF16PS add pairs of products, the GPU bodies add k in tile steps): the
 // classic worst-case bound of a float sum of K terms, gamma_K * sum |terms|, holds for every
 // order. The 16 eps floor and the rtol cover the float epilogue (beta * C, bias, activation
-// within a few ulp), as for the float gemm (support.hpp). AMX's TDPBF16PS flushes subnormal
+// within a few ulp), as for the float gemm (support.hpp). AMX's TDPBF16PS and VDPBF16PS flush subnormal
 // inputs and results to zero (it ignores MXCSR): the operands here are uniform in [-1, 1], whose
 // bf16 values and products are normal, so that cannot show; a flushed subnormal would be within
 // the floor anyway. An indexing or epilogue mistake is O(1), far above the bound.
@@ -223,7 +223,7 @@ void check_bf16(Backend& be, const Gemm& p, bool with_bias, bool with_pre, bool 
 }
 
 // Shapes around the host bodies' blocks (float panels 6 x 64, KC 384, NC 1024; AMX 32 x 32, k in
-// steps of 32, KC 512, NC 1024) and the GPU tiles (64, 128): 1, odd K, ragged edges, several K slices
+// steps of 32, KC 512, NC 1024; AVX512-BF16 6 x 64, k in pairs, KC 768) and the GPU tiles (64, 128): 1, odd K, ragged edges, several K slices
 // with beta != 0 (the workspace), more than one column block.
 struct Shape {
     int M, N, K;
@@ -256,17 +256,37 @@ BOOST_AUTO_TEST_CASE(bf16_gemm_every_backend)
         });
 }
 
-// The omp gemm's host fallback for CPUs without AMX (bf16 widened into the float panels), forced
-// with OMPML_GEMM_NO_AMX=1; on a CPU without AMX this is the path the test above took.
-BOOST_AUTO_TEST_CASE(bf16_gemm_omp_float_panel_fallback)
+// The omp gemm's host bodies for bf16 operands on every path this CPU has, forced in turn with
+// OMPML_HOST_GEMM (the test above took the default, the best of them): AMX tiles, AVX512-BF16
+// dot products, and the fp32 fallback (bf16 widened into the float panels). A path the CPU
+// lacks, or an unknown name, is refused with an error naming the variable and the value.
+BOOST_AUTO_TEST_CASE(bf16_gemm_omp_every_host_path)
 {
     for (auto& be : bf16_backends()) {
         if (std::string(be->name()) != "omp" || be->on_gpu()) continue;
-        setenv("OMPML_GEMM_NO_AMX", "1", 1);
-        for_each_bf16_case([&](const Gemm& g, bool bias, bool pre, bool c16, std::uint64_t seed) {
-            check_bf16(*be, g, bias, pre, c16, seed, " (OMPML_GEMM_NO_AMX=1)");
+        int ran = 0;
+        for (const char* path : {"amx", "avx512bf16", "fp32"}) {
+            setenv("OMPML_HOST_GEMM", path, 1);
+            try {
+                BOOST_TEST(host_gemm_name(host_gemm_path()) == std::string(path));
+            } catch (const Error& e) {
+                const std::string msg = e.what();
+                BOOST_TEST(msg.find(std::string("OMPML_HOST_GEMM=") + path) != std::string::npos, msg);
+                BOOST_TEST(std::string(path) != "fp32", "the fp32 path is on every CPU: " << msg);
+                BOOST_TEST_MESSAGE("bf16 gemm: path " << path << " not on this CPU: " << msg);
+                continue;
+            }
+            ++ran;
+            for_each_bf16_case([&](const Gemm& g, bool bias, bool pre, bool c16, std::uint64_t seed) {
+                check_bf16(*be, g, bias, pre, c16, seed, std::string(" (OMPML_HOST_GEMM=") + path + ")");
+            });
+        }
+        BOOST_TEST(ran >= 1);
+        setenv("OMPML_HOST_GEMM", "avx512", 1);
+        BOOST_CHECK_EXCEPTION(host_gemm_path(), Error, [](const Error& e) {
+            return std::string(e.what()).find("OMPML_HOST_GEMM='avx512': unknown path") != std::string::npos;
         });
-        unsetenv("OMPML_GEMM_NO_AMX");
+        unsetenv("OMPML_HOST_GEMM");
     }
 }
 

@@ -34,6 +34,15 @@ struct Gemm {
 // result's bits) does not depend on the GPU's SM count.
 constexpr long kGemmLargeTiles = 128;
 
+// How the omp gemm runs bf16 operands on host cores: AMX tiles (TDPBF16PS), AVX512-BF16 dot
+// products (VDPBF16PS), or widened exactly into the fp32 micro-kernel. host_gemm_path() is the
+// best the CPU has, in that order, unless OMPML_HOST_GEMM=amx|avx512bf16|fp32 names one: an
+// unknown name, or a path this CPU lacks, throws Error naming the variable, the value and what
+// the CPU offers. The float gemm has one host path. Read on every call (tests switch it).
+enum class HostGemm { amx, avx512bf16, fp32 };
+HostGemm host_gemm_path();
+const char* host_gemm_name(HostGemm p); // "amx", "avx512bf16", "fp32"
+
 template <Impl I>
 void gemm(const Gemm& g, const float* A, const float* B, float* C, const float* bias = nullptr, float* pre = nullptr,
           bf16* C16 = nullptr);

@@ -37,11 +37,14 @@
 #include "kernels/gemm_omp.hpp"
 #include "kernels/gemm.hpp"
 
+#include "core/check.hpp"
 #include "core/memory.hpp"
 
 #include <omp.h>
 
 #include <cstdlib>
+#include <string>
+#include <type_traits>
 
 // x86-64 host code only (never the nvptx64 device pass, which sees the host's macros too).
 #if defined(__x86_64__) && !defined(__NVPTX__)
@@ -327,11 +330,126 @@ struct AmxPanels {
     }
 };
 
-// AMX-BF16 and AMX-TILE in CPUID (leaf 7, EDX bits 22 and 24), and the kernel's permission to
-// use the tile data state (Linux asks each process to request it: arch_prctl
-// ARCH_REQ_XCOMP_PERM, XFEATURE_XTILEDATA), checked once per process. OMPML_GEMM_NO_AMX=1 in
-// the environment takes the float-panel path (for tests and comparisons).
-bool amx_ready()
+// ---------------------------------------------------------------------------------------------
+// AVX512-BF16 panels (bf16 operands, x86-64 with AVX512_BF16 and no AMX, e.g. AMD EPYC Zen 4/5).
+//
+// The float micro-kernel's shape, MR x NR = 6 x 64 (24 zmm accumulators of 16 floats), stepping
+// k by pairs: VDPBF16PS adds, to each float lane j, a[2j] b[2j] + a[2j+1] b[2j+1] (both products
+// exact in float, each addition rounded to nearest even, subnormals flushed), so one instruction
+// does the work of two FMAs on 16 lanes. Per k-pair: 4 loads of B (64 columns x 2 k), 6
+// broadcasts of an A pair (one 32-bit load each), 24 VDPBF16PS. Packing pads k to even (zeros).
+//   A micro-panel: Ap[(p / 2) * 2 * MR + i * 2 + p % 2]   (an A pair is one 32-bit word)
+//   B micro-panel: Bp[(p / 2) * 2 * NR + j * 2 + p % 2]   (the VNNI layout, as for AMX)
+// Measured on an AMD EPYC Zen 5 (2 cores; docs/results/host.md): VDPBF16PS zmm issues at 1.85
+// per cycle against 2 for VFMADD231PS, so this kernel can reach 1.84x the fp32 FLOP rate.
+#define OMPML_DPBF16 __attribute__((target("avx512f,avx512bf16"), min_vector_width(512)))
+
+struct Bf16DotPanels {
+    using Elem = bf16;
+    using Packed = bf16;
+    enum : int { NV = 4, MR = 6, NR = 16 * NV, KU = 2, MC = 240, KC = 768, NC = 1024 };
+    static_assert(MC % MR == 0 && NC % NR == 0, "blocks hold whole micro-panels");
+
+    static void begin() {}
+    static void end() {}
+
+    static void pack_a(const GemmArgs& g, const bf16* A, int i0, int mc, int p0, int kc, bf16* Ap)
+    {
+        const int kcp = round_up(kc, KU);
+        const bf16 zero{0};
+        for (int ir = 0; ir < mc; ir += MR) {
+            const int mr = min_int(mc - ir, MR);
+            bf16* dst = Ap + static_cast<long>(ir) * kcp; // (kcp / 2, MR, 2)
+            if (g.ta) {
+                // A (K, M): a run of MR rows at one k is contiguous in A.
+                for (int p = 0; p < kcp; ++p) {
+                    bf16* d = dst + (p / 2) * 2 * MR + p % 2;
+                    const bf16* src = A + static_cast<long>(p0 + p) * g.M + i0 + ir;
+                    for (int i = 0; i < MR; ++i) d[2 * i] = p < kc && i < mr ? src[i] : zero;
+                }
+            } else {
+                // A (M, K): a pair is two consecutive elements of a row; one 32-bit copy.
+                for (int i = 0; i < MR; ++i) {
+                    const bf16* src = A + static_cast<long>(i0 + ir + i) * g.K + p0;
+                    int p = 0;
+                    if (i < mr)
+                        for (; p + 2 <= kc; p += 2) __builtin_memcpy(dst + p * MR + 2 * i, src + p, 4);
+                    for (; p < kcp; ++p) dst[(p / 2) * 2 * MR + 2 * i + p % 2] = p < kc && i < mr ? src[p] : zero;
+                }
+            }
+        }
+    }
+
+    static void pack_b(const GemmArgs& g, const bf16* B, int p0, int kc, int j0, int nr, bf16* dst)
+    {
+        const int kcp = round_up(kc, KU);
+        const bf16 zero{0};
+        if (!g.tb) {
+            // B (K, N): two rows of B interleaved make one k-pair row of the panel.
+            int p = 0;
+            if (nr == NR)
+                for (; p + 2 <= kc; p += 2) {
+                    bf16* d = dst + (p / 2) * 2 * NR;
+                    const bf16* s0 = B + static_cast<long>(p0 + p) * g.N + j0;
+                    const bf16* s1 = s0 + g.N;
+                    for (int j = 0; j < NR; ++j) {
+                        d[2 * j] = s0[j];
+                        d[2 * j + 1] = s1[j];
+                    }
+                }
+            for (; p < kcp; ++p) {
+                bf16* d = dst + (p / 2) * 2 * NR + p % 2;
+                const bf16* src = B + static_cast<long>(p0 + p) * g.N + j0;
+                for (int j = 0; j < NR; ++j) d[2 * j] = p < kc && j < nr ? src[j] : zero;
+            }
+        } else {
+            // B (N, K): a k-pair of column j is two consecutive elements of B's row j.
+            for (int j = 0; j < NR; ++j) {
+                const bf16* src = B + static_cast<long>(j0 + j) * g.K + p0;
+                int p = 0;
+                if (j < nr)
+                    for (; p + 2 <= kc; p += 2) __builtin_memcpy(dst + p * NR + 2 * j, src + p, 4);
+                for (; p < kcp; ++p) dst[(p / 2) * 2 * NR + 2 * j + p % 2] = p < kc && j < nr ? src[p] : zero;
+            }
+        }
+    }
+
+    // cout (MR, NR; row stride ldo) = a . b [+ cin (MR, NR; stride ldi)], kcp even. cin may
+    // equal cout.
+    OMPML_DPBF16 static void micro(int kcp, const bf16* __restrict a, const bf16* __restrict b, const float* cin,
+                                   int ldi, float* cout, int ldo)
+    {
+        __m512 acc[MR][NV];
+        for (int i = 0; i < MR; ++i)
+            for (int v = 0; v < NV; ++v) {
+                __builtin_prefetch(cout + static_cast<long>(i) * ldo + 16 * v, 1);
+                acc[i][v] = _mm512_setzero_ps();
+            }
+        for (int q = 0; q < kcp / 2; ++q) {
+            __m512bh bv[NV];
+            for (int v = 0; v < NV; ++v) bv[v] = (__m512bh)_mm512_loadu_si512(b + q * 2 * NR + 32 * v);
+            for (int i = 0; i < MR; ++i) {
+                int pair;
+                __builtin_memcpy(&pair, a + q * 2 * MR + 2 * i, sizeof(pair));
+                const __m512bh ai = (__m512bh)_mm512_set1_epi32(pair);
+                for (int v = 0; v < NV; ++v) acc[i][v] = _mm512_dpbf16_ps(acc[i][v], ai, bv[v]);
+            }
+        }
+        for (int i = 0; i < MR; ++i)
+            for (int v = 0; v < NV; ++v) {
+                float* o = cout + static_cast<long>(i) * ldo + 16 * v;
+                if (cin != nullptr)
+                    acc[i][v] = _mm512_add_ps(acc[i][v], _mm512_loadu_ps(cin + static_cast<long>(i) * ldi + 16 * v));
+                _mm512_storeu_ps(o, acc[i][v]);
+            }
+    }
+};
+
+// What the CPU offers the bf16 gemm, asked once per process: AMX-BF16 and AMX-TILE in CPUID
+// (leaf 7, EDX bits 22 and 24) with the kernel's permission to use the tile data state (Linux
+// asks each process to request it: arch_prctl ARCH_REQ_XCOMP_PERM, XFEATURE_XTILEDATA); and
+// AVX512_BF16 (with the OS saving zmm state, which __builtin_cpu_supports checks).
+bool cpu_has_amx()
 {
     static const bool ok = [] {
         unsigned a = 0, b = 0, c = 0, d = 0;
@@ -340,38 +458,57 @@ bool amx_ready()
         constexpr long kArchReqXcompPerm = 0x1023, kXfeatureXtiledata = 18;
         return syscall(SYS_arch_prctl, kArchReqXcompPerm, kXfeatureXtiledata) == 0;
     }();
-    const char* off = std::getenv("OMPML_GEMM_NO_AMX");
-    return ok && !(off != nullptr && off[0] == '1');
+    return ok;
 }
+bool cpu_has_avx512bf16()
+{
+    static const bool ok = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bf16");
+    return ok;
+}
+#else
+bool cpu_has_amx() { return false; }
+bool cpu_has_avx512bf16() { return false; }
 #endif
 #pragma omp declare target
 
 // ---------------------------------------------------------------------------------------------
 // The driver, shared by the panel kernels.
 
-// The epilogue of an mr x nr tile whose K sums are in t (row stride ldt); the activation is a
-// template argument so the row loop can vectorize (a switch inside it would block that). C16 is
-// converted in a loop of its own, which vectorizes (inside the epilogue's loop it did not), from
-// the row of C just written, or without C from the results kept in t. Measured, 1 thread,
-// 4096 x 4096 x 128: 40 ms writing C, 53 ms writing C and C16 (most of it the 32 MB of bf16
-// going to memory; non-temporal stores of whole lines made it slower), 31 ms writing C16 alone.
+// The epilogue of an mr x nr tile whose K sums are in t (row stride ldt), while the tile is in
+// L1: per row, one loop per step (alpha and beta, bias, pre, the activation, C, C16), each
+// decided once per row, never per element. A loop that tested bias, pre, C or C16 per element
+// would be if-converted into masked vector stores based at a null pointer, which AMD Zen 5 runs
+// at a crawl even with an all-false mask (toolchain.md). The arithmetic is gemm_epilogue's, in
+// the same order (so the same bits): z = alpha * acc + (beta == 0 ? 0 : beta * C), then
+// z += bias, pre = z, c = act(z). The activation is a template argument so its loop vectorizes.
+// Measured, 1 thread, 4096 x 4096 x 128: 40 ms writing C, 53 ms writing C and C16 (most of it
+// the 32 MB of bf16 going to memory; non-temporal stores of whole lines made it slower), 31 ms
+// writing C16 alone.
 template <Act ACT>
 void epilogue_tile(const GemmArgs& g, float* t, int ldt, int i0, int mr, int j0, int nr, float* C, const float* bias,
                    float* pre, bf16* C16)
 {
     for (int i = 0; i < mr; ++i) {
-        float* ti = t + i * ldt;
+        float* z = t + i * ldt; // (nr) the row's K sums, then its results
         const long row = static_cast<long>(i0 + i) * g.N + j0;
-        const float* out = ti; // the results: in C, or kept in t
-        if (C != nullptr) {
-            for (int j = 0; j < nr; ++j) gemm_epilogue(g, ACT, ti[j], row + j, j0 + j, C, bias, pre);
-            out = C + row;
+        if (g.beta == 0.0f) { // C is not read (it may hold NaN), as in BLAS
+            for (int j = 0; j < nr; ++j) z[j] = g.alpha * z[j] + 0.0f;
         } else {
-            for (int j = 0; j < nr; ++j) ti[j] = gemm_epilogue(g, ACT, ti[j], row + j, j0 + j, nullptr, bias, pre);
+            for (int j = 0; j < nr; ++j) {
+                const float old = g.beta * C[row + j];
+                z[j] = g.alpha * z[j] + old;
+            }
         }
-        if (C16 == nullptr) continue;
-#pragma omp simd
-        for (int j = 0; j < nr; ++j) C16[row + j] = to_bf16(out[j]);
+        if (bias != nullptr)
+            for (int j = 0; j < nr; ++j) z[j] += bias[j0 + j];
+        if (pre != nullptr)
+            for (int j = 0; j < nr; ++j) pre[row + j] = z[j];
+        if constexpr (ACT != Act::identity)
+            for (int j = 0; j < nr; ++j) z[j] = act_forward(ACT, z[j]);
+        if (C != nullptr)
+            for (int j = 0; j < nr; ++j) C[row + j] = z[j];
+        if (C16 != nullptr)
+            for (int j = 0; j < nr; ++j) C16[row + j] = to_bf16(z[j]);
     }
 }
 
@@ -504,11 +641,16 @@ void gemm_league_cpu(const GemmArgs g, const float* A, const float* B, float* C,
     gemm_blocked<FloatPanels<float>>(g, A, B, C, bias, pre, C16);
 }
 
+// The bf16 operands on the path the host chose before the launch (g.path, host_gemm_path).
 void gemm_league_cpu(const GemmArgs g, const bf16* A, const bf16* B, float* C, const float* bias, float* pre, bf16* C16)
 {
 #if OMPML_GEMM_X86
-    if (amx_ready()) {
+    if (g.path == HostGemm::amx) {
         gemm_blocked<AmxPanels>(g, A, B, C, bias, pre, C16);
+        return;
+    }
+    if (g.path == HostGemm::avx512bf16) {
+        gemm_blocked<Bf16DotPanels>(g, A, B, C, bias, pre, C16);
         return;
     }
 #endif
@@ -570,12 +712,13 @@ template <class T>
 void gemm_launch(const Gemm& params, const T* A, const T* B, float* C, const float* bias, float* pre, bf16* C16)
 {
     // A: (M, K) or (K, M); B: (K, N) or (N, K); C, pre, C16: (M, N); bias: (N)
-    const GemmArgs g{params.m,       params.n,     params.k,    params.trans_a,
-                     params.trans_b, params.alpha, params.beta, params.act};
+    const bool gpu = omp_device_is_gpu(); // the nvptx64 bodies run there
+    const HostGemm path = std::is_same_v<T, bf16> && !gpu ? host_gemm_path() : HostGemm::fp32;
+    const GemmArgs g{params.m,    params.n,   params.k, params.trans_a, params.trans_b, params.alpha,
+                     params.beta, params.act, path};
     // GPU: one team of TEAM threads per tile; 128 x 128 tiles where there are enough of them.
     // CPU: one team of all threads (libomp's default layout; more teams would only split the
     // cores).
-    const bool gpu = omp_device_is_gpu(); // the nvptx64 bodies run there
     // Teams beyond the grid limit loop over the remaining tiles.
     auto teams = [](long tiles) { return static_cast<int>(tiles < kMaxTeams ? tiles : kMaxTeams); };
     if (gpu && gemm_tiles(g, 8) >= kGemmLargeTiles) {
@@ -591,6 +734,33 @@ void gemm_launch(const Gemm& params, const T* A, const T* B, float* C, const flo
 }
 
 } // namespace
+
+HostGemm host_gemm_path()
+{
+    const HostGemm best = cpu_has_amx() ? HostGemm::amx : cpu_has_avx512bf16() ? HostGemm::avx512bf16 : HostGemm::fp32;
+    const char* env = std::getenv("OMPML_HOST_GEMM");
+    if (env == nullptr || *env == '\0') return best;
+    const std::string want = env;
+    const std::string has =
+        std::string(cpu_has_amx() ? "amx, " : "") + (cpu_has_avx512bf16() ? "avx512bf16, " : "") + "fp32";
+    for (const HostGemm p : {HostGemm::amx, HostGemm::avx512bf16, HostGemm::fp32}) {
+        if (want != host_gemm_name(p)) continue;
+        const bool ok = p == HostGemm::fp32 || (p == HostGemm::amx ? cpu_has_amx() : cpu_has_avx512bf16());
+        require(ok, "OMPML_HOST_GEMM=" + want + ": this CPU cannot run that path (it has: " + has + ")");
+        return p;
+    }
+    throw Error("OMPML_HOST_GEMM='" + want + "': unknown path (known: amx, avx512bf16, fp32; this CPU has: " + has +
+                ")");
+}
+
+const char* host_gemm_name(HostGemm p)
+{
+    switch (p) {
+    case HostGemm::amx: return "amx";
+    case HostGemm::avx512bf16: return "avx512bf16";
+    default: return "fp32";
+    }
+}
 
 template <>
 void gemm<Impl::omp>(const Gemm& params, const float* A, const float* B, float* C, const float* bias, float* pre,

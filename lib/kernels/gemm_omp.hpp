@@ -9,12 +9,14 @@
 
 namespace ompml::omp_gemm {
 
-// The problem, passed by value into the target region.
+// The problem, passed by value into the target region; path: the host body's path for bf16
+// operands, chosen on the host before the launch (host_gemm_path).
 struct GemmArgs {
     int M, N, K;
     bool ta, tb;
     float alpha, beta;
     Act act;
+    HostGemm path = HostGemm::fp32;
 };
 
 #pragma omp declare target
@@ -34,11 +36,13 @@ inline float op_b(const GemmArgs& g, const T* B, int p, int j)
     return to_float(g.tb ? B[static_cast<long>(j) * g.K + p] : B[static_cast<long>(p) * g.N + j]);
 }
 
-// The epilogue of one element, shared by both bodies: acc is the full K sum of op(A)*op(B).
+// The epilogue of one element in the GPU body: acc is the full K sum of op(A)*op(B).
 // beta == 0 never reads C (C may hold garbage, NaN included), as in BLAS and the reference.
-// act is passed separately so the CPU body can make it a compile-time constant per block.
 // C16, when non-null, receives bf16(C); C may then be null (beta == 0: only C16 is written).
-// Returns the result.
+// Returns the result. The pointer tests are branches that every thread of the grid takes the
+// same way, taken once per element after a K-long loop; the CPU body, whose epilogue loops are
+// vectorized, makes the same decisions once per row instead (epilogue_tile, gemm_omp.cpp), in
+// the same arithmetic order.
 inline float gemm_epilogue(const GemmArgs& g, Act act, float acc, long idx, int j, float* C, const float* bias,
                            float* pre, bf16* C16 = nullptr)
 {

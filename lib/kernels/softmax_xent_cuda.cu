@@ -12,6 +12,8 @@ namespace {
 
 constexpr int kRowsPerBlock = cuda::kBlock / 32;
 
+// GRAD: whether dlogits is written, decided once per call (decide_once, impl.hpp).
+template <bool GRAD>
 __global__ void softmax_xent_kernel(int B, int C, const float* __restrict__ logits,
                                     const std::int32_t* __restrict__ labels, float scale, float* __restrict__ dlogits,
                                     double* loss_part, long long* correct_part)
@@ -46,7 +48,7 @@ __global__ void softmax_xent_kernel(int B, int C, const float* __restrict__ logi
             loss += static_cast<double>(logf(sum) - (z[y] - zmax));
             correct += (arg == y);
         }
-        if (dlogits != nullptr) {
+        if constexpr (GRAD) {
             const float inv = scale / sum;
             float* d = dlogits + static_cast<long>(b) * C; // (C)
             for (int c = lane; c < C; c += 32) d[c] = expf(z[c] - zmax) * inv - (c == y ? scale : 0.0f);
@@ -73,7 +75,10 @@ XentStats softmax_xent<Impl::cuda>(int B, int C, const float* logits, const std:
     long long* correct_part = reinterpret_cast<long long*>(base + grid * 8);
     double* loss_total = reinterpret_cast<double*>(base + 2 * grid * 8);
     long long* correct_total = reinterpret_cast<long long*>(base + 2 * grid * 8 + 8);
-    softmax_xent_kernel<<<grid, cuda::kBlock>>>(B, C, logits, labels, scale, dlogits, loss_part, correct_part);
+    decide_once(dlogits != nullptr, [&](auto grad) {
+        softmax_xent_kernel<decltype(grad)::value>
+            <<<grid, cuda::kBlock>>>(B, C, logits, labels, scale, dlogits, loss_part, correct_part);
+    });
     CUDA_CHECK_LAUNCH();
     cuda::sum_partials_kernel<<<1, 1024>>>(loss_part, grid, loss_total);
     CUDA_CHECK_LAUNCH();

@@ -9,9 +9,11 @@
 
 namespace ompml {
 
-template <>
-XentStats softmax_xent<Impl::omp>(int B, int C, const float* logits, const std::int32_t* labels, float scale,
-                                  float* dlogits)
+namespace {
+
+// GRAD: whether dlogits is written, decided once per call (decide_once, impl.hpp).
+template <bool GRAD>
+XentStats xent_loop(int B, int C, const float* logits, const std::int32_t* labels, float scale, float* dlogits)
 {
     double loss = 0.0;
     long long correct = 0;
@@ -29,13 +31,25 @@ XentStats softmax_xent<Impl::omp>(int B, int C, const float* logits, const std::
         const int y = labels[b];
         loss += static_cast<double>(std::log(sum) - (z[y] - zmax));
         correct += (arg == y);
-        if (dlogits != nullptr) {
+        if constexpr (GRAD) {
             const float inv = scale / sum;
             float* d = dlogits + static_cast<long>(b) * C; // (C)
             for (int c = 0; c < C; ++c) d[c] = std::exp(z[c] - zmax) * inv - (c == y ? scale : 0.0f);
         }
     }
     return {loss, correct};
+}
+
+} // namespace
+
+template <>
+XentStats softmax_xent<Impl::omp>(int B, int C, const float* logits, const std::int32_t* labels, float scale,
+                                  float* dlogits)
+{
+    XentStats st;
+    decide_once(dlogits != nullptr,
+                [&](auto grad) { st = xent_loop<decltype(grad)::value>(B, C, logits, labels, scale, dlogits); });
+    return st;
 }
 
 } // namespace ompml

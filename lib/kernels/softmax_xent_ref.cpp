@@ -5,9 +5,11 @@
 
 namespace ompml {
 
-template <>
-XentStats softmax_xent<Impl::ref>(int B, int C, const float* logits, const std::int32_t* labels, float scale,
-                                  float* dlogits)
+namespace {
+
+// GRAD: whether dlogits is written, decided once per call (decide_once, impl.hpp).
+template <bool GRAD>
+XentStats xent_loop(int B, int C, const float* logits, const std::int32_t* labels, float scale, float* dlogits)
 {
     XentStats st;
     for (int b = 0; b < B; ++b) {
@@ -20,12 +22,24 @@ XentStats softmax_xent<Impl::ref>(int B, int C, const float* logits, const std::
         const int y = labels[b];
         st.loss_sum += std::log(sum) - (static_cast<double>(z[y]) - z[arg]);
         st.correct += (arg == y);
-        if (dlogits != nullptr)
+        if constexpr (GRAD)
             for (int c = 0; c < C; ++c) {
                 const double p = std::exp(static_cast<double>(z[c]) - z[arg]) / sum;
                 dlogits[static_cast<long>(b) * C + c] = static_cast<float>(scale * (p - (c == y ? 1.0 : 0.0)));
             }
     }
+    return st;
+}
+
+} // namespace
+
+template <>
+XentStats softmax_xent<Impl::ref>(int B, int C, const float* logits, const std::int32_t* labels, float scale,
+                                  float* dlogits)
+{
+    XentStats st;
+    decide_once(dlogits != nullptr,
+                [&](auto grad) { st = xent_loop<decltype(grad)::value>(B, C, logits, labels, scale, dlogits); });
     return st;
 }
 
