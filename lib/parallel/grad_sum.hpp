@@ -1,0 +1,194 @@
+// The gradient sum over ranks: the model's ONE flat gradient, summed bucket by bucket while the
+// backward pass is still running.
+//
+// Each rank's gradient is already scaled by 1/global_batch (the loss is a sum over the rank's
+// slice of the global batch divided by the global batch size), so the SUM over ranks is the
+// mean over the global batch: averaging is by global sample count, whatever the rank count.
+//
+//   GradSumPlan plan(mpi.comm(), be.memory(), {.gpu_memory = be.on_gpu()});  // collective, once
+//   DeviceBuffer<G> dG(plan.gradient_memory(), n);  // the model's gradient (G = float or bf16), for its life
+//   const auto sum = plan.make(dG.data(), n);       // collective: the transport over that gradient
+//   for (layer = L-1 .. 0) {                        // backward pass, last layer first
+//       backward(layer);                            // writes dW, db of this layer (final now)
+//       be.synchronize();                           // MPI, a staging copy or another rank reads it next
+//       sum->ready(layer.grad_offset, layer.grad_count);
+//   }
+//   sum->finish();                                  // dG holds the sum over ranks, on every rank
+//   optimizer_step();
+//
+// The model owns its gradient; a transport is handed a view of it (a pointer and a length) and
+// never allocates or copies the whole gradient itself, except for the host mirror of staging.
+// Every element must be marked ready exactly once per step.
+//
+// Transports, decided once by GradSumPlan (the same way on every rank) and made by it:
+//   none   1 rank: the sum is the gradient itself; no MPI call at all (NoneSum, grad_sum.cpp).
+//   shm    every rank on one node and the gradient host memory: the model allocates its gradient
+//          in a node-shared window (node_memory.hpp), backward writes straight into it, and the
+//          ranks sum the buffers with loads and stores: no messages, no copies (node_sum.hpp).
+//   mpi    buckets of non-blocking collectives on the gradient itself (fp32: MPI_Iallreduce,
+//          mpi_sum.hpp; bf16: alltoall + owner's fp32 sum + allgather, mpi_exchange.hpp), or on a
+//          host mirror where MPI may not read the gradient's memory (staged_sum.hpp).
+//   blocking allreduce  ompml-scale's comparison: one MPI_Allreduce after backward (blocking_sum.hpp).
+//
+// Precision is the element type G, chosen once at the top: float gradients are summed in
+// float; bf16 gradients (--grad-dtype bf16) are exchanged as bf16 and summed in float, each
+// element ending as
+//     bf16( (..((float(b_0) + float(b_1)) + float(b_2)) ..) + float(b_{P-1}) )
+// (round to nearest even, core/bf16.hpp; the sum in float, in rank order 0..P-1) by every
+// transport, bitwise the same on all ranks and whatever the bucket boundaries.
+//
+// Determinism: with the same bucket layout every rank gets bitwise the same sums, and the same
+// rank count gives the same bits run after run. The order of the sum differs from a 1-rank run,
+// so rank-count independence holds to float rounding (relative differences ~1e-6); with bf16 a
+// run on P ranks differs from a 1-rank run by bf16 rounding (2^-8 relative per element per step).
+#pragma once
+
+#include "core/bf16.hpp"
+#include "core/enum_names.hpp"
+#include "core/memory.hpp"
+
+#include <mpi.h>
+
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <type_traits>
+#include <utility>
+#include <vector>
+
+namespace ompml {
+
+class NodeMemory;
+
+// How the ranks sum the gradient (--grad-transport auto|mpi|shm).
+enum class GradTransport {
+    automatic, // shared memory where possible (one node, host memory), MPI otherwise
+    mpi,       // MPI buckets always
+    shared,    // shared memory; an error where it is not possible
+};
+template <>
+struct EnumNames<GradTransport> {
+    static constexpr const char* what = "gradient transport";
+    static constexpr std::pair<GradTransport, const char*> names[] = {
+        {GradTransport::automatic, "auto"}, {GradTransport::mpi, "mpi"}, {GradTransport::shared, "shm"}};
+};
+
+struct GradSumOptions {
+    GradTransport transport = GradTransport::automatic;
+    // MPI: send a bucket once this many MB (counted in FLOAT bytes, whatever G) are ready;
+    // <= 0: one bucket in finish()
+    double bucket_mb = 4.0;
+    bool force_staging = false; // copy through host memory even where MPI could read the buffer
+    bool gpu_memory = false;    // the gradient is CUDA device memory (cuda backend, omp on an NVIDIA GPU)
+    // Optional page-locking of the staging mirror (e.g. cudaHostRegister / cudaHostUnregister
+    // from the CUDA backend): pinned memory makes the staging copies DMA at full speed.
+    std::function<void(void*, std::size_t)> pin_host;
+    std::function<void(void*)> unpin_host;
+};
+
+// Time of one step (or the sum over steps), for the scaling study.
+struct GradSyncStats {
+    int steps = 0;
+    // MPI buckets (fp32: MPI_Iallreduce; bf16: alltoall + allgather), or ranges summed
+    // through shared memory
+    int buckets = 0;
+    // bytes of gradient this rank put into the sum, in the exchanged type: n x 4 (fp32), n x 2 (bf16)
+    std::size_t bytes = 0;
+    // wall time in the sum: MPI calls (starts, progress tests, waits) or shared-memory sums and
+    // waits; bf16: the owner's local sums too
+    double mpi_s = 0;
+    double wait_s = 0; // the exposed part: the time of mpi_s spent in finish() after backward is done
+    double copy_s = 0; // staging copies device <-> host
+    void add(const GradSyncStats& o);
+};
+
+// What every transport shares, written once: the statistics, and the per-step check that every
+// element of the view is marked exactly once.
+class GradSumSteps {
+public:
+    virtual ~GradSumSteps() = default;
+    const GradSyncStats& last_step() const { return last_; }
+    const GradSyncStats& total() const { return total_; }
+
+protected:
+    explicit GradSumSteps(std::size_t n) : n_(n) {}
+    // ready()'s checks: [off, off + n) lies inside the view and overlaps no range marked this
+    // step (Error otherwise). False for an empty range: nothing to do.
+    bool mark(std::size_t off, std::size_t n);
+    // finish()'s frame: the "grad sum" span (args.bytes span_bytes) around sum(), whose MPI time
+    // (cur_.mpi_s) is the exposed wait; the "grad bytes" counter; then end_step().
+    void finish_step(std::int64_t span_bytes, const std::function<void()>& sum);
+    // Closes the step: cur_ into last_step() and total(), the marks cleared; then throws Error
+    // if fewer than n elements were marked.
+    void end_step();
+
+    const std::size_t n_; // elements in the view
+    GradSyncStats cur_;   // the step in progress
+
+private:
+    std::vector<std::pair<std::size_t, std::size_t>> marked_; // ranges marked this step
+    std::size_t marked_total_ = 0;
+    GradSyncStats last_, total_;
+};
+
+// Sums ONE flat gradient of element type G over the ranks of a communicator, bucket by bucket,
+// started while backward runs. G = float: each element ends as the sum over ranks; G = bf16:
+// bf16(sum in float, rank order 0..P-1, of the bf16 values).
+template <class G>
+class GradientSum : public GradSumSteps {
+    static_assert(std::is_same_v<G, float> || std::is_same_v<G, bf16>, "gradients are float or bf16");
+
+public:
+    // Elements [off, off + n) of the gradient view are final on this rank (the caller has
+    // synchronized device work). Starts a bucket where enough is pending. Throws Error for a
+    // range outside the view or overlapping a range marked this step.
+    virtual void ready(std::size_t off, std::size_t n) = 0;
+    // Sends what is pending and waits for every bucket: the whole view holds the sum, bitwise
+    // the same on every rank. Throws Error (after waiting: nothing is left in flight) when some
+    // elements were not marked this step.
+    virtual void finish() = 0;
+    virtual std::string describe() const = 0; // for the run's log ("MPI on host memory", ...)
+    virtual const char* kind() const = 0;     // "none" (1 rank), "shm" or "mpi"
+
+protected:
+    explicit GradientSum(std::size_t n) : GradSumSteps(n) {}
+    // The end of describe() for this element type.
+    static constexpr const char* dtype_text = std::is_same_v<G, bf16> ? ", bf16 exchanged, fp32 sums" : "";
+};
+
+// Collective: decides, once and the same way on every rank, which transport sums gradients for
+// this communicator and memory, and provides the memory the model must allocate its gradient in.
+// auto: shared memory where every rank is on one node and the gradient would be host memory,
+// else MPI; shm where that is impossible: Error on every rank naming why.
+class GradSumPlan {
+public:
+    GradSumPlan(MPI_Comm comm, const MemorySpace& mem, GradSumOptions opt = {});
+    ~GradSumPlan();
+    GradSumPlan(const GradSumPlan&) = delete;
+    GradSumPlan& operator=(const GradSumPlan&) = delete;
+
+    // Where the model allocates its gradient: a node-shared window memory space (shm; its
+    // allocate and deallocate are collective), else `mem`. Must outlive the model's gradient
+    // buffer and the transport.
+    const MemorySpace& gradient_memory() const;
+    // Collective: the transport over the model's gradient (grad: device pointer of n elements
+    // allocated from gradient_memory()). Explicitly instantiated for float and bf16.
+    template <class G>
+    std::unique_ptr<GradientSum<G>> make(G* grad, std::size_t n) const;
+    // Collective, for ompml-scale's comparison: no buckets, one blocking MPI_Allreduce of the
+    // whole (float) gradient in finish(), staged through host memory where the gradient is not
+    // host memory.
+    std::unique_ptr<GradientSum<float>> make_blocking_allreduce(float* grad, std::size_t n) const;
+    int ranks() const { return size_; }
+
+private:
+    MPI_Comm comm_;
+    const MemorySpace& mem_;
+    GradSumOptions opt_;
+    int size_ = 1;
+    std::unique_ptr<NodeMemory> node_; // the window memory space, where shm was chosen
+};
+
+} // namespace ompml
