@@ -105,8 +105,9 @@ Checkpoint train(TrainConfig cfg, const std::string& out, std::int64_t max_steps
     lo.shuffle = false;
     Loader el(*be, lo);
     if (!ck) cfg.sched = Trainer::resolve_schedule(cfg, tl.steps_per_epoch());
-    Mlp m(*be, cfg.model, std::max(tl.max_rows(), el.max_rows()));
-    Optimizer opt(*be, cfg.opt, m.num_params());
+    const std::unique_ptr<Step> step = make_step(*be, cfg, std::max(tl.max_rows(), el.max_rows()));
+    Model& m = step->model();
+    Optimizer& opt = step->optimizer();
     if (ck)
         restore_checkpoint(*ck, m, &opt);
     else
@@ -118,7 +119,7 @@ Checkpoint train(TrainConfig cfg, const std::string& out, std::int64_t max_steps
         if (epochs != nullptr) epochs->push_back(r);
     };
     SingleComm comm;
-    Trainer t(*be, cfg, m, opt, comm);
+    Trainer t(cfg, *step, comm);
     RunLimits lim;
     lim.max_steps = max_steps;
     lim.checkpoint_every = checkpoint_every;

@@ -8,7 +8,7 @@
 #include "core/precision.hpp"
 #include "core/setting.hpp"
 #include "io/loader.hpp"
-#include "parallel/grad_sync.hpp"
+#include "parallel/grad_sum.hpp"
 
 #include <cstdint>
 #include <string>
@@ -27,7 +27,7 @@ struct TrainOptions {
     bool streaming = false;
     StreamReads streaming_reads = StreamReads::automatic;
     bool mpi_staging = false;
-    double bucket_mb = GradSyncOptions{}.bucket_mb; // the library default (grad_sync.hpp)
+    double bucket_mb = GradSumOptions{}.bucket_mb; // the library default (parallel/grad_sum.hpp)
     GradTransport grad_transport = GradTransport::automatic;
     Precision grad_dtype = Precision::fp32;
     std::string trace;       // "": none
@@ -129,7 +129,7 @@ void for_each_train_option(F&& f)
            .key = "grad_dtype",
            .group = "gradients",
            .help = "what the ranks exchange when they sum gradients: fp32, or bf16 (half the bytes; summed in fp32, "
-                   "rounded to bf16 once; lib/parallel/grad_sync.hpp)",
+                   "rounded to bf16 once; lib/parallel/grad_sum.hpp)",
            .store = run_only},
       OMPML_FIELD(grad_dtype));
     // Every rank records and joins the file's collective writes: the path must be the same.

@@ -334,7 +334,7 @@ void check_checkpoint_target(const std::string& path, bool keep_previous)
         throw Error("checkpoint " + path + ": its previous-checkpoint file " + prev + " " + why + advice);
 }
 
-Checkpoint capture_checkpoint(const TrainConfig& cfg, const DataDesc& data, const TrainState& state, const Mlp& model,
+Checkpoint capture_checkpoint(const TrainConfig& cfg, const DataDesc& data, const TrainState& state, const Model& model,
                               const Optimizer& opt)
 {
     Checkpoint ck;
@@ -348,7 +348,7 @@ Checkpoint capture_checkpoint(const TrainConfig& cfg, const DataDesc& data, cons
     return ck;
 }
 
-void restore_checkpoint(const Checkpoint& ck, Mlp& model, Optimizer* opt)
+void restore_checkpoint(const Checkpoint& ck, Model& model, Optimizer* opt)
 {
     require(ck.config.model.layers == model.config().layers,
             "checkpoint layers " + layers_string(ck.config.model.layers) + " differ from the model's " +
@@ -439,7 +439,7 @@ bool is_valid_checkpoint(const std::string& path)
 }
 
 void save_checkpoint(const std::string& path, const TrainConfig& cfg, const DataDesc& data, const TrainState& state,
-                     const Mlp& model, const Optimizer& opt, bool keep_previous)
+                     const Model& model, const Optimizer& opt, bool keep_previous)
 {
     write_checkpoint(path, capture_checkpoint(cfg, data, state, model, opt), keep_previous);
 }

@@ -15,7 +15,7 @@
 // truncated, corrupt or unusable file gives an Error naming the file and what is wrong.
 #pragma once
 
-#include "nn/mlp.hpp"
+#include "nn/model.hpp"
 #include "nn/optimizer.hpp"
 #include "nn/trainer.hpp"
 
@@ -33,7 +33,7 @@ struct DataDesc {
     std::uint64_t train_samples = 0, test_samples = 0;
 };
 
-// A checkpoint on the host: flat tensors in the Mlp's layout (see mlp_layout).
+// A checkpoint on the host: flat tensors in the model's layout (see mlp_layout).
 struct Checkpoint {
     TrainConfig config;
     DataDesc data;
@@ -44,10 +44,10 @@ struct Checkpoint {
 };
 
 // Downloads the model and optimizer state into a Checkpoint (collective-free; any rank).
-Checkpoint capture_checkpoint(const TrainConfig& cfg, const DataDesc& data, const TrainState& state, const Mlp& model,
+Checkpoint capture_checkpoint(const TrainConfig& cfg, const DataDesc& data, const TrainState& state, const Model& model,
                               const Optimizer& opt);
 // Uploads a checkpoint's tensors into a model/optimizer built from its config.
-void restore_checkpoint(const Checkpoint& ck, Mlp& model, Optimizer* opt);
+void restore_checkpoint(const Checkpoint& ck, Model& model, Optimizer* opt);
 
 // The first bytes of every checkpoint this build writes (the start of its HDF5 user block).
 extern const char* const kCheckpointMagic; // "ompml-checkpoint\n"
@@ -77,6 +77,6 @@ Checkpoint read_checkpoint(const std::string& path);
 
 // write_checkpoint(capture_checkpoint(...)).
 void save_checkpoint(const std::string& path, const TrainConfig& cfg, const DataDesc& data, const TrainState& state,
-                     const Mlp& model, const Optimizer& opt, bool keep_previous = false);
+                     const Model& model, const Optimizer& opt, bool keep_previous = false);
 
 } // namespace ompml

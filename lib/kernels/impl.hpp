@@ -1,6 +1,7 @@
-// Which implementation of a kernel: every kernel stem declares `template <Impl I> op(...)` once
-// in <op>.hpp, and <op>_ref.cpp, <op>_omp.cpp and <op>_cuda.cu each define one explicit
-// specialisation, so the three backends share one signature checked by the compiler.
+// Which implementation of a kernel: every kernel stem declares `template <Impl I, ...> op(...)`
+// once in <op>.hpp (with its element types as template parameters where float and bf16 share
+// one body), and <op>_ref.cpp, <op>_omp.cpp and <op>_cuda.cu each define the explicit
+// specialisations, so the three backends share one signature checked by the compiler.
 #pragma once
 
 #include <type_traits>

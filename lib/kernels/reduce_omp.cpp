@@ -27,10 +27,8 @@ int col_block()
     return gpu ? 1 : kColBlock;
 }
 
-} // namespace
-
-template <>
-void col_sum<Impl::omp>(int rows, int cols, const float* X, float* out, float beta)
+template <class O>
+void col_sum_omp(int rows, int cols, const float* X, O* out)
 {
     // X: (rows, cols), out: (cols)
     const int W = col_block(), nb = (cols + W - 1) / W;
@@ -40,7 +38,7 @@ void col_sum<Impl::omp>(int rows, int cols, const float* X, float* out, float be
             const int c = blk;
             float s = 0.0f;
             for (int r = 0; r < rows; ++r) s += X[static_cast<long>(r) * cols + c];
-            out[c] = (beta == 0.0f ? 0.0f : beta * out[c]) + s; // beta == 0: never read out
+            out[c] = from_float<O>(s);
         } else {
             const int c0 = blk * W, w = cols - c0 < W ? cols - c0 : W;
             float acc[kColBlock] = {};
@@ -49,9 +47,22 @@ void col_sum<Impl::omp>(int rows, int cols, const float* X, float* out, float be
 #pragma omp metadirective when(device = {arch(nvptx64)} : nothing) default(simd)
                 for (int c = 0; c < w; ++c) acc[c] += x[c];
             }
-            for (int c = 0; c < w; ++c) out[c0 + c] = (beta == 0.0f ? 0.0f : beta * out[c0 + c]) + acc[c];
+            for (int c = 0; c < w; ++c) out[c0 + c] = from_float<O>(acc[c]);
         }
     }
+}
+
+} // namespace
+
+template <>
+void col_sum<Impl::omp>(int rows, int cols, const float* X, float* out)
+{
+    col_sum_omp(rows, cols, X, out);
+}
+template <>
+void col_sum<Impl::omp>(int rows, int cols, const float* X, bf16* out)
+{
+    col_sum_omp(rows, cols, X, out);
 }
 
 } // namespace ompml

@@ -12,31 +12,7 @@
 
 namespace ompml {
 
-namespace {
-
-// "step 123: " (or "" for an unnamed step), the start of every non-finite message.
-std::string step_prefix(std::int64_t step) { return step > 0 ? "step " + std::to_string(step) + ": " : std::string(); }
-
-// Stops the run when v (a loss or norm that is the same on every rank or this rank's own) is
-// not finite.
-void require_finite(double v, std::int64_t step, const std::string& what, const std::string& context)
-{
-    if (std::isfinite(v)) return;
-    throw Error(step_prefix(step) + what + " is " + non_finite_name(v) + " (non-finite)" + context +
-                ": stopped; the checkpoints already written are kept (check the data, the learning rate and "
-                "--clip)");
-}
-
-std::string lr_text(float lr)
-{
-    char buf[32];
-    std::snprintf(buf, sizeof buf, " at lr %g", static_cast<double>(lr));
-    return buf;
-}
-
-} // namespace
-
-EvalResult evaluate(Mlp& model, BatchSource& data, Comm& comm, bool confusion)
+EvalResult evaluate(Model& model, BatchSource& data, Comm& comm, bool confusion)
 {
     const int C = model.classes();
     std::vector<double> sums(2 + (confusion ? static_cast<std::size_t>(C) * C : 0), 0.0); // loss, correct, [C*C]
@@ -77,8 +53,7 @@ EvalResult evaluate(Mlp& model, BatchSource& data, Comm& comm, bool confusion)
     return r;
 }
 
-Trainer::Trainer(Backend& be, const TrainConfig& cfg, Mlp& model, Optimizer& opt, Comm& comm)
-    : be_(be), cfg_(cfg), model_(model), opt_(opt), comm_(comm)
+Trainer::Trainer(const TrainConfig& cfg, Step& step, Comm& comm) : cfg_(cfg), step_(step), comm_(comm)
 {
     require(cfg.batch >= 1, "batch must be >= 1, got " + std::to_string(cfg.batch));
     require(cfg.epochs >= 1, "epochs must be >= 1, got " + std::to_string(cfg.epochs));
@@ -91,42 +66,13 @@ ScheduleConfig Trainer::resolve_schedule(const TrainConfig& cfg, std::int64_t st
     return s;
 }
 
-XentStats Trainer::train_step(const DeviceBatch& b, float lr, std::int64_t step)
-{
-    require(b.global_rows >= 1, "train_step: a global batch has no rows");
-    const float scale = 1.0f / static_cast<float>(b.global_rows);
-    if (b.rows > 0) model_.forward(b.x, b.rows, true);
-    float* G = model_.grads();
-    const bf16* G16 = model_.grads16(); // --grad-dtype bf16 on several ranks: the sum arrives here
-    const XentStats st =
-        model_.loss_backward(b.x, b.y, b.rows, scale, [&](int, const LayerView& v) { comm_.grad_ready(be_, G, v); });
-    comm_.finish_grads(be_, G, model_.num_params());
-    // After the gradient sum (its collectives are complete on every rank), before the optimizer
-    // step (the parameters stay finite).
-    const std::string rank = comm_.size() > 1 ? " on rank " + std::to_string(comm_.rank()) : "";
-    require_finite(st.loss_sum, step, "loss", rank + lr_text(lr));
-    GradClip clip; // scale 1: none
-    if (cfg_.clip > 0.0f) {
-        const trace::Span span("clip", trace::device);
-        const std::size_t n = model_.num_params();
-        clip = G16 ? clip_grad_norm(be_, G16, n, cfg_.clip) : clip_grad_norm(be_, G, n, cfg_.clip);
-        require_finite(clip.norm, step, "gradient norm", lr_text(lr));
-    }
-    const trace::Span span("optimizer", trace::device);
-    if (G16)
-        opt_.step(model_.params(), G16, lr, model_.params16(), clip.scale);
-    else
-        opt_.step(model_.params(), G, lr, model_.params16(), clip.scale);
-    return st;
-}
-
 namespace {
 
 // One call of Trainer::run: the state of the run and the few things that happen to it. The
 // loop itself (Trainer::run) reads as what it does.
 class RunState {
 public:
-    RunState(Trainer& t, const TrainConfig& cfg, Mlp& model, Comm& comm, BatchSource& train, BatchSource* test,
+    RunState(Trainer& t, const TrainConfig& cfg, Model& model, Comm& comm, BatchSource& train, BatchSource* test,
              const TrainState& start, const RunLimits& limits, const Hooks& hooks)
         : t_(t), cfg_(cfg), model_(model), comm_(comm), train_(train), test_(test), start_(start), limits_(limits),
           hooks_(hooks), spe_(train.steps_per_epoch()), st_(start)
@@ -283,7 +229,7 @@ private:
 
     Trainer& t_;
     const TrainConfig& cfg_;
-    Mlp& model_;
+    Model& model_;
     Comm& comm_;
     BatchSource& train_;
     BatchSource* test_;
@@ -313,8 +259,8 @@ TrainResult Trainer::run(BatchSource& train, BatchSource* test, const TrainState
                          const Hooks& hooks)
 {
     const Stopwatch total;
-    opt_.set_steps(start.step);
-    RunState run(*this, cfg_, model_, comm_, train, test, start, limits, hooks);
+    step_.optimizer().set_steps(start.step);
+    RunState run(*this, cfg_, step_.model(), comm_, train, test, start, limits, hooks);
     // One loop over global steps; what follows a step is decided here only.
     while (run.more()) {
         run.step();

@@ -1,5 +1,4 @@
-// GradSumPlan (see grad_sum.hpp): the transport decision, made once, and the factory; the
-// bookkeeping every transport shares (statistics, marks); and NoneSum, the 1-rank transport.
+// GradSumPlan (see grad_sum.hpp): the transport decision, made once, and the factory.
 #include "parallel/grad_sum.hpp"
 
 #include "core/check.hpp"
@@ -18,76 +17,7 @@
 
 namespace ompml {
 
-void GradSyncStats::add(const GradSyncStats& o)
-{
-    steps += o.steps;
-    buckets += o.buckets;
-    bytes += o.bytes;
-    mpi_s += o.mpi_s;
-    wait_s += o.wait_s;
-    copy_s += o.copy_s;
-}
-
-// --- what every transport shares --------------------------------------------------------------
-
-bool GradSumSteps::mark(std::size_t off, std::size_t n)
-{
-    require(off <= n_ && n <= n_ - off,
-            "GradientSum::ready: range [" + std::to_string(off) + ", " + std::to_string(off + n) +
-                ") exceeds the gradient's " + std::to_string(n_) + " elements");
-    if (n == 0) return false;
-    for (const auto& [lo, hi] : marked_)
-        require(off >= hi || off + n <= lo,
-                "GradientSum::ready: range [" + std::to_string(off) + ", " + std::to_string(off + n) + ") overlaps [" +
-                    std::to_string(lo) + ", " + std::to_string(hi) + ") marked earlier this step");
-    marked_.emplace_back(off, off + n);
-    marked_total_ += n;
-    return true;
-}
-
-void GradSumSteps::finish_step(std::int64_t span_bytes, const std::function<void()>& sum)
-{
-    {
-        // The rest of the sum and the wait for the buckets in flight: what backward did not hide.
-        const trace::Span span("grad sum", trace::host, -1, span_bytes);
-        const double mpi_before = cur_.mpi_s;
-        sum();
-        cur_.wait_s += cur_.mpi_s - mpi_before;
-    }
-    trace::counter("grad bytes", static_cast<double>(cur_.bytes));
-    end_step();
-}
-
-void GradSumSteps::end_step()
-{
-    cur_.steps = 1;
-    last_ = cur_;
-    total_.add(cur_);
-    cur_ = GradSyncStats{};
-    marked_.clear();
-    const std::size_t marked = marked_total_;
-    marked_total_ = 0;
-    require(marked == n_,
-            "GradientSum::finish: only " + std::to_string(marked) + " of " + std::to_string(n_) +
-                " gradient elements were marked ready this step");
-}
-
 namespace {
-
-// 1 rank: the sum is the gradient itself. No MPI call; the marks are still checked, so a model
-// that forgets a layer fails on 1 rank as it would on many.
-template <class G>
-class NoneSum final : public GradientSum<G> {
-public:
-    explicit NoneSum(std::size_t n) : GradientSum<G>(n) {}
-    void ready(std::size_t off, std::size_t n) override { this->mark(off, n); }
-    void finish() override
-    {
-        this->finish_step(0, [] {});
-    }
-    std::string describe() const override { return "none (1 rank)"; }
-    const char* kind() const override { return "none"; }
-};
 
 // The ranks of comm, 1 where MPI is not running (allowed at any time and never failing, hence
 // unchecked, as in comm.cpp's mpi_running).
@@ -136,7 +66,7 @@ const MemorySpace& GradSumPlan::gradient_memory() const { return node_ ? *node_ 
 template <class G>
 std::unique_ptr<GradientSum<G>> GradSumPlan::make(G* grad, std::size_t n) const
 {
-    if (size_ == 1) return std::make_unique<NoneSum<G>>(n);
+    if (size_ == 1) return std::make_unique<NoSum<G>>(n);
     if (node_) {
         // Every rank's buffer, found through the window; an error on every rank if this one's
         // gradient is not in the window (the constructor below is collective).
