@@ -8,11 +8,12 @@
 # kernel's protected_symlinks does not apply). Each run must succeed, leave the victim and every
 # planted entry byte for byte as they were (no file created where a dangling link points), and
 # write its outputs as regular files. Writers: ompml-data synth and import-idx, ompml-train's
-# checkpoint with its .prev rotation, --metrics and --trace, ompml-scale --trace; and a resumed
-# run's --metrics, which refuses to append through a link with one line naming the path.
+# checkpoint with its .prev rotation, --metrics and --trace, ompml-scale --trace, the sweep's
+# result rows and jobs/sweep-gather.sh; and a resumed run's --metrics, which refuses to append
+# through a link with one line naming the path.
 #   check_planted_names.sh BIN_DIR WORKDIR
 set -euo pipefail
-bin=$(cd "$1" && pwd) work=$(realpath -m "$2")
+bin=$(cd "$1" && pwd) work=$(realpath -m "$2") root=$(cd "$(dirname "$0")/.." && pwd)
 py=/usr/bin/python3
 rm -rf "$work" && mkdir -p "$work"
 fail() { echo "FAIL: $*" >&2; exit 1; }
@@ -39,12 +40,12 @@ export -f plant
 check_planted() {
   local kind=$1 dir=$2 what=$3 name
   cmp -s "$dir/victim.txt" "$dir/victim.orig" || fail "$what: $dir/victim.txt changed"
-  [ ! -e "$dir/absent.txt" ] && [ ! -L "$dir/absent.txt" ] || fail "$what: created $dir/absent.txt through a link"
+  [[ ! -e $dir/absent.txt && ! -L $dir/absent.txt ]] || fail "$what: created $dir/absent.txt through a link"
   while read -r name; do
     case $kind in
-      link) [ -L "$name" ] && [ "$(readlink "$name")" = "$dir/victim.txt" ] || fail "$what: link changed: $name" ;;
-      dangling) [ -L "$name" ] && [ "$(readlink "$name")" = "$dir/absent.txt" ] || fail "$what: link changed: $name" ;;
-      file) [ -f "$name" ] && [ ! -L "$name" ] && [ "$(cat "$name")" = "planted $name" ] ||
+      link) [[ -L $name && $(readlink "$name") == "$dir/victim.txt" ]] || fail "$what: link changed: $name" ;;
+      dangling) [[ -L $name && $(readlink "$name") == "$dir/absent.txt" ]] || fail "$what: link changed: $name" ;;
+      file) [[ -f $name && ! -L $name && $(cat "$name") == "planted $name" ]] ||
         fail "$what: planted file changed: $name" ;;
     esac
   done <"$dir/planted.list"
@@ -64,7 +65,7 @@ run_planted() {
 }
 
 # regular FILE...: outputs are regular files, not links.
-regular() { for f in "$@"; do [ -f "$f" ] && [ ! -L "$f" ] || fail "$f is not a regular file"; done; }
+regular() { for f in "$@"; do [[ -f $f && ! -L $f ]] || fail "$f is not a regular file"; done; }
 
 # Tiny IDX files (5 train and 2 test images of 4x3) for import-idx.
 mkdir "$work/idx"
@@ -109,6 +110,20 @@ for mode in plain group; do
       "$bin/ompml-scale" --layers 8,16,4 --batch 8 --steps 2 --warmup 1 --csv --trace s.json
     regular "$dir/s.json"
     $py -c "import json, sys; json.load(open(sys.argv[1]))" "$dir/s.json" || fail "$dir/s.json is not JSON"
+
+    # The sweep's shell writers (jobs/): each task's result row (ompml_sweep_result, which used
+    # .task-<id>.csv.tmp) and jobs/sweep-gather.sh (which used OUT.tmp.<pid>).
+    mkdir "$dir/sweep"
+    printf 'final: test_acc 0.5 (test)\n' >"$dir/train.log"
+    for task in 0 1; do
+      # shellcheck disable=SC2016 # expanded by the inner shell
+      PLANT_NAMES="sweep/.task-$task.csv.tmp" run_planted $kind "$dir" bash -c 'source "$0/jobs/lib/common.sh" &&
+        OMPML_RUN_DIR=. SLURM_ARRAY_JOB_ID=7 SLURM_ARRAY_TASK_ID=$1 SLURM_ARRAY_TASK_COUNT=2 sweep_cols=(lr) &&
+        sweep_vals=(1e-3) && ompml_sweep_result sweep 0 1.5' "$root" $task
+    done
+    PLANT_NAMES="sweep/results.csv.tmp.%P" run_planted $kind "$dir" "$root/jobs/sweep-gather.sh" sweep
+    regular "$dir/sweep/task-0.csv" "$dir/sweep/task-1.csv" "$dir/sweep/ntasks" "$dir/sweep/results.csv"
+    [ "$(wc -l <"$dir/sweep/results.csv")" -eq 3 ] || fail "$dir/sweep/results.csv: expected header + 2 rows"
 
     echo "check_planted_names: $mode directory, planted ${kind}s: every run succeeded, nothing planted changed"
   done
