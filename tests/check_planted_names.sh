@@ -4,9 +4,10 @@
 # F.prev.tmp.<host>.<pid>, the trace's probe .ompml-trace-probe.<pid>). The pid is known: the
 # entries are planted by a shell that then execs the program (`bash -c 'plant $$; exec prog'`).
 # Planted, in turn: symbolic links to a victim file, links to a path that does not exist, and
-# regular files; in a plain directory and in a group directory of mode 2770 (not sticky: the
-# kernel's protected_symlinks does not apply). Each run must succeed, leave the victim and every
-# planted entry byte for byte as they were (no file created where a dangling link points), and
+# regular files (owned by another user when run as root); in a plain directory and in a group
+# directory of mode 2770 (not sticky: the kernel's protected_symlinks does not apply). Each run
+# must succeed, leave the victim and every planted entry byte for byte as they were (no file
+# created where a dangling link points), also through the stale cleanup of later runs, and
 # write its outputs as regular files. Writers: ompml-data synth and import-idx, ompml-train's
 # checkpoint with its .prev rotation, --metrics and --trace, ompml-scale --trace, the sweep's
 # result rows and jobs/sweep-gather.sh; and a resumed run's --metrics, which refuses to append
@@ -31,6 +32,8 @@ plant() {
       dangling) ln -s "$dir/absent.txt" "$name" ;;
       file) printf 'planted %s\n' "$name" >"$name" ;;
     esac
+    # As root, the entries belong to another user, as a neighbour's would.
+    [ "$(id -u)" -ne 0 ] || chown -h 65534:65534 "$name"
     echo "$name" >>"$dir/planted.list"
   done
 }
@@ -124,6 +127,15 @@ for mode in plain group; do
     PLANT_NAMES="sweep/results.csv.tmp.%P" run_planted $kind "$dir" "$root/jobs/sweep-gather.sh" sweep
     regular "$dir/sweep/task-0.csv" "$dir/sweep/task-1.csv" "$dir/sweep/ntasks" "$dir/sweep/results.csv"
     [ "$(wc -l <"$dir/sweep/results.csv")" -eq 3 ] || fail "$dir/sweep/results.csv: expected header + 2 rows"
+
+    # The writers' processes are gone now: a new run's stale cleanup must still leave the
+    # planted entries alone (links, and other users' files; our own files it may remove).
+    if [[ $kind != file || $(id -u) -eq 0 ]]; then
+      PLANT_NAMES="" run_planted $kind "$dir" "$bin/ompml-train" --data d.h5 --layers 8,6,3 --epochs 1 --batch 30 \
+        --checkpoint ck.h5 --metrics m.jsonl --trace t.json
+      PLANT_NAMES="" run_planted $kind "$dir" "$bin/ompml-data" synth --train 300 --test 60 --features 8 \
+        --classes 3 --seed 1 -o d.h5
+    fi
 
     echo "check_planted_names: $mode directory, planted ${kind}s: every run succeeded, nothing planted changed"
   done
