@@ -14,6 +14,10 @@
 // - rename(2) replaces a symbolic link found at F (or F.prev) and never writes through it.
 // - The host and pid in the name let a later run tell a dead process's leftovers from a live
 //   one's (remove_stale); the random part makes the name unpredictable.
+// One process creates, writes and renames each file (under MPI, rank 0 writes checkpoints, the
+// trace and the metrics; the others wait in the next collective, and a failure there ends the
+// job through abort_all), so a temporary's name is never shared between ranks. A collective
+// writer (MPI-IO) would have to broadcast the name its root drew, and agree on errors.
 #pragma once
 
 #include <functional>
