@@ -2,6 +2,7 @@
 // h5py/torch can read them directly; flat buffers on our side (mlp_layout gives the offsets).
 #include "io/checkpoint.hpp"
 
+#include "io/atomic_file.hpp"
 #include "io/h5.hpp"
 #include "nn/settings.hpp"
 
@@ -324,7 +325,7 @@ void check_checkpoint_target(const std::string& path, bool keep_previous)
     if (!fs::is_directory(dir, ec)) throw Error("checkpoint " + path + ": " + dir + " is not a directory");
     if (::access(dir.c_str(), W_OK | X_OK) != 0)
         throw Error("checkpoint " + path + ": cannot create files in directory " + dir + ": " + std::strerror(errno));
-    h5::remove_stale_temporaries(path);
+    atomic_file::remove_stale(path);
     const std::string advice = ": refusing to overwrite it; choose another --checkpoint path or move the file away";
     if (const std::string why = target_problem(path); !why.empty())
         throw Error("checkpoint " + path + " " + why + advice);

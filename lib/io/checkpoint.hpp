@@ -2,8 +2,9 @@
 // docs/checkpoint.md): /config (attributes), /params/layerK/{weight (OUT, IN), bias (OUT)},
 // /optimizer/{m,v}/layerK/{weight,bias}, /state (attributes: step, epoch, step_in_epoch, ...).
 //
-// Writes go to FILE.tmp.<host>.<pid>, are flushed and fsync'ed, then renamed over FILE, so a
-// checkpoint on disk is always complete. The file starts with a 512-byte HDF5 user block whose
+// Writes go to a new FILE.tmp.<host>.<pid>.<random> (io/atomic_file.hpp: created exclusively,
+// never through a link), are flushed and fsync'ed, then renamed over FILE, so a checkpoint on
+// disk is always complete. The file starts with a 512-byte HDF5 user block whose
 // first line is "ompml-checkpoint" (kCheckpointMagic), so even a truncated checkpoint is
 // recognisable by its first bytes; files of older builds (no user block) are recognised by
 // their /config format attribute. Nothing but a checkpoint is ever overwritten: a FILE (or
@@ -60,7 +61,7 @@ extern const char* const kCheckpointMagic; // "ompml-checkpoint\n"
 // directory, anything but a regular file, a symbolic link to any of these or to nothing; a
 // missing parent directory, or one this process cannot create files in. With keep_previous
 // the same rules hold for "<path>.prev", which the rotation replaces. Also removes stale
-// temporaries of dead processes on this host (h5::remove_stale_temporaries).
+// temporaries of dead processes on this host (atomic_file::remove_stale).
 void check_checkpoint_target(const std::string& path, bool keep_previous = true);
 
 // True when read_checkpoint(path) would succeed (the rotation's test for "worth keeping").
