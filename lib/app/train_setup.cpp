@@ -190,6 +190,11 @@ void fix_schedule(TrainConfig& cfg, const TrainOptions& opt, const TrainData& da
 void agree_on_run(const MpiSession& mpi, const TrainConfig& cfg, const TrainOptions& opt, const TrainData& data,
                   const ResumePoint& resume)
 {
+    try { // every rank holds the same settings and rank count: the same answer everywhere
+        check_reproducible(cfg.reproducible_ranks, mpi.size(), opt.grad_dtype);
+    } catch (const Error& e) {
+        throw CollectiveError(e.what(), -1, 0);
+    }
     if (mpi.size() == 1) return;
     Config c;
     for_each_train_setting([&](const Spec& s, auto field) {

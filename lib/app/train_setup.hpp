@@ -66,7 +66,8 @@ TrainData open_data(const MpiSession& mpi, Backend& be, const TrainOptions& opt,
 // and the cosine's length (stored in the checkpoint, so a resumed run keeps them).
 void fix_schedule(TrainConfig& cfg, const TrainOptions& opt, const TrainData& data, const ResumePoint& resume);
 
-// Collective: every rank must run the same configuration; a mismatch stops all, naming it.
+// Collective: every rank must run the same configuration; a mismatch stops all, naming it; and
+// --reproducible-ranks must suit the rank count (nn/step.hpp check_reproducible).
 void agree_on_run(const MpiSession& mpi, const TrainConfig& cfg, const TrainOptions& opt, const TrainData& data,
                   const ResumePoint& resume);
 

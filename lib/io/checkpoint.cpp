@@ -23,8 +23,9 @@ namespace {
 namespace fs = std::filesystem;
 
 constexpr const char* kFormat = "ompml-checkpoint";
-// Version 2 added /config precision; version 1 files (fp32 runs) are read as fp32.
-constexpr std::int64_t kVersion = 2;
+// Version 2 added /config precision; version 1 files (fp32 runs) are read as fp32. Version 3 added
+// /config reproducible_ranks; older files are read with it off (0).
+constexpr std::int64_t kVersion = 3;
 constexpr std::int64_t kOldestVersion = 1;
 
 // The user block: the magic line, then a note for whoever looks at the raw bytes. Fixed text,
@@ -32,7 +33,7 @@ constexpr std::int64_t kOldestVersion = 1;
 const std::string& user_block()
 {
     static const std::string text = std::string(kCheckpointMagic) +
-        "An ompml training checkpoint (format version 2). The HDF5 file starts at byte 512 "
+        "An ompml training checkpoint (format version 3). The HDF5 file starts at byte 512 "
         "of this file; h5py and h5dump read it as it is. Schema: docs/checkpoint.md.\n";
     return text;
 }

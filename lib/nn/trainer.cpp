@@ -108,7 +108,6 @@ public:
     void finish_epoch()
     {
         const double seconds = close_epoch_time();
-        sync_loss();
         EpochReport rep{};
         rep.train_loss = st_.epoch_rows > 0 ? st_.epoch_loss_sum / st_.epoch_rows : 0.0;
         const std::string where = " (end of epoch " + std::to_string(st_.epoch + 1) + ")";
@@ -133,11 +132,9 @@ public:
 
     bool checkpoint_due() const { return limits_.checkpoint_every > 0 && st_.step % limits_.checkpoint_every == 0; }
 
-    // Inside an epoch the loss sums are brought up to date first (an epoch's end has just done so).
     void checkpoint()
     {
         const trace::Span span("checkpoint");
-        if (st_.step_in_epoch > 0) sync_loss();
         st_.elapsed_s = start_.elapsed_s + train_seconds_ + (in_epoch_ ? epoch_clock_.seconds() : 0.0);
         if (hooks_.on_checkpoint) hooks_.on_checkpoint(st_);
         last_checkpoint_ = st_.step;
@@ -154,10 +151,7 @@ public:
     // near, the resumed run evaluates) and the final checkpoint, unless this state is written.
     TrainResult finish(const Stopwatch& total)
     {
-        if (in_epoch_) { // stopped inside an epoch (max_steps or a signal)
-            close_epoch_time();
-            sync_loss();
-        }
+        if (in_epoch_) close_epoch_time(); // stopped inside an epoch (max_steps or a signal)
         res_.stopped_early = st_.step < all_steps_;
         if (test_ != nullptr && !have_eval_ && !res_.interrupted) evaluate_now(" (final evaluation)");
         if (st_.step != last_checkpoint_) checkpoint();
@@ -193,7 +187,9 @@ private:
         have_eval_ = false;
         ++st_.step;
         ++st_.step_in_epoch;
-        local_loss_ += s.loss_sum;
+        // The global batch's loss, each step: summed over the ranks in one tree, so with
+        // --reproducible-ranks the epoch's running sum (checkpointed) is the same on any rank count.
+        st_.epoch_loss_sum += comm_.tree_sum(s.loss_sum);
         st_.epoch_rows += b.global_rows;
         epoch_samples_ += b.global_rows;
         last_loss_ = b.rows > 0 ? s.loss_sum / b.rows : 0.0;
@@ -204,14 +200,6 @@ private:
         }
     }
 
-    // Adds this rank's loss sum since the last call, summed over the ranks, to the epoch's.
-    void sync_loss()
-    {
-        double v = local_loss_;
-        comm_.sum(&v, 1);
-        st_.epoch_loss_sum += v;
-        local_loss_ = 0.0;
-    }
     double close_epoch_time()
     {
         const double seconds = epoch_clock_.seconds();
@@ -245,9 +233,8 @@ private:
     Stopwatch epoch_clock_;      // the epoch in progress (or its resumed part) ...
     bool in_epoch_ = false;      // ... while its time is not yet in train_seconds_
     double epoch_samples_ = 0.0;
-    Stopwatch step_clock_;    // the step in progress
-    double last_loss_ = 0.0;  // this rank's mean loss of the last step
-    double local_loss_ = 0.0; // this rank's loss sum not yet in st_ (summed lazily)
+    Stopwatch step_clock_;   // the step in progress
+    double last_loss_ = 0.0; // this rank's mean loss of the last step
     std::int64_t last_checkpoint_ = 0;
     bool have_eval_ = false; // res_.test describes the current parameters
     float lr_ = 0.0f;

@@ -14,8 +14,9 @@ public:
     explicit MpiReduceComm(MPI_Comm comm);
     int rank() const override { return rank_; }
     int size() const override { return size_; }
-    void sum(double* v, int n) override; // one MPI_Allreduce of n doubles
-    bool any(bool local) override;       // one MPI_Allreduce of an int
+    void sum(double* v, int n) override;    // one MPI_Allreduce of n doubles
+    bool any(bool local) override;          // one MPI_Allreduce of an int
+    double tree_sum(double local) override; // one MPI_Allgather of a double, added in the tree
 
 protected:
     MPI_Comm comm_;
