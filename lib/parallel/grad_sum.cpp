@@ -30,7 +30,9 @@ int comm_size(MPI_Comm comm)
     return size;
 }
 
-// The fp32 MPI sum where the options leave it open (MpiFp32Sum::automatic, no fixed_order).
+// The fp32 MPI sum where the options leave it open (MpiFp32Sum::automatic, no fixed_order):
+// MPI_Iallreduce, ~1.5 ms per step faster than the exchange at 5.8M parameters on 2 ranks, though
+// 2x slower per step at 20M (measured, mpi_exchange.hpp).
 constexpr MpiFp32Sum kMpiFp32Default = MpiFp32Sum::allreduce;
 
 // Whether a CUDA-aware MPI may read this fp32 device gradient itself.

@@ -85,7 +85,7 @@ struct EnumNames<GradTransport> {
 
 // How MPI sums fp32 gradients (bf16 always goes by the exchange).
 enum class MpiFp32Sum {
-    automatic, // the exchange where fixed_order asks for it, else kMpiFp32Default (grad_sum.cpp)
+    automatic, // the exchange where fixed_order asks for it, else MPI_Iallreduce (measured: mpi_exchange.hpp)
     allreduce, // MPI_Iallreduce buckets (mpi_sum.hpp): MPI's order
     exchange,  // alltoall + the owner's split-tree sum + allgather (mpi_exchange.hpp): fixed order
 };

@@ -42,6 +42,23 @@
 //
 // The owner's sum runs on the host, so a gradient in device memory is always staged (for float
 // too, even with a CUDA-aware MPI). The owner's sums count as communication time (mpi_s).
+//
+// fp32: the exchange against MPI_Iallreduce (MpiSum), measured 2026-12-06 with ompml-scale on a
+// 2-vCPU AMD EPYC Zen 5 VM (family 26), Open MPI 4.1.4, 2 ranks x 1 thread, --grad-transport mpi,
+// --bucket-mb 4, alternating rounds, machine shared with other builds (load average 3-7):
+//   784,2048,2048,10 (5.8M params, 23 rounds): step 96.3 ms [40.0-200.1] vs 91.5 [38.5-180.3],
+//     comm 24.6 [7.5-60.7] vs 23.9 [6.0-51.3]; paired per round the exchange is 0.8 ms slower per
+//     step, 1.45 ms more comm (median). In the 5 quiet rounds: step 40.4 [40.0-40.8] vs 39.2
+//     [38.5-39.5], comm 7.8 [7.5-8.2] vs 6.1 [6.0-6.8]: the owner's pass over memory (~1 ms for
+//     2.9M floats) is what MPI's own reduction hides.
+//   784,4096,4096,10 (20M params, 3 rounds): step 444 ms [325-509] vs 931 [415-972], comm 83
+//     [77-114] vs 575 [248-582]. Open MPI's allreduce falls off a cliff here: one blocking
+//     MPI_Allreduce of 4M floats (16 MB) took 22 ms, of 8M floats (32 MB) 300 ms; the exchange of
+//     8M floats 41 ms (transport alone, 9 repetitions).
+// So the exchange is not at least as fast at both sizes, and MPI_Iallreduce stays the fp32 default
+// (kMpiFp32Default, grad_sum.cpp); the exchange is taken where the fixed order is asked for
+// (GradSumOptions::fixed_order) or chosen (mpi_fp32 exchange), and at 20M parameters on this
+// machine choosing it halves the step.
 #pragma once
 
 #include "parallel/grad_sum.hpp"
