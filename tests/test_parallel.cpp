@@ -12,6 +12,7 @@
 #include "core/split_tree.hpp"
 #include "parallel/comm.hpp"
 #include "parallel/grad_sum.hpp"
+#include "parallel/mpi_comm.hpp"
 #include "parallel/node_memory.hpp"
 #include "support.hpp"
 #ifdef OMPML_WITH_CUDA
@@ -710,6 +711,42 @@ BOOST_AUTO_TEST_CASE(gradient_fp32_exchange_whatever_the_buckets)
                 BOOST_CHECK_EQUAL(st.bytes, nranks() > 1 ? n * sizeof(float) : 0);
             }
         }
+}
+
+BOOST_AUTO_TEST_CASE(gradient_split_tree_sum_of_scalars)
+{
+    // The few doubles of a fixed-order run (loss sums): split_tree_sum and MpiReduceComm with
+    // fixed_order add the ranks in the split tree, bit for bit the host's, on every rank; the
+    // values tell the orders apart (as order_grad's do) from 3 ranks on.
+    const int n = 64;
+    const auto values = [&](int r) {
+        const std::vector<float> g = order_grad(static_cast<std::size_t>(n), r, 3);
+        std::vector<double> v(g.begin(), g.end());
+        for (double& x : v) x *= 1.0 + 1e-9 * r; // full 53-bit mantissas
+        return v;
+    };
+    std::vector<std::vector<double>> all;
+    for (int r = 0; r < nranks(); ++r) all.push_back(values(r));
+    std::vector<double> want(n);
+    std::size_t vs_rank_order = 0, vs_right = 0;
+    for (std::size_t i = 0; i < static_cast<std::size_t>(n); ++i) {
+        const auto v = [&](std::size_t r) { return all[r][i]; };
+        want[i] = split_tree_reduce(0, all.size(), v, [](double a, double b) { return a + b; });
+        double left = v(0), right = v(all.size() - 1);
+        for (std::size_t r = 1; r < all.size(); ++r) left += v(r);
+        for (std::size_t r = all.size() - 1; r-- > 0;) right = v(r) + right;
+        vs_rank_order += want[i] != left;
+        vs_right += want[i] != right;
+    }
+    if (nranks() >= 3) BOOST_CHECK_GT(vs_right, 4u);
+    if (nranks() >= 4) BOOST_CHECK_GT(vs_rank_order, 4u);
+    std::vector<double> got = values(rank());
+    split_tree_sum(comm(), got.data(), n);
+    BOOST_CHECK(all_ranks(std::memcmp(got.data(), want.data(), n * sizeof(double)) == 0));
+    MpiReduceComm fixed(comm(), true);
+    got = values(rank());
+    fixed.sum(got.data(), n);
+    BOOST_CHECK(all_ranks(std::memcmp(got.data(), want.data(), n * sizeof(double)) == 0));
 }
 
 BOOST_AUTO_TEST_CASE(gradient_fixed_order_options)
