@@ -8,6 +8,7 @@
                                          /state attributes; print a summary
   check_checkpoint_h5py.py same A B      tensors and step counters of A and B are bitwise equal
 """
+import struct
 import sys
 
 import h5py
@@ -70,6 +71,10 @@ def same(a, b):
             assert ta[k].tobytes() == tb[k].tobytes(), f"{k} differs"
         for key in ["step", "epoch", "step_in_epoch"]:
             assert int(fa["state"].attrs[key]) == int(fb["state"].attrs[key]), key
+        # The epoch's running loss sum too, bit for bit: it is summed per step in one order.
+        for key in ["epoch_loss_sum", "epoch_rows"]:
+            x, y = float(fa["state"].attrs[key]), float(fb["state"].attrs[key])
+            assert struct.pack("<d", x) == struct.pack("<d", y), f"state {key}: {x!r} != {y!r}"
     print(f"{a} and {b}: {len(ta)} tensors bitwise equal")
 
 

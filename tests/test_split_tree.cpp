@@ -7,6 +7,7 @@
 
 #include <boost/test/unit_test.hpp>
 
+#include <cstring>
 #include <string>
 #include <vector>
 
@@ -71,6 +72,33 @@ BOOST_AUTO_TEST_CASE(float_sums_follow_the_tree)
     static_assert(split_tree_reduce(
                       0, 10, [](std::size_t i) { return static_cast<int>(i); }, [](int a, int b) { return a + b; }) ==
                   45);
+}
+
+// TreeSum, the tree built one value at a time (what the kernels fold chunk sums with), is the same
+// tree as split_tree_reduce: the same bits for every count up to 64, on values whose float sum
+// depends on the order (a large value, small ones, cancellations).
+BOOST_AUTO_TEST_CASE(tree_sum_is_split_tree_reduce)
+{
+    for (std::size_t n = 1; n <= 64; ++n) {
+        std::vector<float> v(n);
+        for (std::size_t i = 0; i < n; ++i)
+            v[i] = (i % 7 == 0 ? 1.0f : 0x1p-24f) * static_cast<float>(1 + i % 3) * (i % 5 == 4 ? -1.0f : 1.0f);
+        TreeSum<float> t;
+        for (const float x : v) t.add(x);
+        const float want =
+            split_tree_reduce(0, n, [&](std::size_t i) { return v[i]; }, [](float a, float b) { return a + b; });
+        const float got = t.total();
+        BOOST_CHECK_MESSAGE(std::memcmp(&got, &want, sizeof got) == 0,
+                            n << " values: TreeSum " << got << ", split_tree_reduce " << want);
+    }
+    // And TreeSum's shape written out, for a count that is not a power of two.
+    struct Shape {
+        std::string s;
+        Shape operator+(const Shape& o) const { return {"(" + s + "+" + o.s + ")"}; }
+    };
+    TreeSum<Shape> t;
+    for (int i = 0; i < 7; ++i) t.add(Shape{std::to_string(i)});
+    BOOST_CHECK_EQUAL(t.total().s, "(((0+1)+(2+3))+((4+5)+6))");
 }
 
 BOOST_AUTO_TEST_CASE(nodes)

@@ -221,6 +221,7 @@ ParallelStep build_step(const MpiSession& mpi, Backend& be, const TrainConfig& c
     gso.force_staging = opt.mpi_staging;
     gso.gpu_memory = be.on_gpu();
     gso.transport = opt.grad_transport;
+    gso.mpi_fp32 = opt.mpi_fp32_sum;
     // Every rank takes the same transport decision, so an error ("shm is not possible here")
     // is the same everywhere.
     ParallelStep p;

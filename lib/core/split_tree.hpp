@@ -15,21 +15,34 @@
 // leaves (chunks of the global batch) spread evenly over P ranks, the sum over ranks of each
 // rank's own subtree, in the split tree over rank index, is the split tree over all C leaves
 // exactly when P = 1 or C / P is a power of two (split_tree_composes): then the bits do not
-// depend on P. The model sums its chunks with it inside a rank; the gradient transports
-// (lib/parallel: NodeSum, MpiExchange) sum the ranks with it.
+// depend on P. The model sums its chunks with it inside a rank (TreeSum below, in the kernels); the
+// gradient transports (lib/parallel: NodeSum, MpiExchange) sum the ranks with it
+// (split_tree_reduce).
 //
-// Host code only (no device annotations); constexpr, no allocation.
+// split_tree_reduce and the node tests are host code (constexpr, no allocation); TreeSum, the same
+// tree built one value at a time, is for every device too.
 #pragma once
 
-#include <bit>
+#include "core/hd.hpp"
+
 #include <cstddef>
 #include <type_traits>
 #include <utility>
 
 namespace ompml {
 
+// The largest power of two <= x (x >= 1), and whether x is a power of two. Written out rather
+// than <bit>'s: the CUDA sources that include this header are C++17.
+constexpr std::size_t floor_pow2(std::size_t x)
+{
+    std::size_t p = 1;
+    while (p <= x / 2) p <<= 1;
+    return p;
+}
+constexpr bool is_pow2(std::size_t x) { return x != 0 && (x & (x - 1)) == 0; }
+
 // Where T(lo, hi) splits, hi - lo >= 2: lo + the largest power of two strictly below hi - lo.
-constexpr std::size_t split_tree_mid(std::size_t lo, std::size_t hi) { return lo + std::bit_floor(hi - lo - 1); }
+constexpr std::size_t split_tree_mid(std::size_t lo, std::size_t hi) { return lo + floor_pow2(hi - lo - 1); }
 
 // T(lo, hi) over value(i), hi > lo, each inner node combine(left, right): the split tree, left
 // subtree first. The result has value's (decayed) type.
@@ -71,7 +84,36 @@ constexpr bool split_tree_composes(std::size_t n, std::size_t parts)
 {
     if (parts == 0 || n == 0) return false;
     if (parts == 1) return true;
-    return n % parts == 0 && std::has_single_bit(n / parts);
+    return n % parts == 0 && is_pow2(n / parts);
 }
+
+#pragma omp declare target
+// The split tree over values that arrive one at a time, in index order (a kernel folding chunk
+// sums as it computes them): a binary carry stack keeps at most log2(n) + 1 partial sums. After
+// the k-th value, as many merges as k has trailing zero bits build the perfect left subtrees;
+// total() then adds what is left from the right, which is the split tree's right edge. The same
+// bits as split_tree_reduce over the same values (tests/test_split_tree.cpp).
+template <class T, int kLevels = 24>
+struct TreeSum {
+    T level[kLevels];
+    int depth = 0;
+    long added = 0;
+
+    OMPML_HD void add(T v)
+    {
+        level[depth++] = v;
+        for (long k = ++added; (k & 1) == 0; k >>= 1) {
+            level[depth - 2] = level[depth - 2] + level[depth - 1];
+            --depth;
+        }
+    }
+    OMPML_HD T total() const // at least one value added
+    {
+        T x = level[depth - 1];
+        for (int d = depth - 2; d >= 0; --d) x = level[d] + x;
+        return x;
+    }
+};
+#pragma omp end declare target
 
 } // namespace ompml

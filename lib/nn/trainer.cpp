@@ -108,6 +108,7 @@ public:
     void finish_epoch()
     {
         const double seconds = close_epoch_time();
+        sync_loss();
         EpochReport rep{};
         rep.train_loss = st_.epoch_rows > 0 ? st_.epoch_loss_sum / st_.epoch_rows : 0.0;
         const std::string where = " (end of epoch " + std::to_string(st_.epoch + 1) + ")";
@@ -132,9 +133,11 @@ public:
 
     bool checkpoint_due() const { return limits_.checkpoint_every > 0 && st_.step % limits_.checkpoint_every == 0; }
 
+    // Inside an epoch the loss sums are brought up to date first (an epoch's end has just done so).
     void checkpoint()
     {
         const trace::Span span("checkpoint");
+        sync_loss();
         st_.elapsed_s = start_.elapsed_s + train_seconds_ + (in_epoch_ ? epoch_clock_.seconds() : 0.0);
         if (hooks_.on_checkpoint) hooks_.on_checkpoint(st_);
         last_checkpoint_ = st_.step;
@@ -151,7 +154,10 @@ public:
     // near, the resumed run evaluates) and the final checkpoint, unless this state is written.
     TrainResult finish(const Stopwatch& total)
     {
-        if (in_epoch_) close_epoch_time(); // stopped inside an epoch (max_steps or a signal)
+        if (in_epoch_) { // stopped inside an epoch (max_steps or a signal)
+            close_epoch_time();
+            sync_loss();
+        }
         res_.stopped_early = st_.step < all_steps_;
         if (test_ != nullptr && !have_eval_ && !res_.interrupted) evaluate_now(" (final evaluation)");
         if (st_.step != last_checkpoint_) checkpoint();
@@ -187,9 +193,7 @@ private:
         have_eval_ = false;
         ++st_.step;
         ++st_.step_in_epoch;
-        // The global batch's loss, each step: summed over the ranks in one tree, so with
-        // --reproducible-ranks the epoch's running sum (checkpointed) is the same on any rank count.
-        st_.epoch_loss_sum += comm_.tree_sum(s.loss_sum);
+        step_losses_.push_back(s.loss_sum); // summed over ranks at the next sync_loss
         st_.epoch_rows += b.global_rows;
         epoch_samples_ += b.global_rows;
         last_loss_ = b.rows > 0 ? s.loss_sum / b.rows : 0.0;
@@ -200,6 +204,15 @@ private:
         }
     }
 
+    // The steps' losses since the last call, each summed over the ranks in the split tree (one
+    // collective for all of them), added to the epoch's running sum in step order: the same bits
+    // as summing every step at once, and, with --reproducible-ranks, on any rank count.
+    void sync_loss()
+    {
+        comm_.tree_sum(step_losses_.data(), static_cast<int>(step_losses_.size()));
+        for (const double v : step_losses_) st_.epoch_loss_sum += v;
+        step_losses_.clear();
+    }
     double close_epoch_time()
     {
         const double seconds = epoch_clock_.seconds();
@@ -233,8 +246,9 @@ private:
     Stopwatch epoch_clock_;      // the epoch in progress (or its resumed part) ...
     bool in_epoch_ = false;      // ... while its time is not yet in train_seconds_
     double epoch_samples_ = 0.0;
-    Stopwatch step_clock_;   // the step in progress
-    double last_loss_ = 0.0; // this rank's mean loss of the last step
+    Stopwatch step_clock_;            // the step in progress
+    double last_loss_ = 0.0;          // this rank's mean loss of the last step
+    std::vector<double> step_losses_; // this rank's loss sum of each step since the last sync_loss
     std::int64_t last_checkpoint_ = 0;
     bool have_eval_ = false; // res_.test describes the current parameters
     float lr_ = 0.0f;

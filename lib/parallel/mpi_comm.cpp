@@ -4,7 +4,6 @@
 #include "parallel/comm.hpp"
 #include "parallel/mpi_check.hpp"
 
-
 namespace ompml {
 
 MpiReduceComm::MpiReduceComm(MPI_Comm comm, bool fixed_order) : comm_(comm), fixed_order_(fixed_order)
@@ -23,10 +22,6 @@ void MpiReduceComm::sum(double* v, int n)
 
 bool MpiReduceComm::any(bool local) { return any_rank(comm_, local); }
 
-double MpiReduceComm::tree_sum(double local)
-{
-    split_tree_sum(comm_, &local, 1);
-    return local;
-}
+void MpiReduceComm::tree_sum(double* v, int n) { split_tree_sum(comm_, v, n); }
 
 } // namespace ompml

@@ -16,9 +16,9 @@ public:
     explicit MpiReduceComm(MPI_Comm comm, bool fixed_order = false);
     int rank() const override { return rank_; }
     int size() const override { return size_; }
-    void sum(double* v, int n) override;    // one MPI_Allreduce of n doubles (fixed_order: MPI_Allgather)
-    bool any(bool local) override;          // one MPI_Allreduce of an int
-    double tree_sum(double local) override; // one MPI_Allgather of a double, added in the split tree
+    void sum(double* v, int n) override;      // one MPI_Allreduce of n doubles (fixed_order: MPI_Allgather)
+    bool any(bool local) override;            // one MPI_Allreduce of an int
+    void tree_sum(double* v, int n) override; // one MPI_Allgather of n doubles, added in the split tree
 
 protected:
     MPI_Comm comm_;
