@@ -297,7 +297,7 @@ grad_dtype)
       out=b$np$t
       run "$np" "$out" "${common[@]}" --grad-dtype bf16 --grad-transport $t --bucket-mb 0.001 --checkpoint "$out.h5" \
         --metrics "$out.jsonl" || { cat "$out.log"; fail "$np ranks bf16 $t"; }
-      grep -q '^  gradients .*grad_transport '$t', grad_dtype bf16$' "$out.log" || { cat "$out.log"; fail "no grad_dtype in the report"; }
+      grep -q '^  gradients .*grad_transport '$t', .*grad_dtype bf16$' "$out.log" || { cat "$out.log"; fail "no grad_dtype in the report"; }
       grep -q '^  mpi .*bf16 exchanged, fp32 sums' "$out.log" || { cat "$out.log"; fail "the transport line does not say bf16"; }
       $py "$src/mpi/compare_runs.py" params f1.h5 "$out.h5" $RTOL_BF16 || fail "$np ranks bf16 $t: parameters"
       $py "$src/mpi/compare_runs.py" metrics f1.jsonl "$out.jsonl" $LTOL_BF16 || fail "$np ranks bf16 $t: loss history"
