@@ -7,6 +7,11 @@ order round by round, and prints HEAD/BASE time ratios with a verdict.
 Every figure is a time (ms): a bench row's min_ms, or ms per 1000 training samples. A row's
 ratio in a round is head / base; the verdict takes the median of those over the rounds, so one
 disturbed round cannot fail the gate and a real slowdown shows in every round.
+
+A min is only as good as the time its runs span: on a shared 2-vCPU machine the second core can
+be slow for tens of milliseconds at a time, and a 0.1 ms gemm timed 10 times (1 ms) then sees
+only the slow core (measured: 128x256x512 at 0.11 or 0.33 ms, whole runs either way). So the
+kernels run REPS_ALL times each and the MLP-shape gemms REPS_SHAPES times (about 0.1 s each).
 """
 import argparse
 import csv
@@ -20,6 +25,7 @@ import sys
 # The MLP's gemm shapes (784-512-256-10 at batch 128): forward of the two big layers, and the
 # weight gradients of the first (M, N, K).
 MLP_SHAPES = [(128, 512, 784), (128, 256, 512), (512, 784, 128), (784, 512, 128)]
+REPS_ALL, REPS_SHAPES = 40, 300
 TRAIN = ["--layers", "784,512,256,10", "--activation", "relu", "--epochs", "1", "--batch", "128",
          "--optimizer", "adam", "--lr", "1e-3", "--seed", "1", "--backend", "omp"]
 
@@ -68,14 +74,15 @@ class Build:
 
     def round(self, data):
         """One round of every workload this build has: {row: ms}."""
-        rows = self.bench("--kernel", "all")
+        rows = self.bench("--kernel", "all", "--reps", str(REPS_ALL))
         precisions = ["fp32", "bf16"] if self.has_bf16 else ["fp32"]
         for prec in precisions:
             extra = [] if prec == "fp32" else ["--precision", "bf16"]
             if prec == "bf16":
-                rows.update(self.bench("--kernel", "gemm,train_step", *extra))
+                rows.update(self.bench("--kernel", "gemm,train_step", "--reps", str(REPS_ALL), *extra))
             for m, n, k in MLP_SHAPES:
-                rows.update(self.bench("--kernel", "gemm", "--m", str(m), "--n", str(n), "--k", str(k), *extra))
+                rows.update(self.bench("--kernel", "gemm", "--m", str(m), "--n", str(n), "--k", str(k),
+                                       "--reps", str(REPS_SHAPES), *extra))
             rows.update(self.train(data, prec))
         return rows
 

@@ -176,6 +176,37 @@ StepTimes time_steps(MPI_Comm comm, const ScaleOptions& o, ScaleSetup& s, TraceF
     return t;
 }
 
+// --reproducible-ranks N: what the fixed order costs. The default mode (the same options with
+// reproducible_ranks 0: its own model, transport and kernels) and the fixed-order setup take
+// turns, step by step, the first of each pair alternating, so both meet the same load. The
+// medians of each, max over ranks, go into p.
+void time_mode_cost(const MpiSession& mpi, const ScaleOptions& o, ScaleSetup& fixed, ScalePoint& p)
+{
+    const MPI_Comm comm = mpi.comm();
+    ScaleOptions d = o;
+    d.cfg.reproducible_ranks = 0;
+    ScaleSetup dflt = build(mpi, d);
+    ScaleSetup* setups[2] = {&dflt, &fixed};
+    std::vector<double> step_s[2], comm_s[2];
+    for (int i = 0; i < o.warmup + o.steps; ++i)
+        for (int turn = 0; turn < 2; ++turn) {
+            const int which = (i + turn) % 2;
+            ScaleSetup& s = *setups[which];
+            MPI_CHECK(MPI_Barrier(comm));
+            const Stopwatch sw;
+            s.step.step->run(s.batch, o.cfg.opt.lr);
+            s.be->synchronize();
+            if (i < o.warmup) continue;
+            step_s[which].push_back(sw.seconds());
+            const GradSyncStats& g = s.step.step->sum_last();
+            comm_s[which].push_back(g.mpi_s + g.copy_s);
+        }
+    p.default_step_ms = max_ms_over_ranks(comm, median(step_s[0]));
+    p.default_comm_ms = max_ms_over_ranks(comm, median(comm_s[0]));
+    p.fixed_step_ms = max_ms_over_ranks(comm, median(step_s[1]));
+    p.fixed_comm_ms = max_ms_over_ranks(comm, median(comm_s[1]));
+}
+
 // The same bytes through one blocking MPI_Allreduce, in place on a host buffer. Zeros keep the
 // repeated in-place sums finite. A barrier before each call, so the time is the reduction's,
 // not a late rank's arrival.
@@ -245,6 +276,7 @@ ScalePoint run_scale(const MpiSession& mpi, const ScaleOptions& o)
     }
     const StepTimes t = time_steps(comm, o, s, trace_file.get());
     const std::vector<double> ar_s = time_plain_allreduce(comm, o, params);
+    if (o.cfg.reproducible_ranks > 0) time_mode_cost(mpi, o, s, p);
 
     p.params = params;
     p.ranks = mpi.size();
@@ -274,17 +306,19 @@ ScalePoint run_scale(const MpiSession& mpi, const ScaleOptions& o)
 const char* const kScaleCsvHeader =
     "mode,layers,params,ranks,threads,global_batch,rank_batch,steps,step_ms,step_min_ms,compute_ms,comm_ms,wait_ms,"
     "allreduce_ms,allreduce_min_ms,samples_per_s,buckets,bucket_mb,grad_sync,transport,grad_dtype,loss_first,"
-    "loss_last,precision,mpi_fp32_sum,reproducible_ranks";
+    "loss_last,precision,mpi_fp32_sum,reproducible_ranks,fixed_step_ms,fixed_comm_ms,default_step_ms,default_comm_ms";
 
 void print_scale_csv(const ScaleOptions& o, const ScalePoint& p)
 {
     if (o.header) std::printf("%s\n", kScaleCsvHeader);
-    std::printf("%s,%s,%zu,%d,%d,%d,%d,%d,%.4f,%.4f,%.4f,%.4f,%.4f,%.4f,%.4f,%.1f,%d,%g,%s,%s,%s,%.6g,%.6g,%s,%s,%d\n",
+    std::printf("%s,%s,%zu,%d,%d,%d,%d,%d,%.4f,%.4f,%.4f,%.4f,%.4f,%.4f,%.4f,%.1f,%d,%g,%s,%s,%s,%.6g,%.6g,%s,%s,%d,%."
+                "4f,%.4f,%.4f,%.4f\n",
                 enum_name(o.mode), layers_csv(o.cfg.model.layers).c_str(), p.params, p.ranks, p.threads, p.global_rows,
                 p.rank_rows, o.steps, p.step_ms, p.step_min_ms, p.compute_ms, p.comm_ms, p.wait_ms, p.allreduce_ms,
                 p.allreduce_min_ms, p.samples_per_s, p.buckets, o.run.bucket_mb, enum_name(o.grad_sync),
                 p.transport.c_str(), enum_name(o.run.grad_dtype), p.loss_first, p.loss_last,
-                enum_name(o.cfg.model.precision), enum_name(o.run.mpi_fp32_sum), o.cfg.reproducible_ranks);
+                enum_name(o.cfg.model.precision), enum_name(o.run.mpi_fp32_sum), o.cfg.reproducible_ranks,
+                p.fixed_step_ms, p.fixed_comm_ms, p.default_step_ms, p.default_comm_ms);
     std::fflush(stdout);
     std::fprintf(stderr, "ompml-scale: %s; gradient sum: %s; validated against MPI_Allreduce\n", p.device.c_str(),
                  p.transport_text.c_str());
@@ -315,6 +349,12 @@ void print_scale_report(const ScaleOptions& o, const ScalePoint& p)
                 p.allreduce_min_ms);
     std::printf("  %.1f samples/s; loss %.6g at the first timed step, %.6g at the last\n", p.samples_per_s,
                 p.loss_first, p.loss_last);
+    if (o.cfg.reproducible_ranks > 0)
+        std::printf("  the fixed order's cost (--reproducible-ranks %d against the default mode, alternating steps, "
+                    "median of %d each):\n"
+                    "    step %.3f ms (communication %.3f) against %.3f ms (communication %.3f): %.3fx\n",
+                    o.cfg.reproducible_ranks, o.steps, p.fixed_step_ms, p.fixed_comm_ms, p.default_step_ms,
+                    p.default_comm_ms, p.default_step_ms > 0 ? p.fixed_step_ms / p.default_step_ms : 0.0);
     if (!p.trace.empty()) std::printf("trace: %s (tools/trace_report.py %s)\n", p.trace.c_str(), p.trace.c_str());
 }
 

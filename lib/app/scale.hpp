@@ -87,10 +87,11 @@ struct ScaleOptions {
 };
 
 // The entries of ompml-train's tables that ompml-scale takes.
-inline constexpr const char* kScaleTrainKeys[] = {"layers",   "activation",   "precision", "optimizer", "lr",
-                                                  "momentum", "weight_decay", "clip",      "seed",      "batch"};
-inline constexpr const char* kScaleRunKeys[] = {"backend",    "bucket_mb",   "grad_transport",
-                                                "grad_dtype", "mpi_staging", "trace"};
+inline constexpr const char* kScaleTrainKeys[] = {"layers", "activation", "precision",         "optimizer",
+                                                  "lr",     "momentum",   "weight_decay",      "clip",
+                                                  "seed",   "batch",      "reproducible_ranks"};
+inline constexpr const char* kScaleRunKeys[] = {"backend",     "bucket_mb", "grad_transport", "grad_dtype",
+                                                "mpi_staging", "trace",     "mpi_fp32_sum"};
 
 // The study's own options.
 template <class F>
@@ -160,6 +161,9 @@ struct ScalePoint {
     double allreduce_ms = 0, allreduce_min_ms = 0, samples_per_s = 0;
     double loss_first = 0, loss_last = 0; // mean loss over the global batch, first and last timed step
     int buckets = 0;
+    // --reproducible-ranks N: the fixed order's step against the default mode's (the same options
+    // with reproducible_ranks 0), timed in alternating steps; all 0 without the setting.
+    double fixed_step_ms = 0, fixed_comm_ms = 0, default_step_ms = 0, default_comm_ms = 0;
     std::string transport; // "none" (1 rank), "shm" or "mpi", and its description
     std::string transport_text;
     std::string backend, device;

@@ -20,7 +20,8 @@ template <class X>
 Prepared prepare_gemm(X& x, const Problem&, const Dims& d)
 {
     const int m = static_cast<int>(d.m), n = static_cast<int>(d.n), k = static_cast<int>(d.k);
-    const Gemm g{false, false, m, n, k, 1.0f, 0.0f, Act::identity};
+    Gemm g;
+    g.m = m, g.n = n, g.k = k;
     auto a = random_floats(std::size_t(m) * k, 1), b = random_floats(std::size_t(k) * n, 2);
     const bool bf16_in = d.precision == Precision::bf16;
     if (bf16_in)

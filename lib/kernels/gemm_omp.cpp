@@ -98,6 +98,7 @@ struct FloatPanels {
     using Packed = float;
     static constexpr int NV = 4; // vectors of 16 floats per micro-panel row
     static constexpr int MR = 6, NR = 16 * NV, KU = 1, MC = 240, KC = 384, NC = 1024;
+    static constexpr int CIN_LAST = 1; // micro adds cin to the finished products (gemm_chunked)
     static_assert(MC % MR == 0 && NC % NR == 0 && NR % 16 == 0, "blocks hold whole micro-panels");
 
     static void begin() {}
@@ -214,6 +215,42 @@ struct FloatPanels {
 #if OMPML_GEMM_X86
 #define OMPML_AMX __attribute__((target("amx-tile,amx-bf16,avx512f")))
 
+// B's panel as rows of k pairs, the layout TDPBF16PS and VDPBF16PS read: element (p, j) at
+// (p / 2) * 2 * NR + 2 * j + p % 2, zeros past kc (up to kcp) and past column nr.
+template <int NR>
+void pack_b_pairs(const Gemm& g, const bf16* B, int p0, int kc, int kcp, int j0, int nr, bf16* dst)
+{
+    const bf16 zero{0};
+    if (!g.trans_b) {
+        // B (K, N): two rows of B interleaved make one k-pair row of the panel.
+        int p = 0;
+        if (nr == NR)
+            for (; p + 2 <= kc; p += 2) {
+                bf16* d = dst + (p / 2) * 2 * NR;
+                const bf16* s0 = B + static_cast<long>(p0 + p) * g.n + j0;
+                const bf16* s1 = s0 + g.n;
+                for (int j = 0; j < NR; ++j) {
+                    d[2 * j] = s0[j];
+                    d[2 * j + 1] = s1[j];
+                }
+            }
+        for (; p < kcp; ++p) {
+            bf16* d = dst + (p / 2) * 2 * NR + p % 2;
+            const bf16* src = B + static_cast<long>(p0 + p) * g.n + j0;
+            for (int j = 0; j < NR; ++j) d[2 * j] = p < kc && j < nr ? src[j] : zero;
+        }
+    } else {
+        // B (N, K): a k-pair of column j is two consecutive elements of B's row j.
+        for (int j = 0; j < NR; ++j) {
+            const bf16* src = B + static_cast<long>(j0 + j) * g.k + p0;
+            int p = 0;
+            if (j < nr)
+                for (; p + 2 <= kc; p += 2) __builtin_memcpy(dst + p * NR + 2 * j, src + p, 4);
+            for (; p < kcp; ++p) dst[(p / 2) * 2 * NR + 2 * j + p % 2] = p < kc && j < nr ? src[p] : zero;
+        }
+    }
+}
+
 struct TileConfig {
     unsigned char palette = 1, start_row = 0, reserved[14] = {};
     unsigned short colsb[16] = {}; // bytes per row
@@ -223,7 +260,7 @@ struct TileConfig {
 struct AmxPanels {
     using Elem = bf16;
     using Packed = bf16;
-    enum : int { MR = 32, NR = 32, KU = 32, MC = 128, KC = 512, NC = 1024 };
+    enum : int { MR = 32, NR = 32, KU = 32, MC = 128, KC = 512, NC = 1024, CIN_LAST = 0 };
     static_assert(MC % MR == 0 && NC % NR == 0, "blocks hold whole micro-panels");
 
     // The tile configuration is per thread: each thread of the team loads it before its first
@@ -269,34 +306,7 @@ struct AmxPanels {
 
     static void pack_b(const Gemm& g, const bf16* B, int p0, int kc, int j0, int nr, bf16* dst)
     {
-        const int kcp = round_up(kc, KU);
-        const bf16 zero{0};
-        if (!g.trans_b) {
-            // B (K, N): two rows of B interleaved make a tile row (full pairs of full rows
-            // without a test per element, so the loop vectorizes).
-            int p = 0;
-            if (nr == NR)
-                for (; p + 2 <= kc; p += 2) {
-                    bf16* d = dst + (p / 2) * 2 * NR;
-                    const bf16* s0 = B + static_cast<long>(p0 + p) * g.n + j0;
-                    const bf16* s1 = s0 + g.n;
-                    for (int j = 0; j < NR; ++j) {
-                        d[2 * j] = s0[j];
-                        d[2 * j + 1] = s1[j];
-                    }
-                }
-            for (; p < kcp; ++p) {
-                bf16* d = dst + (p / 2) * 2 * NR + p % 2;
-                const bf16* src = B + static_cast<long>(p0 + p) * g.n + j0;
-                for (int j = 0; j < NR; ++j) d[2 * j] = p < kc && j < nr ? src[j] : zero;
-            }
-        } else {
-            // B (N, K): a k-pair of column j is two consecutive elements of B's row j.
-            for (int j = 0; j < NR; ++j) {
-                const bf16* src = B + static_cast<long>(j0 + j) * g.k + p0;
-                for (int p = 0; p < kcp; ++p) dst[(p / 2) * 2 * NR + 2 * j + p % 2] = p < kc && j < nr ? src[p] : zero;
-            }
-        }
+        pack_b_pairs<NR>(g, B, p0, kc, round_up(kc, KU), j0, nr, dst);
     }
 
     // cout (32, 32; row stride ldo) = a . b [+ cin (32, 32; stride ldi)], kcp a multiple of 32.
@@ -351,7 +361,7 @@ struct AmxPanels {
 struct Bf16DotPanels {
     using Elem = bf16;
     using Packed = bf16;
-    enum : int { NV = 4, MR = 6, NR = 16 * NV, KU = 2, MC = 240, KC = 768, NC = 1024 };
+    enum : int { NV = 4, MR = 6, NR = 16 * NV, KU = 2, MC = 240, KC = 768, NC = 1024, CIN_LAST = 1 };
     static_assert(MC % MR == 0 && NC % NR == 0, "blocks hold whole micro-panels");
 
     static void begin() {}
@@ -386,36 +396,7 @@ struct Bf16DotPanels {
 
     static void pack_b(const Gemm& g, const bf16* B, int p0, int kc, int j0, int nr, bf16* dst)
     {
-        const int kcp = round_up(kc, KU);
-        const bf16 zero{0};
-        if (!g.trans_b) {
-            // B (K, N): two rows of B interleaved make one k-pair row of the panel.
-            int p = 0;
-            if (nr == NR)
-                for (; p + 2 <= kc; p += 2) {
-                    bf16* d = dst + (p / 2) * 2 * NR;
-                    const bf16* s0 = B + static_cast<long>(p0 + p) * g.n + j0;
-                    const bf16* s1 = s0 + g.n;
-                    for (int j = 0; j < NR; ++j) {
-                        d[2 * j] = s0[j];
-                        d[2 * j + 1] = s1[j];
-                    }
-                }
-            for (; p < kcp; ++p) {
-                bf16* d = dst + (p / 2) * 2 * NR + p % 2;
-                const bf16* src = B + static_cast<long>(p0 + p) * g.n + j0;
-                for (int j = 0; j < NR; ++j) d[2 * j] = p < kc && j < nr ? src[j] : zero;
-            }
-        } else {
-            // B (N, K): a k-pair of column j is two consecutive elements of B's row j.
-            for (int j = 0; j < NR; ++j) {
-                const bf16* src = B + static_cast<long>(j0 + j) * g.k + p0;
-                int p = 0;
-                if (j < nr)
-                    for (; p + 2 <= kc; p += 2) __builtin_memcpy(dst + p * NR + 2 * j, src + p, 4);
-                for (; p < kcp; ++p) dst[(p / 2) * 2 * NR + 2 * j + p % 2] = p < kc && j < nr ? src[p] : zero;
-            }
-        }
+        pack_b_pairs<NR>(g, B, p0, kc, round_up(kc, KU), j0, nr, dst);
     }
 
     // cout (MR, NR; row stride ldo) = a . b [+ cin (MR, NR; stride ldi)], kcp even. cin may
@@ -695,9 +676,18 @@ void gemm_chunked(const Gemm g, const typename P::Elem* A, const typename P::Ele
                         int depth = 0;
                         for (int c = 0; c < nch; ++c) {
                             const int kcp = kp[c + 1] - kp[c];
-                            P::micro(kcp, Ap + static_cast<long>(kp[c]) * P::MC + static_cast<long>(ir) * kcp,
-                                     b + static_cast<long>(kp[c]) * NR, nullptr, NR, t[depth++], NR);
-                            for (long k = c + 1; (k & 1) == 0; k >>= 1, --depth) // TreeSum's carry
+                            const Packed* ac = Ap + static_cast<long>(kp[c]) * P::MC + static_cast<long>(ir) * kcp;
+                            const Packed* bc = b + static_cast<long>(kp[c]) * NR;
+                            long k = c + 1; // TreeSum's carry: as many merges as k has trailing zero bits
+                            if (P::CIN_LAST && (k & 1) == 0) {
+                                // The first merge in the micro-kernel, which adds cin to the chunk's
+                                // finished sum: t[top] + chunk, the same bits as the loop below.
+                                P::micro(kcp, ac, bc, t[depth - 1], NR, t[depth - 1], NR);
+                                k >>= 1;
+                            } else {
+                                P::micro(kcp, ac, bc, nullptr, NR, t[depth++], NR);
+                            }
+                            for (; (k & 1) == 0; k >>= 1, --depth)
                                 for (int e = 0; e < MR * NR; ++e) t[depth - 2][e] += t[depth - 1][e];
                         }
                         for (int d = depth - 2; d >= 0; --d) // TreeSum's total: the right edge first
