@@ -60,19 +60,21 @@ def cpu():
 
 
 def bench(bin_dir, m, n, k, precision, path=None):
-    """(omp GFLOP/s, openblas GFLOP/s or None, openblas core, host peak line) of one gemm."""
+    """(omp GFLOP/s, openblas GFLOP/s or None, openblas core, host peak line, omp peak_pct) of one gemm.
+    200 runs each: a min over a few short runs may see only a descheduled second vCPU."""
     env = best_env()
     if path:
         env["OMPML_HOST_GEMM"] = path
     argv = [os.path.join(bin_dir, "ompml-bench"), "--kernel", "gemm", "--m", str(m), "--n", str(n), "--k", str(k),
-            "--precision", precision, "--reps", "30", "--csv"]
+            "--precision", precision, "--reps", "200", "--csv"]
     out = run(argv, env)
     peak = re.search(r"^# host_peak: (.*)$", out, re.M)
     core = re.search(r"^# openblas: core=(\S+)", out, re.M)
     rows = [r for r in csv.DictReader(io.StringIO("\n".join(l for l in out.splitlines() if not l.startswith("#"))))]
-    omp = next(float(r["gflops"]) for r in rows if r["backend"] == "omp")
+    omp = next(r for r in rows if r["backend"] == "omp")
     blas = next((float(r["gflops"]) for r in rows if r["backend"].startswith("openblas")), None)
-    return omp, blas, core.group(1) if core else "none", peak.group(1) if peak else "?"
+    return (float(omp["gflops"]), blas, core.group(1) if core else "none", peak.group(1) if peak else "?",
+            float(omp["peak_pct"]))
 
 
 def train_rate(bin_dir, data, precision):
@@ -127,8 +129,9 @@ def main():
     torch_ver, torch_core = "?", "?"
     for r in range(a.rounds):
         for shape in SHAPES:
-            omp, blas, core, peak = bench(a.bin, *shape, "fp32")
+            omp, blas, core, peak, pct = bench(a.bin, *shape, "fp32")
             g.setdefault((shape, "fp32"), []).append(omp)
+            g.setdefault((shape, "fp32 % of peak"), []).append(pct)
             if blas:
                 g.setdefault((shape, "openblas"), []).append(blas)
             for p in paths:
@@ -168,10 +171,10 @@ def main():
     print(f"- {a.rounds} rounds, medians (range); commands: `python3 tools/host_report.py`.")
     print()
     heads = ["fp32", "openblas"] + ["bf16 " + p for p in paths]
-    print("| shape | " + " | ".join(h + " GFLOP/s" for h in heads) + " | bf16 / fp32 |")
-    print("| --- |" + " ---: |" * (len(heads) + 1))
+    print("| shape | " + " | ".join(h + " GFLOP/s" for h in heads) + " | fp32 % of peak | bf16 / fp32 |")
+    print("| --- |" + " ---: |" * (len(heads) + 2))
     for shape in SHAPES:
-        cells = [f"{med(g.get((shape, h), [])):.0f} ({span(g.get((shape, h), []))})" for h in heads]
+        cells = [f"{med(g.get((shape, h), [])):.0f} ({span(g.get((shape, h), []))})" for h in heads + ["fp32 % of peak"]]
         best16 = max((med(g[(shape, 'bf16 ' + p)]) for p in paths), default=float("nan"))
         print(f"| {'x'.join(map(str, shape))} | " + " | ".join(cells) + f" | {best16 / med(g[(shape, 'fp32')]):.2f} |")
     print()

@@ -42,10 +42,18 @@ void col_sum_plain(int rows, int cols, const float* X, O* out)
         } else {
             const int c0 = blk * W, w = cols - c0 < W ? cols - c0 : W;
             float acc[kColBlock] = {};
-            for (int r = 0; r < rows; ++r) {
-                const float* x = X + static_cast<long>(r) * cols + c0; // (w) of row r
+            if (w == kColBlock) { // a whole block: a constant trip count keeps acc in registers
+                for (int r = 0; r < rows; ++r) {
+                    const float* x = X + static_cast<long>(r) * cols + c0; // (W) of row r
 #pragma omp metadirective when(device = {arch(nvptx64)} : nothing) default(simd)
-                for (int c = 0; c < w; ++c) acc[c] += x[c];
+                    for (int c = 0; c < kColBlock; ++c) acc[c] += x[c];
+                }
+            } else {
+                for (int r = 0; r < rows; ++r) {
+                    const float* x = X + static_cast<long>(r) * cols + c0; // (w) of row r
+#pragma omp metadirective when(device = {arch(nvptx64)} : nothing) default(simd)
+                    for (int c = 0; c < w; ++c) acc[c] += x[c];
+                }
             }
             for (int c = 0; c < w; ++c) out[c0 + c] = from_float<O>(acc[c]);
         }
