@@ -9,7 +9,8 @@
 #   ompml-bench --backend omp --kernel all       every bench kernel at its default size;
 #   ompml-bench --kernel gemm at the MLP's shapes (784-512-256-10, batch 128);
 #   the same gemm shapes and train_step with --precision bf16, where the build has it;
-#   ompml-train, one epoch of the quick-start model (fp32, and bf16 where the build has it).
+#   ompml-train, three epochs of the quick-start model, the best epoch (fp32, and bf16 where the
+#   build has it).
 # It prints one row per measurement: the HEAD/BASE time ratio (the median over rounds of the
 # per-round ratios, and its range), and a verdict: FAIL (exit 1) where any row's median ratio is
 # >= --threshold, else PASS. Rows only one build has are listed as new/gone and not judged.
@@ -27,7 +28,7 @@ while (($#)); do
     --rounds) rounds=$2; shift 2 ;;
     --threshold) threshold=$2; shift 2 ;;
     --out) out=$2; shift 2 ;;
-    -h | --help) sed -n '2,21p' "$0"; exit 0 ;;
+    -h | --help) sed -n '2,22p' "$0"; exit 0 ;;
     -*) echo "perf-compare.sh: unknown option '$1' (see --help)" >&2; exit 2 ;;
     *) break ;;
   esac
