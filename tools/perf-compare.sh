@@ -13,7 +13,9 @@
 #   build has it).
 # It prints one row per measurement: the HEAD/BASE time ratio (the median over rounds of the
 # per-round ratios, and its range), and a verdict: FAIL (exit 1) where any row's median ratio is
-# >= --threshold, else PASS. Rows only one build has are listed as new/gone and not judged.
+# >= --threshold, else PASS; where a row is over the threshold after the rounds, as many rounds
+# again run first and the verdict is on all of them (a slowdown is there in every round, a burst
+# of load from another process is not). Rows only one build has are listed as new/gone.
 # Raw figures go to --out (rounds.csv), with the CPU and both commits.
 #
 # Builds are kept in build/perf/<commit> (a `git archive` of the commit, configured with the
@@ -28,7 +30,7 @@ while (($#)); do
     --rounds) rounds=$2; shift 2 ;;
     --threshold) threshold=$2; shift 2 ;;
     --out) out=$2; shift 2 ;;
-    -h | --help) sed -n '2,22p' "$0"; exit 0 ;;
+    -h | --help) sed -n '2,24p' "$0"; exit 0 ;;
     -*) echo "perf-compare.sh: unknown option '$1' (see --help)" >&2; exit 2 ;;
     *) break ;;
   esac

@@ -6,7 +6,10 @@ order round by round, and prints HEAD/BASE time ratios with a verdict.
 
 Every figure is a time (ms): a bench row's min_ms, or ms per 1000 training samples. A row's
 ratio in a round is head / base; the verdict takes the median of those over the rounds, so one
-disturbed round cannot fail the gate and a real slowdown shows in every round.
+disturbed round cannot fail the gate and a real slowdown shows in every round. Where a row is
+over the threshold after the rounds, as many rounds again run (--confirm) and the verdict takes
+the median of all: under a load average of 10 on 2 vCPUs (other builds running), one of three
+self-comparisons of 5 rounds put col_sum at 1.36x.
 
 A min is only as good as the time its runs span: on a shared 2-vCPU machine the second core can
 be slow for tens of milliseconds at a time, and a 0.1 ms gemm timed 10 times (1 ms) then sees
@@ -98,22 +101,48 @@ def cpu_line():
     return f"{model.group(1) if model else 'unknown CPU'}, {os.cpu_count()} CPUs, {' '.join(isa) or 'no AVX-512'}"
 
 
+def ratios_of(times, base, head, row):
+    return [h[row] / b[row] for b, h in zip(times[base.role], times[head.role])]
+
+
+def over(times, base, head, names, threshold):
+    """The rows both builds have whose median HEAD/BASE ratio is >= threshold."""
+    return [r for r in names if statistics.median(ratios_of(times, base, head, r)) >= threshold]
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--rounds", type=int, default=5)
+    ap.add_argument("--confirm", type=int, default=None,
+                    help="where a row is over the threshold after --rounds, this many more rounds, and the "
+                    "verdict on all of them (default: --rounds; 0: none)")
     ap.add_argument("--threshold", type=float, default=1.25)
     ap.add_argument("--out", required=True)
     ap.add_argument("--data", required=True)
     ap.add_argument("builds", nargs=2)
     a = ap.parse_args()
+    confirm = a.rounds if a.confirm is None else a.confirm
     base, head = Build(a.builds[0]), Build(a.builds[1])
     print(f"# perf-compare: base {base.name}, head {head.name}, {a.rounds} rounds, on {cpu_line()}", flush=True)
     times = {base.role: [], head.role: []}
-    for r in range(a.rounds):
-        order = (base, head) if r % 2 == 0 else (head, base)
-        for b in order:
-            times[b.role].append(b.round(a.data))
-        print(f"# round {r + 1}/{a.rounds} done", flush=True)
+
+    def run_rounds(first, count, total):
+        for r in range(first, first + count):
+            order = (base, head) if r % 2 == 0 else (head, base)
+            for b in order:
+                times[b.role].append(b.round(a.data))
+            print(f"# round {r + 1}/{total} done", flush=True)
+
+    run_rounds(0, a.rounds, a.rounds)
+    names = list(dict.fromkeys([*times[base.role][0], *times[head.role][0]]))
+    both = [r for r in names if r in times[base.role][0] and r in times[head.role][0]]
+    suspects = over(times, base, head, both, a.threshold)
+    if suspects and confirm > 0:
+        # A real slowdown is there in every round; a burst of load from another process is not.
+        print(f"# over {a.threshold}x after {a.rounds} rounds: {', '.join(suspects)}; {confirm} more rounds, "
+              f"then the verdict on all {a.rounds + confirm}", flush=True)
+        run_rounds(a.rounds, confirm, a.rounds + confirm)
+    rounds = len(times[base.role])
 
     with open(os.path.join(a.out, "rounds.csv"), "w", newline="") as f:
         w = csv.writer(f)
@@ -124,31 +153,25 @@ def main():
                 for row, ms in rows.items():
                     w.writerow([r + 1, b.name, row, f"{ms:.6g}"])
 
-    names = list(dict.fromkeys([*times[base.role][0], *times[head.role][0]]))
-    failed = []
+    failed = over(times, base, head, both, a.threshold)
     print(f"{'row':<40} {'base ms':>10} {'head ms':>10} {'head/base':>10}  range")
     for row in names:
-        in_base, in_head = row in times[base.role][0], row in times[head.role][0]
-        if not (in_base and in_head):
-            print(f"{row:<40} {'(new)' if in_head else '(gone)':>10}")
+        if row not in both:
+            print(f"{row:<40} {'(new)' if row in times[head.role][0] else '(gone)':>10}")
             continue
         b = [t[row] for t in times[base.role]]
         h = [t[row] for t in times[head.role]]
-        ratios = [y / x for x, y in zip(b, h)]
-        med = statistics.median(ratios)
-        flag = "  <-- slower" if med >= a.threshold else ""
-        if med >= a.threshold:
-            failed.append(row)
-        print(f"{row:<40} {statistics.median(b):>10.4g} {statistics.median(h):>10.4g} {med:>10.3f}  "
-              f"{min(ratios):.3f}-{max(ratios):.3f}{flag}")
-    worst = max((statistics.median([h[r] / b[r] for b, h in zip(times[base.role], times[head.role])]), r)
-                for r in names if r in times[base.role][0] and r in times[head.role][0])
+        ratios = ratios_of(times, base, head, row)
+        flag = "  <-- slower" if row in failed else ""
+        print(f"{row:<40} {statistics.median(b):>10.4g} {statistics.median(h):>10.4g} "
+              f"{statistics.median(ratios):>10.3f}  {min(ratios):.3f}-{max(ratios):.3f}{flag}")
+    worst = max((statistics.median(ratios_of(times, base, head, r)), r) for r in both)
     print(f"worst row: {worst[1]} at {worst[0]:.3f}x")
     if failed:
-        print(f"verdict: FAIL: {len(failed)} row(s) >= {a.threshold}x slower in the median of {a.rounds} rounds: "
+        print(f"verdict: FAIL: {len(failed)} row(s) >= {a.threshold}x slower in the median of {rounds} rounds: "
               + ", ".join(failed))
         return 1
-    print(f"verdict: PASS: no row >= {a.threshold}x slower in the median of {a.rounds} rounds")
+    print(f"verdict: PASS: no row >= {a.threshold}x slower in the median of {rounds} rounds")
     return 0
 
 
