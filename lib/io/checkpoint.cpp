@@ -4,23 +4,19 @@
 
 #include "io/atomic_file.hpp"
 #include "io/h5.hpp"
+#include "io/output_target.hpp"
 #include "nn/settings.hpp"
 
 #include <cmath>
 #include <cstring>
-#include <filesystem>
-#include <fstream>
 #include <mutex>
 #include <new>
-#include <unistd.h>
 
 namespace ompml {
 
 const char* const kCheckpointMagic = "ompml-checkpoint\n";
 
 namespace {
-
-namespace fs = std::filesystem;
 
 constexpr const char* kFormat = "ompml-checkpoint";
 // Version 2 added /config precision; version 1 files (fp32 runs) are read as fp32.
@@ -254,84 +250,16 @@ Checkpoint read_unchecked(const std::string& path)
 
 } // namespace
 
-namespace {
-
-// Whether an existing regular file starts with the checkpoint magic.
-bool starts_with_magic(const std::string& path)
-{
-    const std::size_t n = std::strlen(kCheckpointMagic);
-    std::ifstream in(path, std::ios::binary);
-    std::string head(n, '\0');
-    return in.read(head.data(), static_cast<std::streamsize>(n)) && head == kCheckpointMagic;
-}
-
-// Why the existing regular file `path` is not an ompml checkpoint, or "" when it is one
-// (valid or damaged) or holds nothing.
-std::string foreign_file_reason(const std::string& path)
-{
-    std::error_code ec;
-    if (fs::file_size(path, ec) == 0 && !ec) return ""; // empty (e.g. from mktemp): nothing to lose
-    if (starts_with_magic(path)) return "";
-    std::lock_guard<std::recursive_mutex> guard(h5::lock());
-    if (H5Fis_hdf5(path.c_str()) <= 0) return "is not an ompml checkpoint (not even an HDF5 file)";
-    h5::Handle f(H5Fopen(path.c_str(), H5F_ACC_RDONLY, H5P_DEFAULT));
-    if (!f.valid()) {
-        h5::error_text(); // clears HDF5's error stack
-        return "is an HDF5 file that cannot be opened, not a recognisable ompml checkpoint";
-    }
-    try {
-        if (h5::exists(f, "config")) {
-            const h5::Handle cfg = h5::open_group(f, "config");
-            if (h5::has_attr(cfg, "format") && h5::get_attr_string(cfg, "format") == kFormat)
-                return ""; // written by an older build (no user block)
-        }
-        if (h5::exists(f, "train") || h5::exists(f, "test"))
-            return "is a dataset file (it has /train or /test), not an ompml checkpoint";
-    } catch (const Error&) { // an odd /config: not ours
-    }
-    return "is an HDF5 file without the ompml-checkpoint format tag";
-}
-
-// Why `path` must not be replaced by a checkpoint, or "" when it may (missing, empty, ours).
-std::string target_problem(const std::string& path)
-{
-    std::error_code ec;
-    const fs::file_status link = fs::symlink_status(path, ec);
-    if (!fs::exists(link)) return "";
-    const fs::file_status st = fs::status(path, ec); // through symbolic links
-    std::string via;
-    if (fs::is_symlink(link)) {
-        via = " (it is a symbolic link to " + fs::read_symlink(path, ec).string() + ")";
-        if (!fs::exists(st))
-            return "is a symbolic link to " + fs::read_symlink(path, ec).string() + ", which does not exist";
-    }
-    if (fs::is_directory(st)) return "is a directory" + via;
-    if (!fs::is_regular_file(st)) return "is not a regular file" + via;
-    const std::string reason = foreign_file_reason(path);
-    return reason.empty() ? "" : reason + via;
-}
-
-} // namespace
-
 void check_checkpoint_target(const std::string& path, bool keep_previous)
 {
-    const fs::path p(path);
-    const std::string name = p.filename().string();
-    if (name.empty() || name == "." || name == "..")
-        throw Error("checkpoint " + path + ": names a directory, not a file");
-    const std::string dir = p.parent_path().empty() ? std::string(".") : p.parent_path().string();
-    std::error_code ec;
-    if (!fs::exists(dir, ec)) throw Error("checkpoint " + path + ": directory " + dir + " does not exist");
-    if (!fs::is_directory(dir, ec)) throw Error("checkpoint " + path + ": " + dir + " is not a directory");
-    if (::access(dir.c_str(), W_OK | X_OK) != 0)
-        throw Error("checkpoint " + path + ": cannot create files in directory " + dir + ": " + std::strerror(errno));
+    if (const std::string why = directory_problem(path); !why.empty()) throw Error("checkpoint " + path + ": " + why);
     atomic_file::remove_stale(path);
     const std::string advice = ": refusing to overwrite it; choose another --checkpoint path or move the file away";
-    if (const std::string why = target_problem(path); !why.empty())
+    if (const std::string why = replace_problem(path, FileKind::checkpoint); !why.empty())
         throw Error("checkpoint " + path + " " + why + advice);
     if (!keep_previous) return;
     const std::string prev = path + ".prev"; // the rotation renames a checkpoint over it
-    if (const std::string why = target_problem(prev); !why.empty())
+    if (const std::string why = replace_problem(prev, FileKind::checkpoint); !why.empty())
         throw Error("checkpoint " + path + ": its previous-checkpoint file " + prev + " " + why + advice);
 }
 
