@@ -26,6 +26,20 @@ grep -q 'confusion matrix' e.log || fail "ompml-eval printed no confusion matrix
 acc_train=$(sed -n 's/^final: test_acc \([0-9.]*\).*/\1/p' a.log)
 grep -q "accuracy $acc_train" e.log || fail "ompml-eval accuracy differs from ompml-train's $acc_train"
 
+# A cosine run resumed with more epochs: the schedule takes the new length (one line says so)
+# instead of training the added epoch at lr 0; the lr of the resumed epoch's last step (step 72
+# of 72, warmup 5, base 1e-2) is the new cosine's, not 0.
+"$train" --resume a.h5 --epochs 3 --checkpoint r3.h5 --metrics r3.jsonl >r3.log
+grep -q '^ompml-train: --epochs 3: the cosine schedule now ends at step 72 instead of 48; the run resumes at step 48 with lr 0.002846 (the old schedule.s: 0)$' r3.log ||
+  { cat r3.log; fail "no notice of the longer cosine schedule"; }
+$py - <<'PY' || fail "lr of the resumed epoch"
+import json, math
+rec = [r for r in map(json.loads, open("r3.jsonl")) if r.get("record", "epoch") == "epoch"][-1]
+want = 1e-2 * 0.5 * (1 + math.cos(math.pi * (71 - 5) / (72 - 5)))  # step 72 = index 71
+assert rec["epoch"] == 3 and abs(rec["lr"] - want) <= 1e-6 * want, (rec, want)
+print("resumed cosine: lr of epoch 3's last step", rec["lr"], "=", want)
+PY
+
 # Stop inside epoch 1 (24 steps/epoch), resume, compare with the uninterrupted run.
 "$train" $common --max-steps 30 --checkpoint-every 7 --checkpoint b.h5 >b.log
 grep -q 'stopped by --max-steps' b.log || fail "no early stop"

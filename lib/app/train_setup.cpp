@@ -176,12 +176,28 @@ TrainData open_data(const MpiSession& mpi, Backend& be, const TrainOptions& opt,
     return d;
 }
 
-void fix_schedule(TrainConfig& cfg, const TrainOptions& opt, const TrainData& data, const ResumePoint& resume)
+void fix_schedule(const MpiSession& mpi, TrainConfig& cfg, const TrainOptions& opt, const TrainData& data,
+                  const ResumePoint& resume)
 {
     const std::int64_t spe = data.train->steps_per_epoch();
     if (!resume.ck) {
         if (opt.step_epochs > 0) cfg.sched.step_size = static_cast<std::int64_t>(opt.step_epochs) * spe;
         cfg.sched = Trainer::resolve_schedule(cfg, spe);
+    } else if (const std::int64_t horizon = static_cast<std::int64_t>(cfg.epochs) * spe;
+               cfg.sched.kind == SchedKind::cosine && cfg.sched.total_steps != horizon) {
+        // --epochs moved the run's end: the old cosine would train every step past its end at
+        // lr 0. The schedule takes the new length; the lr from the resumed step on follows it.
+        const ScheduleConfig old = cfg.sched;
+        cfg.sched.total_steps = horizon;
+        const std::int64_t at = resume.ck->state.step;
+        if (mpi.root()) {
+            std::printf("ompml-train: --epochs %d: the cosine schedule now ends at step %lld instead of %lld; "
+                        "the run resumes at step %lld with lr %.4g (the old schedule's: %.4g)\n",
+                        cfg.epochs, static_cast<long long>(horizon), static_cast<long long>(old.total_steps),
+                        static_cast<long long>(at), static_cast<double>(scheduled_lr(cfg.sched, cfg.opt.lr, at)),
+                        static_cast<double>(scheduled_lr(old, cfg.opt.lr, at)));
+            std::fflush(stdout);
+        }
     }
     if (cfg.sched.kind == SchedKind::step && cfg.sched.step_size <= 0)
         throw CollectiveError("--schedule step needs --step-size N or --step-epochs N", -1, 0);

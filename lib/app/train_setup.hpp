@@ -63,8 +63,12 @@ TrainData open_data(const MpiSession& mpi, Backend& be, const TrainOptions& opt,
                     const ResumePoint& resume);
 
 // A fresh start fixes what depends on the data: the step schedule's --step-epochs in steps
-// and the cosine's length (stored in the checkpoint, so a resumed run keeps them).
-void fix_schedule(TrainConfig& cfg, const TrainOptions& opt, const TrainData& data, const ResumePoint& resume);
+// and the cosine's length (stored in the checkpoint, so a resumed run keeps them). A resumed
+// cosine run whose --epochs moves the end takes a cosine of the new length, and says so in one
+// line (rank 0): the lr from the resumed step on follows the new curve, instead of staying at 0
+// after the old end.
+void fix_schedule(const MpiSession& mpi, TrainConfig& cfg, const TrainOptions& opt, const TrainData& data,
+                  const ResumePoint& resume);
 
 // Collective: every rank must run the same configuration; a mismatch stops all, naming it.
 void agree_on_run(const MpiSession& mpi, const TrainConfig& cfg, const TrainOptions& opt, const TrainData& data,
