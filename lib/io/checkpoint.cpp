@@ -9,6 +9,7 @@
 
 #include <cmath>
 #include <cstring>
+#include <filesystem>
 #include <mutex>
 #include <new>
 
@@ -289,7 +290,9 @@ void restore_checkpoint(const Checkpoint& ck, Model& model, Optimizer* opt)
     }
 }
 
-void write_checkpoint(const std::string& path, const Checkpoint& ck, bool keep_previous)
+namespace {
+
+void write_checkpoint_file(const std::string& path, const Checkpoint& ck, bool keep_previous)
 {
     std::lock_guard<std::recursive_mutex> guard(h5::lock()); // a streaming loader may be reading
     const std::vector<LayerView> views = mlp_layout(ck.config.model.layers);
@@ -339,6 +342,34 @@ void write_checkpoint(const std::string& path, const Checkpoint& ck, bool keep_p
             set_int(st, "checksum", checksum(ck));
         },
         atomic);
+}
+
+// What a failed write left: the checkpoint that was at path before, which the rename never
+// replaced ("the previous checkpoint ck.h5 (step 20) is kept"), or that there is none.
+std::string kept_after_failure(const std::string& path)
+{
+    std::error_code ec;
+    if (!std::filesystem::exists(path, ec)) return "no earlier checkpoint exists at " + path;
+    std::string step;
+    try {
+        std::lock_guard<std::recursive_mutex> guard(h5::lock());
+        const h5::Handle f = h5::open_read(path);
+        step = " (step " + std::to_string(h5::get_attr_int(h5::open_group(f, "state"), "step")) + ")";
+    } catch (const Error&) { // a damaged earlier file: it is kept all the same
+    }
+    return "the previous checkpoint " + path + step + " is kept";
+}
+
+} // namespace
+
+void write_checkpoint(const std::string& path, const Checkpoint& ck, bool keep_previous)
+{
+    try {
+        write_checkpoint_file(path, ck, keep_previous);
+    } catch (const SystemError& e) { // a full disk, a quota, an I/O error: one line with the cause
+        throw Error("step " + std::to_string(ck.state.step) + ": cannot write checkpoint " + path + ": " +
+                    std::strerror(e.code()) + "; " + kept_after_failure(path));
+    }
 }
 
 Checkpoint read_checkpoint(const std::string& path)
