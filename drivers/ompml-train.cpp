@@ -46,6 +46,7 @@ int train(const MpiSession& mpi, int argc, char** argv)
     collective_try(mpi, [&] { run.be = make_backend(run.opt.backend); });
     run.data = open_data(mpi, *run.be, run.opt, run.cfg, run.resume); // the dataset
     fix_schedule(mpi, run.cfg, run.opt, run.data, run.resume);
+    agree_on_data(mpi, run.opt, run.data);
     agree_on_run(mpi, run.cfg, run.opt, run.data, run.resume);
     run.step = build_step(mpi, *run.be, run.cfg, run.opt, run.data, run.resume); // build, or resume
     run.trace = open_trace(mpi, run.opt, *run.be, run.step.step->model().num_params());

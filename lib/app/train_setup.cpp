@@ -5,6 +5,7 @@
 #include "app/test_env.hpp"
 #include "core/check.hpp"
 #include "core/trace.hpp"
+#include "io/fingerprint.hpp"
 #include "nn/settings.hpp"
 
 #include <algorithm>
@@ -14,6 +15,13 @@
 
 namespace ompml {
 namespace {
+
+// "train 1500x24 uint8": a split's shape and dtype, for the data fingerprint.
+std::string split_shape(const char* name, const SplitInfo& s, std::uint64_t features)
+{
+    return std::string(name) + " " + std::to_string(s.samples) + "x" + std::to_string(features) + " " +
+        h5::dtype_name(s.image_dtype);
+}
 
 std::string joined(const std::vector<std::string>& v, const char* sep)
 {
@@ -173,7 +181,37 @@ TrainData open_data(const MpiSession& mpi, Backend& be, const TrainOptions& opt,
     });
     const DatasetInfo& ds = d.train->dataset();
     d.desc = DataDesc{opt.data, ds.features, ds.classes, d.train->samples(), d.test->samples()};
+    ContentHash content;
+    content.add(d.train->content_hash());
+    content.add(d.test->content_hash());
+    d.fingerprint = split_shape("train", ds.train, ds.features) + ", " + split_shape("test", ds.test, ds.features) +
+        ", classes " + std::to_string(ds.classes) + ", content " + hex64(content.value());
     return d;
+}
+
+void agree_on_data(const MpiSession& mpi, const TrainOptions& opt, const TrainData& data)
+{
+    if (mpi.size() == 1) return;
+    try {
+        agree(mpi.comm(), {{"data", data.fingerprint}}); // one small allreduce when all agree
+    } catch (const CollectiveError&) {
+        // Rank 0 names the ranks, their files and fingerprints, grouped; rank 0's message is
+        // the one printed (run_on_every_rank), the others throw a shorter one.
+        const std::vector<std::string> all =
+            gather_strings(mpi.comm(), test_env::per_rank_path(opt.data, mpi.rank()) + " (" + data.fingerprint + ")");
+        std::string msg = "the ranks opened different data:";
+        std::vector<std::pair<std::string, std::string>> groups; // (what, ranks)
+        for (std::size_t r = 0; r < all.size(); ++r) {
+            auto g = std::find_if(groups.begin(), groups.end(), [&](const auto& x) { return x.first == all[r]; });
+            if (g == groups.end()) g = groups.insert(groups.end(), {all[r], ""});
+            g->second += (g->second.empty() ? "" : ", ") + std::to_string(r);
+        }
+        for (std::size_t i = 0; i < groups.size(); ++i)
+            msg += std::string(i ? ";" : "") +
+                (groups[i].second.find(',') == std::string::npos ? " rank " : " ranks ") + groups[i].second + ": " +
+                groups[i].first;
+        throw CollectiveError(msg + ". Every rank must read the same dataset (a stale copy on one node?)", -1, 0);
+    }
 }
 
 void fix_schedule(const MpiSession& mpi, TrainConfig& cfg, const TrainOptions& opt, const TrainData& data,

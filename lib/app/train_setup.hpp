@@ -57,7 +57,8 @@ TrainConfig resolve_config(TrainFlags& flags, const ResumePoint& resume);
 // and, when resuming, the checkpoint's dataset.
 struct TrainData {
     std::unique_ptr<Loader> train, test;
-    DataDesc desc; // what checkpoints record
+    DataDesc desc;           // what checkpoints record
+    std::string fingerprint; // io/fingerprint.hpp: "train 1500x24 uint8, test 300x24 uint8, classes 5, content 1f..."
 };
 TrainData open_data(const MpiSession& mpi, Backend& be, const TrainOptions& opt, const TrainConfig& cfg,
                     const ResumePoint& resume);
@@ -69,6 +70,10 @@ TrainData open_data(const MpiSession& mpi, Backend& be, const TrainOptions& opt,
 // after the old end.
 void fix_schedule(const MpiSession& mpi, TrainConfig& cfg, const TrainOptions& opt, const TrainData& data,
                   const ResumePoint& resume);
+
+// Collective: every rank must have opened the same data (TrainData::fingerprint); a mismatch
+// stops all with one line naming the ranks, their files and what differs.
+void agree_on_data(const MpiSession& mpi, const TrainOptions& opt, const TrainData& data);
 
 // Collective: every rank must run the same configuration; a mismatch stops all, naming it.
 void agree_on_run(const MpiSession& mpi, const TrainConfig& cfg, const TrainOptions& opt, const TrainData& data,

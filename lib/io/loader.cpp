@@ -11,6 +11,7 @@
 
 #include "core/rng.hpp"
 #include "core/trace.hpp"
+#include "io/fingerprint.hpp"
 
 #include <omp.h>
 
@@ -133,6 +134,19 @@ void load_images(hid_t images, const LoaderOptions& opt, const SplitInfo& split,
     }
 }
 
+// Streaming: the images of the first and the last chunk of rows (1024 rows where the dataset is
+// not chunked) into the content hash: a few reads, not the split (io/fingerprint.hpp).
+void hash_edge_chunks(hid_t images, const SplitInfo& split, std::uint64_t row_bytes, ContentHash& hash)
+{
+    const std::uint64_t N = split.samples, c = h5::chunk_rows(images);
+    const std::uint64_t rows = std::min<std::uint64_t>(N, c > 0 ? c : 1024);
+    std::vector<unsigned char> buf(rows * row_bytes);
+    for (const std::uint64_t r0 : {std::uint64_t{0}, N - rows}) {
+        h5::read_rows(images, split.image_dtype, r0, rows, buf.data());
+        hash.add(buf.data(), buf.size());
+    }
+}
+
 enum class SlotState { free, filling, ready, in_use };
 
 struct Slot {
@@ -162,6 +176,7 @@ struct Loader::Impl {
 
     std::vector<unsigned char> images; // in-memory: (N, F) as stored
     std::vector<std::int32_t> labels;  // (N), both modes
+    std::uint64_t content_hash = 0;    // io/fingerprint.hpp: what this loader read of the split
     h5::Handle file, images_ds;        // streaming only (collective: opened by the first start_epoch)
     ReadPlan plan;
 
@@ -386,12 +401,18 @@ Loader::Loader(Backend& be, const LoaderOptions& opt) : impl_(std::make_unique<I
         I.images_ds = opt.streaming ? h5::open_dataset_cached(I.file, g + "/images", kChunkCacheBytes)
                                     : h5::open_dataset(I.file, g + "/images");
         I.plan = plan_reads(opt, I.images_ds);
+        ContentHash hash;
+        hash.add(I.labels.data(), I.labels.size() * sizeof(std::int32_t));
         if (!opt.streaming) {
             allocate_host(I.images, I.split->samples * I.features * I.elem,
                           opt.path + ": /" + g +
                               "/images (the whole split in memory; --streaming reads batches instead)");
             load_images(I.images_ds, opt, *I.split, I.features, I.elem, I.images);
+            hash.add(I.images.data(), I.images.size());
+        } else {
+            hash_edge_chunks(I.images_ds, *I.split, I.features * I.elem, hash);
         }
+        I.content_hash = hash.value();
         if (!opt.streaming || I.plan.collective) { // collective: the first start_epoch opens it with MPI-IO
             I.images_ds.reset();
             I.file.reset();
@@ -427,6 +448,7 @@ std::int64_t Loader::steps_per_epoch() const { return impl_->steps; }
 std::uint64_t Loader::features() const { return impl_->features; }
 int Loader::max_rows() const { return impl_->max_rows; }
 const std::string& Loader::read_mode() const { return impl_->plan.mode; }
+std::uint64_t Loader::content_hash() const { return impl_->content_hash; }
 
 void Loader::start_epoch(std::int64_t epoch, std::int64_t first_step)
 {

@@ -108,6 +108,10 @@ public:
     // How batches are read, for reports: "in memory", "independent reads", "collective MPI-IO
     // reads", or "independent reads: <why not collective>".
     const std::string& read_mode() const;
+    // What this loader read of its split, hashed (io/fingerprint.hpp): every label, and every
+    // image in memory mode, the first and last chunks of images when streaming. Ranks that
+    // opened the same file get the same value.
+    std::uint64_t content_hash() const;
 
     // Starts epoch `epoch` at global step `first_step` within it (resume): the batches that
     // follow are exactly those an uninterrupted epoch gives from that step on. Invalidates the

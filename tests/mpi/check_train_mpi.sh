@@ -29,6 +29,9 @@
 #                     dtype; --grad-dtype x fails with one line in ompml-train and ompml-scale
 #   precision NP...   --precision bf16 on NP ranks (auto and mpi) equals 1 rank in bf16 within
 #                     RTOL_PREC (below); the report and the checkpoint name bf16
+#   data_mismatch     MPMD, one rank per file: a.h5 and a copy of it with one image value changed
+#                     stop before training with one line naming both ranks, both files and their
+#                     fingerprints; a plain copy (another path, the same data) trains
 #   fault exit|kill|data [streaming]   one rank fails (throws alone / SIGKILL / cannot open its
 #                     dataset): the whole job ends non-zero within 30 s
 #                     (tests/mpi/expect_fast_failure.sh); "streaming": with collective reads
@@ -294,6 +297,25 @@ precision)
   done
   /usr/bin/python3 -c "import h5py,sys; v=h5py.File('h2mpi.h5','r')['config'].attrs['precision']; sys.exit(0 if (v.decode() if isinstance(v,bytes) else v)=='bf16' else 1)" ||
     fail "the checkpoint does not say bf16"
+  ;;
+data_mismatch)
+  mpi=(${OMPML_MPIRUN:-mpiexec --oversubscribe --bind-to none})
+  short=(--layers 24,32,5 --batch 64 --epochs 1 --seed 3)
+  cp d.h5 a.h5 && cp d.h5 b.h5 && cp d.h5 c.h5
+  $py -c "import h5py; f = h5py.File('b.h5', 'r+'); f['train/images'][100, 7] ^= 1" || fail "could not change b.h5"
+  if "${mpi[@]}" -np 1 "$train" --data a.h5 "${short[@]}" : -np 1 "$train" --data b.h5 "${short[@]}" >x.log 2>&1; then
+    cat x.log; fail "ranks with different data trained"
+  fi
+  cat x.log
+  line=$(grep '^ompml-train: error: ' x.log) || fail "no error line"
+  [ "$(grep -c '^ompml-train: error: ' x.log)" = 1 ] || fail "the error is printed more than once"
+  for want in "the ranks opened different data: rank 0: a.h5 (train 258x24 uint8, test 100x24 uint8, classes 5, content " \
+              "; rank 1: b.h5 (train 258x24 uint8, test 100x24 uint8, classes 5, content " "stale copy"; do
+    grep -qF -- "$want" <<<"$line" || fail "'$want' not in the error"
+  done
+  ! grep -q '^epoch ' x.log || fail "it trained before failing"
+  "${mpi[@]}" -np 1 "$train" --data a.h5 "${short[@]}" : -np 1 "$train" --data c.h5 "${short[@]}" >y.log 2>&1 ||
+    { cat y.log; fail "two paths to the same data were refused"; }
   ;;
 fault)
   kind=$1
