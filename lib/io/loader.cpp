@@ -135,9 +135,12 @@ void load_images(hid_t images, const LoaderOptions& opt, const SplitInfo& split,
 }
 
 // Streaming: the images of the first and the last chunk of rows (1024 rows where the dataset is
-// not chunked) into the content hash: a few reads, not the split (io/fingerprint.hpp).
-void hash_edge_chunks(hid_t images, const SplitInfo& split, std::uint64_t row_bytes, ContentHash& hash)
+// not chunked) into the content hash: a few reads, not the split (io/fingerprint.hpp). Through
+// its own handle of the dataset, closed again.
+void hash_edge_chunks(hid_t file, const std::string& name, const SplitInfo& split, std::uint64_t row_bytes,
+                      ContentHash& hash)
 {
+    const h5::Handle images = h5::open_dataset(file, name);
     const std::uint64_t N = split.samples, c = h5::chunk_rows(images);
     const std::uint64_t rows = std::min<std::uint64_t>(N, c > 0 ? c : 1024);
     std::vector<unsigned char> buf(rows * row_bytes);
@@ -398,19 +401,20 @@ Loader::Loader(Backend& be, const LoaderOptions& opt) : impl_(std::make_unique<I
         allocate_host(I.labels, I.split->samples, opt.path + ": /" + g + "/labels");
         const h5::Handle lds = h5::open_dataset(I.file, g + "/labels");
         h5::read_rows(lds, h5::Dtype::i32, 0, I.split->samples, I.labels.data());
+        ContentHash hash;
+        hash.add(I.labels.data(), I.labels.size() * sizeof(std::int32_t));
+        // Before the streaming handle opens: HDF5 shares one chunk cache among a dataset's open
+        // handles, and the chunks read here must not be in it.
+        if (opt.streaming) hash_edge_chunks(I.file, g + "/images", *I.split, I.features * I.elem, hash);
         I.images_ds = opt.streaming ? h5::open_dataset_cached(I.file, g + "/images", kChunkCacheBytes)
                                     : h5::open_dataset(I.file, g + "/images");
         I.plan = plan_reads(opt, I.images_ds);
-        ContentHash hash;
-        hash.add(I.labels.data(), I.labels.size() * sizeof(std::int32_t));
         if (!opt.streaming) {
             allocate_host(I.images, I.split->samples * I.features * I.elem,
                           opt.path + ": /" + g +
                               "/images (the whole split in memory; --streaming reads batches instead)");
             load_images(I.images_ds, opt, *I.split, I.features, I.elem, I.images);
             hash.add(I.images.data(), I.images.size());
-        } else {
-            hash_edge_chunks(I.images_ds, *I.split, I.features * I.elem, hash);
         }
         I.content_hash = hash.value();
         if (!opt.streaming || I.plan.collective) { // collective: the first start_epoch opens it with MPI-IO
