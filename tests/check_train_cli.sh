@@ -16,7 +16,7 @@ common="--data d.h5 --layers 24,32,5 --batch 64 --epochs 2 --optimizer adamw --l
 "$train" $common --checkpoint a.h5 --metrics a.jsonl >a.log
 cat a.log
 grep -q '^final: test_acc ' a.log || fail "no final line"
-[ "$(wc -l <a.jsonl)" -eq 2 ] || fail "metrics: expected 2 lines"
+[ "$(grep -c '"record":"epoch"' a.jsonl)" -eq 2 ] || fail "metrics: expected 2 epoch records"
 $py -c "import json,sys; [json.loads(l) for l in open('a.jsonl')]" || fail "metrics not JSON"
 $py "$src/check_checkpoint_h5py.py" schema a.h5
 
@@ -103,6 +103,8 @@ expect_error "--precision: value .fp16. is not one of fp32, bf16" --data d.h5 --
 expect_error "--epochs: value 0 must be > 0" --data d.h5 --layers 24,32,5 --epochs 0
 expect_error "--lr: value .abc. is not a number" --data d.h5 --layers 24,32,5 --lr abc
 expect_error "--bogus" --data d.h5 --bogus 3
+expect_error "(--lrr: did you mean --lr?)" --data d.h5 --lrr 0.1
+expect_error "(--checkpoint-evry: did you mean --checkpoint-every?)" --data d.h5 --checkpoint-evry 5
 expect_error "unknown backend 'foo'" --data d.h5 --layers 24,32,5 --backend foo
 expect_error "missing.h5" --data missing.h5
 expect_error "5 classes" --data d.h5 --layers 24,32,7
