@@ -5,7 +5,7 @@
                                          /config attributes,
                                          /params/layerK/{weight (OUT, IN), bias (OUT)} matching
                                          /config layers, /optimizer/{m,v} of the same shapes,
-                                         /state attributes; print a summary
+                                         /state and /provenance attributes; print a summary
   check_checkpoint_h5py.py same A B      tensors and step counters of A and B are bitwise equal
 """
 import sys
@@ -57,6 +57,11 @@ def schema(path):
                     "checksum"]:
             assert key in st, f"/state lacks attribute {key}"
         assert int(f["optimizer"].attrs["steps"]) == int(st["step"])
+        # What wrote it (ompml-train's checkpoints; docs/checkpoint.md).
+        prov = f["provenance"].attrs
+        for key in ["program", "version", "git_commit", "build_preset", "build_flags", "compiler", "host", "cpu",
+                    "device"]:
+            assert key in prov and text(prov[key]), f"/provenance lacks attribute {key}"
         print(f"{path}: ok: layers {layers} ({nparams} parameters), {text(cfg['activation'])}, "
               f"{text(cfg['precision'])}, "
               f"{text(cfg['optimizer'])} lr {float(cfg['lr']):g}, step {int(st['step'])}, epoch {int(st['epoch'])}")

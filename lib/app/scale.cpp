@@ -235,7 +235,9 @@ ScalePoint run_scale(const MpiSession& mpi, const ScaleOptions& o)
     const std::size_t params = s.step.step->model().num_params();
     if (!o.run.trace.empty()) {
         trace_file = std::make_unique<TraceFile>(
-            mpi, o.run.trace, TraceInfo{"ompml-scale", o.warmup + 1, std::int64_t{o.warmup} + o.steps, params});
+            mpi, o.run.trace,
+            TraceInfo{"ompml-scale", o.warmup + 1, std::int64_t{o.warmup} + o.steps, params,
+                      provenance("ompml-scale", mpi.processor(), std::string(s.be->name()) + " on " + s.be->device())});
         p.trace = o.run.trace;
     }
     const StepTimes t = time_steps(comm, o, s, trace_file.get());

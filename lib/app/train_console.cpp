@@ -52,8 +52,11 @@ TrainConsole::TrainConsole(const MpiSession& mpi, const TrainRun& run) : mpi_(mp
     const std::int64_t all = static_cast<std::int64_t>(run.cfg.epochs) * run.data.train->steps_per_epoch();
     last_step_ = run.opt.max_steps > 0 ? std::min(run.opt.max_steps, all) : all;
     // Live progress only for an interactive single process: mpirun gives every rank a pty even
-    // when its own output goes to a file, which would fill logs with carriage returns.
-    live_ = mpi.root() && mpi.size() == 1 && std::getenv("OMPI_COMM_WORLD_SIZE") == nullptr && isatty(fileno(stdout));
+    // when its own output goes to a file, which would fill logs with carriage returns. Elsewhere
+    // (mpirun, sbatch, a pipe), or when --log-every asks, plain lines that a log keeps.
+    live_ = mpi.root() && mpi.size() == 1 && std::getenv("OMPI_COMM_WORLD_SIZE") == nullptr && isatty(fileno(stdout)) &&
+        run.opt.log_every == 0;
+    plain_ = mpi.root() && !live_;
 }
 
 void TrainConsole::print_start()
@@ -108,6 +111,19 @@ void TrainConsole::print_start()
 
 void TrainConsole::on_step(const StepReport& r)
 {
+    if (plain_) {
+        const std::int64_t every = run_.opt.log_every;
+        if (every > 0 ? r.step % every != 0 : since_line_.seconds() < kLogSeconds) return;
+        since_line_.restart();
+        const double sps = r.epoch_seconds > 0 ? r.epoch_samples / r.epoch_seconds : 0.0;
+        std::printf("step %lld/%lld epoch %lld/%d (step %lld/%lld in it) loss %.4f lr %.3g %.0f samples/s %s ETA %s\n",
+                    static_cast<long long>(r.step), static_cast<long long>(last_step_),
+                    static_cast<long long>(r.epoch + 1), run_.cfg.epochs, static_cast<long long>(r.step_in_epoch),
+                    static_cast<long long>(r.steps_per_epoch), r.loss, static_cast<double>(r.lr), sps,
+                    flops_text(sps).c_str(), duration(eta_seconds(r.step, sps)).c_str());
+        std::fflush(stdout);
+        return;
+    }
     if (!live_ || r.epoch_seconds - last_live_ < 0.25) return;
     last_live_ = r.epoch_seconds;
     const double sps = r.epoch_seconds > 0 ? r.epoch_samples / r.epoch_seconds : 0.0;

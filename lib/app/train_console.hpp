@@ -1,10 +1,13 @@
-// What ompml-train prints, on rank 0: the start-up report, the live progress line (an
-// interactive single process), one line per epoch and the final report. It prints only; what
+// What ompml-train prints, on rank 0: the start-up report, progress (a live line for an
+// interactive single process; elsewhere, as under mpirun or sbatch, a plain line every
+// --log-every steps or every 30 s: "step 120/940 epoch 1/2 (step 120/470 in it) loss 0.51 lr 0.001
+// ..."; its loss is rank 0's batch), one line per epoch and the final report. It prints only; what
 // happens at the loop's decision points (checkpoints, the stop flag, metrics, the trace) is the
 // run policy's (app/run_policy.hpp), which calls it.
 #pragma once
 
 #include "app/train_setup.hpp"
+#include "core/timer.hpp"
 
 #include <cstdint>
 #include <string>
@@ -34,11 +37,14 @@ private:
 
     const MpiSession& mpi_;
     const TrainRun& run_;
-    double peak_gflops_ = 0.0;   // all ranks' devices together; 0: unknown (host cores)
-    std::int64_t last_step_ = 0; // where the run ends: epochs, or --max-steps
-    bool live_ = false;          // a live progress line (an interactive single process)
-    double last_live_ = -1.0;    // epoch seconds of the last progress line
-    double rate_ = 0.0;          // samples/s of the last epoch, for the ETA
+    double peak_gflops_ = 0.0;                  // all ranks' devices together; 0: unknown (host cores)
+    std::int64_t last_step_ = 0;                // where the run ends: epochs, or --max-steps
+    bool live_ = false;                         // a live progress line (an interactive single process)
+    bool plain_ = false;                        // plain progress lines (rank 0 where there is no live line)
+    Stopwatch since_line_;                      // since the last plain progress line
+    static constexpr double kLogSeconds = 30.0; // plain lines without --log-every: this often
+    double last_live_ = -1.0;                   // epoch seconds of the last progress line
+    double rate_ = 0.0;                         // samples/s of the last epoch, for the ETA
 };
 
 } // namespace ompml

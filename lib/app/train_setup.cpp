@@ -294,7 +294,10 @@ std::unique_ptr<TraceFile> open_trace(const MpiSession& mpi, const TrainOptions&
                                       std::size_t params)
 {
     if (opt.trace.empty()) return nullptr;
-    TraceInfo info{.program = "ompml-train", .params = params};
+    TraceInfo info{.program = "ompml-train",
+                   .params = params,
+                   .provenance =
+                       provenance("ompml-train", mpi.processor(), std::string(be.name()) + " on " + be.device())};
     parse_trace_steps(opt.trace_steps, &info.first_step, &info.last_step);
     auto t = std::make_unique<TraceFile>(mpi, opt.trace, info);
     trace::set_device_sync([&be] { be.synchronize(); });

@@ -205,6 +205,23 @@ std::vector<float> read_layers(hid_t file, const std::string& group, const std::
     return flat;
 }
 
+// ---- What a run adds beside the training state (issue 25): optional, so files without it
+// (older builds, tests) read as they are. /provenance: one string attribute per entry of
+// Checkpoint::provenance (core/provenance.hpp).
+void write_extras(hid_t f, const Checkpoint& ck)
+{
+    if (ck.provenance.empty()) return;
+    h5::Handle g = h5::create_group_untimed(f, "provenance");
+    for (const auto& [key, value] : ck.provenance) set_str(g, key.c_str(), value);
+}
+
+void read_extras(hid_t f, Checkpoint& ck)
+{
+    if (!h5::exists(f, "provenance")) return;
+    h5::Handle g = h5::open_group(f, "provenance");
+    for (const std::string& key : h5::attr_names(g)) ck.provenance.emplace_back(key, h5::attr_text(g, key));
+}
+
 Checkpoint read_unchecked(const std::string& path)
 {
     h5::Handle f = h5::open_read(path);
@@ -246,6 +263,7 @@ Checkpoint read_unchecked(const std::string& path)
     ck.m = read_layers(f, "optimizer/m", views);
     if (c.opt.kind != OptKind::sgd) ck.v = read_layers(f, "optimizer/v", views);
     if (checksum(ck) != stored_sum) throw Error("checksum mismatch: the tensors were damaged after writing");
+    read_extras(f, ck);
     return ck;
 }
 
@@ -340,6 +358,7 @@ void write_checkpoint_file(const std::string& path, const Checkpoint& ck, bool k
             set_dbl(st, "elapsed_seconds", ck.state.elapsed_s);
             set_int(st, "seed", static_cast<std::int64_t>(c.seed)); // the shuffle is a function of (seed, epoch)
             set_int(st, "checksum", checksum(ck));
+            write_extras(f, ck);
         },
         atomic);
 }
