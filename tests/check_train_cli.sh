@@ -29,15 +29,20 @@ grep -q "accuracy $acc_train" e.log || fail "ompml-eval accuracy differs from om
 # A cosine run resumed with more epochs: the schedule takes the new length (one line says so)
 # instead of training the added epoch at lr 0; the lr of the resumed epoch's last step (step 72
 # of 72, warmup 5, base 1e-2) is the new cosine's, not 0.
-"$train" --resume a.h5 --epochs 3 --checkpoint r3.h5 --metrics r3.jsonl >r3.log
+"$train" --resume a.h5 --epochs 3 --checkpoint r3.h5 --metrics r3.jsonl --metrics-every 1 >r3.log
 grep -q '^ompml-train: --epochs 3: the cosine schedule now ends at step 72 instead of 48; the run resumes at step 48 with lr 0.002846 (the old schedule.s: 0)$' r3.log ||
   { cat r3.log; fail "no notice of the longer cosine schedule"; }
 $py - <<'PY' || fail "lr of the resumed epoch"
 import json, math
-rec = [r for r in map(json.loads, open("r3.jsonl")) if r.get("record", "epoch") == "epoch"][-1]
-want = 1e-2 * 0.5 * (1 + math.cos(math.pi * (71 - 5) / (72 - 5)))  # step 72 = index 71
-assert rec["epoch"] == 3 and abs(rec["lr"] - want) <= 1e-6 * want, (rec, want)
-print("resumed cosine: lr of epoch 3's last step", rec["lr"], "=", want)
+recs = list(map(json.loads, open("r3.jsonl")))
+lr = lambda i: 1e-2 * 0.5 * (1 + math.cos(math.pi * (i - 5) / (72 - 5)))  # step index i, warmup 5
+steps = {r["step"]: r for r in recs if r["record"] == "step"}
+assert sorted(steps) == list(range(49, 73)), sorted(steps)  # the resumed epoch, step by step
+for s, r in steps.items():
+    assert abs(r["lr"] - lr(s - 1)) <= 1e-6 * lr(s - 1), (r, lr(s - 1))
+rec = [r for r in recs if r["record"] == "epoch"][-1]
+assert rec["epoch"] == 3 and abs(rec["lr"] - lr(71)) <= 1e-6 * lr(71), rec
+print("resumed cosine: lr of epoch 3's first and last steps", steps[49]["lr"], steps[72]["lr"])
 PY
 
 # Stop inside epoch 1 (24 steps/epoch), resume, compare with the uninterrupted run.
