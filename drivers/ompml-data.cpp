@@ -46,7 +46,8 @@ void print_inspect(const std::string& path)
     const DatasetInfo d = inspect_dataset(path);
     std::cout << path << ": valid ompml dataset, " << size_text(std::filesystem::file_size(path)) << "\n";
     std::cout << "  classes " << d.classes << ", features " << d.features << "\n";
-    for (const Split s : {Split::train, Split::test}) {
+    for (const Split s : {Split::train, Split::test, Split::val}) {
+        if (s == Split::val && !d.has_val) continue;
         const SplitInfo& si = d.split(s);
         const std::uint64_t bytes = si.samples * d.features * (si.image_dtype == h5::Dtype::u8 ? 1 : 4);
         std::cout << "  /" << enum_name(s) << ": " << si.samples << " samples\n"

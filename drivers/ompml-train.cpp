@@ -35,7 +35,7 @@ int train(const MpiSession& mpi, int argc, char** argv)
 {
     TrainFlags flags;
     if (const auto rc = parse_train_flags(argc, argv, mpi.root(), flags)) return *rc;
-    check_checkpoint_flag(mpi, flags.opt); // before anything is read or trained
+    check_output_flags(mpi, flags.opt); // before anything is read or trained
     TrainRun run;
     // Before the backend allocates: local rank -> device, the same rule for every backend.
     collective_try(mpi, [&] { run.binding = mpi.bind_device(flags.opt.backend); });
@@ -58,8 +58,9 @@ int train(const MpiSession& mpi, int argc, char** argv)
     Trainer trainer(run.cfg, *run.step.step, comm); // the loop
     const RunLimits limits{run.opt.max_steps, run.opt.checkpoint_every};
     const TrainResult res =
-        trainer.run(*run.data.train, run.data.test.get(), run.resume.start(), limits, policy.hooks());
-    policy.finish(res); // report
+        trainer.run(*run.data.train, run.data.val ? run.data.val.get() : run.data.test.get(), run.resume.start(),
+                    limits, policy.hooks()); // each epoch evaluates validation where there is one, else test
+    policy.finish(res);                      // report
     return res.interrupted ? kExitCheckpointed : 0;
 }
 

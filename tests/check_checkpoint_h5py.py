@@ -33,11 +33,11 @@ def schema(path):
         assert f.userblock_size == 512, f.userblock_size
         cfg = f["config"].attrs
         assert text(cfg["format"]) == "ompml-checkpoint", cfg["format"]
-        assert int(cfg["version"]) == 2
+        assert int(cfg["version"]) == 3
         assert text(cfg["precision"]) in ("fp32", "bf16"), cfg["precision"]
         for key in ["activation", "optimizer", "lr", "momentum", "beta1", "beta2", "eps", "weight_decay",
                     "schedule", "warmup", "step_size", "gamma", "total_steps", "clip", "seed", "batch", "epochs",
-                    "eval_batch", "data_path", "data_features", "data_classes", "data_train_samples",
+                    "val_fraction", "eval_batch", "data_path", "data_features", "data_classes", "data_train_samples",
                     "data_test_samples"]:
             assert key in cfg, f"/config lacks attribute {key}"
         layers = [int(w) for w in text(cfg["layers"]).split(",")]

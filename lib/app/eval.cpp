@@ -44,6 +44,15 @@ EvalReport run_eval(const MpiSession& mpi, EvalOptions opt)
         lo.rank = mpi.rank();
         lo.nranks = mpi.size();
         lo.shuffle = false;
+        if (opt.split == Split::val && ck.config.val_fraction > 0) {
+            // The rows the run held out of /train (--val-fraction), chosen as it chose them.
+            const DatasetInfo info = inspect_dataset(opt.data);
+            if (info.has_val)
+                throw Error("--split val: " + opt.data + " has a /val split, but the checkpoint held out " +
+                            value_text(ck.config.val_fraction) + " of /train instead");
+            lo.split = Split::train;
+            lo.rows = validation_rows(info.train.samples, ck.config.val_fraction, ck.config.seed);
+        }
         loader = std::make_unique<Loader>(*be, lo);
         const DatasetInfo& ds = loader->dataset();
         require_features(ds, static_cast<std::uint64_t>(ck.config.model.layers.front()));

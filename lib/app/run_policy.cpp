@@ -8,6 +8,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <optional>
 
 namespace ompml {
 namespace {
@@ -18,7 +19,8 @@ JsonRecord number_or_null(double v) { return std::isnan(v) ? JsonRecord(nullptr)
 } // namespace
 
 RunPolicy::RunPolicy(const MpiSession& mpi, TrainRun& run, TrainConsole& console, Comm& comm)
-    : mpi_(mpi), run_(run), console_(console), comm_(comm), test_(mpi.rank()), trained_s_(run.resume.start().elapsed_s)
+    : mpi_(mpi), run_(run), console_(console), comm_(comm), test_(mpi.rank()), trained_s_(run.resume.start().elapsed_s),
+      best_(run.resume.ck ? run.resume.ck->best_val_loss : NAN)
 {
     if (mpi.root() && !run.opt.metrics.empty()) {
         metrics_ = std::make_unique<MetricsLog>(run.opt.metrics, !run.resume.path.empty());
@@ -72,8 +74,9 @@ void RunPolicy::on_epoch(const EpochReport& r)
     m["epoch"] = r.epoch;
     m["step"] = r.step;
     m["train_loss"] = r.train_loss;
-    m["test_loss"] = r.test_loss;
-    m["test_acc"] = r.test_acc;
+    const bool val = run_.data.val != nullptr; // the loop evaluated validation, not test
+    m[val ? "val_loss" : "test_loss"] = r.test_loss;
+    m[val ? "val_acc" : "test_acc"] = r.test_acc;
     m["lr"] = json_float(r.lr);
     m["seconds"] = r.total_seconds;
     m["samples_per_s"] = r.samples_per_s;
@@ -84,7 +87,26 @@ void RunPolicy::on_epoch(const EpochReport& r)
     m["gflops"] = gflops;
     if (console_.peak_gflops() > 0) m["peak_pct"] = 100.0 * gflops / console_.peak_gflops();
     write_record(m);
+    if (run_.opt.keep_best) keep_best(r);
     console_.on_epoch(r, comm);
+}
+
+void RunPolicy::keep_best(const EpochReport& r)
+{
+    if (!(r.test_loss < best_) && !std::isnan(best_)) return; // the validation loss, this epoch's
+    best_ = r.test_loss;
+    best_epoch_ = r.epoch;
+    if (!mpi_.root()) return;
+    // The state right after this epoch's evaluation: where Trainer::run would checkpoint it.
+    TrainState s;
+    s.step = r.step;
+    s.epoch = r.epoch;
+    s.elapsed_s = r.total_seconds;
+    Step& step = *run_.step.step;
+    Checkpoint ck = capture_checkpoint(run_.cfg, run_.data.desc, s, step.model(), step.optimizer());
+    ck.provenance = run_provenance(mpi_, *run_.be);
+    ck.best_val_loss = best_;
+    write_checkpoint(best_checkpoint_path(run_.opt.checkpoint), ck);
 }
 
 void RunPolicy::on_checkpoint(const TrainState& s)
@@ -93,6 +115,7 @@ void RunPolicy::on_checkpoint(const TrainState& s)
         Step& step = *run_.step.step;
         Checkpoint ck = capture_checkpoint(run_.cfg, run_.data.desc, s, step.model(), step.optimizer());
         ck.provenance = run_provenance(mpi_, *run_.be);
+        ck.best_val_loss = best_;
         write_checkpoint(run_.opt.checkpoint, ck, /*keep_previous=*/true);
     }
     if (run_.trace != nullptr) run_.trace->write(); // a preempted run keeps its trace up to here
@@ -118,6 +141,11 @@ double RunPolicy::comm_seconds() const
 void RunPolicy::finish(const TrainResult& res)
 {
     if (run_.trace != nullptr) run_.trace->write();
+    // With a validation split the loop's evaluations were of it: the test split once, now
+    // (collective), unless a stop signal came (the resumed run evaluates).
+    const bool val = run_.data.val != nullptr;
+    std::optional<EvalResult> test;
+    if (!res.interrupted) test = val ? evaluate(run_.step.step->model(), *run_.data.test, comm_) : res.test;
     const TrainState& s = res.state;
     JsonRecord m;
     m["record"] = "end";
@@ -127,11 +155,16 @@ void RunPolicy::finish(const TrainResult& res)
     // The unfinished epoch's mean training loss (stopped mid-epoch), else none.
     m["train_loss"] = number_or_null(s.step_in_epoch > 0 && s.epoch_rows > 0 ? s.epoch_loss_sum / s.epoch_rows : NAN);
     // The final evaluation; none after a stop signal (the resumed run evaluates).
-    m["test_loss"] = number_or_null(res.interrupted ? NAN : res.test.loss);
-    m["test_acc"] = number_or_null(res.interrupted ? NAN : res.test.accuracy);
+    m["test_loss"] = number_or_null(test ? test->loss : NAN);
+    m["test_acc"] = number_or_null(test ? test->accuracy : NAN);
+    if (val) {
+        m["val_loss"] = number_or_null(res.interrupted ? NAN : res.test.loss);
+        m["val_acc"] = number_or_null(res.interrupted ? NAN : res.test.accuracy);
+    }
+    if (run_.opt.keep_best) m["best_val_loss"] = number_or_null(best_);
     m["seconds"] = s.elapsed_s;
     write_record(m);
-    console_.print_end(res, comm_seconds());
+    console_.print_end(res, comm_seconds(), test, best_epoch_ > 0 ? best_ : NAN, best_epoch_);
 }
 
 } // namespace ompml

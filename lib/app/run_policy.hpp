@@ -4,7 +4,11 @@
 // ranks reduce the stop flag (SIGUSR1 or SIGTERM on any rank); rank 0 keeps the metrics log
 // (docs/metrics.md): a header record at the start, a step record every --metrics-every steps (the
 // step's loss summed over the ranks: a collective at those steps), an epoch record after each
-// epoch, and an end record however the run ends (also mid-epoch: --max-steps, a signal). What
+// epoch, and an end record however the run ends (also mid-epoch: --max-steps, a signal). With a
+// validation split the loop evaluates it each epoch, and the test split is evaluated once, here,
+// at the end (not after a stop signal); --keep-best writes the checkpoint of the lowest validation
+// loss so far beside the run's (rank 0; its value is kept in every checkpoint, so a resumed run
+// knows the best to beat). What
 // there is to print goes to the console; the test-only hook gets its turns here and nowhere else.
 #pragma once
 
@@ -13,6 +17,7 @@
 #include "app/train_setup.hpp"
 #include "io/metrics.hpp"
 
+#include <cmath>
 #include <memory>
 
 namespace ompml {
@@ -39,11 +44,15 @@ private:
     TrainRun& run_;
     TrainConsole& console_;
     Comm& comm_;
+    void keep_best(const EpochReport& r);
+
     std::unique_ptr<MetricsLog> metrics_; // rank 0 with --metrics
     test_env::TestHook test_;
     double flag_s_ = 0.0;        // time in the stop-flag reductions
     double comm_at_epoch_ = 0.0; // communication seconds at the last epoch's end
     double trained_s_ = 0.0;     // training seconds before the epoch in progress (all processes)
+    double best_ = NAN;          // --keep-best: the lowest validation loss so far (NaN: none yet)
+    std::int64_t best_epoch_ = 0;
 };
 
 } // namespace ompml

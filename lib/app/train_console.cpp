@@ -21,6 +21,9 @@ std::string fmt(const char* f, double v)
     return buf;
 }
 
+// "1 rank", "2 ranks".
+std::string count_text(long long n, const char* what) { return std::to_string(n) + " " + what + (n == 1 ? "" : "s"); }
+
 std::string duration(double s)
 {
     if (!std::isfinite(s) || s < 0) return "?";
@@ -75,15 +78,18 @@ void TrainConsole::print_start()
     const std::string buckets = std::string_view(step.sum_kind()) == "shm" ? std::string()
         : opt.bucket_mb > 0                                                ? ", bucket " + fmt("%g MB", opt.bucket_mb)
                                                                            : std::string(", one bucket per step");
-    std::printf("  mpi       %d ranks on %d nodes, gradients: %s%s\n", mpi_.size(), static_cast<int>(first_on_node),
-                step.sum_describe().c_str(), buckets.c_str());
+    std::printf("  mpi       %s on %s, gradients: %s%s\n", count_text(mpi_.size(), "rank").c_str(),
+                count_text(static_cast<int>(first_on_node), "node").c_str(), step.sum_describe().c_str(),
+                buckets.c_str());
     const int shown = std::min(mpi_.size(), 8);
     for (int r = 0; r < shown; ++r) std::printf("  rank %-4d %s\n", r, where[static_cast<std::size_t>(r)].c_str());
     if (shown < mpi_.size()) std::printf("  ... (%d more ranks)\n", mpi_.size() - shown);
     const DataDesc& d = data.desc;
-    std::printf("  data      %s: train %llu, test %llu, features %llu, classes %d%s\n", d.path.c_str(),
-                static_cast<unsigned long long>(d.train_samples), static_cast<unsigned long long>(d.test_samples),
-                static_cast<unsigned long long>(d.features), d.classes,
+    const std::string val =
+        data.val ? ", val " + std::to_string(data.val->samples()) + " (" + data.val_source + ")" : std::string();
+    std::printf("  data      %s: train %llu%s, test %llu, features %llu, classes %d%s\n", d.path.c_str(),
+                static_cast<unsigned long long>(d.train_samples), val.c_str(),
+                static_cast<unsigned long long>(d.test_samples), static_cast<unsigned long long>(d.features), d.classes,
                 opt.streaming ? (" (streaming, " + data.train->read_mode() + ")").c_str() : "");
     std::printf("  model     %s; %zu parameters\n", group_text("model", cfg, opt).c_str(),
                 run_.step.step->model().num_params());
@@ -141,10 +147,11 @@ void TrainConsole::on_epoch(const EpochReport& r, double comm_s)
     const double ep_compute = std::max(0.0, r.seconds - comm_s);
     if (!mpi_.root()) return;
     if (live_) std::printf("\r%100s\r", "");
-    std::printf("epoch %lld/%d step %lld train_loss %.4f test_loss %.4f test_acc %.4f lr %.3g %.0f samples/s "
+    const char* eval = run_.data.val ? "val" : "test"; // what the loop evaluated
+    std::printf("epoch %lld/%d step %lld train_loss %.4f %s_loss %.4f %s_acc %.4f lr %.3g %.0f samples/s "
                 "%s compute %.2f s comm %.2f s ETA %s\n",
-                static_cast<long long>(r.epoch), run_.cfg.epochs, static_cast<long long>(r.step), r.train_loss,
-                r.test_loss, r.test_acc, static_cast<double>(r.lr), r.samples_per_s,
+                static_cast<long long>(r.epoch), run_.cfg.epochs, static_cast<long long>(r.step), r.train_loss, eval,
+                r.test_loss, eval, r.test_acc, static_cast<double>(r.lr), r.samples_per_s,
                 flops_text(r.samples_per_s).c_str(), ep_compute, comm_s, duration(eta_seconds(r.step, rate_)).c_str());
     std::fflush(stdout);
     last_live_ = -1.0;
@@ -168,7 +175,8 @@ double TrainConsole::eta_seconds(std::int64_t step, double samples_per_s) const
     return samples_per_s > 0 ? static_cast<double>(last_step_ - step) * run_.cfg.batch / samples_per_s : NAN;
 }
 
-void TrainConsole::print_end(const TrainResult& res, double comm_s)
+void TrainConsole::print_end(const TrainResult& res, double comm_s, const std::optional<EvalResult>& test,
+                             double best_val_loss, std::int64_t best_epoch)
 {
     if (!mpi_.root()) return;
     if (live_) std::printf("\r%100s\r", "");
@@ -179,9 +187,10 @@ void TrainConsole::print_end(const TrainResult& res, double comm_s)
     const double c = comm_s;
     if (steps > 0)
         std::printf("time: %lld steps in %.2f s: compute %.2f s, communication %.2f s (%.1f%%; exposed wait "
-                    "%.2f s, staging copies %.2f s; %.2f ms/step), %d ranks\n",
+                    "%.2f s, staging copies %.2f s; %.2f ms/step), %s\n",
                     static_cast<long long>(steps), trained, std::max(0.0, trained - c), c,
-                    trained > 0 ? 100.0 * c / trained : 0.0, gs.wait_s, gs.copy_s, 1e3 * c / steps, mpi_.size());
+                    trained > 0 ? 100.0 * c / trained : 0.0, gs.wait_s, gs.copy_s, 1e3 * c / steps,
+                    count_text(mpi_.size(), "rank").c_str());
     if (res.interrupted) {
         std::printf("stopped by %s at step %lld: %s; exit %d (continue with --resume auto)\n",
                     stop_signal_name(stop_signal()), static_cast<long long>(res.state.step),
@@ -189,10 +198,17 @@ void TrainConsole::print_end(const TrainResult& res, double comm_s)
                                                 : ("checkpoint " + run_.opt.checkpoint + " written").c_str(),
                     kExitCheckpointed);
     } else {
-        std::printf("final: test_acc %.4f test_loss %.4f epochs %lld steps %lld time %.1f s%s\n", res.test.accuracy,
-                    res.test.loss, static_cast<long long>(res.state.epoch), static_cast<long long>(res.state.step),
-                    res.seconds, res.stopped_early ? " (stopped by --max-steps)" : "");
+        // With a validation split, res.test is the validation's; test is the test split's, once.
+        const std::string val =
+            run_.data.val ? fmt(" val_acc %.4f", res.test.accuracy) + fmt(" val_loss %.4f", res.test.loss) : "";
+        std::printf("final: test_acc %.4f test_loss %.4f%s epochs %lld steps %lld time %.1f s%s\n", test->accuracy,
+                    test->loss, val.c_str(), static_cast<long long>(res.state.epoch),
+                    static_cast<long long>(res.state.step), res.seconds,
+                    res.stopped_early ? " (stopped by --max-steps)" : "");
         if (!run_.opt.checkpoint.empty()) std::printf("checkpoint: %s\n", run_.opt.checkpoint.c_str());
+        if (best_epoch > 0)
+            std::printf("best: %s (epoch %lld, val_loss %.4f)\n", best_checkpoint_path(run_.opt.checkpoint).c_str(),
+                        static_cast<long long>(best_epoch), best_val_loss);
     }
     if (run_.trace != nullptr)
         std::printf("trace: %s (%zu events; tools/trace_report.py %s)\n", run_.trace->path().c_str(),

@@ -10,6 +10,7 @@
 #include "core/timer.hpp"
 
 #include <cstdint>
+#include <optional>
 #include <string>
 
 namespace ompml {
@@ -24,8 +25,11 @@ public:
     // comm_s: the communication seconds of this epoch (gradient sums and stop-flag reductions).
     void on_epoch(const EpochReport& r, double comm_s);
     // The time and how the run ended: the final accuracy, or where it stopped on a signal.
-    // comm_s: the communication seconds of the whole run.
-    void print_end(const TrainResult& res, double comm_s);
+    // comm_s: the communication seconds of the whole run; test: the test split's final evaluation
+    // (none after a stop signal; with a validation split res.test is the validation's);
+    // best_epoch > 0: --keep-best's checkpoint, of that epoch and validation loss.
+    void print_end(const TrainResult& res, double comm_s, const std::optional<EvalResult>& test, double best_val_loss,
+                   std::int64_t best_epoch);
 
     // The gemms' rate at that many samples/s, and as a share of the GPUs' peak (0: unknown).
     double gflops(double samples_per_s) const;

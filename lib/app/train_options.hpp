@@ -20,6 +20,7 @@ struct TrainOptions {
     std::string backend = "omp";
     std::int64_t max_steps = 0;        // 0: no limit
     std::string checkpoint;            // "": none
+    bool keep_best = false;            // also keep the checkpoint of the best validation loss
     std::int64_t checkpoint_every = 0; // 0: only at the end
     std::string resume;                // "", a file, or "auto"
     std::string metrics;               // "": none
@@ -66,6 +67,13 @@ void for_each_train_option(F&& f)
            .store = run_only,
            .agree = false},
       OMPML_FIELD(checkpoint));
+    f(Spec{.flag = "--keep-best",
+           .key = "keep_best",
+           .help = "with --checkpoint FILE and a validation split: also keep the checkpoint of the lowest validation "
+                   "loss so far, as FILE.best.h5 (FILE.best when FILE does not end in .h5)",
+           .store = run_only,
+           .agree = false},
+      OMPML_FIELD(keep_best));
     f(Spec{.flag = "--checkpoint-every",
            .key = "checkpoint_every",
            .group = "run",

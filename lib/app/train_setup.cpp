@@ -6,6 +6,7 @@
 #include "core/check.hpp"
 #include "core/trace.hpp"
 #include "io/fingerprint.hpp"
+#include "io/output_target.hpp"
 #include "nn/settings.hpp"
 
 #include <algorithm>
@@ -34,6 +35,8 @@ std::string joined(const std::vector<std::string>& v, const char* sep)
 void check_rules(const TrainFlags& f)
 {
     const TrainOptions& o = f.opt;
+    if (o.keep_best && o.checkpoint.empty())
+        throw CollectiveError("--keep-best needs --checkpoint FILE (the best is kept beside it)", -1, 0);
     if (o.checkpoint_every > 0 && o.checkpoint.empty())
         throw CollectiveError("--checkpoint-every " + std::to_string(o.checkpoint_every) + " needs --checkpoint FILE",
                               -1, 0);
@@ -105,15 +108,35 @@ std::optional<int> parse_train_flags(int argc, char** argv, bool print, TrainFla
     return std::nullopt;
 }
 
-void check_checkpoint_flag(const MpiSession& mpi, const TrainOptions& opt)
+std::string best_checkpoint_path(const std::string& checkpoint)
+{
+    const std::string ext = ".h5";
+    if (checkpoint.size() > ext.size() && checkpoint.compare(checkpoint.size() - ext.size(), ext.size(), ext) == 0)
+        return checkpoint.substr(0, checkpoint.size() - ext.size()) + ".best" + ext;
+    return checkpoint + ".best";
+}
+
+void check_output_flags(const MpiSession& mpi, const TrainOptions& opt)
 {
     collective_try(mpi, [&] {
-        if (!mpi.root() || opt.checkpoint.empty()) return;
-        try {
-            check_checkpoint_target(opt.checkpoint);
-        } catch (const Error& e) { // "checkpoint F ..." -> "--checkpoint F ..."
-            throw Error(std::string("--") + e.what());
+        if (!mpi.root()) return;
+        if (!opt.checkpoint.empty()) {
+            try {
+                check_checkpoint_target(opt.checkpoint);
+            } catch (const Error& e) { // "checkpoint F ..." -> "--checkpoint F ..."
+                throw Error(std::string("--") + e.what());
+            }
         }
+        if (opt.keep_best) {
+            try {
+                check_checkpoint_target(best_checkpoint_path(opt.checkpoint), false);
+            } catch (const Error& e) {
+                throw Error(std::string("--keep-best: ") + e.what());
+            }
+        }
+        if (!opt.metrics.empty())
+            check_output(opt.metrics, FileKind::metrics, "--metrics",
+                         "choose another --metrics path or move the file away");
     });
 }
 
@@ -163,11 +186,29 @@ TrainData open_data(const MpiSession& mpi, Backend& be, const TrainOptions& opt,
         // rank must choose alike, so the choice is a flag the ranks agree on.
         lo.comm = mpi.comm();
         lo.reads = opt.streaming_reads;
+        LoaderOptions vo = lo; // validation: every epoch, in file order
+        vo.global_batch = cfg.eval_batch;
+        vo.shuffle = false;
+        if (cfg.val_fraction > 0) { // held out of the training split
+            const DatasetInfo info = inspect_dataset(path);
+            if (info.has_val)
+                throw Error("--val-fraction " + value_text(cfg.val_fraction) + ": " + path +
+                            " has its own /val split, which is used without it; drop --val-fraction");
+            vo.rows = validation_rows(info.train.samples, cfg.val_fraction, cfg.seed);
+            lo.rows = training_rows(info.train.samples, vo.rows);
+            d.val_source = "--val-fraction " + value_text(cfg.val_fraction) + " of /train";
+        }
         d.train = std::make_unique<Loader>(be, lo);
+        if (d.train->dataset().has_val) {
+            vo.split = Split::val;
+            d.val_source = "/val";
+        }
+        if (!d.val_source.empty()) d.val = std::make_unique<Loader>(be, vo);
         LoaderOptions to = lo;
         to.split = Split::test;
         to.global_batch = cfg.eval_batch;
         to.shuffle = false;
+        to.rows.clear();
         d.test = std::make_unique<Loader>(be, to);
         const DatasetInfo& ds = d.train->dataset();
         require_features(ds, static_cast<std::uint64_t>(cfg.model.layers.front()));
@@ -184,8 +225,12 @@ TrainData open_data(const MpiSession& mpi, Backend& be, const TrainOptions& opt,
     ContentHash content;
     content.add(d.train->content_hash());
     content.add(d.test->content_hash());
+    if (d.val) content.add(d.val->content_hash());
     d.fingerprint = split_shape("train", ds.train, ds.features) + ", " + split_shape("test", ds.test, ds.features) +
-        ", classes " + std::to_string(ds.classes) + ", content " + hex64(content.value());
+        (ds.has_val ? ", " + split_shape("val", ds.val, ds.features) : std::string()) + ", classes " +
+        std::to_string(ds.classes) + ", content " + hex64(content.value());
+    if (opt.keep_best && !d.val)
+        throw CollectiveError("--keep-best needs a validation split: --val-fraction F, or /val in " + opt.data, -1, 0);
     return d;
 }
 

@@ -20,8 +20,9 @@ const char* const kCheckpointMagic = "ompml-checkpoint\n";
 namespace {
 
 constexpr const char* kFormat = "ompml-checkpoint";
-// Version 2 added /config precision; version 1 files (fp32 runs) are read as fp32.
-constexpr std::int64_t kVersion = 2;
+// Version 2 added /config precision; version 1 files (fp32 runs) are read as fp32. Version 3
+// added /config val_fraction; older files are read as 0 (no validation split).
+constexpr std::int64_t kVersion = 3;
 constexpr std::int64_t kOldestVersion = 1;
 
 // The user block: the magic line, then a note for whoever looks at the raw bytes. Fixed text,
@@ -29,7 +30,7 @@ constexpr std::int64_t kOldestVersion = 1;
 const std::string& user_block()
 {
     static const std::string text = std::string(kCheckpointMagic) +
-        "An ompml training checkpoint (format version 2). The HDF5 file starts at byte 512 "
+        "An ompml training checkpoint (format version 3). The HDF5 file starts at byte 512 "
         "of this file; h5py and h5dump read it as it is. Schema: docs/checkpoint.md.\n";
     return text;
 }
@@ -207,9 +208,10 @@ std::vector<float> read_layers(hid_t file, const std::string& group, const std::
 
 // ---- What a run adds beside the training state (issue 25): optional, so files without it
 // (older builds, tests) read as they are. /provenance: one string attribute per entry of
-// Checkpoint::provenance (core/provenance.hpp).
+// Checkpoint::provenance (core/provenance.hpp). /state best_val_loss: --keep-best's best so far.
 void write_extras(hid_t f, const Checkpoint& ck)
 {
+    if (std::isfinite(ck.best_val_loss)) set_dbl(h5::open_group(f, "state"), "best_val_loss", ck.best_val_loss);
     if (ck.provenance.empty()) return;
     h5::Handle g = h5::create_group_untimed(f, "provenance");
     for (const auto& [key, value] : ck.provenance) set_str(g, key.c_str(), value);
@@ -217,6 +219,8 @@ void write_extras(hid_t f, const Checkpoint& ck)
 
 void read_extras(hid_t f, Checkpoint& ck)
 {
+    const h5::Handle st = h5::open_group(f, "state");
+    if (h5::has_attr(st, "best_val_loss")) ck.best_val_loss = h5::get_attr_double(st, "best_val_loss");
     if (!h5::exists(f, "provenance")) return;
     h5::Handle g = h5::open_group(f, "provenance");
     for (const std::string& key : h5::attr_names(g)) ck.provenance.emplace_back(key, h5::attr_text(g, key));

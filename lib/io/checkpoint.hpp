@@ -22,6 +22,7 @@
 #include "nn/trainer.hpp"
 
 #include <cstdint>
+#include <limits>
 #include <string>
 #include <vector>
 
@@ -46,6 +47,8 @@ struct Checkpoint {
     // What wrote it (core/provenance.hpp: version, git commit, build, host, CPU, device), as
     // /provenance attributes; empty: none (files of older builds read back with none).
     Provenance provenance;
+    // --keep-best: the lowest validation loss of the run so far (/state best_val_loss); NaN: none.
+    double best_val_loss = std::numeric_limits<double>::quiet_NaN();
 };
 
 // Downloads the model and optimizer state into a Checkpoint (collective-free; any rank).

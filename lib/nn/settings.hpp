@@ -107,6 +107,16 @@ void for_each_train_setting(F&& f)
            .range = kPositive,
            .store = may_change},
       OMPML_FIELD(epochs));
+    // Which training rows are held out: part of what is trained, so a resumed run keeps it.
+    f(Spec{.flag = "--val-fraction",
+           .key = "val_fraction",
+           .group = "run",
+           .help = "hold out this share of the training split for validation, evaluated each epoch instead of the "
+                   "test split (which is then evaluated once, at the end); 0: none (a /val split in the dataset is "
+                   "used when there is one)",
+           .range = {0.0, 1.0, false},
+           .since = 3},
+      OMPML_FIELD(val_fraction));
     f(Spec{.flag = "--eval-batch",
            .key = "eval_batch",
            .group = "run",

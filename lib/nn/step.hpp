@@ -38,8 +38,9 @@ struct TrainConfig {
     std::uint64_t seed = 1;
     int batch = 128; // global batch (all ranks together)
     int epochs = 10;
-    float clip = 0.0f;     // max global grad L2 norm; 0 = off
-    int eval_batch = 1000; // global batch for evaluation
+    double val_fraction = 0.0; // share of the training split held out for validation (0: none)
+    float clip = 0.0f;         // max global grad L2 norm; 0 = off
+    int eval_batch = 1000;     // global batch for evaluation
 };
 
 // A batch on the device: this rank's rows of one global batch.

@@ -105,7 +105,7 @@ rank_count)
   run 1 p1 "${common[@]}" --checkpoint p1.h5 --metrics p1.jsonl || { cat p1.log; fail "1 rank"; }
   for np in "$@"; do
     run "$np" "p$np" "${common[@]}" --checkpoint "p$np.h5" --metrics "p$np.jsonl" || { cat "p$np.log"; fail "$np ranks"; }
-    grep -q "^  mpi       $np ranks on 1 nodes" "p$np.log" || { cat "p$np.log"; fail "no rank report"; }
+    grep -q "^  mpi       $np ranks on 1 node," "p$np.log" || { cat "p$np.log"; fail "no rank report"; }
     grep -q '"comm_s":' "p$np.jsonl" || fail "no comm_s in the metrics"
     $py "$src/mpi/compare_runs.py" params p1.h5 "p$np.h5" $RTOL || fail "$np ranks: parameters"
     $py "$src/mpi/compare_runs.py" metrics p1.jsonl "p$np.jsonl" $RTOL || fail "$np ranks: loss history"
