@@ -21,6 +21,7 @@
 // Errors: a failure every rank sees (CollectiveError) ends every rank through the normal path;
 // a failure on one rank only ends the job through abort_all (MPI_Abort), never a hang.
 // Preemption: SIGUSR1 or SIGTERM -> checkpoint -> exit 85 on every rank (app/stop_signal.hpp).
+#include "app/run_config.hpp"
 #include "app/run_policy.hpp"
 #include "app/stop_signal.hpp"
 #include "app/train_console.hpp"
@@ -43,6 +44,15 @@ int train(const MpiSession& mpi, int argc, char** argv)
     run.resume = choose_resume(mpi, flags.opt);  // load: where to start
     run.cfg = resolve_config(flags, run.resume); // the run's hyperparameters
     run.opt = flags.opt;                         // (--data defaults to the checkpoint's)
+    if (!flags.write_config.empty()) {           // --write-config: the resolved settings, and stop
+        collective_try(mpi, [&] {
+            if (mpi.root()) write_config(flags.write_config, run.cfg, run.opt);
+        });
+        if (mpi.root())
+            std::printf("ompml-train: wrote %s (rerun: ompml-train --config %s)\n", flags.write_config.c_str(),
+                        flags.write_config.c_str());
+        return 0;
+    }
     collective_try(mpi, [&] { run.be = make_backend(run.opt.backend); });
     run.data = open_data(mpi, *run.be, run.opt, run.cfg, run.resume); // the dataset
     fix_schedule(mpi, run.cfg, run.opt, run.data, run.resume);

@@ -7,6 +7,8 @@
                                          /config layers, /optimizer/{m,v} of the same shapes,
                                          /state and /provenance attributes; print a summary
   check_checkpoint_h5py.py same A B      tensors and step counters of A and B are bitwise equal
+  check_checkpoint_h5py.py identical A B every tensor and every attribute of every group equal,
+                                         but /state elapsed_seconds (wall time)
 """
 import sys
 
@@ -78,10 +80,28 @@ def same(a, b):
     print(f"{a} and {b}: {len(ta)} tensors bitwise equal")
 
 
+def identical(a, b):
+    same(a, b)
+    with h5py.File(a, "r") as fa, h5py.File(b, "r") as fb:
+        names = []
+        fa.visit(names.append)
+        fb.visit(lambda n: None if n in names else names.append(n))
+        for n in [""] + names:
+            ga, gb = (fa[n] if n else fa), (fb[n] if n else fb)
+            ka, kb = set(ga.attrs), set(gb.attrs)
+            assert ka == kb, f"/{n}: attributes differ: {sorted(ka ^ kb)}"
+            for k in ka - ({"elapsed_seconds"} if n == "state" else set()):
+                va, vb = ga.attrs[k], gb.attrs[k]
+                assert np.array_equal(np.asarray(va), np.asarray(vb)), f"/{n} {k}: {va!r} != {vb!r}"
+    print(f"{a} and {b}: identical but for the wall time")
+
+
 if __name__ == "__main__":
     if len(sys.argv) == 3 and sys.argv[1] == "schema":
         schema(sys.argv[2])
     elif len(sys.argv) == 4 and sys.argv[1] == "same":
         same(sys.argv[2], sys.argv[3])
+    elif len(sys.argv) == 4 and sys.argv[1] == "identical":
+        identical(sys.argv[2], sys.argv[3])
     else:
         sys.exit(__doc__)

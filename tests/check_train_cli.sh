@@ -26,6 +26,23 @@ grep -q 'confusion matrix' e.log || fail "ompml-eval printed no confusion matrix
 acc_train=$(sed -n 's/^final: test_acc \([0-9.]*\).*/\1/p' a.log)
 grep -q "accuracy $acc_train" e.log || fail "ompml-eval accuracy differs from ompml-train's $acc_train"
 
+# --write-config writes the settings a.h5's command line resolves to (AdamW's derived weight decay
+# included) and trains nothing; --config gives back a checkpoint identical but for its wall time
+# (flags on the command line win over the file). --config reaches ompml-eval too; a name in it
+# that is no flag is a one-line error.
+"$train" $common --checkpoint a.h5 --metrics a.jsonl --write-config run.toml >wc.log
+grep -q '^ompml-train: wrote run.toml (rerun: ompml-train --config run.toml)$' wc.log || { cat wc.log; fail "--write-config"; }
+! grep -q '^epoch ' wc.log || fail "--write-config trained"
+head -n 1 run.toml | grep -qx '# ompml-train configuration' || fail "run.toml: no marker line"
+grep -qx 'weight-decay = 0.01' run.toml || { cat run.toml; fail "run.toml: the derived weight decay"; }
+"$train" --config run.toml --checkpoint rt.h5 --metrics rt.jsonl >rt.log || { cat rt.log; fail "--config run.toml"; }
+$py "$src/check_checkpoint_h5py.py" identical a.h5 rt.h5
+printf 'checkpoint = "a.h5"\n' >eval.toml
+"$eval" --config eval.toml | grep -q "^samples 300 loss" || fail "ompml-eval --config"
+printf 'lrr = 0.1\n' >bad.toml
+if "$train" --config bad.toml >out.log 2>err.log; then fail "a config with an unknown name was accepted"; fi
+[ "$(cat err.log)" = "ompml-train: error: --config bad.toml: 'lrr' is not a flag of ompml-train" ] || { cat err.log; fail "bad.toml"; }
+
 # A cosine run resumed with more epochs: the schedule takes the new length (one line says so)
 # instead of training the added epoch at lr 0; the lr of the resumed epoch's last step (step 72
 # of 72, warmup 5, base 1e-2) is the new cosine's, not 0.

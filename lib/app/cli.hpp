@@ -176,6 +176,10 @@ inline std::optional<int> parse(CLI::App& app, int argc, char** argv, const char
             std::fflush(stdout);
             std::string what = e.what();
             std::replace(what.begin(), what.end(), '\n', ' '); // one line, whatever CLI11 says
+            const std::string extra = "INI was not able to parse ";
+            if (dynamic_cast<const CLI::ConfigError*>(&e) != nullptr && what.rfind(extra, 0) == 0)
+                what = "--config " + app.get_config_ptr()->as<std::string>() + ": '" + what.substr(extra.size()) +
+                    "' is not a flag of " + program;
             std::fprintf(stderr, "%s: error: %s%s\n", program, what.c_str(), did_you_mean(app, argc, argv).c_str());
         }
         return 2;

@@ -99,6 +99,10 @@ std::optional<int> parse_train_flags(int argc, char** argv, bool print, TrainFla
     flags.add(app, out.opt, [](auto&& f) { for_each_train_option(f); });
     flags.add(app, out.cfg, [](auto&& f) { for_each_train_setting(f); });
     app.get_option("--backend")->description("kernel backend: " + joined(available_backends(), " | "));
+    app.add_option("--write-config", out.write_config,
+                   "write the settings this command line resolves to (defaults and a resumed checkpoint's "
+                   "included) to this TOML file and stop, without training; rerun with --config FILE")
+        ->configurable(false);
     if (const auto rc = cli::parse(app, argc, argv, "ompml-train", print)) return rc;
     flags.apply();
     out.given = flags.given();

@@ -26,6 +26,7 @@ struct TrainFlags {
     TrainConfig cfg;
     TrainOptions opt;
     std::set<std::string> given; // keys (nn/settings.hpp, app/train_options.hpp) of the flags given
+    std::string write_config;    // --write-config FILE: write the resolved settings there and stop
 };
 
 // Parses ompml-train's command line into flags (every rank parses the same one). Returns the
