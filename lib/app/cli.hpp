@@ -160,6 +160,29 @@ inline void add_common_flags(CLI::App& app, const std::string& program)
     app.allow_config_extras(CLI::config_extras_mode::error);
 }
 
+// A flag renamed, its old name kept as an alias for a release (both name one option): prints
+// "<program>: note: --warmup is now --warmup-runs; the old name goes in the next release" on
+// stderr when argv uses the old one (and print is true).
+inline void note_renamed(int argc, char** argv, const std::string& old_name, const std::string& new_name,
+                         const char* program, bool print)
+{
+    for (int i = 1; i < argc && print; ++i) {
+        const std::string a = argv[i];
+        if (a != old_name && a.rfind(old_name + "=", 0) != 0) continue;
+        std::fprintf(stderr, "%s: note: %s is now %s; the old name goes in the next release\n", program,
+                     old_name.c_str(), new_name.c_str());
+        return;
+    }
+}
+
+// "kernel backend: omp | ref": the --backend help of the programs, with this build's backends.
+inline std::string backend_help(const std::vector<std::string>& available)
+{
+    std::string s = "kernel backend:";
+    for (std::size_t i = 0; i < available.size(); ++i) s += (i ? " | " : " ") + available[i];
+    return s;
+}
+
 // Parses argv into app (after add_common_flags). Returns nothing to go on, or the exit status to
 // leave with: 0 after --help or --version (printed on stdout), 2 after a usage error, printed as
 // ONE line on stderr: "<program>: error: <what>", with "(--lrr: did you mean --lr?)" after an unknown

@@ -24,11 +24,7 @@ std::optional<int> parse_predict_flags(int argc, char** argv, bool print, Predic
     flags.add(app, out, [](auto&& f) { for_each_predict_option(f); });
     app.get_option("--checkpoint")->required();
     app.get_option("--output")->required();
-    app.get_option("--backend")->description("kernel backend: " + [] {
-        std::string s;
-        for (const std::string& b : available_backends()) s += (s.empty() ? "" : " | ") + b;
-        return s;
-    }());
+    app.get_option("--backend")->description(cli::backend_help(available_backends()));
     if (const auto rc = cli::parse(app, argc, argv, "ompml-predict", print)) return rc;
     flags.apply();
     return std::nullopt;

@@ -206,8 +206,9 @@ std::optional<int> parse_scale_flags(int argc, char** argv, bool print, ScaleOpt
     cli::SettingFlags flags;
     flags.add(app, out, [](auto&& f) { for_each_scale_setting(f); });
     app.get_option("--batch")->description("rows per rank (weak) or per global batch (strong)");
-    app.get_option("--backend")->description("kernel backend: omp | ref | cuda");
+    app.get_option("--backend")->description(cli::backend_help(available_backends()));
     if (const auto rc = cli::parse(app, argc, argv, "ompml-scale", print)) return rc;
+    cli::note_renamed(argc, argv, "--warmup", "--warmup-steps", "ompml-scale", print);
     flags.apply();
     return std::nullopt;
 }

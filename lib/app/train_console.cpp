@@ -32,17 +32,32 @@ std::string duration(double s)
     return fmt("%.1f h", s / 3600);
 }
 
-// The settings of one report group, from both tables: "lr 0.001, momentum 0.9, ..." (a setting
-// named like its group shows its value alone: "optimizer adam").
-std::string group_text(const char* group, const TrainConfig& cfg, const TrainOptions& opt)
+// Whether a run option means anything for this run (the report shows only those): how ranks
+// sum gradients needs ranks, buckets need MPI, the read mode needs --streaming on several ranks.
+bool option_applies(std::string_view key, const TrainOptions& opt, int ranks, std::string_view transport)
+{
+    if (key == "bucket_mb" || key == "mpi_staging") return transport == "mpi";
+    if (key == "grad_transport" || key == "grad_dtype") return ranks > 1;
+    if (key == "streaming_reads") return opt.streaming && ranks > 1;
+    return true;
+}
+
+// The settings of one report group that apply, from both tables: "lr 0.001, weight_decay 0,
+// ..." (a setting named like its group shows its value alone: "optimizer adam").
+std::string group_text(const char* group, const TrainConfig& cfg, const TrainOptions& opt, int ranks,
+                       std::string_view transport)
 {
     std::string s;
     const auto add = [&](const Spec& spec, const std::string& value) {
         if (std::string_view(spec.group) != group) return;
         s += (s.empty() ? "" : ", ") + (std::string_view(spec.key) == group ? value : spec.key + (" " + value));
     };
-    for_each_train_setting([&](const Spec& spec, auto field) { add(spec, value_text(field(cfg))); });
-    for_each_train_option([&](const Spec& spec, auto field) { add(spec, value_text(field(opt))); });
+    for_each_train_setting([&](const Spec& spec, auto field) {
+        if (setting_applies(spec.key, cfg)) add(spec, value_text(field(cfg)));
+    });
+    for_each_train_option([&](const Spec& spec, auto field) {
+        if (option_applies(spec.key, opt, ranks, transport)) add(spec, value_text(field(opt)));
+    });
     return s;
 }
 
@@ -75,7 +90,7 @@ void TrainConsole::print_start()
         gather_strings(mpi_.comm(), mpi_.processor() + ", " + run_.binding.describe());
     if (!mpi_.root()) return;
     std::printf("ompml-train: backend %s on %s\n", be.name(), be.device().c_str());
-    const std::string buckets = std::string_view(step.sum_kind()) == "shm" ? std::string()
+    const std::string buckets = std::string_view(step.sum_kind()) != "mpi" ? std::string()
         : opt.bucket_mb > 0                                                ? ", bucket " + fmt("%g MB", opt.bucket_mb)
                                                                            : std::string(", one bucket per step");
     std::printf("  mpi       %s on %s, gradients: %s%s\n", count_text(mpi_.size(), "rank").c_str(),
@@ -91,13 +106,15 @@ void TrainConsole::print_start()
                 static_cast<unsigned long long>(d.train_samples), val.c_str(),
                 static_cast<unsigned long long>(d.test_samples), static_cast<unsigned long long>(d.features), d.classes,
                 opt.streaming ? (" (streaming, " + data.train->read_mode() + ")").c_str() : "");
-    std::printf("  model     %s; %zu parameters\n", group_text("model", cfg, opt).c_str(),
+    std::printf("  model     %s; %zu parameters\n", group_text("model", cfg, opt, mpi_.size(), step.sum_kind()).c_str(),
                 run_.step.step->model().num_params());
-    std::printf("  optimizer %s\n", group_text("optimizer", cfg, opt).c_str());
-    std::printf("  schedule  %s\n", group_text("schedule", cfg, opt).c_str());
-    std::printf("  run       %s; %lld steps/epoch, %d rows per rank\n", group_text("run", cfg, opt).c_str(),
+    std::printf("  optimizer %s\n", group_text("optimizer", cfg, opt, mpi_.size(), step.sum_kind()).c_str());
+    std::printf("  schedule  %s\n", group_text("schedule", cfg, opt, mpi_.size(), step.sum_kind()).c_str());
+    std::printf("  run       %s; %lld steps/epoch, %d rows per rank\n",
+                group_text("run", cfg, opt, mpi_.size(), step.sum_kind()).c_str(),
                 static_cast<long long>(data.train->steps_per_epoch()), data.train->max_rows());
-    std::printf("  gradients %s\n", group_text("gradients", cfg, opt).c_str());
+    if (mpi_.size() > 1) // one rank sums nothing
+        std::printf("  gradients %s\n", group_text("gradients", cfg, opt, mpi_.size(), step.sum_kind()).c_str());
     const TrainState start = run_.resume.start();
     if (!run_.resume.path.empty())
         std::printf("  resume    %s at step %lld (epoch %lld, step %lld in it)\n", run_.resume.path.c_str(),

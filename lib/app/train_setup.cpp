@@ -24,13 +24,6 @@ std::string split_shape(const char* name, const SplitInfo& s, std::uint64_t feat
         h5::dtype_name(s.image_dtype);
 }
 
-std::string joined(const std::vector<std::string>& v, const char* sep)
-{
-    std::string s;
-    for (const auto& x : v) s += (s.empty() ? "" : sep) + x;
-    return s;
-}
-
 // Rules between flags; every rank holds the same flags, so the error is collective.
 void check_rules(const TrainFlags& f)
 {
@@ -98,7 +91,7 @@ std::optional<int> parse_train_flags(int argc, char** argv, bool print, TrainFla
     cli::SettingFlags flags;
     flags.add(app, out.opt, [](auto&& f) { for_each_train_option(f); });
     flags.add(app, out.cfg, [](auto&& f) { for_each_train_setting(f); });
-    app.get_option("--backend")->description("kernel backend: " + joined(available_backends(), " | "));
+    app.get_option("--backend")->description(cli::backend_help(available_backends()));
     app.add_option("--write-config", out.write_config,
                    "write the settings this command line resolves to (defaults and a resumed checkpoint's "
                    "included) to this TOML file and stop, without training; rerun with --config FILE")
@@ -138,7 +131,10 @@ void check_output_flags(const MpiSession& mpi, const TrainOptions& opt)
                 throw Error(std::string("--keep-best: ") + e.what());
             }
         }
-        if (!opt.metrics.empty())
+        // A symbolic link there is the log's own business (io/metrics.hpp): a new log replaces
+        // it, a resumed one refuses to append through it.
+        std::error_code ec;
+        if (!opt.metrics.empty() && !std::filesystem::is_symlink(opt.metrics, ec))
             check_output(opt.metrics, FileKind::metrics, "--metrics",
                          "choose another --metrics path or move the file away");
     });

@@ -126,4 +126,15 @@ void for_each_train_setting(F&& f)
       OMPML_FIELD(eval_batch));
 }
 
+// Whether a setting means anything for a configuration: the start-up report shows only those
+// (no momentum for Adam, no step size or gamma but for the step schedule).
+inline bool setting_applies(std::string_view key, const TrainConfig& c)
+{
+    if (key == "momentum") return c.opt.kind == OptKind::sgd;
+    if (key == "beta1" || key == "beta2" || key == "eps") return c.opt.kind != OptKind::sgd;
+    if (key == "step_size" || key == "gamma") return c.sched.kind == SchedKind::step;
+    if (key == "total_steps") return c.sched.kind == SchedKind::cosine;
+    return true;
+}
+
 } // namespace ompml
