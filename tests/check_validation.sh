@@ -8,6 +8,7 @@
 #     which ompml-eval --split val evaluates (the same held-out rows) to that loss; a run stopped
 #     after 2 epochs and resumed to 4 ends with the same checkpoints as the uninterrupted run
 #     (the best so far travels in the checkpoint);
+#   - tools/plot_metrics.py draws two runs' logs into a PNG;
 #   - a /val split in the dataset is used instead, and named; --val-fraction beside it, --keep-best
 #     without a validation split or without --checkpoint, and a fraction that leaves nothing to
 #     train are one-line errors.
@@ -52,6 +53,12 @@ grep -q "^samples 50 loss $(cat best_val_loss) " e.log || { cat e.log; fail "omp
 grep -q "$(cat best_val_loss))\$" <<<"$best_line" || fail "the best line's loss"
 "$eval" --checkpoint v.h5 >t.log
 grep -q "accuracy $(sed -n 's/^final: test_acc \([0-9.]*\).*/\1/p' v.log)" t.log || { cat t.log; fail "test accuracy"; }
+
+# tools/plot_metrics.py draws the run (validation curves, the final test point) beside another.
+"$train" "${common[@]}" --epochs 2 --metrics u.jsonl --metrics-every 2 >u.log
+$py "$src/../tools/plot_metrics.py" v.jsonl u.jsonl -o curves.png --label keep-best --label short >plot.log ||
+  { cat plot.log; fail "plot_metrics.py"; }
+[ "$(head -c 8 curves.png | od -An -c | tr -d ' ')" = '211PNG\r\n032\n' ] || fail "curves.png is not a PNG"
 
 # Stopped after 3 epochs, resumed to 6: the same checkpoints, the best one included.
 "$train" "${common[@]}" --epochs 3 --checkpoint w.h5 --keep-best >w1.log
