@@ -1,5 +1,6 @@
-// Metrics log (schema: docs/metrics.md): one JSON object per line (JSONL), flushed at once, so a running job can be
-// followed with `tail -f` and read by pandas.read_json(lines=True) or tools/plot_metrics.py.
+// Metrics log (schema: docs/metrics.md): one JSON object per line (JSONL), flushed at once, so a
+// running job can be followed with `tail -f` and read by pandas.read_json(lines=True) or
+// tools/plot_metrics.py.
 // Every line is a record whose "record" field says its kind: "header" (what ran: provenance,
 // settings), "step" (--metrics-every), "epoch", "end" (how the run ended, the final evaluation).
 // The fields of each kind are documented in docs/metrics.md; a value that is not finite is
