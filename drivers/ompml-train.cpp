@@ -63,7 +63,7 @@ int train(const MpiSession& mpi, int argc, char** argv)
 
     TrainConsole console(mpi, run);
     console.print_start();
-    MpiReduceComm comm(mpi.comm());
+    MpiReduceComm comm(mpi.comm(), run.cfg.reproducible_ranks > 0); // sums in the fixed tree in that mode
     RunPolicy policy(mpi, run, console, comm);
     Trainer trainer(run.cfg, *run.step.step, comm); // the loop
     const RunLimits limits{run.opt.max_steps, run.opt.checkpoint_every};

@@ -492,6 +492,82 @@ BOOST_AUTO_TEST_CASE(col_sum_float_and_bf16)
     }
 }
 
+// The reproducible mode's sums (--reproducible-ranks; kernels/tree_sum.hpp): a gemm whose K is a
+// global batch's rows in N chunks, and the column sum likewise. On every backend and for every
+// rank count P dividing N, the P ranks' shares (each the chunks [r N/P, (r+1) N/P), computed as
+// that rank would) added in the split tree over ranks give bit for bit the whole batch's result
+// computed by one rank; and the whole batch's result is within a float sum's tolerance of the
+// in-order one. Batches whose rows do not divide evenly (chunks of unequal size, and chunks with
+// no rows), float and bf16 outputs.
+BOOST_AUTO_TEST_CASE(chunked_sums_are_subtrees_of_the_batch_tree)
+{
+    const int out = 33, in = 70;
+    for (const int rows : {5, 37, 128, 200})
+        for (const int chunks : {1, 2, 4, 8}) {
+            const auto dZ = random_floats(static_cast<std::size_t>(rows) * out, 60 + rows); // (rows, OUT)
+            const auto X = random_floats(static_cast<std::size_t>(rows) * in, 61 + rows);   // (rows, IN)
+            const std::string what = "rows " + std::to_string(rows) + ", " + std::to_string(chunks) + " chunks";
+            Gemm g{true, false, out, in, rows};
+            std::vector<float> plain(static_cast<std::size_t>(out) * in), dbias(out);
+            ref().gemm(g, dZ.data(), X.data(), plain.data());
+            for_each_backend([&](Backend& be) {
+                auto ddZ = upload(be, dZ), dX = upload(be, X);
+                // The ranks' shares: rank r's rows are the chunks [r N/P, (r + 1) N/P).
+                const auto share = [&](int first, int count, auto* out_type) {
+                    using O = std::remove_pointer_t<decltype(out_type)>;
+                    const KChunks kc{rows, chunks, first, count};
+                    const long r0 = first * static_cast<long>(rows) / chunks, nrows = chunk_row(kc, count);
+                    Gemm gs = g;
+                    gs.k = static_cast<int>(nrows);
+                    gs.kc = kc;
+                    DeviceBuffer<O> dW(be.memory(), static_cast<std::size_t>(out) * in), db(be.memory(), out);
+                    if (nrows > 0) {
+                        be.gemm(gs, ddZ.data() + r0 * out, dX.data() + r0 * in, dW.data());
+                        be.col_sum(static_cast<int>(nrows), out, ddZ.data() + r0 * out, db.data(), kc);
+                    } else { // a rank without rows: its gradient is zero (Mlp::loss_backward)
+                        be.fill(dW.size(), dW.data(), 0.0f);
+                        be.fill(db.size(), db.data(), 0.0f);
+                    }
+                    std::vector<O> w = dW.to_vector(), b = db.to_vector();
+                    w.insert(w.end(), b.begin(), b.end());
+                    return w;
+                };
+                const std::vector<float> whole = share(0, chunks, static_cast<float*>(nullptr));
+                const std::vector<bf16> whole16 = share(0, chunks, static_cast<bf16*>(nullptr));
+                for (int P = 2; P <= chunks; P *= 2) {
+                    std::vector<std::vector<float>> parts;
+                    for (int r = 0; r < P; ++r)
+                        parts.push_back(share(r * (chunks / P), chunks / P, static_cast<float*>(nullptr)));
+                    std::size_t diff = 0;
+                    for (std::size_t i = 0; i < whole.size(); ++i) {
+                        TreeSum<float> t;
+                        for (int r = 0; r < P; ++r) t.add(parts[r][i]);
+                        const float v = t.total();
+                        diff += std::memcmp(&v, &whole[i], sizeof v) != 0;
+                    }
+                    BOOST_CHECK_MESSAGE(diff == 0,
+                                        what << ", " << P << " ranks: " << diff
+                                             << " elements differ from the whole batch's tree");
+                }
+                std::size_t diff16 = 0;
+                for (std::size_t i = 0; i < whole.size(); ++i) diff16 += whole16[i].bits != to_bf16(whole[i]).bits;
+                BOOST_CHECK_MESSAGE(diff16 == 0,
+                                    what << ": the bf16 output is not the rounded float one at " << diff16);
+                // Against the in-order sums (ref's gemm, and the column sum on the host): the
+                // same float-sum bound as any order.
+                const std::vector<float> wpart(whole.begin(), whole.begin() + plain.size());
+                check_close(wpart, plain, sum_atol(rows), 1e-5, what + ": dW against the in-order sum");
+                for (int c = 0; c < out; ++c) {
+                    double s = 0;
+                    for (int r = 0; r < rows; ++r) s += dZ[static_cast<std::size_t>(r) * out + c];
+                    dbias[c] = static_cast<float>(s);
+                }
+                const std::vector<float> bpart(whole.begin() + plain.size(), whole.end());
+                check_close(bpart, dbias, sum_atol(rows), 1e-5, what + ": db against the in-order sum");
+            });
+        }
+}
+
 // ---------------------------------------------------------------------------------------------
 // Softmax + cross-entropy
 

@@ -44,7 +44,7 @@ void gradient_check(const std::string& backend, Act act)
     const auto Y = upload(*be, yh);
 
     m.forward(X.data(), B, true);
-    m.loss_backward(Y.data(), B, 1.0f / B);
+    m.loss_backward(Y.data(), B, B);
     be->synchronize();
     std::vector<float> grads(m.num_params());
     be->memory().to_host(grads.data(), m.grads(), grads.size() * sizeof(float));
@@ -199,7 +199,7 @@ BOOST_AUTO_TEST_CASE(bf16_gradient_is_the_rounded_fp32_gradient)
     const auto grads = [&](auto& m) {
         m.init_params(3);
         m.forward(X.data(), B, true);
-        m.loss_backward(Y.data(), B, 1.0f / B);
+        m.loss_backward(Y.data(), B, B);
         using G = std::remove_pointer_t<decltype(m.grads())>;
         std::vector<G> g(m.num_params());
         be->memory().to_host(g.data(), m.grads(), g.size() * sizeof(G));
@@ -228,6 +228,59 @@ BOOST_AUTO_TEST_CASE(bf16_gradient_is_the_rounded_fp32_gradient)
     }
 }
 
+// The model's backward with a BatchTree (--reproducible-ranks 8): each "rank" of P (2, 4, 8; in
+// one process, on its own slice of the batch, as the loader slices it) computes its gradient and
+// loss as a rank would, and their split-tree sum over ranks is bit for bit the 1-rank gradient
+// and loss, for both operand types. A batch of 100 rows: chunks of 12 and 13 rows.
+BOOST_AUTO_TEST_CASE(tree_gradients_of_rank_slices_add_up_to_the_one_rank_gradient)
+{
+    auto be = make_backend("omp");
+    const int B = 100, F = 40, N = 8;
+    const auto x = random_floats(static_cast<std::size_t>(B) * F, 9);
+    std::vector<std::int32_t> y(B);
+    for (int i = 0; i < B; ++i) y[i] = (i * 7) % 10;
+    for (const Precision p : {Precision::fp32, Precision::bf16}) {
+        MlpConfig cfg;
+        cfg.layers = {F, 33, 10};
+        cfg.precision = p;
+        // One "rank" r of P: its rows [B r / P, B (r + 1) / P), its gradient (float) and loss.
+        const auto rank_grad = [&](int r, int P, double& loss) {
+            TrainConfig tc;
+            tc.model = cfg;
+            tc.reproducible_ranks = N;
+            GradSums one_of_p;
+            one_of_p.rank = r;
+            one_of_p.ranks = P;
+            one_of_p.fp32 = [](float*, std::size_t n) { return std::make_unique<NoSum<float>>(n); };
+            const std::unique_ptr<Step> step = make_step(*be, tc, B, Precision::fp32, one_of_p);
+            step->model().init_params(4);
+            const int lo = B * r / P, hi = B * (r + 1) / P;
+            const auto X = upload(*be, std::vector<float>(x.begin() + lo * F, x.begin() + hi * F));
+            const auto Y = upload(*be, std::vector<std::int32_t>(y.begin() + lo, y.begin() + hi));
+            loss = step->gradient(DeviceBatch{hi - lo, B, X.data(), Y.data()}, false).loss_sum;
+            return step->download_gradient();
+        };
+        double whole_loss = 0;
+        const std::vector<float> whole = rank_grad(0, 1, whole_loss);
+        for (int P = 2; P <= N; P *= 2) {
+            std::vector<std::vector<float>> g(P);
+            std::vector<double> loss(P);
+            for (int r = 0; r < P; ++r) g[r] = rank_grad(r, P, loss[r]);
+            std::size_t diff = 0;
+            for (std::size_t i = 0; i < whole.size(); ++i) {
+                TreeSum<float> t;
+                for (int r = 0; r < P; ++r) t.add(g[r][i]);
+                const float v = t.total();
+                diff += std::memcmp(&v, &whole[i], sizeof v) != 0;
+            }
+            TreeSum<double> tl;
+            for (int r = 0; r < P; ++r) tl.add(loss[r]);
+            BOOST_TEST(diff == 0u, enum_name(p) << ", " << P << " ranks: " << diff << " gradient elements differ");
+            BOOST_TEST(tl.total() == whole_loss, enum_name(p) << ", " << P << " ranks: the loss differs");
+        }
+    }
+}
+
 BOOST_AUTO_TEST_CASE(zero_rows_give_zero_gradients_and_every_bucket)
 {
     auto be = make_backend("omp");
@@ -238,7 +291,7 @@ BOOST_AUTO_TEST_CASE(zero_rows_give_zero_gradients_and_every_bucket)
     be->fill(m.num_params(), m.grads(), 7.0f);
     std::vector<int> order;
     std::size_t covered = 0;
-    m.loss_backward(nullptr, 0, 1.0f, [&](int l, const LayerView& v) {
+    m.loss_backward(nullptr, 0, 1, [&](int l, const LayerView& v) {
         order.push_back(l);
         covered += v.count();
     });

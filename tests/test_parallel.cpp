@@ -1,14 +1,18 @@
-// The MPI layer under mpirun (-np 2 and -np 4; the bf16 cases also -np 3) and as a singleton:
-// session and device binding, configuration agreement, collective errors, parameter broadcast,
-// and the gradient sum (grad_sum.hpp: fp32, and bf16 on the wire; every transport) checked
-// against a sum computed on the host from every rank's (reproducible) data.
+// The MPI layer under mpirun (-np 2 and -np 4; the bf16 and split-tree cases also -np 3, the
+// split-tree cases -np 8) and as a singleton: session and device binding, configuration
+// agreement, collective errors, parameter broadcast, and the gradient sum (grad_sum.hpp: fp32, and
+// bf16 on the wire; every transport) checked against a sum computed on the host from every rank's
+// (reproducible) data: bit for bit against the split-tree order over ranks where the transport
+// promises it.
 // Gradients are allocated as the model allocates them, from the plan's gradient memory; with omp
 // memory the offload-check build exercises real device copies (and the staged transport).
 // Checks that depend on other ranks' data are reduced over all ranks before they are judged,
 // so a wrong value fails every rank instead of leaving some waiting in the next collective.
 #define BOOST_TEST_MODULE parallel
+#include "core/split_tree.hpp"
 #include "parallel/comm.hpp"
 #include "parallel/grad_sum.hpp"
+#include "parallel/mpi_comm.hpp"
 #include "parallel/node_memory.hpp"
 #include "support.hpp"
 #ifdef OMPML_WITH_CUDA
@@ -299,31 +303,45 @@ std::vector<std::size_t> layer_offsets()
     return offsets;
 }
 
-// What the bf16 sum must give, bit for bit (grad_sum.hpp): every rank's value rounded to bf16,
-// added in float in rank order, the sum rounded to bf16 once. On 1 rank: the bf16 gradient itself.
-std::vector<float> bf16_rank_order_sum(std::size_t n, int step)
+// What a fixed-order sum must give, bit for bit (grad_sum.hpp): every rank's value as G holds it
+// (bf16: rounded once), added in float in the split-tree order over rank index
+// (core/split_tree.hpp), the sum rounded to G once. values(r): rank r's gradient. On 1 rank: the
+// gradient itself, as G.
+template <class G, class Values>
+std::vector<float> split_tree_sum(std::size_t n, Values&& values)
 {
-    std::vector<float> acc(n);
-    for (int r = 0; r < nranks(); ++r) {
-        const std::vector<float> g = rank_grad(n, r, step);
-        for (std::size_t i = 0; i < n; ++i) {
-            const float v = to_float(to_bf16(g[i]));
-            acc[i] = r == 0 ? v : acc[i] + v;
-        }
-    }
+    std::vector<std::vector<float>> g;
+    for (int r = 0; r < nranks(); ++r) g.push_back(values(r));
     std::vector<float> out(n);
-    for (std::size_t i = 0; i < n; ++i) out[i] = to_float(to_bf16(acc[i]));
+    for (std::size_t i = 0; i < n; ++i) {
+        const float sum = split_tree_reduce(
+            0, g.size(), [&](std::size_t r) { return to_float(from_float<G>(g[r][i])); },
+            [](float a, float b) { return a + b; });
+        out[i] = to_float(from_float<G>(sum));
+    }
     return out;
 }
 
-GradSumOptions options(GradTransport t, double bucket_mb = kSmallBucketMb, bool force_staging = false)
+// The bf16 sum of rank_grad's values (every bf16 transport is in fixed order).
+std::vector<float> bf16_split_tree_sum(std::size_t n, int step)
+{
+    return split_tree_sum<bf16>(n, [&](int r) { return rank_grad(n, r, step); });
+}
+
+GradSumOptions options(GradTransport t, double bucket_mb = kSmallBucketMb, bool force_staging = false,
+                       MpiFp32Sum fp32 = MpiFp32Sum::automatic)
 {
     GradSumOptions opt;
     opt.transport = t;
     opt.bucket_mb = bucket_mb;
     opt.force_staging = force_staging;
+    opt.mpi_fp32 = fp32;
     return opt;
 }
+
+// Both fp32 MPI sums, each named as describe() starts.
+const std::pair<MpiFp32Sum, const char*> kFp32Sums[] = {{MpiFp32Sum::allreduce, "MPI_Iallreduce"},
+                                                        {MpiFp32Sum::exchange, "MPI exchange, fixed order"}};
 
 // A gradient as the model holds it (allocated from the plan's gradient memory, for its whole
 // life) and the transport over it. Members are destroyed in reverse: the transport, the
@@ -385,18 +403,25 @@ void check_steps(Summed<float>& s, const std::vector<std::size_t>& order, int wa
     BOOST_CHECK_EQUAL(s.sum->total().steps, 2);
 }
 
-// The MPI transport (GradTransport::mpi): on the gradient itself where MPI may read host
-// memory, through a host mirror where the gradient is device memory or staging is forced.
+// The MPI transport (GradTransport::mpi), with each fp32 sum (MPI_Iallreduce and the exchange):
+// on the gradient itself where MPI may read host memory, through a host mirror where the gradient
+// is device memory or staging is forced.
 void check_mpi(const MemorySpace& mem, bool force_staging, double bucket_mb, int want_buckets,
                const std::vector<std::size_t>& order)
 {
-    Summed<float> s(mem, layer_offsets().back(), options(GradTransport::mpi, bucket_mb, force_staging));
-    BOOST_CHECK(&s.plan.gradient_memory() == &mem);
-    BOOST_CHECK_EQUAL(s.sum->kind(), nranks() > 1 ? "mpi" : "none");
-    if (nranks() > 1)
-        BOOST_CHECK_EQUAL(s.sum->describe().rfind("staged through", 0) == 0, force_staging || &mem != &host_memory());
-    check_steps(s, order, want_buckets,
-                std::string(mem.name()) + (force_staging ? " staged" : "") + " bucket_mb " + std::to_string(bucket_mb));
+    for (const auto& [fp32, name] : kFp32Sums) {
+        Summed<float> s(mem, layer_offsets().back(), options(GradTransport::mpi, bucket_mb, force_staging, fp32));
+        BOOST_CHECK(&s.plan.gradient_memory() == &mem);
+        BOOST_CHECK_EQUAL(s.sum->kind(), nranks() > 1 ? "mpi" : "none");
+        const std::string d = s.sum->describe();
+        if (nranks() > 1) {
+            BOOST_CHECK_MESSAGE(d.rfind(name, 0) == 0, d);
+            BOOST_CHECK_EQUAL(d.find("staged through") != std::string::npos, force_staging || &mem != &host_memory());
+        }
+        check_steps(s, order, want_buckets,
+                    std::string(mem.name()) + (force_staging ? " staged " : " ") + name + " bucket_mb " +
+                        std::to_string(bucket_mb));
+    }
 }
 
 } // namespace
@@ -461,7 +486,7 @@ void check_misuse(Summed<G>& s, const std::string& what)
         s.sum->ready(0, n);
         s.sum->finish();
         if constexpr (std::is_same_v<G, bf16>)
-            BOOST_CHECK(all_ranks(s.get() == bf16_rank_order_sum(n, 1)));
+            BOOST_CHECK(all_ranks(s.get() == bf16_split_tree_sum(n, 1)));
         else
             test::check_close(s.get(), host_sum(n, 1), 1e-6, 1e-5, what + ": step after a misuse");
     }
@@ -475,8 +500,10 @@ BOOST_AUTO_TEST_CASE(gradient_misuse_is_an_error)
         for (const GradTransport t : {GradTransport::automatic, GradTransport::mpi})
             for (const bool staging : {false, true}) {
                 const std::string what = std::string(mem->name()) + " " + enum_name(t) + (staging ? " staged" : "");
-                Summed<float> f(*mem, 100, options(t, 4.0, staging));
-                check_misuse(f, what);
+                for (const auto& [fp32, name] : kFp32Sums) {
+                    Summed<float> f(*mem, 100, options(t, 4.0, staging, fp32));
+                    check_misuse(f, what + " " + name);
+                }
                 Summed<bf16> h(*mem, 100, options(t, 4.0, staging));
                 check_misuse(h, what + " bf16");
             }
@@ -514,29 +541,257 @@ BOOST_AUTO_TEST_CASE(gradient_every_transport)
         }
 }
 
-BOOST_AUTO_TEST_CASE(gradient_shm_sum_is_the_rank_order_sum)
+// --- the fixed order: the split tree over ranks, bit for bit -----------------------------------
+
+namespace {
+
+// Rank r's gradient for the order tests. rank_grad's values are multiples of 2^-23 in [-1, 1],
+// whose sums over a few ranks are exact in any order. So the even elements are scaled by a
+// factor of the rank's own (not a power of two) and a power of two from 2^-20 to 2^20 per element:
+// their float sums over 3 or more ranks depend on the order of the additions. And the odd
+// elements are +-1 or +-1.5 times 2^0, 2^-10 or 2^-30 (picked by the value): exact in bf16, and
+// where two large ones cancel, whether a small one was added to a large one first decides the
+// result far above bf16's rounding, so bf16 sums depend on the order too.
+std::vector<float> order_grad(std::size_t n, int r, int step)
 {
-    // NodeSum adds the ranks in order 0..P-1 in float: exactly this loop, bit for bit. Each rank
-    // scales its values by its own factor: rank_grad's values are multiples of 2^-23 whose sums
-    // over 3 ranks are exact in any order, so only scaled ones show the order (on 3 ranks or more).
-    const std::size_t n = 100003;
-    const auto values = [&](int r) {
-        std::vector<float> g = rank_grad(n, r, 7);
-        for (float& v : g) v *= 1.0f + 0.37f * static_cast<float>(r);
-        return g;
-    };
-    Summed<float> s(host_memory(), n, options(GradTransport::shared));
-    const std::vector<float> mine = values(rank());
-    std::copy(mine.begin(), mine.end(), s.grad.data()); // host memory: backward's plain stores
+    std::vector<float> g = rank_grad(n, r, step);
+    for (std::size_t i = 0; i < n; ++i) {
+        const float x = g[i];
+        if (i % 2 == 0) {
+            g[i] = x * (1.0f + 0.37f * static_cast<float>(r)) * std::ldexp(1.0f, static_cast<int>(i % 41) - 20);
+        } else {
+            const int q = std::min(5, static_cast<int>(std::fabs(x) * 6.0f));
+            const float mag = (q % 2 == 1 ? 1.5f : 1.0f) *
+                std::ldexp(1.0f,
+                           (q / 2) == 0       ? 0
+                               : (q / 2) == 1 ? -10
+                                              : -30);
+            g[i] = x < 0.0f ? -mag : mag;
+        }
+    }
+    return g;
+}
+
+// One step of a fixed-order transport over order_grad's values, its ranges marked in two pieces
+// (the second half first): the sum, widened to float, on this rank.
+template <class G>
+std::vector<float> order_step(Summed<G>& s, std::size_t n, int step)
+{
+    s.put(order_grad(n, rank(), step));
     s.sum->ready(n / 3, n - n / 3);
     s.sum->ready(0, n / 3);
     s.sum->finish();
-    std::vector<float> want(n, 0.0f);
-    for (int r = 0; r < nranks(); ++r) {
-        const std::vector<float> g = values(r);
-        for (std::size_t i = 0; i < n; ++i) want[i] = r == 0 ? g[i] : want[i] + g[i];
+    return s.get();
+}
+
+// Every rank's sum is the host's split-tree sum, bit for bit; the count of differing elements and
+// the first one are reported.
+bool check_split_tree(const std::vector<float>& got, const std::vector<float>& want, const std::string& what)
+{
+    std::size_t differ = 0, first = 0;
+    for (std::size_t i = 0; i < got.size(); ++i)
+        if (std::memcmp(&got[i], &want[i], sizeof(float)) != 0 && differ++ == 0) first = i;
+    const bool ok = all_ranks(differ == 0);
+    BOOST_CHECK_MESSAGE(ok,
+                        rank_prefix() << what << ": " << differ << " of " << got.size()
+                                      << " elements differ from the split-tree sum over ranks, first " << first << ": "
+                                      << (differ > 0 ? got[first] : 0.0f) << " vs "
+                                      << (differ > 0 ? want[first] : 0.0f));
+    return ok;
+}
+
+template <class G>
+void check_split_tree_order(const std::string& dtype)
+{
+    const std::size_t n = 100003; // several NodeSum chunks, no multiple of P
+    struct Case {
+        const MemorySpace* mem;
+        GradSumOptions opt;
+        const char* what;
+    };
+    GradSumOptions fixed = options(GradTransport::automatic, kSmallBucketMb);
+    fixed.fixed_order = true;
+    GradSumOptions fixed_mpi = options(GradTransport::mpi, 1.0);
+    fixed_mpi.fixed_order = true;
+    const std::vector<Case> cases{
+        {&host_memory(), options(GradTransport::shared), "shm"},
+        {&host_memory(), options(GradTransport::mpi, kSmallBucketMb, false, MpiFp32Sum::exchange),
+         "mpi exchange, 100-float buckets"},
+        {&host_memory(), options(GradTransport::mpi, 0.0, false, MpiFp32Sum::exchange), "mpi exchange, one bucket"},
+        {&omp_memory(), options(GradTransport::mpi, 1.0, true, MpiFp32Sum::exchange), "mpi exchange, staged"},
+        {&host_memory(), fixed, "auto, fixed order"},
+        {&omp_memory(), fixed_mpi, "mpi, fixed order"},
+    };
+    for (int step = 0; step < 2; ++step) {
+        const std::vector<float> want = split_tree_sum<G>(n, [&](int r) { return order_grad(n, r, step); });
+        for (const Case& c : cases) {
+            Summed<G> s(*c.mem, n, c.opt);
+            const std::string what = dtype + " " + c.what + " (" + s.sum->describe() + ") step " + std::to_string(step);
+            check_split_tree(order_step(s, n, step), want, what);
+        }
     }
-    BOOST_CHECK(all_ranks(std::memcmp(want.data(), s.grad.data(), n * sizeof(float)) == 0));
+}
+
+} // namespace
+
+BOOST_AUTO_TEST_CASE(gradient_split_tree_order)
+{
+    // Every fixed-order transport (shm, the MPI exchange direct and staged, what fixed_order picks)
+    // sums the ranks in the split tree over rank index: bit for bit the host's split-tree sum, fp32
+    // and bf16. On 2 ranks any order gives these bits; on 3 the tree is (g0 + g1) + g2, on 4
+    // (g0 + g1) + (g2 + g3), on 8 the balanced tree: the ctest runs on 3, 4 and 8 ranks fail for
+    // any other order (order_grad's sums depend on it).
+    check_split_tree_order<float>("fp32");
+    check_split_tree_order<bf16>("bf16");
+}
+
+BOOST_AUTO_TEST_CASE(gradient_split_tree_order_is_not_rank_order)
+{
+    // The inputs tell the orders apart, so gradient_split_tree_order would catch another order: on
+    // 4 ranks or more the running sum in rank order differs from the split tree, and on 3 or more
+    // a right-associated sum does, in many elements, fp32 and bf16. (On 3 ranks the split tree IS
+    // the rank order; on 2 every order gives the same bits.)
+    if (nranks() < 3) return;
+    const std::size_t n = 100003;
+    std::vector<std::vector<float>> g;
+    for (int r = 0; r < nranks(); ++r) g.push_back(order_grad(n, r, 0));
+    const auto count = [&](auto as) { // elements where the orders differ, with the inputs and the sum as `as` rounds
+        std::size_t vs_rank_order = 0, vs_right = 0;
+        for (std::size_t i = 0; i < n; ++i) {
+            const auto v = [&](std::size_t r) { return as(g[r][i]); };
+            const float tree = as(split_tree_reduce(0, g.size(), v, [](float a, float b) { return a + b; }));
+            float left = v(0), right = v(g.size() - 1);
+            for (std::size_t r = 1; r < g.size(); ++r) left += v(r);
+            for (std::size_t r = g.size() - 1; r-- > 0;) right = v(r) + right;
+            vs_rank_order += tree != as(left);
+            vs_right += tree != as(right);
+        }
+        return std::pair{vs_rank_order, vs_right};
+    };
+    const auto [f_seq, f_right] = count([](float x) { return x; });
+    const auto [h_seq, h_right] = count([](float x) { return to_float(to_bf16(x)); });
+    BOOST_TEST_MESSAGE(rank_prefix() << nranks() << " ranks, elements of " << n
+                                     << " where the split tree differs from: rank order fp32 " << f_seq << ", bf16 "
+                                     << h_seq << "; right-associated fp32 " << f_right << ", bf16 " << h_right);
+    if (nranks() >= 4) {
+        BOOST_CHECK_GT(f_seq, n / 20);
+        BOOST_CHECK_GT(h_seq, 100u);
+    }
+    BOOST_CHECK_GT(f_right, n / 20);
+    BOOST_CHECK_GT(h_right, 100u);
+}
+
+BOOST_AUTO_TEST_CASE(gradient_fp32_exchange_whatever_the_buckets)
+{
+    // The fp32 exchange's bits depend on nothing but the ranks' values: bitwise the same on every
+    // rank and for every bucket layout, direct and staged, and equal to the host's split-tree sum.
+    // 1000-element "layers", last first, so the layouts differ: 100-float buckets (one per layer,
+    // 301), 0.25 MB (66 layers each), 25 MB and 0 (everything in one bucket in finish()). Two
+    // steps: a reused transport gives the same.
+    const std::size_t n = 300007;
+    const std::vector<float> want = split_tree_sum<float>(n, [&](int r) { return order_grad(n, r, 0); });
+    for (const double mb : {kSmallBucketMb, 0.25, 25.0, 0.0})
+        for (const bool staging : {false, true}) {
+            Summed<float> s(omp_memory(), n, options(GradTransport::mpi, mb, staging, MpiFp32Sum::exchange));
+            for (int step = 0; step < 2; ++step) {
+                s.put(order_grad(n, rank(), 0));
+                for (std::size_t hi = n; hi > 0;) {
+                    const std::size_t lo = hi > 1000 ? hi - 1000 : 0;
+                    s.sum->ready(lo, hi - lo);
+                    hi = lo;
+                }
+                s.sum->finish();
+                const std::vector<float> got = s.get();
+                const std::string what = "fp32 exchange bucket_mb " + std::to_string(mb) + (staging ? " staged" : "") +
+                    " step " + std::to_string(step);
+                check_split_tree(got, want, what);
+                BOOST_CHECK_MESSAGE(same_on_all_ranks(got), what << ": ranks hold different sums");
+                const GradSyncStats& st = s.sum->last_step();
+                BOOST_CHECK_EQUAL(st.buckets, nranks() == 1 ? 0 : mb == kSmallBucketMb ? 301 : mb == 0.25 ? 5 : 1);
+                BOOST_CHECK_EQUAL(st.bytes, nranks() > 1 ? n * sizeof(float) : 0);
+            }
+        }
+}
+
+BOOST_AUTO_TEST_CASE(gradient_split_tree_sum_of_scalars)
+{
+    // The few doubles of a fixed-order run (loss sums): split_tree_sum and MpiReduceComm with
+    // fixed_order add the ranks in the split tree, bit for bit the host's, on every rank; the
+    // values tell the orders apart (as order_grad's do) from 3 ranks on.
+    const int n = 64;
+    const auto values = [&](int r) {
+        const std::vector<float> g = order_grad(static_cast<std::size_t>(n), r, 3);
+        std::vector<double> v(g.begin(), g.end());
+        for (double& x : v) x *= 1.0 + 1e-9 * r; // full 53-bit mantissas
+        return v;
+    };
+    std::vector<std::vector<double>> all;
+    for (int r = 0; r < nranks(); ++r) all.push_back(values(r));
+    std::vector<double> want(n);
+    std::size_t vs_rank_order = 0, vs_right = 0;
+    for (std::size_t i = 0; i < static_cast<std::size_t>(n); ++i) {
+        const auto v = [&](std::size_t r) { return all[r][i]; };
+        want[i] = split_tree_reduce(0, all.size(), v, [](double a, double b) { return a + b; });
+        double left = v(0), right = v(all.size() - 1);
+        for (std::size_t r = 1; r < all.size(); ++r) left += v(r);
+        for (std::size_t r = all.size() - 1; r-- > 0;) right = v(r) + right;
+        vs_rank_order += want[i] != left;
+        vs_right += want[i] != right;
+    }
+    if (nranks() >= 3) BOOST_CHECK_GT(vs_right, 4u);
+    if (nranks() >= 4) BOOST_CHECK_GT(vs_rank_order, 4u);
+    std::vector<double> got = values(rank());
+    split_tree_sum(comm(), got.data(), n);
+    BOOST_CHECK(all_ranks(std::memcmp(got.data(), want.data(), n * sizeof(double)) == 0));
+    MpiReduceComm fixed(comm(), true);
+    got = values(rank());
+    fixed.sum(got.data(), n);
+    BOOST_CHECK(all_ranks(std::memcmp(got.data(), want.data(), n * sizeof(double)) == 0));
+}
+
+BOOST_AUTO_TEST_CASE(gradient_fixed_order_options)
+{
+    // fixed_order picks the fixed-order transport (shm where possible, else the fp32 exchange) and
+    // refuses only what cannot be in that order: the MPI_Iallreduce sum and one blocking
+    // MPI_Allreduce; on every rank, with the reason. bf16 is always in fixed order.
+    const auto fixed = [](GradTransport t, MpiFp32Sum fp32) {
+        GradSumOptions o = options(t, 4.0, false, fp32);
+        o.fixed_order = true;
+        return o;
+    };
+    BOOST_CHECK_EXCEPTION(GradSumPlan(comm(), host_memory(), fixed(GradTransport::mpi, MpiFp32Sum::allreduce)), Error,
+                          [](const Error& e) {
+                              return std::strstr(e.what(), "'allreduce' cannot give the fixed summation order") !=
+                                  nullptr;
+                          });
+    {
+        GradSumPlan plan(comm(), host_memory(), fixed(GradTransport::mpi, MpiFp32Sum::automatic));
+        BOOST_CHECK(plan.fp32_fixed_order());
+        DeviceBuffer<float> grad(plan.gradient_memory(), 10);
+        if (nranks() > 1)
+            BOOST_CHECK_EXCEPTION(plan.make_blocking_allreduce(grad.data(), 10), Error, [](const Error& e) {
+                return std::strstr(e.what(), "blocking MPI_Allreduce cannot give the fixed summation order") != nullptr;
+            });
+        else
+            BOOST_CHECK_NO_THROW(plan.make_blocking_allreduce(grad.data(), 10)); // 1 rank: no order to keep
+    }
+    for (const MemorySpace* mem : {&host_memory(), &omp_memory()})
+        for (const GradTransport t : {GradTransport::automatic, GradTransport::mpi}) {
+            Summed<float> f(*mem, 10, fixed(t, MpiFp32Sum::automatic));
+            Summed<float> x(*mem, 10, fixed(t, MpiFp32Sum::exchange));
+            BOOST_CHECK(f.plan.fp32_fixed_order() && x.plan.fp32_fixed_order());
+            if (nranks() == 1) continue;
+            const bool shm = t == GradTransport::automatic && mem == &host_memory();
+            for (const auto* s : {&f, &x})
+                BOOST_CHECK_MESSAGE(s->sum->describe().rfind(shm ? "shared memory" : "MPI exchange, fixed order", 0) ==
+                                        0,
+                                    s->sum->describe());
+        }
+    // Without fixed_order, auto is the library default; an explicit allreduce is MPI's order.
+    GradSumPlan mpi(comm(), host_memory(), options(GradTransport::mpi, 4.0, false, MpiFp32Sum::allreduce));
+    BOOST_CHECK_EQUAL(mpi.fp32_fixed_order(), nranks() == 1);
+    GradSumPlan shm(comm(), host_memory(), options(GradTransport::shared, 4.0, false, MpiFp32Sum::allreduce));
+    BOOST_CHECK(shm.fp32_fixed_order()); // shm ignores the MPI choice
 }
 
 BOOST_AUTO_TEST_CASE(gradient_shm_memory_is_shared)
@@ -614,22 +869,30 @@ BOOST_AUTO_TEST_CASE(gradient_describe_and_kind)
     // The run's log and ompml-scale's CSV column name the transport the plan chose.
     const std::string P = std::to_string(nranks());
     const std::string bf = ", bf16 exchanged, fp32 sums";
+    const std::string shm = "shared memory (one node, " + P + " ranks)";
+    const std::string xc = "MPI exchange, fixed order";
     struct Case {
         GradTransport t;
         bool staging;
-        std::string fp32, kind; // with several ranks
+        MpiFp32Sum fp32;
+        std::string f, h, kind; // describe() of the fp32 and the bf16 transport, kind(), with several ranks
     };
     const std::vector<Case> cases{
-        {GradTransport::shared, false, "shared memory (one node, " + P + " ranks)", "shm"},
-        {GradTransport::automatic, false, "shared memory (one node, " + P + " ranks)", "shm"},
-        {GradTransport::mpi, false, "MPI on host memory", "mpi"},
-        {GradTransport::mpi, true, "staged through pageable host memory", "mpi"},
+        {GradTransport::shared, false, MpiFp32Sum::automatic, shm, shm + bf, "shm"},
+        {GradTransport::automatic, false, MpiFp32Sum::allreduce, shm, shm + bf, "shm"},
+        {GradTransport::mpi, false, MpiFp32Sum::allreduce, "MPI_Iallreduce, on host memory",
+         xc + ", on host memory" + bf, "mpi"},
+        {GradTransport::mpi, true, MpiFp32Sum::allreduce, "MPI_Iallreduce, staged through pageable host memory",
+         xc + ", staged through pageable host memory" + bf, "mpi"},
+        {GradTransport::mpi, false, MpiFp32Sum::exchange, xc + ", on host memory", xc + ", on host memory" + bf, "mpi"},
+        {GradTransport::mpi, true, MpiFp32Sum::exchange, xc + ", staged through pageable host memory",
+         xc + ", staged through pageable host memory" + bf, "mpi"},
     };
     for (const Case& c : cases) {
-        Summed<float> f(host_memory(), 10, options(c.t, 4.0, c.staging));
-        Summed<bf16> h(host_memory(), 10, options(c.t, 4.0, c.staging));
-        BOOST_CHECK_EQUAL(f.sum->describe(), nranks() > 1 ? c.fp32 : "none (1 rank)");
-        BOOST_CHECK_EQUAL(h.sum->describe(), nranks() > 1 ? c.fp32 + bf : "none (1 rank)");
+        Summed<float> f(host_memory(), 10, options(c.t, 4.0, c.staging, c.fp32));
+        Summed<bf16> h(host_memory(), 10, options(c.t, 4.0, c.staging, c.fp32));
+        BOOST_CHECK_EQUAL(f.sum->describe(), nranks() > 1 ? c.f : "none (1 rank)");
+        BOOST_CHECK_EQUAL(h.sum->describe(), nranks() > 1 ? c.h : "none (1 rank)");
         BOOST_CHECK_EQUAL(f.sum->kind(), nranks() > 1 ? c.kind : "none");
         BOOST_CHECK_EQUAL(h.sum->kind(), nranks() > 1 ? c.kind : "none");
     }
@@ -641,7 +904,7 @@ BOOST_AUTO_TEST_CASE(gradient_describe_and_kind)
         opt.pin_host = [&](void* p, std::size_t bytes) { pinned.emplace_back(p, bytes); };
         opt.unpin_host = [&](void* p) { unpinned.push_back(p); };
         Summed<bf16> h(host_memory(), 5000, opt);
-        if (nranks() > 1) BOOST_CHECK_EQUAL(h.sum->describe(), "staged through pinned host memory" + bf);
+        if (nranks() > 1) BOOST_CHECK_EQUAL(h.sum->describe(), xc + ", staged through pinned host memory" + bf);
     }
     if (nranks() > 1) {
         BOOST_REQUIRE_EQUAL(pinned.size(), 1u);
@@ -652,11 +915,11 @@ BOOST_AUTO_TEST_CASE(gradient_describe_and_kind)
         BOOST_CHECK(pinned.empty() && unpinned.empty()); // nothing is staged on 1 rank
     }
     // omp memory: device memory in the offload-check build, which MPI does not read here.
-    Summed<float> d(omp_memory(), 10, options(GradTransport::mpi));
+    Summed<float> d(omp_memory(), 10, options(GradTransport::mpi, 4.0, false, MpiFp32Sum::allreduce));
     if (nranks() > 1)
         BOOST_CHECK_EQUAL(d.sum->describe(),
-                          &omp_memory() == &host_memory() ? "MPI on host memory"
-                                                          : "staged through pageable host memory");
+                          &omp_memory() == &host_memory() ? "MPI_Iallreduce, on host memory"
+                                                          : "MPI_Iallreduce, staged through pageable host memory");
     GradSumPlan plan(comm(), host_memory(), options(GradTransport::mpi));
     DeviceBuffer<float> grad(plan.gradient_memory(), 10);
     const auto blocking = plan.make_blocking_allreduce(grad.data(), 10);
@@ -698,7 +961,7 @@ BOOST_AUTO_TEST_CASE(gradient_blocking_allreduce_is_mpi_allreduce)
 
 namespace {
 
-// Two steps in `order`, each checked bitwise against bf16_rank_order_sum, and against the exact
+// Two steps in `order`, each checked bitwise against bf16_split_tree_sum, and against the exact
 // sum within the bf16 bound; the stats report the bf16 bytes.
 void check_bf16_steps(Summed<bf16>& s, const std::vector<std::size_t>& order, int want_buckets, const std::string& what)
 {
@@ -706,13 +969,13 @@ void check_bf16_steps(Summed<bf16>& s, const std::vector<std::size_t>& order, in
     BOOST_TEST_MESSAGE(rank_prefix() << what << " (" << s.sum->describe() << ")");
     for (int step = 0; step < 2; ++step) {
         const std::vector<float> got = sum_step(s, order, step);
-        const std::vector<float> want = bf16_rank_order_sum(n, step);
+        const std::vector<float> want = bf16_split_tree_sum(n, step);
         std::size_t differ = 0, first = 0;
         for (std::size_t i = 0; i < n; ++i)
             if (std::memcmp(&got[i], &want[i], sizeof(float)) != 0 && differ++ == 0) first = i;
         BOOST_CHECK_MESSAGE(all_ranks(differ == 0),
                             what << " step " << step << ": " << differ
-                                 << " elements differ from bf16(rank-order sum of bf16), first " << first << ": "
+                                 << " elements differ from bf16(split-tree sum of bf16), first " << first << ": "
                                  << got[first] << " vs " << want[first]);
         BOOST_CHECK_MESSAGE(same_on_all_ranks(got), what << ": ranks hold different sums");
         // Closeness to the exact (double) sum: each of the P terms is rounded to bf16 (relative
@@ -735,7 +998,7 @@ void check_bf16_steps(Summed<bf16>& s, const std::vector<std::size_t>& order, in
 
 } // namespace
 
-BOOST_AUTO_TEST_CASE(gradient_bf16_mpi_is_the_rank_order_sum_of_bf16)
+BOOST_AUTO_TEST_CASE(gradient_bf16_mpi_is_the_split_tree_sum_of_bf16)
 {
     // The MPI transport: host and omp memory, direct and staged, buckets of 100 floats (3
     // buckets: two in flight, the last blocking in finish()), one bucket in flight, everything in
@@ -757,7 +1020,7 @@ BOOST_AUTO_TEST_CASE(gradient_bf16_mpi_is_the_rank_order_sum_of_bf16)
                 Summed<bf16> s(*mem, n, options(GradTransport::mpi, c.bucket_mb, staging));
                 // bf16 is summed on the host: device memory is always staged.
                 if (nranks() > 1)
-                    BOOST_CHECK_EQUAL(s.sum->describe().rfind("staged through", 0) == 0,
+                    BOOST_CHECK_EQUAL(s.sum->describe().find("staged through") != std::string::npos,
                                       staging || mem != &host_memory());
                 check_bf16_steps(s, c.order, c.buckets,
                                  std::string(mem->name()) + (staging ? " staged" : "") + " bf16 bucket_mb " +
@@ -786,16 +1049,7 @@ BOOST_AUTO_TEST_CASE(gradient_bf16_large_buffer)
         for (std::size_t i = 0; i < out.size(); ++i) out[i] *= std::ldexp(1.0f, static_cast<int>(i % 41) - 20);
         return out;
     };
-    std::vector<float> acc(n);
-    for (int r = 0; r < nranks(); ++r) {
-        const std::vector<float> g = scaled(rank_grad(n, r, 0));
-        for (std::size_t i = 0; i < n; ++i) {
-            const float v = to_float(to_bf16(g[i]));
-            acc[i] = r == 0 ? v : acc[i] + v;
-        }
-    }
-    std::vector<float> want(n);
-    for (std::size_t i = 0; i < n; ++i) want[i] = to_float(to_bf16(acc[i]));
+    const std::vector<float> want = split_tree_sum<bf16>(n, [&](int r) { return scaled(rank_grad(n, r, 0)); });
     for (const GradTransport t : {GradTransport::shared, GradTransport::mpi}) {
         Summed<bf16> s(host_memory(), n, options(t, 1.0));
         s.put(scaled(rank_grad(n, rank(), 0)));

@@ -63,7 +63,7 @@ EvalReport run_eval(const MpiSession& mpi, EvalOptions opt)
     });
     const std::unique_ptr<Model> model = make_model(*be, ck.config.model, loader->max_rows());
     restore_checkpoint(ck, *model, nullptr);
-    MpiReduceComm comm(mpi.comm());
+    MpiReduceComm comm(mpi.comm(), ck.config.reproducible_ranks > 0); // the run's order of sums
     EvalReport r;
     r.result = evaluate(*model, *loader, comm, true);
     r.where = gather_strings(mpi.comm(), mpi.processor() + ", " + binding.describe());

@@ -66,6 +66,7 @@ ScaleSetup build(const MpiSession& mpi, const ScaleOptions& o)
     so.force_staging = o.run.mpi_staging;
     so.gpu_memory = s.be->on_gpu();
     so.transport = o.run.grad_transport;
+    so.mpi_fp32 = o.run.mpi_fp32_sum;
     const SumMode mode = o.grad_sync == GradSync::avg ? SumMode::buckets : SumMode::blocking_allreduce;
     collective_try(mpi.comm(), [&] {
         s.step = make_parallel_step(mpi.comm(), *s.be, o.cfg, std::max(1, rows), o.run.grad_dtype, so, mode);
@@ -221,6 +222,10 @@ ScalePoint run_scale(const MpiSession& mpi, const ScaleOptions& o)
         if (s.agree) agreed.emplace_back(s.key, value_text(field(o), true));
     });
     agree(comm, agreed);
+    if (o.cfg.reproducible_ranks > 0 && o.grad_sync != GradSync::avg)
+        throw CollectiveError("--reproducible-ranks needs --grad-sync avg (one blocking MPI_Allreduce sums in MPI's "
+                              "order, not the fixed tree)",
+                              -1, 0);
     if (o.run.grad_dtype == Precision::bf16 && o.grad_sync != GradSync::avg)
         throw CollectiveError("--grad-dtype bf16 needs --grad-sync avg (the transport sends bf16; the plain "
                               "MPI_Allreduce is fp32)",
@@ -272,17 +277,17 @@ ScalePoint run_scale(const MpiSession& mpi, const ScaleOptions& o)
 const char* const kScaleCsvHeader =
     "mode,layers,params,ranks,threads,global_batch,rank_batch,steps,step_ms,step_min_ms,compute_ms,comm_ms,wait_ms,"
     "allreduce_ms,allreduce_min_ms,samples_per_s,buckets,bucket_mb,grad_sync,transport,grad_dtype,loss_first,"
-    "loss_last,precision";
+    "loss_last,precision,mpi_fp32_sum,reproducible_ranks";
 
 void print_scale_csv(const ScaleOptions& o, const ScalePoint& p)
 {
     if (o.header) std::printf("%s\n", kScaleCsvHeader);
-    std::printf("%s,%s,%zu,%d,%d,%d,%d,%d,%.4f,%.4f,%.4f,%.4f,%.4f,%.4f,%.4f,%.1f,%d,%g,%s,%s,%s,%.6g,%.6g,%s\n",
+    std::printf("%s,%s,%zu,%d,%d,%d,%d,%d,%.4f,%.4f,%.4f,%.4f,%.4f,%.4f,%.4f,%.1f,%d,%g,%s,%s,%s,%.6g,%.6g,%s,%s,%d\n",
                 enum_name(o.mode), layers_csv(o.cfg.model.layers).c_str(), p.params, p.ranks, p.threads, p.global_rows,
                 p.rank_rows, o.steps, p.step_ms, p.step_min_ms, p.compute_ms, p.comm_ms, p.wait_ms, p.allreduce_ms,
                 p.allreduce_min_ms, p.samples_per_s, p.buckets, o.run.bucket_mb, enum_name(o.grad_sync),
                 p.transport.c_str(), enum_name(o.run.grad_dtype), p.loss_first, p.loss_last,
-                enum_name(o.cfg.model.precision));
+                enum_name(o.cfg.model.precision), enum_name(o.run.mpi_fp32_sum), o.cfg.reproducible_ranks);
     std::fflush(stdout);
     std::fprintf(stderr, "ompml-scale: %s; gradient sum: %s; validated against MPI_Allreduce\n", p.device.c_str(),
                  p.transport_text.c_str());

@@ -289,6 +289,11 @@ void fix_schedule(const MpiSession& mpi, TrainConfig& cfg, const TrainOptions& o
 void agree_on_run(const MpiSession& mpi, const TrainConfig& cfg, const TrainOptions& opt, const TrainData& data,
                   const ResumePoint& resume)
 {
+    try { // every rank holds the same settings and rank count: the same answer everywhere
+        check_reproducible(cfg.reproducible_ranks, mpi.size(), opt.grad_dtype);
+    } catch (const Error& e) {
+        throw CollectiveError(e.what(), -1, 0);
+    }
     if (mpi.size() == 1) return;
     Config c;
     for_each_train_setting([&](const Spec& s, auto field) {
@@ -315,6 +320,7 @@ ParallelStep build_step(const MpiSession& mpi, Backend& be, const TrainConfig& c
     gso.force_staging = opt.mpi_staging;
     gso.gpu_memory = be.on_gpu();
     gso.transport = opt.grad_transport;
+    gso.mpi_fp32 = opt.mpi_fp32_sum;
     // Every rank takes the same transport decision, so an error ("shm is not possible here")
     // is the same everywhere.
     ParallelStep p;

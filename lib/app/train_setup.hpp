@@ -85,7 +85,8 @@ void fix_schedule(const MpiSession& mpi, TrainConfig& cfg, const TrainOptions& o
 // stops all with one line naming the ranks, their files and what differs.
 void agree_on_data(const MpiSession& mpi, const TrainOptions& opt, const TrainData& data);
 
-// Collective: every rank must run the same configuration; a mismatch stops all, naming it.
+// Collective: every rank must run the same configuration; a mismatch stops all, naming it; and
+// --reproducible-ranks must suit the rank count (nn/step.hpp check_reproducible).
 void agree_on_run(const MpiSession& mpi, const TrainConfig& cfg, const TrainOptions& opt, const TrainData& data,
                   const ResumePoint& resume);
 

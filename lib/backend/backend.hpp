@@ -7,6 +7,7 @@
 #include "kernels/activation.hpp"
 #include "kernels/gemm.hpp"
 #include "kernels/optimizer.hpp"
+#include "kernels/reduce.hpp"
 #include "kernels/softmax_xent.hpp"
 
 #include <cstddef>
@@ -43,11 +44,13 @@ public:
     virtual void convert(std::size_t n, const float* X, bf16* Y) = 0; // round to nearest even
     virtual void convert(std::size_t n, const bf16* X, float* Y) = 0; // exact
     virtual void activation_backward(Act act, std::size_t n, const float* Z, const float* dY, float* dX) = 0;
-    // The bias gradient, float or bf16 (the float sum rounded once).
-    virtual void col_sum(int rows, int cols, const float* X, float* out) = 0;
-    virtual void col_sum(int rows, int cols, const float* X, bf16* out) = 0;
+    // The bias gradient, float or bf16 (the float sum rounded once); rows in chunks with kc.
+    virtual void col_sum(int rows, int cols, const float* X, float* out, const KChunks& kc = {}) = 0;
+    virtual void col_sum(int rows, int cols, const float* X, bf16* out, const KChunks& kc = {}) = 0;
+    // row_loss, when non-null, receives each row's loss (B) too (the reproducible mode sums them
+    // in its tree on the host).
     virtual XentStats softmax_xent(int B, int C, const float* logits, const std::int32_t* labels, float scale,
-                                   float* dlogits) = 0;
+                                   float* dlogits, double* row_loss = nullptr) = 0;
     virtual void normalize_u8(std::size_t n, const std::uint8_t* X, float* Y, float scale, float shift) = 0;
     virtual void fill(std::size_t n, float* X, float value) = 0;
     virtual void fill(std::size_t n, bf16* X, float value) = 0;

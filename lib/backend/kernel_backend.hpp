@@ -56,16 +56,22 @@ public:
         detail::require_pointer("activation_backward", "dX", dX);
         ompml::activation_backward<I>(act, n, Z, dY, dX);
     }
-    void col_sum(int rows, int cols, const float* X, float* out) override { checked_col_sum(rows, cols, X, out); }
-    void col_sum(int rows, int cols, const float* X, bf16* out) override { checked_col_sum(rows, cols, X, out); }
-    XentStats softmax_xent(int B, int C, const float* logits, const std::int32_t* labels, float scale,
-                           float* dlogits) override
+    void col_sum(int rows, int cols, const float* X, float* out, const KChunks& kc) override
+    {
+        checked_col_sum(rows, cols, X, out, kc);
+    }
+    void col_sum(int rows, int cols, const float* X, bf16* out, const KChunks& kc) override
+    {
+        checked_col_sum(rows, cols, X, out, kc);
+    }
+    XentStats softmax_xent(int B, int C, const float* logits, const std::int32_t* labels, float scale, float* dlogits,
+                           double* row_loss) override
     {
         detail::require_positive("softmax_xent", "batch", B);
         detail::require_positive("softmax_xent", "classes", C);
         detail::require_pointer("softmax_xent", "logits", logits);
         detail::require_pointer("softmax_xent", "labels", labels);
-        return ompml::softmax_xent<I>(B, C, logits, labels, scale, dlogits);
+        return ompml::softmax_xent<I>(B, C, logits, labels, scale, dlogits, row_loss);
     }
     void normalize_u8(std::size_t n, const std::uint8_t* X, float* Y, float scale, float shift) override
     {
@@ -112,6 +118,13 @@ private:
             detail::require_pointer("gemm (activation backward)", "pre", pre);
             require(bias == nullptr, "gemm (activation backward): bias must be null");
         }
+        if (g.kc.chunks > 0) {
+            // The weight gradient's product: K the rows of both stored operands, a plain epilogue.
+            require(g.trans_a && !g.trans_b && g.beta == 0.0f && bias == nullptr && pre == nullptr &&
+                        g.act == Act::identity && !g.act_backward,
+                    "gemm with K in chunks: only trans_a, not trans_b, beta 0, no bias, no pre, identity");
+            check_chunks("gemm", g.kc, g.k);
+        }
         ompml::gemm<I>(g, A, B, C, bias, pre);
     }
     template <class X, class Y>
@@ -123,13 +136,24 @@ private:
         ompml::convert<I>(n, x, y);
     }
     template <class O>
-    static void checked_col_sum(int rows, int cols, const float* X, O* out)
+    static void checked_col_sum(int rows, int cols, const float* X, O* out, const KChunks& kc)
     {
         detail::require_positive("col_sum", "rows", rows);
         detail::require_positive("col_sum", "cols", cols);
         detail::require_pointer("col_sum", "X", X);
         detail::require_pointer("col_sum", "out", out);
-        ompml::col_sum<I>(rows, cols, X, out);
+        if (kc.chunks > 0) check_chunks("col_sum", kc, rows);
+        ompml::col_sum<I>(rows, cols, X, out, kc);
+    }
+    // K (or the rows) must be exactly the chunks [first, first + count) of the batch.
+    static void check_chunks(const char* op, const KChunks& kc, long rows)
+    {
+        require(kc.count >= 1 && kc.first >= 0 && kc.first + kc.count <= kc.chunks && kc.rows >= 0,
+                std::string(op) + ": chunks [" + std::to_string(kc.first) + ", " + std::to_string(kc.first + kc.count) +
+                    ") of " + std::to_string(kc.chunks) + " is not a range");
+        require(chunk_row(kc, kc.count) == rows,
+                std::string(op) + ": " + std::to_string(rows) + " rows, but the chunks hold " +
+                    std::to_string(chunk_row(kc, kc.count)));
     }
     template <class T>
     static void checked_fill(std::size_t n, T* X, float value)

@@ -20,18 +20,19 @@ const char* const kCheckpointMagic = "ompml-checkpoint\n";
 namespace {
 
 constexpr const char* kFormat = "ompml-checkpoint";
-// Version 2 added /config precision; version 1 files (fp32 runs) are read as fp32. Version 3
-// added /config val_fraction; older files are read as 0 (no validation split).
-constexpr std::int64_t kVersion = 3;
+// Version 2 added /config precision; version 1 files (fp32 runs) are read as fp32. Version 3 added
+// /config reproducible_ranks; older files are read with it off (0). Version 4 added /config
+// val_fraction; older files are read as 0 (no validation split).
+constexpr std::int64_t kVersion = 4;
 constexpr std::int64_t kOldestVersion = 1;
 
 // The user block: the magic line, then a note for whoever looks at the raw bytes. Fixed text,
 // so two runs that compute the same state still write the same file bytes.
 const std::string& user_block()
 {
-    static const std::string text = std::string(kCheckpointMagic) +
-        "An ompml training checkpoint (format version 3). The HDF5 file starts at byte 512 "
-        "of this file; h5py and h5dump read it as it is. Schema: docs/checkpoint.md.\n";
+    static const std::string text = std::string(kCheckpointMagic) + "An ompml training checkpoint (format version " +
+        std::to_string(kVersion) + "). The HDF5 file starts at byte 512 of this file; h5py and h5dump read it " +
+        "as it is. Schema: docs/checkpoint.md.\n";
     return text;
 }
 

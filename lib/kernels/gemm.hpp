@@ -22,6 +22,7 @@
 #include "core/bf16.hpp"
 #include "kernels/activation.hpp"
 #include "kernels/impl.hpp"
+#include "kernels/tree_sum.hpp"
 
 namespace ompml {
 
@@ -33,6 +34,12 @@ struct Gemm {
     float beta = 0.0f;
     Act act = Act::identity;
     bool act_backward = false; // the epilogue applies act's backward to z, reading pre (see above)
+    // K cut into the chunks of a global batch (kernels/tree_sum.hpp): each element's K sum is the
+    // split tree of the chunks' in-order sums, so a rank's share of the batch gives a subtree of
+    // the whole batch's sum (--reproducible-ranks). For the weight gradient's product only:
+    // trans_a and not trans_b (K is the rows of both stored operands), beta 0, no bias, no pre,
+    // identity activation. chunks == 0: one in-order sum over K.
+    KChunks kc;
 };
 
 // The GPU gemms (omp on nvptx64 and cuda) use 128 x 128 tiles of C with 8 x 8 per thread when a

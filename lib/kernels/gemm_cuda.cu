@@ -119,9 +119,49 @@ void launch(const Gemm& g, const T* A, const T* B, O* C, const float* bias, floa
     CUDA_CHECK_LAUNCH();
 }
 
+// The split tree of the chunks' products (ws: count slices of M N floats) and the epilogue.
+template <class O>
+__global__ void chunk_tree_kernel(Gemm g, long MN, const float* __restrict__ ws, O* C)
+{
+    for (long i = blockIdx.x * static_cast<long>(blockDim.x) + threadIdx.x; i < MN;
+         i += static_cast<long>(gridDim.x) * blockDim.x) {
+        TreeSum<float> t;
+        for (int c = 0; c < g.kc.count; ++c) t.add(ws[c * MN + i]);
+        gemm_epilogue(g, t.total(), i, static_cast<int>(i % g.n), C, static_cast<const float*>(nullptr),
+                      static_cast<float*>(nullptr));
+    }
+}
+
+template <class T, class O>
+void gemm_tiled(const Gemm& g, const T* A, const T* B, O* C, const float* bias, float* pre);
+
+// K in chunks (Gemm::kc, as the omp gemm's GPU form): each chunk's product, the tiled kernel over
+// its rows (a contiguous block of A (K, M) and B (K, N)), into a slice of scratch, then the tree.
+template <class T, class O>
+void gemm_chunks(const Gemm& g, const T* A, const T* B, O* C)
+{
+    const long MN = static_cast<long>(g.m) * g.n;
+    float* ws = static_cast<float*>(cuda::scratch(sizeof(float) * MN * g.kc.count));
+    for (int c = 0; c < g.kc.count; ++c) {
+        const long k0 = chunk_row(g.kc, c);
+        Gemm gc = g;
+        gc.kc = KChunks{};
+        gc.k = static_cast<int>(chunk_row(g.kc, c + 1) - k0); // 0 rows: the slice is zeros
+        gc.alpha = 1.0f;
+        gemm_tiled(gc, A + k0 * g.m, B + k0 * g.n, ws + c * MN, static_cast<const float*>(nullptr),
+                   static_cast<float*>(nullptr));
+    }
+    chunk_tree_kernel<<<cuda::grid_for(static_cast<std::size_t>(MN)), cuda::kBlock>>>(g, MN, ws, C);
+    CUDA_CHECK_LAUNCH();
+}
+
 template <class T, class O>
 void gemm_tiled(const Gemm& g, const T* A, const T* B, O* C, const float* bias, float* pre)
 {
+    if (g.kc.chunks > 0) {
+        gemm_chunks(g, A, B, C);
+        return;
+    }
     const long tiles128 = static_cast<long>((g.m + 127) / 128) * ((g.n + 127) / 128);
     if (tiles128 >= kGemmLargeTiles)
         launch<8, 8>(g, A, B, C, bias, pre); // 128x128 tiles, 8x8 per thread

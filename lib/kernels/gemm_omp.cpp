@@ -45,6 +45,7 @@
 
 #include <omp.h>
 
+#include <algorithm>
 #include <cstdlib>
 #include <string>
 #include <type_traits>
@@ -644,10 +645,91 @@ void gemm_blocked(const Gemm g, const typename P::Elem* A, const typename P::Ele
     if (workspace) omp_free(S, omp_default_mem_alloc);
 }
 
+// The chunked form (Gemm::kc: the weight gradient of --reproducible-ranks; kernels/tree_sum.hpp):
+// every element's K sum is the split tree of the chunks' in-order sums, so a chunk's sum does
+// not depend on which rank, or how many threads, computed it. All of K is packed at once, chunk by
+// chunk (each padded to the panel's k step on its own, so a chunk never shares a k-pair or an AMX
+// row with the next); then per MR x NR tile the micro-kernel runs once per chunk into a tile
+// buffer, and the buffers merge in L1 as the tree says (a carry stack of at most log2(chunks) + 1
+// tiles), so C is written once. The threads split the tiles as gemm_blocked's do.
+template <class P, class O>
+void gemm_chunked(const Gemm g, const typename P::Elem* A, const typename P::Elem* B, O* C)
+{
+    using Packed = typename P::Packed;
+    constexpr int MR = P::MR, NR = P::NR, kLevels = 24;
+    const int nch = g.kc.count;
+    // Chunk c: rows [k0[c], k0[c + 1]) of K, packed at kp[c] (a multiple of KU) in the panels.
+    int* k0 = static_cast<int*>(omp_alloc(sizeof(int) * (2 * nch + 2), omp_default_mem_alloc));
+    int* kp = k0 + nch + 1;
+    kp[0] = 0;
+    for (int c = 0; c <= nch; ++c) k0[c] = static_cast<int>(chunk_row(g.kc, c));
+    for (int c = 0; c < nch; ++c) kp[c + 1] = kp[c] + round_up(k0[c + 1] - k0[c], P::KU);
+    const long kpack = kp[nch];
+    const int rp = (g.m + MR - 1) / MR;
+    Packed* Bp = static_cast<Packed*>(omp_alloc(sizeof(Packed) * (kpack * P::NC + 1), omp_default_mem_alloc));
+#pragma omp parallel
+    {
+        Packed* Ap = static_cast<Packed*>(omp_alloc(sizeof(Packed) * (kpack * P::MC + 1), omp_default_mem_alloc));
+        alignas(64) float t[kLevels][MR * NR]; // the carry stack of tile sums (t[depth]: the newest)
+        const int nt = omp_get_num_threads(), me = omp_get_thread_num();
+        P::begin();
+        for (int j0 = 0; j0 < g.n; j0 += P::NC) {
+            const int nc = min_int(g.n - j0, P::NC), cp = (nc + NR - 1) / NR;
+            const Grid grid = thread_grid(rp, cp, nt);
+            const int ti = me / grid.tn, tj = me % grid.tn;
+            const int r0 = rp * ti / grid.tm, r1 = rp * (ti + 1) / grid.tm;
+            const int c0 = cp * tj / grid.tn, c1 = cp * (tj + 1) / grid.tn;
+            // op(B)'s micro-panels of every chunk: chunk c's at kp[c] * NR within each panel.
+            for (int jp = cp * me / nt; jp < cp * (me + 1) / nt; ++jp)
+                for (int c = 0; c < nch; ++c)
+                    P::pack_b(g, B, k0[c], k0[c + 1] - k0[c], j0 + jp * NR, min_int(NR, nc - jp * NR),
+                              Bp + static_cast<long>(jp) * NR * kpack + static_cast<long>(kp[c]) * NR);
+#pragma omp barrier
+            for (int rb = r0; rb < r1; rb += P::MC / MR) {
+                const int i0 = rb * MR, mc = min_int(min_int(r1, rb + P::MC / MR) * MR, g.m) - i0;
+                for (int c = 0; c < nch; ++c)
+                    P::pack_a(g, A, i0, mc, k0[c], k0[c + 1] - k0[c], Ap + static_cast<long>(kp[c]) * P::MC);
+                for (int jp = c0; jp < c1; ++jp)
+                    for (int ir = 0; ir < mc; ir += MR) {
+                        const Packed* b = Bp + static_cast<long>(jp) * NR * kpack;
+                        int depth = 0;
+                        for (int c = 0; c < nch; ++c) {
+                            const int kcp = kp[c + 1] - kp[c];
+                            P::micro(kcp, Ap + static_cast<long>(kp[c]) * P::MC + static_cast<long>(ir) * kcp,
+                                     b + static_cast<long>(kp[c]) * NR, nullptr, NR, t[depth++], NR);
+                            for (long k = c + 1; (k & 1) == 0; k >>= 1, --depth) // TreeSum's carry
+                                for (int e = 0; e < MR * NR; ++e) t[depth - 2][e] += t[depth - 1][e];
+                        }
+                        for (int d = depth - 2; d >= 0; --d) // TreeSum's total: the right edge first
+                            for (int e = 0; e < MR * NR; ++e) t[d][e] += t[d + 1][e];
+                        const int i = i0 + ir, j = j0 + jp * NR;
+                        epilogue_tile<Act::identity>(g, t[0], NR, i, min_int(MR, g.m - i), j, min_int(NR, g.n - j), C,
+                                                     nullptr, nullptr);
+                    }
+            }
+#pragma omp barrier // before the next panel of op(B) overwrites this one
+        }
+        P::end();
+        omp_free(Ap, omp_default_mem_alloc);
+    }
+    omp_free(Bp, omp_default_mem_alloc);
+    omp_free(k0, omp_default_mem_alloc);
+}
+
+template <class P, class O>
+void gemm_host(const GemmArgs& g, const typename P::Elem* A, const typename P::Elem* B, O* C, const float* bias,
+               float* pre)
+{
+    if (g.kc.chunks > 0)
+        gemm_chunked<P>(g, A, B, C);
+    else
+        gemm_blocked<P>(g, A, B, C, bias, pre);
+}
+
 template <class O>
 void gemm_league_cpu(const GemmArgs g, const float* A, const float* B, O* C, const float* bias, float* pre)
 {
-    gemm_blocked<FloatPanels<float>>(g, A, B, C, bias, pre);
+    gemm_host<FloatPanels<float>>(g, A, B, C, bias, pre);
 }
 
 // The bf16 operands on the path the host chose before the launch (g.path, host_gemm_path).
@@ -656,15 +738,15 @@ void gemm_league_cpu(const GemmArgs g, const bf16* A, const bf16* B, O* C, const
 {
 #if OMPML_GEMM_X86
     if (g.path == HostGemm::amx) {
-        gemm_blocked<AmxPanels>(g, A, B, C, bias, pre);
+        gemm_host<AmxPanels>(g, A, B, C, bias, pre);
         return;
     }
     if (g.path == HostGemm::avx512bf16) {
-        gemm_blocked<Bf16DotPanels>(g, A, B, C, bias, pre);
+        gemm_host<Bf16DotPanels>(g, A, B, C, bias, pre);
         return;
     }
 #endif
-    gemm_blocked<FloatPanels<bf16>>(g, A, B, C, bias, pre);
+    gemm_host<FloatPanels<bf16>>(g, A, B, C, bias, pre);
 }
 
 // The nvptx64 bodies (gemm_omp.hpp), one per tiling. maybe_unused: only the nvptx64
@@ -708,6 +790,41 @@ void gemm_league_large(const GemmArgs g, const T* A, const T* B, O* C, const flo
 
 #pragma omp end declare target
 
+// The chunked form on a GPU (Gemm::kc; gemm_chunked is the host's): each chunk's product, the
+// tiled body over that chunk's rows, into its slice of a device workspace, then per element the
+// split tree of the slices and the epilogue. K's rows are the stored operands' rows (trans_a, not
+// trans_b), so a chunk is a contiguous block of both. GPU memory bandwidth makes the extra pass
+// over the slices cheap next to a host's.
+template <class T, class O>
+void gemm_chunks_gpu(const GemmArgs& g, const T* A, const T* B, O* C)
+{
+    // A: (K, M); B: (K, N); C, ws slices: (M, N)
+    const long MN = static_cast<long>(g.m) * g.n;
+    const int nch = g.kc.count;
+    float* ws = static_cast<float*>(omp_memory().allocate(sizeof(float) * MN * nch));
+    for (int c = 0; c < nch; ++c) {
+        const long k0 = chunk_row(g.kc, c);
+        GemmArgs gc = g;
+        gc.kc = KChunks{};
+        gc.k = static_cast<int>(chunk_row(g.kc, c + 1) - k0); // 0 rows: the slice is zeros
+        gc.alpha = 1.0f;
+        const T* Ac = A + k0 * g.m;
+        const T* Bc = B + k0 * g.n;
+        float* slice = ws + c * MN;
+        const int nteams = static_cast<int>(std::min(gemm_tiles(gc, 4), kMaxTeams));
+#pragma omp target teams num_teams(nteams) thread_limit(TEAM) is_device_ptr(Ac, Bc, slice)
+        gemm_league(gc, Ac, Bc, slice, static_cast<const float*>(nullptr), static_cast<float*>(nullptr));
+    }
+    const Gemm ge = g; // the epilogue of the tree's total (alpha; beta 0, plain)
+#pragma omp target teams distribute parallel for is_device_ptr(ws, C)
+    for (long i = 0; i < MN; ++i) {
+        TreeSum<float> t;
+        for (int c = 0; c < nch; ++c) t.add(ws[c * MN + i]);
+        gemm_epilogue(ge, t.total(), i, static_cast<int>(i % ge.n), C, nullptr, nullptr);
+    }
+    omp_memory().deallocate(ws);
+}
+
 // The launch, for every operand type T and output type O.
 template <class T, class O>
 void gemm_launch(const Gemm& params, const T* A, const T* B, O* C, const float* bias, float* pre)
@@ -720,6 +837,10 @@ void gemm_launch(const Gemm& params, const T* A, const T* B, O* C, const float* 
     // GPU: one team of TEAM threads per tile; 128 x 128 tiles where there are enough of them.
     // CPU: one team of all threads (libomp's default layout; more teams would only split the
     // cores).
+    if (gpu && g.kc.chunks > 0) {
+        gemm_chunks_gpu(g, A, B, C);
+        return;
+    }
     // Teams beyond the grid limit loop over the remaining tiles.
     auto teams = [](long tiles) { return static_cast<int>(tiles < kMaxTeams ? tiles : kMaxTeams); };
     if (gpu && gemm_tiles(g, 8) >= kGemmLargeTiles) {

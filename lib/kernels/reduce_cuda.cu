@@ -28,25 +28,45 @@ __global__ void col_sum_kernel(int rows, int cols, const float* __restrict__ X, 
     }
 }
 
+// With rows in chunks (kc): one thread per column, each chunk's rows in order, the chunks' sums
+// into a TreeSum (the mode's point is the order; a bias gradient is small).
 template <class O>
-void col_sum_cuda(int rows, int cols, const float* X, O* out)
+__global__ void col_sum_chunked_kernel(int cols, const float* __restrict__ X, O* out, KChunks kc)
 {
-    const dim3 block(kColTile, kRowGroups);
-    col_sum_kernel<<<(cols + kColTile - 1) / kColTile, block>>>(rows, cols, X, out);
+    const int c = blockIdx.x * blockDim.x + threadIdx.x;
+    if (c >= cols) return;
+    TreeSum<float> t;
+    for (int ch = 0; ch < kc.count; ++ch) {
+        float s = 0.0f;
+        for (long r = chunk_row(kc, ch); r < chunk_row(kc, ch + 1); ++r) s += X[r * cols + c];
+        t.add(s);
+    }
+    out[c] = from_float<O>(t.total());
+}
+
+template <class O>
+void col_sum_cuda(int rows, int cols, const float* X, O* out, const KChunks& kc)
+{
+    if (kc.chunks > 0) {
+        col_sum_chunked_kernel<<<(cols + cuda::kBlock - 1) / cuda::kBlock, cuda::kBlock>>>(cols, X, out, kc);
+    } else {
+        const dim3 block(kColTile, kRowGroups);
+        col_sum_kernel<<<(cols + kColTile - 1) / kColTile, block>>>(rows, cols, X, out);
+    }
     CUDA_CHECK_LAUNCH();
 }
 
 } // namespace
 
 template <>
-void col_sum<Impl::cuda>(int rows, int cols, const float* X, float* out)
+void col_sum<Impl::cuda>(int rows, int cols, const float* X, float* out, const KChunks& kc)
 {
-    col_sum_cuda(rows, cols, X, out);
+    col_sum_cuda(rows, cols, X, out, kc);
 }
 template <>
-void col_sum<Impl::cuda>(int rows, int cols, const float* X, bf16* out)
+void col_sum<Impl::cuda>(int rows, int cols, const float* X, bf16* out, const KChunks& kc)
 {
-    col_sum_cuda(rows, cols, X, out);
+    col_sum_cuda(rows, cols, X, out, kc);
 }
 
 } // namespace ompml

@@ -11,15 +11,17 @@ namespace ompml {
 
 namespace {
 
-// GRAD: whether dlogits is written, decided once per call (decide_once, impl.hpp).
-template <bool GRAD>
-XentStats xent_loop(int B, int C, const float* logits, const std::int32_t* labels, float scale, float* dlogits)
+// GRAD: whether dlogits is written; ROWS: whether row_loss is; decided once per call
+// (decide_once, impl.hpp).
+template <bool GRAD, bool ROWS>
+XentStats xent_loop(int B, int C, const float* logits, const std::int32_t* labels, float scale, float* dlogits,
+                    double* row_loss)
 {
     double loss = 0.0;
     long long correct = 0;
     // logits: (B, C), labels: (B), dlogits: (B, C) or null
 #pragma omp target teams distribute parallel for thread_limit(64) reduction(+ : loss, correct)                         \
-    is_device_ptr(logits, labels, dlogits) map(tofrom : loss, correct)
+    is_device_ptr(logits, labels, dlogits, row_loss) map(tofrom : loss, correct)
     for (int b = 0; b < B; ++b) {
         const float* z = logits + static_cast<long>(b) * C; // (C)
         int arg = 0;
@@ -29,7 +31,9 @@ XentStats xent_loop(int B, int C, const float* logits, const std::int32_t* label
         float sum = 0.0f;
         for (int c = 0; c < C; ++c) sum += std::exp(z[c] - zmax);
         const int y = labels[b];
-        loss += static_cast<double>(std::log(sum) - (z[y] - zmax));
+        const double row = static_cast<double>(std::log(sum) - (z[y] - zmax));
+        loss += row;
+        if constexpr (ROWS) row_loss[b] = row;
         correct += (arg == y);
         if constexpr (GRAD) {
             const float inv = scale / sum;
@@ -44,11 +48,15 @@ XentStats xent_loop(int B, int C, const float* logits, const std::int32_t* label
 
 template <>
 XentStats softmax_xent<Impl::omp>(int B, int C, const float* logits, const std::int32_t* labels, float scale,
-                                  float* dlogits)
+                                  float* dlogits, double* row_loss)
 {
     XentStats st;
-    decide_once(dlogits != nullptr,
-                [&](auto grad) { st = xent_loop<decltype(grad)::value>(B, C, logits, labels, scale, dlogits); });
+    decide_once(dlogits != nullptr, [&](auto grad) {
+        decide_once(row_loss != nullptr, [&](auto rows) {
+            st =
+                xent_loop<decltype(grad)::value, decltype(rows)::value>(B, C, logits, labels, scale, dlogits, row_loss);
+        });
+    });
     return st;
 }
 

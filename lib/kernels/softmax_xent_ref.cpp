@@ -7,9 +7,11 @@ namespace ompml {
 
 namespace {
 
-// GRAD: whether dlogits is written, decided once per call (decide_once, impl.hpp).
-template <bool GRAD>
-XentStats xent_loop(int B, int C, const float* logits, const std::int32_t* labels, float scale, float* dlogits)
+// GRAD: whether dlogits is written; ROWS: whether row_loss is; decided once per call
+// (decide_once, impl.hpp).
+template <bool GRAD, bool ROWS>
+XentStats xent_loop(int B, int C, const float* logits, const std::int32_t* labels, float scale, float* dlogits,
+                    double* row_loss)
 {
     XentStats st;
     for (int b = 0; b < B; ++b) {
@@ -20,7 +22,9 @@ XentStats xent_loop(int B, int C, const float* logits, const std::int32_t* label
         double sum = 0.0;
         for (int c = 0; c < C; ++c) sum += std::exp(static_cast<double>(z[c]) - z[arg]);
         const int y = labels[b];
-        st.loss_sum += std::log(sum) - (static_cast<double>(z[y]) - z[arg]);
+        const double row = std::log(sum) - (static_cast<double>(z[y]) - z[arg]);
+        st.loss_sum += row;
+        if constexpr (ROWS) row_loss[b] = row;
         st.correct += (arg == y);
         if constexpr (GRAD)
             for (int c = 0; c < C; ++c) {
@@ -35,11 +39,15 @@ XentStats xent_loop(int B, int C, const float* logits, const std::int32_t* label
 
 template <>
 XentStats softmax_xent<Impl::ref>(int B, int C, const float* logits, const std::int32_t* labels, float scale,
-                                  float* dlogits)
+                                  float* dlogits, double* row_loss)
 {
     XentStats st;
-    decide_once(dlogits != nullptr,
-                [&](auto grad) { st = xent_loop<decltype(grad)::value>(B, C, logits, labels, scale, dlogits); });
+    decide_once(dlogits != nullptr, [&](auto grad) {
+        decide_once(row_loss != nullptr, [&](auto rows) {
+            st =
+                xent_loop<decltype(grad)::value, decltype(rows)::value>(B, C, logits, labels, scale, dlogits, row_loss);
+        });
+    });
     return st;
 }
 

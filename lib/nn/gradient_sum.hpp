@@ -27,7 +27,7 @@ namespace ompml {
 // Time of one step (or the sum over steps), for the scaling study.
 struct GradSyncStats {
     int steps = 0;
-    // MPI buckets (fp32: MPI_Iallreduce; bf16: alltoall + allgather), or ranges summed
+    // MPI buckets (fp32: MPI_Iallreduce or the exchange; bf16: the exchange), or ranges summed
     // through shared memory
     int buckets = 0;
     // bytes of gradient this rank put into the sum, in the exchanged type: n x 4 (fp32), n x 2 (bf16)
@@ -71,7 +71,7 @@ private:
 
 // Sums ONE flat gradient of element type G over the ranks of a communicator, bucket by bucket,
 // started while backward runs. G = float: each element ends as the sum over ranks; G = bf16:
-// bf16(sum in float, rank order 0..P-1, of the bf16 values).
+// bf16(sum in float, in the split tree over rank index (core/split_tree.hpp), of the bf16 values).
 template <class G>
 class GradientSum : public GradSumSteps {
     static_assert(std::is_same_v<G, float> || std::is_same_v<G, bf16>, "gradients are float or bf16");

@@ -11,14 +11,18 @@
 namespace ompml {
 
 template <class T, class G>
-Mlp<T, G>::Mlp(Backend& be, const MlpConfig& cfg, int max_batch, const MemorySpace& grad_memory)
-    : Model(be, cfg, max_batch)
+Mlp<T, G>::Mlp(Backend& be, const MlpConfig& cfg, int max_batch, const MemorySpace& grad_memory, BatchTree tree)
+    : Model(be, cfg, max_batch), tree_(tree)
 {
+    require(tree.chunks == 0 || (tree.ranks >= 1 && tree.chunks % tree.ranks == 0),
+            "MLP: " + std::to_string(tree.ranks) + " ranks do not divide the " + std::to_string(tree.chunks) +
+                " chunks of the summation tree");
     const MemorySpace& mem = be.memory();
     const std::size_t rows = static_cast<std::size_t>(max_batch);
     std::size_t bytes = float_side_bytes() + num_params_ * sizeof(G);
     for (int l = 0; l + 1 < num_layers(); ++l) bytes += rows * views_[l].out * sizeof(T);
     bytes += (num_params_ + rows * (inputs() + widest_)) * OperandCopy<T>::bytes_per_element;
+    if (tree.chunks > 0) bytes += rows * sizeof(double);
     try {
         // The gradient first: its memory may be a node's shared window, whose allocation is
         // collective, so every rank reaches it before anything that may fail on one rank only.
@@ -28,6 +32,7 @@ Mlp<T, G>::Mlp(Backend& be, const MlpConfig& cfg, int max_batch, const MemorySpa
         xcopy_ = OperandCopy<T>(mem, rows * inputs());
         dzcopy_ = OperandCopy<T>(mem, rows * widest_);
         for (int l = 0; l + 1 < num_layers(); ++l) hidden_.emplace_back(mem, rows * views_[l].out);
+        if (tree.chunks > 0) row_loss_ = DeviceBuffer<double>(mem, rows);
     } catch (const std::exception& e) { // Error from the device, or bad_alloc on the host
         allocation_failed(bytes, e);
     }
@@ -72,7 +77,7 @@ const float* Mlp<T, G>::forward(const float* X, int B, bool store_pre)
 }
 
 template <class T, class G>
-XentStats Mlp<T, G>::loss_backward(const std::int32_t* Y, int B, float scale, const GradReadyFn& on_grads)
+XentStats Mlp<T, G>::loss_backward(const std::int32_t* Y, int B, int global_rows, const GradReadyFn& on_grads)
 {
     const int L = num_layers();
     if (B == 0) {
@@ -81,12 +86,15 @@ XentStats Mlp<T, G>::loss_backward(const std::int32_t* Y, int B, float scale, co
             if (on_grads) on_grads(l, views_[l]);
         return {};
     }
-    float* dZ = dA_.data();    // (B, OUT) of the current layer
-    float* dNext = dB_.data(); // (B, IN) of the current layer
+    const KChunks kc = tree_.of(global_rows); // off: one in-order sum over the rows
+    float* dZ = dA_.data();                   // (B, OUT) of the current layer
+    float* dNext = dB_.data();                // (B, IN) of the current layer
     XentStats st;
     {
         const trace::Span span("loss", trace::device);
-        st = be_.softmax_xent(B, classes(), logits_.data(), Y, scale, dZ);
+        st = be_.softmax_xent(B, classes(), logits_.data(), Y, 1.0f / static_cast<float>(global_rows), dZ,
+                              row_loss_.data());
+        if (kc.chunks > 0) st.loss_sum = chunk_tree_loss(kc);
     }
     const T* W = wcopy_.view(params_.data());
     for (int l = L - 1; l >= 0; --l) {
@@ -100,8 +108,9 @@ XentStats Mlp<T, G>::loss_backward(const std::int32_t* Y, int B, float scale, co
         gw.m = v.out;
         gw.n = v.in;
         gw.k = B;
+        gw.kc = kc;
         be_.gemm(gw, dz, in, grad_.data() + v.w);
-        be_.col_sum(B, v.out, dZ, grad_.data() + v.b); // db (OUT)
+        be_.col_sum(B, v.out, dZ, grad_.data() + v.b, kc); // db (OUT)
         // The layer's bucket is final: the ranks may start summing it while dX runs.
         if (on_grads) on_grads(l, v);
         if (l == 0) break;
@@ -116,6 +125,20 @@ XentStats Mlp<T, G>::loss_backward(const std::int32_t* Y, int B, float scale, co
         std::swap(dZ, dNext);
     }
     return st;
+}
+
+template <class T, class G>
+double Mlp<T, G>::chunk_tree_loss(const KChunks& kc) const
+{
+    std::vector<double> rows(static_cast<std::size_t>(chunk_row(kc, kc.count))); // (B)
+    be_.memory().to_host(rows.data(), row_loss_.data(), rows.size() * sizeof(double));
+    TreeSum<double> t;
+    for (int c = 0; c < kc.count; ++c) {
+        double s = 0.0;
+        for (long r = chunk_row(kc, c); r < chunk_row(kc, c + 1); ++r) s += rows[static_cast<std::size_t>(r)];
+        t.add(s);
+    }
+    return t.total();
 }
 
 template class Mlp<float, float>;

@@ -28,7 +28,8 @@ namespace ompml {
 template <class T, class G>
 class Mlp final : public Model {
 public:
-    Mlp(Backend& be, const MlpConfig& cfg, int max_batch, const MemorySpace& grad_memory);
+    // tree: the fixed summation tree of --reproducible-ranks (off by default).
+    Mlp(Backend& be, const MlpConfig& cfg, int max_batch, const MemorySpace& grad_memory, BatchTree tree = {});
     Mlp(Backend& be, const MlpConfig& cfg, int max_batch) : Mlp(be, cfg, max_batch, be.memory()) {}
 
     G* grads() { return grad_.data(); } // (P) the gradient, device
@@ -40,20 +41,27 @@ public:
     const float* forward(const float* X, int B, bool store_pre = true) override;
 
     // Softmax cross-entropy of the last forward (with store_pre) against labels Y (B), and
-    // backward into the gradient (overwritten, not accumulated). scale multiplies dlogits: pass
-    // 1 / global_rows so gradients summed over ranks are the global batch mean. With B == 0 the
-    // gradients are zero (this rank has no rows in the batch) and the callback still runs for
-    // every layer, so collectives started from it stay matched across ranks.
+    // backward into the gradient (overwritten, not accumulated). B is this rank's share of a
+    // global batch of global_rows rows: dlogits are scaled by 1 / global_rows, so gradients
+    // summed over ranks are the global batch mean. With B == 0 the gradients are zero (this rank
+    // has no rows in the batch) and the callback still runs for every layer, so collectives
+    // started from it stay matched across ranks. With a BatchTree, the weight and bias gradients
+    // and the loss are summed over the rows chunk by chunk in its tree.
     //   Y: (B), device
-    XentStats loss_backward(const std::int32_t* Y, int B, float scale, const GradReadyFn& on_grads = {});
+    XentStats loss_backward(const std::int32_t* Y, int B, int global_rows, const GradReadyFn& on_grads = {});
 
 private:
+    // This rank's loss: its rows' losses (row_loss_) summed chunk by chunk in the tree.
+    double chunk_tree_loss(const KChunks& kc) const;
+
     DeviceBuffer<G> grad_;                // (P)
     OperandCopy<T> wcopy_;                // (P) the weights as gemm operands
     OperandCopy<T> xcopy_;                // (max_batch, IN0) the input batch as a gemm operand
     OperandCopy<T> dzcopy_;               // (max_batch, widest) an output gradient as a gemm operand
     std::vector<DeviceBuffer<T>> hidden_; // hidden_[l]: output of hidden layer l, (max_batch, OUT_l)
     const T* x_op_ = nullptr;             // the last forward's input, as an operand
+    BatchTree tree_;
+    DeviceBuffer<double> row_loss_; // (max_batch) each row's loss, for the tree (with a BatchTree)
 };
 
 } // namespace ompml

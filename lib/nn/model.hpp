@@ -65,6 +65,21 @@ struct LayerView {
 // The flat layout of a model with these widths (what Mlp uses; checkpoints too).
 std::vector<LayerView> mlp_layout(const std::vector<int>& layers);
 
+// The fixed summation tree of --reproducible-ranks (kernels/tree_sum.hpp): every global batch cut
+// into `chunks` chunks (a power of two; 0: off), this rank holding the aligned range of
+// chunks / ranks of them. Backward then sums the weight and bias gradients and the loss over its
+// rows chunk by chunk in the split tree, so this rank's sums are a subtree of the whole batch's.
+struct BatchTree {
+    int chunks = 0;
+    int rank = 0, ranks = 1;
+    // The chunks of a global batch of `rows` rows that this rank's rows are (off: chunks 0).
+    KChunks of(long rows) const
+    {
+        if (chunks == 0) return {};
+        return KChunks{rows, chunks, rank * (chunks / ranks), chunks / ranks};
+    }
+};
+
 // Called during backward when layer `layer`'s gradients (the contiguous range
 // [view.w, view.w + view.count()) of the gradient buffer) are final; layers come in reverse order.
 using GradReadyFn = std::function<void(int layer, const LayerView& view)>;

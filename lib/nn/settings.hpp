@@ -115,7 +115,7 @@ void for_each_train_setting(F&& f)
                    "test split (which is then evaluated once, at the end); 0: none (a /val split in the dataset is "
                    "used when there is one)",
            .range = {0.0, 1.0, false},
-           .since = 3},
+           .since = 4},
       OMPML_FIELD(val_fraction));
     f(Spec{.flag = "--eval-batch",
            .key = "eval_batch",
@@ -124,6 +124,15 @@ void for_each_train_setting(F&& f)
            .range = kPositive,
            .store = may_change},
       OMPML_FIELD(eval_batch));
+    // Fixed: the tree decides the sums' bits; a resumed run keeps it (on any rank count dividing it).
+    f(Spec{.flag = "--reproducible-ranks",
+           .key = "reproducible_ranks",
+           .group = "run",
+           .help = "sum every global batch in N chunks in one fixed binary tree: the same bits on every rank count "
+                   "that divides N (N a power of two; 0: off; docs/reproducible.md)",
+           .range = kNonNegative,
+           .since = 3},
+      OMPML_FIELD(reproducible_ranks));
 }
 
 // Whether a setting means anything for a configuration: the start-up report shows only those

@@ -37,7 +37,8 @@ class MlpStep final : public Step {
 public:
     MlpStep(Backend& be, const TrainConfig& cfg, int max_batch, const GradSums& sums)
         : be_(be), cfg_(cfg), rank_(sums.rank), ranks_(sums.ranks),
-          model_(be, cfg.model, max_batch, sums.memory != nullptr ? *sums.memory : be.memory()),
+          model_(be, cfg.model, max_batch, sums.memory != nullptr ? *sums.memory : be.memory(),
+                 BatchTree{cfg.reproducible_ranks, sums.rank, sums.ranks}),
           opt_(be, cfg.opt, model_.num_params()), sum_(make_sum(sums, model_.grads(), model_.num_params()))
     {
     }
@@ -86,10 +87,9 @@ private:
     XentStats forward_backward(const DeviceBatch& b, bool sum)
     {
         require(b.global_rows >= 1, "train_step: a global batch has no rows");
-        const float scale = 1.0f / static_cast<float>(b.global_rows);
         if (b.rows > 0) model_.forward(b.x, b.rows, true);
-        if (!sum) return model_.loss_backward(b.y, b.rows, scale);
-        const XentStats st = model_.loss_backward(b.y, b.rows, scale, [&](int, const LayerView& v) {
+        if (!sum) return model_.loss_backward(b.y, b.rows, b.global_rows);
+        const XentStats st = model_.loss_backward(b.y, b.rows, b.global_rows, [&](int, const LayerView& v) {
             if (ranks_ > 1) be_.synchronize();
             sum_->ready(v.w, v.count());
         });
@@ -121,6 +121,7 @@ std::unique_ptr<Step> make_step(Backend& be, const TrainConfig& cfg, int max_bat
                                 const GradSums& sums)
 {
     const bool bf16_grads = grad_dtype == Precision::bf16 && sums.ranks > 1;
+    check_reproducible(cfg.reproducible_ranks, sums.ranks, grad_dtype);
     return with_formats(cfg.model.precision, bf16_grads, [&]<class T, class G>() -> std::unique_ptr<Step> {
         return std::make_unique<MlpStep<T, G>>(be, cfg, max_batch, sums);
     });
@@ -131,6 +132,19 @@ std::unique_ptr<Model> make_model(Backend& be, const MlpConfig& cfg, int max_bat
     return with_formats(cfg.precision, false, [&]<class T, class G>() -> std::unique_ptr<Model> {
         return std::make_unique<Mlp<T, G>>(be, cfg, max_batch);
     });
+}
+
+void check_reproducible(int chunks, int ranks, Precision grad_dtype)
+{
+    if (chunks == 0) return;
+    require(chunks >= 1 && (chunks & (chunks - 1)) == 0,
+            "--reproducible-ranks " + std::to_string(chunks) + ": must be a power of two (1, 2, 4, 8, ...) or 0 (off)");
+    require(chunks % ranks == 0,
+            "--reproducible-ranks " + std::to_string(chunks) + ": " + std::to_string(ranks) + " ranks do not divide " +
+                std::to_string(chunks) + " (run on a rank count that divides it, or change it on a fresh start)");
+    require(grad_dtype == Precision::fp32,
+            "--reproducible-ranks with --grad-dtype bf16: refused (each rank would round its partial sum to bf16, "
+            "and how much a rank sums depends on the rank count); use --grad-dtype fp32");
 }
 
 void require_finite(double v, std::int64_t step, const std::string& what, const std::string& context)

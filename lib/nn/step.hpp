@@ -7,6 +7,13 @@
 // gradients, bitwise the fp32 run), and builds Mlp<T, G>, its optimizer and its gradient sum
 // from them. Below it nothing asks which precision runs: the types decide.
 //
+// With cfg.reproducible_ranks = N, the step's sums over the global batch follow one binary tree
+// whatever the rank count (nn/model.hpp BatchTree, kernels/tree_sum.hpp), and the transport must
+// add the ranks' subtrees in the same tree (parallel/data_parallel.hpp asks for such a transport
+// when the mode is on). N must be a power of two that
+// the rank count divides, and the ranks exchange fp32 gradients (a bf16 gradient would be rounded
+// at each rank's subtree, whose size depends on the rank count): make_step throws Error otherwise.
+//
 // Non-finite values stop the step with an Error naming it ("step 123: loss is nan
 // (non-finite) ..."), before the optimizer step that would spread them into the parameters, and
 // so before any checkpoint of that state:
@@ -41,6 +48,10 @@ struct TrainConfig {
     double val_fraction = 0.0; // share of the training split held out for validation (0: none)
     float clip = 0.0f;         // max global grad L2 norm; 0 = off
     int eval_batch = 1000;     // global batch for evaluation
+    // The fixed summation tree (--reproducible-ranks N, nn/model.hpp BatchTree): every global batch
+    // in N chunks added in one binary tree, so every rank count dividing N gives the same bits.
+    // 0: off (each rank sums its rows in order; ranks in split-tree order).
+    int reproducible_ranks = 0;
 };
 
 // A batch on the device: this rank's rows of one global batch.
@@ -96,6 +107,10 @@ std::unique_ptr<Step> make_step(Backend& be, const TrainConfig& cfg, int max_bat
 // A model alone, for evaluation and prediction: its operand type from cfg.precision, as
 // make_step chooses it (fp32 gradients; no optimizer, no sum).
 std::unique_ptr<Model> make_model(Backend& be, const MlpConfig& cfg, int max_batch);
+
+// The rules of --reproducible-ranks N (chunks; 0: off): a power of two, a rank count that
+// divides it, fp32 gradients. Throws Error naming both numbers (or the dtype) otherwise.
+void check_reproducible(int chunks, int ranks, Precision grad_dtype);
 
 // Stops the run when v (a loss or norm, the same on every rank or this rank's own) is not
 // finite: "step 123: <what> is nan (non-finite)<context>: stopped; ...".

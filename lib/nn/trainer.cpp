@@ -137,7 +137,7 @@ public:
     void checkpoint()
     {
         const trace::Span span("checkpoint");
-        if (st_.step_in_epoch > 0) sync_loss();
+        sync_loss();
         st_.elapsed_s = start_.elapsed_s + train_seconds_ + (in_epoch_ ? epoch_clock_.seconds() : 0.0);
         if (hooks_.on_checkpoint) hooks_.on_checkpoint(st_);
         last_checkpoint_ = st_.step;
@@ -193,7 +193,7 @@ private:
         have_eval_ = false;
         ++st_.step;
         ++st_.step_in_epoch;
-        local_loss_ += s.loss_sum;
+        step_losses_.push_back(s.loss_sum); // summed over ranks at the next sync_loss
         st_.epoch_rows += b.global_rows;
         epoch_samples_ += b.global_rows;
         last_loss_ = b.rows > 0 ? s.loss_sum / b.rows : 0.0;
@@ -205,13 +205,14 @@ private:
         }
     }
 
-    // Adds this rank's loss sum since the last call, summed over the ranks, to the epoch's.
+    // The steps' losses since the last call, each summed over the ranks in the split tree (one
+    // collective for all of them), added to the epoch's running sum in step order: the same bits
+    // as summing every step at once, and, with --reproducible-ranks, on any rank count.
     void sync_loss()
     {
-        double v = local_loss_;
-        comm_.sum(&v, 1);
-        st_.epoch_loss_sum += v;
-        local_loss_ = 0.0;
+        comm_.tree_sum(step_losses_.data(), static_cast<int>(step_losses_.size()));
+        for (const double v : step_losses_) st_.epoch_loss_sum += v;
+        step_losses_.clear();
     }
     double close_epoch_time()
     {
@@ -246,10 +247,10 @@ private:
     Stopwatch epoch_clock_;      // the epoch in progress (or its resumed part) ...
     bool in_epoch_ = false;      // ... while its time is not yet in train_seconds_
     double epoch_samples_ = 0.0;
-    Stopwatch step_clock_;    // the step in progress
-    double last_loss_ = 0.0;  // this rank's mean loss of the last step
-    int last_rows_ = 0;       // this rank's rows of the last step
-    double local_loss_ = 0.0; // this rank's loss sum not yet in st_ (summed lazily)
+    Stopwatch step_clock_;            // the step in progress
+    double last_loss_ = 0.0;          // this rank's mean loss of the last step
+    int last_rows_ = 0;               // this rank's rows of the last step
+    std::vector<double> step_losses_; // this rank's loss sum of each step since the last sync_loss
     std::int64_t last_checkpoint_ = 0;
     bool have_eval_ = false; // res_.test describes the current parameters
     float lr_ = 0.0f;

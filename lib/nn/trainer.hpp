@@ -46,6 +46,10 @@ public:
     virtual int size() const { return 1; }
     // In-place sum over ranks of n host doubles.
     virtual void sum(double* /*v*/, int /*n*/) {}
+    // In-place sum over ranks of n host doubles, each added in the split tree over rank index
+    // (core/split_tree.hpp): the same values on every rank, and, with each rank's value a subtree
+    // of a BatchTree, the whole tree's sums whatever the rank count (the steps' losses).
+    virtual void tree_sum(double* /*v*/, int /*n*/) {}
     // True on every rank when `local` is true on some rank (the stop flag).
     virtual bool any(bool local) { return local; }
 };

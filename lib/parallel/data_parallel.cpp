@@ -10,7 +10,9 @@ ParallelStep make_parallel_step(MPI_Comm comm, Backend& be, const TrainConfig& c
                                 const GradSumOptions& opt, SumMode mode)
 {
     ParallelStep p;
-    p.plan = std::make_unique<GradSumPlan>(comm, be.memory(), opt);
+    GradSumOptions o = opt;
+    o.fixed_order = o.fixed_order || cfg.reproducible_ranks > 0; // the ranks' subtrees in the batch's tree
+    p.plan = std::make_unique<GradSumPlan>(comm, be.memory(), o);
     const GradSumPlan& plan = *p.plan;
     GradSums sums;
     MPI_CHECK(MPI_Comm_rank(comm, &sums.rank));

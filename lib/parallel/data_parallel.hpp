@@ -2,7 +2,8 @@
 // the model, its optimizer and the ranks' gradient sum. A GradSumPlan (grad_sum.hpp) chooses the
 // transport for the communicator and says where the model must allocate its gradient; make_step
 // (nn/step.hpp) chooses the number formats and builds the model, which owns that gradient, the
-// optimizer, and the transport over the model's gradient.
+// optimizer, and the transport over the model's gradient. With cfg.reproducible_ranks the plan is
+// asked for a transport in the fixed split-tree order (GradSumOptions::fixed_order).
 #pragma once
 
 #include "nn/step.hpp"

@@ -25,22 +25,29 @@
 //   shm    every rank on one node and the gradient host memory: the model allocates its gradient
 //          in a node-shared window (node_memory.hpp), backward writes straight into it, and the
 //          ranks sum the buffers with loads and stores: no messages, no copies (node_sum.hpp).
-//   mpi    buckets of non-blocking collectives on the gradient itself (fp32: MPI_Iallreduce,
-//          mpi_sum.hpp; bf16: alltoall + owner's fp32 sum + allgather, mpi_exchange.hpp), or on a
-//          host mirror where MPI may not read the gradient's memory (staged_sum.hpp).
+//   mpi    buckets of non-blocking collectives on the gradient itself, or on a host mirror where
+//          MPI may not read the gradient's memory (staged_sum.hpp). bf16: the exchange (alltoall
+//          + the owner's fp32 sum + allgather, mpi_exchange.hpp). fp32: the same exchange in fp32
+//          or MPI_Iallreduce (mpi_sum.hpp), chosen by GradSumOptions::mpi_fp32 (below).
 //   blocking allreduce  ompml-scale's comparison: one MPI_Allreduce after backward (blocking_sum.hpp).
 //
-// Precision is the element type G, chosen once at the top: float gradients are summed in
-// float; bf16 gradients (--grad-dtype bf16) are exchanged as bf16 and summed in float, each
-// element ending as
-//     bf16( (..((float(b_0) + float(b_1)) + float(b_2)) ..) + float(b_{P-1}) )
-// (round to nearest even, core/bf16.hpp; the sum in float, in rank order 0..P-1) by every
-// transport, bitwise the same on all ranks and whatever the bucket boundaries.
+// The order of the sum over ranks: the split tree over rank index (core/split_tree.hpp),
+//     T(0, P),   T(lo, hi) = T(lo, m) + T(m, hi),   m = lo + (largest power of two < hi - lo)
+// ((g0 + g1) + g2 on 3 ranks, (g0 + g1) + (g2 + g3) on 4, a balanced tree for any power of two),
+// added in float, the same tree the model sums its chunks of the batch in inside a rank. Every
+// transport follows it except MPI_Iallreduce, whose order is MPI's:
+//   shm (NodeSum<G>), mpi bf16 and mpi fp32 exchange (MpiExchange<G>): each element is
+//       G( T(0, P) of float(g_r) )  (bf16: rounded to nearest even once, core/bf16.hpp)
+//       bitwise the same on all ranks, whatever the bucket boundaries and whichever transport.
+//   mpi fp32 MPI_Iallreduce (MpiSum): the same bits on all ranks for one bucket layout, run after
+//       run; another bucket size or rank count may change the order, hence the bits.
+// GradSumOptions::fixed_order asks for the first kind; the plan then never picks MpiSum.
 //
-// Determinism: with the same bucket layout every rank gets bitwise the same sums, and the same
-// rank count gives the same bits run after run. The order of the sum differs from a 1-rank run,
-// so rank-count independence holds to float rounding (relative differences ~1e-6); with bf16 a
-// run on P ranks differs from a 1-rank run by bf16 rounding (2^-8 relative per element per step).
+// Determinism: every rank gets bitwise the same sums, and the same rank count gives the same bits
+// run after run. Rank-count independence holds to float rounding unless the model's sums inside a
+// rank and the fixed-order transport make the whole sum over the global batch one split tree
+// (issue 23); with bf16 a run on P ranks differs from a 1-rank run by bf16 rounding (2^-8
+// relative per element per step), since the rounding happens after the sum over ranks.
 #pragma once
 
 #include "core/bf16.hpp"
@@ -76,8 +83,27 @@ struct EnumNames<GradTransport> {
         {GradTransport::automatic, "auto"}, {GradTransport::mpi, "mpi"}, {GradTransport::shared, "shm"}};
 };
 
+// How MPI sums fp32 gradients (bf16 always goes by the exchange).
+enum class MpiFp32Sum {
+    automatic, // the exchange where fixed_order asks for it, else MPI_Iallreduce (measured: mpi_exchange.hpp)
+    allreduce, // MPI_Iallreduce buckets (mpi_sum.hpp): MPI's order
+    exchange,  // alltoall + the owner's split-tree sum + allgather (mpi_exchange.hpp): fixed order
+};
+template <>
+struct EnumNames<MpiFp32Sum> {
+    static constexpr const char* what = "MPI fp32 sum";
+    static constexpr std::pair<MpiFp32Sum, const char*> names[] = {
+        {MpiFp32Sum::automatic, "auto"}, {MpiFp32Sum::allreduce, "allreduce"}, {MpiFp32Sum::exchange, "exchange"}};
+};
+
 struct GradSumOptions {
     GradTransport transport = GradTransport::automatic;
+    MpiFp32Sum mpi_fp32 = MpiFp32Sum::automatic;
+    // The sum over ranks must be the split tree over rank index (see above), whatever the bucket
+    // size: makes auto pick the exchange for fp32 MPI (staged where the gradient is device
+    // memory), and refuses only what cannot be in that order: mpi_fp32 allreduce, and
+    // make_blocking_allreduce. shm and bf16 are always in that order.
+    bool fixed_order = false;
     // MPI: send a bucket once this many MB (counted in FLOAT bytes, whatever G) are ready;
     // <= 0: one bucket in finish()
     double bucket_mb = 4.0;
@@ -92,7 +118,8 @@ struct GradSumOptions {
 // Collective: decides, once and the same way on every rank, which transport sums gradients for
 // this communicator and memory, and provides the memory the model must allocate its gradient in.
 // auto: shared memory where every rank is on one node and the gradient would be host memory,
-// else MPI; shm where that is impossible: Error on every rank naming why.
+// else MPI; shm where that is impossible: Error on every rank naming why. fixed_order with
+// mpi_fp32 allreduce: Error on every rank naming why.
 class GradSumPlan {
 public:
     GradSumPlan(MPI_Comm comm, const MemorySpace& mem, GradSumOptions opt = {});
@@ -110,16 +137,20 @@ public:
     std::unique_ptr<GradientSum<G>> make(G* grad, std::size_t n) const;
     // Collective, for ompml-scale's comparison: no buckets, one blocking MPI_Allreduce of the
     // whole (float) gradient in finish(), staged through host memory where the gradient is not
-    // host memory.
+    // host memory. Error with fixed_order (MPI's order) on more than 1 rank.
     std::unique_ptr<GradientSum<float>> make_blocking_allreduce(float* grad, std::size_t n) const;
     int ranks() const { return size_; }
+    // Whether make<float> sums in the split-tree order (1 rank, shm, or the fp32 exchange); make<bf16>
+    // always does.
+    bool fp32_fixed_order() const { return size_ == 1 || node_ || fp32_ == MpiFp32Sum::exchange; }
 
 private:
     MPI_Comm comm_;
     const MemorySpace& mem_;
     GradSumOptions opt_;
     int size_ = 1;
-    std::unique_ptr<NodeMemory> node_; // the window memory space, where shm was chosen
+    MpiFp32Sum fp32_ = MpiFp32Sum::allreduce; // resolved: allreduce or exchange
+    std::unique_ptr<NodeMemory> node_;        // the window memory space, where shm was chosen
 };
 
 } // namespace ompml

@@ -1,31 +1,41 @@
-// MpiExchange (see mpi_exchange.hpp): per bucket an alltoall of bf16 chunks, the owner's fp32 sum
-// in rank order, an allgather of the rounded sums. MPI sends straight from the bf16 buffer and
-// gathers straight into it: nothing here converts a whole bucket.
+// MpiExchange<G> (see mpi_exchange.hpp): per bucket an alltoall of chunks, the owner's float sum
+// in split-tree order over ranks, an allgather of the sums. MPI sends straight from the buffer and
+// gathers straight into it: nothing here converts or copies a whole bucket.
 #include "parallel/mpi_exchange.hpp"
 
 #include "core/timer.hpp"
 #include "core/trace.hpp"
 #include "parallel/mpi_check.hpp"
+#include "parallel/rank_tree_sum.hpp"
 
 #include <algorithm>
 #include <exception>
+#include <type_traits>
 
 namespace ompml {
 namespace {
 
-constexpr std::size_t kBlock = 2048; // elements accumulated per pass, in L1
+// The wire type: bf16 travels as its 16 bits (MPI only moves it; the sums are ompml's).
+template <class G>
+MPI_Datatype wire_type()
+{
+    return std::is_same_v<G, float> ? MPI_FLOAT : MPI_UINT16_T;
+}
 
 } // namespace
 
-MpiExchange::MpiExchange(MPI_Comm comm, bf16* buf, std::size_t n, double bucket_mb, BucketDone done)
-    : GradientSum<bf16>(n), comm_(comm), buf_(buf), done_(std::move(done)), pending_(bucket_mb)
+template <class G>
+MpiExchange<G>::MpiExchange(MPI_Comm comm, G* buf, std::size_t n, double bucket_mb, BucketDone done)
+    : GradientSum<G>(n), comm_(comm), buf_(buf), done_(std::move(done)), pending_(bucket_mb)
 {
     MPI_CHECK(MPI_Comm_rank(comm_, &rank_));
     MPI_CHECK(MPI_Comm_size(comm_, &size_));
     MPI_CHECK(MPI_Comm_dup(comm_, &gather_comm_));
+    sources_.resize(static_cast<std::size_t>(size_));
 }
 
-MpiExchange::~MpiExchange()
+template <class G>
+MpiExchange<G>::~MpiExchange()
 {
     // Unwinding from an error on this rank: the other ranks may never join these collectives, so
     // neither wait nor free the communicator; the job is ending.
@@ -36,25 +46,31 @@ MpiExchange::~MpiExchange()
     MPI_CHECK(MPI_Comm_free(&gather_comm_));
 }
 
-std::string MpiExchange::describe() const { return std::string("MPI on host memory") + dtype_text; }
-
-void MpiExchange::ready(std::size_t off, std::size_t n)
+template <class G>
+std::string MpiExchange<G>::describe() const
 {
-    if (!mark(off, n)) return;
+    return std::string(kName) + ", on host memory" + this->dtype_text;
+}
+
+template <class G>
+void MpiExchange<G>::ready(std::size_t off, std::size_t n)
+{
+    if (!this->mark(off, n)) return;
     pending_.add(off, n, [this](std::size_t o, std::size_t m) { launch(o, m, false); });
     progress();
 }
 
 // Bucket [off, off + n): rank q owns chunk q = [q c, min((q + 1) c, n)).
-void MpiExchange::launch(std::size_t off, std::size_t n, bool blocking)
+template <class G>
+void MpiExchange<G>::launch(std::size_t off, std::size_t n, bool blocking)
 {
-    const trace::Span span("grad bucket", trace::host, -1, static_cast<std::int64_t>(n * sizeof(bf16)));
+    const trace::Span span("grad bucket", trace::host, -1, static_cast<std::int64_t>(n * sizeof(G)));
     const std::size_t P = static_cast<std::size_t>(size_), c = (n + P - 1) / P;
     const std::size_t me = static_cast<std::size_t>(rank_);
     const std::size_t k = buckets_.size();
     if (wire_.size() <= k) wire_.resize(k + 1); // moves the inner vectors: their data stays put
     Wire& w = wire_[k];
-    if (w.recv.size() < P * c) w.recv = std::vector<bf16>(P * c);
+    if (w.recv.size() < P * c) w.recv = std::vector<G>(P * c);
     w.counts.resize(P);
     w.displs.resize(P);
     for (std::size_t q = 0; q < P; ++q) {
@@ -69,51 +85,48 @@ void MpiExchange::launch(std::size_t off, std::size_t n, bool blocking)
     w.recv_counts[me] = 0;
     buckets_.push_back({off, n, trace::next_id(), blocking ? Stage::summing : Stage::exchanging, c, blocking});
     const Bucket& b = buckets_.back();
+    const MPI_Datatype type = wire_type<G>();
     MPI_Request req = MPI_REQUEST_NULL;
     const Stopwatch t;
     if (blocking)
-        MPI_CHECK(MPI_Alltoallv(buf_ + off, w.send_counts.data(), w.displs.data(), MPI_UINT16_T, w.recv.data(),
-                                w.recv_counts.data(), w.displs.data(), MPI_UINT16_T, comm_));
+        MPI_CHECK(MPI_Alltoallv(buf_ + off, w.send_counts.data(), w.displs.data(), type, w.recv.data(),
+                                w.recv_counts.data(), w.displs.data(), type, comm_));
     else
-        MPI_CHECK(MPI_Ialltoallv(buf_ + off, w.send_counts.data(), w.displs.data(), MPI_UINT16_T, w.recv.data(),
-                                 w.recv_counts.data(), w.displs.data(), MPI_UINT16_T, comm_, &req));
-    cur_.mpi_s += t.seconds();
-    trace::async_begin("bucket", b.trace_id, static_cast<std::int64_t>(n * sizeof(bf16)));
+        MPI_CHECK(MPI_Ialltoallv(buf_ + off, w.send_counts.data(), w.displs.data(), type, w.recv.data(),
+                                 w.recv_counts.data(), w.displs.data(), type, comm_, &req));
+    this->cur_.mpi_s += t.seconds();
+    trace::async_begin("bucket", b.trace_id, static_cast<std::int64_t>(n * sizeof(G)));
     requests_.push_back(req);
-    ++cur_.buckets;
-    cur_.bytes += n * sizeof(bf16);
+    ++this->cur_.buckets;
+    this->cur_.bytes += n * sizeof(G);
 }
 
-// This rank's chunk of bucket b: the P ranks' bf16 values added in float in rank order (the
-// same bits whichever rank owns the chunk), rounded to bf16 once, in place: the allgather sends
-// it from there.
-void MpiExchange::sum_owned(const Bucket& b)
+// This rank's chunk of bucket b: the P ranks' values added in float in split-tree order over rank
+// index (the same bits whichever rank owns the chunk), rounded to bf16 once where G is bf16, in
+// place: the allgather sends it from there.
+template <class G>
+void MpiExchange<G>::sum_owned(const Bucket& b)
 {
     const Stopwatch t;
+    constexpr std::size_t kBlock = RankTreeSum<G>::kBlock;
     const std::size_t P = static_cast<std::size_t>(size_), c = b.c, me = static_cast<std::size_t>(rank_);
     const Wire& w = wire_[static_cast<std::size_t>(&b - buckets_.data())];
-    bf16* own = buf_ + b.off + me * c;                              // (len) this rank's chunk
+    G* own = buf_ + b.off + me * c;                                 // (len) this rank's chunk
     const std::size_t len = static_cast<std::size_t>(w.counts[me]); // <= c
+    for (std::size_t r = 0; r < P; ++r) sources_[r] = r == me ? own : w.recv.data() + r * c;
+    RankTreeSum<G> tree(P);
     float acc[kBlock];
     for (std::size_t j0 = 0; j0 < len; j0 += kBlock) {
         const std::size_t m = std::min(kBlock, len - j0);
-        for (std::size_t r = 0; r < P; ++r) {
-            const bf16* in = (r == me ? own : w.recv.data() + r * c) + j0;
-            if (r == 0) {
+        tree.block(sources_.data(), j0, m, acc);
 #pragma omp simd
-                for (std::size_t j = 0; j < m; ++j) acc[j] = to_float(in[j]);
-            } else {
-#pragma omp simd
-                for (std::size_t j = 0; j < m; ++j) acc[j] += to_float(in[j]);
-            }
-        }
-#pragma omp simd
-        for (std::size_t j = 0; j < m; ++j) own[j0 + j] = to_bf16(acc[j]);
+        for (std::size_t j = 0; j < m; ++j) own[j0 + j] = from_float<G>(acc[j]);
     }
-    cur_.mpi_s += t.seconds();
+    this->cur_.mpi_s += t.seconds();
 }
 
-void MpiExchange::gathered(Bucket& b)
+template <class G>
+void MpiExchange<G>::gathered(Bucket& b)
 {
     b.stage = Stage::done;
     trace::async_end("bucket", b.trace_id);
@@ -122,23 +135,24 @@ void MpiExchange::gathered(Bucket& b)
 
 // Starts the allgathers whose alltoall is done, strictly in bucket order (the same order on
 // every rank: see mpi_exchange.hpp); the blocking last range gathers here in its turn.
-void MpiExchange::advance_gathers()
+template <class G>
+void MpiExchange<G>::advance_gathers()
 {
     while (next_gather_ < buckets_.size() && buckets_[next_gather_].stage == Stage::summing) {
         Bucket& b = buckets_[next_gather_];
         Wire& w = wire_[next_gather_];
         sum_owned(b);
-        bf16* bucket = buf_ + b.off; // (n)
+        G* bucket = buf_ + b.off; // (n)
         const Stopwatch t;
         if (b.blocking) {
             MPI_CHECK(MPI_Allgatherv(MPI_IN_PLACE, 0, MPI_DATATYPE_NULL, bucket, w.counts.data(), w.displs.data(),
-                                     MPI_UINT16_T, gather_comm_));
-            cur_.mpi_s += t.seconds();
+                                     wire_type<G>(), gather_comm_));
+            this->cur_.mpi_s += t.seconds();
             gathered(b);
         } else {
             MPI_CHECK(MPI_Iallgatherv(MPI_IN_PLACE, 0, MPI_DATATYPE_NULL, bucket, w.counts.data(), w.displs.data(),
-                                      MPI_UINT16_T, gather_comm_, &requests_[next_gather_]));
-            cur_.mpi_s += t.seconds();
+                                      wire_type<G>(), gather_comm_, &requests_[next_gather_]));
+            this->cur_.mpi_s += t.seconds();
             b.stage = Stage::gathering;
         }
         ++next_gather_;
@@ -147,7 +161,8 @@ void MpiExchange::advance_gathers()
 
 // Bucket `index`'s request finished: its alltoall (its allgather starts in advance_gathers, in
 // order) or its allgather.
-void MpiExchange::complete(int index)
+template <class G>
+void MpiExchange<G>::complete(int index)
 {
     Bucket& b = buckets_[static_cast<std::size_t>(index)];
     if (b.stage == Stage::exchanging)
@@ -156,7 +171,8 @@ void MpiExchange::complete(int index)
         gathered(b);
 }
 
-void MpiExchange::progress()
+template <class G>
+void MpiExchange<G>::progress()
 {
     if (requests_.empty()) return;
     std::vector<int> done(requests_.size());
@@ -164,28 +180,30 @@ void MpiExchange::progress()
     const Stopwatch t;
     MPI_CHECK(
         MPI_Testsome(static_cast<int>(requests_.size()), requests_.data(), &count, done.data(), MPI_STATUSES_IGNORE));
-    cur_.mpi_s += t.seconds();
+    this->cur_.mpi_s += t.seconds();
     if (count != MPI_UNDEFINED) // else every request had already finished
         for (int i = 0; i < count; ++i) complete(done[static_cast<std::size_t>(i)]);
     advance_gathers();
 }
 
-void MpiExchange::wait_all()
+template <class G>
+void MpiExchange<G>::wait_all()
 {
     for (;;) {
         advance_gathers();
         int index = MPI_UNDEFINED;
         const Stopwatch t;
         MPI_CHECK(MPI_Waitany(static_cast<int>(requests_.size()), requests_.data(), &index, MPI_STATUS_IGNORE));
-        cur_.mpi_s += t.seconds();
+        this->cur_.mpi_s += t.seconds();
         if (index == MPI_UNDEFINED) break; // no active request left: every gather started, and done
         complete(index);
     }
 }
 
-void MpiExchange::finish()
+template <class G>
+void MpiExchange<G>::finish()
 {
-    finish_step(static_cast<std::int64_t>(n_ * sizeof(bf16)), [this] {
+    this->finish_step(static_cast<std::int64_t>(this->n_ * sizeof(G)), [this] {
         // The last range: a blocking alltoall now, its blocking allgather in its turn (wait_all).
         pending_.drain([this](std::size_t o, std::size_t m) { launch(o, m, true); });
         if (!requests_.empty()) wait_all();
@@ -194,5 +212,8 @@ void MpiExchange::finish()
         next_gather_ = 0;
     });
 }
+
+template class MpiExchange<float>;
+template class MpiExchange<bf16>;
 
 } // namespace ompml

@@ -28,7 +28,7 @@ MpiSum::~MpiSum()
 
 std::string MpiSum::describe() const
 {
-    return device_memory_ ? "MPI on device memory (CUDA-aware)" : "MPI on host memory";
+    return std::string(kName) + (device_memory_ ? ", on device memory (CUDA-aware)" : ", on host memory");
 }
 
 void MpiSum::ready(std::size_t off, std::size_t n)

@@ -11,7 +11,9 @@
 //
 // Determinism: Open MPI's reduction algorithms give every rank the same result for the same
 // count, so with the same bucket layout (one model, one layout) all ranks hold bitwise the same
-// sums, run after run. The order of the additions is MPI's (it depends on the count and P).
+// sums, run after run. The order of the additions is MPI's (it depends on the count, P and the
+// algorithm MPI picks): another bucket size or rank count may change the bits. Where they must
+// not (GradSumOptions::fixed_order), the plan takes MpiExchange<float> instead.
 #pragma once
 
 #include "parallel/grad_sum.hpp"
@@ -28,6 +30,8 @@ namespace ompml {
 
 class MpiSum final : public GradientSum<float> {
 public:
+    static constexpr const char* kName = "MPI_Iallreduce"; // describe()'s, before where
+
     // buf: (n) floats MPI reads and writes (the gradient, or its host mirror); device_memory:
     // buf is CUDA memory (a CUDA-aware MPI reads it). done: called for every bucket once its sum
     // is in buf (may be empty). Makes no MPI call.

@@ -4,6 +4,7 @@
 #include "core/check.hpp"
 #include "core/timer.hpp"
 #include "parallel/mpi_check.hpp"
+#include "parallel/rank_tree_sum.hpp"
 
 #include <algorithm>
 #include <atomic>
@@ -14,6 +15,7 @@
 #include <optional>
 #include <string>
 #include <thread>
+#include <type_traits>
 
 namespace ompml {
 
@@ -34,7 +36,6 @@ constexpr std::size_t kPage = 4096;
 constexpr std::size_t kSlots = 4096;                                          // most ranges one step may mark
 constexpr std::size_t kControlBytes = kPage + kSlots * sizeof(std::uint64_t); // header page, then claim slots
 constexpr std::size_t kChunk = 32768;         // elements per claim (128 KB of each fp32 buffer)
-constexpr std::size_t kBlock = 2048;          // elements summed in one pass over the P buffers (stays in L1)
 constexpr int kCountBits = 24;                // a claim slot: (range number + 1) << 24 | chunks claimed
 constexpr std::uint64_t kFailed = UINT64_MAX; // `finished` of a rank that found the ranges differ
 static_assert(sizeof(NodeSumHeader) <= kPage);
@@ -75,26 +76,27 @@ std::optional<std::size_t> claim(std::atomic<std::uint64_t>& slot, std::uint64_t
     }
 }
 
-// Sums elements [lo, hi) of the P buffers (G = float, or bf16 with float accumulation), in rank
-// order 0..P-1 whoever sums (the same bits on every rank), and stores the sum into all P.
+// Sums elements [lo, hi) of the P buffers (G = float, or bf16 with float accumulation) in the
+// split-tree order over ranks (rank_tree_sum.hpp; whoever sums: the same bits on every rank), and
+// stores the sum into all P, rounded to bf16 once where G is bf16.
 template <class G>
 void sum_range(G* const* bufs, std::size_t P, std::size_t lo, std::size_t hi)
 {
+    constexpr std::size_t kBlock = RankTreeSum<G>::kBlock; // elements summed in one pass (stays in L1)
+    RankTreeSum<G> tree(P);
     float acc[kBlock];
     G sum[kBlock];
     for (std::size_t i0 = lo; i0 < hi; i0 += kBlock) {
         const std::size_t m = std::min(kBlock, hi - i0);
-        const G* first = bufs[0] + i0;
+        tree.block(bufs, i0, m, acc);
+        const G* out = sum;
+        if constexpr (std::is_same_v<G, float>) {
+            out = acc; // nothing to round
+        } else {
 #pragma omp simd
-        for (std::size_t j = 0; j < m; ++j) acc[j] = to_float(first[j]);
-        for (std::size_t q = 1; q < P; ++q) {
-            const G* src = bufs[q] + i0;
-#pragma omp simd
-            for (std::size_t j = 0; j < m; ++j) acc[j] += to_float(src[j]);
+            for (std::size_t j = 0; j < m; ++j) sum[j] = from_float<G>(acc[j]);
         }
-#pragma omp simd
-        for (std::size_t j = 0; j < m; ++j) sum[j] = from_float<G>(acc[j]);
-        for (std::size_t q = 0; q < P; ++q) std::copy(sum, sum + m, bufs[q] + i0);
+        for (std::size_t q = 0; q < P; ++q) std::copy(out, out + m, bufs[q] + i0);
     }
 }
 

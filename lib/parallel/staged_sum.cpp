@@ -6,6 +6,7 @@
 
 #include <cstdlib>
 #include <exception>
+#include <utility>
 
 namespace ompml {
 namespace {
@@ -15,10 +16,10 @@ constexpr std::size_t kPage = 4096;
 } // namespace
 
 template <class G>
-Staged<G>::Staged(const MemorySpace& mem, G* grad, std::size_t n, const GradSumOptions& opt,
+Staged<G>::Staged(const MemorySpace& mem, G* grad, std::size_t n, const GradSumOptions& opt, std::string inner_name,
                   const MakeInner& make_inner)
     : GradientSum<G>(n), mem_(mem), grad_(grad), mirror_(nullptr), pinned_(static_cast<bool>(opt.pin_host)),
-      unpin_(opt.unpin_host)
+      inner_name_(std::move(inner_name)), unpin_(opt.unpin_host)
 {
     if (n > 0) {
         const std::size_t bytes = (n * sizeof(G) + kPage - 1) / kPage * kPage;
@@ -44,7 +45,7 @@ Staged<G>::~Staged()
 template <class G>
 std::string Staged<G>::describe() const
 {
-    return std::string("staged through ") + (pinned_ ? "pinned" : "pageable") + " host memory" + this->dtype_text;
+    return inner_name_ + ", staged through " + (pinned_ ? "pinned" : "pageable") + " host memory" + this->dtype_text;
 }
 
 template <class G>

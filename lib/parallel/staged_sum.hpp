@@ -4,7 +4,7 @@
 // GradSumOptions::force_staging.
 //
 // ready() copies the range device -> mirror (the caller has synchronized device work) and hands
-// it to the inner transport (MpiSum or MpiExchange over the mirror). Each bucket is copied back
+// it to the inner transport (MpiSum or MpiExchange<G> over the mirror). Each bucket is copied back
 // mirror -> device as soon as the inner transport sees its sum complete (its BucketDone): buckets
 // that finish during backward go back during backward, and only the last ones remain for
 // finish(). The results are the inner transport's, bit for bit.
@@ -29,8 +29,10 @@ public:
     // The inner transport over the mirror (n elements of host memory), calling `done` per bucket.
     using MakeInner = std::function<std::unique_ptr<GradientSum<G>>(G* mirror, BucketDone done)>;
 
-    // grad: (n) the gradient in mem. Collective where make_inner is.
-    Staged(const MemorySpace& mem, G* grad, std::size_t n, const GradSumOptions& opt, const MakeInner& make_inner);
+    // grad: (n) the gradient in mem. inner_name: the inner transport's name for describe()
+    // (MpiSum::kName, MpiExchange<G>::kName). Collective where make_inner is.
+    Staged(const MemorySpace& mem, G* grad, std::size_t n, const GradSumOptions& opt, std::string inner_name,
+           const MakeInner& make_inner);
     ~Staged() override;
     Staged(const Staged&) = delete;
     Staged& operator=(const Staged&) = delete;
@@ -47,6 +49,7 @@ private:
     G* grad_;     // (n) device
     G* mirror_;   // (n) page-aligned host memory; null when n is 0
     bool pinned_; // pin_host was given
+    std::string inner_name_;
     std::function<void(void*)> unpin_;
     std::unique_ptr<GradientSum<G>> inner_; // works on mirror_
 };
