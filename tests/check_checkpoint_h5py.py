@@ -10,6 +10,8 @@
   check_checkpoint_h5py.py identical A B every tensor and every attribute of every group equal,
                                          but /state elapsed_seconds (wall time)
 """
+import os
+import re
 import struct
 import sys
 
@@ -29,14 +31,22 @@ def tensors(f):
 
 def schema(path):
     # New files start with a 512-byte user block whose first line is the magic; HDF5 (and so
-    # h5py) starts reading at byte 512 by itself.
+    # h5py) starts reading at byte 512 by itself. Its note names the format version, and
+    # docs/checkpoint.md quotes the note as the program writes it.
     with open(path, "rb") as raw:
-        assert raw.read(17) == b"ompml-checkpoint\n", "no ompml-checkpoint magic at byte 0"
+        block = raw.read(512)
+    assert block[:17] == b"ompml-checkpoint\n", "no ompml-checkpoint magic at byte 0"
+    note = block[17:].split(b"\n")[0].decode()
+    doc = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "docs", "checkpoint.md")
+    quoted = re.search(r"^    ompml-checkpoint\n    (.*) \.\.\.$", open(doc, encoding="utf-8").read(), re.M)
+    assert quoted and note.startswith(quoted.group(1)), \
+        f"docs/checkpoint.md quotes the user block as {quoted and quoted.group(1)!r}, the file has {note!r}"
     with h5py.File(path, "r") as f:
         assert f.userblock_size == 512, f.userblock_size
         cfg = f["config"].attrs
         assert text(cfg["format"]) == "ompml-checkpoint", cfg["format"]
         assert int(cfg["version"]) == 4
+        assert f"(format version {int(cfg['version'])})" in note, note
         assert text(cfg["precision"]) in ("fp32", "bf16"), cfg["precision"]
         for key in ["activation", "optimizer", "lr", "momentum", "beta1", "beta2", "eps", "weight_decay",
                     "schedule", "warmup", "step_size", "gamma", "total_steps", "clip", "seed", "batch", "epochs",
