@@ -4,7 +4,7 @@
 //   ompml-bench --compare omp,ref --kernel all
 //
 // Every result is first checked against the ref backend (--no-check skips that), then each
-// kernel runs --warmup untimed and --reps timed times; min/avg/max are printed with FLOP and
+// kernel runs --warmup-runs untimed and --reps timed times; min/avg/max are printed with FLOP and
 // byte counts from each kernel's record (lib/bench/kernel.hpp). Anchors measured in the same
 // run give ratios from one CSV: OpenBLAS cblas_sgemm for gemm (when the build found OpenBLAS)
 // and a plain `#pragma omp parallel for` host loop for scale and normalize_u8; cuBLAS SGEMM for
@@ -35,6 +35,7 @@ using namespace ompml::bench;
 int main(int argc, char** argv)
 {
     CLI::App app{"ompml-bench: time ompml kernels per backend, checked against the ref backend"};
+    app.option_defaults()->always_capture_default(); // --help shows every default
     BenchOptions o;
     Problem& p = o.problem;
     std::string backends = "omp", compare, kernels = "all", layers = "784,512,256,10";
@@ -53,7 +54,9 @@ int main(int argc, char** argv)
     app.add_option("--layers", layers, "train_step model widths (relu MLP, Adam; batch = --m, default 128)");
     cli::add_int(app, "--k", p.k, "gemm K", 1, 1LL << 30);
     cli::add_int(app, "--len", p.len, "length of the vector kernels (elements)", 1, 1LL << 34);
-    cli::add_int(app, "--warmup", o.warmup, "untimed runs per kernel and backend", 0, 1000000);
+    // Was --warmup, which names the learning-rate warmup in ompml-train: kept as an alias.
+    cli::add_int(app, "--warmup-runs,--warmup", o.warmup,
+                 "untimed runs per kernel and backend (--warmup: the old name, until the next release)", 0, 1000000);
     cli::add_int(app, "--reps", o.reps, "timed runs per kernel and backend", 1, 1000000);
     std::string precision = "fp32";
     app.add_option("--precision", precision,
@@ -62,11 +65,14 @@ int main(int argc, char** argv)
     app.add_flag("--csv", csv, "print CSV instead of a table");
     app.add_flag("--no-check", no_check, "skip the check against the ref backend");
     app.add_option("--peak-gbs", o.peak_gbs, "GPU DRAM bandwidth peak for peak_pct (default: from the CUDA device)")
-        ->check(cli::kPositive);
+        ->check(cli::kPositive)
+        ->default_str(""); // none: from the device
     app.add_option("--peak-gflops", o.peak_gflops, "GPU FP32 peak for peak_pct (default: from the CUDA device)")
-        ->check(cli::kPositive);
+        ->check(cli::kPositive)
+        ->default_str("");
 
     if (const auto rc = cli::parse(app, argc, argv, "ompml-bench")) return *rc;
+    cli::note_renamed(argc, argv, "--warmup", "--warmup-runs", "ompml-bench", true);
 
     try {
         o.compare = !compare.empty();

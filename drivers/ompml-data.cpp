@@ -2,6 +2,8 @@
 //   ompml-data import-idx DIR -o FILE.h5     MNIST-format IDX files (gzip or raw) -> dataset
 //   ompml-data synth --train N --test M --features F --classes C --seed S [--dtype uint8|float32] -o FILE.h5
 //   ompml-data inspect FILE.h5               schema check, sizes, dtypes, label histograms, attributes
+// -o never replaces a file that is not a dataset ompml-data wrote (a checkpoint, a user's text,
+// a dataset made elsewhere) unless --force is given, and never a directory (io/output_target.hpp).
 // Errors: one line "ompml-data: error: ..." on stderr and exit code 1 (usage errors: exit code 2).
 #include "app/cli.hpp"
 #include "core/check.hpp"
@@ -9,6 +11,7 @@
 #include "io/dataset.hpp"
 #include "io/h5.hpp"
 #include "io/idx.hpp"
+#include "io/output_target.hpp"
 #include "io/synth.hpp"
 
 #include <CLI/CLI.hpp>
@@ -43,7 +46,8 @@ void print_inspect(const std::string& path)
     const DatasetInfo d = inspect_dataset(path);
     std::cout << path << ": valid ompml dataset, " << size_text(std::filesystem::file_size(path)) << "\n";
     std::cout << "  classes " << d.classes << ", features " << d.features << "\n";
-    for (const Split s : {Split::train, Split::test}) {
+    for (const Split s : {Split::train, Split::test, Split::val}) {
+        if (s == Split::val && !d.has_val) continue;
         const SplitInfo& si = d.split(s);
         const std::uint64_t bytes = si.samples * d.features * (si.image_dtype == h5::Dtype::u8 ? 1 : 4);
         std::cout << "  /" << enum_name(s) << ": " << si.samples << " samples\n"
@@ -71,9 +75,12 @@ int main(int argc, char** argv)
     app.require_subcommand(1);
 
     std::string idx_dir, idx_out;
+    bool force = false;
+    const char* force_help = "replace -o FILE even when it is not a dataset ompml-data wrote (never a directory)";
     auto* imp = app.add_subcommand("import-idx", "import MNIST-format IDX files (gzip or raw) from DIR");
     imp->add_option("DIR", idx_dir, "directory with train-images-idx3-ubyte[.gz] etc.")->required();
     imp->add_option("-o,--output", idx_out, "dataset file to write")->required();
+    imp->add_flag("--force", force, force_help);
 
     SynthOptions so;
     std::string synth_out, dtype = "uint8";
@@ -89,6 +96,7 @@ int main(int argc, char** argv)
         ->capture_default_str()
         ->check(CLI::IsMember({"uint8", "float32"}));
     syn->add_option("-o,--output", synth_out, "dataset file to write")->required();
+    syn->add_flag("--force", force, force_help);
 
     std::string inspect_path;
     auto* ins = app.add_subcommand("inspect", "check FILE against the schema and describe it");
@@ -98,6 +106,9 @@ int main(int argc, char** argv)
 
     try {
         Stopwatch sw;
+        if (*imp || *syn) // before anything is read or generated
+            check_output(*imp ? idx_out : synth_out, FileKind::dataset, "-o",
+                         "choose another -o path, move the file away, or give --force to replace it", force);
         if (*imp) {
             const ImportReport r = import_idx(idx_dir, idx_out);
             std::cout << "wrote " << idx_out << ": " << r.train << " train + " << r.test << " test samples, "

@@ -21,6 +21,7 @@
 // Errors: a failure every rank sees (CollectiveError) ends every rank through the normal path;
 // a failure on one rank only ends the job through abort_all (MPI_Abort), never a hang.
 // Preemption: SIGUSR1 or SIGTERM -> checkpoint -> exit 85 on every rank (app/stop_signal.hpp).
+#include "app/run_config.hpp"
 #include "app/run_policy.hpp"
 #include "app/stop_signal.hpp"
 #include "app/train_console.hpp"
@@ -35,7 +36,7 @@ int train(const MpiSession& mpi, int argc, char** argv)
 {
     TrainFlags flags;
     if (const auto rc = parse_train_flags(argc, argv, mpi.root(), flags)) return *rc;
-    check_checkpoint_flag(mpi, flags.opt); // before anything is read or trained
+    check_output_flags(mpi, flags.opt); // before anything is read or trained
     TrainRun run;
     // Before the backend allocates: local rank -> device, the same rule for every backend.
     collective_try(mpi, [&] { run.binding = mpi.bind_device(flags.opt.backend); });
@@ -43,9 +44,19 @@ int train(const MpiSession& mpi, int argc, char** argv)
     run.resume = choose_resume(mpi, flags.opt);  // load: where to start
     run.cfg = resolve_config(flags, run.resume); // the run's hyperparameters
     run.opt = flags.opt;                         // (--data defaults to the checkpoint's)
+    if (!flags.write_config.empty()) {           // --write-config: the resolved settings, and stop
+        collective_try(mpi, [&] {
+            if (mpi.root()) write_config(flags.write_config, run.cfg, run.opt);
+        });
+        if (mpi.root())
+            std::printf("ompml-train: wrote %s (rerun: ompml-train --config %s)\n", flags.write_config.c_str(),
+                        flags.write_config.c_str());
+        return 0;
+    }
     collective_try(mpi, [&] { run.be = make_backend(run.opt.backend); });
     run.data = open_data(mpi, *run.be, run.opt, run.cfg, run.resume); // the dataset
-    fix_schedule(run.cfg, run.opt, run.data, run.resume);
+    fix_schedule(mpi, run.cfg, run.opt, run.data, run.resume);
+    agree_on_data(mpi, run.opt, run.data);
     agree_on_run(mpi, run.cfg, run.opt, run.data, run.resume);
     run.step = build_step(mpi, *run.be, run.cfg, run.opt, run.data, run.resume); // build, or resume
     run.trace = open_trace(mpi, run.opt, *run.be, run.step.step->model().num_params());
@@ -57,8 +68,9 @@ int train(const MpiSession& mpi, int argc, char** argv)
     Trainer trainer(run.cfg, *run.step.step, comm); // the loop
     const RunLimits limits{run.opt.max_steps, run.opt.checkpoint_every};
     const TrainResult res =
-        trainer.run(*run.data.train, run.data.test.get(), run.resume.start(), limits, policy.hooks());
-    policy.finish(res); // report
+        trainer.run(*run.data.train, run.data.val ? run.data.val.get() : run.data.test.get(), run.resume.start(),
+                    limits, policy.hooks()); // each epoch evaluates validation where there is one, else test
+    policy.finish(res);                      // report
     return res.interrupted ? kExitCheckpointed : 0;
 }
 

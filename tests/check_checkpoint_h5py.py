@@ -5,9 +5,13 @@
                                          /config attributes,
                                          /params/layerK/{weight (OUT, IN), bias (OUT)} matching
                                          /config layers, /optimizer/{m,v} of the same shapes,
-                                         /state attributes; print a summary
+                                         /state and /provenance attributes; print a summary
   check_checkpoint_h5py.py same A B      tensors and step counters of A and B are bitwise equal
+  check_checkpoint_h5py.py identical A B every tensor and every attribute of every group equal,
+                                         but /state elapsed_seconds (wall time)
 """
+import os
+import re
 import struct
 import sys
 
@@ -27,18 +31,27 @@ def tensors(f):
 
 def schema(path):
     # New files start with a 512-byte user block whose first line is the magic; HDF5 (and so
-    # h5py) starts reading at byte 512 by itself.
+    # h5py) starts reading at byte 512 by itself. Its note names the format version, and
+    # docs/checkpoint.md quotes the note as the program writes it.
     with open(path, "rb") as raw:
-        assert raw.read(17) == b"ompml-checkpoint\n", "no ompml-checkpoint magic at byte 0"
+        block = raw.read(512)
+    assert block[:17] == b"ompml-checkpoint\n", "no ompml-checkpoint magic at byte 0"
+    note = block[17:].split(b"\n")[0].decode()
+    doc = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "docs", "checkpoint.md")
+    quoted = re.search(r"^    ompml-checkpoint\n    (.*) \.\.\.$", open(doc, encoding="utf-8").read(), re.M)
+    assert quoted and note.startswith(quoted.group(1)), \
+        f"docs/checkpoint.md quotes the user block as {quoted and quoted.group(1)!r}, the file has {note!r}"
     with h5py.File(path, "r") as f:
         assert f.userblock_size == 512, f.userblock_size
         cfg = f["config"].attrs
         assert text(cfg["format"]) == "ompml-checkpoint", cfg["format"]
-        assert int(cfg["version"]) == 3
+        assert int(cfg["version"]) == 4
+        assert f"(format version {int(cfg['version'])})" in note, note
         assert text(cfg["precision"]) in ("fp32", "bf16"), cfg["precision"]
         for key in ["activation", "optimizer", "lr", "momentum", "beta1", "beta2", "eps", "weight_decay",
                     "schedule", "warmup", "step_size", "gamma", "total_steps", "clip", "seed", "batch", "epochs",
-                    "eval_batch", "reproducible_ranks", "data_path", "data_features", "data_classes", "data_train_samples",
+                    "val_fraction", "eval_batch", "reproducible_ranks", "data_path", "data_features", "data_classes",
+                    "data_train_samples",
                     "data_test_samples"]:
             assert key in cfg, f"/config lacks attribute {key}"
         layers = [int(w) for w in text(cfg["layers"]).split(",")]
@@ -58,6 +71,11 @@ def schema(path):
                     "checksum"]:
             assert key in st, f"/state lacks attribute {key}"
         assert int(f["optimizer"].attrs["steps"]) == int(st["step"])
+        # What wrote it (ompml-train's checkpoints; docs/checkpoint.md).
+        prov = f["provenance"].attrs
+        for key in ["program", "version", "git_commit", "build_preset", "build_flags", "compiler", "host", "cpu",
+                    "device"]:
+            assert key in prov and text(prov[key]), f"/provenance lacks attribute {key}"
         print(f"{path}: ok: layers {layers} ({nparams} parameters), {text(cfg['activation'])}, "
               f"{text(cfg['precision'])}, "
               f"{text(cfg['optimizer'])} lr {float(cfg['lr']):g}, step {int(st['step'])}, epoch {int(st['epoch'])}")
@@ -78,10 +96,28 @@ def same(a, b):
     print(f"{a} and {b}: {len(ta)} tensors bitwise equal")
 
 
+def identical(a, b):
+    same(a, b)
+    with h5py.File(a, "r") as fa, h5py.File(b, "r") as fb:
+        names = []
+        fa.visit(names.append)
+        fb.visit(lambda n: None if n in names else names.append(n))
+        for n in [""] + names:
+            ga, gb = (fa[n] if n else fa), (fb[n] if n else fb)
+            ka, kb = set(ga.attrs), set(gb.attrs)
+            assert ka == kb, f"/{n}: attributes differ: {sorted(ka ^ kb)}"
+            for k in ka - ({"elapsed_seconds"} if n == "state" else set()):
+                va, vb = ga.attrs[k], gb.attrs[k]
+                assert np.array_equal(np.asarray(va), np.asarray(vb)), f"/{n} {k}: {va!r} != {vb!r}"
+    print(f"{a} and {b}: identical but for the wall time")
+
+
 if __name__ == "__main__":
     if len(sys.argv) == 3 and sys.argv[1] == "schema":
         schema(sys.argv[2])
     elif len(sys.argv) == 4 and sys.argv[1] == "same":
         same(sys.argv[2], sys.argv[3])
+    elif len(sys.argv) == 4 and sys.argv[1] == "identical":
+        identical(sys.argv[2], sys.argv[3])
     else:
         sys.exit(__doc__)

@@ -15,7 +15,7 @@ fail() { echo "FAIL: $*"; exit 1; }
 
 # int_flags PROGRAM [SUBCOMMAND]: the flags --help marks INT or UINT.
 int_flags() {
-  "$@" --help | sed -n 's/^ *\(-[a-zA-Z],\)\{0,1\}\(--[a-z0-9-]*\) U\{0,1\}INT\b.*/\2/p'
+  "$@" --help | sed -n 's/^ *\(-[a-zA-Z],\)\{0,1\}\(--[a-z0-9-]*\)\(,--[a-z0-9-]*\)* U\{0,1\}INT\b.*/\2/p'
 }
 
 # expect_reject "BASE ARGS" FLAG VALUE PROGRAM...: PROGRAM BASE ARGS FLAG VALUE must fail with
@@ -53,8 +53,8 @@ check_driver() {
 check_driver "--epochs --batch --eval-batch --warmup --step-size --step-epochs --seed --max-steps --checkpoint-every" \
   "--data missing.h5" "$bin/ompml-train"
 check_driver "--batch" "--checkpoint missing.h5" "$bin/ompml-eval"
-check_driver "--batch --steps --warmup --seed" "" "$bin/ompml-scale"
-check_driver "--m --n --k --len --warmup --reps" "--kernel fill --len 1000 --reps 1 --warmup 0" "$bin/ompml-bench"
+check_driver "--batch --steps --warmup-steps --seed" "" "$bin/ompml-scale"
+check_driver "--m --n --k --len --warmup-runs --reps" "--kernel fill --len 1000 --reps 1 --warmup-runs 0" "$bin/ompml-bench"
 check_driver "--train --test --features --classes --seed --modes" \
   "--train 10 --test 10 --features 4 --classes 2 --seed 1 -o x.h5" "$bin/ompml-data" synth
 [ ! -e x.h5 ] || fail "a rejected synth wrote x.h5"

@@ -21,7 +21,7 @@ expect_warning() {
 }
 
 # --- ompml-bench -------------------------------------------------------------------------------
-small="--kernel gemm --m 8 --n 8 --k 8 --reps 1 --warmup 0"
+small="--kernel gemm --m 8 --n 8 --k 8 --reps 1 --warmup-runs 0"
 # shellcheck disable=SC2086
 OPENBLAS_CORETYPE=Haswell "$bin/ompml-bench" $small --csv >csv.out 2>csv.err
 if ! grep -q '^gemm,openblas,' csv.out; then
@@ -42,7 +42,7 @@ EOF
   env -u OPENBLAS_CORETYPE "$bin/ompml-bench" $small >table.out 2>table.err
   grep -q '^openblas core=[A-Za-z0-9_]* .*OPENBLAS_CORETYPE=unset ' table.out || { cat table.out; fail "bench table: no openblas line"; }
   expect_warning table.err 0 "ompml-bench without OPENBLAS_CORETYPE"
-  OPENBLAS_CORETYPE=Haswell "$bin/ompml-bench" --kernel fill --len 100 --reps 1 --warmup 0 --csv >fill.out 2>fill.err
+  OPENBLAS_CORETYPE=Haswell "$bin/ompml-bench" --kernel fill --len 100 --reps 1 --warmup-runs 0 --csv >fill.out 2>fill.err
   ! grep -q openblas fill.out || fail "bench: an openblas line without the gemm anchor"
   expect_warning fill.err 0 "ompml-bench without gemm"
 fi

@@ -106,11 +106,11 @@ for mode in plain group; do
     regular "$dir/ck.h5" "$dir/ck.h5.prev" "$dir/m.jsonl" "$dir/t.json"
     "$bin/ompml-eval" --checkpoint "$dir/ck.h5" --data "$dir/d.h5" >/dev/null || fail "ck.h5 in $dir is no checkpoint"
     "$bin/ompml-eval" --checkpoint "$dir/ck.h5.prev" --data "$dir/d.h5" >/dev/null || fail "bad ck.h5.prev in $dir"
-    [ "$(wc -l <"$dir/m.jsonl")" -eq 2 ] || fail "$dir/m.jsonl: expected 2 lines"
+    [ "$(grep -c '"record":"epoch"' "$dir/m.jsonl")" -eq 2 ] || fail "$dir/m.jsonl: expected 2 epoch records"
     $py -c "import json, sys; json.load(open(sys.argv[1]))" "$dir/t.json" || fail "$dir/t.json is not JSON"
 
     PLANT_NAMES="s.json.tmp.%P s.json.tmp.%H.%P .ompml-trace-probe.%P" run_planted $kind "$dir" \
-      "$bin/ompml-scale" --layers 8,16,4 --batch 8 --steps 2 --warmup 1 --csv --trace s.json
+      "$bin/ompml-scale" --layers 8,16,4 --batch 8 --steps 2 --warmup-steps 1 --csv --trace s.json
     regular "$dir/s.json"
     $py -c "import json, sys; json.load(open(sys.argv[1]))" "$dir/s.json" || fail "$dir/s.json is not JSON"
 

@@ -68,6 +68,9 @@ def main():
         fail(f"{a.file}: not readable as JSON: {e}")
     if doc.get("otherData", {}).get("producer") != "ompml":
         fail(f"{a.file}: otherData.producer is not 'ompml'")
+    for key in ["version", "git_commit", "build_preset", "build_flags", "compiler", "host", "cpu", "device"]:
+        if not doc["otherData"].get(key):
+            fail(f"{a.file}: otherData lacks the provenance field {key}")
     events = doc["traceEvents"]
     for e in events:
         for key in ("ph", "name", "pid"):

@@ -16,7 +16,7 @@ common="--data d.h5 --layers 24,32,5 --batch 64 --epochs 2 --optimizer adamw --l
 "$train" $common --checkpoint a.h5 --metrics a.jsonl >a.log
 cat a.log
 grep -q '^final: test_acc ' a.log || fail "no final line"
-[ "$(wc -l <a.jsonl)" -eq 2 ] || fail "metrics: expected 2 lines"
+[ "$(grep -c '"record":"epoch"' a.jsonl)" -eq 2 ] || fail "metrics: expected 2 epoch records"
 $py -c "import json,sys; [json.loads(l) for l in open('a.jsonl')]" || fail "metrics not JSON"
 $py "$src/check_checkpoint_h5py.py" schema a.h5
 
@@ -25,6 +25,42 @@ cat e.log
 grep -q 'confusion matrix' e.log || fail "ompml-eval printed no confusion matrix"
 acc_train=$(sed -n 's/^final: test_acc \([0-9.]*\).*/\1/p' a.log)
 grep -q "accuracy $acc_train" e.log || fail "ompml-eval accuracy differs from ompml-train's $acc_train"
+
+# --write-config writes the settings a.h5's command line resolves to (AdamW's derived weight decay
+# included) and trains nothing; --config gives back a checkpoint identical but for its wall time
+# (flags on the command line win over the file). --config reaches ompml-eval too; a name in it
+# that is no flag is a one-line error.
+"$train" $common --checkpoint a.h5 --metrics a.jsonl --write-config run.toml >wc.log
+grep -q '^ompml-train: wrote run.toml (rerun: ompml-train --config run.toml)$' wc.log || { cat wc.log; fail "--write-config"; }
+! grep -q '^epoch ' wc.log || fail "--write-config trained"
+head -n 1 run.toml | grep -qx '# ompml-train configuration' || fail "run.toml: no marker line"
+grep -qx 'weight-decay = 0.01' run.toml || { cat run.toml; fail "run.toml: the derived weight decay"; }
+"$train" --config run.toml --checkpoint rt.h5 --metrics rt.jsonl >rt.log || { cat rt.log; fail "--config run.toml"; }
+$py "$src/check_checkpoint_h5py.py" identical a.h5 rt.h5
+printf 'checkpoint = "a.h5"\n' >eval.toml
+"$eval" --config eval.toml | grep -q "^samples 300 loss" || fail "ompml-eval --config"
+printf 'lrr = 0.1\n' >bad.toml
+if "$train" --config bad.toml >out.log 2>err.log; then fail "a config with an unknown name was accepted"; fi
+[ "$(cat err.log)" = "ompml-train: error: --config bad.toml: 'lrr' is not a flag of ompml-train" ] || { cat err.log; fail "bad.toml"; }
+
+# A cosine run resumed with more epochs: the schedule takes the new length (one line says so)
+# instead of training the added epoch at lr 0; the lr of the resumed epoch's last step (step 72
+# of 72, warmup 5, base 1e-2) is the new cosine's, not 0.
+"$train" --resume a.h5 --epochs 3 --checkpoint r3.h5 --metrics r3.jsonl --metrics-every 1 >r3.log
+grep -q '^ompml-train: --epochs 3: the cosine schedule now ends at step 72 instead of 48; the run resumes at step 48 with lr 0.002846 (the old schedule.s: 0)$' r3.log ||
+  { cat r3.log; fail "no notice of the longer cosine schedule"; }
+$py - <<'PY' || fail "lr of the resumed epoch"
+import json, math
+recs = list(map(json.loads, open("r3.jsonl")))
+lr = lambda i: 1e-2 * 0.5 * (1 + math.cos(math.pi * (i - 5) / (72 - 5)))  # step index i, warmup 5
+steps = {r["step"]: r for r in recs if r["record"] == "step"}
+assert sorted(steps) == list(range(49, 73)), sorted(steps)  # the resumed epoch, step by step
+for s, r in steps.items():
+    assert abs(r["lr"] - lr(s - 1)) <= 1e-6 * lr(s - 1), (r, lr(s - 1))
+rec = [r for r in recs if r["record"] == "epoch"][-1]
+assert rec["epoch"] == 3 and abs(rec["lr"] - lr(71)) <= 1e-6 * lr(71), rec
+print("resumed cosine: lr of epoch 3's first and last steps", steps[49]["lr"], steps[72]["lr"])
+PY
 
 # Stop inside epoch 1 (24 steps/epoch), resume, compare with the uninterrupted run.
 "$train" $common --max-steps 30 --checkpoint-every 7 --checkpoint b.h5 >b.log
@@ -89,6 +125,8 @@ expect_error "--precision: value .fp16. is not one of fp32, bf16" --data d.h5 --
 expect_error "--epochs: value 0 must be > 0" --data d.h5 --layers 24,32,5 --epochs 0
 expect_error "--lr: value .abc. is not a number" --data d.h5 --layers 24,32,5 --lr abc
 expect_error "--bogus" --data d.h5 --bogus 3
+expect_error "(--lrr: did you mean --lr?)" --data d.h5 --lrr 0.1
+expect_error "(--checkpoint-evry: did you mean --checkpoint-every?)" --data d.h5 --checkpoint-evry 5
 expect_error "unknown backend 'foo'" --data d.h5 --layers 24,32,5 --backend foo
 expect_error "missing.h5" --data missing.h5
 expect_error "5 classes" --data d.h5 --layers 24,32,7

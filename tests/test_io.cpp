@@ -790,11 +790,12 @@ BOOST_AUTO_TEST_CASE(corrupt_compressed_chunk_names_the_data_file)
     const std::string m1 =
         error_containing([&] { Loader L(*be, opt); }, {p + ": /train/images rows 0-", ": cannot read: "});
     BOOST_TEST_MESSAGE("in memory: " << m1);
+    // Streaming reads the first and last chunks when it opens (the data's fingerprint,
+    // io/fingerprint.hpp), so the damaged first chunk is found there, before any step.
     opt.streaming = true;
     opt.shuffle = false;
-    Loader L(*be, opt);
-    const std::string m2 = error_containing(
-        [&] { drain(L); }, {p + ": /train/images rows 0-", ": cannot read: ", "(reading step 0 of the epoch)"});
+    const std::string m2 =
+        error_containing([&] { Loader L(*be, opt); }, {p + ": /train/images rows 0-", ": cannot read: "});
     BOOST_TEST_MESSAGE("streaming: " << m2);
 }
 

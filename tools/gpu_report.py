@@ -141,7 +141,7 @@ def main():
             die(f"{p} not found or not executable (--bin: a gpu build's bin/ or a bundle's openmpi/bin)")
     os.makedirs(a.out, exist_ok=True)
     mandatory = {"OMP_TARGET_OFFLOAD": "MANDATORY"}
-    reps = ["--warmup", "1", "--reps", "3"] if a.quick else ["--warmup", "5", "--reps", "30"]
+    reps = ["--warmup-runs", "1", "--reps", "3"] if a.quick else ["--warmup-runs", "5", "--reps", "30"]
     gemm = ["--m", "256", "--n", "256", "--k", "256"] if a.quick else ["--m", "4096", "--n", "4096", "--k", "4096"]
     length = str(1 << 16 if a.quick else 1 << 27)
     cmp = [bench, "--compare", "omp,cuda", "--csv"]

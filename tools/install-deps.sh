@@ -19,6 +19,9 @@ packages=(
   # MPI, HDF5 (parallel, for collective reads; serial headers too), Boost.Test, CLI11, BLAS anchor
   libopenmpi-dev openmpi-bin libhdf5-openmpi-dev libhdf5-dev hdf5-tools zlib1g-dev
   libboost-test-dev libcli11-dev libopenblas-dev
+  # JSON (header-only): the metrics log and the trace are written with it, so every string
+  # (a commit, a host name, a path) is escaped correctly
+  nlohmann-json3-dev
   # independent references and plots (use /usr/bin/python3)
   python3 python3-torch python3-h5py python3-numpy python3-matplotlib
   # the default dataset; the Slurm tests' private cluster

@@ -37,7 +37,7 @@ run() {
     "${extra[@]}" >"$log.log" 2>&1 || { cat "$log.log" >&2; exit 1; }
   /usr/bin/python3 - "$log.jsonl" <<'PY'
 import json, sys
-rows = [json.loads(l) for l in open(sys.argv[1])]
+rows = [r for r in map(json.loads, open(sys.argv[1])) if r["record"] == "epoch"]
 samples = sum(r["samples_per_s"] * r["seconds"] for r in rows)
 seconds = sum(r["seconds"] for r in rows)
 flops = sum(r["gflops"] * r["seconds"] for r in rows)

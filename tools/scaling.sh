@@ -117,7 +117,7 @@ launch() {
   OMP_NUM_THREADS=$t "${mpi[@]}" "$prog" "$@"
 }
 
-header=$("$prog" --csv --header --layers 2,2 --steps 1 --warmup 0 2>/dev/null | head -n 1)
+header=$("$prog" --csv --header --layers 2,2 --steps 1 --warmup-steps 0 2>/dev/null | head -n 1)
 echo "$header" >"$out/raw.csv"
 echo "$header" >"$out/scaling.csv"
 # shellcheck disable=SC2016  # the single quotes are literal text in the log line
@@ -144,7 +144,7 @@ for mode in $modes; do
         trace=()
         ((traces && i == 1)) && trace=(--trace "$out/trace-$tag.json")
         if launch "$r" "$t" "$n" --mode "$mode" --layers "$layers" --batch "$batch" --steps "$steps" \
-          --warmup "$warmup" --csv "${trace[@]}" "${extra[@]}" >"$log" 2>&1; then
+          --warmup-steps "$warmup" --csv "${trace[@]}" "${extra[@]}" >"$log" 2>&1; then
           row=$(grep -a "^$mode,${layers//,/-}," "$log" | tail -n 1 || true)
           if [[ -n $row ]]; then rows+=("$row"); echo "$row" >>"$out/raw.csv"; fi
         else

@@ -178,7 +178,7 @@ def ompml_epoch(exe, data, threads, batch, backend):
                "--batch", str(batch), "--optimizer", "adam", "--lr", "1e-3", "--seed", "1", "--backend", backend,
                "--metrics", metrics]
         out = subprocess.run(cmd, env=env, check=True, capture_output=True, text=True).stdout
-        rec = json.loads(open(metrics).readline())
+        rec = next(r for r in map(json.loads, open(metrics)) if r["record"] == "epoch")
         return rec["samples_per_s"], rec["seconds"], rec["train_loss"], out
 
 

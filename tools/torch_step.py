@@ -100,7 +100,7 @@ def run_bench(exe, backends, layers, batch, warmup, reps, threads):
     if threads:
         env["OMP_NUM_THREADS"] = str(threads)
     cmd = [exe, "--kernel", "train_step", "--backend", backends, "--layers", ",".join(map(str, layers)),
-           "--m", str(batch), "--warmup", str(warmup), "--reps", str(reps), "--csv"]
+           "--m", str(batch), "--warmup-runs", str(warmup), "--reps", str(reps), "--csv"]
     p = subprocess.run(cmd, env=env, capture_output=True, text=True)
     if p.returncode != 0:
         why = (p.stderr.strip().splitlines() or ["no message"])[-1]

@@ -41,7 +41,7 @@ run() {
   rm -f "$out/m.jsonl"
   "$prog" --data "$data" --epochs "$epochs" --seed 1 --metrics "$out/m.jsonl" "${extra[@]}" >"$out/$1-$2.log" 2>&1 ||
     { cat "$out/$1-$2.log" >&2; exit 1; }
-  /usr/bin/python3 -c 'import json,sys; r=[json.loads(l)["samples_per_s"] for l in open(sys.argv[1])]; print(f"{sum(r)/len(r):.1f}")' "$out/m.jsonl"
+  /usr/bin/python3 -c 'import json,sys; r=[x["samples_per_s"] for x in map(json.loads, open(sys.argv[1])) if x["record"] == "epoch"]; print(f"{sum(r)/len(r):.1f}")' "$out/m.jsonl"
 }
 
 echo "# $(date -Is) $(hostname), $(lscpu | sed -n 's/^Model name: *//p' | head -n 1), OMP_NUM_THREADS=${OMP_NUM_THREADS:-unset}"

@@ -20,6 +20,7 @@ std::optional<int> parse_eval_flags(int argc, char** argv, bool print, EvalOptio
     cli::SettingFlags flags;
     flags.add(app, out, [](auto&& f) { for_each_eval_option(f); });
     app.get_option("--checkpoint")->required();
+    app.get_option("--backend")->description(cli::backend_help(available_backends()));
     if (const auto rc = cli::parse(app, argc, argv, "ompml-eval", print)) return rc;
     flags.apply();
     return std::nullopt;
@@ -44,6 +45,15 @@ EvalReport run_eval(const MpiSession& mpi, EvalOptions opt)
         lo.rank = mpi.rank();
         lo.nranks = mpi.size();
         lo.shuffle = false;
+        if (opt.split == Split::val && ck.config.val_fraction > 0) {
+            // The rows the run held out of /train (--val-fraction), chosen as it chose them.
+            const DatasetInfo info = inspect_dataset(opt.data);
+            if (info.has_val)
+                throw Error("--split val: " + opt.data + " has a /val split, but the checkpoint held out " +
+                            value_text(ck.config.val_fraction) + " of /train instead");
+            lo.split = Split::train;
+            lo.rows = validation_rows(info.train.samples, ck.config.val_fraction, ck.config.seed);
+        }
         loader = std::make_unique<Loader>(*be, lo);
         const DatasetInfo& ds = loader->dataset();
         require_features(ds, static_cast<std::uint64_t>(ck.config.model.layers.front()));
@@ -70,9 +80,9 @@ EvalReport run_eval(const MpiSession& mpi, EvalOptions opt)
 
 void print_eval(const EvalReport& r, int ranks)
 {
-    std::printf("ompml-eval: %s (%s, step %lld, epoch %lld) on %s, backend %s on %s, %d ranks\n", r.checkpoint.c_str(),
+    std::printf("ompml-eval: %s (%s, step %lld, epoch %lld) on %s, backend %s on %s, %d rank%s\n", r.checkpoint.c_str(),
                 r.model.c_str(), static_cast<long long>(r.step), static_cast<long long>(r.epoch), r.data.c_str(),
-                r.backend.c_str(), r.device.c_str(), ranks);
+                r.backend.c_str(), r.device.c_str(), ranks, ranks == 1 ? "" : "s");
     // Which device each rank used (one rank: the line above says it); the first 8, as ompml-train.
     const std::size_t shown = ranks > 1 ? std::min<std::size_t>(r.where.size(), 8) : 0;
     for (std::size_t q = 0; q < shown; ++q) std::printf("  rank %-4zu %s\n", q, r.where[q].c_str());

@@ -35,7 +35,11 @@ void for_each_eval_option(F&& f)
            .help = "dataset file (default: the one the checkpoint was trained on)",
            .store = run_only},
       OMPML_FIELD(data));
-    f(Spec{.flag = "--split", .key = "split", .help = "test | train", .store = run_only}, OMPML_FIELD(split));
+    f(Spec{.flag = "--split",
+           .key = "split",
+           .help = "test | train | val (the dataset's /val, or the rows the run held out with --val-fraction)",
+           .store = run_only},
+      OMPML_FIELD(split));
     f(Spec{.flag = "--backend", .key = "backend", .help = "kernel backend", .store = run_only}, OMPML_FIELD(backend));
     f(Spec{.flag = "--batch",
            .key = "batch",

@@ -238,8 +238,9 @@ std::optional<int> parse_scale_flags(int argc, char** argv, bool print, ScaleOpt
     cli::SettingFlags flags;
     flags.add(app, out, [](auto&& f) { for_each_scale_setting(f); });
     app.get_option("--batch")->description("rows per rank (weak) or per global batch (strong)");
-    app.get_option("--backend")->description("kernel backend: omp | ref | cuda");
+    app.get_option("--backend")->description(cli::backend_help(available_backends()));
     if (const auto rc = cli::parse(app, argc, argv, "ompml-scale", print)) return rc;
+    cli::note_renamed(argc, argv, "--warmup", "--warmup-steps", "ompml-scale", print);
     flags.apply();
     return std::nullopt;
 }
@@ -271,7 +272,9 @@ ScalePoint run_scale(const MpiSession& mpi, const ScaleOptions& o)
     const std::size_t params = s.step.step->model().num_params();
     if (!o.run.trace.empty()) {
         trace_file = std::make_unique<TraceFile>(
-            mpi, o.run.trace, TraceInfo{"ompml-scale", o.warmup + 1, std::int64_t{o.warmup} + o.steps, params});
+            mpi, o.run.trace,
+            TraceInfo{"ompml-scale", o.warmup + 1, std::int64_t{o.warmup} + o.steps, params,
+                      provenance("ompml-scale", mpi.processor(), std::string(s.be->name()) + " on " + s.be->device())});
         p.trace = o.run.trace;
     }
     const StepTimes t = time_steps(comm, o, s, trace_file.get());

@@ -105,9 +105,10 @@ void for_each_scale_option(F&& f)
       OMPML_FIELD(mode));
     f(Spec{.flag = "--steps", .key = "steps", .help = "timed steps", .range = kPositive, .store = run_only},
       OMPML_FIELD(steps));
-    f(Spec{.flag = "--warmup",
+    // Was --warmup, which names the learning-rate warmup in ompml-train: kept as an alias.
+    f(Spec{.flag = "--warmup-steps,--warmup",
            .key = "warmup",
-           .help = "untimed steps first",
+           .help = "untimed steps first (--warmup: the old name, until the next release)",
            .range = kNonNegative,
            .store = run_only},
       OMPML_FIELD(warmup));

@@ -20,9 +20,12 @@ struct TrainOptions {
     std::string backend = "omp";
     std::int64_t max_steps = 0;        // 0: no limit
     std::string checkpoint;            // "": none
+    bool keep_best = false;            // also keep the checkpoint of the best validation loss
     std::int64_t checkpoint_every = 0; // 0: only at the end
     std::string resume;                // "", a file, or "auto"
     std::string metrics;               // "": none
+    std::int64_t metrics_every = 0;    // also a "step" record every N steps (0: none)
+    std::int64_t log_every = 0;        // a progress line every N steps (0: every kLogSeconds, see the console)
     int step_epochs = 0;               // step schedule in epochs: becomes step_size at a fresh start
     bool streaming = false;
     StreamReads streaming_reads = StreamReads::automatic;
@@ -65,6 +68,13 @@ void for_each_train_option(F&& f)
            .store = run_only,
            .agree = false},
       OMPML_FIELD(checkpoint));
+    f(Spec{.flag = "--keep-best",
+           .key = "keep_best",
+           .help = "with --checkpoint FILE and a validation split: also keep the checkpoint of the lowest validation "
+                   "loss so far, as FILE.best.h5 (FILE.best when FILE does not end in .h5)",
+           .store = run_only,
+           .agree = false},
+      OMPML_FIELD(keep_best));
     f(Spec{.flag = "--checkpoint-every",
            .key = "checkpoint_every",
            .group = "run",
@@ -81,10 +91,27 @@ void for_each_train_option(F&& f)
       OMPML_FIELD(resume));
     f(Spec{.flag = "--metrics",
            .key = "metrics",
-           .help = "append one JSON line per epoch to this file",
+           .help = "write JSON lines to this file: a header, one record per epoch and one at the end "
+                   "(docs/metrics.md); a resumed run appends",
            .store = run_only,
            .agree = false},
       OMPML_FIELD(metrics));
+    // Every rank joins the loss sum of a step record: the interval must match.
+    f(Spec{.flag = "--metrics-every",
+           .key = "metrics_every",
+           .help = "with --metrics: also a step record (the step's loss over all ranks, lr, samples/s) every N "
+                   "steps (0: none)",
+           .range = kNonNegative,
+           .store = run_only},
+      OMPML_FIELD(metrics_every));
+    f(Spec{.flag = "--log-every",
+           .key = "log_every",
+           .help = "print a progress line every N steps (0: every 30 s where stdout is not a terminal, as under "
+                   "mpirun or sbatch; a live line on a terminal)",
+           .range = kNonNegative,
+           .store = run_only,
+           .agree = false},
+      OMPML_FIELD(log_every));
     f(Spec{.flag = "--step-epochs",
            .key = "step_epochs",
            .help = "step schedule: decay every N epochs",

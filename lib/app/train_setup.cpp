@@ -5,6 +5,8 @@
 #include "app/test_env.hpp"
 #include "core/check.hpp"
 #include "core/trace.hpp"
+#include "io/fingerprint.hpp"
+#include "io/output_target.hpp"
 #include "nn/settings.hpp"
 
 #include <algorithm>
@@ -15,17 +17,19 @@
 namespace ompml {
 namespace {
 
-std::string joined(const std::vector<std::string>& v, const char* sep)
+// "train 1500x24 uint8": a split's shape and dtype, for the data fingerprint.
+std::string split_shape(const char* name, const SplitInfo& s, std::uint64_t features)
 {
-    std::string s;
-    for (const auto& x : v) s += (s.empty() ? "" : sep) + x;
-    return s;
+    return std::string(name) + " " + std::to_string(s.samples) + "x" + std::to_string(features) + " " +
+        h5::dtype_name(s.image_dtype);
 }
 
 // Rules between flags; every rank holds the same flags, so the error is collective.
 void check_rules(const TrainFlags& f)
 {
     const TrainOptions& o = f.opt;
+    if (o.keep_best && o.checkpoint.empty())
+        throw CollectiveError("--keep-best needs --checkpoint FILE (the best is kept beside it)", -1, 0);
     if (o.checkpoint_every > 0 && o.checkpoint.empty())
         throw CollectiveError("--checkpoint-every " + std::to_string(o.checkpoint_every) + " needs --checkpoint FILE",
                               -1, 0);
@@ -87,7 +91,11 @@ std::optional<int> parse_train_flags(int argc, char** argv, bool print, TrainFla
     cli::SettingFlags flags;
     flags.add(app, out.opt, [](auto&& f) { for_each_train_option(f); });
     flags.add(app, out.cfg, [](auto&& f) { for_each_train_setting(f); });
-    app.get_option("--backend")->description("kernel backend: " + joined(available_backends(), " | "));
+    app.get_option("--backend")->description(cli::backend_help(available_backends()));
+    app.add_option("--write-config", out.write_config,
+                   "write the settings this command line resolves to (defaults and a resumed checkpoint's "
+                   "included) to this TOML file and stop, without training; rerun with --config FILE")
+        ->configurable(false);
     if (const auto rc = cli::parse(app, argc, argv, "ompml-train", print)) return rc;
     flags.apply();
     out.given = flags.given();
@@ -97,15 +105,38 @@ std::optional<int> parse_train_flags(int argc, char** argv, bool print, TrainFla
     return std::nullopt;
 }
 
-void check_checkpoint_flag(const MpiSession& mpi, const TrainOptions& opt)
+std::string best_checkpoint_path(const std::string& checkpoint)
+{
+    const std::string ext = ".h5";
+    if (checkpoint.size() > ext.size() && checkpoint.compare(checkpoint.size() - ext.size(), ext.size(), ext) == 0)
+        return checkpoint.substr(0, checkpoint.size() - ext.size()) + ".best" + ext;
+    return checkpoint + ".best";
+}
+
+void check_output_flags(const MpiSession& mpi, const TrainOptions& opt)
 {
     collective_try(mpi, [&] {
-        if (!mpi.root() || opt.checkpoint.empty()) return;
-        try {
-            check_checkpoint_target(opt.checkpoint);
-        } catch (const Error& e) { // "checkpoint F ..." -> "--checkpoint F ..."
-            throw Error(std::string("--") + e.what());
+        if (!mpi.root()) return;
+        if (!opt.checkpoint.empty()) {
+            try {
+                check_checkpoint_target(opt.checkpoint);
+            } catch (const Error& e) { // "checkpoint F ..." -> "--checkpoint F ..."
+                throw Error(std::string("--") + e.what());
+            }
         }
+        if (opt.keep_best) {
+            try {
+                check_checkpoint_target(best_checkpoint_path(opt.checkpoint), false);
+            } catch (const Error& e) {
+                throw Error(std::string("--keep-best: ") + e.what());
+            }
+        }
+        // A symbolic link there is the log's own business (io/metrics.hpp): a new log replaces
+        // it, a resumed one refuses to append through it.
+        std::error_code ec;
+        if (!opt.metrics.empty() && !std::filesystem::is_symlink(opt.metrics, ec))
+            check_output(opt.metrics, FileKind::metrics, "--metrics",
+                         "choose another --metrics path or move the file away");
     });
 }
 
@@ -155,11 +186,29 @@ TrainData open_data(const MpiSession& mpi, Backend& be, const TrainOptions& opt,
         // rank must choose alike, so the choice is a flag the ranks agree on.
         lo.comm = mpi.comm();
         lo.reads = opt.streaming_reads;
+        LoaderOptions vo = lo; // validation: every epoch, in file order
+        vo.global_batch = cfg.eval_batch;
+        vo.shuffle = false;
+        if (cfg.val_fraction > 0) { // held out of the training split
+            const DatasetInfo info = inspect_dataset(path);
+            if (info.has_val)
+                throw Error("--val-fraction " + value_text(cfg.val_fraction) + ": " + path +
+                            " has its own /val split, which is used without it; drop --val-fraction");
+            vo.rows = validation_rows(info.train.samples, cfg.val_fraction, cfg.seed);
+            lo.rows = training_rows(info.train.samples, vo.rows);
+            d.val_source = "--val-fraction " + value_text(cfg.val_fraction) + " of /train";
+        }
         d.train = std::make_unique<Loader>(be, lo);
+        if (d.train->dataset().has_val) {
+            vo.split = Split::val;
+            d.val_source = "/val";
+        }
+        if (!d.val_source.empty()) d.val = std::make_unique<Loader>(be, vo);
         LoaderOptions to = lo;
         to.split = Split::test;
         to.global_batch = cfg.eval_batch;
         to.shuffle = false;
+        to.rows.clear();
         d.test = std::make_unique<Loader>(be, to);
         const DatasetInfo& ds = d.train->dataset();
         require_features(ds, static_cast<std::uint64_t>(cfg.model.layers.front()));
@@ -173,15 +222,65 @@ TrainData open_data(const MpiSession& mpi, Backend& be, const TrainOptions& opt,
     });
     const DatasetInfo& ds = d.train->dataset();
     d.desc = DataDesc{opt.data, ds.features, ds.classes, d.train->samples(), d.test->samples()};
+    ContentHash content;
+    content.add(d.train->content_hash());
+    content.add(d.test->content_hash());
+    if (d.val) content.add(d.val->content_hash());
+    d.fingerprint = split_shape("train", ds.train, ds.features) + ", " + split_shape("test", ds.test, ds.features) +
+        (ds.has_val ? ", " + split_shape("val", ds.val, ds.features) : std::string()) + ", classes " +
+        std::to_string(ds.classes) + ", content " + hex64(content.value());
+    if (opt.keep_best && !d.val)
+        throw CollectiveError("--keep-best needs a validation split: --val-fraction F, or /val in " + opt.data, -1, 0);
     return d;
 }
 
-void fix_schedule(TrainConfig& cfg, const TrainOptions& opt, const TrainData& data, const ResumePoint& resume)
+void agree_on_data(const MpiSession& mpi, const TrainOptions& opt, const TrainData& data)
+{
+    if (mpi.size() == 1) return;
+    try {
+        agree(mpi.comm(), {{"data", data.fingerprint}}); // one small allreduce when all agree
+    } catch (const CollectiveError&) {
+        // Rank 0 names the ranks, their files and fingerprints, grouped; rank 0's message is
+        // the one printed (run_on_every_rank), the others throw a shorter one.
+        const std::vector<std::string> all =
+            gather_strings(mpi.comm(), test_env::per_rank_path(opt.data, mpi.rank()) + " (" + data.fingerprint + ")");
+        std::string msg = "the ranks opened different data:";
+        std::vector<std::pair<std::string, std::string>> groups; // (what, ranks)
+        for (std::size_t r = 0; r < all.size(); ++r) {
+            auto g = std::find_if(groups.begin(), groups.end(), [&](const auto& x) { return x.first == all[r]; });
+            if (g == groups.end()) g = groups.insert(groups.end(), {all[r], ""});
+            g->second += (g->second.empty() ? "" : ", ") + std::to_string(r);
+        }
+        for (std::size_t i = 0; i < groups.size(); ++i)
+            msg += std::string(i ? ";" : "") +
+                (groups[i].second.find(',') == std::string::npos ? " rank " : " ranks ") + groups[i].second + ": " +
+                groups[i].first;
+        throw CollectiveError(msg + ". Every rank must read the same dataset (a stale copy on one node?)", -1, 0);
+    }
+}
+
+void fix_schedule(const MpiSession& mpi, TrainConfig& cfg, const TrainOptions& opt, const TrainData& data,
+                  const ResumePoint& resume)
 {
     const std::int64_t spe = data.train->steps_per_epoch();
     if (!resume.ck) {
         if (opt.step_epochs > 0) cfg.sched.step_size = static_cast<std::int64_t>(opt.step_epochs) * spe;
         cfg.sched = Trainer::resolve_schedule(cfg, spe);
+    } else if (const std::int64_t horizon = static_cast<std::int64_t>(cfg.epochs) * spe;
+               cfg.sched.kind == SchedKind::cosine && cfg.sched.total_steps != horizon) {
+        // --epochs moved the run's end: the old cosine would train every step past its end at
+        // lr 0. The schedule takes the new length; the lr from the resumed step on follows it.
+        const ScheduleConfig old = cfg.sched;
+        cfg.sched.total_steps = horizon;
+        const std::int64_t at = resume.ck->state.step;
+        if (mpi.root()) {
+            std::printf("ompml-train: --epochs %d: the cosine schedule now ends at step %lld instead of %lld; "
+                        "the run resumes at step %lld with lr %.4g (the old schedule's: %.4g)\n",
+                        cfg.epochs, static_cast<long long>(horizon), static_cast<long long>(old.total_steps),
+                        static_cast<long long>(at), static_cast<double>(scheduled_lr(cfg.sched, cfg.opt.lr, at)),
+                        static_cast<double>(scheduled_lr(old, cfg.opt.lr, at)));
+            std::fflush(stdout);
+        }
     }
     if (cfg.sched.kind == SchedKind::step && cfg.sched.step_size <= 0)
         throw CollectiveError("--schedule step needs --step-size N or --step-epochs N", -1, 0);
@@ -246,7 +345,10 @@ std::unique_ptr<TraceFile> open_trace(const MpiSession& mpi, const TrainOptions&
                                       std::size_t params)
 {
     if (opt.trace.empty()) return nullptr;
-    TraceInfo info{.program = "ompml-train", .params = params};
+    TraceInfo info{.program = "ompml-train",
+                   .params = params,
+                   .provenance =
+                       provenance("ompml-train", mpi.processor(), std::string(be.name()) + " on " + be.device())};
     parse_trace_steps(opt.trace_steps, &info.first_step, &info.last_step);
     auto t = std::make_unique<TraceFile>(mpi, opt.trace, info);
     trace::set_device_sync([&be] { be.synchronize(); });

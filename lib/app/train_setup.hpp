@@ -26,6 +26,7 @@ struct TrainFlags {
     TrainConfig cfg;
     TrainOptions opt;
     std::set<std::string> given; // keys (nn/settings.hpp, app/train_options.hpp) of the flags given
+    std::string write_config;    // --write-config FILE: write the resolved settings there and stop
 };
 
 // Parses ompml-train's command line into flags (every rank parses the same one). Returns the
@@ -34,9 +35,14 @@ struct TrainFlags {
 // adamw), and rules between flags are checked (CollectiveError: every rank holds the same).
 std::optional<int> parse_train_flags(int argc, char** argv, bool print, TrainFlags& out);
 
-// Collective: --checkpoint must not name a file that is not ours (the dataset, a text file, a
-// directory): "--checkpoint F is a dataset file ...". Rank 0 writes it; every rank stops.
-void check_checkpoint_flag(const MpiSession& mpi, const TrainOptions& opt);
+// Collective: the files the run will write must not be files that are not ours (the dataset, a
+// text file, a directory; io/output_target.hpp): "--checkpoint F is a dataset file ...", the
+// --keep-best file beside it, and --metrics (a metrics log, or nothing). Rank 0 writes them; every
+// rank stops.
+void check_output_flags(const MpiSession& mpi, const TrainOptions& opt);
+
+// --keep-best's file: "run.h5" -> "run.best.h5", anything else F -> "F.best".
+std::string best_checkpoint_path(const std::string& checkpoint);
 
 // Where the run starts: a checkpoint (--resume FILE, or --resume auto finding --checkpoint FILE
 // or FILE.prev), or fresh. Collective: every rank reads the same file.
@@ -53,18 +59,31 @@ ResumePoint choose_resume(const MpiSession& mpi, const TrainOptions& opt);
 // dataset unless given.
 TrainConfig resolve_config(TrainFlags& flags, const ResumePoint& resume);
 
-// The training and test loaders of this rank (collective), checked against the model's widths
-// and, when resuming, the checkpoint's dataset.
+// The training, test and validation loaders of this rank (collective), checked against the
+// model's widths and, when resuming, the checkpoint's dataset. Validation: the dataset's /val, or
+// --val-fraction of the training split held out (io/loader.hpp validation_rows; the training
+// loader then has the rest).
 struct TrainData {
     std::unique_ptr<Loader> train, test;
-    DataDesc desc; // what checkpoints record
+    std::unique_ptr<Loader> val; // the validation split, evaluated each epoch; null: none (test instead)
+    std::string val_source;      // "/val", or "--val-fraction 0.1 of /train"; "": none
+    DataDesc desc;               // what checkpoints record
+    std::string fingerprint; // io/fingerprint.hpp: "train 1500x24 uint8, test 300x24 uint8, classes 5, content 1f..."
 };
 TrainData open_data(const MpiSession& mpi, Backend& be, const TrainOptions& opt, const TrainConfig& cfg,
                     const ResumePoint& resume);
 
 // A fresh start fixes what depends on the data: the step schedule's --step-epochs in steps
-// and the cosine's length (stored in the checkpoint, so a resumed run keeps them).
-void fix_schedule(TrainConfig& cfg, const TrainOptions& opt, const TrainData& data, const ResumePoint& resume);
+// and the cosine's length (stored in the checkpoint, so a resumed run keeps them). A resumed
+// cosine run whose --epochs moves the end takes a cosine of the new length, and says so in one
+// line (rank 0): the lr from the resumed step on follows the new curve, instead of staying at 0
+// after the old end.
+void fix_schedule(const MpiSession& mpi, TrainConfig& cfg, const TrainOptions& opt, const TrainData& data,
+                  const ResumePoint& resume);
+
+// Collective: every rank must have opened the same data (TrainData::fingerprint); a mismatch
+// stops all with one line naming the ranks, their files and what differs.
+void agree_on_data(const MpiSession& mpi, const TrainOptions& opt, const TrainData& data);
 
 // Collective: every rank must run the same configuration; a mismatch stops all, naming it; and
 // --reproducible-ranks must suit the rank count (nn/step.hpp check_reproducible).

@@ -19,6 +19,18 @@ public:
     using std::runtime_error::runtime_error;
 };
 
+// An Error whose cause is a failed system call (its errno): a caller that knows what was being
+// done may say it in its own words with the cause alone, strerror(code()) ("No space left on
+// device"), instead of the layers' text (a checkpoint write on a full disk).
+class SystemError : public Error {
+public:
+    SystemError(const std::string& msg, int code) : Error(msg), code_(code) {}
+    int code() const { return code_; }
+
+private:
+    int code_;
+};
+
 // Throws Error("expr: detail"), plus " [at file:line]" under OMPML_ERROR_SOURCE=1. Used by the
 // *_CHECK macros for failed API calls.
 [[noreturn]] void fail(const char* file, int line, const char* expr, const std::string& detail);

@@ -127,7 +127,8 @@ bool omp_device_is_gpu()
 
 std::string omp_device_description()
 {
-    const std::string threads = std::to_string(omp_get_max_threads()) + " threads";
+    const int n = omp_get_max_threads();
+    const std::string threads = std::to_string(n) + (n == 1 ? " thread" : " threads");
     if (!omp_runs_on_device()) return "host (" + threads + ")";
     const std::string which = std::to_string(omp_get_default_device()) + " of " + std::to_string(omp_device_count());
     if (!omp_device_is_gpu()) return "virtual x86 offload device " + which + " on host cores (" + threads + ")";

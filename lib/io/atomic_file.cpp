@@ -78,11 +78,15 @@ std::pair<std::string, std::string> dir_and_name(const std::string& path)
 void fsync_dir(const std::string& dir)
 {
     const int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (fd < 0) throw Error(dir + ": cannot open the directory for fsync: " + std::strerror(errno));
+    if (fd < 0) {
+        const int err = errno;
+        throw SystemError(dir + ": cannot open the directory for fsync: " + std::strerror(err), err);
+    }
     const int rc = ::fsync(fd);
     const int err = errno;
     ::close(fd);
-    if (rc != 0 && err != EINVAL) throw Error(dir + ": fsync of the directory failed: " + std::strerror(err));
+    if (rc != 0 && err != EINVAL)
+        throw SystemError(dir + ": fsync of the directory failed: " + std::strerror(err), err);
 }
 
 // Keeps the file at `path` as path.prev: a hard link under a temporary name, renamed over
@@ -103,10 +107,12 @@ void keep_previous(const std::string& path)
         if (::rename(linked.c_str(), prev.c_str()) == 0) return;
         const int err = errno;
         ::unlink(linked.c_str()); // our second name for path, made just now
-        throw Error(path + ": cannot keep the previous file as " + prev + ": " + std::strerror(err));
+        throw SystemError(path + ": cannot keep the previous file as " + prev + ": " + std::strerror(err), err);
     }
-    if (::rename(path.c_str(), prev.c_str()) != 0)
-        throw Error(path + ": cannot keep the previous file as " + prev + ": " + std::strerror(errno));
+    if (::rename(path.c_str(), prev.c_str()) != 0) {
+        const int err = errno;
+        throw SystemError(path + ": cannot keep the previous file as " + prev + ": " + std::strerror(err), err);
+    }
 }
 
 bool all_digits(const std::string& s)
@@ -167,7 +173,9 @@ TempFile::TempFile(std::string path, const Create& create) : path_(std::move(pat
         fd_ = create(name);
         if (fd_ >= 0) return true;
         if (errno == EEXIST) return false;
-        throw Error(path_ + ": cannot create a file in " + dir_and_name(path_).first + ": " + std::strerror(errno));
+        const int err = errno;
+        throw SystemError(path_ + ": cannot create a file in " + dir_and_name(path_).first + ": " + std::strerror(err),
+                          err);
     });
 }
 
@@ -188,7 +196,10 @@ bool TempFile::still_ours() const
 void TempFile::commit(const Options& opt)
 {
     require(fd_ >= 0 && !committed_, path_ + ": commit of a temporary that is not open");
-    if (::fsync(fd_) != 0) throw Error(name_ + ": fsync failed: " + std::strerror(errno));
+    if (::fsync(fd_) != 0) {
+        const int err = errno;
+        throw SystemError(name_ + ": fsync failed: " + std::strerror(err), err);
+    }
     if (!still_ours())
         throw Error(path_ + ": its temporary " + name_ +
                     " was replaced by another entry while it was written (someone else writes in this "
@@ -198,8 +209,10 @@ void TempFile::commit(const Options& opt)
         if (fs::exists(path_, ec) && (opt.keep_if ? opt.keep_if(path_) : fs::is_regular_file(path_, ec)))
             keep_previous(path_);
     }
-    if (::rename(name_.c_str(), path_.c_str()) != 0)
-        throw Error(path_ + ": cannot rename " + name_ + " into place: " + std::strerror(errno));
+    if (::rename(name_.c_str(), path_.c_str()) != 0) {
+        const int err = errno;
+        throw SystemError(path_ + ": cannot rename " + name_ + " into place: " + std::strerror(err), err);
+    }
     committed_ = true;
     fsync_dir(dir_and_name(path_).first);
 }
@@ -229,7 +242,11 @@ void write_all(int fd, std::string_view bytes, const std::string& name)
     while (!bytes.empty()) {
         const ssize_t n = ::write(fd, bytes.data(), bytes.size());
         if (n < 0 && errno == EINTR) continue;
-        if (n <= 0) throw Error(name + ": write failed: " + (n < 0 ? std::strerror(errno) : "no progress"));
+        if (n < 0) {
+            const int err = errno;
+            throw SystemError(name + ": write failed: " + std::strerror(err), err);
+        }
+        if (n == 0) throw Error(name + ": write failed: no progress");
         bytes.remove_prefix(static_cast<std::size_t>(n));
     }
 }

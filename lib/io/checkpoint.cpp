@@ -4,15 +4,14 @@
 
 #include "io/atomic_file.hpp"
 #include "io/h5.hpp"
+#include "io/output_target.hpp"
 #include "nn/settings.hpp"
 
 #include <cmath>
 #include <cstring>
 #include <filesystem>
-#include <fstream>
 #include <mutex>
 #include <new>
-#include <unistd.h>
 
 namespace ompml {
 
@@ -20,21 +19,20 @@ const char* const kCheckpointMagic = "ompml-checkpoint\n";
 
 namespace {
 
-namespace fs = std::filesystem;
-
 constexpr const char* kFormat = "ompml-checkpoint";
 // Version 2 added /config precision; version 1 files (fp32 runs) are read as fp32. Version 3 added
-// /config reproducible_ranks; older files are read with it off (0).
-constexpr std::int64_t kVersion = 3;
+// /config reproducible_ranks; older files are read with it off (0). Version 4 added /config
+// val_fraction; older files are read as 0 (no validation split).
+constexpr std::int64_t kVersion = 4;
 constexpr std::int64_t kOldestVersion = 1;
 
 // The user block: the magic line, then a note for whoever looks at the raw bytes. Fixed text,
 // so two runs that compute the same state still write the same file bytes.
 const std::string& user_block()
 {
-    static const std::string text = std::string(kCheckpointMagic) +
-        "An ompml training checkpoint (format version 3). The HDF5 file starts at byte 512 "
-        "of this file; h5py and h5dump read it as it is. Schema: docs/checkpoint.md.\n";
+    static const std::string text = std::string(kCheckpointMagic) + "An ompml training checkpoint (format version " +
+        std::to_string(kVersion) + "). The HDF5 file starts at byte 512 of this file; h5py and h5dump read it " +
+        "as it is. Schema: docs/checkpoint.md.\n";
     return text;
 }
 
@@ -209,6 +207,26 @@ std::vector<float> read_layers(hid_t file, const std::string& group, const std::
     return flat;
 }
 
+// ---- What a run adds beside the training state (issue 25): optional, so files without it
+// (older builds, tests) read as they are. /provenance: one string attribute per entry of
+// Checkpoint::provenance (core/provenance.hpp). /state best_val_loss: --keep-best's best so far.
+void write_extras(hid_t f, const Checkpoint& ck)
+{
+    if (std::isfinite(ck.best_val_loss)) set_dbl(h5::open_group(f, "state"), "best_val_loss", ck.best_val_loss);
+    if (ck.provenance.empty()) return;
+    h5::Handle g = h5::create_group_untimed(f, "provenance");
+    for (const auto& [key, value] : ck.provenance) set_str(g, key.c_str(), value);
+}
+
+void read_extras(hid_t f, Checkpoint& ck)
+{
+    const h5::Handle st = h5::open_group(f, "state");
+    if (h5::has_attr(st, "best_val_loss")) ck.best_val_loss = h5::get_attr_double(st, "best_val_loss");
+    if (!h5::exists(f, "provenance")) return;
+    h5::Handle g = h5::open_group(f, "provenance");
+    for (const std::string& key : h5::attr_names(g)) ck.provenance.emplace_back(key, h5::attr_text(g, key));
+}
+
 Checkpoint read_unchecked(const std::string& path)
 {
     h5::Handle f = h5::open_read(path);
@@ -250,89 +268,22 @@ Checkpoint read_unchecked(const std::string& path)
     ck.m = read_layers(f, "optimizer/m", views);
     if (c.opt.kind != OptKind::sgd) ck.v = read_layers(f, "optimizer/v", views);
     if (checksum(ck) != stored_sum) throw Error("checksum mismatch: the tensors were damaged after writing");
+    read_extras(f, ck);
     return ck;
-}
-
-} // namespace
-
-namespace {
-
-// Whether an existing regular file starts with the checkpoint magic.
-bool starts_with_magic(const std::string& path)
-{
-    const std::size_t n = std::strlen(kCheckpointMagic);
-    std::ifstream in(path, std::ios::binary);
-    std::string head(n, '\0');
-    return in.read(head.data(), static_cast<std::streamsize>(n)) && head == kCheckpointMagic;
-}
-
-// Why the existing regular file `path` is not an ompml checkpoint, or "" when it is one
-// (valid or damaged) or holds nothing.
-std::string foreign_file_reason(const std::string& path)
-{
-    std::error_code ec;
-    if (fs::file_size(path, ec) == 0 && !ec) return ""; // empty (e.g. from mktemp): nothing to lose
-    if (starts_with_magic(path)) return "";
-    std::lock_guard<std::recursive_mutex> guard(h5::lock());
-    if (H5Fis_hdf5(path.c_str()) <= 0) return "is not an ompml checkpoint (not even an HDF5 file)";
-    h5::Handle f(H5Fopen(path.c_str(), H5F_ACC_RDONLY, H5P_DEFAULT));
-    if (!f.valid()) {
-        h5::error_text(); // clears HDF5's error stack
-        return "is an HDF5 file that cannot be opened, not a recognisable ompml checkpoint";
-    }
-    try {
-        if (h5::exists(f, "config")) {
-            const h5::Handle cfg = h5::open_group(f, "config");
-            if (h5::has_attr(cfg, "format") && h5::get_attr_string(cfg, "format") == kFormat)
-                return ""; // written by an older build (no user block)
-        }
-        if (h5::exists(f, "train") || h5::exists(f, "test"))
-            return "is a dataset file (it has /train or /test), not an ompml checkpoint";
-    } catch (const Error&) { // an odd /config: not ours
-    }
-    return "is an HDF5 file without the ompml-checkpoint format tag";
-}
-
-// Why `path` must not be replaced by a checkpoint, or "" when it may (missing, empty, ours).
-std::string target_problem(const std::string& path)
-{
-    std::error_code ec;
-    const fs::file_status link = fs::symlink_status(path, ec);
-    if (!fs::exists(link)) return "";
-    const fs::file_status st = fs::status(path, ec); // through symbolic links
-    std::string via;
-    if (fs::is_symlink(link)) {
-        via = " (it is a symbolic link to " + fs::read_symlink(path, ec).string() + ")";
-        if (!fs::exists(st))
-            return "is a symbolic link to " + fs::read_symlink(path, ec).string() + ", which does not exist";
-    }
-    if (fs::is_directory(st)) return "is a directory" + via;
-    if (!fs::is_regular_file(st)) return "is not a regular file" + via;
-    const std::string reason = foreign_file_reason(path);
-    return reason.empty() ? "" : reason + via;
 }
 
 } // namespace
 
 void check_checkpoint_target(const std::string& path, bool keep_previous)
 {
-    const fs::path p(path);
-    const std::string name = p.filename().string();
-    if (name.empty() || name == "." || name == "..")
-        throw Error("checkpoint " + path + ": names a directory, not a file");
-    const std::string dir = p.parent_path().empty() ? std::string(".") : p.parent_path().string();
-    std::error_code ec;
-    if (!fs::exists(dir, ec)) throw Error("checkpoint " + path + ": directory " + dir + " does not exist");
-    if (!fs::is_directory(dir, ec)) throw Error("checkpoint " + path + ": " + dir + " is not a directory");
-    if (::access(dir.c_str(), W_OK | X_OK) != 0)
-        throw Error("checkpoint " + path + ": cannot create files in directory " + dir + ": " + std::strerror(errno));
+    if (const std::string why = directory_problem(path); !why.empty()) throw Error("checkpoint " + path + ": " + why);
     atomic_file::remove_stale(path);
     const std::string advice = ": refusing to overwrite it; choose another --checkpoint path or move the file away";
-    if (const std::string why = target_problem(path); !why.empty())
+    if (const std::string why = replace_problem(path, FileKind::checkpoint); !why.empty())
         throw Error("checkpoint " + path + " " + why + advice);
     if (!keep_previous) return;
     const std::string prev = path + ".prev"; // the rotation renames a checkpoint over it
-    if (const std::string why = target_problem(prev); !why.empty())
+    if (const std::string why = replace_problem(prev, FileKind::checkpoint); !why.empty())
         throw Error("checkpoint " + path + ": its previous-checkpoint file " + prev + " " + why + advice);
 }
 
@@ -362,7 +313,9 @@ void restore_checkpoint(const Checkpoint& ck, Model& model, Optimizer* opt)
     }
 }
 
-void write_checkpoint(const std::string& path, const Checkpoint& ck, bool keep_previous)
+namespace {
+
+void write_checkpoint_file(const std::string& path, const Checkpoint& ck, bool keep_previous)
 {
     std::lock_guard<std::recursive_mutex> guard(h5::lock()); // a streaming loader may be reading
     const std::vector<LayerView> views = mlp_layout(ck.config.model.layers);
@@ -410,8 +363,37 @@ void write_checkpoint(const std::string& path, const Checkpoint& ck, bool keep_p
             set_dbl(st, "elapsed_seconds", ck.state.elapsed_s);
             set_int(st, "seed", static_cast<std::int64_t>(c.seed)); // the shuffle is a function of (seed, epoch)
             set_int(st, "checksum", checksum(ck));
+            write_extras(f, ck);
         },
         atomic);
+}
+
+// What a failed write left: the checkpoint that was at path before, which the rename never
+// replaced ("the previous checkpoint ck.h5 (step 20) is kept"), or that there is none.
+std::string kept_after_failure(const std::string& path)
+{
+    std::error_code ec;
+    if (!std::filesystem::exists(path, ec)) return "no earlier checkpoint exists at " + path;
+    std::string step;
+    try {
+        std::lock_guard<std::recursive_mutex> guard(h5::lock());
+        const h5::Handle f = h5::open_read(path);
+        step = " (step " + std::to_string(h5::get_attr_int(h5::open_group(f, "state"), "step")) + ")";
+    } catch (const Error&) { // a damaged earlier file: it is kept all the same
+    }
+    return "the previous checkpoint " + path + step + " is kept";
+}
+
+} // namespace
+
+void write_checkpoint(const std::string& path, const Checkpoint& ck, bool keep_previous)
+{
+    try {
+        write_checkpoint_file(path, ck, keep_previous);
+    } catch (const SystemError& e) { // a full disk, a quota, an I/O error: one line with the cause
+        throw Error("step " + std::to_string(ck.state.step) + ": cannot write checkpoint " + path + ": " +
+                    std::strerror(e.code()) + "; " + kept_after_failure(path));
+    }
 }
 
 Checkpoint read_checkpoint(const std::string& path)

@@ -16,11 +16,13 @@
 // truncated, corrupt or unusable file gives an Error naming the file and what is wrong.
 #pragma once
 
+#include "core/provenance.hpp"
 #include "nn/model.hpp"
 #include "nn/optimizer.hpp"
 #include "nn/trainer.hpp"
 
 #include <cstdint>
+#include <limits>
 #include <string>
 #include <vector>
 
@@ -42,6 +44,11 @@ struct Checkpoint {
     std::int64_t opt_steps = 0; // optimizer steps taken (Adam's t of the last step)
     std::vector<float> params;  // (P)
     std::vector<float> m, v;    // (P) each; v empty for sgd
+    // What wrote it (core/provenance.hpp: version, git commit, build, host, CPU, device), as
+    // /provenance attributes; empty: none (files of older builds read back with none).
+    Provenance provenance;
+    // --keep-best: the lowest validation loss of the run so far (/state best_val_loss); NaN: none.
+    double best_val_loss = std::numeric_limits<double>::quiet_NaN();
 };
 
 // Downloads the model and optimizer state into a Checkpoint (collective-free; any rank).

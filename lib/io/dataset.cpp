@@ -116,7 +116,23 @@ DatasetInfo inspect_dataset(const std::string& path)
 
     check_labels(file, path, Split::train, d.classes, d.train);
     check_labels(file, path, Split::test, d.classes, d.test);
+    d.has_val = h5::exists(file, "val");
+    if (d.has_val) {
+        d.val = check_split(file, path, Split::val);
+        if (d.val.image_dims != d.train.image_dims)
+            throw Error(path + ": /val/images: per-sample dims " + dims_text(d.val.image_dims) +
+                        " differ from /train/images " + dims_text(d.train.image_dims));
+        check_labels(file, path, Split::val, d.classes, d.val);
+    }
     return d;
+}
+
+const SplitInfo& DatasetInfo::split(Split s) const
+{
+    if (s == Split::train) return train;
+    if (s == Split::test) return test;
+    if (!has_val) throw Error(path + ": has no /val split");
+    return val;
 }
 
 void require_features(const DatasetInfo& d, std::uint64_t input_width)

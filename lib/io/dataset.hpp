@@ -2,6 +2,8 @@
 //   /train/images  (N, F) or (N, H, W), uint8 or float32
 //   /train/labels  (N), integer, each in [0, classes)
 //   /test/images, /test/labels   likewise (same per-sample dims as train)
+//   /val/images, /val/labels     optional: a validation split, likewise (ompml-train evaluates it
+//                                each epoch instead of the test split)
 //   root attributes: classes (integer > 0, required), source, created_by (strings)
 // Writers (importers, synth) use SplitWriter and set_dataset_attributes inside
 // h5::create_atomically, so a failed write leaves no file behind.
@@ -16,11 +18,12 @@
 
 namespace ompml {
 
-enum class Split { train, test };
+enum class Split { train, test, val };
 template <>
 struct EnumNames<Split> {
     static constexpr const char* what = "split";
-    static constexpr std::pair<Split, const char*> names[] = {{Split::train, "train"}, {Split::test, "test"}};
+    static constexpr std::pair<Split, const char*> names[] = {
+        {Split::train, "train"}, {Split::test, "test"}, {Split::val, "val"}};
 };
 
 struct SplitInfo {
@@ -38,7 +41,10 @@ struct DatasetInfo {
     std::string source;         // "" when the attribute is absent
     std::string created_by;     // "" when the attribute is absent
     SplitInfo train, test;
-    const SplitInfo& split(Split s) const { return s == Split::train ? train : test; }
+    bool has_val = false; // the file has the optional /val split
+    SplitInfo val;
+    // Throws Error naming the file when asked for /val and the file has none.
+    const SplitInfo& split(Split s) const;
 };
 
 // Opens and validates a dataset file against the schema; throws Error naming the file and

@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <fcntl.h>
 #include <filesystem>
@@ -20,9 +21,17 @@ std::recursive_mutex& lock()
 
 namespace {
 
-// Silence HDF5's automatic stack dump once, before the first call.
+// Before the first call: silence HDF5's automatic stack dump, and keep HDF5 from closing files
+// at process exit. Every file we open is closed by its Handle; the one exception is a file whose
+// close failed (a full disk: H5Fclose cannot flush), which HDF5 1.10 leaves half torn down in its
+// table, and closing it again at exit crashed (SIGSEGV in H5F__close_cb) after the error had
+// been reported.
 struct QuietErrors {
-    QuietErrors() { H5Eset_auto2(H5E_DEFAULT, nullptr, nullptr); }
+    QuietErrors()
+    {
+        H5dont_atexit();
+        H5Eset_auto2(H5E_DEFAULT, nullptr, nullptr);
+    }
 };
 const QuietErrors quiet_errors;
 
@@ -31,11 +40,16 @@ const QuietErrors quiet_errors;
 struct StackText {
     std::string desc;
     bool pipeline = false;
+    int sys_errno = 0; // a failed system call's errno, from the file driver's "errno = N, ..."
 };
 herr_t innermost(unsigned, const H5E_error2_t* e, void* out)
 {
     auto* t = static_cast<StackText*>(out);
-    if (e->desc != nullptr && e->desc[0] != '\0') t->desc = e->desc;
+    if (e->desc != nullptr && e->desc[0] != '\0') {
+        t->desc = e->desc;
+        const char* p = std::strstr(e->desc, "errno = ");
+        if (p != nullptr && t->sys_errno == 0) t->sys_errno = std::atoi(p + 8);
+    }
     if (e->maj_num == H5E_PLINE) t->pipeline = true;
     return 0;
 }
@@ -56,28 +70,47 @@ std::string call_name(const char* expr)
 
 } // namespace
 
-std::string error_text()
+std::string error_text(int* sys_errno)
 {
     std::lock_guard<std::recursive_mutex> guard(lock());
     StackText t;
     H5Ewalk2(H5E_DEFAULT, H5E_WALK_DOWNWARD, innermost, &t);
     H5Eclear2(H5E_DEFAULT);
+    if (sys_errno != nullptr) *sys_errno = t.sys_errno;
+    if (t.sys_errno > 0) return std::strerror(t.sys_errno);
     std::string s = t.desc.empty() ? std::string("unknown HDF5 error") : t.desc;
     if (t.pipeline) s += " (corrupt compressed data?)";
     return s;
 }
 
+namespace {
+[[noreturn]] void throw_text(const std::string& msg, int sys_errno)
+{
+    if (sys_errno > 0) throw SystemError(msg, sys_errno);
+    throw Error(msg);
+}
+} // namespace
+
+void throw_error(const std::string& prefix)
+{
+    int e = 0;
+    const std::string text = error_text(&e);
+    throw_text(prefix + text, e);
+}
+
 void fail(const char* file, int line, const char* expr)
 {
-    const std::string text = error_text();
-    throw Error("HDF5 call " + call_name(expr) + " failed: " + text + source_suffix(file, line));
+    int e = 0;
+    const std::string text = error_text(&e);
+    throw_text("HDF5 call " + call_name(expr) + " failed: " + text + source_suffix(file, line), e);
 }
 
 void fail_on(hid_t obj, const std::string& what)
 {
     std::lock_guard<std::recursive_mutex> guard(lock());
-    const std::string text = error_text(); // before the name queries, which could push errors
-    throw Error(file_name(obj) + ": " + name_of(obj) + (what.empty() ? "" : " " + what) + ": " + text);
+    int e = 0;
+    const std::string text = error_text(&e); // before the name queries, which could push errors
+    throw_text(file_name(obj) + ": " + name_of(obj) + (what.empty() ? "" : " " + what) + ": " + text, e);
 }
 
 void Handle::reset()
@@ -784,8 +817,11 @@ namespace {
 void write_user_block(int fd, const std::string& name, const std::string& text)
 {
     const ssize_t n = ::pwrite(fd, text.data(), text.size(), 0);
-    if (n != static_cast<ssize_t>(text.size()))
-        throw Error(name + ": cannot write its user block: " + (n < 0 ? std::strerror(errno) : "short write"));
+    if (n < 0) {
+        const int err = errno;
+        throw SystemError(name + ": cannot write its user block: " + std::strerror(err), err);
+    }
+    if (n != static_cast<ssize_t>(text.size())) throw Error(name + ": cannot write its user block: short write");
 }
 
 // Smallest user block HDF5 accepts that holds n bytes: a power of two, at least 512.
@@ -854,8 +890,8 @@ void create_atomically(const std::string& path, const std::function<void(hid_t f
     {
         std::lock_guard<std::recursive_mutex> guard(lock());
         fill(f);
-        if (H5Fflush(f, H5F_SCOPE_GLOBAL) < 0) throw Error(tmp.name() + ": cannot flush: " + error_text());
-        if (H5Fclose(f.release()) < 0) throw Error(tmp.name() + ": cannot close: " + error_text());
+        if (H5Fflush(f, H5F_SCOPE_GLOBAL) < 0) throw_error(tmp.name() + ": cannot flush: ");
+        if (H5Fclose(f.release()) < 0) throw_error(tmp.name() + ": cannot close: ");
     }
     if (!opt.user_block.empty()) write_user_block(tmp.fd(), tmp.name(), opt.user_block);
     tmp.commit(opt);

@@ -19,14 +19,20 @@
 namespace ompml::h5 {
 
 // H5_CHECK's reporter: "HDF5 call H5Xyz failed: <HDF5's innermost message>". For calls that
-// touch a user's file, prefer fail_on, which names the file and object.
+// touch a user's file, prefer fail_on, which names the file and object. Both throw SystemError
+// when a system call failed under HDF5 (error_text).
 [[noreturn]] void fail(const char* file, int line, const char* expr);
 // Throws "<file>: <object>[ what]: <HDF5's message>", e.g.
 // "data.h5: /train/images rows 128-255: cannot read: inflate() failed (corrupt compressed data?)".
 [[noreturn]] void fail_on(hid_t obj, const std::string& what);
 // HDF5's innermost message on the current error stack (which it clears), with a hint when the
-// filter pipeline failed (compressed data that does not inflate).
-std::string error_text();
+// filter pipeline failed (compressed data that does not inflate). When a system call failed
+// under HDF5 (its file driver records "errno = 28, error message = ..."), the text is that
+// cause alone, strerror ("No space left on device"), not HDF5's dump of buffers and offsets,
+// and *sys_errno is set to it (0 otherwise).
+std::string error_text(int* sys_errno = nullptr);
+// Throws prefix + error_text(): a SystemError (core/check.hpp) when a system call failed.
+[[noreturn]] void throw_error(const std::string& prefix);
 
 // An hid_t that closes itself (H5Fclose, H5Dclose, ... chosen by H5Iget_type).
 class Handle {

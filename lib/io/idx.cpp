@@ -59,12 +59,13 @@ IdxArray read_idx(const std::string& path, int expected_rank)
     if (head[0] != 0 || head[1] != 0) throw Error(path + ": not an IDX file (bad magic)");
     if (head[2] != 0x08)
         throw Error(path + ": IDX type code " + std::to_string(head[2]) + ", expected 8 (unsigned byte)");
-    if (head[3] != expected_rank)
+    if (expected_rank > 0 && head[3] != expected_rank)
         throw Error(path + ": IDX rank " + std::to_string(head[3]) + ", expected " + std::to_string(expected_rank));
+    if (head[3] == 0) throw Error(path + ": IDX rank 0 (no dims)");
 
     IdxArray a;
     std::uint64_t total = 1;
-    for (int i = 0; i < expected_rank; ++i) {
+    for (int i = 0; i < head[3]; ++i) {
         unsigned char b[4];
         if (f.read(b, 4) != 4) throw Error(path + ": truncated IDX header");
         const std::uint64_t d =

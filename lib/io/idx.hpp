@@ -16,8 +16,8 @@ struct IdxArray {
 };
 
 // Reads an IDX file of unsigned bytes (type code 0x08), gzip or raw (zlib reads both).
-// Throws Error naming the file on a bad magic, a type other than ubyte, an unexpected rank,
-// or a size that does not match the header (truncated or trailing bytes).
+// Throws Error naming the file on a bad magic, a type other than ubyte, an unexpected rank
+// (expected_rank 0: any), or a size that does not match the header (truncated or trailing bytes).
 IdxArray read_idx(const std::string& path, int expected_rank);
 
 // Writes an IDX file of unsigned bytes (dims as given), gzip-compressed when gzip is true:

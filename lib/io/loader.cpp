@@ -11,10 +11,12 @@
 
 #include "core/rng.hpp"
 #include "core/trace.hpp"
+#include "io/fingerprint.hpp"
 
 #include <omp.h>
 
 #include <algorithm>
+#include <cmath>
 #include <condition_variable>
 #include <cstring>
 #include <exception>
@@ -38,6 +40,33 @@ std::vector<std::uint64_t> epoch_order(std::uint64_t n, std::uint64_t seed, std:
         std::swap(order[i], order[j]);
     }
     return order;
+}
+
+std::vector<std::uint64_t> validation_rows(std::uint64_t n, double fraction, std::uint64_t seed)
+{
+    const auto k = static_cast<std::uint64_t>(std::llround(fraction * static_cast<double>(n)));
+    if (k < 1 || k >= n)
+        throw Error("--val-fraction " + std::to_string(fraction) + " of " + std::to_string(n) +
+                    " training samples leaves " + (k < 1 ? "no validation samples" : "no training samples"));
+    // epoch_order's permutation on its own stream: the first k of it, sorted.
+    std::vector<std::uint64_t> order = epoch_order(n, seed, static_cast<std::int64_t>(kValStream - kShuffleStream));
+    order.resize(k);
+    std::sort(order.begin(), order.end());
+    return order;
+}
+
+std::vector<std::uint64_t> training_rows(std::uint64_t n, const std::vector<std::uint64_t>& validation)
+{
+    std::vector<std::uint64_t> rows;
+    rows.reserve(n - validation.size());
+    std::size_t v = 0;
+    for (std::uint64_t i = 0; i < n; ++i) {
+        if (v < validation.size() && validation[v] == i)
+            ++v;
+        else
+            rows.push_back(i);
+    }
+    return rows;
 }
 
 RowSlice rank_slice(int rows, int rank, int nranks)
@@ -133,6 +162,30 @@ void load_images(hid_t images, const LoaderOptions& opt, const SplitInfo& split,
     }
 }
 
+// Streaming: the images of the first and the last chunk of rows (1024 rows where the dataset is
+// not chunked) into the content hash: a few reads, not the split (io/fingerprint.hpp). Through
+// its own handle of the dataset, closed again.
+void hash_edge_chunks(hid_t file, const std::string& name, const SplitInfo& split, std::uint64_t row_bytes,
+                      ContentHash& hash)
+{
+    const h5::Handle images = h5::open_dataset(file, name);
+    const std::uint64_t N = split.samples, c = h5::chunk_rows(images);
+    const std::uint64_t rows = std::min<std::uint64_t>(N, c > 0 ? c : 1024);
+    std::vector<unsigned char> buf(rows * row_bytes);
+    for (const std::uint64_t r0 : {std::uint64_t{0}, N - rows}) {
+        h5::read_rows(images, split.image_dtype, r0, rows, buf.data());
+        hash.add(buf.data(), buf.size());
+    }
+}
+
+// LoaderOptions::rows must be a strictly increasing, non-empty set of the split's rows.
+void check_rows(const LoaderOptions& opt, std::uint64_t split_rows)
+{
+    for (std::size_t i = 0; i < opt.rows.size(); ++i)
+        require(opt.rows[i] < split_rows && (i == 0 || opt.rows[i] > opt.rows[i - 1]),
+                "loader: rows must increase and lie in the split's " + std::to_string(split_rows) + " rows");
+}
+
 enum class SlotState { free, filling, ready, in_use };
 
 struct Slot {
@@ -155,6 +208,7 @@ struct Loader::Impl {
     LoaderOptions opt;
     DatasetInfo info;
     const SplitInfo* split = nullptr;
+    std::uint64_t samples = 0; // this loader's: the split's, or opt.rows'
     std::uint64_t features = 0;
     std::size_t elem = 1; // bytes per stored image element
     int max_rows = 0;
@@ -162,6 +216,7 @@ struct Loader::Impl {
 
     std::vector<unsigned char> images; // in-memory: (N, F) as stored
     std::vector<std::int32_t> labels;  // (N), both modes
+    std::uint64_t content_hash = 0;    // io/fingerprint.hpp: what this loader read of the split
     h5::Handle file, images_ds;        // streaming only (collective: opened by the first start_epoch)
     ReadPlan plan;
 
@@ -262,13 +317,36 @@ struct Loader::Impl {
         file.reset();
     }
 
+    // ---- a subset of the split (LoaderOptions::rows) ----
+
+    // The file row of sample i of this loader.
+    std::uint64_t file_row(std::uint64_t i) const { return opt.rows.empty() ? i : opt.rows[i]; }
+
+    // Keeps only opt.rows of the labels and, in memory, of the images, in place (the rows
+    // increase, so each moves down or stays).
+    void keep_rows()
+    {
+        const std::size_t row_bytes = features * elem;
+        for (std::size_t i = 0; i < opt.rows.size(); ++i) {
+            labels[i] = labels[opt.rows[i]];
+            if (!images.empty())
+                std::memmove(images.data() + i * row_bytes, images.data() + opt.rows[i] * row_bytes, row_bytes);
+        }
+        labels.resize(opt.rows.size());
+        labels.shrink_to_fit();
+        if (!images.empty()) {
+            images.resize(opt.rows.size() * row_bytes);
+            images.shrink_to_fit();
+        }
+    }
+
     // ---- the reader ----
 
     // Gathers step s's rows for this rank into slot.host_* and uploads them.
     void fill(Slot& slot, std::int64_t s)
     {
         const std::uint64_t first = static_cast<std::uint64_t>(s) * static_cast<std::uint64_t>(opt.global_batch);
-        const int global_rows = static_cast<int>(std::min<std::uint64_t>(opt.global_batch, split->samples - first));
+        const int global_rows = static_cast<int>(std::min<std::uint64_t>(opt.global_batch, samples - first));
         const RowSlice sl = rank_slice(global_rows, opt.rank, opt.nranks);
         const int rows = sl.end - sl.begin;
         slot.step = s;
@@ -309,7 +387,10 @@ struct Loader::Impl {
     {
         if (rows == 0 && !plan.collective) return;
         std::vector<std::pair<std::uint64_t, int>> want(rows); // (file row, batch position)
-        for (int r = 0; r < rows; ++r) want[r] = {order[pos + r], r};
+        for (int r = 0; r < rows; ++r) {
+            want[r] = {file_row(order[pos + r]), r};
+            slot.host_y[r] = labels[order[pos + r]];
+        }
         std::sort(want.begin(), want.end());
         std::vector<std::uint64_t> file_rows(rows);
         for (int r = 0; r < rows; ++r) file_rows[r] = want[r].first;
@@ -328,7 +409,6 @@ struct Loader::Impl {
             // Checked as it is copied (the row is in cache): streamed data is checked once per read.
             if (check) check_finite_rows(opt, reinterpret_cast<const float*>(src), want[r].first, 1, features);
             std::memcpy(slot.host_x.data() + want[r].second * row_bytes, src, row_bytes);
-            slot.host_y[want[r].second] = labels[want[r].first];
         }
     }
 
@@ -374,7 +454,9 @@ Loader::Loader(Backend& be, const LoaderOptions& opt) : impl_(std::make_unique<I
     I.features = I.info.features;
     I.elem = I.split->image_dtype == h5::Dtype::u8 ? 1 : 4;
     I.max_rows = (opt.global_batch + opt.nranks - 1) / opt.nranks;
-    I.steps = static_cast<std::int64_t>((I.split->samples + opt.global_batch - 1) / opt.global_batch);
+    I.samples = opt.rows.empty() ? I.split->samples : opt.rows.size();
+    check_rows(opt, I.split->samples);
+    I.steps = static_cast<std::int64_t>((I.samples + opt.global_batch - 1) / opt.global_batch);
 
     const std::string g = enum_name(opt.split);
     {
@@ -383,6 +465,11 @@ Loader::Loader(Backend& be, const LoaderOptions& opt) : impl_(std::make_unique<I
         allocate_host(I.labels, I.split->samples, opt.path + ": /" + g + "/labels");
         const h5::Handle lds = h5::open_dataset(I.file, g + "/labels");
         h5::read_rows(lds, h5::Dtype::i32, 0, I.split->samples, I.labels.data());
+        ContentHash hash;
+        hash.add(I.labels.data(), I.labels.size() * sizeof(std::int32_t));
+        // Before the streaming handle opens: HDF5 shares one chunk cache among a dataset's open
+        // handles, and the chunks read here must not be in it.
+        if (opt.streaming) hash_edge_chunks(I.file, g + "/images", *I.split, I.features * I.elem, hash);
         I.images_ds = opt.streaming ? h5::open_dataset_cached(I.file, g + "/images", kChunkCacheBytes)
                                     : h5::open_dataset(I.file, g + "/images");
         I.plan = plan_reads(opt, I.images_ds);
@@ -391,7 +478,10 @@ Loader::Loader(Backend& be, const LoaderOptions& opt) : impl_(std::make_unique<I
                           opt.path + ": /" + g +
                               "/images (the whole split in memory; --streaming reads batches instead)");
             load_images(I.images_ds, opt, *I.split, I.features, I.elem, I.images);
+            hash.add(I.images.data(), I.images.size());
         }
+        I.content_hash = hash.value();
+        if (!opt.rows.empty()) I.keep_rows();
         if (!opt.streaming || I.plan.collective) { // collective: the first start_epoch opens it with MPI-IO
             I.images_ds.reset();
             I.file.reset();
@@ -422,11 +512,12 @@ Loader::Loader(Backend& be, const LoaderOptions& opt) : impl_(std::make_unique<I
 Loader::~Loader() = default; // Impl's destructor stops and joins the reader
 
 const DatasetInfo& Loader::dataset() const { return impl_->info; }
-std::uint64_t Loader::samples() const { return impl_->split->samples; }
+std::uint64_t Loader::samples() const { return impl_->samples; }
 std::int64_t Loader::steps_per_epoch() const { return impl_->steps; }
 std::uint64_t Loader::features() const { return impl_->features; }
 int Loader::max_rows() const { return impl_->max_rows; }
 const std::string& Loader::read_mode() const { return impl_->plan.mode; }
+std::uint64_t Loader::content_hash() const { return impl_->content_hash; }
 
 void Loader::start_epoch(std::int64_t epoch, std::int64_t first_step)
 {
@@ -443,9 +534,9 @@ void Loader::start_epoch(std::int64_t epoch, std::int64_t first_step)
         s.error = nullptr;
     }
     if (I.opt.shuffle) {
-        I.order = epoch_order(I.split->samples, I.opt.seed, epoch);
-    } else if (I.order.size() != I.split->samples) {
-        I.order.resize(I.split->samples);
+        I.order = epoch_order(I.samples, I.opt.seed, epoch);
+    } else if (I.order.size() != I.samples) {
+        I.order.resize(I.samples);
         std::iota(I.order.begin(), I.order.end(), std::uint64_t{0});
     }
     I.next_step = first_step;

@@ -89,6 +89,9 @@ struct LoaderOptions {
     // file). MPI_COMM_NULL: every rank reads independently.
     MPI_Comm comm = MPI_COMM_NULL;
     StreamReads reads = StreamReads::automatic;
+    // Only these rows of the split (strictly increasing; a validation set held out of the
+    // training split, validation_rows below); empty: all. The loader's sample i is row rows[i].
+    std::vector<std::uint64_t> rows;
 };
 
 // A BatchSource (nn/trainer.hpp): the trainer and evaluate() read batches from it directly.
@@ -108,6 +111,10 @@ public:
     // How batches are read, for reports: "in memory", "independent reads", "collective MPI-IO
     // reads", or "independent reads: <why not collective>".
     const std::string& read_mode() const;
+    // What this loader read of its split, hashed (io/fingerprint.hpp): every label, and every
+    // image in memory mode, the first and last chunks of images when streaming. Ranks that
+    // opened the same file get the same value.
+    std::uint64_t content_hash() const;
 
     // Starts epoch `epoch` at global step `first_step` within it (resume): the batches that
     // follow are exactly those an uninterrupted epoch gives from that step on. Invalidates the
@@ -130,6 +137,15 @@ private:
 // taken as a fraction of 2^64.
 constexpr std::uint64_t kShuffleStream = 0x5348554600000000ull; // "SHUF"
 std::vector<std::uint64_t> epoch_order(std::uint64_t n, std::uint64_t seed, std::int64_t epoch);
+
+// --val-fraction: the rows of a split of n rows held out for validation, round(fraction * n) of
+// them (at least 1, and at most n - 1), chosen by a permutation that depends only on (n, seed)
+// (stream kValStream, as epoch_order draws it), returned in increasing order; and the rows
+// left for training (the complement). Throws Error naming --val-fraction when no row would be
+// left on either side.
+constexpr std::uint64_t kValStream = 0x56414C0000000000ull; // "VAL"
+std::vector<std::uint64_t> validation_rows(std::uint64_t n, double fraction, std::uint64_t seed);
+std::vector<std::uint64_t> training_rows(std::uint64_t n, const std::vector<std::uint64_t>& validation);
 
 // The slice [begin, end) of a global batch of `rows` rows that rank `rank` of `nranks` takes.
 struct RowSlice {

@@ -7,30 +7,25 @@
 #include "io/atomic_file.hpp"
 
 #include <cerrno>
-#include <cmath>
+#include <cstdlib>
 #include <cstring>
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 namespace ompml {
-namespace {
 
-// %.9g round-trips a float; lr is a float, so 7 digits print it as given (0.001, not 0.00100000005).
-std::string num(double v, const char* f = "%.9g")
+double json_float(float v)
 {
-    if (!std::isfinite(v)) return "null";
     char buf[32];
-    std::snprintf(buf, sizeof buf, f, v);
-    return buf;
+    for (int digits = 6; digits <= 9; ++digits) { // 9 always reads back as the same float
+        std::snprintf(buf, sizeof buf, "%.*g", digits, static_cast<double>(v));
+        if (std::strtof(buf, nullptr) == v) break;
+    }
+    return std::strtod(buf, nullptr);
 }
 
-std::string extra_fields(const MetricsRecord& r)
-{
-    std::string out;
-    for (const auto& [key, v] : r.extra) out += ", \"" + key + "\": " + num(v);
-    return out;
-}
+namespace {
 
 // A new, empty file at path (replacing what was there, a symbolic link as a link), open for writing.
 int create_empty(const std::string& path)
@@ -83,17 +78,10 @@ MetricsLog::~MetricsLog()
     if (f_ != nullptr) std::fclose(f_);
 }
 
-std::string MetricsLog::to_json(const MetricsRecord& r)
+void MetricsLog::write(const JsonRecord& record)
 {
-    return "{\"epoch\": " + std::to_string(r.epoch) + ", \"step\": " + std::to_string(r.step) +
-        ", \"train_loss\": " + num(r.train_loss) + ", \"test_loss\": " + num(r.test_loss) +
-        ", \"test_acc\": " + num(r.test_acc) + ", \"lr\": " + num(static_cast<float>(r.lr), "%.7g") +
-        ", \"seconds\": " + num(r.seconds) + ", \"samples_per_s\": " + num(r.samples_per_s) + extra_fields(r) + "}";
-}
-
-void MetricsLog::write(const MetricsRecord& r)
-{
-    const std::string line = to_json(r) + "\n";
+    // dump(): non-finite numbers become null; invalid UTF-8 in a string is replaced, not thrown.
+    const std::string line = record.dump(-1, ' ', false, nlohmann::ordered_json::error_handler_t::replace) + "\n";
     if (std::fputs(line.c_str(), f_) < 0 || std::fflush(f_) != 0)
         throw Error(path_ + ": write failed: " + std::strerror(errno));
 }

@@ -1,27 +1,25 @@
-// Metrics log: one JSON object per line (JSONL), one line per epoch, flushed at once so a
-// running job can be followed with `tail -f` and read by pandas.read_json(lines=True).
-//   {"epoch": 1, "step": 469, "train_loss": 0.52, "test_loss": 0.43, "test_acc": 0.846,
-//    "lr": 0.001, "seconds": 8.1, "samples_per_s": 7400.2}
-// epoch counts completed epochs (1-based); seconds is the cumulative training time; a value
-// that is not finite is written as null.
+// Metrics log (schema: docs/metrics.md): one JSON object per line (JSONL), flushed at once, so a
+// running job can be followed with `tail -f` and read by pandas.read_json(lines=True) or
+// tools/plot_metrics.py.
+// Every line is a record whose "record" field says its kind: "header" (what ran: provenance,
+// settings), "step" (--metrics-every), "epoch", "end" (how the run ended, the final evaluation).
+// The fields of each kind are documented in docs/metrics.md; a value that is not finite is
+// written as null. The records are built with nlohmann::json (so every string, a host name or
+// a path, is escaped correctly) in the order their fields are added.
 #pragma once
 
-#include <cstdint>
+#include <nlohmann/json.hpp>
+
 #include <cstdio>
 #include <string>
-#include <utility>
-#include <vector>
 
 namespace ompml {
 
-struct MetricsRecord {
-    std::int64_t epoch = 0, step = 0;
-    double train_loss = 0.0, test_loss = 0.0, test_acc = 0.0;
-    double lr = 0.0, seconds = 0.0, samples_per_s = 0.0;
-    // More numeric fields, appended in this order (e.g. comm_s and compute_s of a
-    // data-parallel run, for the scaling study).
-    std::vector<std::pair<std::string, double>> extra;
-};
+using JsonRecord = nlohmann::ordered_json;
+
+// A float as the decimal it was given as (lr 0.001 rather than 0.0010000000474974513): the
+// shortest text that reads back as the same float, as a double.
+double json_float(float v);
 
 class MetricsLog {
 public:
@@ -32,8 +30,8 @@ public:
     MetricsLog(const MetricsLog&) = delete;
     MetricsLog& operator=(const MetricsLog&) = delete;
 
-    void write(const MetricsRecord& r);
-    static std::string to_json(const MetricsRecord& r);
+    // One line: the record, compact, and a newline; flushed.
+    void write(const JsonRecord& record);
 
 private:
     std::string path_;

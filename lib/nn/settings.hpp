@@ -107,6 +107,16 @@ void for_each_train_setting(F&& f)
            .range = kPositive,
            .store = may_change},
       OMPML_FIELD(epochs));
+    // Which training rows are held out: part of what is trained, so a resumed run keeps it.
+    f(Spec{.flag = "--val-fraction",
+           .key = "val_fraction",
+           .group = "run",
+           .help = "hold out this share of the training split for validation, evaluated each epoch instead of the "
+                   "test split (which is then evaluated once, at the end); 0: none (a /val split in the dataset is "
+                   "used when there is one)",
+           .range = {0.0, 1.0, false},
+           .since = 4},
+      OMPML_FIELD(val_fraction));
     f(Spec{.flag = "--eval-batch",
            .key = "eval_batch",
            .group = "run",
@@ -123,6 +133,17 @@ void for_each_train_setting(F&& f)
            .range = kNonNegative,
            .since = 3},
       OMPML_FIELD(reproducible_ranks));
+}
+
+// Whether a setting means anything for a configuration: the start-up report shows only those
+// (no momentum for Adam, no step size or gamma but for the step schedule).
+inline bool setting_applies(std::string_view key, const TrainConfig& c)
+{
+    if (key == "momentum") return c.opt.kind == OptKind::sgd;
+    if (key == "beta1" || key == "beta2" || key == "eps") return c.opt.kind != OptKind::sgd;
+    if (key == "step_size" || key == "gamma") return c.sched.kind == SchedKind::step;
+    if (key == "total_steps") return c.sched.kind == SchedKind::cosine;
+    return true;
 }
 
 } // namespace ompml

@@ -45,8 +45,9 @@ struct TrainConfig {
     std::uint64_t seed = 1;
     int batch = 128; // global batch (all ranks together)
     int epochs = 10;
-    float clip = 0.0f;     // max global grad L2 norm; 0 = off
-    int eval_batch = 1000; // global batch for evaluation
+    double val_fraction = 0.0; // share of the training split held out for validation (0: none)
+    float clip = 0.0f;         // max global grad L2 norm; 0 = off
+    int eval_batch = 1000;     // global batch for evaluation
     // The fixed summation tree (--reproducible-ranks N, nn/model.hpp BatchTree): every global batch
     // in N chunks added in one binary tree, so every rank count dividing N gives the same bits.
     // 0: off (each rank sums its rows in order; ranks in split-tree order).

@@ -99,7 +99,7 @@ public:
         trace::end_step();
         if (hooks_.on_step)
             hooks_.on_step(StepReport{st_.step, st_.epoch, st_.step_in_epoch, spe_, last_loss_, lr_,
-                                      epoch_clock_.seconds(), epoch_samples_});
+                                      epoch_clock_.seconds(), epoch_samples_, last_rows_});
     }
 
     bool epoch_done() const { return st_.step_in_epoch == spe_; }
@@ -197,6 +197,7 @@ private:
         st_.epoch_rows += b.global_rows;
         epoch_samples_ += b.global_rows;
         last_loss_ = b.rows > 0 ? s.loss_sum / b.rows : 0.0;
+        last_rows_ = b.rows;
         if (trace::recording()) { // this rank's rate over the step so far (the counters close it)
             const double sec = step_clock_.seconds();
             trace::counter("samples/s", b.global_rows / sec);
@@ -248,6 +249,7 @@ private:
     double epoch_samples_ = 0.0;
     Stopwatch step_clock_;            // the step in progress
     double last_loss_ = 0.0;          // this rank's mean loss of the last step
+    int last_rows_ = 0;               // this rank's rows of the last step
     std::vector<double> step_losses_; // this rank's loss sum of each step since the last sync_loss
     std::int64_t last_checkpoint_ = 0;
     bool have_eval_ = false; // res_.test describes the current parameters

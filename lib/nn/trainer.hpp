@@ -82,6 +82,7 @@ struct StepReport {
     float lr;
     double epoch_seconds; // since the epoch (or the resumed part of it) started
     double epoch_samples; // global samples trained in that time
+    int rows;             // this rank's rows in the batch (the weight of its loss in a sum over ranks)
 };
 
 struct EpochReport {

@@ -6,6 +6,8 @@
 #include "io/atomic_file.hpp"
 #include "parallel/mpi_check.hpp"
 
+#include <nlohmann/json.hpp>
+
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
@@ -18,25 +20,13 @@ namespace fs = std::filesystem;
 
 constexpr int kTag = 7391;
 constexpr int kRounds = 8;
+// The first bytes of every trace this build writes (write() puts otherData first, producer first).
 constexpr const char* kProducer = "{\"otherData\":{\"producer\":\"ompml\"";
 
-std::string json_string(const std::string& s)
-{
-    std::string out = "\"";
-    for (const char c : s) {
-        if (c == '"' || c == '\\') {
-            out += '\\';
-            out += c;
-        } else if (static_cast<unsigned char>(c) < 0x20) {
-            char buf[8];
-            std::snprintf(buf, sizeof buf, "\\u%04x", c);
-            out += buf;
-        } else {
-            out += c;
-        }
-    }
-    return out + "\"";
-}
+using Json = nlohmann::ordered_json;
+
+// One JSON value as text (strings escaped by the JSON library; invalid UTF-8 replaced).
+std::string dump(const Json& j) { return j.dump(-1, ' ', false, Json::error_handler_t::replace); }
 
 // Nanoseconds to add to this rank's trace clock to read rank 0's (0 on rank 0).
 std::int64_t clock_offset_ns(MPI_Comm comm)
@@ -96,53 +86,55 @@ void check_trace_path(const std::string& path)
     }
 }
 
-std::string us(std::int64_t ns)
+// Microseconds, to the nanosecond (the format's unit).
+double us(std::int64_t ns) { return static_cast<double>(ns) / 1e3; }
+
+// A metadata event of the rank's process row.
+std::string meta_json(int rank, int tid, const char* name, Json args)
 {
-    char buf[32];
-    std::snprintf(buf, sizeof buf, "%.3f", static_cast<double>(ns) / 1e3);
-    return buf;
+    Json e;
+    e["ph"] = "M";
+    e["pid"] = rank;
+    e["name"] = name;
+    e["tid"] = tid;
+    e["args"] = std::move(args);
+    return dump(e) + ",\n";
 }
 
 // The rank's process row (named "rank R (host)", labelled with its clock offset) and its
 // thread rows, one JSON line each.
 std::string metadata_json(int rank, const std::string& host, std::int64_t offset_ns)
 {
-    const std::string head = "{\"ph\":\"M\",\"pid\":" + std::to_string(rank) + ",";
-    std::string out = head + "\"name\":\"process_name\",\"tid\":0,\"args\":{\"name\":" +
-        json_string("rank " + std::to_string(rank) + " (" + host + ")") + "}},\n";
-    // Perfetto shows process labels under the row's name.
-    out += head + "\"name\":\"process_labels\",\"tid\":0,\"args\":{\"labels\":\"clock " + us(offset_ns) +
-        " us from rank 0\"}},\n";
-    out +=
-        head + "\"name\":\"process_sort_index\",\"tid\":0,\"args\":{\"sort_index\":" + std::to_string(rank) + "}},\n";
+    char offset[64];
+    std::snprintf(offset, sizeof offset, "clock %.3f us from rank 0", us(offset_ns));
+    std::string out =
+        meta_json(rank, 0, "process_name", {{"name", "rank " + std::to_string(rank) + " (" + host + ")"}});
+    out += meta_json(rank, 0, "process_labels", {{"labels", offset}}); // Perfetto shows labels under the name
+    out += meta_json(rank, 0, "process_sort_index", {{"sort_index", rank}});
     for (const trace::ThreadName& t : trace::thread_names())
-        out += head + "\"name\":\"thread_name\",\"tid\":" + std::to_string(t.tid) +
-            ",\"args\":{\"name\":" + json_string(t.name) + "}},\n";
+        out += meta_json(rank, t.tid, "thread_name", {{"name", t.name}});
     return out;
 }
 
 // One event as a JSON line, on rank 0's clock.
 std::string event_json(const trace::Event& e, int rank, std::int64_t offset_ns)
 {
-    std::string args;
-    const auto arg = [&](const char* k, const std::string& v) {
-        args += (args.empty() ? "\"" : ",\"") + (k + ("\":" + v));
-    };
-    if (e.step > 0) arg("step", std::to_string(e.step));
-    if (e.layer >= 0) arg("layer", std::to_string(e.layer));
-    if (e.bytes >= 0) arg("bytes", std::to_string(e.bytes));
-    if (e.ph == 'C') {
-        char buf[32];
-        std::snprintf(buf, sizeof buf, "%.9g", e.value);
-        arg("value", buf);
-    }
-    std::string out = "{\"ph\":\"" + std::string(1, e.ph) + "\",\"name\":" + json_string(e.name);
-    if (*e.cat) out += ",\"cat\":" + json_string(e.cat);
-    if (e.ph == 'b' || e.ph == 'e') out += ",\"id\":\"" + std::to_string(e.id) + "\"";
-    out +=
-        ",\"pid\":" + std::to_string(rank) + ",\"tid\":" + std::to_string(e.tid) + ",\"ts\":" + us(e.t_ns + offset_ns);
-    if (e.ph == 'X') out += ",\"dur\":" + us(e.dur_ns);
-    return out + ",\"args\":{" + args + "}},\n";
+    Json args = Json::object();
+    if (e.step > 0) args["step"] = e.step;
+    if (e.layer >= 0) args["layer"] = e.layer;
+    if (e.bytes >= 0) args["bytes"] = e.bytes;
+    if (e.ph == 'C') args["value"] = e.value;
+    Json j;
+    j["ph"] = std::string(1, e.ph);
+    j["name"] = e.name;
+    if (*e.cat) j["cat"] = e.cat;
+    if (e.ph == 'b' || e.ph == 'e') j["id"] = std::to_string(e.id);
+    j["pid"] = rank;
+    j["tid"] = e.tid;
+    j["ts"] = us(e.t_ns + offset_ns);
+    if (e.ph == 'X') j["dur"] = us(e.dur_ns);
+    j["args"] = std::move(args);
+    return dump(j) + ",\n";
 }
 
 } // namespace
@@ -203,11 +195,23 @@ void TraceFile::write()
         body_ += events;
         for (const char c : events) events_ += c == '\n';
     }
-    std::string text = kProducer;
-    text += ",\"program\":" + json_string(info_.program) + ",\"ranks\":" + std::to_string(mpi_.size()) +
-        ",\"steps\":\"" + std::to_string(info_.first_step) + ":" +
-        (info_.last_step > 0 ? std::to_string(info_.last_step) : "") + "\",\"params\":" + std::to_string(info_.params) +
-        ",\"clock\":\"steady_clock, ranks aligned to rank 0\"},\n" + "\"displayTimeUnit\":\"ms\",\n\"traceEvents\":[\n";
+    // The head is the file's first bytes, which check_trace_path recognises: kProducer.
+    Json other;
+    other["producer"] = "ompml";
+    other["program"] = info_.program;
+    other["ranks"] = mpi_.size();
+    other["steps"] = std::to_string(info_.first_step) + ":" +
+        (info_.last_step > 0 ? std::to_string(info_.last_step) : std::string());
+    other["params"] = info_.params;
+    other["clock"] = "steady_clock, ranks aligned to rank 0";
+    for (const auto& [key, value] : info_.provenance)
+        if (key != "program") other[key] = value;
+    Json head;
+    head["otherData"] = std::move(other);
+    head["displayTimeUnit"] = "ms";
+    std::string text = dump(head);
+    text.pop_back(); // the closing brace: the events follow, one line each
+    text += ",\n\"traceEvents\":[\n";
     for (const std::string& m : meta_) text += m;
     text += body_;
     text.resize(text.size() - 2); // every line ends ",\n"; JSON allows no comma after the last

@@ -12,10 +12,13 @@
 // write() gathers what each rank recorded since the last write to rank 0, which keeps it and
 // rewrites the whole file (a temporary file, then rename): a run stopped by a signal after its
 // checkpoint keeps a complete, readable trace up to there. The file's "otherData" says what
-// wrote it; an existing file at the path that is not an ompml trace is refused, as are
+// wrote it (program, version, git commit, build, host, CPU, device); the JSON is made with
+// nlohmann::json one event per line, so rank 0 keeps each write's new lines and never re-renders
+// what it has; an existing file at the path that is not an ompml trace is refused, as are
 // directories and paths whose folder cannot be written, at construction (before training).
 #pragma once
 
+#include "core/provenance.hpp"
 #include "parallel/comm.hpp"
 
 #include <cstdint>
@@ -29,6 +32,7 @@ struct TraceInfo {
     std::int64_t first_step = 1; // the window, 1-based inclusive (--trace-steps A:B)
     std::int64_t last_step = 0;  // 0: no limit
     std::size_t params = 0;      // the model's parameter count (for readers of the file)
+    Provenance provenance;       // what built and runs the program (core/provenance.hpp), in otherData
 };
 
 // "A:B" -> the window; "" -> everything. Throws Error naming the value otherwise.

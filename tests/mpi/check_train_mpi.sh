@@ -36,6 +36,15 @@
 #                     are refused with one line naming 3 and 8
 #   reproducible_resume  --reproducible-ranks 8: 4 ranks stopped at step 13, resumed on 2 ranks,
 #                     end bitwise equal to the uninterrupted 1-rank run
+#   progress          under mpirun, stdout to a file: a 2-epoch run on 2 ranks prints a plain
+#                     progress line for step 3 while it is held there, inside epoch 1 (the test
+#                     waits on the line, not on time), and its metrics end with an "end" record
+#                     after USR1; --metrics-every: step records whose loss (summed over the
+#                     ranks) equals a 1-rank run's; --max-steps 20 inside epoch 1 leaves one
+#                     record after the header, the end record, with the partial epoch's loss
+#   data_mismatch     MPMD, one rank per file: a.h5 and a copy of it with one image value changed
+#                     stop before training with one line naming both ranks, both files and their
+#                     fingerprints; a plain copy (another path, the same data) trains
 #   fault exit|kill|data [streaming]   one rank fails (throws alone / SIGKILL / cannot open its
 #                     dataset): the whole job ends non-zero within 30 s
 #                     (tests/mpi/expect_fast_failure.sh); "streaming": with collective reads
@@ -103,8 +112,8 @@ rank_count)
   run 1 p1 "${common[@]}" --checkpoint p1.h5 --metrics p1.jsonl || { cat p1.log; fail "1 rank"; }
   for np in "$@"; do
     run "$np" "p$np" "${common[@]}" --checkpoint "p$np.h5" --metrics "p$np.jsonl" || { cat "p$np.log"; fail "$np ranks"; }
-    grep -q "^  mpi       $np ranks on 1 nodes" "p$np.log" || { cat "p$np.log"; fail "no rank report"; }
-    grep -q '"comm_s": ' "p$np.jsonl" || fail "no comm_s in the metrics"
+    grep -q "^  mpi       $np ranks on 1 node," "p$np.log" || { cat "p$np.log"; fail "no rank report"; }
+    grep -q '"comm_s":' "p$np.jsonl" || fail "no comm_s in the metrics"
     $py "$src/mpi/compare_runs.py" params p1.h5 "p$np.h5" $RTOL || fail "$np ranks: parameters"
     $py "$src/mpi/compare_runs.py" metrics p1.jsonl "p$np.jsonl" $RTOL || fail "$np ranks: loss history"
   done
@@ -226,8 +235,9 @@ trace)
   # forward, dW, and dX but for the first layer) times samples/s.
   $py - <<'PY' || fail "gflops in the metrics"
 import json
-for line in open("t.jsonl"):
-    m = json.loads(line)
+for m in map(json.loads, open("t.jsonl")):
+    if m["record"] != "epoch":
+        continue
     want = m["samples_per_s"] * 74688 / 1e9
     assert abs(m["gflops"] - want) <= 1e-4 * want, (m["gflops"], want)
 PY
@@ -332,6 +342,78 @@ precision)
   done
   /usr/bin/python3 -c "import h5py,sys; v=h5py.File('h2mpi.h5','r')['config'].attrs['precision']; sys.exit(0 if (v.decode() if isinstance(v,bytes) else v)=='bf16' else 1)" ||
     fail "the checkpoint does not say bf16"
+  ;;
+progress)
+  mpi=(${OMPML_MPIRUN:-mpiexec --oversubscribe --bind-to none})
+  two=(--data d.h5 --layers 24,32,5 --batch 16 --epochs 2 --seed 3) # 17 steps per epoch
+  OMPML_TEST_HOLD_AT_STEP=3 "${mpi[@]}" -np 2 -x OMPML_TEST_HOLD_AT_STEP "$train" "${two[@]}" --log-every 1 \
+    --metrics h.jsonl >h.log 2>&1 &
+  pid=$!
+  wait_line 'step 3/34 epoch 1/2 (step 3/17 in it) loss ' h.log $pid
+  ! grep -q '^epoch 1/2 ' h.log || fail "the first epoch ended before the progress line was seen"
+  kill -USR1 $pid
+  wait $pid
+  rc=$?
+  [ $rc = 85 ] || { cat h.log; fail "exit $rc after USR1, expected 85"; }
+  grep '^step ' h.log
+  $py - <<'PY' || fail "the metrics of the run stopped by USR1"
+import json
+recs = [json.loads(l) for l in open("h.jsonl")]
+assert [r["record"] for r in recs] == ["header", "end"], [r["record"] for r in recs]
+end = recs[-1]
+assert end["step"] == 3 and end["stopped"] == "SIGUSR1" and end["train_loss"] > 0 and end["test_loss"] is None, end
+assert recs[0]["ranks"] == 2 and recs[0]["git_commit"] and recs[0]["cpu"] and recs[0]["settings"]["batch"] == 16, recs[0]
+print("USR1 at step 3 left:", end)
+PY
+  run 2 q2 "${two[@]}" --log-every 5 --metrics q2.jsonl --metrics-every 4 || { cat q2.log; fail "2 ranks"; }
+  run 1 q1 "${two[@]}" --log-every 5 --metrics q1.jsonl --metrics-every 4 || { cat q1.log; fail "1 rank"; }
+  $py - $RTOL <<'PY' || { cat q2.log; fail "progress lines or step records"; }
+import json, sys
+log = open("q2.log").read().splitlines()
+first_step = next(i for i, l in enumerate(log) if l.startswith("step 5/34 "))
+first_epoch = next(i for i, l in enumerate(log) if l.startswith("epoch 1/2 "))
+assert first_step < first_epoch, "no progress line before the first epoch's line"
+assert sum(l.startswith("step ") for l in log) == 6, "expected lines at steps 5, 10, ..., 30"
+def steps(path):
+    return [r for r in map(json.loads, open(path)) if r["record"] == "step"]
+a, b = steps("q1.jsonl"), steps("q2.jsonl")
+assert [r["step"] for r in b] == list(range(4, 35, 4)), [r["step"] for r in b]
+worst = max(abs(x["loss"] - y["loss"]) / x["loss"] for x, y in zip(a, b))
+assert worst <= float(sys.argv[1]), worst
+kinds = [r["record"] for r in map(json.loads, open("q2.jsonl"))]
+assert kinds[0] == "header" and kinds[-1] == "end" and kinds.count("epoch") == 2, kinds
+print(f"step records on 2 ranks equal 1 rank's to {worst:.2g}")
+PY
+  run 2 m20 --data d.h5 --layers 24,32,5 --batch 8 --epochs 2 --seed 3 --max-steps 20 --metrics m20.jsonl ||
+    { cat m20.log; fail "--max-steps 20"; }
+  $py - <<'PY' || fail "--max-steps 20 --metrics"
+import json
+recs = [json.loads(l) for l in open("m20.jsonl")]
+assert [r["record"] for r in recs] == ["header", "end"], recs
+end = recs[1]
+assert end["step"] == 20 and end["epoch"] == 0 and end["stopped"] == "max_steps", end
+assert end["train_loss"] > 0 and end["test_loss"] > 0 and 0 <= end["test_acc"] <= 1, end
+print("--max-steps 20 left:", end)
+PY
+  ;;
+data_mismatch)
+  mpi=(${OMPML_MPIRUN:-mpiexec --oversubscribe --bind-to none})
+  short=(--layers 24,32,5 --batch 64 --epochs 1 --seed 3)
+  cp d.h5 a.h5 && cp d.h5 b.h5 && cp d.h5 c.h5
+  $py -c "import h5py; f = h5py.File('b.h5', 'r+'); f['train/images'][100, 7] ^= 1" || fail "could not change b.h5"
+  if "${mpi[@]}" -np 1 "$train" --data a.h5 "${short[@]}" : -np 1 "$train" --data b.h5 "${short[@]}" >x.log 2>&1; then
+    cat x.log; fail "ranks with different data trained"
+  fi
+  cat x.log
+  line=$(grep '^ompml-train: error: ' x.log) || fail "no error line"
+  [ "$(grep -c '^ompml-train: error: ' x.log)" = 1 ] || fail "the error is printed more than once"
+  for want in "the ranks opened different data: rank 0: a.h5 (train 258x24 uint8, test 100x24 uint8, classes 5, content " \
+              "; rank 1: b.h5 (train 258x24 uint8, test 100x24 uint8, classes 5, content " "stale copy"; do
+    grep -qF -- "$want" <<<"$line" || fail "'$want' not in the error"
+  done
+  ! grep -q '^epoch ' x.log || fail "it trained before failing"
+  "${mpi[@]}" -np 1 "$train" --data a.h5 "${short[@]}" : -np 1 "$train" --data c.h5 "${short[@]}" >y.log 2>&1 ||
+    { cat y.log; fail "two paths to the same data were refused"; }
   ;;
 fault)
   kind=$1

@@ -6,7 +6,7 @@
                                             so weights that happen to be near 0 do not turn
                                             rounding noise into a large ratio); same step
   compare_runs.py metrics A.jsonl B.jsonl RTOL   same epochs and steps; train_loss and test_loss
-                                            equal to RTOL relative
+                                            of the epoch records equal to RTOL relative
 Prints the measured worst difference either way, so the test log records it.
 """
 import json
@@ -41,9 +41,14 @@ def cmp_params(a, b, rtol):
     assert worst <= rtol, f"relative difference {worst:.3g} > {rtol:g}"
 
 
+def epochs(path):
+    """The epoch records of a metrics log (docs/metrics.md)."""
+    return [r for r in map(json.loads, open(path)) if r.get("record", "epoch") == "epoch"]
+
+
 def cmp_metrics(a, b, rtol):
-    la = [json.loads(x) for x in open(a)]
-    lb = [json.loads(x) for x in open(b)]
+    la = epochs(a)
+    lb = epochs(b)
     assert len(la) == len(lb) and len(la) > 0, (len(la), len(lb))
     worst = 0.0
     for x, y in zip(la, lb):
