@@ -39,7 +39,7 @@ struct Gemm {
     // the whole batch's sum (--reproducible-ranks). For the weight gradient's product only:
     // trans_a and not trans_b (K is the rows of both stored operands), beta 0, no bias, no pre,
     // identity activation. chunks == 0: one in-order sum over K.
-    KChunks kc;
+    KChunks kc{};
 };
 
 // The GPU gemms (omp on nvptx64 and cuda) use 128 x 128 tiles of C with 8 x 8 per thread when a
