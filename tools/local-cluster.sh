@@ -22,7 +22,8 @@
 #
 # Env: OMPML_LC_DIR (state, logs, conf; default /tmp/ompml-lc-$UID), OMPML_LC_PREFIX,
 # OMPML_LC_NET (default 10.24.0), OMPML_LC_CPUS (CPUs per node, default nproc), OMPML_LC_GPUS
-# (fake GPUs per node, default 2), OMPML_LC_RATE (tbf rate of every link at up; default none),
+# (fake GPUs per node, default 2), OMPML_LC_RATE (tbf rate of every link at up; default none;
+# OMPML_LC_BURST its bucket in bytes),
 # OMPML_LC_SLURMD_TIMEOUT (s until the controller declares a silent node DOWN, default 20).
 # Test hook: OMPML_LC_STOP_AT=STAGE (network|munge|slurmctld|slurmd|wait) makes up kill itself
 # with OMPML_LC_STOP_SIGNAL (TERM, INT, ERR: a failing command; HOLD: wait there for a signal
@@ -88,9 +89,10 @@ add_host() {
 }
 
 # shape_host NAME RATE|off: a token bucket (tc tbf) on NAME's eth0, its sending side; RATE as
-# tc writes it (100mbit, 1gbit, 10gbit). The bucket holds 5 ms at RATE (at least 64 KiB): a
-# smaller one cannot reach RATE at the kernel's timer granularity. netem (delay) is not in this
-# kernel; tbf is.
+# tc writes it (100mbit, 1gbit, 10gbit). The bucket holds OMPML_LC_BURST bytes, by default 5 ms
+# at RATE (at least 64 KiB): a message smaller than that passes at the link's own speed after a
+# pause (measured at 1gbit: 16 KiB buckets gave 0.83 Gbit/s on 16 MB messages, 625 KB ones
+# 0.96). netem (delay) is not in this kernel; tbf is.
 shape_host() {
   local ns=$(ns_of "$1") rate=$2 bps burst
   [[ -e /run/netns/$ns ]] || die "no host $1"
@@ -103,8 +105,12 @@ shape_host() {
     mbit) bps=$((BASH_REMATCH[1] * 1000000)) ;;
     gbit) bps=$((BASH_REMATCH[1] * 1000000000)) ;;
   esac
-  burst=$((bps / 8 / 200))
-  ((burst >= 65536)) || burst=65536
+  if [[ -n ${OMPML_LC_BURST:-} ]]; then
+    burst=$OMPML_LC_BURST
+  else
+    burst=$((bps / 8 / 200))
+    ((burst >= 65536)) || burst=65536
+  fi
   tc -n "$ns" qdisc add dev eth0 root tbf rate "$rate" burst "$burst" latency 50ms
 }
 
