@@ -32,6 +32,12 @@
 # TERM, HUP. Only SIGKILL escapes; then `leftovers` lists what is left, up refuses to start
 # over it, and down removes it.
 set -euo pipefail
+# Before anything else: without a trap, bash sent an INT while it waits for a command lets that
+# command "handle" it and goes on (seen: an INT to `up` alone, 0.2 s in, was lost and the
+# cluster came up). An exit runs up's EXIT trap.
+trap 'exit 130' INT
+trap 'exit 143' TERM
+trap 'exit 129' HUP
 
 DIR=${OMPML_LC_DIR:-/tmp/ompml-lc-$(id -u)}
 P=${OMPML_LC_PREFIX:-ompml-lc}
@@ -69,6 +75,15 @@ on() {
 }
 sl_client() { on head "$@"; }
 
+# in_ns NETNS CMD...: CMD in that network namespace only. Not `ip -n`/`tc -n`: they also make
+# "/" a slave mount, which fails where "/" is no mount point (a chroot such as CI's fresh root:
+# "mount --make-rslave / failed: Invalid argument").
+in_ns() {
+  local ns=$1
+  shift
+  nsenter --net="/run/netns/$ns" -- "$@"
+}
+
 # add_host NAME: its namespaces, hostname, veth on the bridge and address.
 add_host() {
   local h=$1 ns
@@ -76,15 +91,15 @@ add_host() {
   ip netns add "$ns"
   echo "$ns" >>"$DIR/run/namespaces"
   # no IPv6: the only addresses are the ones given here
-  nsenter --net="/run/netns/$ns" sh -c 'for f in /proc/sys/net/ipv6/conf/all/disable_ipv6 /proc/sys/net/ipv6/conf/default/disable_ipv6; do [ -w $f ] && echo 1 >$f; done; true'
-  ip -n "$ns" link set lo up
+  in_ns "$ns" sh -c 'for f in /proc/sys/net/ipv6/conf/all/disable_ipv6 /proc/sys/net/ipv6/conf/default/disable_ipv6; do [ -w $f ] && echo 1 >$f; done; true'
+  in_ns "$ns" ip link set lo up
   : >"$(uts_of "$h")"
   unshare --uts="$(uts_of "$h")" hostname "$h"
   # created inside the namespaces: no interface ever appears in this machine's own namespace
-  ip -n "$ns" link add eth0 type veth peer name "v-$h" netns "$(ns_of switch)"
-  ip -n "$(ns_of switch)" link set "v-$h" master br0 up
-  ip -n "$ns" addr add "$(addr_of "$h")/24" dev eth0
-  ip -n "$ns" link set eth0 up
+  in_ns "$ns" ip link add eth0 type veth peer name "v-$h" netns "$(ns_of switch)"
+  in_ns "$(ns_of switch)" ip link set "v-$h" master br0 up
+  in_ns "$ns" ip addr add "$(addr_of "$h")/24" dev eth0
+  in_ns "$ns" ip link set eth0 up
   [[ -z ${OMPML_LC_RATE:-} ]] || shape_host "$h" "$OMPML_LC_RATE"
 }
 
@@ -96,7 +111,7 @@ add_host() {
 shape_host() {
   local ns=$(ns_of "$1") rate=$2 bps burst
   [[ -e /run/netns/$ns ]] || die "no host $1"
-  tc -n "$ns" qdisc del dev eth0 root 2>/dev/null || true
+  in_ns "$ns" tc qdisc del dev eth0 root 2>/dev/null || true
   [[ $rate == off ]] && return 0
   [[ $rate =~ ^([0-9]+)(bit|kbit|mbit|gbit)$ ]] || die "rate '$rate': give NUMBER{bit,kbit,mbit,gbit}, or off"
   case ${BASH_REMATCH[2]} in
@@ -111,7 +126,7 @@ shape_host() {
     burst=$((bps / 8 / 200))
     ((burst >= 65536)) || burst=65536
   fi
-  tc -n "$ns" qdisc add dev eth0 root tbf rate "$rate" burst "$burst" latency 50ms
+  in_ns "$ns" tc qdisc add dev eth0 root tbf rate "$rate" burst "$burst" latency 50ms
 }
 
 # pids_in_ns INODE...: processes whose network namespace is one of these (nsfs inode numbers).
@@ -192,11 +207,11 @@ EOF
 }
 
 # ---- up -----------------------------------------------------------------------------------
-UP_DONE=0
+UP_MADE=0 UP_DONE=0
 up_exit() {
   local rc=$?
   trap - EXIT INT TERM HUP
-  if ((!UP_DONE)); then
+  if ((UP_MADE && !UP_DONE)); then
     say "up did not finish (exit $rc): taking down what it made"
     cmd_down || true
     ((rc != 0)) || rc=1
@@ -218,6 +233,9 @@ stage() {
 }
 
 cmd_up() {
+  # Until up starts making things (UP_MADE), an exit takes nothing down: a refusal below must
+  # not remove a cluster that is up.
+  trap up_exit EXIT
   local n=${1:-}
   [[ $n =~ ^[1-9][0-9]*$ ]] && ((n <= 200)) || die "usage: $ME up N (1 <= N <= 200 nodes)"
   [[ $(id -u) -eq 0 ]] || die "must run as root (namespaces, SlurmUser=root)"
@@ -232,10 +250,7 @@ cmd_up() {
     sl_pid_alive "$p" && die "$(basename "$p" .pid) still running (pid $(<"$p")); run '$ME down' first"
   done
 
-  trap up_exit EXIT
-  trap 'exit 130' INT
-  trap 'exit 143' TERM
-  trap 'exit 129' HUP
+  UP_MADE=1
   # fresh state: no jobs or node state from an earlier cluster
   rm -rf "$DIR/state" "$DIR/spool" "$DIR/log" "$DIR/dev" "$DIR/run" "$DIR/etc" "$DIR/tmp"
   write_conf "$n"
@@ -243,9 +258,9 @@ cmd_up() {
 
   ip netns add "$(ns_of switch)"
   echo "$(ns_of switch)" >>"$DIR/run/namespaces"
-  ip -n "$(ns_of switch)" link set lo up
-  ip -n "$(ns_of switch)" link add br0 type bridge
-  ip -n "$(ns_of switch)" link set br0 up
+  in_ns "$(ns_of switch)" ip link set lo up
+  in_ns "$(ns_of switch)" ip link add br0 type bridge
+  in_ns "$(ns_of switch)" ip link set br0 up
   local h
   for h in head $(nodes); do add_host "$h"; done
   for p in $(<"$DIR/run/namespaces"); do stat -L -c %i "/run/netns/$p"; done >"$DIR/run/ns-inodes"
