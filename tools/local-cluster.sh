@@ -16,7 +16,9 @@
 # Network: namespaces $P-head, $P-node1..N and $P-switch ($P = OMPML_LC_PREFIX, default
 # ompml-lc). Each host has one veth "eth0" with $NET.K/24 (node K; head .254) whose peer sits on
 # the bridge br0 in $P-switch; lo is up; IPv6 is off. Nothing is added to this machine's own
-# network namespace, and no address outside $NET.0/24 exists in the cluster. Slurm reaches the
+# network namespace, and no address outside $NET.0/24 exists in the cluster. A host's UTS
+# namespace (hostname head, nodeK) is its daemon's: slurmctld or slurmd starts in a new one, and
+# every job step and `exec` on the host joins it. Slurm reaches the
 # nodes by NodeAddr (no name resolution needed); munge is one munged on a Unix socket in the
 # shared filesystem, which every namespace reaches.
 #
@@ -53,7 +55,14 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib/slurm-daemons.sh"
 
 # ---- hosts and namespaces -----------------------------------------------------------------
 ns_of() { echo "$P-$1"; }              # network namespace of host NAME (head, nodeK, switch)
-uts_of() { echo "$DIR/ns/$1.uts"; }    # its UTS namespace, kept by a bind mount
+# pid_of HOST: its daemon (slurmctld on head, slurmd on a node), which holds the host's UTS
+# namespace (its hostname): no bind mount keeps it, so nothing is left to unmount, and a crashed
+# node's hostname goes with it (revive makes a new one).
+pid_of() {
+  local f=$DIR/run/slurmd-$1.pid
+  [[ $1 == head ]] && f=$DIR/run/slurmctld.pid
+  sl_pid_alive "$f" && cat "$f"
+}
 addr_of() { [[ $1 == head ]] && echo "$NET.254" || echo "$NET.${1#node}"; }
 nodes() { cat "$DIR/etc/nodes" 2>/dev/null || true; }   # node1 .. nodeN of the cluster that is up
 our_netns() { ip netns list 2>/dev/null | awk '{print $1}' | grep -E "^$P-(head|switch|node[0-9]+)$" || true; }
@@ -69,9 +78,26 @@ on() {
   if [[ $1 == exec ]]; then how=exec; shift; fi
   local host=$1
   shift
-  [[ -e /run/netns/$(ns_of "$host") && -e $(uts_of "$host") ]] || die "no host '$host' in the cluster (is it up?)"
+  local pid
+  [[ -e /run/netns/$(ns_of "$host") ]] || die "no host '$host' in the cluster (is it up?)"
+  pid=$(pid_of "$host") || die "$host has no running daemon (crashed, or the cluster is not up)"
   SLURM_CONF=$CONF OMPI_MCA_mpi_yield_when_idle=${OMPI_MCA_mpi_yield_when_idle:-1} \
-    $how nsenter --net="/run/netns/$(ns_of "$host")" --uts="$(uts_of "$host")" -- "$@"
+    $how nsenter --net="/run/netns/$(ns_of "$host")" --uts="/proc/$pid/ns/uts" -- "$@"
+}
+
+# start_daemon HOST CMD...: CMD (slurmctld or slurmd: it forks into the background) in HOST's
+# network namespace and a new UTS namespace whose hostname is HOST; returns once its pid file
+# names a running process (10 s at most).
+start_daemon() {
+  local h=$1 i
+  shift
+  SLURM_CONF=$CONF in_ns "$(ns_of "$h")" unshare --uts sh -c 'hostname "$0" && exec "$@"' "$h" "$@" || return 1
+  for ((i = 0; i < 100; i++)); do
+    pid_of "$h" >/dev/null && return 0
+    sleep 0.1
+  done
+  say "$h: no running daemon in its pid file 10 s after the start"
+  return 1
 }
 sl_client() { on head "$@"; }
 
@@ -84,7 +110,7 @@ in_ns() {
   nsenter --net="/run/netns/$ns" -- "$@"
 }
 
-# add_host NAME: its namespaces, hostname, veth on the bridge and address.
+# add_host NAME: its network namespace, veth on the bridge and address.
 add_host() {
   local h=$1 ns
   ns=$(ns_of "$h")
@@ -93,8 +119,6 @@ add_host() {
   # no IPv6: the only addresses are the ones given here
   in_ns "$ns" sh -c 'for f in /proc/sys/net/ipv6/conf/all/disable_ipv6 /proc/sys/net/ipv6/conf/default/disable_ipv6; do [ -w $f ] && echo 1 >$f; done; true'
   in_ns "$ns" ip link set lo up
-  : >"$(uts_of "$h")"
-  unshare --uts="$(uts_of "$h")" hostname "$h"
   # created inside the namespaces: no interface ever appears in this machine's own namespace
   in_ns "$ns" ip link add eth0 type veth peer name "v-$h" netns "$(ns_of switch)"
   in_ns "$(ns_of switch)" ip link set "v-$h" master br0 up
@@ -178,7 +202,7 @@ kill_ns_procs() {
 # ---- slurm.conf ---------------------------------------------------------------------------
 write_conf() {
   local n=$1 k gpus
-  mkdir -p "$DIR/etc" "$DIR/state" "$DIR/spool" "$DIR/log" "$DIR/run" "$DIR/ns"
+  mkdir -p "$DIR/etc" "$DIR/state" "$DIR/spool" "$DIR/log" "$DIR/run"
   gpus=$(sl_fake_gpus "$DIR" "$NGPU")
   for ((k = 1; k <= n; k++)); do echo "node$k"; done >"$DIR/etc/nodes"
   {
@@ -245,7 +269,7 @@ cmd_up() {
     command -v "$p" >/dev/null || die "$p not found (iproute2, util-linux, hostname)"
   done
   [[ -z $(our_netns) ]] || die "namespaces $(echo $(our_netns)) exist: the cluster is up, or an earlier one was killed; run '$ME down' first"
-  ! findmnt -rn -o TARGET | grep -qF "$DIR/ns/" || die "namespace files are still mounted under $DIR/ns; run '$ME down' first"
+  ! findmnt -rn -o TARGET | grep -qF "$DIR/" || die "something is mounted under $DIR; run '$ME down' first"
   for p in "$DIR"/run/*.pid; do
     sl_pid_alive "$p" && die "$(basename "$p" .pid) still running (pid $(<"$p")); run '$ME down' first"
   done
@@ -268,11 +292,11 @@ cmd_up() {
 
   sl_start_munge "$DIR"
   stage munge
-  on head /usr/sbin/slurmctld -f "$CONF" || die "slurmctld failed; see $DIR/log/slurmctld.log"
+  start_daemon head /usr/sbin/slurmctld -f "$CONF" || die "slurmctld failed; see $DIR/log/slurmctld.log"
   stage slurmctld
   for h in $(nodes); do
     mkdir -p "$DIR/spool/$h" "$DIR/tmp/$h"
-    on "$h" /usr/sbin/slurmd -f "$CONF" -N "$h" || die "slurmd on $h failed; see $DIR/log/slurmd-$h.log"
+    start_daemon "$h" /usr/sbin/slurmd -f "$CONF" -N "$h" || die "slurmd on $h failed; see $DIR/log/slurmd-$h.log"
   done
   stage slurmd
   say "waiting for $n nodes to be idle"
@@ -318,11 +342,6 @@ cmd_down() {
     done
     ((left == 0)) || say "warning: $left processes still in the cluster's namespaces"
   fi
-  for h in "$DIR"/ns/*.uts; do
-    [[ -e $h ]] || continue
-    umount "$h" 2>/dev/null || umount -l "$h" 2>/dev/null || true
-    rm -f "$h"
-  done
   for h in $(our_netns); do ip netns del "$h" || say "warning: ip netns del $h failed"; done
   sl_stop_pidfile munged "$DIR/run/munged.pid"
   say "down ($DIR; logs kept in $DIR/log)"
@@ -355,7 +374,7 @@ cmd_revive() {
   [[ -z $(ip netns pids "$(ns_of "$h")") ]] || die "$h still has processes: crash it first"
   rm -rf "$DIR/spool/$h" "$DIR/tmp/$h"
   mkdir -p "$DIR/spool/$h" "$DIR/tmp/$h"
-  on "$h" /usr/sbin/slurmd -f "$CONF" -N "$h" || die "slurmd on $h failed; see $DIR/log/slurmd-$h.log"
+  start_daemon "$h" /usr/sbin/slurmd -f "$CONF" -N "$h" || die "slurmd on $h failed; see $DIR/log/slurmd-$h.log"
   say "revive: slurmd on $h started"
 }
 
@@ -374,7 +393,7 @@ cmd_status() {
 cmd_leftovers() {
   local bad=0 p
   if [[ -n $(our_netns) ]]; then say "left: namespaces $(echo $(our_netns))"; bad=1; fi
-  if findmnt -rn -o TARGET | grep -qF "$DIR/ns/"; then say "left: mounts under $DIR/ns"; bad=1; fi
+  if findmnt -rn -o TARGET | grep -qF "$DIR/"; then say "left: mounts under $DIR"; bad=1; fi
   local -a pids=()
   [[ -z $(ns_inodes) ]] || mapfile -t pids < <(not_me $(pids_in_ns $(ns_inodes)))
   for p in $(grep -laF -- "$DIR/" /proc/[0-9]*/cmdline 2>/dev/null); do
@@ -387,7 +406,7 @@ cmd_leftovers() {
     ps -o pid,ppid,etime,args -p "$(IFS=,; echo "${pids[*]}")" >&2 || true
     bad=1
   fi
-  ((bad == 0)) && say "nothing left: no namespace $P-*, no mount under $DIR/ns, no process of the cluster"
+  ((bad == 0)) && say "nothing left: no namespace $P-*, no mount under $DIR, no process of the cluster"
   return $bad
 }
 
