@@ -14,15 +14,18 @@
 // Data parallelism (MPI; without mpirun it runs as a 1-rank singleton): every rank binds its
 // device, builds the same configuration (agreed on collectively), opens the dataset
 // (collectively: one rank's failure stops all with its message), starts from rank 0's
-// parameters and trains on its slice of each global batch; MpiComm sums the gradients in
-// buckets overlapped with backward. Only rank 0 prints, writes metrics and checkpoints.
+// parameters and trains on its slice of each global batch; the step's transport
+// (parallel/data_parallel.hpp) sums the gradients in buckets overlapped with backward. Only rank
+// 0 prints, writes metrics and checkpoints.
 //
 // Errors: a failure every rank sees (CollectiveError) ends every rank through the normal path;
 // a failure on one rank only ends the job through abort_all (MPI_Abort), never a hang.
 // Preemption: SIGUSR1 or SIGTERM -> checkpoint -> exit 85 on every rank (app/stop_signal.hpp).
+#include "app/run_policy.hpp"
 #include "app/stop_signal.hpp"
 #include "app/train_console.hpp"
 #include "app/train_setup.hpp"
+#include "parallel/mpi_comm.hpp"
 
 using namespace ompml;
 
@@ -32,29 +35,30 @@ int train(const MpiSession& mpi, int argc, char** argv)
 {
     TrainFlags flags;
     if (const auto rc = parse_train_flags(argc, argv, mpi.root(), flags)) return *rc;
-    const TrainOptions& opt = flags.opt;
-    check_checkpoint_flag(mpi, opt); // before anything is read or trained
+    check_checkpoint_flag(mpi, flags.opt); // before anything is read or trained
+    TrainRun run;
     // Before the backend allocates: local rank -> device, the same rule for every backend.
-    DeviceBinding binding;
-    collective_try(mpi, [&] { binding = mpi.bind_device(opt.backend); });
+    collective_try(mpi, [&] { run.binding = mpi.bind_device(flags.opt.backend); });
 
-    ResumePoint resume = choose_resume(mpi, opt);    // load: where to start
-    TrainConfig cfg = resolve_config(flags, resume); // the run's hyperparameters
-    std::unique_ptr<Backend> be;
-    collective_try(mpi, [&] { be = make_backend(opt.backend); });
-    const TrainData data = open_data(mpi, *be, opt, cfg, resume); // the dataset
-    fix_schedule(cfg, opt, data, resume);
-    agree_on_run(mpi, cfg, opt, data, resume);
-    TrainModel model = build_model(mpi, *be, cfg, data, resume); // build, or resume
-    const std::unique_ptr<MpiComm> comm = make_comm(mpi, *be, opt, model);
-    const std::unique_ptr<TraceFile> trace = open_trace(mpi, opt, *be, model.mlp->num_params());
+    run.resume = choose_resume(mpi, flags.opt);  // load: where to start
+    run.cfg = resolve_config(flags, run.resume); // the run's hyperparameters
+    run.opt = flags.opt;                         // (--data defaults to the checkpoint's)
+    collective_try(mpi, [&] { run.be = make_backend(run.opt.backend); });
+    run.data = open_data(mpi, *run.be, run.opt, run.cfg, run.resume); // the dataset
+    fix_schedule(run.cfg, run.opt, run.data, run.resume);
+    agree_on_run(mpi, run.cfg, run.opt, run.data, run.resume);
+    run.step = build_step(mpi, *run.be, run.cfg, run.opt, run.data, run.resume); // build, or resume
+    run.trace = open_trace(mpi, run.opt, *run.be, run.step.step->model().num_params());
 
-    TrainConsole console(mpi, cfg, opt, data, resume, model, *comm, trace.get());
-    console.print_start(*be, binding);
-    Trainer trainer(*be, cfg, *model.mlp, *model.opt, *comm); // the loop
-    const RunLimits limits{opt.max_steps, opt.checkpoint_every};
-    const TrainResult res = trainer.run(*data.train, data.test.get(), resume.start(), limits, console.hooks());
-    console.print_end(res); // report
+    TrainConsole console(mpi, run);
+    console.print_start();
+    MpiReduceComm comm(mpi.comm(), run.cfg.reproducible_ranks > 0); // sums in the fixed tree in that mode
+    RunPolicy policy(mpi, run, console, comm);
+    Trainer trainer(run.cfg, *run.step.step, comm); // the loop
+    const RunLimits limits{run.opt.max_steps, run.opt.checkpoint_every};
+    const TrainResult res =
+        trainer.run(*run.data.train, run.data.test.get(), run.resume.start(), limits, policy.hooks());
+    policy.finish(res); // report
     return res.interrupted ? kExitCheckpointed : 0;
 }
 

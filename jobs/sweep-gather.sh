@@ -31,8 +31,13 @@ fi
 mapfile -t ids < <(for f in "${files[@]}"; do f=${f##*/task-}; echo "${f%.csv}"; done | sort -n)
 
 header=$(head -n 1 "$dir/task-${ids[0]}.csv")
-tmp=$out.tmp.$$
-echo "$header" >"$tmp"
+# A new file beside OUT made by mktemp (exclusive, unpredictable name: nobody sharing the
+# directory can have planted a link there), renamed over OUT at the end (mv -T replaces a link
+# at OUT instead of following it).
+tmp=$(mktemp "$out.tmp.XXXXXXXXXX") || { echo "sweep-gather: error: cannot create a file beside $out" >&2; exit 1; }
+trap 'rm -f "$tmp"' EXIT
+chmod "$(printf '%o' $((0666 & ~$(umask))))" "$tmp" # as a new file, not mktemp's 0600
+echo "$header" >>"$tmp"
 status=0
 failed=()
 for id in "${ids[@]}"; do
@@ -47,7 +52,8 @@ for id in "${ids[@]}"; do
   rc=$(tail -n +2 "$f" | sed -E 's/,"([^"]|"")*"$//' | awk -F, '{print $(NF-2)}')
   [[ $rc == 0 ]] || failed+=("$id")
 done
-mv -f "$tmp" "$out"
+mv -fT "$tmp" "$out"
+trap - EXIT
 
 echo "sweep-gather: $out: ${#ids[@]} rows${expected:+ of $expected tasks}"
 if [[ -n $expected && ${#ids[@]} -lt $expected ]]; then

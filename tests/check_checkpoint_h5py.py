@@ -8,6 +8,7 @@
                                          /state attributes; print a summary
   check_checkpoint_h5py.py same A B      tensors and step counters of A and B are bitwise equal
 """
+import struct
 import sys
 
 import h5py
@@ -33,11 +34,11 @@ def schema(path):
         assert f.userblock_size == 512, f.userblock_size
         cfg = f["config"].attrs
         assert text(cfg["format"]) == "ompml-checkpoint", cfg["format"]
-        assert int(cfg["version"]) == 2
+        assert int(cfg["version"]) == 3
         assert text(cfg["precision"]) in ("fp32", "bf16"), cfg["precision"]
         for key in ["activation", "optimizer", "lr", "momentum", "beta1", "beta2", "eps", "weight_decay",
                     "schedule", "warmup", "step_size", "gamma", "total_steps", "clip", "seed", "batch", "epochs",
-                    "eval_batch", "data_path", "data_features", "data_classes", "data_train_samples",
+                    "eval_batch", "reproducible_ranks", "data_path", "data_features", "data_classes", "data_train_samples",
                     "data_test_samples"]:
             assert key in cfg, f"/config lacks attribute {key}"
         layers = [int(w) for w in text(cfg["layers"]).split(",")]
@@ -70,6 +71,10 @@ def same(a, b):
             assert ta[k].tobytes() == tb[k].tobytes(), f"{k} differs"
         for key in ["step", "epoch", "step_in_epoch"]:
             assert int(fa["state"].attrs[key]) == int(fb["state"].attrs[key]), key
+        # The epoch's running loss sum too, bit for bit: it is summed per step in one order.
+        for key in ["epoch_loss_sum", "epoch_rows"]:
+            x, y = float(fa["state"].attrs[key]), float(fb["state"].attrs[key])
+            assert struct.pack("<d", x) == struct.pack("<d", y), f"state {key}: {x!r} != {y!r}"
     print(f"{a} and {b}: {len(ta)} tensors bitwise equal")
 
 

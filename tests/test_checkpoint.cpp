@@ -5,6 +5,7 @@
 // non-finite tensors and impossible counters, write_checkpoint non-finite tensors. Checkpoints
 // are built by hand (no training), so each case says exactly which state it writes.
 #define BOOST_TEST_MODULE checkpoint
+#include "io/atomic_file.hpp"
 #include "io/checkpoint.hpp"
 #include "io/h5.hpp"
 #include "io/synth.hpp"
@@ -280,19 +281,21 @@ BOOST_AUTO_TEST_CASE(truncated_checkpoint_is_replaced_but_not_rotated)
 BOOST_AUTO_TEST_CASE(stale_temporaries_of_dead_processes_are_removed_live_ones_kept)
 {
     TempDir t;
-    const std::string f = t / "ck.h5", host = h5::host_name();
+    const std::string f = t / "ck.h5", host = atomic_file::host_name();
     // Live: our parent (ctest or a shell), which outlives this test; not our own pid, which is
-    // the name of our own next temporary.
+    // in the name of our own next temporary.
     const std::string dead = std::to_string(dead_pid()), live = std::to_string(::getppid());
-    const std::vector<std::string> stale{f + ".tmp." + host + "." + dead, f + ".prev.tmp." + host + "." + dead,
-                                         f + ".tmp." + dead};                  // the last: old-style name, this host's
-    const std::vector<std::string> kept{f + ".tmp." + host + "." + live,       // a live process
-                                        f + ".tmp.other-node.example." + dead, // another host's
-                                        f + ".tmp.notes",                      // not a pid
-                                        t / "other.h5.tmp." + host + "." + dead}; // another file's
+    const std::string rnd = ".a1B2c3D4e5F6"; // the random part of a name: 12 letters and digits
+    const std::vector<std::string> stale{f + ".tmp." + host + "." + dead + rnd,
+                                         f + ".prev.tmp." + host + "." + dead + rnd,
+                                         f + ".tmp." + host + "." + dead,            // as the previous build named them
+                                         f + ".tmp." + dead};                        // older still: this host's
+    const std::vector<std::string> kept{f + ".tmp." + host + "." + live + rnd,       // a live process
+                                        f + ".tmp.other-node.example." + dead + rnd, // another host's
+                                        f + ".tmp.notes",                            // not a pid
+                                        t / "other.h5.tmp." + host + "." + dead + rnd}; // another file's
     for (const auto& p : stale) write_text(p, "stale");
     for (const auto& p : kept) write_text(p, "keep");
-    BOOST_CHECK_EQUAL(h5::temp_path(f), f + ".tmp." + host + "." + std::to_string(::getpid()));
     // The early check removes them, as does every write.
     check_checkpoint_target(f);
     for (const auto& p : stale) BOOST_CHECK_MESSAGE(!fs::exists(p), "not removed: " << p);

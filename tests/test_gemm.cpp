@@ -1,7 +1,7 @@
 // What is specific to the omp gemm: its GPU bodies (omp_gemm::gemm_league_tiled, the nvptx64
 // variants) run on host cores against the sequential reference, so their tiling is checked
 // without a GPU; and the bf16 gemm (mixed precision) of every backend this build has, against the
-// ref bf16 gemm, including the omp gemm's host bodies (AMX where the CPU has it, and the
+// ref bf16 gemm, including the omp gemm's host bodies on every path the CPU has (AMX, AVX512-BF16, and the
 // float-panel fallback). The float gemm on every backend is in test_kernels.cpp.
 #define BOOST_TEST_MODULE gemm
 #include "support.hpp"
@@ -28,8 +28,9 @@ constexpr Act kActs[] = {Act::identity, Act::relu, Act::tanh, Act::gelu};
 // staging, barriers and edge handling as on a GPU, so their indexing is checked for every
 // transpose case without one. A host team never has the 256 threads a GPU team has; the body's
 // thread rounds (slot = round + thread) cover the others, which this exercises too. With beta ==
-// 0 the body runs again with C null and C16 (the bf16 weight gradient of --grad-dtype bf16),
-// which must be to_bf16 of the first run's C, bit for bit.
+// 0 the body runs again with a bf16 output (the bf16 weight gradient of --grad-dtype bf16, a
+// hidden layer's bf16 output), which must be to_bf16 of the first run's C, bit for bit; and once
+// more with the activation backward fused into the epilogue (the dX gemm), against ref's.
 template <int TM, int BK>
 void check_tiled(const Gemm& p, bool with_bias, bool with_pre, std::uint64_t seed, int threads)
 {
@@ -38,29 +39,40 @@ void check_tiled(const Gemm& p, bool with_bias, bool with_pre, std::uint64_t see
     const auto bias = random_floats(N, 4 * seed + 2);
     auto C0 = random_floats(M * N, 4 * seed + 3);
     if (p.beta == 0.0f) C0.assign(M * N, std::numeric_limits<float>::quiet_NaN());
+    const auto ref = make_backend("ref");
     std::vector<float> Cref = C0, pre_ref(M * N), C = C0, pre(M * N);
-    make_backend("ref")->gemm(p, A.data(), B.data(), Cref.data(), with_bias ? bias.data() : nullptr,
-                              with_pre ? pre_ref.data() : nullptr);
+    ref->gemm(p, A.data(), B.data(), Cref.data(), with_bias ? bias.data() : nullptr,
+              with_pre ? pre_ref.data() : nullptr);
+    Gemm back = p; // the dX gemm of a layer: the activation's backward on pre = Z, no bias
+    back.act_backward = true;
+    auto Z = random_floats(M * N, 4 * seed + 5, -4.0f, 4.0f);
+    std::vector<float> Cback_ref = C0, Cback = C0;
+    if (p.beta != 0.0f) ref->gemm(back, A.data(), B.data(), Cback_ref.data(), nullptr, Z.data());
 
-    const omp_gemm::GemmArgs g{p.m, p.n, p.k, p.trans_a, p.trans_b, p.alpha, p.beta, p.act};
     const int saved = omp_get_max_threads();
     omp_set_num_threads(threads);
-    omp_gemm::gemm_league_tiled<TM, BK>(g, A.data(), B.data(), C.data(), with_bias ? bias.data() : nullptr,
+    omp_gemm::gemm_league_tiled<TM, BK>(p, A.data(), B.data(), C.data(), with_bias ? bias.data() : nullptr,
                                         with_pre ? pre.data() : nullptr);
     std::vector<bf16> C16(M * N, bf16{0x7fc1}); // NaN: must be overwritten
     if (p.beta == 0.0f)
-        omp_gemm::gemm_league_tiled<TM, BK>(g, A.data(), B.data(), static_cast<float*>(nullptr),
-                                            with_bias ? bias.data() : nullptr, nullptr, C16.data());
+        omp_gemm::gemm_league_tiled<TM, BK>(p, A.data(), B.data(), C16.data(), with_bias ? bias.data() : nullptr,
+                                            nullptr);
+    else
+        omp_gemm::gemm_league_tiled<TM, BK>(back, A.data(), B.data(), Cback.data(), nullptr, Z.data());
     omp_set_num_threads(saved);
 
     const std::string what = "tiled " + std::to_string(16 * TM) + "x" + std::to_string(16 * TM) + ", " +
         std::to_string(threads) + " threads: " + describe(p, with_bias, with_pre);
     check_close(C, Cref, gemm_atol(p), kGemmRtol, what + ": C");
     if (with_pre) check_close(pre, pre_ref, gemm_atol(p), kGemmRtol, what + ": pre");
-    if (p.beta != 0.0f) return;
+    if (p.beta != 0.0f) {
+        // act' is at most ~1.13 (gelu): the gemm's bound, widened a little.
+        check_close(Cback, Cback_ref, 2 * gemm_atol(p), 2 * kGemmRtol, what + ": activation backward");
+        return;
+    }
     std::size_t diff = 0;
     for (std::size_t i = 0; i < C.size(); ++i) diff += C16[i].bits != to_bf16(C[i]).bits;
-    BOOST_CHECK_MESSAGE(diff == 0, what << ": C16 with C null != to_bf16(C) at " << diff << " elements");
+    BOOST_CHECK_MESSAGE(diff == 0, what << ": bf16 output != to_bf16(C) at " << diff << " elements");
 }
 
 } // namespace
@@ -86,22 +98,23 @@ BOOST_AUTO_TEST_CASE(gpu_bodies_on_host_cores)
 }
 
 // ---------------------------------------------------------------------------------------------
-// The bf16 gemm (mixed precision): bf16 operands, float accumulation, the float epilogue, and
-// C16 = bf16(C).
+// The bf16 gemm (mixed precision): bf16 operands, float accumulation, the float epilogue, and a
+// float or bf16 output.
 //
 // Tolerance, per element: |C - ref| <= |alpha| * gamma_K * S_ij + 16 eps + kGemmRtol * |ref|,
 // where S = |op(A)| |op(B)| (the sum of |a b| over k, computed exactly by the ref bf16 gemm on the
 // absolute values) and gamma_K = K u / (1 - K u), u = 2^-24. Why: a product of two bf16 values
 // (8-bit significands) is exact in float (16 bits), so the ONLY difference from the reference
 // (the exact sum in double, rounded once) is the float accumulation, in whatever order and
-// grouping a backend uses (AMX adds pairs of products, the GPU bodies add k in tile steps): the
+// grouping a backend uses (AMX and VDPBF16PS add pairs of products, the GPU bodies add k in tile steps): the
 // classic worst-case bound of a float sum of K terms, gamma_K * sum |terms|, holds for every
 // order. The 16 eps floor and the rtol cover the float epilogue (beta * C, bias, activation
-// within a few ulp), as for the float gemm (support.hpp). AMX's TDPBF16PS flushes subnormal
+// within a few ulp), as for the float gemm (support.hpp). AMX's TDPBF16PS and VDPBF16PS flush subnormal
 // inputs and results to zero (it ignores MXCSR): the operands here are uniform in [-1, 1], whose
 // bf16 values and products are normal, so that cannot show; a flushed subnormal would be within
 // the floor anyway. An indexing or epilogue mistake is O(1), far above the bound.
-// C16 must equal to_bf16(C) bit for bit (the backend's own C: one rounding, nearest even).
+// A bf16 output must equal to_bf16(C) of the float output bit for bit (the backend's own C: one
+// rounding, nearest even).
 
 namespace {
 
@@ -135,7 +148,6 @@ std::vector<std::unique_ptr<Backend>>& bf16_backends()
 struct Bf16Case {
     std::vector<bf16> A, B;
     std::vector<float> bias, C0, Cref, pre_ref, S;
-    std::vector<bf16> C16ref;
 };
 
 Bf16Case make_bf16_case(const Gemm& p, bool with_bias, bool with_pre, std::uint64_t seed)
@@ -149,10 +161,9 @@ Bf16Case make_bf16_case(const Gemm& p, bool with_bias, bool with_pre, std::uint6
     if (p.beta == 0.0f) c.C0.assign(M * N, std::numeric_limits<float>::quiet_NaN());
     c.Cref = c.C0;
     c.pre_ref.assign(M * N, 0.0f);
-    c.C16ref.assign(M * N, bf16{0});
     const auto ref = make_backend("ref");
     ref->gemm(p, c.A.data(), c.B.data(), c.Cref.data(), with_bias ? c.bias.data() : nullptr,
-              with_pre ? c.pre_ref.data() : nullptr, c.C16ref.data());
+              with_pre ? c.pre_ref.data() : nullptr);
     // S = |op(A)| |op(B)|, exactly (the ref sums in double)
     auto absA = c.A, absB = c.B;
     for (auto& x : absA) x.bits &= 0x7fff;
@@ -204,6 +215,8 @@ void check_bf16_result(const Gemm& p, const Bf16Case& c, const std::vector<float
     }
 }
 
+// The bf16 gemm with a float output against ref; with c16 and beta == 0, again with a bf16
+// output (starting as NaN), which must be to_bf16 of the float output bit for bit.
 void check_bf16(Backend& be, const Gemm& p, bool with_bias, bool with_pre, bool with_c16, std::uint64_t seed,
                 const std::string& tag)
 {
@@ -212,18 +225,19 @@ void check_bf16(Backend& be, const Gemm& p, bool with_bias, bool with_pre, bool 
     auto dA = DeviceBuffer<bf16>(be.memory(), c.A), dB = DeviceBuffer<bf16>(be.memory(), c.B);
     auto dbias = upload(be, c.bias), dC = upload(be, c.C0);
     DeviceBuffer<float> dpre(be.memory(), MN);
-    DeviceBuffer<bf16> dC16(be.memory(), MN);
-    be.gemm(p, dA.data(), dB.data(), dC.data(), with_bias ? dbias.data() : nullptr, with_pre ? dpre.data() : nullptr,
-            with_c16 ? dC16.data() : nullptr);
+    be.gemm(p, dA.data(), dB.data(), dC.data(), with_bias ? dbias.data() : nullptr, with_pre ? dpre.data() : nullptr);
+    const bool c16 = with_c16 && p.beta == 0.0f;
+    DeviceBuffer<bf16> dC16(be.memory(), std::vector<bf16>(c16 ? MN : 0, bf16{0x7fc1}));
+    if (c16) be.gemm(p, dA.data(), dB.data(), dC16.data(), with_bias ? dbias.data() : nullptr);
     be.synchronize();
     const auto C16 = dC16.to_vector();
-    check_bf16_result(p, c, dC.to_vector(), dpre.to_vector(), with_pre, with_c16 ? &C16 : nullptr,
+    check_bf16_result(p, c, dC.to_vector(), dpre.to_vector(), with_pre, c16 ? &C16 : nullptr,
                       std::string("bf16 ") + be.name() + tag + ": " + describe(p, with_bias, with_pre) +
-                          (with_c16 ? " C16" : ""));
+                          (c16 ? " + bf16 output" : ""));
 }
 
 // Shapes around the host bodies' blocks (float panels 6 x 64, KC 384, NC 1024; AMX 32 x 32, k in
-// steps of 32, KC 512, NC 1024) and the GPU tiles (64, 128): 1, odd K, ragged edges, several K slices
+// steps of 32, KC 512, NC 1024; AVX512-BF16 6 x 64, k in pairs, KC 768) and the GPU tiles (64, 128): 1, odd K, ragged edges, several K slices
 // with beta != 0 (the workspace), more than one column block.
 struct Shape {
     int M, N, K;
@@ -256,17 +270,37 @@ BOOST_AUTO_TEST_CASE(bf16_gemm_every_backend)
         });
 }
 
-// The omp gemm's host fallback for CPUs without AMX (bf16 widened into the float panels), forced
-// with OMPML_GEMM_NO_AMX=1; on a CPU without AMX this is the path the test above took.
-BOOST_AUTO_TEST_CASE(bf16_gemm_omp_float_panel_fallback)
+// The omp gemm's host bodies for bf16 operands on every path this CPU has, forced in turn with
+// OMPML_HOST_GEMM (the test above took the default, the best of them): AMX tiles, AVX512-BF16
+// dot products, and the fp32 fallback (bf16 widened into the float panels). A path the CPU
+// lacks, or an unknown name, is refused with an error naming the variable and the value.
+BOOST_AUTO_TEST_CASE(bf16_gemm_omp_every_host_path)
 {
     for (auto& be : bf16_backends()) {
         if (std::string(be->name()) != "omp" || be->on_gpu()) continue;
-        setenv("OMPML_GEMM_NO_AMX", "1", 1);
-        for_each_bf16_case([&](const Gemm& g, bool bias, bool pre, bool c16, std::uint64_t seed) {
-            check_bf16(*be, g, bias, pre, c16, seed, " (OMPML_GEMM_NO_AMX=1)");
+        int ran = 0;
+        for (const char* path : {"amx", "avx512bf16", "fp32"}) {
+            setenv("OMPML_HOST_GEMM", path, 1);
+            try {
+                BOOST_TEST(host_gemm_name(host_gemm_path()) == std::string(path));
+            } catch (const Error& e) {
+                const std::string msg = e.what();
+                BOOST_TEST(msg.find(std::string("OMPML_HOST_GEMM=") + path) != std::string::npos, msg);
+                BOOST_TEST(std::string(path) != "fp32", "the fp32 path is on every CPU: " << msg);
+                BOOST_TEST_MESSAGE("bf16 gemm: path " << path << " not on this CPU: " << msg);
+                continue;
+            }
+            ++ran;
+            for_each_bf16_case([&](const Gemm& g, bool bias, bool pre, bool c16, std::uint64_t seed) {
+                check_bf16(*be, g, bias, pre, c16, seed, std::string(" (OMPML_HOST_GEMM=") + path + ")");
+            });
+        }
+        BOOST_TEST(ran >= 1);
+        setenv("OMPML_HOST_GEMM", "avx512", 1);
+        BOOST_CHECK_EXCEPTION(host_gemm_path(), Error, [](const Error& e) {
+            return std::string(e.what()).find("OMPML_HOST_GEMM='avx512': unknown path") != std::string::npos;
         });
-        unsetenv("OMPML_GEMM_NO_AMX");
+        unsetenv("OMPML_HOST_GEMM");
     }
 }
 
@@ -276,21 +310,23 @@ BOOST_AUTO_TEST_CASE(bf16_gpu_bodies_on_host_cores)
 {
     for_each_bf16_case([&](const Gemm& p, bool bias, bool pre, bool c16, std::uint64_t seed) {
         const Bf16Case c = make_bf16_case(p, bias, pre, seed);
-        const omp_gemm::GemmArgs g{p.m, p.n, p.k, p.trans_a, p.trans_b, p.alpha, p.beta, p.act};
         const std::size_t MN = static_cast<std::size_t>(p.m) * p.n;
+        const bool with_c16 = c16 && p.beta == 0.0f;
         const int saved = omp_get_max_threads();
         omp_set_num_threads(seed % 2 == 0 ? 3 : 16);
         for (int large = 0; large < 2; ++large) {
             std::vector<float> C = c.C0, pre_v(MN);
-            std::vector<bf16> C16(MN);
+            std::vector<bf16> C16(MN, bf16{0x7fc1});
             float* pp = pre ? pre_v.data() : nullptr;
-            bf16* c16p = c16 ? C16.data() : nullptr;
             const float* bp = bias ? c.bias.data() : nullptr;
-            if (large)
-                omp_gemm::gemm_league_tiled<8, 8>(g, c.A.data(), c.B.data(), C.data(), bp, pp, c16p);
-            else
-                omp_gemm::gemm_league_tiled<4, 16>(g, c.A.data(), c.B.data(), C.data(), bp, pp, c16p);
-            check_bf16_result(p, c, C, pre_v, pre, c16 ? &C16 : nullptr,
+            if (large) {
+                omp_gemm::gemm_league_tiled<8, 8>(p, c.A.data(), c.B.data(), C.data(), bp, pp);
+                if (with_c16) omp_gemm::gemm_league_tiled<8, 8>(p, c.A.data(), c.B.data(), C16.data(), bp, nullptr);
+            } else {
+                omp_gemm::gemm_league_tiled<4, 16>(p, c.A.data(), c.B.data(), C.data(), bp, pp);
+                if (with_c16) omp_gemm::gemm_league_tiled<4, 16>(p, c.A.data(), c.B.data(), C16.data(), bp, nullptr);
+            }
+            check_bf16_result(p, c, C, pre_v, pre, with_c16 ? &C16 : nullptr,
                               std::string("bf16 tiled ") + (large ? "128x128" : "64x64") + ": " +
                                   describe(p, bias, pre));
         }

@@ -5,6 +5,7 @@
 
 #include "nn/mlp.hpp"
 #include "nn/optimizer.hpp"
+#include "nn/step.hpp"
 #include "nn/trainer.hpp"
 
 #include <cmath>
@@ -18,7 +19,7 @@ using namespace ompml::test;
 namespace {
 
 // Loss (batch mean) of the current parameters on (X, Y).
-double mean_loss(Mlp& m, const float* X, const std::int32_t* Y, int B)
+double mean_loss(Model& m, const float* X, const std::int32_t* Y, int B)
 {
     m.forward(X, B, false);
     return m.loss(Y, B).loss_sum / B;
@@ -36,14 +37,14 @@ void gradient_check(const std::string& backend, Act act)
     MlpConfig cfg;
     cfg.layers = {6, 7, 5, 3};
     cfg.activation = act;
-    Mlp m(*be, cfg, B);
+    Mlp<float, float> m(*be, cfg, B);
     m.init_params(42);
     const auto X = upload(*be, random_floats(static_cast<std::size_t>(B) * 6, 1));
     const std::vector<std::int32_t> yh{0, 2, 1, 2, 0};
     const auto Y = upload(*be, yh);
 
     m.forward(X.data(), B, true);
-    m.loss_backward(X.data(), Y.data(), B, 1.0f / B);
+    m.loss_backward(Y.data(), B, B);
     be->synchronize();
     std::vector<float> grads(m.num_params());
     be->memory().to_host(grads.data(), m.grads(), grads.size() * sizeof(float));
@@ -111,7 +112,8 @@ BOOST_AUTO_TEST_CASE(gradient_check_omp)
 
 namespace {
 
-// Logits and gradients of one forward/backward of a 64-48-32-10 model on 32 rows.
+// Logits and gradients of one forward/backward of a 64-48-32-10 model on 32 rows, in the
+// number formats make_step picks for `precision` (one rank: fp32 gradients).
 struct StepResult {
     std::vector<float> logits, grads;
 };
@@ -119,11 +121,12 @@ StepResult one_step(const std::string& backend, Precision precision, Act act)
 {
     auto be = make_backend(backend);
     const int B = 32;
-    MlpConfig cfg;
-    cfg.layers = {64, 48, 32, 10};
-    cfg.precision = precision;
-    cfg.activation = act;
-    Mlp m(*be, cfg, B);
+    TrainConfig cfg;
+    cfg.model.layers = {64, 48, 32, 10};
+    cfg.model.precision = precision;
+    cfg.model.activation = act;
+    const std::unique_ptr<Step> step = make_step(*be, cfg, B);
+    Model& m = step->model();
     m.init_params(7);
     const auto X = upload(*be, random_floats(static_cast<std::size_t>(B) * 64, 3));
     std::vector<std::int32_t> yh(B);
@@ -133,10 +136,9 @@ StepResult one_step(const std::string& backend, Precision precision, Act act)
     StepResult r;
     r.logits.resize(static_cast<std::size_t>(B) * 10);
     be->memory().to_host(r.logits.data(), logits, r.logits.size() * sizeof(float));
-    m.loss_backward(X.data(), Y.data(), B, 1.0f / B);
+    step->gradient(DeviceBatch{B, B, X.data(), Y.data()}, false);
     be->synchronize();
-    r.grads.resize(m.num_params());
-    be->memory().to_host(r.grads.data(), m.grads(), r.grads.size() * sizeof(float));
+    r.grads = step->download_gradient();
     return r;
 }
 
@@ -181,17 +183,115 @@ BOOST_AUTO_TEST_CASE(bf16_step_omp_matches_ref)
     check_close(o.grads, r.grads, 1e-3 * max_abs(r.grads), 1e-3, "omp bf16 gradients vs ref");
 }
 
+// A bf16 gradient (--grad-dtype bf16 on several ranks: Mlp<T, bf16>) is, bit for bit, the
+// rounding of the fp32 gradient of the same model and batch: the dW gemm rounds its float
+// result once as it stores it, the bias sums likewise. For both operand types.
+BOOST_AUTO_TEST_CASE(bf16_gradient_is_the_rounded_fp32_gradient)
+{
+    auto be = make_backend("omp");
+    const int B = 16;
+    MlpConfig cfg;
+    cfg.layers = {40, 33, 10};
+    const auto X = upload(*be, random_floats(static_cast<std::size_t>(B) * 40, 5));
+    std::vector<std::int32_t> yh(B);
+    for (int i = 0; i < B; ++i) yh[i] = (i * 3) % 10;
+    const auto Y = upload(*be, yh);
+    const auto grads = [&](auto& m) {
+        m.init_params(3);
+        m.forward(X.data(), B, true);
+        m.loss_backward(Y.data(), B, B);
+        using G = std::remove_pointer_t<decltype(m.grads())>;
+        std::vector<G> g(m.num_params());
+        be->memory().to_host(g.data(), m.grads(), g.size() * sizeof(G));
+        return g;
+    };
+    for (const Precision p : {Precision::fp32, Precision::bf16}) {
+        cfg.precision = p;
+        std::vector<float> g32;
+        std::vector<bf16> g16;
+        if (p == Precision::fp32) {
+            Mlp<float, float> a(*be, cfg, B);
+            Mlp<float, bf16> b(*be, cfg, B);
+            g32 = grads(a);
+            g16 = grads(b);
+        } else {
+            Mlp<bf16, float> a(*be, cfg, B);
+            Mlp<bf16, bf16> b(*be, cfg, B);
+            g32 = grads(a);
+            g16 = grads(b);
+        }
+        std::size_t diff = 0;
+        for (std::size_t i = 0; i < g32.size(); ++i) diff += g16[i].bits != to_bf16(g32[i]).bits;
+        BOOST_TEST(diff == 0u,
+                   enum_name(p) << " operands: " << diff << " of " << g32.size()
+                                << " bf16 gradient elements are not the rounded fp32 ones");
+    }
+}
+
+// The model's backward with a BatchTree (--reproducible-ranks 8): each "rank" of P (2, 4, 8; in
+// one process, on its own slice of the batch, as the loader slices it) computes its gradient and
+// loss as a rank would, and their split-tree sum over ranks is bit for bit the 1-rank gradient
+// and loss, for both operand types. A batch of 100 rows: chunks of 12 and 13 rows.
+BOOST_AUTO_TEST_CASE(tree_gradients_of_rank_slices_add_up_to_the_one_rank_gradient)
+{
+    auto be = make_backend("omp");
+    const int B = 100, F = 40, N = 8;
+    const auto x = random_floats(static_cast<std::size_t>(B) * F, 9);
+    std::vector<std::int32_t> y(B);
+    for (int i = 0; i < B; ++i) y[i] = (i * 7) % 10;
+    for (const Precision p : {Precision::fp32, Precision::bf16}) {
+        MlpConfig cfg;
+        cfg.layers = {F, 33, 10};
+        cfg.precision = p;
+        // One "rank" r of P: its rows [B r / P, B (r + 1) / P), its gradient (float) and loss.
+        const auto rank_grad = [&](int r, int P, double& loss) {
+            TrainConfig tc;
+            tc.model = cfg;
+            tc.reproducible_ranks = N;
+            GradSums one_of_p;
+            one_of_p.rank = r;
+            one_of_p.ranks = P;
+            one_of_p.fp32 = [](float*, std::size_t n) { return std::make_unique<NoSum<float>>(n); };
+            const std::unique_ptr<Step> step = make_step(*be, tc, B, Precision::fp32, one_of_p);
+            step->model().init_params(4);
+            const int lo = B * r / P, hi = B * (r + 1) / P;
+            const auto X = upload(*be, std::vector<float>(x.begin() + lo * F, x.begin() + hi * F));
+            const auto Y = upload(*be, std::vector<std::int32_t>(y.begin() + lo, y.begin() + hi));
+            loss = step->gradient(DeviceBatch{hi - lo, B, X.data(), Y.data()}, false).loss_sum;
+            return step->download_gradient();
+        };
+        double whole_loss = 0;
+        const std::vector<float> whole = rank_grad(0, 1, whole_loss);
+        for (int P = 2; P <= N; P *= 2) {
+            std::vector<std::vector<float>> g(P);
+            std::vector<double> loss(P);
+            for (int r = 0; r < P; ++r) g[r] = rank_grad(r, P, loss[r]);
+            std::size_t diff = 0;
+            for (std::size_t i = 0; i < whole.size(); ++i) {
+                TreeSum<float> t;
+                for (int r = 0; r < P; ++r) t.add(g[r][i]);
+                const float v = t.total();
+                diff += std::memcmp(&v, &whole[i], sizeof v) != 0;
+            }
+            TreeSum<double> tl;
+            for (int r = 0; r < P; ++r) tl.add(loss[r]);
+            BOOST_TEST(diff == 0u, enum_name(p) << ", " << P << " ranks: " << diff << " gradient elements differ");
+            BOOST_TEST(tl.total() == whole_loss, enum_name(p) << ", " << P << " ranks: the loss differs");
+        }
+    }
+}
+
 BOOST_AUTO_TEST_CASE(zero_rows_give_zero_gradients_and_every_bucket)
 {
     auto be = make_backend("omp");
     MlpConfig cfg;
     cfg.layers = {4, 8, 3};
-    Mlp m(*be, cfg, 4);
+    Mlp<float, float> m(*be, cfg, 4);
     m.init_params(1);
     be->fill(m.num_params(), m.grads(), 7.0f);
     std::vector<int> order;
     std::size_t covered = 0;
-    m.loss_backward(nullptr, nullptr, 0, 1.0f, [&](int l, const LayerView& v) {
+    m.loss_backward(nullptr, 0, 1, [&](int l, const LayerView& v) {
         order.push_back(l);
         covered += v.count();
     });
@@ -298,11 +398,10 @@ BOOST_AUTO_TEST_CASE(learns_xor_to_100_percent)
         cfg.batch = 32;
         cfg.epochs = 60;
         MemorySource train(*be, x, y, F, cfg.batch), eval(*be, x, y, F, 64);
-        Mlp m(*be, cfg.model, 64);
-        m.init_params(cfg.seed);
-        Optimizer opt(*be, cfg.opt, m.num_params());
+        const std::unique_ptr<Step> step = make_step(*be, cfg, 64);
+        step->model().init_params(cfg.seed);
         SingleComm comm;
-        Trainer t(*be, cfg, m, opt, comm);
+        Trainer t(cfg, *step, comm);
         const TrainResult r = t.run(train, &eval, TrainState{}, RunLimits{});
         BOOST_TEST_MESSAGE(enum_name(kind) << ": train accuracy " << r.test.accuracy << " loss " << r.test.loss);
         BOOST_TEST(r.state.step == 60 * 8);
@@ -329,31 +428,40 @@ std::string step_with_bad_input(const std::string& backend, float bad, std::vect
     x[2 * 4 + 1] = bad;
     const auto X = upload(*be, x);
     const auto Y = upload(*be, std::vector<std::int32_t>{0, 1, 2, 1});
-    Mlp m(*be, cfg.model, B);
+    const std::unique_ptr<Step> step = make_step(*be, cfg, B);
+    Model& m = step->model();
     m.init_params(7);
-    Optimizer opt(*be, cfg.opt, m.num_params());
-    SingleComm comm;
-    Trainer t(*be, cfg, m, opt, comm);
     before = m.download_params();
     std::string msg = "no error";
     try {
-        t.train_step(DeviceBatch{B, B, X.data(), Y.data()}, cfg.opt.lr, 17);
+        step->run(DeviceBatch{B, B, X.data(), Y.data()}, cfg.opt.lr, 17);
     } catch (const Error& e) {
         msg = e.what();
     }
     after = m.download_params();
-    BOOST_TEST(opt.steps() == 0);
+    BOOST_TEST(step->optimizer().steps() == 0);
     return msg;
 }
 
-// Adds NaN to the summed gradient, as a rank whose data diverged would through the allreduce.
-class PoisonComm final : public Comm {
+// A gradient sum that adds NaN to the summed gradient, as a rank whose data diverged would
+// through the allreduce.
+class PoisonSum final : public GradientSum<float> {
 public:
-    void finish_grads(Backend& be, float* G, std::size_t) override
+    PoisonSum(Backend& be, float* G, std::size_t n) : GradientSum<float>(n), be_(be), G_(G) {}
+    void ready(std::size_t off, std::size_t n) override { mark(off, n); }
+    void finish() override
     {
-        const float nan = std::nanf("");
-        be.memory().to_device(G + 3, &nan, sizeof nan);
+        finish_step(0, [&] {
+            const float nan = std::nanf("");
+            be_.memory().to_device(G_ + 3, &nan, sizeof nan);
+        });
     }
+    std::string describe() const override { return "poison"; }
+    const char* kind() const override { return "none"; }
+
+private:
+    Backend& be_;
+    float* G_;
 };
 
 } // namespace
@@ -385,14 +493,14 @@ BOOST_AUTO_TEST_CASE(non_finite_gradient_norm_stops_the_step_when_clipping)
     const int B = 4;
     const auto X = upload(*be, random_floats(B * 4, 3));
     const auto Y = upload(*be, std::vector<std::int32_t>{0, 1, 2, 1});
-    Mlp m(*be, cfg.model, B);
+    GradSums poison;
+    poison.fp32 = [&](float* G, std::size_t n) { return std::make_unique<PoisonSum>(*be, G, n); };
+    const std::unique_ptr<Step> step = make_step(*be, cfg, B, Precision::fp32, poison);
+    Model& m = step->model();
     m.init_params(7);
-    Optimizer opt(*be, cfg.opt, m.num_params());
-    PoisonComm comm;
-    Trainer t(*be, cfg, m, opt, comm);
     const std::vector<float> before = m.download_params();
     try {
-        t.train_step(DeviceBatch{B, B, X.data(), Y.data()}, 0.5f, 9);
+        step->run(DeviceBatch{B, B, X.data(), Y.data()}, 0.5f, 9);
         BOOST_ERROR("no error for a NaN gradient");
     } catch (const Error& e) {
         BOOST_TEST(std::string(e.what()).rfind("step 9: gradient norm is nan (non-finite) at lr 0.5: stopped", 0) == 0,
@@ -423,7 +531,7 @@ BOOST_AUTO_TEST_CASE(allocation_failure_names_the_model_and_size)
     BOOST_REQUIRE_EQUAL(setrlimit(RLIMIT_AS, &lim), 0);
     std::string msg = "no error";
     try {
-        Mlp m(*be, cfg, 1);
+        Mlp<float, float> m(*be, cfg, 1);
     } catch (const Error& e) {
         msg = e.what();
     }

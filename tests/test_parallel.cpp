@@ -1,13 +1,19 @@
-// The MPI layer under mpirun (-np 2 and -np 4; the bf16 cases also -np 3) and as a singleton:
-// session and device binding, configuration agreement, collective errors, parameter broadcast,
-// and gradient averaging (fp32, and bf16 on the wire) checked against a sum computed on the host
-// from every rank's (reproducible) data.
-// Device buffers use omp memory, so the offload-check build exercises real device copies.
+// The MPI layer under mpirun (-np 2 and -np 4; the bf16 and split-tree cases also -np 3, the
+// split-tree cases -np 8) and as a singleton: session and device binding, configuration
+// agreement, collective errors, parameter broadcast, and the gradient sum (grad_sum.hpp: fp32, and
+// bf16 on the wire; every transport) checked against a sum computed on the host from every rank's
+// (reproducible) data: bit for bit against the split-tree order over ranks where the transport
+// promises it.
+// Gradients are allocated as the model allocates them, from the plan's gradient memory; with omp
+// memory the offload-check build exercises real device copies (and the staged transport).
 // Checks that depend on other ranks' data are reduced over all ranks before they are judged,
 // so a wrong value fails every rank instead of leaving some waiting in the next collective.
 #define BOOST_TEST_MODULE parallel
+#include "core/split_tree.hpp"
 #include "parallel/comm.hpp"
-#include "parallel/grad_sync.hpp"
+#include "parallel/grad_sum.hpp"
+#include "parallel/mpi_comm.hpp"
+#include "parallel/node_memory.hpp"
 #include "support.hpp"
 #ifdef OMPML_WITH_CUDA
 #include "backend/backend_cuda.hpp"
@@ -275,6 +281,7 @@ namespace {
 
 // Layer sizes whose total (1376) is no multiple of the small bucket (100 floats).
 const std::vector<std::size_t> kLayers{37, 1000, 5, 333, 1};
+const double kSmallBucketMb = 100.0 * sizeof(float) / 1048576.0; // 100 floats
 
 std::vector<float> rank_grad(std::size_t n, int r, int step) { return test::random_floats(n, 100 + 16 * step + r); }
 
@@ -296,82 +303,126 @@ std::vector<std::size_t> layer_offsets()
     return offsets;
 }
 
-// One step: this rank writes its gradient for `step` into the averager's buffer, marks the
-// layers in `order`, finishes; returns the sums on the host.
-// This rank's gradient into the averager's buffers as backward writes it: the floats, and
-// their bf16 rounding where the ranks exchange bf16 (data16()).
-void put_grad(GradientAverager& avg, const MemorySpace& mem, const std::vector<float>& g)
+// What a fixed-order sum must give, bit for bit (grad_sum.hpp): every rank's value as G holds it
+// (bf16: rounded once), added in float in the split-tree order over rank index
+// (core/split_tree.hpp), the sum rounded to G once. values(r): rank r's gradient. On 1 rank: the
+// gradient itself, as G.
+template <class G, class Values>
+std::vector<float> split_tree_sum(std::size_t n, Values&& values)
 {
-    mem.to_device(avg.data(), g.data(), g.size() * sizeof(float));
-    if (avg.data16() == nullptr) return;
-    std::vector<bf16> h(g.size());
-    for (std::size_t i = 0; i < g.size(); ++i) h[i] = to_bf16(g[i]);
-    mem.to_device(avg.data16(), h.data(), h.size() * sizeof(bf16));
-}
-
-// The sum after finish(), where the optimizer reads it: data(), or data16() widened.
-std::vector<float> get_sum(GradientAverager& avg, const MemorySpace& mem, std::size_t n)
-{
-    std::vector<float> got(n);
-    if (avg.data16() == nullptr) {
-        mem.to_host(got.data(), avg.data(), n * sizeof(float));
-        return got;
+    std::vector<std::vector<float>> g;
+    for (int r = 0; r < nranks(); ++r) g.push_back(values(r));
+    std::vector<float> out(n);
+    for (std::size_t i = 0; i < n; ++i) {
+        const float sum = split_tree_reduce(
+            0, g.size(), [&](std::size_t r) { return to_float(from_float<G>(g[r][i])); },
+            [](float a, float b) { return a + b; });
+        out[i] = to_float(from_float<G>(sum));
     }
-    std::vector<bf16> h(n);
-    mem.to_host(h.data(), avg.data16(), n * sizeof(bf16));
-    for (std::size_t i = 0; i < n; ++i) got[i] = to_float(h[i]);
-    return got;
+    return out;
 }
 
-std::vector<float> sum_step(GradientAverager& avg, const MemorySpace& mem, const std::vector<std::size_t>& order,
-                            int step)
+// The bf16 sum of rank_grad's values (every bf16 transport is in fixed order).
+std::vector<float> bf16_split_tree_sum(std::size_t n, int step)
+{
+    return split_tree_sum<bf16>(n, [&](int r) { return rank_grad(n, r, step); });
+}
+
+GradSumOptions options(GradTransport t, double bucket_mb = kSmallBucketMb, bool force_staging = false,
+                       MpiFp32Sum fp32 = MpiFp32Sum::automatic)
+{
+    GradSumOptions opt;
+    opt.transport = t;
+    opt.bucket_mb = bucket_mb;
+    opt.force_staging = force_staging;
+    opt.mpi_fp32 = fp32;
+    return opt;
+}
+
+// Both fp32 MPI sums, each named as describe() starts.
+const std::pair<MpiFp32Sum, const char*> kFp32Sums[] = {{MpiFp32Sum::allreduce, "MPI_Iallreduce"},
+                                                        {MpiFp32Sum::exchange, "MPI exchange, fixed order"}};
+
+// A gradient as the model holds it (allocated from the plan's gradient memory, for its whole
+// life) and the transport over it. Members are destroyed in reverse: the transport, the
+// gradient, then the plan whose memory the gradient lives in.
+template <class G>
+struct Summed {
+    GradSumPlan plan;
+    DeviceBuffer<G> grad;
+    std::unique_ptr<GradientSum<G>> sum;
+    Summed(const MemorySpace& mem, std::size_t n, GradSumOptions opt)
+        : plan(comm(), mem, std::move(opt)), grad(plan.gradient_memory(), n), sum(plan.make(grad.data(), n))
+    {
+    }
+    // This rank's gradient as backward writes it (bf16: each value rounded once).
+    void put(const std::vector<float>& g)
+    {
+        std::vector<G> h(g.size());
+        for (std::size_t i = 0; i < g.size(); ++i) h[i] = from_float<G>(g[i]);
+        grad.upload(h);
+    }
+    // The gradient where the optimizer reads it, widened to float.
+    std::vector<float> get() const
+    {
+        const std::vector<G> h = grad.to_vector();
+        std::vector<float> out(h.size());
+        for (std::size_t i = 0; i < h.size(); ++i) out[i] = to_float(h[i]);
+        return out;
+    }
+};
+
+// One step: this rank writes its gradient for `step`, marks the layers in `order`, finishes;
+// returns the sums on the host.
+template <class G>
+std::vector<float> sum_step(Summed<G>& s, const std::vector<std::size_t>& order, int step)
 {
     const std::vector<std::size_t> offsets = layer_offsets();
-    const std::size_t n = offsets.back();
-    put_grad(avg, mem, rank_grad(n, rank(), step));
-    for (const std::size_t layer : order) avg.bucket_ready(offsets[layer], kLayers[layer]);
-    avg.finish();
-    return get_sum(avg, mem, n);
+    s.put(rank_grad(offsets.back(), rank(), step));
+    for (const std::size_t layer : order) s.sum->ready(offsets[layer], kLayers[layer]);
+    s.sum->finish();
+    return s.get();
 }
 
-// Two steps (the averager is reused step after step): each rank writes its gradient into the
-// averager's buffer, marks the layers in `order`, finishes; the sums are checked on the host.
-void check_steps(GradientAverager& avg, const MemorySpace& mem, const std::vector<std::size_t>& order, int want_buckets,
-                 const std::string& what)
+// Two steps (the transport is reused step after step), each checked against the host's sum; the
+// ranks hold bitwise the same sums; the stats count the buckets and the fp32 bytes.
+void check_steps(Summed<float>& s, const std::vector<std::size_t>& order, int want_buckets, const std::string& what)
 {
     const std::size_t n = layer_offsets().back();
-    BOOST_TEST_MESSAGE(rank_prefix() << what << " (" << avg.transport() << ")");
+    BOOST_TEST_MESSAGE(rank_prefix() << what << " (" << s.sum->describe() << ")");
     for (int step = 0; step < 2; ++step) {
-        const std::vector<float> got = sum_step(avg, mem, order, step);
+        const std::vector<float> got = sum_step(s, order, step);
         // Each element sums P values in [-1, 1]: float rounding stays well below 1e-6 absolute.
         test::check_close(got, host_sum(n, step), 1e-6, 1e-5, what + " step " + std::to_string(step));
         BOOST_CHECK_MESSAGE(same_on_all_ranks(got), what << ": ranks hold different sums");
-        const GradSyncStats& st = avg.last_step();
+        const GradSyncStats& st = s.sum->last_step();
         BOOST_CHECK_EQUAL(st.buckets, nranks() > 1 ? want_buckets : 0);
         BOOST_CHECK_EQUAL(st.bytes, nranks() > 1 ? n * sizeof(float) : 0);
         BOOST_CHECK(st.wait_s <= st.mpi_s && st.mpi_s >= 0.0);
     }
-    BOOST_CHECK_EQUAL(avg.total().steps, 2);
+    BOOST_CHECK_EQUAL(s.sum->total().steps, 2);
 }
 
-// The MPI transport on the caller's buffer.
-void check_averager(const MemorySpace& mem, bool force_staging, double bucket_mb, int want_buckets,
-                    const std::vector<std::size_t>& order)
+// The MPI transport (GradTransport::mpi), with each fp32 sum (MPI_Iallreduce and the exchange):
+// on the gradient itself where MPI may read host memory, through a host mirror where the gradient
+// is device memory or staging is forced.
+void check_mpi(const MemorySpace& mem, bool force_staging, double bucket_mb, int want_buckets,
+               const std::vector<std::size_t>& order)
 {
-    const std::size_t n = layer_offsets().back();
-    DeviceBuffer<float> grads(mem, n);
-    GradSyncOptions opt;
-    opt.bucket_mb = bucket_mb;
-    opt.force_staging = force_staging;
-    GradientAverager avg(comm(), mem, grads.data(), n, opt);
-    BOOST_CHECK(avg.data() == grads.data());
-    BOOST_CHECK(!avg.shared_memory());
-    if (nranks() > 1) BOOST_CHECK_EQUAL(avg.staged(), force_staging || &mem != &host_memory());
-    check_steps(avg, mem, order, want_buckets,
-                std::string(mem.name()) + (force_staging ? " staged" : "") + " bucket_mb " + std::to_string(bucket_mb));
+    for (const auto& [fp32, name] : kFp32Sums) {
+        Summed<float> s(mem, layer_offsets().back(), options(GradTransport::mpi, bucket_mb, force_staging, fp32));
+        BOOST_CHECK(&s.plan.gradient_memory() == &mem);
+        BOOST_CHECK_EQUAL(s.sum->kind(), nranks() > 1 ? "mpi" : "none");
+        const std::string d = s.sum->describe();
+        if (nranks() > 1) {
+            BOOST_CHECK_MESSAGE(d.rfind(name, 0) == 0, d);
+            BOOST_CHECK_EQUAL(d.find("staged through") != std::string::npos, force_staging || &mem != &host_memory());
+        }
+        check_steps(s, order, want_buckets,
+                    std::string(mem.name()) + (force_staging ? " staged " : " ") + name + " bucket_mb " +
+                        std::to_string(bucket_mb));
+    }
 }
-
-const double kSmallBucketMb = 100.0 * sizeof(float) / 1048576.0; // 100 floats
 
 } // namespace
 
@@ -381,9 +432,9 @@ BOOST_AUTO_TEST_CASE(gradient_buckets_in_reverse_layer_order)
     for (const MemorySpace* mem : {&host_memory(), &omp_memory()})
         for (const bool staging : {false, true}) {
             // Reverse order with 100-float buckets: [1 + 333] goes, [5 + 1000] goes, [37] in finish().
-            check_averager(*mem, staging, kSmallBucketMb, 3, reverse);
-            check_averager(*mem, staging, 25.0, 1, reverse); // everything fits one bucket
-            check_averager(*mem, staging, 0.0, 1, reverse);  // no overlap: one bucket in finish()
+            check_mpi(*mem, staging, kSmallBucketMb, 3, reverse);
+            check_mpi(*mem, staging, 25.0, 1, reverse); // everything fits one bucket
+            check_mpi(*mem, staging, 0.0, 1, reverse);  // no overlap: one bucket in finish()
         }
 }
 
@@ -391,110 +442,420 @@ BOOST_AUTO_TEST_CASE(gradient_ranges_in_any_order)
 {
     // A range not adjacent to the pending one closes it. 100-float buckets: 2 | 0 | 3 (full) |
     // 4 | 1 (full); one bucket in finish(): 2 | 0 | 3+4 (adjacent above) | 1.
-    check_averager(omp_memory(), false, kSmallBucketMb, 5, {2, 0, 3, 4, 1});
-    check_averager(omp_memory(), true, 0.0, 4, {2, 0, 3, 4, 1});
+    check_mpi(omp_memory(), false, kSmallBucketMb, 5, {2, 0, 3, 4, 1});
+    check_mpi(omp_memory(), true, 0.0, 4, {2, 0, 3, 4, 1});
 }
 
 BOOST_AUTO_TEST_CASE(gradient_large_buffer_whole)
 {
     const std::size_t n = (std::size_t{3} << 20) + 17; // 12 MB: several 1 MB buckets
-    DeviceBuffer<float> grads(omp_memory(), rank_grad(n, rank(), 0));
-    GradSyncOptions opt;
-    opt.bucket_mb = 1.0;
-    GradientAverager avg(comm(), omp_memory(), grads.data(), n, opt);
+    Summed<float> s(omp_memory(), n, options(GradTransport::mpi, 1.0));
+    s.put(rank_grad(n, rank(), 0));
     for (std::size_t hi = n; hi > 0;) { // 1000-element "layers", last first
         const std::size_t lo = hi > 1000 ? hi - 1000 : 0;
-        avg.bucket_ready(lo, hi - lo);
+        s.sum->ready(lo, hi - lo);
         hi = lo;
     }
-    avg.finish();
-    test::check_close(grads.to_vector(), host_sum(n, 0), 1e-6, 1e-5, "12 MB gradient in 1 MB buckets");
-    if (nranks() > 1) BOOST_CHECK_EQUAL(avg.last_step().buckets, 12); // 11 x 263 layers, then the rest
-    BOOST_TEST_MESSAGE(rank_prefix() << "12 MB: mpi " << avg.last_step().mpi_s * 1e3 << " ms, exposed wait "
-                                     << avg.last_step().wait_s * 1e3 << " ms, copies " << avg.last_step().copy_s * 1e3
-                                     << " ms, " << avg.transport());
+    s.sum->finish();
+    test::check_close(s.get(), host_sum(n, 0), 1e-6, 1e-5, "12 MB gradient in 1 MB buckets");
+    if (nranks() > 1) BOOST_CHECK_EQUAL(s.sum->last_step().buckets, 12); // 11 x 263 layers, then the rest
+    const GradSyncStats& st = s.sum->last_step();
+    BOOST_TEST_MESSAGE(rank_prefix() << "12 MB: mpi " << st.mpi_s * 1e3 << " ms, exposed wait " << st.wait_s * 1e3
+                                     << " ms, copies " << st.copy_s * 1e3 << " ms, " << s.sum->describe());
 }
+
+namespace {
+
+// A range past the end, a range overlapping an earlier one, and a step with elements left
+// unmarked are errors (the last after the wait: a whole step works next), on every transport.
+template <class G>
+void check_misuse(Summed<G>& s, const std::string& what)
+{
+    const std::size_t n = 100;
+    BOOST_TEST_CONTEXT(what << " (" << s.sum->describe() << ")")
+    {
+        BOOST_CHECK_THROW(s.sum->ready(90, 11), Error); // past the end
+        s.sum->ready(50, 50);
+        BOOST_CHECK_THROW(s.sum->ready(40, 20), Error); // overlaps [50, 100)
+        BOOST_CHECK_EXCEPTION(s.sum->finish(), Error, [](const Error& e) {
+            return std::strstr(e.what(), "only 50 of 100 gradient elements were marked") != nullptr;
+        }); // [0, 50) never marked: waits, then throws
+        BOOST_CHECK_EQUAL(s.sum->last_step().steps, 1);
+        // The failed step left nothing behind: a whole step works again.
+        s.put(rank_grad(n, rank(), 1));
+        s.sum->ready(0, n);
+        s.sum->finish();
+        if constexpr (std::is_same_v<G, bf16>)
+            BOOST_CHECK(all_ranks(s.get() == bf16_split_tree_sum(n, 1)));
+        else
+            test::check_close(s.get(), host_sum(n, 1), 1e-6, 1e-5, what + ": step after a misuse");
+    }
+}
+
+} // namespace
 
 BOOST_AUTO_TEST_CASE(gradient_misuse_is_an_error)
 {
-    const std::size_t n = 100;
-    DeviceBuffer<float> grads(omp_memory(), rank_grad(n, rank(), 0));
-    GradientAverager avg(comm(), omp_memory(), grads.data(), n, GradSyncOptions{});
-    BOOST_CHECK_THROW(avg.bucket_ready(90, 11), Error); // past the end
-    avg.bucket_ready(50, 50);
-    BOOST_CHECK_THROW(avg.bucket_ready(40, 20), Error); // overlaps [50, 100)
-    BOOST_CHECK_THROW(avg.finish(), Error);             // [0, 50) never marked: waits, then throws
-    // The failed step left nothing behind: a whole step works again.
-    grads.upload(rank_grad(n, rank(), 1));
-    avg.allreduce();
-    test::check_close(grads.to_vector(), host_sum(n, 1), 1e-6, 1e-5, "step after a misuse");
+    for (const MemorySpace* mem : {&host_memory(), &omp_memory()})
+        for (const GradTransport t : {GradTransport::automatic, GradTransport::mpi})
+            for (const bool staging : {false, true}) {
+                const std::string what = std::string(mem->name()) + " " + enum_name(t) + (staging ? " staged" : "");
+                for (const auto& [fp32, name] : kFp32Sums) {
+                    Summed<float> f(*mem, 100, options(t, 4.0, staging, fp32));
+                    check_misuse(f, what + " " + name);
+                }
+                Summed<bf16> h(*mem, 100, options(t, 4.0, staging));
+                check_misuse(h, what + " bf16");
+            }
+    // The blocking allreduce checks the same marks.
+    GradSumPlan plan(comm(), omp_memory(), options(GradTransport::mpi));
+    DeviceBuffer<float> grad(plan.gradient_memory(), 100);
+    const std::unique_ptr<GradientSum<float>> blocking = plan.make_blocking_allreduce(grad.data(), 100);
+    BOOST_CHECK_THROW(blocking->ready(90, 11), Error);
+    blocking->ready(50, 50);
+    BOOST_CHECK_THROW(blocking->ready(40, 20), Error);
+    BOOST_CHECK_THROW(blocking->finish(), Error);
 }
 
-// --- the averager's own buffer: shared memory on one node, MPI otherwise ----------------------
+// --- every transport the plan chooses: shared memory on one node, MPI otherwise ----------------
 
-BOOST_AUTO_TEST_CASE(gradient_owned_buffer_every_transport)
+BOOST_AUTO_TEST_CASE(gradient_every_transport)
 {
     const std::vector<std::size_t> reverse{4, 3, 2, 1, 0};
+    const std::size_t n = layer_offsets().back();
     for (const MemorySpace* mem : {&host_memory(), &omp_memory()})
         for (const GradTransport t : {GradTransport::automatic, GradTransport::mpi, GradTransport::shared}) {
             const bool host = mem == &host_memory();
-            if (t == GradTransport::shared && !host && nranks() > 1) continue; // an error: next case
-            GradSyncOptions opt;
-            opt.transport = t;
-            opt.bucket_mb = kSmallBucketMb;
-            GradientAverager avg(comm(), *mem, layer_offsets().back(), opt);
+            if (t == GradTransport::shared && !host && nranks() > 1) continue; // an error: gradient_shm_misuse
+            Summed<float> s(*mem, n, options(t));
             // mpirun starts every test rank on this one machine, so shm is possible with host memory.
             const bool shm = nranks() > 1 && host && t != GradTransport::mpi;
-            BOOST_CHECK_EQUAL(avg.shared_memory(), shm);
-            std::vector<float> zeros(layer_offsets().back());
-            mem->to_host(zeros.data(), avg.data(), zeros.size() * sizeof(float));
-            BOOST_CHECK(std::all_of(zeros.begin(), zeros.end(), [](float v) { return v == 0.0f; }));
+            BOOST_CHECK_EQUAL(s.sum->kind(), nranks() == 1 ? "none" : shm ? "shm" : "mpi");
+            BOOST_CHECK_EQUAL(&s.plan.gradient_memory() != mem, shm); // the model allocates in the window
+            if (shm) {                                                // which comes zeroed
+                const std::vector<float> zeros = s.grad.to_vector();
+                BOOST_CHECK(std::all_of(zeros.begin(), zeros.end(), [](float v) { return v == 0.0f; }));
+            }
             // shm sums every marked range (5 layers); MPI sends the 3 buckets of 100 floats.
-            check_steps(avg, *mem, reverse, shm ? 5 : 3,
-                        std::string(mem->name()) + " owned, transport " + enum_name(t));
+            check_steps(s, reverse, shm ? 5 : 3, std::string(mem->name()) + ", transport " + enum_name(t));
         }
 }
 
-BOOST_AUTO_TEST_CASE(gradient_shm_sum_is_the_rank_order_sum)
+// --- the fixed order: the split tree over ranks, bit for bit -----------------------------------
+
+namespace {
+
+// Rank r's gradient for the order tests. rank_grad's values are multiples of 2^-23 in [-1, 1],
+// whose sums over a few ranks are exact in any order. So the even elements are scaled by a
+// factor of the rank's own (not a power of two) and a power of two from 2^-20 to 2^20 per element:
+// their float sums over 3 or more ranks depend on the order of the additions. And the odd
+// elements are +-1 or +-1.5 times 2^0, 2^-10 or 2^-30 (picked by the value): exact in bf16, and
+// where two large ones cancel, whether a small one was added to a large one first decides the
+// result far above bf16's rounding, so bf16 sums depend on the order too.
+std::vector<float> order_grad(std::size_t n, int r, int step)
 {
-    // NodeSum adds the ranks in order 0..P-1 in float: exactly this loop, bit for bit.
-    const std::size_t n = 100003;
-    GradSyncOptions opt;
-    opt.transport = GradTransport::shared;
-    GradientAverager avg(comm(), host_memory(), n, opt);
-    const std::vector<float> mine = rank_grad(n, rank(), 7);
-    std::copy(mine.begin(), mine.end(), avg.data());
-    avg.bucket_ready(n / 3, n - n / 3);
-    avg.bucket_ready(0, n / 3);
-    avg.finish();
-    std::vector<float> want(n, 0.0f);
-    for (int r = 0; r < nranks(); ++r) {
-        const std::vector<float> g = rank_grad(n, r, 7);
-        for (std::size_t i = 0; i < n; ++i) want[i] = r == 0 ? g[i] : want[i] + g[i];
+    std::vector<float> g = rank_grad(n, r, step);
+    for (std::size_t i = 0; i < n; ++i) {
+        const float x = g[i];
+        if (i % 2 == 0) {
+            g[i] = x * (1.0f + 0.37f * static_cast<float>(r)) * std::ldexp(1.0f, static_cast<int>(i % 41) - 20);
+        } else {
+            const int q = std::min(5, static_cast<int>(std::fabs(x) * 6.0f));
+            const float mag = (q % 2 == 1 ? 1.5f : 1.0f) *
+                std::ldexp(1.0f,
+                           (q / 2) == 0       ? 0
+                               : (q / 2) == 1 ? -10
+                                              : -30);
+            g[i] = x < 0.0f ? -mag : mag;
+        }
     }
-    BOOST_CHECK(all_ranks(std::memcmp(want.data(), avg.data(), n * sizeof(float)) == 0));
+    return g;
+}
+
+// One step of a fixed-order transport over order_grad's values, its ranges marked in two pieces
+// (the second half first): the sum, widened to float, on this rank.
+template <class G>
+std::vector<float> order_step(Summed<G>& s, std::size_t n, int step)
+{
+    s.put(order_grad(n, rank(), step));
+    s.sum->ready(n / 3, n - n / 3);
+    s.sum->ready(0, n / 3);
+    s.sum->finish();
+    return s.get();
+}
+
+// Every rank's sum is the host's split-tree sum, bit for bit; the count of differing elements and
+// the first one are reported.
+bool check_split_tree(const std::vector<float>& got, const std::vector<float>& want, const std::string& what)
+{
+    std::size_t differ = 0, first = 0;
+    for (std::size_t i = 0; i < got.size(); ++i)
+        if (std::memcmp(&got[i], &want[i], sizeof(float)) != 0 && differ++ == 0) first = i;
+    const bool ok = all_ranks(differ == 0);
+    BOOST_CHECK_MESSAGE(ok,
+                        rank_prefix() << what << ": " << differ << " of " << got.size()
+                                      << " elements differ from the split-tree sum over ranks, first " << first << ": "
+                                      << (differ > 0 ? got[first] : 0.0f) << " vs "
+                                      << (differ > 0 ? want[first] : 0.0f));
+    return ok;
+}
+
+template <class G>
+void check_split_tree_order(const std::string& dtype)
+{
+    const std::size_t n = 100003; // several NodeSum chunks, no multiple of P
+    struct Case {
+        const MemorySpace* mem;
+        GradSumOptions opt;
+        const char* what;
+    };
+    GradSumOptions fixed = options(GradTransport::automatic, kSmallBucketMb);
+    fixed.fixed_order = true;
+    GradSumOptions fixed_mpi = options(GradTransport::mpi, 1.0);
+    fixed_mpi.fixed_order = true;
+    const std::vector<Case> cases{
+        {&host_memory(), options(GradTransport::shared), "shm"},
+        {&host_memory(), options(GradTransport::mpi, kSmallBucketMb, false, MpiFp32Sum::exchange),
+         "mpi exchange, 100-float buckets"},
+        {&host_memory(), options(GradTransport::mpi, 0.0, false, MpiFp32Sum::exchange), "mpi exchange, one bucket"},
+        {&omp_memory(), options(GradTransport::mpi, 1.0, true, MpiFp32Sum::exchange), "mpi exchange, staged"},
+        {&host_memory(), fixed, "auto, fixed order"},
+        {&omp_memory(), fixed_mpi, "mpi, fixed order"},
+    };
+    for (int step = 0; step < 2; ++step) {
+        const std::vector<float> want = split_tree_sum<G>(n, [&](int r) { return order_grad(n, r, step); });
+        for (const Case& c : cases) {
+            Summed<G> s(*c.mem, n, c.opt);
+            const std::string what = dtype + " " + c.what + " (" + s.sum->describe() + ") step " + std::to_string(step);
+            check_split_tree(order_step(s, n, step), want, what);
+        }
+    }
+}
+
+} // namespace
+
+BOOST_AUTO_TEST_CASE(gradient_split_tree_order)
+{
+    // Every fixed-order transport (shm, the MPI exchange direct and staged, what fixed_order picks)
+    // sums the ranks in the split tree over rank index: bit for bit the host's split-tree sum, fp32
+    // and bf16. On 2 ranks any order gives these bits; on 3 the tree is (g0 + g1) + g2, on 4
+    // (g0 + g1) + (g2 + g3), on 8 the balanced tree: the ctest runs on 3, 4 and 8 ranks fail for
+    // any other order (order_grad's sums depend on it).
+    check_split_tree_order<float>("fp32");
+    check_split_tree_order<bf16>("bf16");
+}
+
+BOOST_AUTO_TEST_CASE(gradient_split_tree_order_is_not_rank_order)
+{
+    // The inputs tell the orders apart, so gradient_split_tree_order would catch another order: on
+    // 4 ranks or more the running sum in rank order differs from the split tree, and on 3 or more
+    // a right-associated sum does, in many elements, fp32 and bf16. (On 3 ranks the split tree IS
+    // the rank order; on 2 every order gives the same bits.)
+    if (nranks() < 3) return;
+    const std::size_t n = 100003;
+    std::vector<std::vector<float>> g;
+    for (int r = 0; r < nranks(); ++r) g.push_back(order_grad(n, r, 0));
+    const auto count = [&](auto as) { // elements where the orders differ, with the inputs and the sum as `as` rounds
+        std::size_t vs_rank_order = 0, vs_right = 0;
+        for (std::size_t i = 0; i < n; ++i) {
+            const auto v = [&](std::size_t r) { return as(g[r][i]); };
+            const float tree = as(split_tree_reduce(0, g.size(), v, [](float a, float b) { return a + b; }));
+            float left = v(0), right = v(g.size() - 1);
+            for (std::size_t r = 1; r < g.size(); ++r) left += v(r);
+            for (std::size_t r = g.size() - 1; r-- > 0;) right = v(r) + right;
+            vs_rank_order += tree != as(left);
+            vs_right += tree != as(right);
+        }
+        return std::pair{vs_rank_order, vs_right};
+    };
+    const auto [f_seq, f_right] = count([](float x) { return x; });
+    const auto [h_seq, h_right] = count([](float x) { return to_float(to_bf16(x)); });
+    BOOST_TEST_MESSAGE(rank_prefix() << nranks() << " ranks, elements of " << n
+                                     << " where the split tree differs from: rank order fp32 " << f_seq << ", bf16 "
+                                     << h_seq << "; right-associated fp32 " << f_right << ", bf16 " << h_right);
+    if (nranks() >= 4) {
+        BOOST_CHECK_GT(f_seq, n / 20);
+        BOOST_CHECK_GT(h_seq, 100u);
+    }
+    BOOST_CHECK_GT(f_right, n / 20);
+    BOOST_CHECK_GT(h_right, 100u);
+}
+
+BOOST_AUTO_TEST_CASE(gradient_fp32_exchange_whatever_the_buckets)
+{
+    // The fp32 exchange's bits depend on nothing but the ranks' values: bitwise the same on every
+    // rank and for every bucket layout, direct and staged, and equal to the host's split-tree sum.
+    // 1000-element "layers", last first, so the layouts differ: 100-float buckets (one per layer,
+    // 301), 0.25 MB (66 layers each), 25 MB and 0 (everything in one bucket in finish()). Two
+    // steps: a reused transport gives the same.
+    const std::size_t n = 300007;
+    const std::vector<float> want = split_tree_sum<float>(n, [&](int r) { return order_grad(n, r, 0); });
+    for (const double mb : {kSmallBucketMb, 0.25, 25.0, 0.0})
+        for (const bool staging : {false, true}) {
+            Summed<float> s(omp_memory(), n, options(GradTransport::mpi, mb, staging, MpiFp32Sum::exchange));
+            for (int step = 0; step < 2; ++step) {
+                s.put(order_grad(n, rank(), 0));
+                for (std::size_t hi = n; hi > 0;) {
+                    const std::size_t lo = hi > 1000 ? hi - 1000 : 0;
+                    s.sum->ready(lo, hi - lo);
+                    hi = lo;
+                }
+                s.sum->finish();
+                const std::vector<float> got = s.get();
+                const std::string what = "fp32 exchange bucket_mb " + std::to_string(mb) + (staging ? " staged" : "") +
+                    " step " + std::to_string(step);
+                check_split_tree(got, want, what);
+                BOOST_CHECK_MESSAGE(same_on_all_ranks(got), what << ": ranks hold different sums");
+                const GradSyncStats& st = s.sum->last_step();
+                BOOST_CHECK_EQUAL(st.buckets, nranks() == 1 ? 0 : mb == kSmallBucketMb ? 301 : mb == 0.25 ? 5 : 1);
+                BOOST_CHECK_EQUAL(st.bytes, nranks() > 1 ? n * sizeof(float) : 0);
+            }
+        }
+}
+
+BOOST_AUTO_TEST_CASE(gradient_split_tree_sum_of_scalars)
+{
+    // The few doubles of a fixed-order run (loss sums): split_tree_sum and MpiReduceComm with
+    // fixed_order add the ranks in the split tree, bit for bit the host's, on every rank; the
+    // values tell the orders apart (as order_grad's do) from 3 ranks on.
+    const int n = 64;
+    const auto values = [&](int r) {
+        const std::vector<float> g = order_grad(static_cast<std::size_t>(n), r, 3);
+        std::vector<double> v(g.begin(), g.end());
+        for (double& x : v) x *= 1.0 + 1e-9 * r; // full 53-bit mantissas
+        return v;
+    };
+    std::vector<std::vector<double>> all;
+    for (int r = 0; r < nranks(); ++r) all.push_back(values(r));
+    std::vector<double> want(n);
+    std::size_t vs_rank_order = 0, vs_right = 0;
+    for (std::size_t i = 0; i < static_cast<std::size_t>(n); ++i) {
+        const auto v = [&](std::size_t r) { return all[r][i]; };
+        want[i] = split_tree_reduce(0, all.size(), v, [](double a, double b) { return a + b; });
+        double left = v(0), right = v(all.size() - 1);
+        for (std::size_t r = 1; r < all.size(); ++r) left += v(r);
+        for (std::size_t r = all.size() - 1; r-- > 0;) right = v(r) + right;
+        vs_rank_order += want[i] != left;
+        vs_right += want[i] != right;
+    }
+    if (nranks() >= 3) BOOST_CHECK_GT(vs_right, 4u);
+    if (nranks() >= 4) BOOST_CHECK_GT(vs_rank_order, 4u);
+    std::vector<double> got = values(rank());
+    split_tree_sum(comm(), got.data(), n);
+    BOOST_CHECK(all_ranks(std::memcmp(got.data(), want.data(), n * sizeof(double)) == 0));
+    MpiReduceComm fixed(comm(), true);
+    got = values(rank());
+    fixed.sum(got.data(), n);
+    BOOST_CHECK(all_ranks(std::memcmp(got.data(), want.data(), n * sizeof(double)) == 0));
+}
+
+BOOST_AUTO_TEST_CASE(gradient_fixed_order_options)
+{
+    // fixed_order picks the fixed-order transport (shm where possible, else the fp32 exchange) and
+    // refuses only what cannot be in that order: the MPI_Iallreduce sum and one blocking
+    // MPI_Allreduce; on every rank, with the reason. bf16 is always in fixed order.
+    const auto fixed = [](GradTransport t, MpiFp32Sum fp32) {
+        GradSumOptions o = options(t, 4.0, false, fp32);
+        o.fixed_order = true;
+        return o;
+    };
+    BOOST_CHECK_EXCEPTION(GradSumPlan(comm(), host_memory(), fixed(GradTransport::mpi, MpiFp32Sum::allreduce)), Error,
+                          [](const Error& e) {
+                              return std::strstr(e.what(), "'allreduce' cannot give the fixed summation order") !=
+                                  nullptr;
+                          });
+    {
+        GradSumPlan plan(comm(), host_memory(), fixed(GradTransport::mpi, MpiFp32Sum::automatic));
+        BOOST_CHECK(plan.fp32_fixed_order());
+        DeviceBuffer<float> grad(plan.gradient_memory(), 10);
+        if (nranks() > 1)
+            BOOST_CHECK_EXCEPTION(plan.make_blocking_allreduce(grad.data(), 10), Error, [](const Error& e) {
+                return std::strstr(e.what(), "blocking MPI_Allreduce cannot give the fixed summation order") != nullptr;
+            });
+        else
+            BOOST_CHECK_NO_THROW(plan.make_blocking_allreduce(grad.data(), 10)); // 1 rank: no order to keep
+    }
+    for (const MemorySpace* mem : {&host_memory(), &omp_memory()})
+        for (const GradTransport t : {GradTransport::automatic, GradTransport::mpi}) {
+            Summed<float> f(*mem, 10, fixed(t, MpiFp32Sum::automatic));
+            Summed<float> x(*mem, 10, fixed(t, MpiFp32Sum::exchange));
+            BOOST_CHECK(f.plan.fp32_fixed_order() && x.plan.fp32_fixed_order());
+            if (nranks() == 1) continue;
+            const bool shm = t == GradTransport::automatic && mem == &host_memory();
+            for (const auto* s : {&f, &x})
+                BOOST_CHECK_MESSAGE(s->sum->describe().rfind(shm ? "shared memory" : "MPI exchange, fixed order", 0) ==
+                                        0,
+                                    s->sum->describe());
+        }
+    // Without fixed_order, auto is the library default; an explicit allreduce is MPI's order.
+    GradSumPlan mpi(comm(), host_memory(), options(GradTransport::mpi, 4.0, false, MpiFp32Sum::allreduce));
+    BOOST_CHECK_EQUAL(mpi.fp32_fixed_order(), nranks() == 1);
+    GradSumPlan shm(comm(), host_memory(), options(GradTransport::shared, 4.0, false, MpiFp32Sum::allreduce));
+    BOOST_CHECK(shm.fp32_fixed_order()); // shm ignores the MPI choice
+}
+
+BOOST_AUTO_TEST_CASE(gradient_shm_memory_is_shared)
+{
+    // The shm plan's gradient memory is one window: what rank q stores into its own gradient,
+    // every rank loads through the peer addresses, and a store through a peer address lands in
+    // that rank's gradient. This is what lets backward write straight into the sum's memory.
+    if (nranks() == 1) {
+        Summed<float> s(host_memory(), 10, options(GradTransport::shared));
+        BOOST_CHECK(&s.plan.gradient_memory() == &host_memory()); // 1 rank: nothing to share
+        return;
+    }
+    const std::size_t n = 10007;
+    GradSumPlan plan(comm(), host_memory(), options(GradTransport::shared));
+    const auto* node = dynamic_cast<const NodeMemory*>(&plan.gradient_memory());
+    BOOST_REQUIRE(node != nullptr);
+    DeviceBuffer<float> grad(*node, n);
+    const std::vector<void*> peers = node->peers(grad.data(), n * sizeof(float));
+    BOOST_REQUIRE_EQUAL(peers.size(), static_cast<std::size_t>(nranks()));
+    BOOST_CHECK(peers[static_cast<std::size_t>(rank())] == grad.data());
+    BOOST_CHECK_EQUAL(reinterpret_cast<std::uintptr_t>(grad.data()) % 4096, 0u); // page-aligned
+    for (std::size_t i = 0; i < n; ++i) grad.data()[i] = static_cast<float>(rank() * 100000 + static_cast<int>(i));
+    MPI_Barrier(comm());
+    bool ok = true;
+    for (int q = 0; q < nranks(); ++q) {
+        const float* theirs = static_cast<const float*>(peers[static_cast<std::size_t>(q)]);
+        for (std::size_t i = 0; ok && i < n; ++i)
+            ok = theirs[i] == static_cast<float>(q * 100000 + static_cast<int>(i));
+    }
+    BOOST_CHECK_MESSAGE(all_ranks(ok), "a rank read another rank's gradient wrong through the window");
+    MPI_Barrier(comm());                                           // everyone has read before rank 0 writes
+    if (rank() == 0) static_cast<float*>(peers[1])[n - 1] = -1.0f; // rank 0 stores into rank 1's gradient
+    MPI_Barrier(comm());
+    BOOST_CHECK(all_ranks(rank() != 1 || grad.data()[n - 1] == -1.0f));
+    // Addresses the window does not hold are errors.
+    std::vector<float> elsewhere(4);
+    BOOST_CHECK_THROW(node->peers(elsewhere.data(), 4 * sizeof(float)), Error);
+    BOOST_CHECK_THROW(node->peers(grad.data() + 10, n * sizeof(float) + 8192), Error); // past the allocation
 }
 
 BOOST_AUTO_TEST_CASE(gradient_shm_misuse_is_an_error)
 {
-    GradSyncOptions opt;
-    opt.transport = GradTransport::shared;
-    std::vector<float> buf(10);
-    BOOST_CHECK_EXCEPTION(GradientAverager(comm(), host_memory(), buf.data(), buf.size(), opt), Error,
-                          [](const Error& e) { return std::strstr(e.what(), "own buffer") != nullptr; });
-    if (nranks() == 1) return;
-    if (&omp_memory() != &host_memory()) // offload-check: the gradient is device memory
-        BOOST_CHECK_EXCEPTION(GradientAverager(comm(), omp_memory(), 10, opt), Error, [](const Error& e) {
-            return std::strstr(e.what(), "shm is not possible here: the gradient is in") != nullptr;
+    if (nranks() == 1) return; // 1 rank: no shared memory, nothing to misuse
+    // A gradient not allocated from the plan's memory: every rank throws the same error.
+    {
+        GradSumPlan plan(comm(), host_memory(), options(GradTransport::shared));
+        std::vector<float> buf(10);
+        BOOST_CHECK_EXCEPTION(plan.make(buf.data(), buf.size()), Error, [](const Error& e) {
+            return std::strstr(e.what(), "not allocated from the node-shared memory space") != nullptr;
         });
+    }
+    if (&omp_memory() != &host_memory()) // offload-check: the gradient is device memory
+        BOOST_CHECK_EXCEPTION(
+            GradSumPlan(comm(), omp_memory(), options(GradTransport::shared)), Error, [](const Error& e) {
+                return std::strstr(e.what(), "shm is not possible here: the gradient is in") != nullptr;
+            });
 
     // Ranks marking different ranges: every rank throws, none waits forever.
     const std::size_t n = 1000;
     auto mismatch = [&](const std::vector<std::pair<std::size_t, std::size_t>>& root_ranges,
                         const std::vector<std::pair<std::size_t, std::size_t>>& other_ranges) {
-        GradientAverager avg(comm(), host_memory(), n, opt);
-        for (const auto& [off, cnt] : rank() == 0 ? root_ranges : other_ranges) avg.bucket_ready(off, cnt);
-        BOOST_CHECK_EXCEPTION(avg.finish(), Error, [](const Error& e) {
+        Summed<float> s(host_memory(), n, options(GradTransport::shared));
+        for (const auto& [off, cnt] : rank() == 0 ? root_ranges : other_ranges) s.sum->ready(off, cnt);
+        BOOST_CHECK_EXCEPTION(s.sum->finish(), Error, [](const Error& e) {
             return std::strstr(e.what(), "ranks marked different gradient ranges") != nullptr;
         });
     };
@@ -503,45 +864,118 @@ BOOST_AUTO_TEST_CASE(gradient_shm_misuse_is_an_error)
     mismatch({{400, 600}, {0, 400}}, {{500, 500}, {0, 500}}); // as many ranges, other sizes
 }
 
-// --- compressed gradients: bf16 exchanged, fp32 sums (GradSyncOptions::dtype) ------------------
+BOOST_AUTO_TEST_CASE(gradient_describe_and_kind)
+{
+    // The run's log and ompml-scale's CSV column name the transport the plan chose.
+    const std::string P = std::to_string(nranks());
+    const std::string bf = ", bf16 exchanged, fp32 sums";
+    const std::string shm = "shared memory (one node, " + P + " ranks)";
+    const std::string xc = "MPI exchange, fixed order";
+    struct Case {
+        GradTransport t;
+        bool staging;
+        MpiFp32Sum fp32;
+        std::string f, h, kind; // describe() of the fp32 and the bf16 transport, kind(), with several ranks
+    };
+    const std::vector<Case> cases{
+        {GradTransport::shared, false, MpiFp32Sum::automatic, shm, shm + bf, "shm"},
+        {GradTransport::automatic, false, MpiFp32Sum::allreduce, shm, shm + bf, "shm"},
+        {GradTransport::mpi, false, MpiFp32Sum::allreduce, "MPI_Iallreduce, on host memory",
+         xc + ", on host memory" + bf, "mpi"},
+        {GradTransport::mpi, true, MpiFp32Sum::allreduce, "MPI_Iallreduce, staged through pageable host memory",
+         xc + ", staged through pageable host memory" + bf, "mpi"},
+        {GradTransport::mpi, false, MpiFp32Sum::exchange, xc + ", on host memory", xc + ", on host memory" + bf, "mpi"},
+        {GradTransport::mpi, true, MpiFp32Sum::exchange, xc + ", staged through pageable host memory",
+         xc + ", staged through pageable host memory" + bf, "mpi"},
+    };
+    for (const Case& c : cases) {
+        Summed<float> f(host_memory(), 10, options(c.t, 4.0, c.staging, c.fp32));
+        Summed<bf16> h(host_memory(), 10, options(c.t, 4.0, c.staging, c.fp32));
+        BOOST_CHECK_EQUAL(f.sum->describe(), nranks() > 1 ? c.f : "none (1 rank)");
+        BOOST_CHECK_EQUAL(h.sum->describe(), nranks() > 1 ? c.h : "none (1 rank)");
+        BOOST_CHECK_EQUAL(f.sum->kind(), nranks() > 1 ? c.kind : "none");
+        BOOST_CHECK_EQUAL(h.sum->kind(), nranks() > 1 ? c.kind : "none");
+    }
+    // A pin hook pins the page-aligned mirror once (whole pages) and unpins it at the end.
+    std::vector<std::pair<void*, std::size_t>> pinned;
+    std::vector<void*> unpinned;
+    {
+        GradSumOptions opt = options(GradTransport::mpi, 4.0, true);
+        opt.pin_host = [&](void* p, std::size_t bytes) { pinned.emplace_back(p, bytes); };
+        opt.unpin_host = [&](void* p) { unpinned.push_back(p); };
+        Summed<bf16> h(host_memory(), 5000, opt);
+        if (nranks() > 1) BOOST_CHECK_EQUAL(h.sum->describe(), xc + ", staged through pinned host memory" + bf);
+    }
+    if (nranks() > 1) {
+        BOOST_REQUIRE_EQUAL(pinned.size(), 1u);
+        BOOST_CHECK_EQUAL(reinterpret_cast<std::uintptr_t>(pinned[0].first) % 4096, 0u);
+        BOOST_CHECK_EQUAL(pinned[0].second, 12288u); // 5000 bf16 in whole pages
+        BOOST_CHECK(unpinned == std::vector<void*>{pinned[0].first});
+    } else {
+        BOOST_CHECK(pinned.empty() && unpinned.empty()); // nothing is staged on 1 rank
+    }
+    // omp memory: device memory in the offload-check build, which MPI does not read here.
+    Summed<float> d(omp_memory(), 10, options(GradTransport::mpi, 4.0, false, MpiFp32Sum::allreduce));
+    if (nranks() > 1)
+        BOOST_CHECK_EQUAL(d.sum->describe(),
+                          &omp_memory() == &host_memory() ? "MPI_Iallreduce, on host memory"
+                                                          : "MPI_Iallreduce, staged through pageable host memory");
+    GradSumPlan plan(comm(), host_memory(), options(GradTransport::mpi));
+    DeviceBuffer<float> grad(plan.gradient_memory(), 10);
+    const auto blocking = plan.make_blocking_allreduce(grad.data(), 10);
+    BOOST_CHECK_EQUAL(blocking->describe(), "one blocking MPI_Allreduce after backward (--grad-sync allreduce)");
+    BOOST_CHECK_EQUAL(blocking->kind(), nranks() > 1 ? "mpi" : "none");
+}
+
+BOOST_AUTO_TEST_CASE(gradient_blocking_allreduce_is_mpi_allreduce)
+{
+    // ompml-scale's comparison: one MPI_Allreduce of the whole gradient, bit for bit what
+    // MPI_Allreduce gives on the host, whatever memory the gradient is in (staged through the host
+    // for device memory; straight from the window where the plan chose shared memory).
+    const std::size_t n = layer_offsets().back();
+    for (const MemorySpace* mem : {&host_memory(), &omp_memory()})
+        for (const GradTransport t : {GradTransport::mpi, GradTransport::automatic}) {
+            GradSumPlan plan(comm(), *mem, options(t));
+            DeviceBuffer<float> grad(plan.gradient_memory(), n);
+            const auto sum = plan.make_blocking_allreduce(grad.data(), n);
+            for (int step = 0; step < 2; ++step) {
+                std::vector<float> want = rank_grad(n, rank(), step);
+                grad.upload(want);
+                for (const std::size_t layer : {4, 3, 2, 1, 0}) sum->ready(layer_offsets()[layer], kLayers[layer]);
+                sum->finish();
+                MPI_Allreduce(MPI_IN_PLACE, want.data(), static_cast<int>(n), MPI_FLOAT, MPI_SUM, comm());
+                const std::vector<float> got = grad.to_vector();
+                BOOST_CHECK_MESSAGE(all_ranks(std::memcmp(got.data(), want.data(), n * sizeof(float)) == 0),
+                                    mem->name()
+                                        << " " << enum_name(t) << " step " << step << ": differs from MPI_Allreduce");
+                const GradSyncStats& st = sum->last_step();
+                BOOST_CHECK_EQUAL(st.buckets, nranks() > 1 ? 1 : 0);
+                BOOST_CHECK_EQUAL(st.bytes, nranks() > 1 ? n * sizeof(float) : 0);
+                BOOST_CHECK_EQUAL(st.wait_s, st.mpi_s); // nothing overlaps a blocking call
+            }
+            BOOST_CHECK_EQUAL(sum->total().steps, 2);
+        }
+}
+
+// --- compressed gradients: G = bf16, exchanged as bf16, summed in fp32 --------------------------
 
 namespace {
 
-// What the bf16 sum must give, bit for bit (grad_sync.hpp): every rank's value rounded to bf16,
-// added in float in rank order, the sum rounded to bf16 once. One rank exchanges nothing: its
-// gradient stays as it is.
-std::vector<float> bf16_rank_order_sum(std::size_t n, int step)
-{
-    if (nranks() == 1) return rank_grad(n, 0, step);
-    std::vector<float> acc(n);
-    for (int r = 0; r < nranks(); ++r) {
-        const std::vector<float> g = rank_grad(n, r, step);
-        for (std::size_t i = 0; i < n; ++i) {
-            const float v = to_float(to_bf16(g[i]));
-            acc[i] = r == 0 ? v : acc[i] + v;
-        }
-    }
-    std::vector<float> out(n);
-    for (std::size_t i = 0; i < n; ++i) out[i] = to_float(to_bf16(acc[i]));
-    return out;
-}
-
-// Two steps in `order`, each checked bitwise against bf16_rank_order_sum, and against the exact
+// Two steps in `order`, each checked bitwise against bf16_split_tree_sum, and against the exact
 // sum within the bf16 bound; the stats report the bf16 bytes.
-void check_bf16_steps(GradientAverager& avg, const MemorySpace& mem, const std::vector<std::size_t>& order,
-                      int want_buckets, const std::string& what)
+void check_bf16_steps(Summed<bf16>& s, const std::vector<std::size_t>& order, int want_buckets, const std::string& what)
 {
     const std::size_t n = layer_offsets().back();
-    BOOST_TEST_MESSAGE(rank_prefix() << what << " (" << avg.transport() << ")");
+    BOOST_TEST_MESSAGE(rank_prefix() << what << " (" << s.sum->describe() << ")");
     for (int step = 0; step < 2; ++step) {
-        const std::vector<float> got = sum_step(avg, mem, order, step);
-        const std::vector<float> want = bf16_rank_order_sum(n, step);
+        const std::vector<float> got = sum_step(s, order, step);
+        const std::vector<float> want = bf16_split_tree_sum(n, step);
         std::size_t differ = 0, first = 0;
         for (std::size_t i = 0; i < n; ++i)
             if (std::memcmp(&got[i], &want[i], sizeof(float)) != 0 && differ++ == 0) first = i;
         BOOST_CHECK_MESSAGE(all_ranks(differ == 0),
                             what << " step " << step << ": " << differ
-                                 << " elements differ from bf16(rank-order sum of bf16), first " << first << ": "
+                                 << " elements differ from bf16(split-tree sum of bf16), first " << first << ": "
                                  << got[first] << " vs " << want[first]);
         BOOST_CHECK_MESSAGE(same_on_all_ranks(got), what << ": ranks hold different sums");
         // Closeness to the exact (double) sum: each of the P terms is rounded to bf16 (relative
@@ -555,7 +989,7 @@ void check_bf16_steps(GradientAverager& avg, const MemorySpace& mem, const std::
                              std::fabs(static_cast<double>(got[i]) - exact[i]) /
                                  (0x1p-8 * (nranks() + std::fabs(static_cast<double>(exact[i]))) + 1e-6));
         BOOST_CHECK_MESSAGE(all_ranks(worst <= 1.0), what << ": off the exact sum by " << worst << " x the bf16 bound");
-        const GradSyncStats& st = avg.last_step();
+        const GradSyncStats& st = s.sum->last_step();
         BOOST_CHECK_EQUAL(st.buckets, nranks() > 1 ? want_buckets : 0);
         BOOST_CHECK_EQUAL(st.bytes, nranks() > 1 ? n * sizeof(bf16) : 0);
         BOOST_CHECK(st.wait_s <= st.mpi_s && st.mpi_s >= 0.0);
@@ -564,12 +998,12 @@ void check_bf16_steps(GradientAverager& avg, const MemorySpace& mem, const std::
 
 } // namespace
 
-BOOST_AUTO_TEST_CASE(gradient_bf16_mpi_is_the_rank_order_sum_of_bf16)
+BOOST_AUTO_TEST_CASE(gradient_bf16_mpi_is_the_split_tree_sum_of_bf16)
 {
-    // The MPI transport on the caller's buffer: host and omp memory, direct and staged, buckets
-    // of 100 floats (3 buckets: two in flight, the last blocking in finish()), one bucket in
-    // flight, everything in finish(), and ranges in any order. Bucket boundaries never change a
-    // bit of the result: every variant is held to the same expectation.
+    // The MPI transport: host and omp memory, direct and staged, buckets of 100 floats (3
+    // buckets: two in flight, the last blocking in finish()), one bucket in flight, everything in
+    // finish(), and ranges in any order. Bucket boundaries never change a bit of the result: every
+    // variant is held to the same expectation.
     const std::size_t n = layer_offsets().back();
     struct Case {
         std::vector<std::size_t> order;
@@ -583,77 +1017,53 @@ BOOST_AUTO_TEST_CASE(gradient_bf16_mpi_is_the_rank_order_sum_of_bf16)
     for (const MemorySpace* mem : {&host_memory(), &omp_memory()})
         for (const bool staging : {false, true})
             for (const Case& c : cases) {
-                DeviceBuffer<float> grads(*mem, n);
-                GradSyncOptions opt;
-                opt.transport = GradTransport::mpi;
-                opt.dtype = Precision::bf16;
-                opt.bucket_mb = c.bucket_mb;
-                opt.force_staging = staging;
-                GradientAverager avg(comm(), *mem, grads.data(), n, opt);
-                if (nranks() > 1) BOOST_CHECK_EQUAL(avg.staged(), staging || mem != &host_memory());
-                check_bf16_steps(avg, *mem, c.order, c.buckets,
+                Summed<bf16> s(*mem, n, options(GradTransport::mpi, c.bucket_mb, staging));
+                // bf16 is summed on the host: device memory is always staged.
+                if (nranks() > 1)
+                    BOOST_CHECK_EQUAL(s.sum->describe().find("staged through") != std::string::npos,
+                                      staging || mem != &host_memory());
+                check_bf16_steps(s, c.order, c.buckets,
                                  std::string(mem->name()) + (staging ? " staged" : "") + " bf16 bucket_mb " +
                                      std::to_string(c.bucket_mb));
             }
 }
 
-BOOST_AUTO_TEST_CASE(gradient_bf16_owned_buffer_every_transport)
+BOOST_AUTO_TEST_CASE(gradient_bf16_every_transport)
 {
-    // The same bits through shared memory (NodeSum's bf16 window) and MPI, on the averager's buffer.
+    // The same bits through shared memory (NodeSum<bf16> on the window) and MPI.
     for (const GradTransport t : {GradTransport::shared, GradTransport::mpi}) {
-        GradSyncOptions opt;
-        opt.transport = t;
-        opt.dtype = Precision::bf16;
-        opt.bucket_mb = kSmallBucketMb;
-        GradientAverager avg(comm(), host_memory(), layer_offsets().back(), opt);
+        Summed<bf16> s(host_memory(), layer_offsets().back(), options(t));
         const bool shm = nranks() > 1 && t == GradTransport::shared;
-        BOOST_CHECK_EQUAL(avg.shared_memory(), shm);
-        if (nranks() > 1) BOOST_CHECK(avg.transport().find("bf16") != std::string::npos);
-        check_bf16_steps(avg, host_memory(), {4, 3, 2, 1, 0}, shm ? 5 : 3,
-                         std::string("owned bf16, transport ") + enum_name(t));
+        BOOST_CHECK_EQUAL(s.sum->kind(), nranks() == 1 ? "none" : shm ? "shm" : "mpi");
+        check_bf16_steps(s, {4, 3, 2, 1, 0}, shm ? 5 : 3, std::string("bf16, transport ") + enum_name(t));
     }
 }
 
 BOOST_AUTO_TEST_CASE(gradient_bf16_large_buffer)
 {
-    // Several NodeSum chunks and 1 MB MPI buckets whose size is no multiple of P (a shorter last chunk), with
-    // values over many binades: both transports give the expected bits.
+    // Several NodeSum chunks and 1 MB MPI buckets whose size is no multiple of P (a shorter last
+    // chunk), with values over many binades: both transports give the expected bits.
     const std::size_t n = (std::size_t{1} << 20) + 12345;
-    std::vector<float> mine = rank_grad(n, rank(), 0);
-    for (std::size_t i = 0; i < n; ++i) mine[i] *= std::ldexp(1.0f, static_cast<int>(i % 41) - 20);
-    std::vector<float> want(n);
-    if (nranks() == 1) {
-        want = mine;
-    } else {
-        std::vector<float> acc(n);
-        for (int r = 0; r < nranks(); ++r) {
-            const std::vector<float> g = rank_grad(n, r, 0);
-            for (std::size_t i = 0; i < n; ++i) {
-                const float v = to_float(to_bf16(g[i] * std::ldexp(1.0f, static_cast<int>(i % 41) - 20)));
-                acc[i] = r == 0 ? v : acc[i] + v;
-            }
-        }
-        for (std::size_t i = 0; i < n; ++i) want[i] = to_float(to_bf16(acc[i]));
-    }
+    const auto scaled = [](const std::vector<float>& g) {
+        std::vector<float> out(g);
+        for (std::size_t i = 0; i < out.size(); ++i) out[i] *= std::ldexp(1.0f, static_cast<int>(i % 41) - 20);
+        return out;
+    };
+    const std::vector<float> want = split_tree_sum<bf16>(n, [&](int r) { return scaled(rank_grad(n, r, 0)); });
     for (const GradTransport t : {GradTransport::shared, GradTransport::mpi}) {
-        GradSyncOptions opt;
-        opt.transport = t;
-        opt.dtype = Precision::bf16;
-        opt.bucket_mb = 1.0;
-        GradientAverager avg(comm(), host_memory(), n, opt);
-        BOOST_CHECK_EQUAL(avg.data16() != nullptr, nranks() > 1);
-        put_grad(avg, host_memory(), mine);
+        Summed<bf16> s(host_memory(), n, options(t, 1.0));
+        s.put(scaled(rank_grad(n, rank(), 0)));
         for (std::size_t hi = n; hi > 0;) { // 100000-element "layers", last first
             const std::size_t lo = hi > 100000 ? hi - 100000 : 0;
-            avg.bucket_ready(lo, hi - lo);
+            s.sum->ready(lo, hi - lo);
             hi = lo;
         }
-        avg.finish();
-        const std::vector<float> got = get_sum(avg, host_memory(), n);
+        s.sum->finish();
+        const std::vector<float> got = s.get();
         BOOST_CHECK_MESSAGE(all_ranks(std::memcmp(want.data(), got.data(), n * sizeof(float)) == 0),
                             "large bf16 sum, transport " << enum_name(t));
-        BOOST_TEST_MESSAGE(rank_prefix() << "4 MB bf16 " << avg.transport() << ": " << avg.last_step().buckets
-                                         << " buckets, mpi " << avg.last_step().mpi_s * 1e3 << " ms, copies "
-                                         << avg.last_step().copy_s * 1e3 << " ms");
+        const GradSyncStats& st = s.sum->last_step();
+        BOOST_TEST_MESSAGE(rank_prefix() << "2 MB bf16 " << s.sum->describe() << ": " << st.buckets << " buckets, mpi "
+                                         << st.mpi_s * 1e3 << " ms, copies " << st.copy_s * 1e3 << " ms");
     }
 }

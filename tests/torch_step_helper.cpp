@@ -54,9 +54,10 @@ int main(int argc, char** argv)
         cfg.batch = B;
         cfg.seed = 5;
         auto be = make_backend("omp");
-        Mlp m(*be, cfg.model, B);
+        const std::unique_ptr<Step> step = make_step(*be, cfg, B);
+        Model& m = step->model();
+        Optimizer& opt = step->optimizer();
         m.init_params(cfg.seed);
-        Optimizer opt(*be, cfg.opt, m.num_params());
         const DataDesc dd{"(in memory)", static_cast<std::uint64_t>(F), C, static_cast<std::uint64_t>(B), 0};
         save_checkpoint(dir + "/before.h5", cfg, dd, TrainState{}, m, opt);
 
@@ -68,11 +69,9 @@ int main(int argc, char** argv)
         DeviceBuffer<float> dx(be->memory(), x);
         DeviceBuffer<std::int32_t> dy(be->memory(), y);
 
-        SingleComm comm;
-        Trainer t(*be, cfg, m, opt, comm);
         std::vector<double> losses;
         for (int s = 0; s < steps; ++s) {
-            const XentStats st = t.train_step(DeviceBatch{B, B, dx.data(), dy.data()}, cfg.opt.lr);
+            const XentStats st = step->run(DeviceBatch{B, B, dx.data(), dy.data()}, cfg.opt.lr);
             losses.push_back(st.loss_sum / B);
         }
         TrainState after;

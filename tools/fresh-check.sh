@@ -2,7 +2,8 @@
 # Runs ompml's install, build and tests on a fresh Debian 12, as a new user's machine meets
 # them: mmdebstrap makes a minimal bookworm root from Debian's archive (no gcc, no xz, none of
 # the packages this machine got by hand), this source tree is copied in (what git tracks or
-# would track: no build/, no data/*.h5), tools/install-deps.sh runs inside, then COMMAND
+# would track: no build/, no data/*.h5) with its history (.git, as a user's clone has it: the
+# performance gate builds its baseline commit), tools/install-deps.sh runs inside, then COMMAND
 # (default: .ci/steps, everything CI checks). A missing install step fails here, not on a
 # user's machine. The CUDA toolkit, where this machine has one at /usr/local/cuda, is
 # bind-mounted read-only (it is not a Debian package).
@@ -87,6 +88,10 @@ stamp "copy the source tree (tracked and untracked, not ignored) to /ompml"
 mkdir -p "$root/ompml"
 (cd "$src" && git ls-files -z --cached --others --exclude-standard |
   tar --null --ignore-failed-read -T - -cf -) | tar -C "$root/ompml" -xf -
+
+stamp "copy the repository's history to /ompml/.git (tools/perf-compare.sh builds the baseline commit from it)"
+git clone --quiet --bare "$src" "$root/ompml/.git"
+git -C "$root/ompml" config core.bare false
 
 stamp "inside: tools/install-deps.sh, then $*"
 # In the background, then `wait`: bash runs a trap only after a foreground command ends, so a

@@ -28,8 +28,9 @@ packages=(
   # which every Debian has
   iproute2
   # tools the tests and scripts call: xz (runtime bundles), hostname, ps/kill (procps); the
-  # formatter CI checks the sources with (tools/format.sh)
-  xz-utils hostname procps clang-format-19
+  # formatter CI checks the sources with (tools/format.sh); git, from which the performance
+  # gate (tools/perf-compare.sh) builds the commits it compares
+  xz-utils hostname procps clang-format-19 git
 )
 export DEBIAN_FRONTEND=noninteractive
 apt-get update -qq

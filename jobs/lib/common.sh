@@ -272,6 +272,20 @@ ompml_sweep_row() {
   ompml_die "$table has $((n + 1)) rows; no row for array task $idx (fix #SBATCH --array)"
 }
 
+# ompml_write_file FILE: writes stdin to FILE atomically and never through a link placed in a
+# shared directory: into a new file beside it made by mktemp (exclusive, unpredictable name),
+# given the permissions a new file would have, then renamed over FILE (mv -T: a link at FILE
+# is replaced, a directory there is an error). The gather never sees half a file.
+ompml_write_file() {
+  local file=$1 tmp
+  tmp=$(mktemp "$file.tmp.XXXXXXXXXX") || return 1
+  if cat >"$tmp" && chmod "$(printf '%o' $((0666 & ~$(umask))))" "$tmp" && mv -fT "$tmp" "$file"; then
+    return 0
+  fi
+  rm -f "$tmp"
+  return 1
+}
+
 # ompml_csv_quote STR: STR as one CSV field.
 ompml_csv_quote() { local s=${1//\"/\"\"}; printf '"%s"' "$s"; }
 
@@ -290,9 +304,8 @@ ompml_sweep_result() {
   done
   header+=",exit_code,test_acc,seconds,final"
   row+=",$rc,$acc,$secs,$(ompml_csv_quote "$final")"
-  # write then rename: the gather never sees half a file
-  printf '%s\n%s\n' "$header" "$row" >"$dir/.task-$SLURM_ARRAY_TASK_ID.csv.tmp" &&
-    mv -f "$dir/.task-$SLURM_ARRAY_TASK_ID.csv.tmp" "$dir/task-$SLURM_ARRAY_TASK_ID.csv"
-  echo "${SLURM_ARRAY_TASK_COUNT:-}" >"$dir/ntasks"
+  printf '%s\n%s\n' "$header" "$row" | ompml_write_file "$dir/task-$SLURM_ARRAY_TASK_ID.csv" ||
+    ompml_die "cannot write $dir/task-$SLURM_ARRAY_TASK_ID.csv"
+  echo "${SLURM_ARRAY_TASK_COUNT:-}" | ompml_write_file "$dir/ntasks" || ompml_die "cannot write $dir/ntasks"
   ompml_log "sweep result: $dir/task-$SLURM_ARRAY_TASK_ID.csv (exit $rc, test_acc ${acc:-none})"
 }

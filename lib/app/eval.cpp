@@ -5,7 +5,7 @@
 #include "backend/backend.hpp"
 #include "io/checkpoint.hpp"
 #include "io/loader.hpp"
-#include "nn/mlp.hpp"
+#include "nn/step.hpp"
 #include "parallel/mpi_comm.hpp"
 
 #include <algorithm>
@@ -51,11 +51,11 @@ EvalReport run_eval(const MpiSession& mpi, EvalOptions opt)
             throw Error("--data " + opt.data + " has " + std::to_string(ds.classes) +
                         " classes, the checkpoint's model " + std::to_string(ck.config.model.layers.back()));
     });
-    Mlp model(*be, ck.config.model, loader->max_rows());
-    restore_checkpoint(ck, model, nullptr);
-    MpiReduceComm comm(mpi.comm());
+    const std::unique_ptr<Model> model = make_model(*be, ck.config.model, loader->max_rows());
+    restore_checkpoint(ck, *model, nullptr);
+    MpiReduceComm comm(mpi.comm(), ck.config.reproducible_ranks > 0); // the run's order of sums
     EvalReport r;
-    r.result = evaluate(model, *loader, comm, true);
+    r.result = evaluate(*model, *loader, comm, true);
     r.where = gather_strings(mpi.comm(), mpi.processor() + ", " + binding.describe());
     r.checkpoint = opt.checkpoint;
     r.data = opt.data + " [" + enum_name(opt.split) + "]";
@@ -64,7 +64,7 @@ EvalReport run_eval(const MpiSession& mpi, EvalOptions opt)
     r.device = be->device();
     r.step = ck.state.step;
     r.epoch = ck.state.epoch;
-    r.classes = model.classes();
+    r.classes = model->classes();
     return r;
 }
 

@@ -7,9 +7,8 @@
 #include "core/rng.hpp"
 #include "core/timer.hpp"
 #include "core/trace.hpp"
-#include "nn/trainer.hpp"
+#include "parallel/data_parallel.hpp"
 #include "parallel/mpi_check.hpp"
-#include "parallel/mpi_comm.hpp"
 #include "parallel/trace_file.hpp"
 
 #include <omp.h>
@@ -43,39 +42,40 @@ double max_ms_over_ranks(MPI_Comm comm, double seconds)
 // splits `batch` as evenly as possible (the first batch % P ranks take one more).
 int rank_rows(const ScaleOptions& o, int rank, int size)
 {
-    if (o.mode == ScaleMode::weak) return o.batch;
-    return o.batch / size + (rank < o.batch % size ? 1 : 0);
+    const int batch = o.cfg.batch;
+    if (o.mode == ScaleMode::weak) return batch;
+    return batch / size + (rank < batch % size ? 1 : 0);
 }
 
-// What one step needs: the model, its optimizer, the gradient sum and this rank's batch.
+// What one step needs: the backend, the step (model, optimizer, gradient sum) and this rank's batch.
 struct ScaleSetup {
     std::unique_ptr<Backend> be;
-    std::unique_ptr<Mlp> model;
-    std::unique_ptr<Optimizer> opt;
-    std::unique_ptr<MpiComm> avg;                    // --grad-sync avg
-    std::unique_ptr<BlockingAllreduceComm> blocking; // --grad-sync allreduce
-    DeviceBuffer<float> X;                           // (rows, IN) synthetic input, this rank's slice
-    DeviceBuffer<std::int32_t> Y;                    // (rows) labels
+    ParallelStep step;
+    DeviceBuffer<float> X;        // (rows, IN) synthetic input, this rank's slice
+    DeviceBuffer<std::int32_t> Y; // (rows) labels
     DeviceBatch batch;
-    Comm& comm() { return avg ? static_cast<Comm&>(*avg) : *blocking; }
 };
 
 ScaleSetup build(const MpiSession& mpi, const ScaleOptions& o)
 {
     ScaleSetup s;
     const int rows = rank_rows(o, mpi.rank(), mpi.size());
+    collective_try(mpi.comm(), [&] { s.be = make_backend(o.run.backend); });
+    GradSumOptions so;
+    so.bucket_mb = o.run.bucket_mb;
+    so.force_staging = o.run.mpi_staging;
+    so.gpu_memory = s.be->on_gpu();
+    so.transport = o.run.grad_transport;
+    so.mpi_fp32 = o.run.mpi_fp32_sum;
+    const SumMode mode = o.grad_sync == GradSync::avg ? SumMode::buckets : SumMode::blocking_allreduce;
     collective_try(mpi.comm(), [&] {
-        s.be = make_backend(o.backend);
-        s.model = std::make_unique<Mlp>(*s.be, MlpConfig{o.layers, o.activation, o.precision}, std::max(1, rows));
-        s.model->init_params(o.seed);
-        OptimizerConfig oc;
-        oc.kind = o.optimizer;
-        oc.lr = static_cast<float>(o.lr);
-        s.opt = std::make_unique<Optimizer>(*s.be, oc, s.model->num_params());
+        s.step = make_parallel_step(mpi.comm(), *s.be, o.cfg, std::max(1, rows), o.run.grad_dtype, so, mode);
+        Model& model = s.step.step->model();
+        model.init_params(o.cfg.seed);
         // Each rank draws its own rows (stream per rank), like a slice of a shuffled dataset.
-        const int IN = s.model->inputs(), C = s.model->classes();
-        const Rng xr(o.seed, 5000 + static_cast<std::uint64_t>(mpi.rank()));
-        const Rng yr(o.seed, 6000 + static_cast<std::uint64_t>(mpi.rank()));
+        const int IN = model.inputs(), C = model.classes();
+        const Rng xr(o.cfg.seed, 5000 + static_cast<std::uint64_t>(mpi.rank()));
+        const Rng yr(o.cfg.seed, 6000 + static_cast<std::uint64_t>(mpi.rank()));
         std::vector<float> hx(static_cast<std::size_t>(std::max(1, rows)) * IN);
         std::vector<std::int32_t> hy(static_cast<std::size_t>(std::max(1, rows)));
         for (std::size_t i = 0; i < hx.size(); ++i) hx[i] = xr.normal(i);
@@ -84,42 +84,9 @@ ScaleSetup build(const MpiSession& mpi, const ScaleOptions& o)
         s.X = DeviceBuffer<float>(s.be->memory(), hx);
         s.Y = DeviceBuffer<std::int32_t>(s.be->memory(), hy);
     });
-    GradSyncOptions so;
-    so.bucket_mb = o.bucket_mb;
-    so.gpu_memory = s.be->on_gpu();
-    so.transport = o.transport;
-    so.dtype = o.grad_dtype;
-    const std::size_t n = s.model->num_params();
-    collective_try(mpi.comm(), [&] {
-        if (o.grad_sync == GradSync::avg)
-            s.avg = std::make_unique<MpiComm>(mpi.comm(), *s.be, n, so);
-        else
-            s.blocking = std::make_unique<BlockingAllreduceComm>(mpi.comm(), s.be->memory(), n);
-    });
-    if (s.avg) {
-        s.model->use_grad_buffer(s.avg->grads());
-        s.model->use_grad16_buffer(s.avg->grads16());
-    }
-    const int global_rows = o.mode == ScaleMode::weak ? o.batch * mpi.size() : o.batch;
+    const int global_rows = o.mode == ScaleMode::weak ? o.cfg.batch * mpi.size() : o.cfg.batch;
     s.batch = DeviceBatch{rows, global_rows, s.X.data(), s.Y.data()};
     return s;
-}
-
-// The model's gradient on the host: the float one, or the bf16 one widened where backward
-// writes bf16 for the ranks to exchange (--grad-dtype bf16).
-std::vector<float> host_gradient(Mlp& model, const Backend& be)
-{
-    const std::size_t n = model.num_params();
-    std::vector<float> g(n); // (P)
-    const bf16* G16 = model.grads16();
-    if (G16 == nullptr) {
-        be.memory().to_host(g.data(), model.grads(), n * sizeof(float));
-        return g;
-    }
-    std::vector<bf16> h(n);
-    be.memory().to_host(h.data(), G16, n * sizeof(bf16));
-    for (std::size_t i = 0; i < n; ++i) g[i] = to_float(h[i]);
-    return g;
 }
 
 // Checks one step's summed gradient, by the path the timed steps take, against an independent
@@ -127,17 +94,13 @@ std::vector<float> host_gradient(Mlp& model, const Backend& be)
 // every rank) on a mismatch.
 void validate(MPI_Comm comm, ScaleSetup& s)
 {
-    Mlp& model = *s.model;
-    Backend& be = *s.be;
-    const DeviceBatch& b = s.batch;
-    const std::size_t n = model.num_params();
-    const float scale = 1.0f / static_cast<float>(b.global_rows);
-    if (b.rows > 0) model.forward(b.x, b.rows, true);
-    const XentStats st = model.loss_backward(b.x, b.y, b.rows, scale);
-    be.synchronize();
-    std::vector<float> ref = host_gradient(model, be); // (P) local gradient, then its sum over ranks
-    const bool half = model.grads16() != nullptr;      // the ranks exchange bf16 (--grad-dtype bf16)
-    std::vector<float> mag;                            // (P) bf16: the sum over ranks of |local gradient|
+    Step& step = *s.step.step;
+    const std::size_t n = step.model().num_params();
+    const XentStats st = step.gradient(s.batch, false);
+    s.be->synchronize();
+    std::vector<float> ref = step.download_gradient();         // (P) local gradient, then its sum over ranks
+    const bool half = step.gradient_type() == Precision::bf16; // the ranks exchange bf16 (--grad-dtype bf16)
+    std::vector<float> mag;                                    // (P) bf16: the sum over ranks of |local gradient|
     if (half) {
         mag.resize(n);
         for (std::size_t i = 0; i < n; ++i) mag[i] = std::fabs(ref[i]);
@@ -145,17 +108,16 @@ void validate(MPI_Comm comm, ScaleSetup& s)
     }
     MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, ref.data(), static_cast<int>(n), MPI_FLOAT, MPI_SUM, comm));
     // The same local gradient once more, summed as the timed steps sum it.
-    if (b.rows > 0) model.forward(b.x, b.rows, true);
-    float* G = model.grads();
-    model.loss_backward(b.x, b.y, b.rows, scale, [&](int, const LayerView& v) { s.comm().grad_ready(be, G, v); });
-    s.comm().finish_grads(be, G, n);
-    const std::vector<float> got = host_gradient(model, be); // (P) the sum
+    step.gradient(s.batch, true);
+    const std::vector<float> got = step.download_gradient(); // (P) the sum
+    int ranks = 1;
+    MPI_CHECK(MPI_Comm_size(comm, &ranks));
 
     // Buckets may sum the P terms in another order than the one-shot reduction, so allow float
     // rounding of a P-term sum relative to the largest gradient entry.
     double gmax = 0.0;
     for (float r : ref) gmax = std::max(gmax, std::fabs(static_cast<double>(r)));
-    const double tol = 1e-6 * s.comm().size() * gmax + 1e-30;
+    const double tol = 1e-6 * ranks * gmax + 1e-30;
     // bf16: each term is rounded (relative 2^-8 at most), then the sum: |error| <= 2^-8 (sum|g_r|
     // + |sum|), plus the float rounding above.
     std::size_t bad = 0, first = 0;
@@ -183,37 +145,29 @@ struct StepTimes {
 };
 StepTimes time_steps(MPI_Comm comm, const ScaleOptions& o, ScaleSetup& s, TraceFile* trace_file)
 {
-    TrainConfig cfg;
-    cfg.model = s.model->config();
-    cfg.opt = s.opt->config();
-    Trainer trainer(*s.be, cfg, *s.model, *s.opt, s.comm());
-    const float lr = static_cast<float>(o.lr);
+    Step& step = *s.step.step;
+    const float lr = o.cfg.opt.lr;
     int number = 0; // the step's number in a trace: warm-up steps first
     double loss = 0;
-    const auto step = [&] {
+    const auto one_step = [&] {
         trace::set_step(++number);
         {
             const trace::Span span("step");
-            loss = trainer.train_step(s.batch, lr).loss_sum;
+            loss = step.run(s.batch, lr).loss_sum;
             s.be->synchronize();
         }
         trace::end_step();
     };
-    for (int i = 0; i < o.warmup; ++i) step();
+    for (int i = 0; i < o.warmup; ++i) one_step();
     MPI_CHECK(MPI_Barrier(comm)); // start the timed steps together
     StepTimes t;
     for (int i = 0; i < o.steps; ++i) {
         const Stopwatch sw;
-        step();
+        one_step();
         t.step_s.push_back(sw.seconds());
         t.loss.push_back(loss);
-        if (s.blocking) { // all of it exposed: nothing overlaps a blocking call
-            t.comm_s.push_back(s.blocking->last_seconds());
-            t.wait_s.push_back(s.blocking->last_seconds());
-            t.buckets = s.blocking->size() > 1 ? 1 : 0;
-            continue;
-        }
-        const GradSyncStats& g = s.avg->averager().last_step();
+        // --grad-sync allreduce: all of it exposed (nothing overlaps a blocking call)
+        const GradSyncStats& g = step.sum_last();
         t.comm_s.push_back(g.mpi_s + g.copy_s);
         t.wait_s.push_back(g.wait_s);
         t.buckets = g.buckets;
@@ -251,7 +205,9 @@ std::optional<int> parse_scale_flags(int argc, char** argv, bool print, ScaleOpt
 {
     CLI::App app{"ompml-scale: time one data-parallel training step (compute vs communication) on P ranks"};
     cli::SettingFlags flags;
-    flags.add(app, out, [](auto&& f) { for_each_scale_option(f); });
+    flags.add(app, out, [](auto&& f) { for_each_scale_setting(f); });
+    app.get_option("--batch")->description("rows per rank (weak) or per global batch (strong)");
+    app.get_option("--backend")->description("kernel backend: omp | ref | cuda");
     if (const auto rc = cli::parse(app, argc, argv, "ompml-scale", print)) return rc;
     flags.apply();
     return std::nullopt;
@@ -261,32 +217,36 @@ ScalePoint run_scale(const MpiSession& mpi, const ScaleOptions& o)
 {
     const MPI_Comm comm = mpi.comm();
     Config agreed;
-    for_each_scale_option([&](const Spec& s, auto field) {
+    for_each_scale_setting([&](const Spec& s, auto field) {
         if (s.agree) agreed.emplace_back(s.key, value_text(field(o), true));
     });
     agree(comm, agreed);
-    if (o.grad_dtype == Precision::bf16 && o.grad_sync != GradSync::avg)
-        throw CollectiveError("--grad-dtype bf16 needs --grad-sync avg (the averager sends bf16; the plain "
+    if (o.cfg.reproducible_ranks > 0 && o.grad_sync != GradSync::avg)
+        throw CollectiveError("--reproducible-ranks needs --grad-sync avg (one blocking MPI_Allreduce sums in MPI's "
+                              "order, not the fixed tree)",
+                              -1, 0);
+    if (o.run.grad_dtype == Precision::bf16 && o.grad_sync != GradSync::avg)
+        throw CollectiveError("--grad-dtype bf16 needs --grad-sync avg (the transport sends bf16; the plain "
                               "MPI_Allreduce is fp32)",
                               -1, 0);
     // Before the backend is made: local rank -> device, by one rule for every backend.
     DeviceBinding dev;
-    collective_try(comm, [&] { dev = mpi.bind_device(o.backend); });
+    collective_try(comm, [&] { dev = mpi.bind_device(o.run.backend); });
     ScalePoint p;
     p.where = gather_strings(comm, mpi.processor() + ", " + dev.describe());
     ScaleSetup s = build(mpi, o);
     validate(comm, s);
     std::unique_ptr<TraceFile> trace_file;
-    if (!o.trace.empty()) {
+    const std::size_t params = s.step.step->model().num_params();
+    if (!o.run.trace.empty()) {
         trace_file = std::make_unique<TraceFile>(
-            mpi, o.trace,
-            TraceInfo{"ompml-scale", o.warmup + 1, std::int64_t{o.warmup} + o.steps, s.model->num_params()});
-        p.trace = o.trace;
+            mpi, o.run.trace, TraceInfo{"ompml-scale", o.warmup + 1, std::int64_t{o.warmup} + o.steps, params});
+        p.trace = o.run.trace;
     }
     const StepTimes t = time_steps(comm, o, s, trace_file.get());
-    const std::vector<double> ar_s = time_plain_allreduce(comm, o, s.model->num_params());
+    const std::vector<double> ar_s = time_plain_allreduce(comm, o, params);
 
-    p.params = s.model->num_params();
+    p.params = params;
     p.ranks = mpi.size();
     p.threads = omp_get_max_threads();
     p.global_rows = s.batch.global_rows;
@@ -304,10 +264,8 @@ ScalePoint run_scale(const MpiSession& mpi, const ScaleOptions& o)
     p.loss_last = losses[1] / p.global_rows;
     p.samples_per_s = p.step_ms > 0 ? p.global_rows / (p.step_ms * 1e-3) : 0.0;
     p.buckets = t.buckets;
-    const bool shm = s.avg && s.avg->averager().shared_memory();
-    p.transport = p.ranks == 1 ? "none" : shm ? "shm" : "mpi";
-    p.transport_text = s.avg ? s.avg->averager().transport()
-                             : std::string("one blocking MPI_Allreduce after backward (--grad-sync allreduce)");
+    p.transport = s.step.step->sum_kind();
+    p.transport_text = s.step.step->sum_describe();
     p.backend = s.be->name();
     p.device = s.be->device();
     return p;
@@ -316,16 +274,17 @@ ScalePoint run_scale(const MpiSession& mpi, const ScaleOptions& o)
 const char* const kScaleCsvHeader =
     "mode,layers,params,ranks,threads,global_batch,rank_batch,steps,step_ms,step_min_ms,compute_ms,comm_ms,wait_ms,"
     "allreduce_ms,allreduce_min_ms,samples_per_s,buckets,bucket_mb,grad_sync,transport,grad_dtype,loss_first,"
-    "loss_last,precision";
+    "loss_last,precision,mpi_fp32_sum,reproducible_ranks";
 
 void print_scale_csv(const ScaleOptions& o, const ScalePoint& p)
 {
     if (o.header) std::printf("%s\n", kScaleCsvHeader);
-    std::printf("%s,%s,%zu,%d,%d,%d,%d,%d,%.4f,%.4f,%.4f,%.4f,%.4f,%.4f,%.4f,%.1f,%d,%g,%s,%s,%s,%.6g,%.6g,%s\n",
-                enum_name(o.mode), layers_csv(o.layers).c_str(), p.params, p.ranks, p.threads, p.global_rows,
+    std::printf("%s,%s,%zu,%d,%d,%d,%d,%d,%.4f,%.4f,%.4f,%.4f,%.4f,%.4f,%.4f,%.1f,%d,%g,%s,%s,%s,%.6g,%.6g,%s,%s,%d\n",
+                enum_name(o.mode), layers_csv(o.cfg.model.layers).c_str(), p.params, p.ranks, p.threads, p.global_rows,
                 p.rank_rows, o.steps, p.step_ms, p.step_min_ms, p.compute_ms, p.comm_ms, p.wait_ms, p.allreduce_ms,
-                p.allreduce_min_ms, p.samples_per_s, p.buckets, o.bucket_mb, enum_name(o.grad_sync),
-                p.transport.c_str(), enum_name(o.grad_dtype), p.loss_first, p.loss_last, enum_name(o.precision));
+                p.allreduce_min_ms, p.samples_per_s, p.buckets, o.run.bucket_mb, enum_name(o.grad_sync),
+                p.transport.c_str(), enum_name(o.run.grad_dtype), p.loss_first, p.loss_last,
+                enum_name(o.cfg.model.precision), enum_name(o.run.mpi_fp32_sum), o.cfg.reproducible_ranks);
     std::fflush(stdout);
     std::fprintf(stderr, "ompml-scale: %s; gradient sum: %s; validated against MPI_Allreduce\n", p.device.c_str(),
                  p.transport_text.c_str());
@@ -338,7 +297,8 @@ void print_scale_report(const ScaleOptions& o, const ScalePoint& p)
 {
     const double mb = p.params * 4.0 / 1048576.0;
     std::printf("ompml-scale: %s scaling, layers %s (%zu params, %.1f MB of gradient), precision %s\n",
-                enum_name(o.mode), layers_string(o.layers).c_str(), p.params, mb, enum_name(o.precision));
+                enum_name(o.mode), layers_string(o.cfg.model.layers).c_str(), p.params, mb,
+                enum_name(o.cfg.model.precision));
     std::printf("  %d rank(s) x %d thread(s), global batch %d (%d rows on rank 0), backend %s on %s\n", p.ranks,
                 p.threads, p.global_rows, p.rank_rows, p.backend.c_str(), p.device.c_str());
     for (std::size_t q = 0; q < p.where.size(); ++q) std::printf("  rank %-4zu %s\n", q, p.where[q].c_str());
@@ -346,7 +306,8 @@ void print_scale_report(const ScaleOptions& o, const ScalePoint& p)
         std::printf("  gradient sum: %s; validated against MPI_Allreduce\n", p.transport_text.c_str());
     else
         std::printf("  gradient sum: %s, %d %s; validated against MPI_Allreduce\n", p.transport_text.c_str(), p.buckets,
-                    p.transport == "shm" ? "range(s)" : ("bucket(s) of <= " + value_text(o.bucket_mb) + " MB").c_str());
+                    p.transport == "shm" ? "range(s)"
+                                         : ("bucket(s) of <= " + value_text(o.run.bucket_mb) + " MB").c_str());
     std::printf("  per step (median of %d after %d warm-up, max over ranks):\n", o.steps, o.warmup);
     std::printf("    step %.3f ms (min %.3f) = compute %.3f + communication %.3f (of which waiting %.3f)\n", p.step_ms,
                 p.step_min_ms, p.compute_ms, p.comm_ms, p.wait_ms);

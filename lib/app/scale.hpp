@@ -1,8 +1,9 @@
 // ompml-scale as library functions: one point of the scaling study. Times the data-parallel
-// training step of an MLP (Trainer::train_step: forward, loss + backward with the gradient sum
-// started per layer, finish, optimizer step) on P MPI ranks, split into compute and
-// communication, and in the same run times a plain blocking MPI_Allreduce of the same number of
-// bytes, so the averager's cost can be read against what MPI itself needs for that buffer.
+// training step of an MLP (the Step ompml-train runs, wired by the same function,
+// parallel/data_parallel.hpp: forward, loss + backward with the gradient sum started per layer,
+// finish, optimizer step) on P MPI ranks, split into compute and communication, and in the same
+// run times a plain blocking MPI_Allreduce of the same number of bytes, so the transport's cost
+// can be read against what MPI itself needs for that buffer.
 //
 // Input is synthetic and device-resident: one random batch per rank, made once from the seed
 // with ompml::Rng and uploaded once, so no I/O or host->device traffic is in the timed loop.
@@ -14,11 +15,11 @@
 //   step_ms      wall time of the whole step, ending after Backend::synchronize()
 //   comm_ms      time the step's thread spent in the gradient sum: inside MPI (bucket starts,
 //                progress tests, the final wait) plus staging copies, or in the shared-memory
-//                sums and waits (--grad-transport shm): GradientAverager stats. Open MPI has
+//                sums and waits (--grad-transport shm): the transport's stats. Open MPI has
 //                no progress thread, so all of it is on the critical path.
 //   wait_ms      the part of comm_ms spent waiting in finish() after backward was done
 //                (--grad-sync allreduce: one blocking MPI_Allreduce after backward instead of
-//                the averager; then comm_ms = wait_ms = the time of that call)
+//                the buckets; then comm_ms = wait_ms = the time of that call)
 //   compute_ms   step_ms - comm_ms
 //   (--trace FILE: the timed steps as a timeline, steps numbered after the warm-up's; the
 //   recording waits for no device work here, so with a queued backend spans are launch times)
@@ -31,17 +32,19 @@
 // synthetic batch every step, so it falls as the model fits it), to compare runs (--grad-dtype).
 #pragma once
 
+#include "app/train_options.hpp"
 #include "core/precision.hpp"
 #include "core/setting.hpp"
-#include "nn/mlp.hpp"
-#include "nn/optimizer.hpp"
 #include "nn/settings.hpp"
+#include "nn/step.hpp"
 #include "parallel/comm.hpp"
-#include "parallel/grad_sync.hpp"
 
+#include <algorithm>
 #include <cstdint>
+#include <iterator>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace ompml {
@@ -53,7 +56,7 @@ struct EnumNames<ScaleMode> {
     static constexpr std::pair<ScaleMode, const char*> names[] = {{ScaleMode::weak, "weak"},
                                                                   {ScaleMode::strong, "strong"}};
 };
-// How the step sums the gradient: the averager's buckets started during backward (as training
+// How the step sums the gradient: the transport's buckets started during backward (as training
 // does), or one blocking MPI_Allreduce after backward (the alternative to compare).
 enum class GradSync { avg, allreduce };
 template <>
@@ -63,27 +66,33 @@ struct EnumNames<GradSync> {
                                                                  {GradSync::allreduce, "allreduce"}};
 };
 
+// ompml-scale's options: what to train and how to run it come from ompml-train's own tables
+// (the training settings of nn/settings.hpp and the run options of app/train_options.hpp, the
+// entries in kScaleTrainKeys and kScaleRunKeys), with the study's defaults; the study adds only
+// its own (mode, steps, warmup, grad_sync, csv, header).
 struct ScaleOptions {
+    TrainConfig cfg;  // --layers, --activation, --precision, --optimizer, --lr, ..., --seed, --batch
+    TrainOptions run; // --backend, --bucket-mb, --grad-transport, --grad-dtype, --mpi-staging, --trace
     ScaleMode mode = ScaleMode::weak;
-    std::vector<int> layers{784, 2048, 2048, 10};
-    Act activation = Act::relu;
-    Precision precision = Precision::fp32;
-    OptKind optimizer = OptKind::adam;
-    std::string backend = "omp";
     GradSync grad_sync = GradSync::avg;
-    GradTransport transport = GradTransport::automatic;
-    Precision grad_dtype = Precision::fp32;
-    int batch = 128;
     int steps = 20;
     int warmup = 3;
-    double lr = 1e-4;
-    double bucket_mb = GradSyncOptions{}.bucket_mb;
-    std::uint64_t seed = 1;
     bool csv = false;
     bool header = false;
-    std::string trace; // "": none
+    ScaleOptions()
+    {
+        cfg.model.layers = {784, 2048, 2048, 10};
+        cfg.opt.lr = 1e-4f; // the values do not matter for timing; keep them finite
+    }
 };
 
+// The entries of ompml-train's tables that ompml-scale takes.
+inline constexpr const char* kScaleTrainKeys[] = {"layers",   "activation",   "precision", "optimizer", "lr",
+                                                  "momentum", "weight_decay", "clip",      "seed",      "batch"};
+inline constexpr const char* kScaleRunKeys[] = {"backend",    "bucket_mb",   "grad_transport",
+                                                "grad_dtype", "mpi_staging", "trace"};
+
+// The study's own options.
 template <class F>
 void for_each_scale_option(F&& f)
 {
@@ -93,24 +102,6 @@ void for_each_scale_option(F&& f)
            .help = "weak: --batch rows per rank | strong: --batch rows in total",
            .store = run_only},
       OMPML_FIELD(mode));
-    f(Spec{.flag = "--layers", .key = "layers", .help = "widths, input,hidden...,classes", .store = run_only},
-      OMPML_FIELD(layers));
-    f(Spec{.flag = "--activation", .key = "activation", .help = "relu | tanh | gelu", .store = run_only},
-      OMPML_FIELD(activation));
-    f(Spec{.flag = "--optimizer", .key = "optimizer", .help = "sgd | adam | adamw", .store = run_only},
-      OMPML_FIELD(optimizer));
-    f(Spec{.flag = "--precision",
-           .key = "precision",
-           .help = "fp32 | bf16 (bf16 gemm operands, fp32 accumulation and master weights)",
-           .store = run_only},
-      OMPML_FIELD(precision));
-    f(Spec{.flag = "--backend", .key = "backend", .help = "omp | ref | cuda", .store = run_only}, OMPML_FIELD(backend));
-    f(Spec{.flag = "--batch",
-           .key = "batch",
-           .help = "rows per rank (weak) or per global batch (strong)",
-           .range = kPositive,
-           .store = run_only},
-      OMPML_FIELD(batch));
     f(Spec{.flag = "--steps", .key = "steps", .help = "timed steps", .range = kPositive, .store = run_only},
       OMPML_FIELD(steps));
     f(Spec{.flag = "--warmup",
@@ -119,46 +110,12 @@ void for_each_scale_option(F&& f)
            .range = kNonNegative,
            .store = run_only},
       OMPML_FIELD(warmup));
-    f(Spec{.flag = "--lr",
-           .key = "lr",
-           .help = "learning rate (values do not matter for timing; keep them finite)",
-           .store = run_only},
-      OMPML_FIELD(lr));
     f(Spec{.flag = "--grad-sync",
            .key = "grad_sync",
-           .help = "avg: GradientAverager, buckets started during backward (as training does) | allreduce: one "
-                   "blocking MPI_Allreduce after backward (the alternative to compare)",
+           .help = "avg: the step's gradient transport, buckets started during backward (as training does) | "
+                   "allreduce: one blocking MPI_Allreduce after backward (the alternative to compare)",
            .store = run_only},
       OMPML_FIELD(grad_sync));
-    // The bucket layout decides the sequence of reductions: it must match everywhere.
-    f(Spec{.flag = "--bucket-mb",
-           .key = "bucket_mb",
-           .help = "gradient bucket size in MB (<= 0: one bucket in finish)",
-           .store = run_only},
-      OMPML_FIELD(bucket_mb));
-    f(Spec{.flag = "--grad-transport",
-           .key = "transport",
-           .help = "the averager's transport: shm (shared memory, one node) | mpi (MPI_Iallreduce buckets) | auto (shm "
-                   "where possible)",
-           .store = run_only},
-      OMPML_FIELD(transport));
-    f(Spec{.flag = "--grad-dtype",
-           .key = "grad_dtype",
-           .help = "what the ranks exchange in the averager's sum: fp32 | bf16 (half the bytes, fp32 sums; "
-                   "with --grad-sync avg)",
-           .store = run_only},
-      OMPML_FIELD(grad_dtype));
-    f(Spec{.flag = "--seed",
-           .key = "seed",
-           .help = "seed of the parameters and the synthetic batch",
-           .store = run_only},
-      OMPML_FIELD(seed));
-    f(Spec{.flag = "--trace",
-           .key = "trace",
-           .help = "write a timeline of the timed steps of every rank (Chrome trace-event JSON; "
-                   "tools/trace_report.py) to this file",
-           .store = run_only},
-      OMPML_FIELD(trace));
     f(Spec{.flag = "--csv",
            .key = "csv",
            .help = "print one CSV row instead of the readable report",
@@ -171,6 +128,24 @@ void for_each_scale_option(F&& f)
            .store = run_only,
            .agree = false},
       OMPML_FIELD(header));
+}
+
+// Every table ompml-scale takes, each visited as f(spec, field) with field the accessor into
+// ScaleOptions: the study's own, then the training settings and run options it takes.
+template <class F>
+void for_each_scale_setting(F&& f)
+{
+    const auto taken = [](const Spec& s, const auto& keys) {
+        return std::find_if(std::begin(keys), std::end(keys),
+                            [&](const char* k) { return std::string_view(k) == s.key; }) != std::end(keys);
+    };
+    for_each_scale_option(f);
+    for_each_train_setting([&](const Spec& s, auto field) {
+        if (taken(s, kScaleTrainKeys)) f(s, [field](auto& o) -> auto& { return field(o.cfg); });
+    });
+    for_each_train_option([&](const Spec& s, auto field) {
+        if (taken(s, kScaleRunKeys)) f(s, [field](auto& o) -> auto& { return field(o.run); });
+    });
 }
 
 // Parses ompml-scale's command line (every rank the same one): the exit status when there is

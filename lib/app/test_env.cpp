@@ -4,7 +4,11 @@
 #include "core/check.hpp"
 #include "core/parse_int.hpp"
 
+#include <chrono>
+#include <csignal>
+#include <cstdio>
 #include <cstdlib>
+#include <thread>
 
 namespace ompml::test_env {
 
@@ -40,5 +44,21 @@ std::int64_t hold_step()
     if (!err.empty()) throw Error("OMPML_TEST_HOLD_AT_STEP: " + err);
     return step;
 }
+
+void TestHook::after_step(std::int64_t step) const
+{
+    if (fault_.rank != rank_ || fault_.step != step) return;
+    if (fault_.mode == "kill") std::raise(SIGKILL);
+    throw Error("OMPML_FAULT_INJECT: rank " + std::to_string(rank_) + " fails on purpose after step " +
+                std::to_string(step));
+}
+
+void TestHook::announce_hold(std::int64_t step) const
+{
+    if (rank_ == 0) std::printf("test hold: step %lld, waiting for a stop signal\n", static_cast<long long>(step));
+    std::fflush(stdout);
+}
+
+void TestHook::nap() { std::this_thread::sleep_for(std::chrono::milliseconds(10)); }
 
 } // namespace ompml::test_env

@@ -1,20 +1,15 @@
-// ompml-train's console, metrics, checkpoints and stop flag (train_console.hpp).
+// ompml-train's console (train_console.hpp).
 #include "app/train_console.hpp"
 
 #include "app/stop_signal.hpp"
-#include "core/timer.hpp"
-#include "core/trace.hpp"
 #include "nn/settings.hpp"
 
 #include <unistd.h>
 
 #include <algorithm>
-#include <chrono>
 #include <cmath>
-#include <csignal>
 #include <cstdio>
 #include <cstdlib>
-#include <thread>
 
 namespace ompml {
 namespace {
@@ -50,145 +45,98 @@ std::string group_text(const char* group, const TrainConfig& cfg, const TrainOpt
 
 } // namespace
 
-TrainConsole::TrainConsole(const MpiSession& mpi, const TrainConfig& cfg, const TrainOptions& opt,
-                           const TrainData& data, const ResumePoint& resume, TrainModel& model, MpiComm& comm,
-                           TraceFile* trace)
-    : mpi_(mpi), cfg_(cfg), opt_(opt), data_(data), start_(resume.start()), resume_path_(resume.path), model_(model),
-      comm_(comm), trace_(trace)
+TrainConsole::TrainConsole(const MpiSession& mpi, const TrainRun& run) : mpi_(mpi), run_(run)
 {
     // The peak ompml-bench uses too (the CUDA device's attributes), where the backend runs on a GPU.
-    if (model.mlp->backend().on_gpu()) peak_gflops_ = gpu_peak().gflops * mpi.size();
-    const std::int64_t all = static_cast<std::int64_t>(cfg.epochs) * data.train->steps_per_epoch();
-    last_step_ = opt.max_steps > 0 ? std::min(opt.max_steps, all) : all;
-    if (mpi.root() && !opt.metrics.empty()) metrics_ = std::make_unique<MetricsLog>(opt.metrics, !resume.path.empty());
+    if (run.be->on_gpu()) peak_gflops_ = gpu_peak().gflops * mpi.size();
+    const std::int64_t all = static_cast<std::int64_t>(run.cfg.epochs) * run.data.train->steps_per_epoch();
+    last_step_ = run.opt.max_steps > 0 ? std::min(run.opt.max_steps, all) : all;
     // Live progress only for an interactive single process: mpirun gives every rank a pty even
     // when its own output goes to a file, which would fill logs with carriage returns.
     live_ = mpi.root() && mpi.size() == 1 && std::getenv("OMPI_COMM_WORLD_SIZE") == nullptr && isatty(fileno(stdout));
 }
 
-void TrainConsole::print_start(const Backend& be, const DeviceBinding& binding)
+void TrainConsole::print_start()
 {
+    const Backend& be = *run_.be;
+    const TrainOptions& opt = run_.opt;
+    const TrainConfig& cfg = run_.cfg;
+    const TrainData& data = run_.data;
+    const Step& step = *run_.step.step;
     double first_on_node = mpi_.local_rank() == 0 ? 1.0 : 0.0;
     allreduce_sum(mpi_.comm(), &first_on_node, 1);
-    const std::vector<std::string> where = gather_strings(mpi_.comm(), mpi_.processor() + ", " + binding.describe());
+    const std::vector<std::string> where =
+        gather_strings(mpi_.comm(), mpi_.processor() + ", " + run_.binding.describe());
     if (!mpi_.root()) return;
     std::printf("ompml-train: backend %s on %s\n", be.name(), be.device().c_str());
-    const GradientAverager& avg = comm_.averager();
-    const std::string buckets = avg.shared_memory() ? std::string()
-        : opt_.bucket_mb > 0                        ? ", bucket " + fmt("%g MB", opt_.bucket_mb)
-                                                    : std::string(", one bucket per step");
+    const std::string buckets = std::string_view(step.sum_kind()) == "shm" ? std::string()
+        : opt.bucket_mb > 0                                                ? ", bucket " + fmt("%g MB", opt.bucket_mb)
+                                                                           : std::string(", one bucket per step");
     std::printf("  mpi       %d ranks on %d nodes, gradients: %s%s\n", mpi_.size(), static_cast<int>(first_on_node),
-                avg.transport().c_str(), buckets.c_str());
+                step.sum_describe().c_str(), buckets.c_str());
     const int shown = std::min(mpi_.size(), 8);
     for (int r = 0; r < shown; ++r) std::printf("  rank %-4d %s\n", r, where[static_cast<std::size_t>(r)].c_str());
     if (shown < mpi_.size()) std::printf("  ... (%d more ranks)\n", mpi_.size() - shown);
-    const DataDesc& d = data_.desc;
+    const DataDesc& d = data.desc;
     std::printf("  data      %s: train %llu, test %llu, features %llu, classes %d%s\n", d.path.c_str(),
                 static_cast<unsigned long long>(d.train_samples), static_cast<unsigned long long>(d.test_samples),
                 static_cast<unsigned long long>(d.features), d.classes,
-                opt_.streaming ? (" (streaming, " + data_.train->read_mode() + ")").c_str() : "");
-    std::printf("  model     %s; %zu parameters\n", group_text("model", cfg_, opt_).c_str(), model_.mlp->num_params());
-    std::printf("  optimizer %s\n", group_text("optimizer", cfg_, opt_).c_str());
-    std::printf("  schedule  %s\n", group_text("schedule", cfg_, opt_).c_str());
-    std::printf("  run       %s; %lld steps/epoch, %d rows per rank\n", group_text("run", cfg_, opt_).c_str(),
-                static_cast<long long>(data_.train->steps_per_epoch()), data_.train->max_rows());
-    std::printf("  gradients %s\n", group_text("gradients", cfg_, opt_).c_str());
-    if (!resume_path_.empty())
-        std::printf("  resume    %s at step %lld (epoch %lld, step %lld in it)\n", resume_path_.c_str(),
-                    static_cast<long long>(start_.step), static_cast<long long>(start_.epoch),
-                    static_cast<long long>(start_.step_in_epoch));
-    if (trace_ != nullptr)
-        std::printf("  trace     %s, steps %s\n", trace_->path().c_str(),
-                    opt_.trace_steps.empty() ? "all" : opt_.trace_steps.c_str());
-    if (!opt_.checkpoint.empty())
-        std::printf("  checkpoint %s%s (previous kept as %s.prev)\n", opt_.checkpoint.c_str(),
-                    opt_.checkpoint_every > 0
-                        ? (" every " + std::to_string(opt_.checkpoint_every) + " steps and at the end").c_str()
+                opt.streaming ? (" (streaming, " + data.train->read_mode() + ")").c_str() : "");
+    std::printf("  model     %s; %zu parameters\n", group_text("model", cfg, opt).c_str(),
+                run_.step.step->model().num_params());
+    std::printf("  optimizer %s\n", group_text("optimizer", cfg, opt).c_str());
+    std::printf("  schedule  %s\n", group_text("schedule", cfg, opt).c_str());
+    std::printf("  run       %s; %lld steps/epoch, %d rows per rank\n", group_text("run", cfg, opt).c_str(),
+                static_cast<long long>(data.train->steps_per_epoch()), data.train->max_rows());
+    std::printf("  gradients %s\n", group_text("gradients", cfg, opt).c_str());
+    const TrainState start = run_.resume.start();
+    if (!run_.resume.path.empty())
+        std::printf("  resume    %s at step %lld (epoch %lld, step %lld in it)\n", run_.resume.path.c_str(),
+                    static_cast<long long>(start.step), static_cast<long long>(start.epoch),
+                    static_cast<long long>(start.step_in_epoch));
+    if (run_.trace != nullptr)
+        std::printf("  trace     %s, steps %s\n", run_.trace->path().c_str(),
+                    opt.trace_steps.empty() ? "all" : opt.trace_steps.c_str());
+    if (!opt.checkpoint.empty())
+        std::printf("  checkpoint %s%s (previous kept as %s.prev)\n", opt.checkpoint.c_str(),
+                    opt.checkpoint_every > 0
+                        ? (" every " + std::to_string(opt.checkpoint_every) + " steps and at the end").c_str()
                         : " at the end",
-                    opt_.checkpoint.c_str());
+                    opt.checkpoint.c_str());
     std::fflush(stdout);
-}
-
-Hooks TrainConsole::hooks()
-{
-    Hooks h;
-    h.on_step = [this](const StepReport& r) { on_step(r); };
-    h.on_epoch = [this](const EpochReport& r) { on_epoch(r); };
-    h.on_checkpoint = [this](const TrainState& s) {
-        if (mpi_.root() && !opt_.checkpoint.empty())
-            save_checkpoint(opt_.checkpoint, cfg_, data_.desc, s, *model_.mlp, *model_.opt, /*keep_previous=*/true);
-        if (trace_ != nullptr) trace_->write(); // a preempted run keeps its trace up to here
-    };
-    h.should_stop = [this](const TrainState& s) { return should_stop(s); };
-    return h;
 }
 
 void TrainConsole::on_step(const StepReport& r)
 {
-    if (fault_.rank == mpi_.rank() && fault_.step == r.step) { // test-only (test_env.hpp)
-        if (fault_.mode == "kill") std::raise(SIGKILL);
-        throw Error("OMPML_FAULT_INJECT: rank " + std::to_string(mpi_.rank()) + " fails on purpose after step " +
-                    std::to_string(r.step));
-    }
     if (!live_ || r.epoch_seconds - last_live_ < 0.25) return;
     last_live_ = r.epoch_seconds;
     const double sps = r.epoch_seconds > 0 ? r.epoch_samples / r.epoch_seconds : 0.0;
     std::printf("\r  epoch %lld/%d step %lld/%lld loss %.4f %.0f samples/s %s ETA %s   ",
-                static_cast<long long>(r.epoch + 1), cfg_.epochs, static_cast<long long>(r.step_in_epoch),
+                static_cast<long long>(r.epoch + 1), run_.cfg.epochs, static_cast<long long>(r.step_in_epoch),
                 static_cast<long long>(r.steps_per_epoch), r.loss, sps, flops_text(sps).c_str(),
                 duration(eta_seconds(r.step, sps)).c_str());
     std::fflush(stdout);
 }
 
-void TrainConsole::on_epoch(const EpochReport& r)
+void TrainConsole::on_epoch(const EpochReport& r, double comm_s)
 {
     rate_ = r.samples_per_s;
     // Communication against the rest of this epoch's training time (evaluation excluded).
-    const double ep_comm = comm_seconds() - comm_at_epoch_;
-    comm_at_epoch_ = comm_seconds();
-    const double ep_compute = std::max(0.0, r.seconds - ep_comm);
-    if (metrics_) {
-        MetricsRecord m{r.epoch, r.step,          r.train_loss,    r.test_loss, r.test_acc,
-                        r.lr,    r.total_seconds, r.samples_per_s, {}};
-        m.extra = {{"comm_s", ep_comm},
-                   {"compute_s", ep_compute},
-                   {"ranks", static_cast<double>(mpi_.size())},
-                   {"gflops", gflops(r.samples_per_s)}};
-        if (peak_gflops_ > 0) m.extra.emplace_back("peak_pct", 100.0 * m.extra.back().second / peak_gflops_);
-        metrics_->write(m);
-    }
+    const double ep_compute = std::max(0.0, r.seconds - comm_s);
     if (!mpi_.root()) return;
     if (live_) std::printf("\r%100s\r", "");
     std::printf("epoch %lld/%d step %lld train_loss %.4f test_loss %.4f test_acc %.4f lr %.3g %.0f samples/s "
                 "%s compute %.2f s comm %.2f s ETA %s\n",
-                static_cast<long long>(r.epoch), cfg_.epochs, static_cast<long long>(r.step), r.train_loss, r.test_loss,
-                r.test_acc, static_cast<double>(r.lr), r.samples_per_s, flops_text(r.samples_per_s).c_str(), ep_compute,
-                ep_comm, duration(eta_seconds(r.step, rate_)).c_str());
+                static_cast<long long>(r.epoch), run_.cfg.epochs, static_cast<long long>(r.step), r.train_loss,
+                r.test_loss, r.test_acc, static_cast<double>(r.lr), r.samples_per_s,
+                flops_text(r.samples_per_s).c_str(), ep_compute, comm_s, duration(eta_seconds(r.step, rate_)).c_str());
     std::fflush(stdout);
     last_live_ = -1.0;
 }
 
-bool TrainConsole::should_stop(const TrainState& s)
-{
-    const trace::Span span("stop flag");
-    if (s.step == hold_step_) { // test-only: wait here for the signal the test sends
-        if (mpi_.root())
-            std::printf("test hold: step %lld, waiting for a stop signal\n", static_cast<long long>(s.step));
-        std::fflush(stdout);
-        while (!comm_.any(stop_signal() != 0)) std::this_thread::sleep_for(std::chrono::milliseconds(10));
-        return true;
-    }
-    const Stopwatch t;
-    const bool stop = comm_.any(stop_signal() != 0);
-    flag_s_ += t.seconds();
-    return stop;
-}
-
-double TrainConsole::comm_seconds() const { return comm_.comm_seconds() + flag_s_; }
-
 double TrainConsole::gflops(double samples_per_s) const
 {
-    return samples_per_s * model_.mlp->train_flops_per_row() / 1e9;
+    return samples_per_s * run_.step.step->model().train_flops_per_row() / 1e9;
 }
 
 std::string TrainConsole::flops_text(double samples_per_s) const
@@ -201,19 +149,18 @@ std::string TrainConsole::flops_text(double samples_per_s) const
 
 double TrainConsole::eta_seconds(std::int64_t step, double samples_per_s) const
 {
-    return samples_per_s > 0 ? static_cast<double>(last_step_ - step) * cfg_.batch / samples_per_s : NAN;
+    return samples_per_s > 0 ? static_cast<double>(last_step_ - step) * run_.cfg.batch / samples_per_s : NAN;
 }
 
-void TrainConsole::print_end(const TrainResult& res)
+void TrainConsole::print_end(const TrainResult& res, double comm_s)
 {
-    if (trace_ != nullptr) trace_->write();
     if (!mpi_.root()) return;
     if (live_) std::printf("\r%100s\r", "");
-    const std::int64_t steps = res.state.step - start_.step;
-    const GradSyncStats& gs = comm_.averager().total();
+    const std::int64_t steps = res.state.step - run_.resume.start().step;
+    const GradSyncStats& gs = run_.step.step->sum_total();
     // This process's training time: whole epochs reported plus the unfinished part.
-    const double trained = res.state.elapsed_s - start_.elapsed_s;
-    const double c = comm_seconds();
+    const double trained = res.state.elapsed_s - run_.resume.start().elapsed_s;
+    const double c = comm_s;
     if (steps > 0)
         std::printf("time: %lld steps in %.2f s: compute %.2f s, communication %.2f s (%.1f%%; exposed wait "
                     "%.2f s, staging copies %.2f s; %.2f ms/step), %d ranks\n",
@@ -222,18 +169,18 @@ void TrainConsole::print_end(const TrainResult& res)
     if (res.interrupted) {
         std::printf("stopped by %s at step %lld: %s; exit %d (continue with --resume auto)\n",
                     stop_signal_name(stop_signal()), static_cast<long long>(res.state.step),
-                    opt_.checkpoint.empty() ? "no --checkpoint given, nothing saved"
-                                            : ("checkpoint " + opt_.checkpoint + " written").c_str(),
+                    run_.opt.checkpoint.empty() ? "no --checkpoint given, nothing saved"
+                                                : ("checkpoint " + run_.opt.checkpoint + " written").c_str(),
                     kExitCheckpointed);
     } else {
         std::printf("final: test_acc %.4f test_loss %.4f epochs %lld steps %lld time %.1f s%s\n", res.test.accuracy,
                     res.test.loss, static_cast<long long>(res.state.epoch), static_cast<long long>(res.state.step),
                     res.seconds, res.stopped_early ? " (stopped by --max-steps)" : "");
-        if (!opt_.checkpoint.empty()) std::printf("checkpoint: %s\n", opt_.checkpoint.c_str());
+        if (!run_.opt.checkpoint.empty()) std::printf("checkpoint: %s\n", run_.opt.checkpoint.c_str());
     }
-    if (trace_ != nullptr)
-        std::printf("trace: %s (%zu events; tools/trace_report.py %s)\n", trace_->path().c_str(), trace_->events(),
-                    trace_->path().c_str());
+    if (run_.trace != nullptr)
+        std::printf("trace: %s (%zu events; tools/trace_report.py %s)\n", run_.trace->path().c_str(),
+                    run_.trace->events(), run_.trace->path().c_str());
     std::fflush(stdout);
 }
 

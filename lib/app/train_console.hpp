@@ -1,61 +1,44 @@
-// What ompml-train shows and writes around the training loop: the start-up report, the live
-// progress line and one line per epoch (rank 0), the JSONL metrics log, the checkpoints, the
-// stop flag (every rank) and the final report. Trainer::run calls it through Hooks.
+// What ompml-train prints, on rank 0: the start-up report, the live progress line (an
+// interactive single process), one line per epoch and the final report. It prints only; what
+// happens at the loop's decision points (checkpoints, the stop flag, metrics, the trace) is the
+// run policy's (app/run_policy.hpp), which calls it.
 #pragma once
 
-#include "app/test_env.hpp"
 #include "app/train_setup.hpp"
-#include "io/metrics.hpp"
 
-#include <memory>
+#include <cstdint>
 #include <string>
 
 namespace ompml {
 
 class TrainConsole {
 public:
-    // trace may be null (no --trace); else it is written at each checkpoint and at the end.
-    TrainConsole(const MpiSession& mpi, const TrainConfig& cfg, const TrainOptions& opt, const TrainData& data,
-                 const ResumePoint& resume, TrainModel& model, MpiComm& comm, TraceFile* trace);
+    TrainConsole(const MpiSession& mpi, const TrainRun& run);
 
     // Configuration, ranks, nodes and devices (collective: every rank reports its device).
-    void print_start(const Backend& be, const DeviceBinding& binding);
+    void print_start();
+    void on_step(const StepReport& r);
+    // comm_s: the communication seconds of this epoch (gradient sums and stop-flag reductions).
+    void on_epoch(const EpochReport& r, double comm_s);
+    // The time and how the run ended: the final accuracy, or where it stopped on a signal.
+    // comm_s: the communication seconds of the whole run.
+    void print_end(const TrainResult& res, double comm_s);
 
-    // Console, metrics and checkpoints (rank 0), the stop flag (all ranks, collective).
-    Hooks hooks();
-
-    // Writes the trace (collective), then (rank 0) the time and how the run ended: the final
-    // accuracy, or where it stopped on a signal.
-    void print_end(const TrainResult& res);
+    // The gemms' rate at that many samples/s, and as a share of the GPUs' peak (0: unknown).
+    double gflops(double samples_per_s) const;
+    double peak_gflops() const { return peak_gflops_; }
 
 private:
-    void on_step(const StepReport& r);
-    void on_epoch(const EpochReport& r);
-    bool should_stop(const TrainState& s);
-    double comm_seconds() const; // gradient sums and stop-flag reductions so far
     double eta_seconds(std::int64_t step, double samples_per_s) const;
-    double gflops(double samples_per_s) const;          // the gemms' rate at that many samples/s
     std::string flops_text(double samples_per_s) const; // "12.3 GFLOP/s" (", 4.1% of peak" on a GPU)
 
     const MpiSession& mpi_;
-    const TrainConfig& cfg_;
-    const TrainOptions& opt_;
-    const TrainData& data_;
-    TrainState start_;
-    std::string resume_path_;
-    TrainModel& model_;
-    MpiComm& comm_;
-    TraceFile* trace_;
-    double peak_gflops_ = 0.0; // all ranks' devices together; 0: unknown (host cores)
-    std::unique_ptr<MetricsLog> metrics_;
-    test_env::FaultInject fault_ = test_env::fault_inject();
-    std::int64_t hold_step_ = test_env::hold_step();
+    const TrainRun& run_;
+    double peak_gflops_ = 0.0;   // all ranks' devices together; 0: unknown (host cores)
     std::int64_t last_step_ = 0; // where the run ends: epochs, or --max-steps
     bool live_ = false;          // a live progress line (an interactive single process)
     double last_live_ = -1.0;    // epoch seconds of the last progress line
     double rate_ = 0.0;          // samples/s of the last epoch, for the ETA
-    double flag_s_ = 0.0;        // time in the stop-flag reductions (communication too)
-    double comm_at_epoch_ = 0.0; // communication seconds at the last epoch line
 };
 
 } // namespace ompml

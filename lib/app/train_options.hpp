@@ -8,7 +8,7 @@
 #include "core/precision.hpp"
 #include "core/setting.hpp"
 #include "io/loader.hpp"
-#include "parallel/grad_sync.hpp"
+#include "parallel/grad_sum.hpp"
 
 #include <cstdint>
 #include <string>
@@ -27,8 +27,9 @@ struct TrainOptions {
     bool streaming = false;
     StreamReads streaming_reads = StreamReads::automatic;
     bool mpi_staging = false;
-    double bucket_mb = GradSyncOptions{}.bucket_mb; // the library default (grad_sync.hpp)
+    double bucket_mb = GradSumOptions{}.bucket_mb; // the library default (parallel/grad_sum.hpp)
     GradTransport grad_transport = GradTransport::automatic;
+    MpiFp32Sum mpi_fp32_sum = MpiFp32Sum::automatic;
     Precision grad_dtype = Precision::fp32;
     std::string trace;       // "": none
     std::string trace_steps; // "A:B" (1-based, inclusive); "": every step
@@ -125,11 +126,20 @@ void for_each_train_option(F&& f)
            .store = run_only},
       OMPML_FIELD(grad_transport));
     // Changes what every rank sends and how it sums (bf16 alltoall + allgather): must match.
+    // Changes which collectives every rank calls: must match.
+    f(Spec{.flag = "--mpi-fp32-sum",
+           .key = "mpi_fp32_sum",
+           .group = "gradients",
+           .help = "how MPI sums fp32 gradients: exchange (alltoall, the owner's sum in a fixed order, allgather), "
+                   "allreduce (MPI_Iallreduce buckets, MPI's order) or auto (allreduce, exchange with "
+                   "--reproducible-ranks; lib/parallel/grad_sum.hpp)",
+           .store = run_only},
+      OMPML_FIELD(mpi_fp32_sum));
     f(Spec{.flag = "--grad-dtype",
            .key = "grad_dtype",
            .group = "gradients",
            .help = "what the ranks exchange when they sum gradients: fp32, or bf16 (half the bytes; summed in fp32, "
-                   "rounded to bf16 once; lib/parallel/grad_sync.hpp)",
+                   "rounded to bf16 once; lib/parallel/grad_sum.hpp)",
            .store = run_only},
       OMPML_FIELD(grad_dtype));
     // Every rank records and joins the file's collective writes: the path must be the same.

@@ -190,6 +190,11 @@ void fix_schedule(TrainConfig& cfg, const TrainOptions& opt, const TrainData& da
 void agree_on_run(const MpiSession& mpi, const TrainConfig& cfg, const TrainOptions& opt, const TrainData& data,
                   const ResumePoint& resume)
 {
+    try { // every rank holds the same settings and rank count: the same answer everywhere
+        check_reproducible(cfg.reproducible_ranks, mpi.size(), opt.grad_dtype);
+    } catch (const Error& e) {
+        throw CollectiveError(e.what(), -1, 0);
+    }
     if (mpi.size() == 1) return;
     Config c;
     for_each_train_setting([&](const Spec& s, auto field) {
@@ -208,24 +213,33 @@ void agree_on_run(const MpiSession& mpi, const TrainConfig& cfg, const TrainOpti
     agree(mpi.comm(), c);
 }
 
-TrainModel build_model(const MpiSession& mpi, Backend& be, const TrainConfig& cfg, const TrainData& data,
-                       ResumePoint& resume)
+ParallelStep build_step(const MpiSession& mpi, Backend& be, const TrainConfig& cfg, const TrainOptions& opt,
+                        const TrainData& data, ResumePoint& resume)
 {
-    TrainModel m;
+    GradSumOptions gso;
+    gso.bucket_mb = opt.bucket_mb;
+    gso.force_staging = opt.mpi_staging;
+    gso.gpu_memory = be.on_gpu();
+    gso.transport = opt.grad_transport;
+    gso.mpi_fp32 = opt.mpi_fp32_sum;
+    // Every rank takes the same transport decision, so an error ("shm is not possible here")
+    // is the same everywhere.
+    ParallelStep p;
     collective_try(mpi, [&] {
-        m.mlp = std::make_unique<Mlp>(be, cfg.model, std::max(data.train->max_rows(), data.test->max_rows()));
-        m.opt = std::make_unique<Optimizer>(be, cfg.opt, m.mlp->num_params());
+        p = make_parallel_step(mpi.comm(), be, cfg, std::max(data.train->max_rows(), data.test->max_rows()),
+                               opt.grad_dtype, gso);
         if (resume.ck)
-            restore_checkpoint(*resume.ck, *m.mlp, m.opt.get());
+            restore_checkpoint(*resume.ck, p.step->model(), &p.step->optimizer());
         else
-            m.mlp->init_params(cfg.seed);
+            p.step->model().init_params(cfg.seed);
     });
     if (resume.ck) resume.ck->params = resume.ck->m = resume.ck->v = {}; // the host copy can be large
     // Every rank computed the same values (same seed or the same checkpoint, agreed on); the
     // broadcast makes "identical" hold by construction, whatever the rank's history.
-    broadcast(mpi.comm(), be.memory(), m.mlp->params(), m.mlp->num_params());
-    m.mlp->refresh_params16();
-    return m;
+    Model& model = p.step->model();
+    broadcast(mpi.comm(), be.memory(), model.params(), model.num_params());
+    model.params_changed();
+    return p;
 }
 
 std::unique_ptr<TraceFile> open_trace(const MpiSession& mpi, const TrainOptions& opt, const Backend& be,
@@ -237,23 +251,6 @@ std::unique_ptr<TraceFile> open_trace(const MpiSession& mpi, const TrainOptions&
     auto t = std::make_unique<TraceFile>(mpi, opt.trace, info);
     trace::set_device_sync([&be] { be.synchronize(); });
     return t;
-}
-
-std::unique_ptr<MpiComm> make_comm(const MpiSession& mpi, Backend& be, const TrainOptions& opt, TrainModel& model)
-{
-    GradSyncOptions gso;
-    gso.bucket_mb = opt.bucket_mb;
-    gso.force_staging = opt.mpi_staging;
-    gso.gpu_memory = be.on_gpu();
-    gso.transport = opt.grad_transport;
-    gso.dtype = opt.grad_dtype;
-    // Every rank takes the same transport decision, so an error ("shm is not possible here")
-    // is the same everywhere; the communicator owns the gradient buffer backward writes.
-    std::unique_ptr<MpiComm> comm;
-    collective_try(mpi, [&] { comm = std::make_unique<MpiComm>(mpi.comm(), be, model.mlp->num_params(), gso); });
-    model.mlp->use_grad_buffer(comm->grads());
-    model.mlp->use_grad16_buffer(comm->grads16());
-    return comm;
 }
 
 } // namespace ompml

@@ -1,6 +1,6 @@
 // ompml-train's steps before the training loop, each a function the driver calls in order and
 // a test can call without the program: flags -> where to start (fresh or a checkpoint) -> the
-// run's configuration -> data -> model and optimizer -> the gradient communicator. Every step
+// run's configuration -> data -> the training step (model, optimizer, gradient sum). Every step
 // that can fail on some ranks only is collective (parallel/comm.hpp): all ranks stop together,
 // with the failing rank's message.
 #pragma once
@@ -9,11 +9,9 @@
 #include "backend/backend.hpp"
 #include "io/checkpoint.hpp"
 #include "io/loader.hpp"
-#include "nn/mlp.hpp"
-#include "nn/optimizer.hpp"
 #include "nn/trainer.hpp"
 #include "parallel/comm.hpp"
-#include "parallel/mpi_comm.hpp"
+#include "parallel/data_parallel.hpp"
 #include "parallel/trace_file.hpp"
 
 #include <memory>
@@ -68,25 +66,32 @@ TrainData open_data(const MpiSession& mpi, Backend& be, const TrainOptions& opt,
 // and the cosine's length (stored in the checkpoint, so a resumed run keeps them).
 void fix_schedule(TrainConfig& cfg, const TrainOptions& opt, const TrainData& data, const ResumePoint& resume);
 
-// Collective: every rank must run the same configuration; a mismatch stops all, naming it.
+// Collective: every rank must run the same configuration; a mismatch stops all, naming it; and
+// --reproducible-ranks must suit the rank count (nn/step.hpp check_reproducible).
 void agree_on_run(const MpiSession& mpi, const TrainConfig& cfg, const TrainOptions& opt, const TrainData& data,
                   const ResumePoint& resume);
 
-// The model and its optimizer, restored from the checkpoint or initialised from the seed, and
-// rank 0's parameters broadcast so every rank starts from the same ones (collective).
-struct TrainModel {
-    std::unique_ptr<Mlp> mlp;
-    std::unique_ptr<Optimizer> opt;
-};
-TrainModel build_model(const MpiSession& mpi, Backend& be, const TrainConfig& cfg, const TrainData& data,
-                       ResumePoint& resume);
-
-// The gradient communicator (collective); the model's backward writes into its buffer.
-std::unique_ptr<MpiComm> make_comm(const MpiSession& mpi, Backend& be, const TrainOptions& opt, TrainModel& model);
+// The data-parallel training step (parallel/data_parallel.hpp: the model, its optimizer and the
+// ranks' gradient sum), restored from the checkpoint or initialised from the seed, and rank 0's
+// parameters broadcast so every rank starts from the same ones (collective).
+ParallelStep build_step(const MpiSession& mpi, Backend& be, const TrainConfig& cfg, const TrainOptions& opt,
+                        const TrainData& data, ResumePoint& resume);
 
 // --trace FILE: the run's timeline (collective; null without --trace). Recording starts here,
 // for the --trace-steps window; device spans wait for be's queued work (core/trace.hpp).
 std::unique_ptr<TraceFile> open_trace(const MpiSession& mpi, const TrainOptions& opt, const Backend& be,
                                       std::size_t params);
+
+// Everything ompml-train sets up before its loop, in the order the driver makes it.
+struct TrainRun {
+    TrainOptions opt; // how it runs
+    TrainConfig cfg;  // what it trains
+    DeviceBinding binding;
+    ResumePoint resume;
+    std::unique_ptr<Backend> be;
+    TrainData data;
+    ParallelStep step;
+    std::unique_ptr<TraceFile> trace; // null without --trace
+};
 
 } // namespace ompml

@@ -7,6 +7,7 @@
 #include "kernels/activation.hpp"
 #include "kernels/gemm.hpp"
 #include "kernels/optimizer.hpp"
+#include "kernels/reduce.hpp"
 #include "kernels/softmax_xent.hpp"
 
 #include <cstddef>
@@ -29,21 +30,30 @@ public:
     virtual bool on_gpu() const = 0;               // false when kernels ran on host cores
     virtual void synchronize() const = 0;          // wait for queued device work (timing)
 
-    // C16, when non-null, receives bf16(C) too; C may then be null if beta == 0 (kernels/gemm.hpp).
+    // gemm (kernels/gemm.hpp): operands float or bf16 (the same type), output float or bf16
+    // (bf16: beta must be 0); the forward epilogue (bias, pre, activation) or, with
+    // g.act_backward, the activation backward reading pre.
     virtual void gemm(const Gemm& g, const float* A, const float* B, float* C, const float* bias = nullptr,
-                      float* pre = nullptr, bf16* C16 = nullptr) = 0;
-    // Mixed precision: bf16 operands, float accumulation and epilogue (kernels/gemm.hpp).
+                      float* pre = nullptr) = 0;
+    virtual void gemm(const Gemm& g, const float* A, const float* B, bf16* C, const float* bias = nullptr,
+                      float* pre = nullptr) = 0;
     virtual void gemm(const Gemm& g, const bf16* A, const bf16* B, float* C, const float* bias = nullptr,
-                      float* pre = nullptr, bf16* C16 = nullptr) = 0;
+                      float* pre = nullptr) = 0;
+    virtual void gemm(const Gemm& g, const bf16* A, const bf16* B, bf16* C, const float* bias = nullptr,
+                      float* pre = nullptr) = 0;
     virtual void convert(std::size_t n, const float* X, bf16* Y) = 0; // round to nearest even
     virtual void convert(std::size_t n, const bf16* X, float* Y) = 0; // exact
     virtual void activation_backward(Act act, std::size_t n, const float* Z, const float* dY, float* dX) = 0;
-    virtual void col_sum(int rows, int cols, const float* X, float* out, float beta) = 0;
+    // The bias gradient, float or bf16 (the float sum rounded once); rows in chunks with kc.
+    virtual void col_sum(int rows, int cols, const float* X, float* out, const KChunks& kc = {}) = 0;
+    virtual void col_sum(int rows, int cols, const float* X, bf16* out, const KChunks& kc = {}) = 0;
+    // row_loss, when non-null, receives each row's loss (B) too (the reproducible mode sums them
+    // in its tree on the host).
     virtual XentStats softmax_xent(int B, int C, const float* logits, const std::int32_t* labels, float scale,
-                                   float* dlogits) = 0;
+                                   float* dlogits, double* row_loss = nullptr) = 0;
     virtual void normalize_u8(std::size_t n, const std::uint8_t* X, float* Y, float scale, float shift) = 0;
     virtual void fill(std::size_t n, float* X, float value) = 0;
-    virtual void scale(std::size_t n, float* X, float a) = 0;
+    virtual void fill(std::size_t n, bf16* X, float value) = 0;
     // The bf16 overloads of sum_squares and the optimizers read the gradient summed in bf16
     // (--grad-dtype bf16), widening each element as it is read.
     virtual double sum_squares(std::size_t n, const float* X) = 0;

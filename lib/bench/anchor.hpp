@@ -5,7 +5,7 @@
 //   openblas          OpenBLAS cblas_sgemm on host cores (gemm), when the build found OpenBLAS
 //   cublas            cuBLAS SGEMM, FP32 without TF32 (gemm): the GPU upper anchor, in builds
 //                     with cuBLAS and when a CUDA device is present
-//   omp-parallel-for  a plain `#pragma omp parallel for` host loop (scale, normalize_u8)
+//   omp-parallel-for  a plain `#pragma omp parallel for` host loop (normalize_u8)
 // make_anchor is the one factory; only it (anchors.cpp) knows which anchors were built.
 #pragma once
 
@@ -37,7 +37,6 @@ public:
     // The operations; an anchor overrides those it runs, the others throw (a record that names
     // an anchor for an operation it lacks is a bug of the record).
     virtual void gemm(const Gemm& g, const float* A, const float* B, float* C);
-    virtual void scale(std::size_t n, float* X, float a);
     virtual void normalize_u8(std::size_t n, const std::uint8_t* X, float* Y, float scale, float shift);
 };
 

@@ -23,11 +23,6 @@ public:
     {
         return "host (" + std::to_string(omp_get_max_threads()) + " threads, #pragma omp parallel for)";
     }
-    void scale(std::size_t n, float* X, float a) override
-    {
-#pragma omp parallel for
-        for (std::size_t i = 0; i < n; ++i) X[i] *= a;
-    }
     void normalize_u8(std::size_t n, const std::uint8_t* X, float* Y, float scale, float shift) override
     {
 #pragma omp parallel for
@@ -38,7 +33,6 @@ public:
 } // namespace
 
 void Anchor::gemm(const Gemm&, const float*, const float*, float*) { lacks(*this, "gemm"); }
-void Anchor::scale(std::size_t, float*, float) { lacks(*this, "scale"); }
 void Anchor::normalize_u8(std::size_t, const std::uint8_t*, float*, float, float) { lacks(*this, "normalize_u8"); }
 
 std::unique_ptr<Anchor> make_parallel_for_anchor() { return std::make_unique<ParallelForAnchor>(); }

@@ -3,15 +3,19 @@
 #include "bench/bench.hpp"
 
 #include "bench/anchor.hpp"
+#include "bench/host_peak.hpp"
 #include "core/check.hpp"
 #include "core/timer.hpp"
 #include "core/trace.hpp"
+#include "kernels/gemm.hpp"
 
 #include <algorithm>
 #include <cstdarg>
 #include <cstdio>
+#include <cstdlib>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <ostream>
 #include <sstream>
 
@@ -67,6 +71,7 @@ struct Job {
     Prepared run;
     std::function<void()> sync; // waits for queued device work
     bool gpu = false;           // ran on a GPU (counts against the device's peak)
+    bool bf16 = false;          // multiplied bf16 operands (an anchor's "-fp32" rows do not)
     double err = NAN;           // against ref; NaN when not checked
 };
 
@@ -127,6 +132,35 @@ public:
         rep_.peak = peak_.gbs > 0.0 || peak_.gflops > 0.0
             ? fmt(peak_.gbs, 4) + " GB/s, " + fmt(peak_.gflops, 4) + " GFLOP/s FP32 (" + source + ")"
             : "unknown (no CUDA device; --peak-gbs, --peak-gflops)";
+        // The path of the omp gemm's bf16 operands on host cores (OMPML_HOST_GEMM; an Error here,
+        // before anything runs, where it names a path this CPU lacks).
+        for (const auto& b : backends_)
+            if (std::string(b->name()) == "omp" && !b->on_gpu()) {
+                host_path_ = host_gemm_path();
+                const char* env = std::getenv("OMPML_HOST_GEMM");
+                rep_.info.emplace_back(
+                    "host_gemm",
+                    std::string("bf16 operands on ") + host_gemm_name(*host_path_) +
+                        (env != nullptr && *env != '\0' ? " (OMPML_HOST_GEMM)" : " (the best this CPU has)") +
+                        "; fp32 operands on the fp32 micro-kernel");
+            }
+    }
+
+    // The host's measured multiply-add peaks (host_peak.hpp), where a flops-bound kernel may run
+    // on host cores: the denominator of those rows' peak_pct.
+    void measure_host_peak_for(const std::vector<const Kernel*>& kernels)
+    {
+        const bool flops =
+            std::any_of(kernels.begin(), kernels.end(), [](const Kernel* k) { return k->bound == Bound::flops; });
+        const bool host = std::any_of(backends_.begin(), backends_.end(), [](const auto& b) { return !b->on_gpu(); });
+        if (!flops || !host) return;
+        host_peak_ = measure_host_peak();
+        rep_.info.emplace_back("host_peak",
+                               "fp32 FMA " + fmt(host_peak_.fp32_gflops, 4) + " GFLOP/s, bf16 dot " +
+                                   (host_peak_.bf16_gflops > 0.0 ? fmt(host_peak_.bf16_gflops, 4) + " GFLOP/s"
+                                                                 : std::string("none (no AVX512-BF16)")) +
+                                   " (register-only loops on " + std::to_string(host_peak_.threads) +
+                                   " threads, best of 5); peak_pct of host rows");
     }
 
     // The anchors the kernels name, made once, and what they say about themselves (before any
@@ -161,8 +195,8 @@ public:
         }
         std::vector<Job> jobs;
         std::map<std::string, Result> got; // results, for max_diff
-        auto add = [&](const std::string& name, Prepared run, std::function<void()> sync, bool gpu) {
-            Job j{name, row_name(k, d) + " " + name, std::move(run), std::move(sync), gpu};
+        auto add = [&](const std::string& name, Prepared run, std::function<void()> sync, bool gpu, bool bf16) {
+            Job j{name, row_name(k, d) + " " + name, std::move(run), std::move(sync), gpu, bf16};
             // The compared pair runs once even without the check: max_diff needs no reference.
             if (o_.check || compared(name)) {
                 j.run.once();
@@ -180,7 +214,9 @@ public:
         };
         for (auto& b : backends_) {
             Backend* bp = b.get();
-            add(b->name(), k.prepare(*b, p, d), [bp] { bp->synchronize(); }, b->on_gpu());
+            add(
+                b->name(), k.prepare(*b, p, d), [bp] { bp->synchronize(); }, b->on_gpu(),
+                d.precision == Precision::bf16);
         }
         const std::size_t base = o_.compare ? 1 : jobs.size(); // compare: B; else the first anchor
         // An anchor runs in fp32 whatever --precision says (cblas_sgemm, cuBLAS SGEMM): on bf16
@@ -190,7 +226,7 @@ public:
             if (Anchor* a = anchors_[name].get())
                 add(
                     std::string(a->name()) + (fp32_anchor ? "-fp32" : ""), k.prepare_anchor(*a, p, d),
-                    [a] { a->synchronize(); }, a->on_gpu());
+                    [a] { a->synchronize(); }, a->on_gpu(), false);
         const double diff = o_.compare ? max_rel_err(got[o_.backends[0]], got[o_.backends[1]]) : NAN;
 
         add_rows(k, d, jobs, time_jobs(jobs, o_.warmup, o_.reps), base, diff);
@@ -213,8 +249,10 @@ private:
             for (double t : ms[j]) r.avg_ms += t;
             r.avg_ms /= o_.reps;
             r.err = jobs[j].err;
-            const double denom = k.bound == Bound::flops ? peak_.gflops : peak_.gbs;
-            if (jobs[j].gpu && denom > 0.0)
+            const double denom = jobs[j].gpu ? (k.bound == Bound::flops ? peak_.gflops : peak_.gbs)
+                : k.bound == Bound::flops    ? host_denominator(jobs[j].bf16)
+                                             : 0.0;
+            if (denom > 0.0)
                 r.peak_pct = 100.0 * (k.bound == Bound::flops ? r.flops : r.bytes) / (r.min_ms * 1e-3) * 1e-9 / denom;
             if (compared(jobs[j].name)) r.diff = diff;
             rep_.rows.push_back(std::move(r));
@@ -224,6 +262,14 @@ private:
             for (std::size_t j = first; j < rep_.rows.size(); ++j) rep_.rows[j].ratio = b / rep_.rows[j].min_ms;
             rep_.rows[first + base].baseline = true;
         }
+    }
+
+    // A host row's peak: the fp32 FMA rate, or for bf16 operands the rate of the path that
+    // multiplied them (VDPBF16PS; AMX tiles were not measured: 0, no peak_pct).
+    double host_denominator(bool bf16) const
+    {
+        if (!bf16 || host_path_ == HostGemm::fp32) return host_peak_.fp32_gflops;
+        return host_path_ == HostGemm::avx512bf16 ? host_peak_.bf16_gflops : 0.0;
     }
 
     bool compared(const std::string& name) const
@@ -237,6 +283,8 @@ private:
     std::unique_ptr<Backend> ref_;
     std::map<std::string, std::unique_ptr<Anchor>> anchors_; // null: not in this build or not here
     GpuPeak peak_;
+    HostPeak host_peak_;                // zero until measured
+    std::optional<HostGemm> host_path_; // where an omp backend runs on host cores
     Report rep_;
 };
 
@@ -255,6 +303,7 @@ Report run_bench(const BenchOptions& o, std::ostream& log)
     }
     Bench bench(o, log);
     bench.make_anchors(kernels);
+    bench.measure_host_peak_for(kernels);
     for (std::size_t i = 0; i < kernels.size(); ++i) bench.run(*kernels[i], dims[i]);
     return bench.report();
 }

@@ -55,7 +55,7 @@ Prepared prepare_col_sum(Backend& be, const Problem&, const Dims& d)
     const int rows = static_cast<int>(d.m), cols = static_cast<int>(d.n);
     auto X = upload(be, random_floats(std::size_t(rows) * cols, 5)); // (rows, cols)
     auto out = alloc<float>(be, cols);                               // (cols)
-    return {[=, &be] { be.col_sum(rows, cols, X->data(), out->data(), 0.0f); }, outputs(out)};
+    return {[=, &be] { be.col_sum(rows, cols, X->data(), out->data()); }, outputs(out)};
 }
 
 Prepared prepare_softmax_xent(Backend& be, const Problem&, const Dims& d)

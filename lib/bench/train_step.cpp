@@ -1,11 +1,11 @@
-// Bench record of train_step, a pseudo-kernel: one whole training step of an Mlp (--layers,
-// relu, batch = Problem::batch) with Adam: forward + loss_backward + optimizer step on a fixed
-// batch resident on the device. Reported as (m = batch, n = parameter count, k = 1).
+// Bench record of train_step, a pseudo-kernel: one whole training step (make_step, nn/step.hpp;
+// --layers, relu, batch = Problem::batch, --precision) with Adam: forward + loss and backward +
+// optimizer step on a fixed batch resident on the device, as one rank trains. Reported as
+// (m = batch, n = parameter count, k = 1).
 #include "bench/kernel.hpp"
 #include "core/check.hpp"
 #include "core/rng.hpp"
-#include "nn/mlp.hpp"
-#include "nn/optimizer.hpp"
+#include "nn/step.hpp"
 
 #include <climits>
 
@@ -23,14 +23,13 @@ Dims step_dims(const Problem& p)
 Prepared prepare_train_step(Backend& be, const Problem& p, const Dims& d)
 {
     const int B = static_cast<int>(d.m);
-    MlpConfig mc;
-    mc.layers = p.layers;
-    mc.activation = Act::relu;
-    mc.precision = d.precision; // bf16: the Mlp's mixed-precision path (nn/mlp.hpp)
-    auto model = std::make_shared<Mlp>(be, mc, B);
-    model->init_params(7);
-    OptimizerConfig oc; // Adam, lr 1e-3, PyTorch defaults
-    auto opt = std::make_shared<Optimizer>(be, oc, model->num_params());
+    TrainConfig cfg; // Adam, lr 1e-3, PyTorch defaults
+    cfg.model.layers = p.layers;
+    cfg.model.activation = Act::relu;
+    cfg.model.precision = d.precision; // bf16: the model's mixed-precision types (nn/mlp.hpp)
+    cfg.batch = B;
+    std::shared_ptr<Step> step = make_step(be, cfg, B);
+    step->model().init_params(7);
     // The fixed batch: X (B, IN) in [0, 1), Y (B) labels.
     const int in = p.layers.front(), classes = p.layers.back();
     std::vector<std::int32_t> lab(static_cast<std::size_t>(B));
@@ -38,17 +37,15 @@ Prepared prepare_train_step(Backend& be, const Problem& p, const Dims& d)
     for (int i = 0; i < B; ++i) lab[static_cast<std::size_t>(i)] = static_cast<std::int32_t>(rng.below(i, classes));
     auto X = upload(be, random_floats(std::size_t(B) * in, 17, 0.0f, 1.0f)); // (B, IN)
     auto Y = upload(be, lab);                                                // (B)
-    const float lr = oc.lr;
-    return {[=] {
-                model->forward(X->data(), B, true);
-                model->loss_backward(X->data(), Y->data(), B, 1.0f / static_cast<float>(B));
-                opt->step(model->params(), model->grads(), lr);
-            },
+    const float lr = cfg.opt.lr;
+    const DeviceBatch batch{B, B, X->data(), Y->data()};
+    return {[=] { step->run(batch, lr); },
             // The check runs `once` one time on fresh parameters: this is the mean loss on the
             // batch after that one step (so it covers forward, backward and the update).
             [=] {
-                model->forward(X->data(), B, false);
-                const XentStats st = model->loss(Y->data(), B);
+                Model& model = step->model();
+                model.forward(X->data(), B, false);
+                const XentStats st = model.loss(Y->data(), B);
                 return Result{{st.loss_sum / B}};
             }};
 }

@@ -24,16 +24,6 @@ Prepared prepare_fill(Backend& be, const Problem&, const Dims& d)
     return {[=, &be] { be.fill(len, X->data(), 0.5f); }, outputs(X)};
 }
 
-// In place, so every run scales the result of the last (0.999 per run: no denormals for
-// millions of runs); the check runs it once on fresh inputs.
-template <class X>
-Prepared prepare_scale(X& x, const Problem&, const Dims& d)
-{
-    const auto len = static_cast<std::size_t>(d.m);
-    auto V = upload(x, random_floats(len, 9)); // (len)
-    return {[=, &x] { x.scale(len, V->data(), 0.999f); }, outputs(V)};
-}
-
 Prepared prepare_sum_squares(Backend& be, const Problem&, const Dims& d)
 {
     const auto len = static_cast<std::size_t>(d.m);
@@ -87,15 +77,6 @@ std::vector<Kernel> vector_kernels()
          .bytes = [](const Dims& d) { return 4.0 * d.m; },
          .tolerance = [](const Dims&) { return 0.0; }, // a store: exact
          .prepare = prepare_fill},
-        {.name = "scale",
-         .bound = Bound::bandwidth,
-         .dims = vec,
-         .flops = [](const Dims& d) { return 1.0 * d.m; },
-         .bytes = [](const Dims& d) { return 8.0 * d.m; }, // read and write one array
-         .tolerance = one_rounding,
-         .prepare = prepare_scale<Backend>,
-         .anchors = {"omp-parallel-for"},
-         .prepare_anchor = prepare_scale<Anchor>},
         {.name = "sum_squares",
          .bound = Bound::bandwidth,
          .dims = vec,

@@ -2,6 +2,7 @@
 // h5py/torch can read them directly; flat buffers on our side (mlp_layout gives the offsets).
 #include "io/checkpoint.hpp"
 
+#include "io/atomic_file.hpp"
 #include "io/h5.hpp"
 #include "nn/settings.hpp"
 
@@ -22,8 +23,9 @@ namespace {
 namespace fs = std::filesystem;
 
 constexpr const char* kFormat = "ompml-checkpoint";
-// Version 2 added /config precision; version 1 files (fp32 runs) are read as fp32.
-constexpr std::int64_t kVersion = 2;
+// Version 2 added /config precision; version 1 files (fp32 runs) are read as fp32. Version 3 added
+// /config reproducible_ranks; older files are read with it off (0).
+constexpr std::int64_t kVersion = 3;
 constexpr std::int64_t kOldestVersion = 1;
 
 // The user block: the magic line, then a note for whoever looks at the raw bytes. Fixed text,
@@ -31,7 +33,7 @@ constexpr std::int64_t kOldestVersion = 1;
 const std::string& user_block()
 {
     static const std::string text = std::string(kCheckpointMagic) +
-        "An ompml training checkpoint (format version 2). The HDF5 file starts at byte 512 "
+        "An ompml training checkpoint (format version 3). The HDF5 file starts at byte 512 "
         "of this file; h5py and h5dump read it as it is. Schema: docs/checkpoint.md.\n";
     return text;
 }
@@ -324,7 +326,7 @@ void check_checkpoint_target(const std::string& path, bool keep_previous)
     if (!fs::is_directory(dir, ec)) throw Error("checkpoint " + path + ": " + dir + " is not a directory");
     if (::access(dir.c_str(), W_OK | X_OK) != 0)
         throw Error("checkpoint " + path + ": cannot create files in directory " + dir + ": " + std::strerror(errno));
-    h5::remove_stale_temporaries(path);
+    atomic_file::remove_stale(path);
     const std::string advice = ": refusing to overwrite it; choose another --checkpoint path or move the file away";
     if (const std::string why = target_problem(path); !why.empty())
         throw Error("checkpoint " + path + " " + why + advice);
@@ -334,7 +336,7 @@ void check_checkpoint_target(const std::string& path, bool keep_previous)
         throw Error("checkpoint " + path + ": its previous-checkpoint file " + prev + " " + why + advice);
 }
 
-Checkpoint capture_checkpoint(const TrainConfig& cfg, const DataDesc& data, const TrainState& state, const Mlp& model,
+Checkpoint capture_checkpoint(const TrainConfig& cfg, const DataDesc& data, const TrainState& state, const Model& model,
                               const Optimizer& opt)
 {
     Checkpoint ck;
@@ -348,7 +350,7 @@ Checkpoint capture_checkpoint(const TrainConfig& cfg, const DataDesc& data, cons
     return ck;
 }
 
-void restore_checkpoint(const Checkpoint& ck, Mlp& model, Optimizer* opt)
+void restore_checkpoint(const Checkpoint& ck, Model& model, Optimizer* opt)
 {
     require(ck.config.model.layers == model.config().layers,
             "checkpoint layers " + layers_string(ck.config.model.layers) + " differ from the model's " +
@@ -439,7 +441,7 @@ bool is_valid_checkpoint(const std::string& path)
 }
 
 void save_checkpoint(const std::string& path, const TrainConfig& cfg, const DataDesc& data, const TrainState& state,
-                     const Mlp& model, const Optimizer& opt, bool keep_previous)
+                     const Model& model, const Optimizer& opt, bool keep_previous)
 {
     write_checkpoint(path, capture_checkpoint(cfg, data, state, model, opt), keep_previous);
 }

@@ -2,8 +2,9 @@
 // docs/checkpoint.md): /config (attributes), /params/layerK/{weight (OUT, IN), bias (OUT)},
 // /optimizer/{m,v}/layerK/{weight,bias}, /state (attributes: step, epoch, step_in_epoch, ...).
 //
-// Writes go to FILE.tmp.<host>.<pid>, are flushed and fsync'ed, then renamed over FILE, so a
-// checkpoint on disk is always complete. The file starts with a 512-byte HDF5 user block whose
+// Writes go to a new FILE.tmp.<host>.<pid>.<random> (io/atomic_file.hpp: created exclusively,
+// never through a link), are flushed and fsync'ed, then renamed over FILE, so a checkpoint on
+// disk is always complete. The file starts with a 512-byte HDF5 user block whose
 // first line is "ompml-checkpoint" (kCheckpointMagic), so even a truncated checkpoint is
 // recognisable by its first bytes; files of older builds (no user block) are recognised by
 // their /config format attribute. Nothing but a checkpoint is ever overwritten: a FILE (or
@@ -15,7 +16,7 @@
 // truncated, corrupt or unusable file gives an Error naming the file and what is wrong.
 #pragma once
 
-#include "nn/mlp.hpp"
+#include "nn/model.hpp"
 #include "nn/optimizer.hpp"
 #include "nn/trainer.hpp"
 
@@ -33,7 +34,7 @@ struct DataDesc {
     std::uint64_t train_samples = 0, test_samples = 0;
 };
 
-// A checkpoint on the host: flat tensors in the Mlp's layout (see mlp_layout).
+// A checkpoint on the host: flat tensors in the model's layout (see mlp_layout).
 struct Checkpoint {
     TrainConfig config;
     DataDesc data;
@@ -44,10 +45,10 @@ struct Checkpoint {
 };
 
 // Downloads the model and optimizer state into a Checkpoint (collective-free; any rank).
-Checkpoint capture_checkpoint(const TrainConfig& cfg, const DataDesc& data, const TrainState& state, const Mlp& model,
+Checkpoint capture_checkpoint(const TrainConfig& cfg, const DataDesc& data, const TrainState& state, const Model& model,
                               const Optimizer& opt);
 // Uploads a checkpoint's tensors into a model/optimizer built from its config.
-void restore_checkpoint(const Checkpoint& ck, Mlp& model, Optimizer* opt);
+void restore_checkpoint(const Checkpoint& ck, Model& model, Optimizer* opt);
 
 // The first bytes of every checkpoint this build writes (the start of its HDF5 user block).
 extern const char* const kCheckpointMagic; // "ompml-checkpoint\n"
@@ -60,7 +61,7 @@ extern const char* const kCheckpointMagic; // "ompml-checkpoint\n"
 // directory, anything but a regular file, a symbolic link to any of these or to nothing; a
 // missing parent directory, or one this process cannot create files in. With keep_previous
 // the same rules hold for "<path>.prev", which the rotation replaces. Also removes stale
-// temporaries of dead processes on this host (h5::remove_stale_temporaries).
+// temporaries of dead processes on this host (atomic_file::remove_stale).
 void check_checkpoint_target(const std::string& path, bool keep_previous = true);
 
 // True when read_checkpoint(path) would succeed (the rotation's test for "worth keeping").
@@ -77,6 +78,6 @@ Checkpoint read_checkpoint(const std::string& path);
 
 // write_checkpoint(capture_checkpoint(...)).
 void save_checkpoint(const std::string& path, const TrainConfig& cfg, const DataDesc& data, const TrainState& state,
-                     const Mlp& model, const Optimizer& opt, bool keep_previous = false);
+                     const Model& model, const Optimizer& opt, bool keep_previous = false);
 
 } // namespace ompml

@@ -3,11 +3,11 @@
 
 #include <algorithm>
 #include <cerrno>
-#include <csignal>
 #include <cstdio>
 #include <cstring>
 #include <fcntl.h>
 #include <filesystem>
+#include <sys/stat.h>
 #include <unistd.h>
 
 namespace ompml::h5 {
@@ -779,29 +779,13 @@ void require_stored(hid_t dataset)
 
 namespace {
 
-// fsync of a file or directory by path; errors are reported (a checkpoint not on disk is not
-// a checkpoint).
-void fsync_path(const std::string& p, bool directory)
+// Writes `text` at the start of the file (its user block, which HDF5 left for it), through the
+// temporary's own descriptor: never through whatever its name may hold by now.
+void write_user_block(int fd, const std::string& name, const std::string& text)
 {
-    const int fd = ::open(p.c_str(), directory ? (O_RDONLY | O_DIRECTORY) : O_RDONLY);
-    if (fd < 0) throw Error(p + ": cannot open for fsync: " + std::strerror(errno));
-    const int rc = ::fsync(fd);
-    const int err = errno;
-    ::close(fd);
-    // Some filesystems refuse fsync on directories (EINVAL); the rename is still done.
-    if (rc != 0 && !(directory && err == EINVAL)) throw Error(p + ": fsync failed: " + std::strerror(err));
-}
-
-// Writes `text` at the start of a closed HDF5 file whose user block is at least that long.
-void write_user_block(const std::string& p, const std::string& text)
-{
-    const int fd = ::open(p.c_str(), O_WRONLY);
-    if (fd < 0) throw Error(p + ": cannot open to write its user block: " + std::strerror(errno));
     const ssize_t n = ::pwrite(fd, text.data(), text.size(), 0);
-    const int err = errno;
-    ::close(fd);
     if (n != static_cast<ssize_t>(text.size()))
-        throw Error(p + ": cannot write its user block: " + (n < 0 ? std::strerror(err) : "short write"));
+        throw Error(name + ": cannot write its user block: " + (n < 0 ? std::strerror(errno) : "short write"));
 }
 
 // Smallest user block HDF5 accepts that holds n bytes: a power of two, at least 512.
@@ -812,61 +796,39 @@ hsize_t user_block_size(std::size_t n)
     return size;
 }
 
-// "<dir>/<name>" split of a path; dir "." for a bare name.
-std::pair<std::string, std::string> dir_and_name(const std::string& path)
+// atomic_file::Create for HDF5: H5Fcreate with H5F_ACC_EXCL, which HDF5's default (sec2) driver
+// opens with O_CREAT | O_EXCL, so a name already taken (a link included) fails and nothing is
+// written through it. Returns a duplicate of HDF5's descriptor, which outlives H5Fclose, so the
+// user block, the fsync and the checks before the rename reach this file and no other.
+int create_exclusive(const std::string& path, const std::string& name, hid_t fcpl, Handle& file)
 {
-    const std::filesystem::path p(path);
-    const std::string dir = p.parent_path().string();
-    return {dir.empty() ? std::string(".") : dir, p.filename().string()};
-}
-
-bool all_digits(const std::string& s)
-{
-    return !s.empty() && s.size() <= 9 && std::all_of(s.begin(), s.end(), [](char c) { return c >= '0' && c <= '9'; });
+    Handle f(H5Fcreate(name.c_str(), H5F_ACC_EXCL, fcpl, H5P_DEFAULT));
+    if (!f.valid()) {
+        const std::string why = error_text();
+        struct stat st{};
+        if (::lstat(name.c_str(), &st) == 0) { // taken: the caller draws another name
+            errno = EEXIST;
+            return -1;
+        }
+        throw Error(path + ": cannot create HDF5 file " + name + ": " + why);
+    }
+    Handle fapl(H5Fget_access_plist(f));
+    void* handle = nullptr;
+    int fd = -1;
+    if (fapl.valid() && H5Pget_driver(fapl) == H5FD_SEC2 && H5Fget_vfd_handle(f, fapl, &handle) >= 0 &&
+        handle != nullptr)
+        fd = ::fcntl(*static_cast<int*>(handle), F_DUPFD_CLOEXEC, 0);
+    if (fd < 0) {
+        const int err = errno;
+        f.reset();
+        ::unlink(name.c_str()); // created just now, by us
+        throw Error(path + ": cannot get the descriptor of HDF5 file " + name + ": " + std::strerror(err));
+    }
+    file = std::move(f);
+    return fd;
 }
 
 } // namespace
-
-std::string host_name()
-{
-    static const std::string name = [] {
-        char buf[256] = {0};
-        if (::gethostname(buf, sizeof buf - 1) != 0 || buf[0] == '\0') return std::string("localhost");
-        return std::string(buf);
-    }();
-    return name;
-}
-
-std::string temp_path(const std::string& path)
-{
-    return path + ".tmp." + host_name() + "." + std::to_string(::getpid());
-}
-
-std::vector<std::string> remove_stale_temporaries(const std::string& path)
-{
-    namespace fs = std::filesystem;
-    const auto [dir, name] = dir_and_name(path);
-    std::vector<std::string> removed;
-    std::error_code ec;
-    for (fs::directory_iterator it(dir, ec), end; !ec && it != end; it.increment(ec)) {
-        const std::string entry = it->path().filename().string();
-        std::string rest;
-        for (const std::string& prefix : {name + ".tmp.", name + ".prev.tmp."})
-            if (entry.size() > prefix.size() && entry.compare(0, prefix.size(), prefix) == 0)
-                rest = entry.substr(prefix.size());
-        if (rest.empty()) continue;
-        // "<host>.<pid>", or "<pid>" as older builds named them (taken as this host's).
-        const std::size_t dot = rest.rfind('.');
-        const std::string host = dot == std::string::npos ? host_name() : rest.substr(0, dot);
-        const std::string pid = dot == std::string::npos ? rest : rest.substr(dot + 1);
-        if (host != host_name() || !all_digits(pid)) continue; // another host's: its pids mean nothing here
-        // Only a process that certainly does not exist: EPERM means it lives (as another user).
-        if (::kill(static_cast<pid_t>(std::stol(pid)), 0) == 0 || errno != ESRCH) continue;
-        std::error_code rm;
-        if (fs::remove(it->path(), rm)) removed.push_back(it->path().string());
-    }
-    return removed;
-}
 
 void create_atomically(const std::string& path, const std::function<void(hid_t file)>& fill, bool keep_previous)
 {
@@ -877,46 +839,26 @@ void create_atomically(const std::string& path, const std::function<void(hid_t f
 
 void create_atomically(const std::string& path, const std::function<void(hid_t file)>& fill, const AtomicOptions& opt)
 {
-    namespace fs = std::filesystem;
-    remove_stale_temporaries(path);
-    const std::string tmp = temp_path(path);
-    try {
-        {
-            std::lock_guard<std::recursive_mutex> guard(lock()); // a loader thread may be reading
-            Handle fcpl(H5Pcreate(H5P_FILE_CREATE));
-            H5_CHECK(fcpl.id());
-            if (!opt.user_block.empty()) H5_CHECK(H5Pset_userblock(fcpl, user_block_size(opt.user_block.size())));
-            Handle f(H5Fcreate(tmp.c_str(), H5F_ACC_TRUNC, fcpl, H5P_DEFAULT));
-            if (!f.valid()) throw Error(tmp + ": cannot create HDF5 file: " + error_text());
-            fill(f);
-            if (H5Fflush(f, H5F_SCOPE_GLOBAL) < 0) throw Error(tmp + ": cannot flush: " + error_text());
-        } // closed here, before the user block is written and the file renamed
-        if (!opt.user_block.empty()) write_user_block(tmp, opt.user_block);
-        fsync_path(tmp, false);
-        std::error_code ec;
-        const bool keep = opt.keep_previous && fs::exists(path, ec) &&
-            (opt.keep_if ? opt.keep_if(path) : fs::is_regular_file(path, ec));
-        if (keep) {
-            const std::string prev = path + ".prev", prev_tmp = temp_path(prev);
-            fs::remove(prev_tmp, ec);
-            ec.clear();
-            fs::create_hard_link(path, prev_tmp, ec);
-            if (!ec)
-                fs::rename(prev_tmp, prev, ec); // replaces an older .prev atomically
-            else {
-                ec.clear();
-                fs::rename(path, prev, ec);
-            }
-            if (ec) throw Error(path + ": cannot keep the previous file as " + prev + ": " + ec.message());
-        }
-        fs::rename(tmp, path, ec);
-        if (ec) throw Error(path + ": cannot rename " + tmp + " into place: " + ec.message());
-        fsync_path(dir_and_name(path).first, true);
-    } catch (...) {
-        std::error_code ec;
-        fs::remove(tmp, ec);
-        throw;
+    Handle f; // declared first: on an error the temporary is removed, then the file closed
+    Handle fcpl;
+    {
+        std::lock_guard<std::recursive_mutex> guard(lock()); // a loader thread may be reading
+        fcpl = Handle(H5Pcreate(H5P_FILE_CREATE));
+        H5_CHECK(fcpl.id());
+        if (!opt.user_block.empty()) H5_CHECK(H5Pset_userblock(fcpl, user_block_size(opt.user_block.size())));
     }
+    atomic_file::TempFile tmp(path, [&](const std::string& name) {
+        std::lock_guard<std::recursive_mutex> guard(lock());
+        return create_exclusive(path, name, fcpl, f);
+    });
+    {
+        std::lock_guard<std::recursive_mutex> guard(lock());
+        fill(f);
+        if (H5Fflush(f, H5F_SCOPE_GLOBAL) < 0) throw Error(tmp.name() + ": cannot flush: " + error_text());
+        if (H5Fclose(f.release()) < 0) throw Error(tmp.name() + ": cannot close: " + error_text());
+    }
+    if (!opt.user_block.empty()) write_user_block(tmp.fd(), tmp.name(), opt.user_block);
+    tmp.commit(opt);
 }
 
 } // namespace ompml::h5

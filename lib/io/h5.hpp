@@ -4,6 +4,7 @@
 #pragma once
 
 #include "core/check.hpp"
+#include "io/atomic_file.hpp"
 
 #include <hdf5.h>
 #include <mpi.h>
@@ -90,7 +91,7 @@ hid_t native_type(Dtype t);
 // Files. open_read checks that the path exists and is HDF5 first, with a clear message.
 Handle open_read(const std::string& path);
 Handle open_rw(const std::string& path);
-Handle create(const std::string& path); // truncates
+Handle create(const std::string& path); // truncates: scratch files (tests); ompml writes through create_atomically
 
 bool exists(hid_t loc, const std::string& path); // a link path like "train/images"
 Handle open_group(hid_t loc, const std::string& path);
@@ -233,37 +234,18 @@ void require_stored(hid_t dataset);
 
 // ---- Atomic creation --------------------------------------------------------------------------
 
-// Temporary files are named "<path>.tmp.<host>.<pid>" (temp_path), so that a later process can
-// tell a dead writer's leftovers from a live one's, also on a filesystem shared by several nodes.
-std::string host_name();
-std::string temp_path(const std::string& path);
-
-// Removes "<path>.tmp.<host>.<pid>" and "<path>.prev.tmp.<host>.<pid>" files whose host is this
-// one and whose process no longer exists (kill(pid, 0) fails with ESRCH), and old-style
-// "<path>.tmp.<pid>" files of dead processes (taken as this host's). Another host's files and
-// live processes' files are never touched. Returns the paths removed.
-std::vector<std::string> remove_stale_temporaries(const std::string& path);
-
-struct AtomicOptions {
-    // Keep an existing `path` as "<path>.prev" (the checkpoint rotation of jobs/README.md), but
-    // only when keep_if(path) says it is worth keeping (default: it is a regular file);
-    // otherwise it is simply replaced. It is hard-linked there before the new file is renamed
-    // over path, so path itself never disappears; where hard links fail (some network
-    // filesystems) it is renamed, leaving a moment in which only .prev exists (readers that
-    // fall back to .prev still work).
-    bool keep_previous = false;
-    std::function<bool(const std::string& path)> keep_if;
+// keep_previous and keep_if (the checkpoint rotation, atomic_file::Options), and:
+struct AtomicOptions : atomic_file::Options {
     // Bytes for the start of the file, in an HDF5 user block (512 bytes, or the next power of
     // two that holds them), which HDF5 and h5py skip. Empty: no user block.
     std::string user_block;
 };
 
-// Creates `path` atomically: fill(file) writes into a temporary file beside it (temp_path),
-// which is closed and renamed over path only when fill returns; on any error the temporary is
-// removed and the error rethrown, so no half-written file is left. The temporary is fsync'ed
-// before the rename and the directory after it, so a crash (or a node losing power) leaves
-// either the old file or the complete new one. Stale temporaries of dead processes are removed
-// first (remove_stale_temporaries).
+// Creates the HDF5 file `path` atomically (io/atomic_file.hpp): fill(file) writes into a new
+// temporary beside it, created exclusively (H5F_ACC_EXCL) under an unpredictable name, which
+// is closed, fsync'ed and renamed over path only when fill returns; on any error the temporary
+// is removed and the error rethrown, so no half-written file is left. A crash (or a node
+// losing power) leaves either the old file or the complete new one.
 void create_atomically(const std::string& path, const std::function<void(hid_t file)>& fill, const AtomicOptions& opt);
 // The same with keep_previous and no user block.
 void create_atomically(const std::string& path, const std::function<void(hid_t file)>& fill,

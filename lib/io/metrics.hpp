@@ -25,7 +25,8 @@ struct MetricsRecord {
 
 class MetricsLog {
 public:
-    // append: keep existing lines (resume); otherwise truncate. Throws Error naming the path.
+    // append: keep existing lines (resume; a symbolic link at path is refused); otherwise start an
+    // empty file, which replaces what was at path (io/atomic_file.hpp). Throws Error naming path.
     MetricsLog(const std::string& path, bool append);
     ~MetricsLog();
     MetricsLog(const MetricsLog&) = delete;

@@ -1,6 +1,6 @@
-// Vector kernels over n floats: fill, scale, and the sum of squares (global L2 norm for
-// gradient clipping, accumulated in double; also over bf16, the gradient summed with
-// --grad-dtype bf16).
+// Vector kernels over n elements: fill (float, or bf16 for a bf16 gradient), and the sum of
+// squares (the global L2 norm for gradient clipping, accumulated in double; over float or over
+// bf16, the gradient summed with --grad-dtype bf16).
 #pragma once
 
 #include "core/bf16.hpp"
@@ -10,15 +10,13 @@
 
 namespace ompml {
 
-template <Impl I>
-void fill(std::size_t n, float* X, float value);
+// X[i] = value (rounded once to T)
+//   X: (n)
+template <Impl I, class T>
+void fill(std::size_t n, T* X, float value);
 
-template <Impl I>
-void scale(std::size_t n, float* X, float a);
-
-template <Impl I>
-double sum_squares(std::size_t n, const float* X);
-template <Impl I>
-double sum_squares(std::size_t n, const bf16* X);
+//   X: (n)
+template <Impl I, class T>
+double sum_squares(std::size_t n, const T* X);
 
 } // namespace ompml

@@ -1,4 +1,4 @@
-// Vector kernels in CUDA: fill, scale one thread per element (grid-stride); sum_squares
+// Vector kernels in CUDA: fill one thread per element (grid-stride); sum_squares
 // in two passes (per-block double partials, then one block sums them in a fixed order) so the
 // result is bitwise reproducible, unlike atomics.
 #include "kernels/blas1.hpp"
@@ -7,20 +7,13 @@
 namespace ompml {
 namespace {
 
-__global__ void fill_kernel(std::size_t n, float* X, float value)
+template <class T> // float or bf16
+__global__ void fill_kernel(std::size_t n, T* X, T value)
 {
     // X: (n)
     for (std::size_t i = blockIdx.x * static_cast<std::size_t>(blockDim.x) + threadIdx.x; i < n;
          i += static_cast<std::size_t>(gridDim.x) * blockDim.x)
         X[i] = value;
-}
-
-__global__ void scale_kernel(std::size_t n, float* X, float a)
-{
-    // X: (n)
-    for (std::size_t i = blockIdx.x * static_cast<std::size_t>(blockDim.x) + threadIdx.x; i < n;
-         i += static_cast<std::size_t>(gridDim.x) * blockDim.x)
-        X[i] *= a;
 }
 
 template <class T> // float or bf16
@@ -59,11 +52,10 @@ void fill<Impl::cuda>(std::size_t n, float* X, float value)
     fill_kernel<<<cuda::grid_for(n), cuda::kBlock>>>(n, X, value);
     CUDA_CHECK_LAUNCH();
 }
-
 template <>
-void scale<Impl::cuda>(std::size_t n, float* X, float a)
+void fill<Impl::cuda>(std::size_t n, bf16* X, float value)
 {
-    scale_kernel<<<cuda::grid_for(n), cuda::kBlock>>>(n, X, a);
+    fill_kernel<<<cuda::grid_for(n), cuda::kBlock>>>(n, X, to_bf16(value));
     CUDA_CHECK_LAUNCH();
 }
 

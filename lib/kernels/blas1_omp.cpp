@@ -1,5 +1,4 @@
-// Vector kernels (fill, scale, sum of squares) as OpenMP target kernels over device
-// pointers.
+// Vector kernels (fill, sum of squares) as OpenMP target kernels over device pointers.
 //
 // Why no `simd` on the combined construct: clang attaches the vectorize hint of
 // `target teams distribute parallel for simd` to the *distribute* loop too; in a host build
@@ -29,20 +28,12 @@ std::size_t omp_lanes()
 }
 
 // The loops, templated on the index type (int where the length allows: omp_index.hpp).
-template <class I>
-void fill_loop(I n, float* X, float value)
+template <class I, class T> // T: float or bf16
+void fill_loop(I n, T* X, T value)
 {
     // X: (n)
 #pragma omp target teams distribute parallel for is_device_ptr(X)
     for (I i = 0; i < n; ++i) X[i] = value;
-}
-
-template <class I>
-void scale_loop(I n, float* X, float a)
-{
-    // X: (n)
-#pragma omp target teams distribute parallel for is_device_ptr(X)
-    for (I i = 0; i < n; ++i) X[i] *= a;
 }
 
 // X: (n). A double sum cannot vectorize in order, so each iteration of the parallel loop sums L
@@ -73,16 +64,22 @@ double sum_squares_loop(I n, I L, const T* X)
 
 } // namespace
 
-template <>
-void fill<Impl::omp>(std::size_t n, float* X, float value)
+template <class T>
+void fill_omp(std::size_t n, T* X, float value)
 {
-    with_loop_index(n, [&](auto len) { fill_loop(len, X, value); });
+    const T v = from_float<T>(value);
+    with_loop_index(n, [&](auto len) { fill_loop(len, X, v); });
 }
 
 template <>
-void scale<Impl::omp>(std::size_t n, float* X, float a)
+void fill<Impl::omp>(std::size_t n, float* X, float value)
 {
-    with_loop_index(n, [&](auto len) { scale_loop(len, X, a); });
+    fill_omp(n, X, value);
+}
+template <>
+void fill<Impl::omp>(std::size_t n, bf16* X, float value)
+{
+    fill_omp(n, X, value);
 }
 
 template <class T>

@@ -2,21 +2,16 @@
 #include "kernels/blas1.hpp"
 
 namespace ompml {
-
-template <>
-void fill<Impl::ref>(std::size_t n, float* X, float value)
-{
-    for (std::size_t i = 0; i < n; ++i) X[i] = value;
-}
-
-template <>
-void scale<Impl::ref>(std::size_t n, float* X, float a)
-{
-    for (std::size_t i = 0; i < n; ++i) X[i] *= a;
-}
-
 namespace {
+
 template <class T> // float or bf16
+void fill_ref(std::size_t n, T* X, float value)
+{
+    const T v = from_float<T>(value);
+    for (std::size_t i = 0; i < n; ++i) X[i] = v;
+}
+
+template <class T>
 double sum_squares_ref(std::size_t n, const T* X)
 {
     double s = 0.0;
@@ -26,14 +21,25 @@ double sum_squares_ref(std::size_t n, const T* X)
     }
     return s;
 }
+
 } // namespace
+
+template <>
+void fill<Impl::ref>(std::size_t n, float* X, float value)
+{
+    fill_ref(n, X, value);
+}
+template <>
+void fill<Impl::ref>(std::size_t n, bf16* X, float value)
+{
+    fill_ref(n, X, value);
+}
 
 template <>
 double sum_squares<Impl::ref>(std::size_t n, const float* X)
 {
     return sum_squares_ref(n, X);
 }
-
 template <>
 double sum_squares<Impl::ref>(std::size_t n, const bf16* X)
 {

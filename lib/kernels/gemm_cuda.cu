@@ -11,8 +11,8 @@
 // Two tile sizes: 128x128 when there are enough tiles to fill the GPU (kGemmLargeTiles, the
 // rule the omp gemm follows too), else 64x64 (more blocks for the skinny shapes of MLP layers).
 // One kernel for both operand types (T = float, or bf16 widened to float as the tiles are
-// staged: the shared tiles, the FMAs and the epilogue are the float kernel's); the bf16 gemm
-// also writes C16 = bf16(C) when asked.
+// staged: the shared tiles, the FMAs and the epilogue are the float kernel's) and both output
+// types (O = float or bf16, rounded once as stored); the epilogue is gemm.hpp's gemm_epilogue.
 #include "kernels/cuda_common.cuh"
 #include "kernels/gemm.hpp"
 
@@ -23,12 +23,11 @@ constexpr int kThreads = 256; // 16 x 16
 
 // An operand element as float (exact for bf16: a float's top half).
 
-template <int TM, int BK, bool TA, bool TB, class T>
-__global__ void __launch_bounds__(kThreads)
-    gemm_kernel(Gemm g, const T* __restrict__ A, const T* __restrict__ B, float* C, const float* __restrict__ bias,
-                float* __restrict__ pre, bf16* __restrict__ C16)
+template <int TM, int BK, bool TA, bool TB, class T, class O>
+__global__ void __launch_bounds__(kThreads) gemm_kernel(Gemm g, const T* __restrict__ A, const T* __restrict__ B, O* C,
+                                                        const float* __restrict__ bias, float* __restrict__ pre)
 {
-    // A: (M, K), or (K, M) when TA;  B: (K, N), or (N, K) when TB;  C, pre, C16: (M, N);  bias: (N)
+    // A: (M, K), or (K, M) when TA;  B: (K, N), or (N, K) when TB;  C, pre: (M, N);  bias: (N)
     constexpr int BM = 16 * TM, BN = 16 * TM;
     // Padding makes the row stride (mod 32 banks) = 32 / BK, so the tile stores of one warp hit
     // 32 distinct banks in every transpose case.
@@ -86,7 +85,7 @@ __global__ void __launch_bounds__(kThreads)
         __syncthreads(); // the next step overwrites the tiles
     }
 
-    // Fused epilogue, same order of operations as the reference.
+    // Fused epilogue, the reference's (gemm_epilogue).
 #pragma unroll
     for (int r = 0; r < TM; ++r) {
         const int i = row0 + ty + 16 * r;
@@ -95,19 +94,13 @@ __global__ void __launch_bounds__(kThreads)
         for (int c = 0; c < TM; ++c) {
             const int j = col0 + tx + 16 * c;
             if (j >= N) continue;
-            const long idx = static_cast<long>(i) * N + j;
-            float z = g.alpha * acc[r][c] + (g.beta == 0.0f ? 0.0f : g.beta * C[idx]); // beta 0 ignores C, even NaN
-            if (bias != nullptr) z += bias[j];
-            if (pre != nullptr) pre[idx] = z;
-            const float out = act_forward(g.act, z);
-            if (C != nullptr) C[idx] = out; // null: C16 only
-            if (C16 != nullptr) C16[idx] = to_bf16(out);
+            gemm_epilogue(g, acc[r][c], static_cast<long>(i) * N + j, j, C, bias, pre);
         }
     }
 }
 
-template <int TM, int BK, class T>
-void launch(const Gemm& g, const T* A, const T* B, float* C, const float* bias, float* pre, bf16* C16)
+template <int TM, int BK, class T, class O>
+void launch(const Gemm& g, const T* A, const T* B, O* C, const float* bias, float* pre)
 {
     constexpr int BM = 16 * TM;
     const long grid_y = (g.m + BM - 1) / BM;
@@ -116,38 +109,87 @@ void launch(const Gemm& g, const T* A, const T* B, float* C, const float* bias, 
                 " rows");
     const dim3 grid((g.n + BM - 1) / BM, static_cast<unsigned>(grid_y));
     if (!g.trans_a && !g.trans_b)
-        gemm_kernel<TM, BK, false, false><<<grid, kThreads>>>(g, A, B, C, bias, pre, C16);
+        gemm_kernel<TM, BK, false, false><<<grid, kThreads>>>(g, A, B, C, bias, pre);
     else if (!g.trans_a && g.trans_b)
-        gemm_kernel<TM, BK, false, true><<<grid, kThreads>>>(g, A, B, C, bias, pre, C16);
+        gemm_kernel<TM, BK, false, true><<<grid, kThreads>>>(g, A, B, C, bias, pre);
     else if (g.trans_a && !g.trans_b)
-        gemm_kernel<TM, BK, true, false><<<grid, kThreads>>>(g, A, B, C, bias, pre, C16);
+        gemm_kernel<TM, BK, true, false><<<grid, kThreads>>>(g, A, B, C, bias, pre);
     else
-        gemm_kernel<TM, BK, true, true><<<grid, kThreads>>>(g, A, B, C, bias, pre, C16);
+        gemm_kernel<TM, BK, true, true><<<grid, kThreads>>>(g, A, B, C, bias, pre);
     CUDA_CHECK_LAUNCH();
 }
 
-template <class T>
-void gemm_tiled(const Gemm& g, const T* A, const T* B, float* C, const float* bias, float* pre, bf16* C16)
+// The split tree of the chunks' products (ws: count slices of M N floats) and the epilogue.
+template <class O>
+__global__ void chunk_tree_kernel(Gemm g, long MN, const float* __restrict__ ws, O* C)
 {
+    for (long i = blockIdx.x * static_cast<long>(blockDim.x) + threadIdx.x; i < MN;
+         i += static_cast<long>(gridDim.x) * blockDim.x) {
+        TreeSum<float> t;
+        for (int c = 0; c < g.kc.count; ++c) t.add(ws[c * MN + i]);
+        gemm_epilogue(g, t.total(), i, static_cast<int>(i % g.n), C, static_cast<const float*>(nullptr),
+                      static_cast<float*>(nullptr));
+    }
+}
+
+template <class T, class O>
+void gemm_tiled(const Gemm& g, const T* A, const T* B, O* C, const float* bias, float* pre);
+
+// K in chunks (Gemm::kc, as the omp gemm's GPU form): each chunk's product, the tiled kernel over
+// its rows (a contiguous block of A (K, M) and B (K, N)), into a slice of scratch, then the tree.
+template <class T, class O>
+void gemm_chunks(const Gemm& g, const T* A, const T* B, O* C)
+{
+    const long MN = static_cast<long>(g.m) * g.n;
+    float* ws = static_cast<float*>(cuda::scratch(sizeof(float) * MN * g.kc.count));
+    for (int c = 0; c < g.kc.count; ++c) {
+        const long k0 = chunk_row(g.kc, c);
+        Gemm gc = g;
+        gc.kc = KChunks{};
+        gc.k = static_cast<int>(chunk_row(g.kc, c + 1) - k0); // 0 rows: the slice is zeros
+        gc.alpha = 1.0f;
+        gemm_tiled(gc, A + k0 * g.m, B + k0 * g.n, ws + c * MN, static_cast<const float*>(nullptr),
+                   static_cast<float*>(nullptr));
+    }
+    chunk_tree_kernel<<<cuda::grid_for(static_cast<std::size_t>(MN)), cuda::kBlock>>>(g, MN, ws, C);
+    CUDA_CHECK_LAUNCH();
+}
+
+template <class T, class O>
+void gemm_tiled(const Gemm& g, const T* A, const T* B, O* C, const float* bias, float* pre)
+{
+    if (g.kc.chunks > 0) {
+        gemm_chunks(g, A, B, C);
+        return;
+    }
     const long tiles128 = static_cast<long>((g.m + 127) / 128) * ((g.n + 127) / 128);
     if (tiles128 >= kGemmLargeTiles)
-        launch<8, 8>(g, A, B, C, bias, pre, C16); // 128x128 tiles, 8x8 per thread
+        launch<8, 8>(g, A, B, C, bias, pre); // 128x128 tiles, 8x8 per thread
     else
-        launch<4, 16>(g, A, B, C, bias, pre, C16); // 64x64 tiles, 4x4 per thread
+        launch<4, 16>(g, A, B, C, bias, pre); // 64x64 tiles, 4x4 per thread
 }
 
 } // namespace
 
 template <>
-void gemm<Impl::cuda>(const Gemm& g, const float* A, const float* B, float* C, const float* bias, float* pre, bf16* C16)
+void gemm<Impl::cuda>(const Gemm& g, const float* A, const float* B, float* C, const float* bias, float* pre)
 {
-    gemm_tiled<float>(g, A, B, C, bias, pre, C16);
+    gemm_tiled(g, A, B, C, bias, pre);
 }
-
 template <>
-void gemm<Impl::cuda>(const Gemm& g, const bf16* A, const bf16* B, float* C, const float* bias, float* pre, bf16* C16)
+void gemm<Impl::cuda>(const Gemm& g, const float* A, const float* B, bf16* C, const float* bias, float* pre)
 {
-    gemm_tiled<bf16>(g, A, B, C, bias, pre, C16);
+    gemm_tiled(g, A, B, C, bias, pre);
+}
+template <>
+void gemm<Impl::cuda>(const Gemm& g, const bf16* A, const bf16* B, float* C, const float* bias, float* pre)
+{
+    gemm_tiled(g, A, B, C, bias, pre);
+}
+template <>
+void gemm<Impl::cuda>(const Gemm& g, const bf16* A, const bf16* B, bf16* C, const float* bias, float* pre)
+{
+    gemm_tiled(g, A, B, C, bias, pre);
 }
 
 } // namespace ompml

@@ -1,6 +1,6 @@
-// gemm as one OpenMP target kernel, C = act(alpha * op(A) * op(B) + beta * C + bias), for float
-// operands and for bf16 operands (float accumulation, C16 = bf16(C)), with two bodies for each
-// target region, picked per device at compile time by `declare variant`:
+// gemm as one OpenMP target kernel (kernels/gemm.hpp: C = epilogue(alpha op(A) op(B) + beta C)),
+// for float and bf16 operands (float accumulation) and a float or bf16 output, with two bodies
+// for each target region, picked per device at compile time by `declare variant`:
 //
 // - portable (host cores, and the x86 virtual device of the offload-check build): the classic
 //   packed-panel CPU gemm (gemm_blocked), one driver templated on a "panel kernel" P that says
@@ -8,8 +8,11 @@
 //     FloatPanels<float>  fp32: MR x NR = 6 x 64 AVX-512 FMA micro-kernel on float panels;
 //     AmxPanels           bf16 where the CPU has AMX-BF16: 32 x 32 blocks of 2 x 2 AMX tiles
 //                         (TDPBF16PS) on bf16 panels, B in VNNI pairs;
+//     Bf16DotPanels       bf16 where the CPU has AVX512-BF16 but no AMX (AMD EPYC Zen 4/5):
+//                         6 x 64 VDPBF16PS micro-kernel on panels of bf16 k-pairs;
 //     FloatPanels<bf16>   bf16 elsewhere: the bf16 operands widened (exactly) into float panels,
 //                         then the fp32 micro-kernel.
+//   The bf16 path is chosen on the host before each launch (host_gemm_path, gemm.hpp).
 //   For every NC-column block of C and every KC slice of K, the team packs the KC x NC panel of
 //   op(B) ONCE into a shared buffer (each thread its share of the micro-panels, then a barrier);
 //   each thread then packs its rows of op(A), MC at a time, and runs the micro-kernel over its
@@ -17,31 +20,35 @@
 //   grid chosen for the least work per thread (2 threads on the MLP's 128-row products split
 //   the columns; on square products the rows). The micro-kernel accumulates straight into C
 //   (partial K sums live in C between slices when beta == 0, in a workspace otherwise); after the
-//   last slice the MR x NR tile's epilogue (alpha, beta, bias, pre, activation, C16) runs while
+//   last slice the MR x NR tile's epilogue (alpha, beta, bias, pre, activation, output type) runs while
 //   the tile is in L1. Nothing depends on team size or team-shared memory.
 // - nvptx64: one team per (BM, BN) tile of C, tiles of op(A) and op(B) staged through
 //   team-shared memory (bf16 widened to float as it is staged), a 4 x 4 (64 x 64 tiles) or, for
 //   big products, 8 x 8 (128 x 128 tiles) register block per thread: the algorithm of the CUDA
 //   twin (gemm_omp.hpp). Device-only, since it relies on team-shared memory and barriers.
 //
-// Why these micro-kernels (measured on the development machine's Xeon, AVX-512 + AMX, 2 cores;
-// docs/results/precision.md): the float micro-kernel needs zmm accumulators, and clang's
-// -march=native there tunes for 256-bit vectors (prefer-vector-width=256), which split the
-// 24 zmm accumulators into 48 ymm ones (spilled): min_vector_width(512) keeps them in zmm.
-// For bf16, AVX512-BF16's vdpbf16ps issues at 0.5 per cycle on this CPU, i.e. HALF the FLOP rate
-// of two fp32 FMAs per cycle, so a vdpbf16ps kernel would run slower than the float one; AMX's
-// TDPBF16PS measured 3.1 TFLOP/s on one core (15x the fp32 FMA peak of ~213 GFLOP/s), so the
-// bf16 gemm is bound by packing and the epilogue, not by its multiply-adds.
+// Why these micro-kernels (measured on an Intel Xeon with AVX-512 + AMX and on an AMD EPYC Zen 5,
+// 2 cores each; docs/results/host.md, precision.md): the float micro-kernel needs zmm
+// accumulators, and clang's -march=native on the Xeon tunes for 256-bit vectors
+// (prefer-vector-width=256), which split the 24 zmm accumulators into 48 ymm ones (spilled):
+// min_vector_width(512) keeps them in zmm. For bf16: on the Xeon, VDPBF16PS issues at 0.5 per
+// cycle, HALF the FLOP rate of two fp32 FMAs per cycle, while AMX's TDPBF16PS measured 3.1
+// TFLOP/s on one core (15x the fp32 FMA peak of ~213 GFLOP/s): AMX first. On Zen 5 (no AMX)
+// VDPBF16PS issues at 1.85 per cycle, 1.84x the fp32 FLOP rate: the dot-product panels there.
 // Measured there, 2 threads: fp32 0.95-0.98x OpenBLAS's SkylakeX sgemm at 1024^3, 0.94-0.98x at
 // 2048^3, 0.95-1.17x at the MLP's shapes (batch 128); bf16 (AMX) 2.4-4.3x the fp32 gemm.
 #include "kernels/gemm_omp.hpp"
 #include "kernels/gemm.hpp"
 
+#include "core/check.hpp"
 #include "core/memory.hpp"
 
 #include <omp.h>
 
+#include <algorithm>
 #include <cstdlib>
+#include <string>
+#include <type_traits>
 
 // x86-64 host code only (never the nvptx64 device pass, which sees the host's macros too).
 #if defined(__x86_64__) && !defined(__NVPTX__)
@@ -98,28 +105,28 @@ struct FloatPanels {
 
     // Rows [i0, i0 + mc) x cols [p0, p0 + kc) of op(A) into micro-panels of MR rows:
     // Ap[(i / MR) * kc * MR + p * MR + i % MR], rows past mc zero.
-    static void pack_a(const GemmArgs& g, const T* A, int i0, int mc, int p0, int kc, float* Ap)
+    static void pack_a(const Gemm& g, const T* A, int i0, int mc, int p0, int kc, float* Ap)
     {
         for (int ir = 0; ir < mc; ir += MR) {
             const int mr = min_int(mc - ir, MR);
             float* dst = Ap + static_cast<long>(ir) * kc; // (kc, MR)
-            if (g.ta) {
+            if (g.trans_a) {
                 // A (K, M): a row of the micro-panel is contiguous in A.
                 for (int p = 0; p < kc; ++p) {
-                    const T* src = A + static_cast<long>(p0 + p) * g.M + i0 + ir;
+                    const T* src = A + static_cast<long>(p0 + p) * g.m + i0 + ir;
                     for (int i = 0; i < MR; ++i) dst[p * MR + i] = i < mr ? to_float(src[i]) : 0.0f;
                 }
             } else if (mr == MR) {
                 // A (M, K): MR rows read side by side, the panel written in order (one row at a
                 // time, the stores land 4 MR bytes apart: 0.84-0.94x OpenBLAS at 2048^3, against
                 // 0.94-0.97x so).
-                const T* src = A + static_cast<long>(i0 + ir) * g.K + p0;
+                const T* src = A + static_cast<long>(i0 + ir) * g.k + p0;
                 for (int p = 0; p < kc; ++p)
-                    for (int i = 0; i < MR; ++i) dst[p * MR + i] = to_float(src[static_cast<long>(i) * g.K + p]);
+                    for (int i = 0; i < MR; ++i) dst[p * MR + i] = to_float(src[static_cast<long>(i) * g.k + p]);
             } else {
                 for (int i = 0; i < MR; ++i) {
                     if (i < mr) {
-                        const T* src = A + static_cast<long>(i0 + ir + i) * g.K + p0;
+                        const T* src = A + static_cast<long>(i0 + ir + i) * g.k + p0;
                         for (int p = 0; p < kc; ++p) dst[p * MR + i] = to_float(src[p]);
                     } else {
                         for (int p = 0; p < kc; ++p) dst[p * MR + i] = 0.0f;
@@ -131,12 +138,12 @@ struct FloatPanels {
 
     // Rows [p0, p0 + kc) x cols [j0, j0 + nr) of op(B), nr <= NR, into one micro-panel:
     // Bp[p * NR + j], columns past nr zero.
-    static void pack_b(const GemmArgs& g, const T* B, int p0, int kc, int j0, int nr, float* dst)
+    static void pack_b(const Gemm& g, const T* B, int p0, int kc, int j0, int nr, float* dst)
     {
-        if (!g.tb) {
+        if (!g.trans_b) {
             // B (K, N): a row of the micro-panel is contiguous in B.
             for (int p = 0; p < kc; ++p) {
-                const T* src = B + static_cast<long>(p0 + p) * g.N + j0;
+                const T* src = B + static_cast<long>(p0 + p) * g.n + j0;
                 if (nr == NR) {
                     for (int j = 0; j < NR; ++j) dst[p * NR + j] = to_float(src[j]);
                 } else {
@@ -147,7 +154,7 @@ struct FloatPanels {
             // B (N, K): transpose NR rows of B; each is read once, contiguously.
             for (int j = 0; j < NR; ++j) {
                 if (j < nr) {
-                    const T* src = B + static_cast<long>(j0 + j) * g.K + p0;
+                    const T* src = B + static_cast<long>(j0 + j) * g.k + p0;
                     for (int p = 0; p < kc; ++p) dst[p * NR + j] = to_float(src[p]);
                 } else {
                     for (int p = 0; p < kc; ++p) dst[p * NR + j] = 0.0f;
@@ -192,7 +199,7 @@ struct FloatPanels {
 };
 
 // ---------------------------------------------------------------------------------------------
-// AMX panels (bf16 operands, x86-64 with AMX-BF16, decided at run time by amx_ready()).
+// AMX panels (bf16 operands, x86-64 with AMX-BF16, chosen at run time: host_gemm_path()).
 //
 // A 32 x 32 block of C is 2 x 2 accumulator tiles of 16 x 16 floats (tmm0-3); per 32 values of
 // k, two A tiles (16 rows x 32 bf16, tmm4-5) and two B tiles (16 k-pairs x 16 columns x 2 bf16,
@@ -232,25 +239,25 @@ struct AmxPanels {
     }
     OMPML_AMX static void end() { _tile_release(); }
 
-    static void pack_a(const GemmArgs& g, const bf16* A, int i0, int mc, int p0, int kc, bf16* Ap)
+    static void pack_a(const Gemm& g, const bf16* A, int i0, int mc, int p0, int kc, bf16* Ap)
     {
         const int kcp = round_up(kc, KU);
         const bf16 zero{0};
         for (int ir = 0; ir < mc; ir += MR) {
             const int mr = min_int(mc - ir, MR);
             bf16* dst = Ap + static_cast<long>(ir) * kcp; // (kcp / 32, MR, 32)
-            if (g.ta) {
+            if (g.trans_a) {
                 // A (K, M): k-major; a run of MR rows is contiguous in A.
                 for (int p = 0; p < kcp; ++p) {
                     bf16* d = dst + (p / 32) * MR * 32 + p % 32;
-                    const bf16* src = A + static_cast<long>(p0 + p) * g.M + i0 + ir;
+                    const bf16* src = A + static_cast<long>(p0 + p) * g.m + i0 + ir;
                     for (int i = 0; i < MR; ++i) d[i * 32] = p < kc && i < mr ? src[i] : zero;
                 }
             } else {
                 // A (M, K): 32 consecutive k of a row are one tile row (whole runs copied as
                 // such; the padding past kc and mr element by element).
                 for (int i = 0; i < MR; ++i) {
-                    const bf16* src = A + static_cast<long>(i0 + ir + i) * g.K + p0;
+                    const bf16* src = A + static_cast<long>(i0 + ir + i) * g.k + p0;
                     int p = 0;
                     if (i < mr)
                         for (; p + 32 <= kc; p += 32) __builtin_memcpy(dst + (p / 32) * MR * 32 + i * 32, src + p, 64);
@@ -260,19 +267,19 @@ struct AmxPanels {
         }
     }
 
-    static void pack_b(const GemmArgs& g, const bf16* B, int p0, int kc, int j0, int nr, bf16* dst)
+    static void pack_b(const Gemm& g, const bf16* B, int p0, int kc, int j0, int nr, bf16* dst)
     {
         const int kcp = round_up(kc, KU);
         const bf16 zero{0};
-        if (!g.tb) {
+        if (!g.trans_b) {
             // B (K, N): two rows of B interleaved make a tile row (full pairs of full rows
             // without a test per element, so the loop vectorizes).
             int p = 0;
             if (nr == NR)
                 for (; p + 2 <= kc; p += 2) {
                     bf16* d = dst + (p / 2) * 2 * NR;
-                    const bf16* s0 = B + static_cast<long>(p0 + p) * g.N + j0;
-                    const bf16* s1 = s0 + g.N;
+                    const bf16* s0 = B + static_cast<long>(p0 + p) * g.n + j0;
+                    const bf16* s1 = s0 + g.n;
                     for (int j = 0; j < NR; ++j) {
                         d[2 * j] = s0[j];
                         d[2 * j + 1] = s1[j];
@@ -280,13 +287,13 @@ struct AmxPanels {
                 }
             for (; p < kcp; ++p) {
                 bf16* d = dst + (p / 2) * 2 * NR + p % 2;
-                const bf16* src = B + static_cast<long>(p0 + p) * g.N + j0;
+                const bf16* src = B + static_cast<long>(p0 + p) * g.n + j0;
                 for (int j = 0; j < NR; ++j) d[2 * j] = p < kc && j < nr ? src[j] : zero;
             }
         } else {
             // B (N, K): a k-pair of column j is two consecutive elements of B's row j.
             for (int j = 0; j < NR; ++j) {
-                const bf16* src = B + static_cast<long>(j0 + j) * g.K + p0;
+                const bf16* src = B + static_cast<long>(j0 + j) * g.k + p0;
                 for (int p = 0; p < kcp; ++p) dst[(p / 2) * 2 * NR + 2 * j + p % 2] = p < kc && j < nr ? src[p] : zero;
             }
         }
@@ -327,11 +334,126 @@ struct AmxPanels {
     }
 };
 
-// AMX-BF16 and AMX-TILE in CPUID (leaf 7, EDX bits 22 and 24), and the kernel's permission to
-// use the tile data state (Linux asks each process to request it: arch_prctl
-// ARCH_REQ_XCOMP_PERM, XFEATURE_XTILEDATA), checked once per process. OMPML_GEMM_NO_AMX=1 in
-// the environment takes the float-panel path (for tests and comparisons).
-bool amx_ready()
+// ---------------------------------------------------------------------------------------------
+// AVX512-BF16 panels (bf16 operands, x86-64 with AVX512_BF16 and no AMX, e.g. AMD EPYC Zen 4/5).
+//
+// The float micro-kernel's shape, MR x NR = 6 x 64 (24 zmm accumulators of 16 floats), stepping
+// k by pairs: VDPBF16PS adds, to each float lane j, a[2j] b[2j] + a[2j+1] b[2j+1] (both products
+// exact in float, each addition rounded to nearest even, subnormals flushed), so one instruction
+// does the work of two FMAs on 16 lanes. Per k-pair: 4 loads of B (64 columns x 2 k), 6
+// broadcasts of an A pair (one 32-bit load each), 24 VDPBF16PS. Packing pads k to even (zeros).
+//   A micro-panel: Ap[(p / 2) * 2 * MR + i * 2 + p % 2]   (an A pair is one 32-bit word)
+//   B micro-panel: Bp[(p / 2) * 2 * NR + j * 2 + p % 2]   (the VNNI layout, as for AMX)
+// Measured on an AMD EPYC Zen 5 (2 cores; docs/results/host.md): VDPBF16PS zmm issues at 1.85
+// per cycle against 2 for VFMADD231PS, so this kernel can reach 1.84x the fp32 FLOP rate.
+#define OMPML_DPBF16 __attribute__((target("avx512f,avx512bf16"), min_vector_width(512)))
+
+struct Bf16DotPanels {
+    using Elem = bf16;
+    using Packed = bf16;
+    enum : int { NV = 4, MR = 6, NR = 16 * NV, KU = 2, MC = 240, KC = 768, NC = 1024 };
+    static_assert(MC % MR == 0 && NC % NR == 0, "blocks hold whole micro-panels");
+
+    static void begin() {}
+    static void end() {}
+
+    static void pack_a(const Gemm& g, const bf16* A, int i0, int mc, int p0, int kc, bf16* Ap)
+    {
+        const int kcp = round_up(kc, KU);
+        const bf16 zero{0};
+        for (int ir = 0; ir < mc; ir += MR) {
+            const int mr = min_int(mc - ir, MR);
+            bf16* dst = Ap + static_cast<long>(ir) * kcp; // (kcp / 2, MR, 2)
+            if (g.trans_a) {
+                // A (K, M): a run of MR rows at one k is contiguous in A.
+                for (int p = 0; p < kcp; ++p) {
+                    bf16* d = dst + (p / 2) * 2 * MR + p % 2;
+                    const bf16* src = A + static_cast<long>(p0 + p) * g.m + i0 + ir;
+                    for (int i = 0; i < MR; ++i) d[2 * i] = p < kc && i < mr ? src[i] : zero;
+                }
+            } else {
+                // A (M, K): a pair is two consecutive elements of a row; one 32-bit copy.
+                for (int i = 0; i < MR; ++i) {
+                    const bf16* src = A + static_cast<long>(i0 + ir + i) * g.k + p0;
+                    int p = 0;
+                    if (i < mr)
+                        for (; p + 2 <= kc; p += 2) __builtin_memcpy(dst + p * MR + 2 * i, src + p, 4);
+                    for (; p < kcp; ++p) dst[(p / 2) * 2 * MR + 2 * i + p % 2] = p < kc && i < mr ? src[p] : zero;
+                }
+            }
+        }
+    }
+
+    static void pack_b(const Gemm& g, const bf16* B, int p0, int kc, int j0, int nr, bf16* dst)
+    {
+        const int kcp = round_up(kc, KU);
+        const bf16 zero{0};
+        if (!g.trans_b) {
+            // B (K, N): two rows of B interleaved make one k-pair row of the panel.
+            int p = 0;
+            if (nr == NR)
+                for (; p + 2 <= kc; p += 2) {
+                    bf16* d = dst + (p / 2) * 2 * NR;
+                    const bf16* s0 = B + static_cast<long>(p0 + p) * g.n + j0;
+                    const bf16* s1 = s0 + g.n;
+                    for (int j = 0; j < NR; ++j) {
+                        d[2 * j] = s0[j];
+                        d[2 * j + 1] = s1[j];
+                    }
+                }
+            for (; p < kcp; ++p) {
+                bf16* d = dst + (p / 2) * 2 * NR + p % 2;
+                const bf16* src = B + static_cast<long>(p0 + p) * g.n + j0;
+                for (int j = 0; j < NR; ++j) d[2 * j] = p < kc && j < nr ? src[j] : zero;
+            }
+        } else {
+            // B (N, K): a k-pair of column j is two consecutive elements of B's row j.
+            for (int j = 0; j < NR; ++j) {
+                const bf16* src = B + static_cast<long>(j0 + j) * g.k + p0;
+                int p = 0;
+                if (j < nr)
+                    for (; p + 2 <= kc; p += 2) __builtin_memcpy(dst + p * NR + 2 * j, src + p, 4);
+                for (; p < kcp; ++p) dst[(p / 2) * 2 * NR + 2 * j + p % 2] = p < kc && j < nr ? src[p] : zero;
+            }
+        }
+    }
+
+    // cout (MR, NR; row stride ldo) = a . b [+ cin (MR, NR; stride ldi)], kcp even. cin may
+    // equal cout.
+    OMPML_DPBF16 static void micro(int kcp, const bf16* __restrict a, const bf16* __restrict b, const float* cin,
+                                   int ldi, float* cout, int ldo)
+    {
+        __m512 acc[MR][NV];
+        for (int i = 0; i < MR; ++i)
+            for (int v = 0; v < NV; ++v) {
+                __builtin_prefetch(cout + static_cast<long>(i) * ldo + 16 * v, 1);
+                acc[i][v] = _mm512_setzero_ps();
+            }
+        for (int q = 0; q < kcp / 2; ++q) {
+            __m512bh bv[NV];
+            for (int v = 0; v < NV; ++v) bv[v] = (__m512bh)_mm512_loadu_si512(b + q * 2 * NR + 32 * v);
+            for (int i = 0; i < MR; ++i) {
+                int pair;
+                __builtin_memcpy(&pair, a + q * 2 * MR + 2 * i, sizeof(pair));
+                const __m512bh ai = (__m512bh)_mm512_set1_epi32(pair);
+                for (int v = 0; v < NV; ++v) acc[i][v] = _mm512_dpbf16_ps(acc[i][v], ai, bv[v]);
+            }
+        }
+        for (int i = 0; i < MR; ++i)
+            for (int v = 0; v < NV; ++v) {
+                float* o = cout + static_cast<long>(i) * ldo + 16 * v;
+                if (cin != nullptr)
+                    acc[i][v] = _mm512_add_ps(acc[i][v], _mm512_loadu_ps(cin + static_cast<long>(i) * ldi + 16 * v));
+                _mm512_storeu_ps(o, acc[i][v]);
+            }
+    }
+};
+
+// What the CPU offers the bf16 gemm, asked once per process: AMX-BF16 and AMX-TILE in CPUID
+// (leaf 7, EDX bits 22 and 24) with the kernel's permission to use the tile data state (Linux
+// asks each process to request it: arch_prctl ARCH_REQ_XCOMP_PERM, XFEATURE_XTILEDATA); and
+// AVX512_BF16 (with the OS saving zmm state, which __builtin_cpu_supports checks).
+bool cpu_has_amx()
 {
     static const bool ok = [] {
         unsigned a = 0, b = 0, c = 0, d = 0;
@@ -340,38 +462,58 @@ bool amx_ready()
         constexpr long kArchReqXcompPerm = 0x1023, kXfeatureXtiledata = 18;
         return syscall(SYS_arch_prctl, kArchReqXcompPerm, kXfeatureXtiledata) == 0;
     }();
-    const char* off = std::getenv("OMPML_GEMM_NO_AMX");
-    return ok && !(off != nullptr && off[0] == '1');
+    return ok;
 }
+bool cpu_has_avx512bf16()
+{
+    static const bool ok = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bf16");
+    return ok;
+}
+#else
+bool cpu_has_amx() { return false; }
+bool cpu_has_avx512bf16() { return false; }
 #endif
 #pragma omp declare target
 
 // ---------------------------------------------------------------------------------------------
 // The driver, shared by the panel kernels.
 
-// The epilogue of an mr x nr tile whose K sums are in t (row stride ldt); the activation is a
-// template argument so the row loop can vectorize (a switch inside it would block that). C16 is
-// converted in a loop of its own, which vectorizes (inside the epilogue's loop it did not), from
-// the row of C just written, or without C from the results kept in t. Measured, 1 thread,
-// 4096 x 4096 x 128: 40 ms writing C, 53 ms writing C and C16 (most of it the 32 MB of bf16
-// going to memory; non-temporal stores of whole lines made it slower), 31 ms writing C16 alone.
-template <Act ACT>
-void epilogue_tile(const GemmArgs& g, float* t, int ldt, int i0, int mr, int j0, int nr, float* C, const float* bias,
-                   float* pre, bf16* C16)
+// The epilogue of an mr x nr tile whose K sums are in t (row stride ldt), while the tile is in
+// L1: per row, one loop per step of gemm_epilogue (gemm.hpp), each decided once per row, never
+// per element, in the same arithmetic order (so the same bits): z = alpha * acc + (beta == 0 ?
+// 0 : beta * C); then forward: z += bias, pre = z, c = act(z); or backward: c =
+// act_backward_elem(act, pre, z); then C = c in O. A loop that tested bias, pre or the output
+// per element would be if-converted into masked vector stores based at a null pointer, which AMD
+// Zen 5 runs at a crawl even with an all-false mask (toolchain.md). The activation is a template
+// argument so its loop vectorizes. Measured, 1 thread, 4096 x 4096 x 128 (a dW gemm): 40 ms
+// writing a float C, 31 ms writing it in bf16 (half the bytes to memory).
+template <Act ACT, class O>
+void epilogue_tile(const Gemm& g, float* t, int ldt, int i0, int mr, int j0, int nr, O* C, const float* bias,
+                   float* pre)
 {
     for (int i = 0; i < mr; ++i) {
-        float* ti = t + i * ldt;
-        const long row = static_cast<long>(i0 + i) * g.N + j0;
-        const float* out = ti; // the results: in C, or kept in t
-        if (C != nullptr) {
-            for (int j = 0; j < nr; ++j) gemm_epilogue(g, ACT, ti[j], row + j, j0 + j, C, bias, pre);
-            out = C + row;
+        float* z = t + i * ldt; // (nr) the row's K sums, then its results
+        const long row = static_cast<long>(i0 + i) * g.n + j0;
+        if (g.beta == 0.0f) { // C is not read (it may hold NaN), as in BLAS
+            for (int j = 0; j < nr; ++j) z[j] = g.alpha * z[j] + 0.0f;
         } else {
-            for (int j = 0; j < nr; ++j) ti[j] = gemm_epilogue(g, ACT, ti[j], row + j, j0 + j, nullptr, bias, pre);
+            for (int j = 0; j < nr; ++j) {
+                const float old = g.beta * to_float(C[row + j]);
+                z[j] = g.alpha * z[j] + old;
+            }
         }
-        if (C16 == nullptr) continue;
-#pragma omp simd
-        for (int j = 0; j < nr; ++j) C16[row + j] = to_bf16(out[j]);
+        if (g.act_backward) {
+            const float* zin = pre + row; // (nr) the layer below's pre-activations
+            for (int j = 0; j < nr; ++j) z[j] = act_backward_elem(ACT, zin[j], z[j]);
+        } else {
+            if (bias != nullptr)
+                for (int j = 0; j < nr; ++j) z[j] += bias[j0 + j];
+            if (pre != nullptr)
+                for (int j = 0; j < nr; ++j) pre[row + j] = z[j];
+            if constexpr (ACT != Act::identity)
+                for (int j = 0; j < nr; ++j) z[j] = act_forward(ACT, z[j]);
+        }
+        for (int j = 0; j < nr; ++j) C[row + j] = from_float<O>(z[j]);
     }
 }
 
@@ -399,96 +541,101 @@ inline Grid thread_grid(int rp, int cp, int nt)
 }
 
 // One MR x NR tile of C for one K slice: the micro-kernel on the packed panels a and b, the
-// slice's partial sums kept in S (C itself, or the workspace) until the last slice, whose sums
-// go through t to the epilogue. Tiles cut by the edge of C go through t every time, so no
+// slice's partial sums kept in S (a float C itself, or the workspace) until the last slice, whose
+// sums go through t to the epilogue. Tiles cut by the edge of C go through t every time, so no
 // access leaves C.
-template <class P>
-void tile_slice(const GemmArgs& g, int kcp, bool first, bool last, const typename P::Packed* a,
-                const typename P::Packed* b, int i, int j, float* S, float* t, float* C, const float* bias, float* pre,
-                bf16* C16)
+template <class P, class O>
+void tile_slice(const Gemm& g, int kcp, bool first, bool last, const typename P::Packed* a, const typename P::Packed* b,
+                int i, int j, float* S, float* t, O* C, const float* bias, float* pre)
 {
     constexpr int MR = P::MR, NR = P::NR;
-    const int mr = min_int(MR, g.M - i), nr = min_int(NR, g.N - j);
+    const int mr = min_int(MR, g.m - i), nr = min_int(NR, g.n - j);
     const bool full = mr == MR && nr == NR;
-    float* s = S + static_cast<long>(i) * g.N + j; // this tile's partial sums, (mr, nr) of stride N
+    float* s = S + static_cast<long>(i) * g.n + j; // this tile's partial sums, (mr, nr) of stride N
     const float* cin = nullptr;
     int ldi = NR;
     if (!first) {
         if (full) {
             cin = s;
-            ldi = g.N;
+            ldi = g.n;
         } else {
             for (int r = 0; r < MR; ++r)
                 for (int c = 0; c < NR; ++c)
-                    t[r * NR + c] = r < mr && c < nr ? s[static_cast<long>(r) * g.N + c] : 0.0f;
+                    t[r * NR + c] = r < mr && c < nr ? s[static_cast<long>(r) * g.n + c] : 0.0f;
             cin = t;
         }
     }
     if (!last && full) {
-        P::micro(kcp, a, b, cin, ldi, s, g.N);
+        P::micro(kcp, a, b, cin, ldi, s, g.n);
         return;
     }
     P::micro(kcp, a, b, cin, ldi, t, NR);
     if (!last) {
         for (int r = 0; r < mr; ++r)
-            for (int c = 0; c < nr; ++c) s[static_cast<long>(r) * g.N + c] = t[r * NR + c];
+            for (int c = 0; c < nr; ++c) s[static_cast<long>(r) * g.n + c] = t[r * NR + c];
         return;
     }
     switch (g.act) {
-    case Act::relu: epilogue_tile<Act::relu>(g, t, NR, i, mr, j, nr, C, bias, pre, C16); break;
-    case Act::tanh: epilogue_tile<Act::tanh>(g, t, NR, i, mr, j, nr, C, bias, pre, C16); break;
-    case Act::gelu: epilogue_tile<Act::gelu>(g, t, NR, i, mr, j, nr, C, bias, pre, C16); break;
-    default: epilogue_tile<Act::identity>(g, t, NR, i, mr, j, nr, C, bias, pre, C16); break;
+    case Act::relu: epilogue_tile<Act::relu>(g, t, NR, i, mr, j, nr, C, bias, pre); break;
+    case Act::tanh: epilogue_tile<Act::tanh>(g, t, NR, i, mr, j, nr, C, bias, pre); break;
+    case Act::gelu: epilogue_tile<Act::gelu>(g, t, NR, i, mr, j, nr, C, bias, pre); break;
+    default: epilogue_tile<Act::identity>(g, t, NR, i, mr, j, nr, C, bias, pre); break;
     }
 }
 
+// Where a gemm keeps its partial K sums between slices without a workspace: in C, when C is
+// float (its old value is never read with beta == 0); a bf16 C cannot hold them.
+inline float* sums_in_place(float* C) { return C; }
+inline float* sums_in_place(bf16*) { return nullptr; }
+
 // Body of the target region on the host and the x86 virtual device (one team; see the file
 // comment for the loop structure).
-template <class P>
-void gemm_blocked(const GemmArgs g, const typename P::Elem* A, const typename P::Elem* B, float* C, const float* bias,
-                  float* pre, bf16* C16)
+template <class P, class O>
+void gemm_blocked(const Gemm g, const typename P::Elem* A, const typename P::Elem* B, O* C, const float* bias,
+                  float* pre)
 {
     using Packed = typename P::Packed;
     constexpr int MR = P::MR, NR = P::NR;
     // K in equal slices of at most KC (a multiple of KU; the last may be shorter).
-    const int slices = (g.K + P::KC - 1) / P::KC;
-    const int ks = round_up((g.K + slices - 1) / slices, P::KU);
-    // Partial K sums between slices: in C when beta == 0 (its old value is never read), else in
-    // a workspace, since the epilogue needs the old C; also when there is no C (C16 only).
-    const bool workspace = slices > 1 && (g.beta != 0.0f || C == nullptr);
+    const int slices = (g.k + P::KC - 1) / P::KC;
+    const int ks = round_up((g.k + slices - 1) / slices, P::KU);
+    // Partial K sums between slices: in a float C when beta == 0, else in a workspace (the
+    // epilogue needs the old C; a bf16 C cannot hold float sums).
+    float* in_place = sums_in_place(C);
+    const bool workspace = slices > 1 && (g.beta != 0.0f || in_place == nullptr);
     float* S = workspace
-        ? static_cast<float*>(omp_alloc(sizeof(float) * g.M * static_cast<long>(g.N), omp_default_mem_alloc))
-        : C;
+        ? static_cast<float*>(omp_alloc(sizeof(float) * g.m * static_cast<long>(g.n), omp_default_mem_alloc))
+        : in_place;
     alignas(64) Packed Bp[P::KC * P::NC]; // the shared packed op(B) panel, (NC / NR) micro-panels
-    const int rp = (g.M + MR - 1) / MR;   // row micro-panels of C
+    const int rp = (g.m + MR - 1) / MR;   // row micro-panels of C
 #pragma omp parallel
     {
         alignas(64) Packed Ap[P::MC * P::KC]; // this thread's packed op(A) block, (MC / MR) micro-panels
         alignas(64) float t[MR * NR];         // a tile's sums on their way to the epilogue
         const int nt = omp_get_num_threads(), me = omp_get_thread_num();
         P::begin();
-        for (int j0 = 0; j0 < g.N; j0 += P::NC) {
-            const int nc = min_int(g.N - j0, P::NC), cp = (nc + NR - 1) / NR;
+        for (int j0 = 0; j0 < g.n; j0 += P::NC) {
+            const int nc = min_int(g.n - j0, P::NC), cp = (nc + NR - 1) / NR;
             const Grid grid = thread_grid(rp, cp, nt);
             const int ti = me / grid.tn, tj = me % grid.tn;
             const int r0 = rp * ti / grid.tm, r1 = rp * (ti + 1) / grid.tm; // my row panels
             const int c0 = cp * tj / grid.tn, c1 = cp * (tj + 1) / grid.tn; // my column panels
-            for (int p0 = 0; p0 < g.K; p0 += ks) {
-                const int kc = min_int(ks, g.K - p0), kcp = round_up(kc, P::KU);
+            for (int p0 = 0; p0 < g.k; p0 += ks) {
+                const int kc = min_int(ks, g.k - p0), kcp = round_up(kc, P::KU);
                 // This thread's share of op(B)'s micro-panels (with a 1 x nt grid, its own).
                 for (int jp = cp * me / nt; jp < cp * (me + 1) / nt; ++jp)
                     P::pack_b(g, B, p0, kc, j0 + jp * NR, min_int(NR, nc - jp * NR),
                               Bp + static_cast<long>(jp) * NR * kcp);
 #pragma omp barrier
                 for (int rb = r0; rb < r1; rb += P::MC / MR) {
-                    const int i0 = rb * MR, mc = min_int(min_int(r1, rb + P::MC / MR) * MR, g.M) - i0;
+                    const int i0 = rb * MR, mc = min_int(min_int(r1, rb + P::MC / MR) * MR, g.m) - i0;
                     P::pack_a(g, A, i0, mc, p0, kc, Ap);
                     // The micro-panel of B stays in L1 while the rows of the A block stream by.
                     for (int jp = c0; jp < c1; ++jp)
                         for (int ir = 0; ir < mc; ir += MR)
-                            tile_slice<P>(g, kcp, p0 == 0, p0 + kc >= g.K, Ap + static_cast<long>(ir) * kcp,
+                            tile_slice<P>(g, kcp, p0 == 0, p0 + kc >= g.k, Ap + static_cast<long>(ir) * kcp,
                                           Bp + static_cast<long>(jp) * NR * kcp, i0 + ir, j0 + jp * NR, S, t, C, bias,
-                                          pre, C16);
+                                          pre);
                 }
 #pragma omp barrier // before the next panel of op(B) overwrites this one
             }
@@ -498,112 +645,263 @@ void gemm_blocked(const GemmArgs g, const typename P::Elem* A, const typename P:
     if (workspace) omp_free(S, omp_default_mem_alloc);
 }
 
-void gemm_league_cpu(const GemmArgs g, const float* A, const float* B, float* C, const float* bias, float* pre,
-                     bf16* C16)
+// The chunked form (Gemm::kc: the weight gradient of --reproducible-ranks; kernels/tree_sum.hpp):
+// every element's K sum is the split tree of the chunks' in-order sums, so a chunk's sum does
+// not depend on which rank, or how many threads, computed it. All of K is packed at once, chunk by
+// chunk (each padded to the panel's k step on its own, so a chunk never shares a k-pair or an AMX
+// row with the next); then per MR x NR tile the micro-kernel runs once per chunk into a tile
+// buffer, and the buffers merge in L1 as the tree says (a carry stack of at most log2(chunks) + 1
+// tiles), so C is written once. The threads split the tiles as gemm_blocked's do.
+template <class P, class O>
+void gemm_chunked(const Gemm g, const typename P::Elem* A, const typename P::Elem* B, O* C)
 {
-    gemm_blocked<FloatPanels<float>>(g, A, B, C, bias, pre, C16);
+    using Packed = typename P::Packed;
+    constexpr int MR = P::MR, NR = P::NR, kLevels = 24;
+    const int nch = g.kc.count;
+    // Chunk c: rows [k0[c], k0[c + 1]) of K, packed at kp[c] (a multiple of KU) in the panels.
+    int* k0 = static_cast<int*>(omp_alloc(sizeof(int) * (2 * nch + 2), omp_default_mem_alloc));
+    int* kp = k0 + nch + 1;
+    kp[0] = 0;
+    for (int c = 0; c <= nch; ++c) k0[c] = static_cast<int>(chunk_row(g.kc, c));
+    for (int c = 0; c < nch; ++c) kp[c + 1] = kp[c] + round_up(k0[c + 1] - k0[c], P::KU);
+    const long kpack = kp[nch];
+    const int rp = (g.m + MR - 1) / MR;
+    Packed* Bp = static_cast<Packed*>(omp_alloc(sizeof(Packed) * (kpack * P::NC + 1), omp_default_mem_alloc));
+#pragma omp parallel
+    {
+        Packed* Ap = static_cast<Packed*>(omp_alloc(sizeof(Packed) * (kpack * P::MC + 1), omp_default_mem_alloc));
+        alignas(64) float t[kLevels][MR * NR]; // the carry stack of tile sums (t[depth]: the newest)
+        const int nt = omp_get_num_threads(), me = omp_get_thread_num();
+        P::begin();
+        for (int j0 = 0; j0 < g.n; j0 += P::NC) {
+            const int nc = min_int(g.n - j0, P::NC), cp = (nc + NR - 1) / NR;
+            const Grid grid = thread_grid(rp, cp, nt);
+            const int ti = me / grid.tn, tj = me % grid.tn;
+            const int r0 = rp * ti / grid.tm, r1 = rp * (ti + 1) / grid.tm;
+            const int c0 = cp * tj / grid.tn, c1 = cp * (tj + 1) / grid.tn;
+            // op(B)'s micro-panels of every chunk: chunk c's at kp[c] * NR within each panel.
+            for (int jp = cp * me / nt; jp < cp * (me + 1) / nt; ++jp)
+                for (int c = 0; c < nch; ++c)
+                    P::pack_b(g, B, k0[c], k0[c + 1] - k0[c], j0 + jp * NR, min_int(NR, nc - jp * NR),
+                              Bp + static_cast<long>(jp) * NR * kpack + static_cast<long>(kp[c]) * NR);
+#pragma omp barrier
+            for (int rb = r0; rb < r1; rb += P::MC / MR) {
+                const int i0 = rb * MR, mc = min_int(min_int(r1, rb + P::MC / MR) * MR, g.m) - i0;
+                for (int c = 0; c < nch; ++c)
+                    P::pack_a(g, A, i0, mc, k0[c], k0[c + 1] - k0[c], Ap + static_cast<long>(kp[c]) * P::MC);
+                for (int jp = c0; jp < c1; ++jp)
+                    for (int ir = 0; ir < mc; ir += MR) {
+                        const Packed* b = Bp + static_cast<long>(jp) * NR * kpack;
+                        int depth = 0;
+                        for (int c = 0; c < nch; ++c) {
+                            const int kcp = kp[c + 1] - kp[c];
+                            P::micro(kcp, Ap + static_cast<long>(kp[c]) * P::MC + static_cast<long>(ir) * kcp,
+                                     b + static_cast<long>(kp[c]) * NR, nullptr, NR, t[depth++], NR);
+                            for (long k = c + 1; (k & 1) == 0; k >>= 1, --depth) // TreeSum's carry
+                                for (int e = 0; e < MR * NR; ++e) t[depth - 2][e] += t[depth - 1][e];
+                        }
+                        for (int d = depth - 2; d >= 0; --d) // TreeSum's total: the right edge first
+                            for (int e = 0; e < MR * NR; ++e) t[d][e] += t[d + 1][e];
+                        const int i = i0 + ir, j = j0 + jp * NR;
+                        epilogue_tile<Act::identity>(g, t[0], NR, i, min_int(MR, g.m - i), j, min_int(NR, g.n - j), C,
+                                                     nullptr, nullptr);
+                    }
+            }
+#pragma omp barrier // before the next panel of op(B) overwrites this one
+        }
+        P::end();
+        omp_free(Ap, omp_default_mem_alloc);
+    }
+    omp_free(Bp, omp_default_mem_alloc);
+    omp_free(k0, omp_default_mem_alloc);
 }
 
-void gemm_league_cpu(const GemmArgs g, const bf16* A, const bf16* B, float* C, const float* bias, float* pre, bf16* C16)
+template <class P, class O>
+void gemm_host(const GemmArgs& g, const typename P::Elem* A, const typename P::Elem* B, O* C, const float* bias,
+               float* pre)
+{
+    if (g.kc.chunks > 0)
+        gemm_chunked<P>(g, A, B, C);
+    else
+        gemm_blocked<P>(g, A, B, C, bias, pre);
+}
+
+template <class O>
+void gemm_league_cpu(const GemmArgs g, const float* A, const float* B, O* C, const float* bias, float* pre)
+{
+    gemm_host<FloatPanels<float>>(g, A, B, C, bias, pre);
+}
+
+// The bf16 operands on the path the host chose before the launch (g.path, host_gemm_path).
+template <class O>
+void gemm_league_cpu(const GemmArgs g, const bf16* A, const bf16* B, O* C, const float* bias, float* pre)
 {
 #if OMPML_GEMM_X86
-    if (amx_ready()) {
-        gemm_blocked<AmxPanels>(g, A, B, C, bias, pre, C16);
+    if (g.path == HostGemm::amx) {
+        gemm_host<AmxPanels>(g, A, B, C, bias, pre);
+        return;
+    }
+    if (g.path == HostGemm::avx512bf16) {
+        gemm_host<Bf16DotPanels>(g, A, B, C, bias, pre);
         return;
     }
 #endif
-    gemm_blocked<FloatPanels<bf16>>(g, A, B, C, bias, pre, C16);
+    gemm_host<FloatPanels<bf16>>(g, A, B, C, bias, pre);
 }
 
-// maybe_unused: only the nvptx64 compilation calls them (through the variants), so the host
-// compilation would warn that they are unneeded.
-[[maybe_unused]] void gemm_league_nvptx(const GemmArgs g, const float* A, const float* B, float* C, const float* bias,
-                                        float* pre, bf16* C16)
+// The nvptx64 bodies (gemm_omp.hpp), one per tiling. maybe_unused: only the nvptx64
+// compilation calls them (through the variants below). Explicitly instantiated for every
+// operand and output type: the nvptx64 pass does not instantiate a variant that is named only in
+// a `declare variant` (the link then misses it).
+template <class T, class O>
+[[maybe_unused]] void gemm_league_nvptx(const GemmArgs g, const T* A, const T* B, O* C, const float* bias, float* pre)
 {
-    gemm_league_tiled<4, 16>(g, A, B, C, bias, pre, C16);
+    gemm_league_tiled<4, 16>(g, A, B, C, bias, pre);
 }
-[[maybe_unused]] void gemm_league_nvptx_large(const GemmArgs g, const float* A, const float* B, float* C,
-                                              const float* bias, float* pre, bf16* C16)
+template <class T, class O>
+[[maybe_unused]] void gemm_league_nvptx_large(const GemmArgs g, const T* A, const T* B, O* C, const float* bias,
+                                              float* pre)
 {
-    gemm_league_tiled<8, 8>(g, A, B, C, bias, pre, C16);
+    gemm_league_tiled<8, 8>(g, A, B, C, bias, pre);
 }
-[[maybe_unused]] void gemm16_league_nvptx(const GemmArgs g, const bf16* A, const bf16* B, float* C, const float* bias,
-                                          float* pre, bf16* C16)
-{
-    gemm_league_tiled<4, 16>(g, A, B, C, bias, pre, C16);
-}
-[[maybe_unused]] void gemm16_league_nvptx_large(const GemmArgs g, const bf16* A, const bf16* B, float* C,
-                                                const float* bias, float* pre, bf16* C16)
-{
-    gemm_league_tiled<8, 8>(g, A, B, C, bias, pre, C16);
-}
+template void gemm_league_nvptx(GemmArgs, const float*, const float*, float*, const float*, float*);
+template void gemm_league_nvptx(GemmArgs, const float*, const float*, bf16*, const float*, float*);
+template void gemm_league_nvptx(GemmArgs, const bf16*, const bf16*, float*, const float*, float*);
+template void gemm_league_nvptx(GemmArgs, const bf16*, const bf16*, bf16*, const float*, float*);
+template void gemm_league_nvptx_large(GemmArgs, const float*, const float*, float*, const float*, float*);
+template void gemm_league_nvptx_large(GemmArgs, const float*, const float*, bf16*, const float*, float*);
+template void gemm_league_nvptx_large(GemmArgs, const bf16*, const bf16*, float*, const float*, float*);
+template void gemm_league_nvptx_large(GemmArgs, const bf16*, const bf16*, bf16*, const float*, float*);
 
 // The bodies of the target regions: the nvptx64 variants on NVIDIA GPUs, the portable body
-// elsewhere (the large-tile regions are only launched on a GPU).
-#pragma omp declare variant(gemm_league_nvptx) match(device = {arch(nvptx64)})
-void gemm_league(const GemmArgs g, const float* A, const float* B, float* C, const float* bias, float* pre, bf16* C16)
+// elsewhere (the large-tile region is only launched on a GPU).
+#pragma omp declare variant(gemm_league_nvptx<T, O>) match(device = {arch(nvptx64)})
+template <class T, class O>
+void gemm_league(const GemmArgs g, const T* A, const T* B, O* C, const float* bias, float* pre)
 {
-    gemm_league_cpu(g, A, B, C, bias, pre, C16);
+    gemm_league_cpu(g, A, B, C, bias, pre);
 }
-#pragma omp declare variant(gemm_league_nvptx_large) match(device = {arch(nvptx64)})
-void gemm_league_large(const GemmArgs g, const float* A, const float* B, float* C, const float* bias, float* pre,
-                       bf16* C16)
+#pragma omp declare variant(gemm_league_nvptx_large<T, O>) match(device = {arch(nvptx64)})
+template <class T, class O>
+void gemm_league_large(const GemmArgs g, const T* A, const T* B, O* C, const float* bias, float* pre)
 {
-    gemm_league_cpu(g, A, B, C, bias, pre, C16);
-}
-#pragma omp declare variant(gemm16_league_nvptx) match(device = {arch(nvptx64)})
-void gemm_league(const GemmArgs g, const bf16* A, const bf16* B, float* C, const float* bias, float* pre, bf16* C16)
-{
-    gemm_league_cpu(g, A, B, C, bias, pre, C16);
-}
-#pragma omp declare variant(gemm16_league_nvptx_large) match(device = {arch(nvptx64)})
-void gemm_league_large(const GemmArgs g, const bf16* A, const bf16* B, float* C, const float* bias, float* pre,
-                       bf16* C16)
-{
-    gemm_league_cpu(g, A, B, C, bias, pre, C16);
+    gemm_league_cpu(g, A, B, C, bias, pre);
 }
 
 #pragma omp end declare target
 
-// The launch, for both operand types (T: float or bf16).
-template <class T>
-void gemm_launch(const Gemm& params, const T* A, const T* B, float* C, const float* bias, float* pre, bf16* C16)
+// The chunked form on a GPU (Gemm::kc; gemm_chunked is the host's): each chunk's product, the
+// tiled body over that chunk's rows, into its slice of a device workspace, then per element the
+// split tree of the slices and the epilogue. K's rows are the stored operands' rows (trans_a, not
+// trans_b), so a chunk is a contiguous block of both. GPU memory bandwidth makes the extra pass
+// over the slices cheap next to a host's.
+template <class T, class O>
+void gemm_chunks_gpu(const GemmArgs& g, const T* A, const T* B, O* C)
 {
-    // A: (M, K) or (K, M); B: (K, N) or (N, K); C, pre, C16: (M, N); bias: (N)
-    const GemmArgs g{params.m,       params.n,     params.k,    params.trans_a,
-                     params.trans_b, params.alpha, params.beta, params.act};
+    // A: (K, M); B: (K, N); C, ws slices: (M, N)
+    const long MN = static_cast<long>(g.m) * g.n;
+    const int nch = g.kc.count;
+    float* ws = static_cast<float*>(omp_memory().allocate(sizeof(float) * MN * nch));
+    for (int c = 0; c < nch; ++c) {
+        const long k0 = chunk_row(g.kc, c);
+        GemmArgs gc = g;
+        gc.kc = KChunks{};
+        gc.k = static_cast<int>(chunk_row(g.kc, c + 1) - k0); // 0 rows: the slice is zeros
+        gc.alpha = 1.0f;
+        const T* Ac = A + k0 * g.m;
+        const T* Bc = B + k0 * g.n;
+        float* slice = ws + c * MN;
+        const int nteams = static_cast<int>(std::min(gemm_tiles(gc, 4), kMaxTeams));
+#pragma omp target teams num_teams(nteams) thread_limit(TEAM) is_device_ptr(Ac, Bc, slice)
+        gemm_league(gc, Ac, Bc, slice, static_cast<const float*>(nullptr), static_cast<float*>(nullptr));
+    }
+    const Gemm ge = g; // the epilogue of the tree's total (alpha; beta 0, plain)
+#pragma omp target teams distribute parallel for is_device_ptr(ws, C)
+    for (long i = 0; i < MN; ++i) {
+        TreeSum<float> t;
+        for (int c = 0; c < nch; ++c) t.add(ws[c * MN + i]);
+        gemm_epilogue(ge, t.total(), i, static_cast<int>(i % ge.n), C, nullptr, nullptr);
+    }
+    omp_memory().deallocate(ws);
+}
+
+// The launch, for every operand type T and output type O.
+template <class T, class O>
+void gemm_launch(const Gemm& params, const T* A, const T* B, O* C, const float* bias, float* pre)
+{
+    // A: (M, K) or (K, M); B: (K, N) or (N, K); C, pre: (M, N); bias: (N)
+    const bool gpu = omp_device_is_gpu(); // the nvptx64 bodies run there
+    GemmArgs g;
+    static_cast<Gemm&>(g) = params;
+    g.path = std::is_same_v<T, bf16> && !gpu ? host_gemm_path() : HostGemm::fp32;
     // GPU: one team of TEAM threads per tile; 128 x 128 tiles where there are enough of them.
     // CPU: one team of all threads (libomp's default layout; more teams would only split the
     // cores).
-    const bool gpu = omp_device_is_gpu(); // the nvptx64 bodies run there
+    if (gpu && g.kc.chunks > 0) {
+        gemm_chunks_gpu(g, A, B, C);
+        return;
+    }
     // Teams beyond the grid limit loop over the remaining tiles.
     auto teams = [](long tiles) { return static_cast<int>(tiles < kMaxTeams ? tiles : kMaxTeams); };
     if (gpu && gemm_tiles(g, 8) >= kGemmLargeTiles) {
         const int nteams = teams(gemm_tiles(g, 8));
-#pragma omp target teams num_teams(nteams) thread_limit(TEAM) is_device_ptr(A, B, C, bias, pre, C16)
-        gemm_league_large(g, A, B, C, bias, pre, C16);
+#pragma omp target teams num_teams(nteams) thread_limit(TEAM) is_device_ptr(A, B, C, bias, pre)
+        gemm_league_large(g, A, B, C, bias, pre);
         return;
     }
     const int nteams = gpu ? teams(gemm_tiles(g, 4)) : 1;
     const int nthreads = gpu ? TEAM : omp_get_max_threads();
-#pragma omp target teams num_teams(nteams) thread_limit(nthreads) is_device_ptr(A, B, C, bias, pre, C16)
-    gemm_league(g, A, B, C, bias, pre, C16);
+#pragma omp target teams num_teams(nteams) thread_limit(nthreads) is_device_ptr(A, B, C, bias, pre)
+    gemm_league(g, A, B, C, bias, pre);
 }
 
 } // namespace
-
-template <>
-void gemm<Impl::omp>(const Gemm& params, const float* A, const float* B, float* C, const float* bias, float* pre,
-                     bf16* C16)
+HostGemm host_gemm_path()
 {
-    gemm_launch<float>(params, A, B, C, bias, pre, C16);
+    const HostGemm best = cpu_has_amx() ? HostGemm::amx : cpu_has_avx512bf16() ? HostGemm::avx512bf16 : HostGemm::fp32;
+    const char* env = std::getenv("OMPML_HOST_GEMM");
+    if (env == nullptr || *env == '\0') return best;
+    const std::string want = env;
+    const std::string has =
+        std::string(cpu_has_amx() ? "amx, " : "") + (cpu_has_avx512bf16() ? "avx512bf16, " : "") + "fp32";
+    for (const HostGemm p : {HostGemm::amx, HostGemm::avx512bf16, HostGemm::fp32}) {
+        if (want != host_gemm_name(p)) continue;
+        const bool ok = p == HostGemm::fp32 || (p == HostGemm::amx ? cpu_has_amx() : cpu_has_avx512bf16());
+        require(ok, "OMPML_HOST_GEMM=" + want + ": this CPU cannot run that path (it has: " + has + ")");
+        return p;
+    }
+    throw Error("OMPML_HOST_GEMM='" + want + "': unknown path (known: amx, avx512bf16, fp32; this CPU has: " + has +
+                ")");
+}
+
+const char* host_gemm_name(HostGemm p)
+{
+    switch (p) {
+    case HostGemm::amx: return "amx";
+    case HostGemm::avx512bf16: return "avx512bf16";
+    default: return "fp32";
+    }
 }
 
 template <>
-void gemm<Impl::omp>(const Gemm& params, const bf16* A, const bf16* B, float* C, const float* bias, float* pre,
-                     bf16* C16)
+void gemm<Impl::omp>(const Gemm& g, const float* A, const float* B, float* C, const float* bias, float* pre)
 {
-    gemm_launch<bf16>(params, A, B, C, bias, pre, C16);
+    gemm_launch(g, A, B, C, bias, pre);
+}
+template <>
+void gemm<Impl::omp>(const Gemm& g, const float* A, const float* B, bf16* C, const float* bias, float* pre)
+{
+    gemm_launch(g, A, B, C, bias, pre);
+}
+template <>
+void gemm<Impl::omp>(const Gemm& g, const bf16* A, const bf16* B, float* C, const float* bias, float* pre)
+{
+    gemm_launch(g, A, B, C, bias, pre);
+}
+template <>
+void gemm<Impl::omp>(const Gemm& g, const bf16* A, const bf16* B, bf16* C, const float* bias, float* pre)
+{
+    gemm_launch(g, A, B, C, bias, pre);
 }
 
 } // namespace ompml

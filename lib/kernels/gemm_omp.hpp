@@ -9,46 +9,26 @@
 
 namespace ompml::omp_gemm {
 
-// The problem, passed by value into the target region.
-struct GemmArgs {
-    int M, N, K;
-    bool ta, tb;
-    float alpha, beta;
-    Act act;
+// The problem, passed by value into the target region: the Gemm, and the host body's path for
+// bf16 operands, chosen on the host before the launch (host_gemm_path).
+struct GemmArgs : Gemm {
+    HostGemm path = HostGemm::fp32;
 };
 
 #pragma omp declare target
 
-// An operand element as float: exact for both operand types (a bf16 is a float's top half).
-
-// op(A)(i, p) and op(B)(p, j) of the row-major operands, as float (T: float or bf16).
+// op(A)(i, p) and op(B)(p, j) of the row-major operands, as float (T: float or bf16; exact for
+// bf16, a float's top half).
 // A: (M, K) or (K, M); B: (K, N) or (N, K)
 template <class T>
-inline float op_a(const GemmArgs& g, const T* A, int i, int p)
+inline float op_a(const Gemm& g, const T* A, int i, int p)
 {
-    return to_float(g.ta ? A[static_cast<long>(p) * g.M + i] : A[static_cast<long>(i) * g.K + p]);
+    return to_float(g.trans_a ? A[static_cast<long>(p) * g.m + i] : A[static_cast<long>(i) * g.k + p]);
 }
 template <class T>
-inline float op_b(const GemmArgs& g, const T* B, int p, int j)
+inline float op_b(const Gemm& g, const T* B, int p, int j)
 {
-    return to_float(g.tb ? B[static_cast<long>(j) * g.K + p] : B[static_cast<long>(p) * g.N + j]);
-}
-
-// The epilogue of one element, shared by both bodies: acc is the full K sum of op(A)*op(B).
-// beta == 0 never reads C (C may hold garbage, NaN included), as in BLAS and the reference.
-// act is passed separately so the CPU body can make it a compile-time constant per block.
-// C16, when non-null, receives bf16(C); C may then be null (beta == 0: only C16 is written).
-// Returns the result.
-inline float gemm_epilogue(const GemmArgs& g, Act act, float acc, long idx, int j, float* C, const float* bias,
-                           float* pre, bf16* C16 = nullptr)
-{
-    float z = g.alpha * acc + (g.beta == 0.0f ? 0.0f : g.beta * C[idx]);
-    if (bias != nullptr) z += bias[j];
-    if (pre != nullptr) pre[idx] = z;
-    const float c = act_forward(act, z);
-    if (C != nullptr) C[idx] = c;
-    if (C16 != nullptr) C16[idx] = to_bf16(c);
-    return c;
+    return to_float(g.trans_b ? B[static_cast<long>(j) * g.k + p] : B[static_cast<long>(p) * g.n + j]);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -70,52 +50,51 @@ inline float gemm_epilogue(const GemmArgs& g, Act act, float acc, long idx, int 
 // in every transpose case. Edge tiles: out-of-range elements are loaded as zero and not stored.
 // The thread loop runs in rounds so the kernel stays correct if the runtime grants fewer than
 // 256 threads. The operands are float or bf16 (T); bf16 elements are widened to float as they
-// are staged, so the tiles, the arithmetic and the epilogue are the float kernel's (C16, when
-// non-null, receives bf16(C)).
+// are staged, so the tiles, the arithmetic and the epilogue (gemm_epilogue, gemm.hpp) are the
+// float kernel's; the output is float or bf16 (O).
 constexpr int TEAM = 256;
 constexpr long kMaxTeams = 1L << 30;
 
 // Tiles of C of a TM-register-block configuration (BM = BN = 16 TM).
-inline long gemm_tiles(const GemmArgs& g, int tm)
+inline long gemm_tiles(const Gemm& g, int tm)
 {
     const int b = 16 * tm;
-    return static_cast<long>((g.M + b - 1) / b) * ((g.N + b - 1) / b);
+    return static_cast<long>((g.m + b - 1) / b) * ((g.n + b - 1) / b);
 }
 
 // In an unnamed namespace: internal linkage gives the team-shared tiles (static locals) internal
 // linkage too. As weak symbols, which they are in a function template with external linkage,
 // ptxas leaves them out of each kernel's shared-memory count.
 namespace {
-template <int TM, int BK, class T>
-void gemm_league_tiled(const GemmArgs g, const T* A, const T* B, float* C, const float* bias, float* pre,
-                       bf16* C16 = nullptr)
+template <int TM, int BK, class T, class O>
+void gemm_league_tiled(const Gemm g, const T* A, const T* B, O* C, const float* bias, float* pre)
 {
     constexpr int BM = 16 * TM, BN = 16 * TM, PAD = 32 / BK;
     static float As[BK][BM + PAD]; // op(A) tile, k-major
     static float Bs[BK][BN + PAD]; // op(B) tile
 #pragma omp allocate(As, Bs) allocator(omp_pteam_mem_alloc)
-    const int tiles_m = (g.M + BM - 1) / BM;
+    const int tiles_m = (g.m + BM - 1) / BM;
     const long tiles = gemm_tiles(g, TM);
     for (long tile = omp_get_team_num(); tile < tiles; tile += omp_get_num_teams()) {
         const int i0 = static_cast<int>(tile % tiles_m) * BM, j0 = static_cast<int>(tile / tiles_m) * BN;
         // firstprivate: each thread keeps these in registers instead of reading the team's
         // shared copies (what variables shared into a parallel region become on a GPU).
-#pragma omp parallel firstprivate(g, A, B, C, bias, pre, C16, i0, j0)
+#pragma omp parallel firstprivate(g, A, B, C, bias, pre, i0, j0)
         {
             const int t = omp_get_thread_num(), nt = omp_get_num_threads();
             for (int round = 0; round < TEAM; round += nt) {
                 const int slot = round + t, tx = slot % 16, ty = slot / 16;
                 float acc[TM][TM] = {};
-                for (int p0 = 0; p0 < g.K; p0 += BK) {
+                for (int p0 = 0; p0 < g.k; p0 += BK) {
                     // Consecutive threads take consecutive addresses of the stored operand.
                     for (int e = t; e < BM * BK; e += nt) {
-                        const int i = g.ta ? e % BM : e / BK, p = g.ta ? e / BM : e % BK;
-                        const bool in = i0 + i < g.M && p0 + p < g.K;
+                        const int i = g.trans_a ? e % BM : e / BK, p = g.trans_a ? e / BM : e % BK;
+                        const bool in = i0 + i < g.m && p0 + p < g.k;
                         As[p][i] = in ? op_a(g, A, i0 + i, p0 + p) : 0.0f;
                     }
                     for (int e = t; e < BK * BN; e += nt) {
-                        const int j = g.tb ? e / BK : e % BN, p = g.tb ? e % BK : e / BN;
-                        const bool in = j0 + j < g.N && p0 + p < g.K;
+                        const int j = g.trans_b ? e / BK : e % BN, p = g.trans_b ? e % BK : e / BN;
+                        const bool in = j0 + j < g.n && p0 + p < g.k;
                         Bs[p][j] = in ? op_b(g, B, p0 + p, j0 + j) : 0.0f;
                     }
 #pragma omp barrier
@@ -135,9 +114,8 @@ void gemm_league_tiled(const GemmArgs g, const T* A, const T* B, float* C, const
                         const int i = i0 + ty + 16 * r;
                         for (int c = 0; c < TM; ++c) {
                             const int j = j0 + tx + 16 * c;
-                            if (i < g.M && j < g.N)
-                                gemm_epilogue(g, g.act, acc[r][c], static_cast<long>(i) * g.N + j, j, C, bias, pre,
-                                              C16);
+                            if (i < g.m && j < g.n)
+                                gemm_epilogue(g, acc[r][c], static_cast<long>(i) * g.n + j, j, C, bias, pre);
                         }
                     }
                 }

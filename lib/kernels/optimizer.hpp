@@ -70,16 +70,14 @@ inline AdamCorrection adam_correction(const AdamStep& s)
 // W16, when non-null, receives bf16(W) of the updated weights in the same pass: the weight
 // copy that mixed-precision gemms read, refreshed without a separate conversion. G is float, or
 // bf16 (the gradient summed over ranks with --grad-dtype bf16), widened as it is read.
+// Every backend decides on W16 once per call (decide_once, impl.hpp), never per element.
+// T: the gradient's type, float or bf16.
 //   W, G, M, W16: (n)
-template <Impl I>
-void sgd_update(std::size_t n, const SgdStep& s, float* W, const float* G, float* M, bf16* W16 = nullptr);
-template <Impl I>
-void sgd_update(std::size_t n, const SgdStep& s, float* W, const bf16* G, float* M, bf16* W16 = nullptr);
+template <Impl I, class T>
+void sgd_update(std::size_t n, const SgdStep& s, float* W, const T* G, float* M, bf16* W16 = nullptr);
 
 //   W, G, M, V, W16: (n)
-template <Impl I>
-void adam_update(std::size_t n, const AdamStep& s, float* W, const float* G, float* M, float* V, bf16* W16 = nullptr);
-template <Impl I>
-void adam_update(std::size_t n, const AdamStep& s, float* W, const bf16* G, float* M, float* V, bf16* W16 = nullptr);
+template <Impl I, class T>
+void adam_update(std::size_t n, const AdamStep& s, float* W, const T* G, float* M, float* V, bf16* W16 = nullptr);
 
 } // namespace ompml

@@ -9,40 +9,44 @@ namespace ompml {
 namespace {
 
 // st by value: firstprivate in the target region, not a host reference. T: the gradient's
-// type, float or bf16.
-template <class I, class T>
+// type, float or bf16; COPY: whether W16 is written (decide_once).
+template <bool COPY, class I, class T>
 void sgd_loop(I n, const SgdStep st, float* W, const T* G, float* M, bf16* W16)
 {
     // W, G, M, W16: (n)
 #pragma omp target teams distribute parallel for is_device_ptr(W, G, M, W16)
     for (I i = 0; i < n; ++i) {
         sgd_body(st, W[i], to_float(G[i]), M[i]);
-        if (W16 != nullptr) W16[i] = to_bf16(W[i]);
+        if constexpr (COPY) W16[i] = to_bf16(W[i]);
     }
 }
 
-template <class I, class T>
+template <bool COPY, class I, class T>
 void adam_loop(I n, const AdamStep st, float c1, float c2, float* W, const T* G, float* M, float* V, bf16* W16)
 {
     // W, G, M, V, W16: (n)
 #pragma omp target teams distribute parallel for is_device_ptr(W, G, M, V, W16)
     for (I i = 0; i < n; ++i) {
         adam_body(st, c1, c2, W[i], to_float(G[i]), M[i], V[i]);
-        if (W16 != nullptr) W16[i] = to_bf16(W[i]);
+        if constexpr (COPY) W16[i] = to_bf16(W[i]);
     }
 }
 
 template <class T>
 void sgd_omp(std::size_t n, const SgdStep& s, float* W, const T* G, float* M, bf16* W16)
 {
-    with_loop_index(n, [&](auto len) { sgd_loop(len, s, W, G, M, W16); });
+    decide_once(W16 != nullptr, [&](auto copy) {
+        with_loop_index(n, [&](auto len) { sgd_loop<decltype(copy)::value>(len, s, W, G, M, W16); });
+    });
 }
 
 template <class T>
 void adam_omp(std::size_t n, const AdamStep& s, float* W, const T* G, float* M, float* V, bf16* W16)
 {
     const AdamCorrection c = adam_correction(s); // on the host, once per step
-    with_loop_index(n, [&](auto len) { adam_loop(len, s, c.c1, c.c2, W, G, M, V, W16); });
+    decide_once(W16 != nullptr, [&](auto copy) {
+        with_loop_index(n, [&](auto len) { adam_loop<decltype(copy)::value>(len, s, c.c1, c.c2, W, G, M, V, W16); });
+    });
 }
 
 } // namespace

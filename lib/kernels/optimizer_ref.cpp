@@ -4,23 +4,36 @@
 namespace ompml {
 namespace {
 
-template <class T> // the gradient's type: float or bf16
-void sgd_ref(std::size_t n, const SgdStep& s, float* W, const T* G, float* M, bf16* W16)
+// T: the gradient's type, float or bf16; COPY: whether W16 is written (decide_once).
+template <bool COPY, class T>
+void sgd_loop(std::size_t n, const SgdStep& s, float* W, const T* G, float* M, bf16* W16)
 {
     for (std::size_t i = 0; i < n; ++i) {
         sgd_body(s, W[i], to_float(G[i]), M[i]);
-        if (W16 != nullptr) W16[i] = to_bf16(W[i]);
+        if constexpr (COPY) W16[i] = to_bf16(W[i]);
     }
+}
+
+template <bool COPY, class T>
+void adam_loop(std::size_t n, const AdamStep& s, float* W, const T* G, float* M, float* V, bf16* W16)
+{
+    const AdamCorrection c = adam_correction(s);
+    for (std::size_t i = 0; i < n; ++i) {
+        adam_body(s, c.c1, c.c2, W[i], to_float(G[i]), M[i], V[i]);
+        if constexpr (COPY) W16[i] = to_bf16(W[i]);
+    }
+}
+
+template <class T>
+void sgd_ref(std::size_t n, const SgdStep& s, float* W, const T* G, float* M, bf16* W16)
+{
+    decide_once(W16 != nullptr, [&](auto copy) { sgd_loop<decltype(copy)::value>(n, s, W, G, M, W16); });
 }
 
 template <class T>
 void adam_ref(std::size_t n, const AdamStep& s, float* W, const T* G, float* M, float* V, bf16* W16)
 {
-    const AdamCorrection c = adam_correction(s);
-    for (std::size_t i = 0; i < n; ++i) {
-        adam_body(s, c.c1, c.c2, W[i], to_float(G[i]), M[i], V[i]);
-        if (W16 != nullptr) W16[i] = to_bf16(W[i]);
-    }
+    decide_once(W16 != nullptr, [&](auto copy) { adam_loop<decltype(copy)::value>(n, s, W, G, M, V, W16); });
 }
 
 } // namespace

@@ -27,10 +27,8 @@ int col_block()
     return gpu ? 1 : kColBlock;
 }
 
-} // namespace
-
-template <>
-void col_sum<Impl::omp>(int rows, int cols, const float* X, float* out, float beta)
+template <class O>
+void col_sum_plain(int rows, int cols, const float* X, O* out)
 {
     // X: (rows, cols), out: (cols)
     const int W = col_block(), nb = (cols + W - 1) / W;
@@ -40,7 +38,7 @@ void col_sum<Impl::omp>(int rows, int cols, const float* X, float* out, float be
             const int c = blk;
             float s = 0.0f;
             for (int r = 0; r < rows; ++r) s += X[static_cast<long>(r) * cols + c];
-            out[c] = (beta == 0.0f ? 0.0f : beta * out[c]) + s; // beta == 0: never read out
+            out[c] = from_float<O>(s);
         } else {
             const int c0 = blk * W, w = cols - c0 < W ? cols - c0 : W;
             float acc[kColBlock] = {};
@@ -49,9 +47,50 @@ void col_sum<Impl::omp>(int rows, int cols, const float* X, float* out, float be
 #pragma omp metadirective when(device = {arch(nvptx64)} : nothing) default(simd)
                 for (int c = 0; c < w; ++c) acc[c] += x[c];
             }
-            for (int c = 0; c < w; ++c) out[c0 + c] = (beta == 0.0f ? 0.0f : beta * out[c0 + c]) + acc[c];
+            for (int c = 0; c < w; ++c) out[c0 + c] = from_float<O>(acc[c]);
         }
     }
+}
+
+// The chunked sum (col_sum's kc): per column, each chunk's rows in order, the chunks' sums into
+// a TreeSum. One column per thread on every device: the mode's point is the order, not the
+// speed, and a bias gradient has few columns and rows.
+template <class O>
+void col_sum_chunked(int cols, const float* X, O* out, const KChunks kc)
+{
+    // X: (rows, cols), out: (cols)
+#pragma omp target teams distribute parallel for thread_limit(kSmallTeam) is_device_ptr(X, out)
+    for (int c = 0; c < cols; ++c) {
+        TreeSum<float> t;
+        for (int ch = 0; ch < kc.count; ++ch) {
+            float s = 0.0f;
+            for (long r = chunk_row(kc, ch); r < chunk_row(kc, ch + 1); ++r) s += X[r * cols + c];
+            t.add(s);
+        }
+        out[c] = from_float<O>(t.total());
+    }
+}
+
+template <class O>
+void col_sum_omp(int rows, int cols, const float* X, O* out, const KChunks& kc)
+{
+    if (kc.chunks > 0)
+        col_sum_chunked(cols, X, out, kc);
+    else
+        col_sum_plain(rows, cols, X, out);
+}
+
+} // namespace
+
+template <>
+void col_sum<Impl::omp>(int rows, int cols, const float* X, float* out, const KChunks& kc)
+{
+    col_sum_omp(rows, cols, X, out, kc);
+}
+template <>
+void col_sum<Impl::omp>(int rows, int cols, const float* X, bf16* out, const KChunks& kc)
+{
+    col_sum_omp(rows, cols, X, out, kc);
 }
 
 } // namespace ompml

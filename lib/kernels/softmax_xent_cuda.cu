@@ -12,9 +12,12 @@ namespace {
 
 constexpr int kRowsPerBlock = cuda::kBlock / 32;
 
+// GRAD: whether dlogits is written; ROWS: whether row_loss is; decided once per call
+// (decide_once, impl.hpp).
+template <bool GRAD, bool ROWS>
 __global__ void softmax_xent_kernel(int B, int C, const float* __restrict__ logits,
                                     const std::int32_t* __restrict__ labels, float scale, float* __restrict__ dlogits,
-                                    double* loss_part, long long* correct_part)
+                                    double* __restrict__ row_loss, double* loss_part, long long* correct_part)
 {
     // logits, dlogits: (B, C); labels: (B); loss_part, correct_part: (gridDim.x)
     const int lane = threadIdx.x & 31;
@@ -43,10 +46,12 @@ __global__ void softmax_xent_kernel(int B, int C, const float* __restrict__ logi
         sum = cuda::warp_sum(sum);
         const int y = labels[b];
         if (lane == 0) {
-            loss += static_cast<double>(logf(sum) - (z[y] - zmax));
+            const double row = static_cast<double>(logf(sum) - (z[y] - zmax));
+            loss += row;
             correct += (arg == y);
+            if constexpr (ROWS) row_loss[b] = row;
         }
-        if (dlogits != nullptr) {
+        if constexpr (GRAD) {
             const float inv = scale / sum;
             float* d = dlogits + static_cast<long>(b) * C; // (C)
             for (int c = lane; c < C; c += 32) d[c] = expf(z[c] - zmax) * inv - (c == y ? scale : 0.0f);
@@ -64,7 +69,7 @@ __global__ void softmax_xent_kernel(int B, int C, const float* __restrict__ logi
 
 template <>
 XentStats softmax_xent<Impl::cuda>(int B, int C, const float* logits, const std::int32_t* labels, float scale,
-                                   float* dlogits)
+                                   float* dlogits, double* row_loss)
 {
     const int grid = std::min(cuda::kMaxReduceBlocks, (B + kRowsPerBlock - 1) / kRowsPerBlock);
     // scratch: loss partials (grid) | correct partials (grid) | loss total | correct total
@@ -73,7 +78,12 @@ XentStats softmax_xent<Impl::cuda>(int B, int C, const float* logits, const std:
     long long* correct_part = reinterpret_cast<long long*>(base + grid * 8);
     double* loss_total = reinterpret_cast<double*>(base + 2 * grid * 8);
     long long* correct_total = reinterpret_cast<long long*>(base + 2 * grid * 8 + 8);
-    softmax_xent_kernel<<<grid, cuda::kBlock>>>(B, C, logits, labels, scale, dlogits, loss_part, correct_part);
+    decide_once(dlogits != nullptr, [&](auto grad) {
+        decide_once(row_loss != nullptr, [&](auto rows) {
+            softmax_xent_kernel<decltype(grad)::value, decltype(rows)::value>
+                <<<grid, cuda::kBlock>>>(B, C, logits, labels, scale, dlogits, row_loss, loss_part, correct_part);
+        });
+    });
     CUDA_CHECK_LAUNCH();
     cuda::sum_partials_kernel<<<1, 1024>>>(loss_part, grid, loss_total);
     CUDA_CHECK_LAUNCH();

@@ -9,15 +9,19 @@
 
 namespace ompml {
 
-template <>
-XentStats softmax_xent<Impl::omp>(int B, int C, const float* logits, const std::int32_t* labels, float scale,
-                                  float* dlogits)
+namespace {
+
+// GRAD: whether dlogits is written; ROWS: whether row_loss is; decided once per call
+// (decide_once, impl.hpp).
+template <bool GRAD, bool ROWS>
+XentStats xent_loop(int B, int C, const float* logits, const std::int32_t* labels, float scale, float* dlogits,
+                    double* row_loss)
 {
     double loss = 0.0;
     long long correct = 0;
     // logits: (B, C), labels: (B), dlogits: (B, C) or null
 #pragma omp target teams distribute parallel for thread_limit(64) reduction(+ : loss, correct)                         \
-    is_device_ptr(logits, labels, dlogits) map(tofrom : loss, correct)
+    is_device_ptr(logits, labels, dlogits, row_loss) map(tofrom : loss, correct)
     for (int b = 0; b < B; ++b) {
         const float* z = logits + static_cast<long>(b) * C; // (C)
         int arg = 0;
@@ -27,15 +31,33 @@ XentStats softmax_xent<Impl::omp>(int B, int C, const float* logits, const std::
         float sum = 0.0f;
         for (int c = 0; c < C; ++c) sum += std::exp(z[c] - zmax);
         const int y = labels[b];
-        loss += static_cast<double>(std::log(sum) - (z[y] - zmax));
+        const double row = static_cast<double>(std::log(sum) - (z[y] - zmax));
+        loss += row;
+        if constexpr (ROWS) row_loss[b] = row;
         correct += (arg == y);
-        if (dlogits != nullptr) {
+        if constexpr (GRAD) {
             const float inv = scale / sum;
             float* d = dlogits + static_cast<long>(b) * C; // (C)
             for (int c = 0; c < C; ++c) d[c] = std::exp(z[c] - zmax) * inv - (c == y ? scale : 0.0f);
         }
     }
     return {loss, correct};
+}
+
+} // namespace
+
+template <>
+XentStats softmax_xent<Impl::omp>(int B, int C, const float* logits, const std::int32_t* labels, float scale,
+                                  float* dlogits, double* row_loss)
+{
+    XentStats st;
+    decide_once(dlogits != nullptr, [&](auto grad) {
+        decide_once(row_loss != nullptr, [&](auto rows) {
+            st =
+                xent_loop<decltype(grad)::value, decltype(rows)::value>(B, C, logits, labels, scale, dlogits, row_loss);
+        });
+    });
+    return st;
 }
 
 } // namespace ompml

@@ -114,6 +114,15 @@ void for_each_train_setting(F&& f)
            .range = kPositive,
            .store = may_change},
       OMPML_FIELD(eval_batch));
+    // Fixed: the tree decides the sums' bits; a resumed run keeps it (on any rank count dividing it).
+    f(Spec{.flag = "--reproducible-ranks",
+           .key = "reproducible_ranks",
+           .group = "run",
+           .help = "sum every global batch in N chunks in one fixed binary tree: the same bits on every rank count "
+                   "that divides N (N a power of two; 0: off; docs/reproducible.md)",
+           .range = kNonNegative,
+           .since = 3},
+      OMPML_FIELD(reproducible_ranks));
 }
 
 } // namespace ompml

@@ -12,31 +12,7 @@
 
 namespace ompml {
 
-namespace {
-
-// "step 123: " (or "" for an unnamed step), the start of every non-finite message.
-std::string step_prefix(std::int64_t step) { return step > 0 ? "step " + std::to_string(step) + ": " : std::string(); }
-
-// Stops the run when v (a loss or norm that is the same on every rank or this rank's own) is
-// not finite.
-void require_finite(double v, std::int64_t step, const std::string& what, const std::string& context)
-{
-    if (std::isfinite(v)) return;
-    throw Error(step_prefix(step) + what + " is " + non_finite_name(v) + " (non-finite)" + context +
-                ": stopped; the checkpoints already written are kept (check the data, the learning rate and "
-                "--clip)");
-}
-
-std::string lr_text(float lr)
-{
-    char buf[32];
-    std::snprintf(buf, sizeof buf, " at lr %g", static_cast<double>(lr));
-    return buf;
-}
-
-} // namespace
-
-EvalResult evaluate(Mlp& model, BatchSource& data, Comm& comm, bool confusion)
+EvalResult evaluate(Model& model, BatchSource& data, Comm& comm, bool confusion)
 {
     const int C = model.classes();
     std::vector<double> sums(2 + (confusion ? static_cast<std::size_t>(C) * C : 0), 0.0); // loss, correct, [C*C]
@@ -77,8 +53,7 @@ EvalResult evaluate(Mlp& model, BatchSource& data, Comm& comm, bool confusion)
     return r;
 }
 
-Trainer::Trainer(Backend& be, const TrainConfig& cfg, Mlp& model, Optimizer& opt, Comm& comm)
-    : be_(be), cfg_(cfg), model_(model), opt_(opt), comm_(comm)
+Trainer::Trainer(const TrainConfig& cfg, Step& step, Comm& comm) : cfg_(cfg), step_(step), comm_(comm)
 {
     require(cfg.batch >= 1, "batch must be >= 1, got " + std::to_string(cfg.batch));
     require(cfg.epochs >= 1, "epochs must be >= 1, got " + std::to_string(cfg.epochs));
@@ -91,42 +66,13 @@ ScheduleConfig Trainer::resolve_schedule(const TrainConfig& cfg, std::int64_t st
     return s;
 }
 
-XentStats Trainer::train_step(const DeviceBatch& b, float lr, std::int64_t step)
-{
-    require(b.global_rows >= 1, "train_step: a global batch has no rows");
-    const float scale = 1.0f / static_cast<float>(b.global_rows);
-    if (b.rows > 0) model_.forward(b.x, b.rows, true);
-    float* G = model_.grads();
-    const bf16* G16 = model_.grads16(); // --grad-dtype bf16 on several ranks: the sum arrives here
-    const XentStats st =
-        model_.loss_backward(b.x, b.y, b.rows, scale, [&](int, const LayerView& v) { comm_.grad_ready(be_, G, v); });
-    comm_.finish_grads(be_, G, model_.num_params());
-    // After the gradient sum (its collectives are complete on every rank), before the optimizer
-    // step (the parameters stay finite).
-    const std::string rank = comm_.size() > 1 ? " on rank " + std::to_string(comm_.rank()) : "";
-    require_finite(st.loss_sum, step, "loss", rank + lr_text(lr));
-    GradClip clip; // scale 1: none
-    if (cfg_.clip > 0.0f) {
-        const trace::Span span("clip", trace::device);
-        const std::size_t n = model_.num_params();
-        clip = G16 ? clip_grad_norm(be_, G16, n, cfg_.clip) : clip_grad_norm(be_, G, n, cfg_.clip);
-        require_finite(clip.norm, step, "gradient norm", lr_text(lr));
-    }
-    const trace::Span span("optimizer", trace::device);
-    if (G16)
-        opt_.step(model_.params(), G16, lr, model_.params16(), clip.scale);
-    else
-        opt_.step(model_.params(), G, lr, model_.params16(), clip.scale);
-    return st;
-}
-
 namespace {
 
 // One call of Trainer::run: the state of the run and the few things that happen to it. The
 // loop itself (Trainer::run) reads as what it does.
 class RunState {
 public:
-    RunState(Trainer& t, const TrainConfig& cfg, Mlp& model, Comm& comm, BatchSource& train, BatchSource* test,
+    RunState(Trainer& t, const TrainConfig& cfg, Model& model, Comm& comm, BatchSource& train, BatchSource* test,
              const TrainState& start, const RunLimits& limits, const Hooks& hooks)
         : t_(t), cfg_(cfg), model_(model), comm_(comm), train_(train), test_(test), start_(start), limits_(limits),
           hooks_(hooks), spe_(train.steps_per_epoch()), st_(start)
@@ -191,7 +137,7 @@ public:
     void checkpoint()
     {
         const trace::Span span("checkpoint");
-        if (st_.step_in_epoch > 0) sync_loss();
+        sync_loss();
         st_.elapsed_s = start_.elapsed_s + train_seconds_ + (in_epoch_ ? epoch_clock_.seconds() : 0.0);
         if (hooks_.on_checkpoint) hooks_.on_checkpoint(st_);
         last_checkpoint_ = st_.step;
@@ -247,7 +193,7 @@ private:
         have_eval_ = false;
         ++st_.step;
         ++st_.step_in_epoch;
-        local_loss_ += s.loss_sum;
+        step_losses_.push_back(s.loss_sum); // summed over ranks at the next sync_loss
         st_.epoch_rows += b.global_rows;
         epoch_samples_ += b.global_rows;
         last_loss_ = b.rows > 0 ? s.loss_sum / b.rows : 0.0;
@@ -258,13 +204,14 @@ private:
         }
     }
 
-    // Adds this rank's loss sum since the last call, summed over the ranks, to the epoch's.
+    // The steps' losses since the last call, each summed over the ranks in the split tree (one
+    // collective for all of them), added to the epoch's running sum in step order: the same bits
+    // as summing every step at once, and, with --reproducible-ranks, on any rank count.
     void sync_loss()
     {
-        double v = local_loss_;
-        comm_.sum(&v, 1);
-        st_.epoch_loss_sum += v;
-        local_loss_ = 0.0;
+        comm_.tree_sum(step_losses_.data(), static_cast<int>(step_losses_.size()));
+        for (const double v : step_losses_) st_.epoch_loss_sum += v;
+        step_losses_.clear();
     }
     double close_epoch_time()
     {
@@ -283,7 +230,7 @@ private:
 
     Trainer& t_;
     const TrainConfig& cfg_;
-    Mlp& model_;
+    Model& model_;
     Comm& comm_;
     BatchSource& train_;
     BatchSource* test_;
@@ -299,9 +246,9 @@ private:
     Stopwatch epoch_clock_;      // the epoch in progress (or its resumed part) ...
     bool in_epoch_ = false;      // ... while its time is not yet in train_seconds_
     double epoch_samples_ = 0.0;
-    Stopwatch step_clock_;    // the step in progress
-    double last_loss_ = 0.0;  // this rank's mean loss of the last step
-    double local_loss_ = 0.0; // this rank's loss sum not yet in st_ (summed lazily)
+    Stopwatch step_clock_;            // the step in progress
+    double last_loss_ = 0.0;          // this rank's mean loss of the last step
+    std::vector<double> step_losses_; // this rank's loss sum of each step since the last sync_loss
     std::int64_t last_checkpoint_ = 0;
     bool have_eval_ = false; // res_.test describes the current parameters
     float lr_ = 0.0f;
@@ -313,8 +260,8 @@ TrainResult Trainer::run(BatchSource& train, BatchSource* test, const TrainState
                          const Hooks& hooks)
 {
     const Stopwatch total;
-    opt_.set_steps(start.step);
-    RunState run(*this, cfg_, model_, comm_, train, test, start, limits, hooks);
+    step_.optimizer().set_steps(start.step);
+    RunState run(*this, cfg_, step_.model(), comm_, train, test, start, limits, hooks);
     // One loop over global steps; what follows a step is decided here only.
     while (run.more()) {
         run.step();

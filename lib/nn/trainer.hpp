@@ -1,13 +1,12 @@
-// The training loop, backend- and transport-agnostic: epochs of batches from a BatchSource,
-// forward + fused loss/backward, gradient sum through a Comm, optional clipping, one optimizer
-// step, evaluation at each epoch's end, and hooks where drivers print, log and checkpoint.
+// The training loop, backend-, precision- and transport-agnostic: epochs of batches from a
+// BatchSource, one Step per batch (nn/step.hpp: forward, loss + backward with the gradient sum,
+// clipping, the optimizer), evaluation at each epoch's end, and hooks where drivers print, log
+// and checkpoint.
 //
 // Seams for data parallelism (lib/parallel):
-//   - Comm: rank/size, grad_ready() per layer bucket during backward (start a non-blocking
-//     allreduce there), finish_grads() before the optimizer (wait; afterwards the flat
-//     gradient must be the SUM over ranks: each rank's dlogits are already scaled by
-//     1 / global_rows, so the sum is the global batch mean), and sum() of a few host doubles
-//     (loss sums, counts). SingleComm is the one-rank default (all no-ops).
+//   - the Step's gradient sum (nn/gradient_sum.hpp), built with the step (make_step);
+//   - Comm: rank/size, sum() of a few host doubles (loss sums, counts) and any() (the stop
+//     flag). SingleComm is the one-rank default (no-ops);
 //   - BatchSource: this rank's slice of each global batch (io::Loader is one).
 //   - Hooks run on every rank; the driver decides that only rank 0 prints and writes.
 //
@@ -15,22 +14,14 @@
 // (0-based index of the epoch in progress); state.step_in_epoch = steps done in it. The LR and
 // the sample order are functions of these and the config only, so resume is exact.
 //
-// Non-finite values stop the run with an Error naming the step ("step 123: loss is nan
-// (non-finite) ..."), before the optimizer step that would spread them into the parameters,
-// and so before any checkpoint of that state (write_checkpoint refuses non-finite tensors too):
-//   - this rank's loss, every step (already on the host: free). It is rank-local: on P ranks
-//     the rank whose data diverged throws alone and the driver ends the job (MPI_Abort); the
-//     other ranks' gradient sum holds the NaN as well, so they stop at the same step when
-//     clipping is on (next item), or wait until aborted. A collective check would cost an
-//     allreduce per step;
-//   - the global gradient norm, when clipping computes it (cfg.clip > 0): the same value on
-//     every rank after the sum, so every rank stops at the same step;
-//   - the epoch's training loss and every evaluation loss, which are sums over ranks.
+// Non-finite values stop the run with an Error naming the step (nn/step.hpp for the loss and
+// the gradient norm; here the epoch's training loss and every evaluation loss, which are sums
+// over ranks).
 #pragma once
 
-#include "backend/backend.hpp"
-#include "nn/mlp.hpp"
+#include "nn/model.hpp"
 #include "nn/optimizer.hpp"
+#include "nn/step.hpp"
 
 #include <cstdint>
 #include <functional>
@@ -38,27 +29,6 @@
 #include <vector>
 
 namespace ompml {
-
-// Everything that defines a run (and is stored in checkpoints under /config).
-struct TrainConfig {
-    MlpConfig model;
-    OptimizerConfig opt;
-    ScheduleConfig sched;
-    std::uint64_t seed = 1;
-    int batch = 128; // global batch (all ranks together)
-    int epochs = 10;
-    float clip = 0.0f;     // max global grad L2 norm; 0 = off
-    int eval_batch = 1000; // global batch for evaluation
-};
-
-// A batch on the device: this rank's rows of one global batch.
-struct DeviceBatch {
-    int rows = 0;                    // this rank's rows (may be 0)
-    int global_rows = 0;             // rows of the whole global batch (the averaging denominator)
-    const float* x = nullptr;        // (rows, IN), device
-    const std::int32_t* y = nullptr; // (rows), device
-    std::int64_t step_in_epoch = 0;  // which batch of the epoch this is (0-based)
-};
 
 class BatchSource {
 public:
@@ -74,12 +44,12 @@ public:
     virtual ~Comm() = default;
     virtual int rank() const { return 0; }
     virtual int size() const { return 1; }
-    // Layer `view`'s gradients [view.w, view.w + view.count()) of G are final on this rank.
-    virtual void grad_ready(Backend&, float* /*G*/, const LayerView& /*view*/) {}
-    // After backward: on return G (n) holds the sum over ranks.
-    virtual void finish_grads(Backend&, float* /*G*/, std::size_t /*n*/) {}
     // In-place sum over ranks of n host doubles.
     virtual void sum(double* /*v*/, int /*n*/) {}
+    // In-place sum over ranks of n host doubles, each added in the split tree over rank index
+    // (core/split_tree.hpp): the same values on every rank, and, with each rank's value a subtree
+    // of a BatchTree, the whole tree's sums whatever the rank count (the steps' losses).
+    virtual void tree_sum(double* /*v*/, int /*n*/) {}
     // True on every rank when `local` is true on some rank (the stop flag).
     virtual bool any(bool local) { return local; }
 };
@@ -104,7 +74,7 @@ struct EvalResult {
 
 // Loss and accuracy of the model over a whole split (summed over ranks through comm). With
 // confusion the logits are copied to the host per batch to take the argmax.
-EvalResult evaluate(Mlp& model, BatchSource& data, Comm& comm, bool confusion = false);
+EvalResult evaluate(Model& model, BatchSource& data, Comm& comm, bool confusion = false);
 
 struct StepReport {
     std::int64_t step, epoch, step_in_epoch, steps_per_epoch;
@@ -155,15 +125,13 @@ struct RunLimits {
 
 class Trainer {
 public:
-    Trainer(Backend& be, const TrainConfig& cfg, Mlp& model, Optimizer& opt, Comm& comm);
+    Trainer(const TrainConfig& cfg, Step& step, Comm& comm);
 
     // The schedule's total for cosine: epochs * steps_per_epoch, fixed at a fresh start.
     static ScheduleConfig resolve_schedule(const TrainConfig& cfg, std::int64_t steps_per_epoch);
 
-    // One step on one batch; returns this rank's loss stats. Public for tests and benches.
-    // Throws Error when the loss or (with clipping) the gradient norm is not finite, before the
-    // optimizer step; `step` (1-based, as reported) names the step in that message, 0: unnamed.
-    XentStats train_step(const DeviceBatch& b, float lr, std::int64_t step = 0);
+    // One step on one batch (Step::run). Public for tests and benches.
+    XentStats train_step(const DeviceBatch& b, float lr, std::int64_t step = 0) { return step_.run(b, lr, step); }
 
     // Trains from `start` until cfg.epochs epochs are complete or limits.max_steps is reached.
     // test may be null (no evaluation).
@@ -171,10 +139,8 @@ public:
                     const Hooks& hooks = {});
 
 private:
-    Backend& be_;
     TrainConfig cfg_;
-    Mlp& model_;
-    Optimizer& opt_;
+    Step& step_;
     Comm& comm_;
 };
 

@@ -3,6 +3,7 @@
 // message that ends the job is ours, with file, line and MPI's own error text.
 #include "parallel/comm.hpp"
 
+#include "core/split_tree.hpp"
 #include "parallel/mpi_check.hpp"
 
 #include <omp.h>
@@ -351,6 +352,18 @@ void allreduce_sum(MPI_Comm comm, double* values, int n)
 {
     if (n <= 0 || comm_size(comm) == 1) return;
     MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, values, n, MPI_DOUBLE, MPI_SUM, comm));
+}
+
+void split_tree_sum(MPI_Comm comm, double* values, int n)
+{
+    const int P = comm_size(comm);
+    if (n <= 0 || P == 1) return;
+    std::vector<double> all(static_cast<std::size_t>(P) * static_cast<std::size_t>(n)); // (P, n)
+    MPI_CHECK(MPI_Allgather(values, n, MPI_DOUBLE, all.data(), n, MPI_DOUBLE, comm));
+    for (std::size_t i = 0; i < static_cast<std::size_t>(n); ++i)
+        values[i] = split_tree_reduce(
+            0, static_cast<std::size_t>(P), [&](std::size_t r) { return all[r * static_cast<std::size_t>(n) + i]; },
+            [](double a, double b) { return a + b; });
 }
 
 bool any_rank(MPI_Comm comm, bool local)

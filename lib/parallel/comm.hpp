@@ -190,6 +190,13 @@ inline void broadcast(MPI_Comm comm, DeviceBuffer<float>& buf, int root = 0)
 // Collective. In-place sum of a few host doubles (loss, correct counts) over all ranks.
 void allreduce_sum(MPI_Comm comm, double* values, int n);
 
+// Collective. The same sum in the split-tree order over rank index (core/split_tree.hpp), as the
+// fixed-order gradient sums add: every rank's values gathered (MPI_Allgather of n doubles), then
+// added by the same tree on every rank, so the result is bitwise the same everywhere and does
+// not depend on the order MPI's reductions take. For a few scalars (P x n doubles gathered).
+// No MPI call with 1 rank.
+void split_tree_sum(MPI_Comm comm, double* values, int n);
+
 // Collective: true on every rank when `local` is true on some rank (one small allreduce; no MPI
 // call with 1 rank).
 bool any_rank(MPI_Comm comm, bool local);

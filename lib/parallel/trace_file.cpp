@@ -3,13 +3,10 @@
 
 #include "core/parse_int.hpp"
 #include "core/trace.hpp"
+#include "io/atomic_file.hpp"
 #include "parallel/mpi_check.hpp"
 
-#include <unistd.h>
-
-#include <cerrno>
 #include <cstdio>
-#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <limits>
@@ -91,12 +88,12 @@ void check_trace_path(const std::string& path)
         if (!in || head != kProducer)
             throw Error(what + "exists and is not an ompml trace: refusing to overwrite it (choose another name)");
     }
-    const fs::path dir = fs::path(path).parent_path().empty() ? fs::path(".") : fs::path(path).parent_path();
-    const std::string probe = (dir / (".ompml-trace-probe." + std::to_string(getpid()))).string();
-    std::FILE* f = std::fopen(probe.c_str(), "w");
-    if (f == nullptr) throw Error(what + "cannot create a file in " + dir.string() + ": " + std::strerror(errno));
-    std::fclose(f);
-    std::remove(probe.c_str());
+    // A file we can create beside it, made as write() will make it (and removed at once).
+    try {
+        const atomic_file::TempFile probe(path);
+    } catch (const Error& e) {
+        throw Error("--trace " + std::string(e.what()));
+    }
 }
 
 std::string us(std::int64_t ns)
@@ -206,25 +203,19 @@ void TraceFile::write()
         body_ += events;
         for (const char c : events) events_ += c == '\n';
     }
-    const std::string tmp = path_ + ".tmp." + std::to_string(getpid());
-    {
-        std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
-        out << kProducer << ",\"program\":" << json_string(info_.program) << ",\"ranks\":" << mpi_.size()
-            << ",\"steps\":\"" << info_.first_step << ":"
-            << (info_.last_step > 0 ? std::to_string(info_.last_step) : "") << "\",\"params\":" << info_.params
-            << ",\"clock\":\"steady_clock, ranks aligned to rank 0\"},\n"
-            << "\"displayTimeUnit\":\"ms\",\n\"traceEvents\":[\n";
-        std::string all;
-        for (const std::string& m : meta_) all += m;
-        all += body_;
-        all.resize(all.size() - 2); // every line ends ",\n"; JSON allows no comma after the last
-        out << all << "\n]}\n";
-        out.close();
-        if (!out) throw Error("--trace " + path_ + ": writing " + tmp + " failed");
-    }
-    if (std::rename(tmp.c_str(), path_.c_str()) != 0) {
-        std::remove(tmp.c_str());
-        throw Error("--trace " + path_ + ": cannot rename " + tmp + " to it: " + std::strerror(errno));
+    std::string text = kProducer;
+    text += ",\"program\":" + json_string(info_.program) + ",\"ranks\":" + std::to_string(mpi_.size()) +
+        ",\"steps\":\"" + std::to_string(info_.first_step) + ":" +
+        (info_.last_step > 0 ? std::to_string(info_.last_step) : "") + "\",\"params\":" + std::to_string(info_.params) +
+        ",\"clock\":\"steady_clock, ranks aligned to rank 0\"},\n" + "\"displayTimeUnit\":\"ms\",\n\"traceEvents\":[\n";
+    for (const std::string& m : meta_) text += m;
+    text += body_;
+    text.resize(text.size() - 2); // every line ends ",\n"; JSON allows no comma after the last
+    text += "\n]}\n";
+    try {
+        atomic_file::write_bytes(path_, text);
+    } catch (const Error& e) {
+        throw Error("--trace " + std::string(e.what()));
     }
 }
 

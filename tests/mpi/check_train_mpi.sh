@@ -29,6 +29,13 @@
 #                     dtype; --grad-dtype x fails with one line in ompml-train and ompml-scale
 #   precision NP...   --precision bf16 on NP ranks (auto and mpi) equals 1 rank in bf16 within
 #                     RTOL_PREC (below); the report and the checkpoint name bf16
+#   reproducible NP... --reproducible-ranks 8 on 1 rank and on NP ranks, both transports (auto:
+#                     shm here; mpi: the fixed-order exchange), fp32 and --precision bf16, with
+#                     --clip: each checkpoint bitwise the 1-rank run's (parameters, optimizer state,
+#                     counters and the epoch's loss sum), where the default mode differs; 3 ranks
+#                     are refused with one line naming 3 and 8
+#   reproducible_resume  --reproducible-ranks 8: 4 ranks stopped at step 13, resumed on 2 ranks,
+#                     end bitwise equal to the uninterrupted 1-rank run
 #   fault exit|kill|data [streaming]   one rank fails (throws alone / SIGKILL / cannot open its
 #                     dataset): the whole job ends non-zero within 30 s
 #                     (tests/mpi/expect_fast_failure.sh); "streaming": with collective reads
@@ -109,6 +116,37 @@ resume_ranks)
   run 2 k2 --resume k.h5 --checkpoint k2.h5 || { cat k2.log; fail "2 ranks from step 13"; }
   grep -q 'resume    k.h5 at step 13' k2.log || { cat k2.log; fail "did not resume at step 13"; }
   $py "$src/mpi/compare_runs.py" params u1.h5 k2.h5 $RTOL || fail "resumed on 2 ranks"
+  ;;
+reproducible)
+  rep=("${common[@]}" --reproducible-ranks 8)
+  for prec in fp32 bf16; do
+    run 1 "r$prec-1" "${rep[@]}" --precision $prec --checkpoint "r$prec-1.h5" || { cat "r$prec-1.log"; fail "1 rank"; }
+    for np in "$@"; do
+      for tr in auto mpi; do
+        o="r$prec-$np-$tr"
+        run "$np" "$o" "${rep[@]}" --precision $prec --grad-transport $tr --checkpoint "$o.h5" ||
+          { cat "$o.log"; fail "$np ranks ($tr, $prec)"; }
+        $py "$src/check_checkpoint_h5py.py" same "r$prec-1.h5" "$o.h5" || fail "$np ranks ($tr, $prec) differ from 1 rank"
+      done
+    done
+  done
+  # The control: without the mode, the last rank count's run is not bitwise the 1-rank run.
+  np=${*: -1}
+  run 1 d1 "${common[@]}" --checkpoint d1.h5 && run "$np" "d$np" "${common[@]}" --checkpoint "d$np.h5" || fail "default runs"
+  if $py "$src/check_checkpoint_h5py.py" same d1.h5 "d$np.h5" >/dev/null 2>&1; then
+    fail "the default mode on $np ranks is bitwise the 1-rank run: the test cannot tell the modes apart"
+  fi
+  if run 3 r3 "${rep[@]}" --checkpoint r3.h5; then fail "3 ranks with --reproducible-ranks 8 ran"; fi
+  grep -q -- '--reproducible-ranks 8: 3 ranks do not divide 8' r3.log || { cat r3.log; fail "no one-line refusal"; }
+  grep -c 'ompml-train: error: --reproducible-ranks 8' r3.log | grep -qx 1 || { cat r3.log; fail "the refusal is not one line"; }
+  ;;
+reproducible_resume)
+  rep=("${common[@]}" --reproducible-ranks 8)
+  run 1 u1 "${rep[@]}" --checkpoint u1.h5 || { cat u1.log; fail "1 rank"; }
+  run 4 k4 "${rep[@]}" --max-steps 13 --checkpoint k.h5 || { cat k4.log; fail "4 ranks to step 13"; }
+  run 2 k2 --resume k.h5 --checkpoint k2.h5 || { cat k2.log; fail "2 ranks from step 13"; }
+  grep -q 'resume    k.h5 at step 13' k2.log || { cat k2.log; fail "did not resume at step 13"; }
+  $py "$src/check_checkpoint_h5py.py" same u1.h5 k2.h5 || fail "4 ranks -> 2 ranks differs from 1 rank"
   ;;
 sigusr1)
   # The signalled run holds at step 100, after its checkpoint there, until a stop signal
@@ -259,7 +297,7 @@ grad_dtype)
       out=b$np$t
       run "$np" "$out" "${common[@]}" --grad-dtype bf16 --grad-transport $t --bucket-mb 0.001 --checkpoint "$out.h5" \
         --metrics "$out.jsonl" || { cat "$out.log"; fail "$np ranks bf16 $t"; }
-      grep -q '^  gradients .*grad_transport '$t', grad_dtype bf16$' "$out.log" || { cat "$out.log"; fail "no grad_dtype in the report"; }
+      grep -q '^  gradients .*grad_transport '$t', .*grad_dtype bf16$' "$out.log" || { cat "$out.log"; fail "no grad_dtype in the report"; }
       grep -q '^  mpi .*bf16 exchanged, fp32 sums' "$out.log" || { cat "$out.log"; fail "the transport line does not say bf16"; }
       $py "$src/mpi/compare_runs.py" params f1.h5 "$out.h5" $RTOL_BF16 || fail "$np ranks bf16 $t: parameters"
       $py "$src/mpi/compare_runs.py" metrics f1.jsonl "$out.jsonl" $LTOL_BF16 || fail "$np ranks bf16 $t: loss history"

@@ -9,9 +9,10 @@
 //   fault_helper collective  rank 1 cannot "open" its file; collective_try() makes every
 //                            rank throw the same error and exit 2 through the normal path
 //   fault_helper ok          nobody fails (control: the reduction itself completes)
+#include "core/buffer.hpp"
 #include "core/memory.hpp"
 #include "parallel/comm.hpp"
-#include "parallel/grad_sync.hpp"
+#include "parallel/grad_sum.hpp"
 
 #include <algorithm>
 #include <chrono>
@@ -35,19 +36,24 @@ int main(int argc, char** argv)
         collective_try(mpi.comm(), [&] {
             if (mode == "collective" && mpi.rank() == 1) throw Error("cannot open 'rank1-only.h5': no such file");
         });
-        GradSyncOptions opt;
+        GradSumOptions opt;
         opt.transport = parse_enum<GradTransport>(transport);
-        GradientAverager avg(mpi.comm(), host_memory(), std::size_t{1} << 16, opt);
-        float* grad = avg.data();
-        std::fill(grad, grad + (std::size_t{1} << 16), 1.0f);
+        const std::size_t n = std::size_t{1} << 16;
+        const GradSumPlan plan(mpi.comm(), host_memory(), opt);
+        DeviceBuffer<float> grad(plan.gradient_memory(), n); // host memory, or the shared window
+        const auto sum = plan.make(grad.data(), n);
+        if (std::string(sum->kind()) != transport) abort_all(std::string("transport is ") + sum->kind(), 5);
+        std::fill(grad.data(), grad.data() + n, 1.0f);
         if (mpi.rank() == 1) {
             // Give the other ranks time to block in the reduction below.
             std::this_thread::sleep_for(std::chrono::milliseconds(500));
             if (mode == "abort") abort_all("rank 1 gives up on purpose", 3);
             if (mode == "kill") std::raise(SIGKILL);
         }
-        avg.allreduce();
-        if (grad[0] != static_cast<float>(mpi.size())) abort_all("wrong sum " + std::to_string(grad[0]), 4);
+        sum->ready(0, n);
+        sum->finish();
+        if (grad.data()[0] != static_cast<float>(mpi.size()))
+            abort_all("wrong sum " + std::to_string(grad.data()[0]), 4);
         if (mpi.root()) std::printf("fault_helper %s: all %d ranks done\n", mode.c_str(), mpi.size());
         return 0;
     } catch (const CollectiveError& e) {

@@ -1,0 +1,197 @@
+#!/usr/bin/python3
+"""One CPU's section of docs/results/host.md, measured on this machine in one run.
+
+    /usr/bin/python3 tools/host_report.py [--bin build/host/bin] [--data data/fashion-mnist.h5]
+        [--rounds 3] [--out runs/host-report]
+
+Measures, in alternating rounds where two things are compared:
+  - the CPU: vendor, model, the ISA flags the gemm cares about, AMX or not;
+  - the omp gemm at 1024^3 and the MLP's shapes (784-512-256-10 at batch 128: 128x512x784,
+    128x256x512, 512x784x128, 784x512x128), fp32, and bf16 on every host path this CPU has
+    (OMPML_HOST_GEMM), against the CPU's peak multiply-add rates (register-only loops, measured
+    by ompml-bench in the same run) and OpenBLAS's sgemm at its best (OPENBLAS_CORETYPE and
+    OPENBLAS_L2_SIZE unset for the anchor's command alone; its core is named);
+  - quick-start training (784-512-256-10, batch 128, Adam), samples/s of the second epoch, fp32
+    and bf16, against PyTorch on the same model and data (tools/torch_speed.py, its BLAS at its
+    best and named);
+  - the gemm-bound limit: 6 x params FLOP per sample at the fp32 gemm's aggregate GFLOP/s over
+    the four MLP shapes, and the fp32 training rate as a share of it; plus the step's phases from
+    a trace (tools/trace_report.py).
+Prints a markdown section (the figures, the commands, the machine) and writes the raw CSV to --out.
+"""
+import argparse
+import csv
+import io
+import os
+import re
+import statistics
+import subprocess
+import sys
+
+MLP_SHAPES = [(128, 512, 784), (128, 256, 512), (512, 784, 128), (784, 512, 128)]
+SHAPES = [(1024, 1024, 1024)] + MLP_SHAPES
+TRAIN = ["--layers", "784,512,256,10", "--activation", "relu", "--batch", "128", "--optimizer", "adam",
+         "--lr", "1e-3", "--seed", "1", "--backend", "omp"]
+PARAMS = 535818  # 784-512-256-10
+
+
+def best_env():
+    """The environment for anchors at their best: OpenBLAS picks its own core."""
+    env = dict(os.environ)
+    env.pop("OPENBLAS_CORETYPE", None)
+    env.pop("OPENBLAS_L2_SIZE", None)
+    return env
+
+
+def run(argv, env=None):
+    p = subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    if p.returncode != 0:
+        sys.exit(f"host_report.py: {' '.join(argv)} failed ({p.returncode}):\n{p.stderr.strip()}")
+    return p.stdout
+
+
+def cpu():
+    info = open("/proc/cpuinfo").read()
+    field = lambda k: (re.search(rf"^{k}\s*:\s*(.*)$", info, re.M) or [None, "?"])[1]
+    flags = set(field("flags").split())
+    isa = [f for f in ("avx2", "avx512f", "avx512_bf16", "avx512_fp16", "amx_tile", "amx_bf16") if f in flags]
+    return {"vendor": field("vendor_id"), "model": field("model name"), "family": field("cpu family"),
+            "cpus": os.cpu_count(), "isa": " ".join(isa), "amx": "amx_bf16" in flags}
+
+
+def bench(bin_dir, m, n, k, precision, path=None):
+    """(omp GFLOP/s, openblas GFLOP/s or None, openblas core, host peak line) of one gemm."""
+    env = best_env()
+    if path:
+        env["OMPML_HOST_GEMM"] = path
+    argv = [os.path.join(bin_dir, "ompml-bench"), "--kernel", "gemm", "--m", str(m), "--n", str(n), "--k", str(k),
+            "--precision", precision, "--reps", "30", "--csv"]
+    out = run(argv, env)
+    peak = re.search(r"^# host_peak: (.*)$", out, re.M)
+    core = re.search(r"^# openblas: core=(\S+)", out, re.M)
+    rows = [r for r in csv.DictReader(io.StringIO("\n".join(l for l in out.splitlines() if not l.startswith("#"))))]
+    omp = next(float(r["gflops"]) for r in rows if r["backend"] == "omp")
+    blas = next((float(r["gflops"]) for r in rows if r["backend"].startswith("openblas")), None)
+    return omp, blas, core.group(1) if core else "none", peak.group(1) if peak else "?"
+
+
+def train_rate(bin_dir, data, precision):
+    """Samples/s of the second epoch of the quick-start model."""
+    argv = [os.path.join(bin_dir, "ompml-train"), "--data", data, *TRAIN, "--epochs", "2", "--precision", precision]
+    out = run(argv)
+    m = re.search(r"^epoch 2/2 .* ([0-9.]+) samples/s", out, re.M)
+    if not m:
+        sys.exit(f"host_report.py: no 'epoch 2/2 ... samples/s' line:\n{out}")
+    return float(m.group(1))
+
+
+def torch_rate(bin_dir, data):
+    out = run(["/usr/bin/python3", os.path.join(os.path.dirname(__file__), "torch_speed.py"), "--ompml-train",
+               os.path.join(bin_dir, "ompml-train"), "--data", data], best_env())
+    m = re.search(r"pytorch (\S+) CPU : +([0-9.]+) samples/s", out)
+    blas = re.search(r"core=(\S+)", out)
+    return float(m.group(2)), m.group(1), blas.group(1) if blas else "?"
+
+
+def phases(bin_dir, data, out_dir):
+    trace = os.path.join(out_dir, "quickstart-fp32.json")
+    run([os.path.join(bin_dir, "ompml-train"), "--data", data, *TRAIN, "--epochs", "1", "--max-steps", "400",
+         "--trace", trace, "--trace-steps", "101:400"])
+    return run(["/usr/bin/python3", os.path.join(os.path.dirname(__file__), "trace_report.py"), trace])
+
+
+def med(v):
+    return statistics.median(v) if v else float("nan")
+
+
+def span(v):
+    return f"{min(v):.0f}-{max(v):.0f}" if v else "-"
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--bin", default="build/host/bin")
+    ap.add_argument("--data", default="data/fashion-mnist.h5")
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--out", default="runs/host-report")
+    a = ap.parse_args()
+    os.makedirs(a.out, exist_ok=True)
+    c = cpu()
+    paths = [p for p in ("amx", "avx512bf16", "fp32")
+             if subprocess.run([os.path.join(a.bin, "ompml-bench"), "--kernel", "gemm", "--m", "8", "--n", "8", "--k",
+                                "8", "--precision", "bf16", "--reps", "1", "--warmup", "0", "--csv"],
+                               env={**os.environ, "OMPML_HOST_GEMM": p}, capture_output=True).returncode == 0]
+    g = {}  # (shape, what) -> [GFLOP/s per round]
+    core, peak = "?", "?"
+    train = {"fp32": [], "bf16": [], "torch": []}
+    torch_ver, torch_core = "?", "?"
+    for r in range(a.rounds):
+        for shape in SHAPES:
+            omp, blas, core, peak = bench(a.bin, *shape, "fp32")
+            g.setdefault((shape, "fp32"), []).append(omp)
+            if blas:
+                g.setdefault((shape, "openblas"), []).append(blas)
+            for p in paths:
+                g.setdefault((shape, "bf16 " + p), []).append(bench(a.bin, *shape, "bf16", p)[0])
+        order = ["fp32", "bf16", "torch"] if r % 2 == 0 else ["torch", "bf16", "fp32"]
+        for w in order:
+            if w == "torch":
+                sps, torch_ver, torch_core = torch_rate(a.bin, a.data)
+                train["torch"].append(sps)
+            else:
+                train[w].append(train_rate(a.bin, a.data, w))
+        print(f"# round {r + 1}/{a.rounds} done", file=sys.stderr, flush=True)
+
+    with open(os.path.join(a.out, "host-report.csv"), "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["what", "m", "n", "k", "round", "value"])
+        for (shape, what), v in g.items():
+            for i, x in enumerate(v):
+                w.writerow([what + " GFLOP/s", *shape, i + 1, f"{x:.4g}"])
+        for what, v in train.items():
+            for i, x in enumerate(v):
+                w.writerow([what + " samples/s", "", "", "", i + 1, f"{x:.6g}"])
+
+    # The fp32 gemm's aggregate rate over the four MLP shapes, per round: flops / time.
+    agg = []
+    for r in range(a.rounds):
+        t = sum(2.0 * m * n * k / (g[((m, n, k), "fp32")][r] * 1e9) for m, n, k in MLP_SHAPES)
+        agg.append(sum(2.0 * m * n * k for m, n, k in MLP_SHAPES) / t / 1e9)
+    limit = [x * 1e9 / (6 * PARAMS) for x in agg]
+    share = [s / l for s, l in zip(train["fp32"], limit)]
+
+    print(f"## {c['model']} ({c['vendor']}, family {c['family']}), {c['cpus']} CPUs")
+    print()
+    print(f"- ISA: {c['isa']}; AMX: {'yes' if c['amx'] else 'no'}. Host bf16 gemm paths here: {', '.join(paths)}.")
+    print(f"- Peaks (ompml-bench, register-only loops): {peak}.")
+    print(f"- OpenBLAS at its best: core {core}; PyTorch {torch_ver} through OpenBLAS core {torch_core}.")
+    print(f"- {a.rounds} rounds, medians (range); commands: `python3 tools/host_report.py`.")
+    print()
+    heads = ["fp32", "openblas"] + ["bf16 " + p for p in paths]
+    print("| shape | " + " | ".join(h + " GFLOP/s" for h in heads) + " | bf16 / fp32 |")
+    print("| --- |" + " ---: |" * (len(heads) + 1))
+    for shape in SHAPES:
+        cells = [f"{med(g.get((shape, h), [])):.0f} ({span(g.get((shape, h), []))})" for h in heads]
+        best16 = max((med(g[(shape, 'bf16 ' + p)]) for p in paths), default=float("nan"))
+        print(f"| {'x'.join(map(str, shape))} | " + " | ".join(cells) + f" | {best16 / med(g[(shape, 'fp32')]):.2f} |")
+    print()
+    print("| training (784-512-256-10, batch 128) | samples/s |")
+    print("| --- | ---: |")
+    for w, label in (("fp32", "ompml fp32"), ("bf16", "ompml bf16"), ("torch", f"PyTorch {torch_ver} fp32")):
+        print(f"| {label} | {med(train[w]):.0f} ({span(train[w])}) |")
+    print(f"| bf16 / fp32 | {med(train['bf16']) / med(train['fp32']):.2f} |")
+    print(f"| ompml fp32 / PyTorch | {med(train['fp32']) / med(train['torch']):.2f} |")
+    print()
+    print(f"Gemm-bound limit: the fp32 gemm's aggregate rate over the MLP shapes, {med(agg):.0f} GFLOP/s, "
+          f"at 6 x {PARAMS} FLOP per sample: {med(limit):.0f} samples/s; fp32 training reaches "
+          f"{med(share):.2f} of it ({min(share):.2f}-{max(share):.2f}).")
+    print()
+    print("Phases of the fp32 step (steps 101-400 of a trace):")
+    print()
+    print("```")
+    print(phases(a.bin, a.data, a.out).strip())
+    print("```")
+
+
+if __name__ == "__main__":
+    main()
