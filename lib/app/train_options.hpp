@@ -121,8 +121,9 @@ void for_each_train_option(F&& f)
     f(Spec{.flag = "--grad-transport",
            .key = "grad_transport",
            .group = "gradients",
-           .help = "how ranks sum gradients: shm (shared memory, all ranks on one node, host memory), mpi "
-                   "(MPI_Iallreduce buckets) or auto (shm where possible, else mpi)",
+           .help = "how ranks sum gradients: shm (shared memory, all ranks on one node, host memory), hier "
+                   "(shared memory in each node, MPI between one leader per node; host memory), mpi (MPI "
+                   "buckets) or auto (shm on one node, hier on several with several ranks on a node, else mpi)",
            .store = run_only},
       OMPML_FIELD(grad_transport));
     // Changes what every rank sends and how it sums (bf16 alltoall + allgather): must match.
