@@ -4,7 +4,7 @@
 # link, the filesystem is shared, srun --mpi=pmix gives one MPI job across the nodes, and Open
 # MPI sees two nodes: ranks on different nodes talk over TCP (never vader, its shared-memory
 # transport), ranks of one node over vader; ompml-train reports "4 ranks on 2 nodes" and its
-# auto transport picks MPI. The EXIT trap then checks that down leaves nothing behind.
+# auto transport picks the hierarchical sum. The EXIT trap then checks that down leaves nothing behind.
 source "$(dirname "$0")/lib.sh"
 t_need_bin ompml-train ompml-data
 t_begin mn_cluster
@@ -38,7 +38,7 @@ t_synth synth.h5
 srun --mpi=pmix -N 2 --ntasks-per-node=2 --export=ALL,OMPI_MCA_btl_base_verbose=100,OMP_NUM_THREADS=1 \
   "$OMPML_BIN/ompml-train" --data synth.h5 --layers "$(t_layers)" --epochs 1 --batch 64 --max-steps 5 \
   >train.log 2>&1 || { tail -n 40 train.log; t_fail "ompml-train on 2 nodes failed"; }
-t_grep '^  mpi       4 ranks on 2 nodes, gradients: MPI on host memory' train.log
+t_grep '^  mpi       4 ranks on 2 nodes, gradients: hierarchical: shared memory in each node \(2 ranks here\), MPI_Iallreduce on host memory between 2 node leaders' train.log
 t_grep '^  gradients .*grad_transport auto' train.log
 t_grep '^  rank 0    node1, local rank 0 of 2' train.log
 t_grep '^  rank 3    node2, local rank 1 of 2' train.log

@@ -32,7 +32,7 @@ t_grep 'requeueing job' "$out"
 t_grep 'stopped by (SIGUSR1|a signal on another rank) at step 20:' "$out"
 # both runs, before and after the requeue, on the two nodes
 [[ $(grep -c 'on node\[1-2\]: 4 ranks x 1 threads' "$out") == 2 ]] || t_fail "$out: not two runs on node[1-2]"
-[[ $(grep -c '^  mpi       4 ranks on 2 nodes, gradients: MPI' "$out") == 2 ]] || t_fail "$out: not two 2-node starts"
+[[ $(grep -c '^  mpi       4 ranks on 2 nodes, gradients: hierarchical' "$out") == 2 ]] || t_fail "$out: not two 2-node starts"
 t_grep '\(restart 1\)' "$out"
 t_grep 'launch: .* --resume auto' "$out"
 t_grep 'resume    sig/ckpt.h5 at step 20 ' "$out"
