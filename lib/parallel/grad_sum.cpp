@@ -144,10 +144,12 @@ std::unique_ptr<GradientSum<G>> GradSumPlan::make(G* grad, std::size_t n) const
 template <class G>
 std::unique_ptr<GradientSum<G>> GradSumPlan::make_hier(std::vector<G*> bufs, std::size_t n) const
 {
-    // Between the leaders: the partial sums are float whatever G. MPI_Iallreduce where the fp32
-    // sum is MPI's and may stay so; the fixed-order exchange for fixed_order and for bf16 (whose
-    // sums are always ompml's).
-    const bool allreduce = std::is_same_v<G, float> && !opt_.fixed_order && fp32_ == MpiFp32Sum::allreduce;
+    // Between the leaders: the partial sums are float whatever G. The fixed-order exchange unless
+    // --mpi-fp32-sum allreduce asks for MPI_Iallreduce (fp32 only; never with fixed_order): the
+    // leaders move the whole gradient in few, large buckets, where Open MPI's allreduce is slow
+    // (measured on the local cluster, docs/results/scaling.md "Several nodes"; mpi_exchange.hpp),
+    // and the exchange keeps the two-level order fixed.
+    const bool allreduce = std::is_same_v<G, float> && opt_.mpi_fp32 == MpiFp32Sum::allreduce;
     const int nodes = layout_->nodes();
     const MPI_Comm leaders = layout_->leader_comm();
     const double bucket_mb = opt_.bucket_mb;
@@ -165,7 +167,7 @@ std::unique_ptr<GradientSum<G>> GradSumPlan::make_hier(std::vector<G*> bufs, std
 bool GradSumPlan::fp32_fixed_order() const
 {
     if (size_ == 1) return true;
-    if (hier_) return layout_->composes_split_tree() && (opt_.fixed_order || fp32_ == MpiFp32Sum::exchange);
+    if (hier_) return layout_->composes_split_tree() && opt_.mpi_fp32 != MpiFp32Sum::allreduce;
     return node_ != nullptr || fp32_ == MpiFp32Sum::exchange;
 }
 

@@ -48,7 +48,7 @@
 //       run; another bucket size or rank count may change the order, hence the bits.
 //   hier (HierSum<G>): each node's ranks in the split tree over local rank, then the node sums in
 //       the split tree over nodes (the exchange between the leaders; MPI_Iallreduce's order where
-//       fp32 is MPI's and no fixed order is asked for), added in float, rounded to G once. With
+//       mpi_fp32 allreduce asks for it, fp32 only), added in float, rounded to G once. With
 //       every node's ranks consecutive and the same power-of-two count on every node
 //       (split_tree_composes(P, nodes), NodeLayout::composes_split_tree) that is exactly T(0, P):
 //       the first kind. Otherwise the two-level tree is another (fixed) order.

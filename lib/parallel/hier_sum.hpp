@@ -6,9 +6,10 @@
 //      first (node_sync.hpp) and added up in float into the node's partial sum, a float buffer in
 //      the window (for G = float the leader's own gradient, for bf16 one of its own);
 //   2. inter-node: one leader per node (local rank 0) hands each range whose node sum is complete
-//      to an MPI transport over the leaders' communicator and the partial sum (MpiSum's
-//      MPI_Iallreduce buckets, or MpiExchange<float>'s exchange where the order is fixed), so the
-//      buckets go between the nodes while backward still runs, as the one-level transports' do;
+//      to an MPI transport over the leaders' communicator and the partial sum (MpiExchange<float>'s
+//      exchange, or MpiSum's MPI_Iallreduce buckets where --mpi-fp32-sum allreduce asks for them),
+//      so the buckets go between the nodes while backward still runs, as the one-level
+//      transports' do;
 //   3. share: once the leader's transport has finished, every rank of the node copies the result
 //      from the partial sum into its own gradient (rounded to bf16 there, once, where G is bf16).
 // The node's ranks sum in ready() what every rank of the node has marked, and in finish() the
@@ -21,7 +22,7 @@
 // Order of the sum (grad_sum.hpp has the overview): each element is
 //     G( S(0, N) over nodes of T_node ),   T_node = T(first, first + L) of float(g_r) over the node's ranks,
 // each level in the split tree (core/split_tree.hpp) over local rank, then over node (leaders in
-// rank order); the inter-node level is exactly that where it is the exchange (fixed order), MPI's
+// rank order); the inter-node level is exactly that where it is the exchange (the default), MPI's
 // order where it is MPI_Iallreduce. With the exchange, every node's ranks consecutive and the
 // same power-of-two count L on every node (NodeLayout::composes_split_tree), it is bitwise the
 // split tree T(0, P) over all ranks, the same bits as NodeSum and MpiExchange compute, whatever

@@ -38,7 +38,7 @@ t_synth synth.h5
 srun --mpi=pmix -N 2 --ntasks-per-node=2 --export=ALL,OMPI_MCA_btl_base_verbose=100,OMP_NUM_THREADS=1 \
   "$OMPML_BIN/ompml-train" --data synth.h5 --layers "$(t_layers)" --epochs 1 --batch 64 --max-steps 5 \
   >train.log 2>&1 || { tail -n 40 train.log; t_fail "ompml-train on 2 nodes failed"; }
-t_grep '^  mpi       4 ranks on 2 nodes, gradients: hierarchical: shared memory in each node \(2 ranks here\), MPI_Iallreduce on host memory between 2 node leaders' train.log
+t_grep '^  mpi       4 ranks on 2 nodes, gradients: hierarchical: shared memory in each node \(2 ranks here\), MPI exchange, fixed order on host memory between 2 node leaders' train.log
 t_grep '^  gradients .*grad_transport auto' train.log
 t_grep '^  rank 0    node1, local rank 0 of 2' train.log
 t_grep '^  rank 3    node2, local rank 1 of 2' train.log

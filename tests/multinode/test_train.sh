@@ -3,7 +3,7 @@
 # site settings given as a user gives them (OMPML_BIN in the environment; tasks, GPUs, CPUs and
 # time on the sbatch command line): the job completes on node1 and node2, ompml-train reports
 # "4 ranks on 2 nodes" and its auto transport picks the hierarchical sum (shared memory in each
-# node, MPI_Iallreduce between the 2 node leaders); its parameters and loss history equal a
+# node, the fixed-order exchange between the 2 node leaders); its parameters and loss history equal a
 # 1-rank run of the same script with the same global batch within T_RTOL (the rank-count tests'
 # bound). The same with OMPML_LAUNCH=mpirun (Open MPI's mpirun starts the ranks inside the
 # allocation, for sites without PMIx): bitwise the srun run's parameters. With
@@ -29,7 +29,7 @@ for id in "$two" "$mpr"; do
   out=ompml-train-mn-$id.out
   [[ $(t_field "$id" NodeList) == "node[1-2]" ]] || t_fail "job $id ran on $(t_field "$id" NodeList)"
   t_grep 'on node\[1-2\]: 4 ranks x 1 threads' "$out"
-  t_grep '^  mpi       4 ranks on 2 nodes, gradients: hierarchical: shared memory in each node \(2 ranks here\), MPI_Iallreduce on host memory between 2 node leaders' "$out"
+  t_grep '^  mpi       4 ranks on 2 nodes, gradients: hierarchical: shared memory in each node \(2 ranks here\), MPI exchange, fixed order on host memory between 2 node leaders' "$out"
   t_grep '^  rank 1    node1, local rank 1 of 2' "$out"
   t_grep '^  rank 2    node2, local rank 0 of 2' "$out"
   t_acc_ok "$(t_final_acc "$out")"
