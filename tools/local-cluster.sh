@@ -44,7 +44,7 @@ trap 'exit 129' HUP
 DIR=${OMPML_LC_DIR:-/tmp/ompml-lc-$(id -u)}
 P=${OMPML_LC_PREFIX:-ompml-lc}
 NET=${OMPML_LC_NET:-10.24.0}
-CPUS=${OMPML_LC_CPUS:-$(nproc)}
+CPUS=${OMPML_LC_CPUS:-$(env -u OMP_NUM_THREADS -u OMP_THREAD_LIMIT nproc)} # nproc counts OMP_NUM_THREADS as a limit
 NGPU=${OMPML_LC_GPUS:-2}
 CONF=$DIR/etc/slurm.conf
 ME=$(basename "$0")
