@@ -23,6 +23,7 @@ batch=32
 steps=10
 warmup=3
 rate=none
+summary_only=0
 bin=${OMPML_BIN:-$root/build/host/bin}
 out=""
 while (($#)); do
@@ -34,56 +35,13 @@ while (($#)); do
     --warmup) warmup=$2; shift 2 ;;
     --rate) rate=$2; shift 2 ;;
     --out) out=$2; shift 2 ;;
-    -h | --help) sed -n '2,17p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    --summary-only) summary_only=1; shift ;; # the summary of --out's scale.csv again, no runs
+    -h | --help) sed -n '2,18p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "hier-bench.sh: unknown option '$1' (see --help)" >&2; exit 2 ;;
   esac
 done
-[[ $(id -u) -eq 0 ]] || { echo "hier-bench.sh: run as root (tools/local-cluster.sh)" >&2; exit 1; }
-[[ -x $bin/ompml-scale ]] || { echo "hier-bench.sh: no $bin/ompml-scale (cmake --build --preset host)" >&2; exit 1; }
-: "${out:=$root/runs/hier-bench-$(date +%Y%m%d-%H%M%S)}"
-mkdir -p "$out"
-out=$(cd "$out" && pwd)
-
-export OMPML_LC_DIR=${OMPML_LC_DIR:-/tmp/ompml-lc-hb-$(id -u)} OMPML_LC_PREFIX=${OMPML_LC_PREFIX:-ompml-lch}
-lc=$root/tools/local-cluster.sh
-trap '"$lc" down >/dev/null 2>&1 || true' EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
-
-"$lc" up 2 2>"$out/up.log"
-"$lc" shape "$([[ $rate == none ]] && echo off || echo "$rate")" 2>/dev/null
-{
-  echo "# $(date -u +%FT%TZ) $(uname -r); CPU: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), $(nproc) cores; load $(cut -d' ' -f1-3 /proc/loadavg)"
-  echo "# Open MPI $(ompi_info --parsable 2>/dev/null | sed -n 's/^ompi:version:full://p'); git $(git -C "$root" rev-parse --short HEAD 2>/dev/null || echo '?'); link rate $rate"
-  echo "# ompml-scale --layers $layers --batch $batch (per rank) --steps $steps --warmup $warmup, 1 thread per rank"
-} >"$out/machine.txt"
-
-header=1
-# point CASE TRANSPORT[:FP32SUM] SRUN-ARGS...: one ompml-scale run, its row into scale.csv
-point() {
-  local name=$1 transport=${2%%:*} fp32=auto
-  [[ $2 == *:* ]] && fp32=${2#*:}
-  shift 2
-  local log=$out/$name-$transport-$fp32-r$round.log
-  echo "== round $round: $name, --grad-transport $transport --mpi-fp32-sum $fp32: srun $*"
-  # more ranks than cores: waiting ranks must yield (see tools/local-cluster.sh)
-  "$lc" exec srun --mpi=pmix --export=ALL,OMP_NUM_THREADS=1,OMPI_MCA_mpi_yield_when_idle=1 "$@" \
-    "$bin/ompml-scale" --layers "$layers" --batch "$batch" --steps "$steps" --warmup "$warmup" \
-    --grad-transport "$transport" --mpi-fp32-sum "$fp32" --csv --header >"$log.csv" 2>"$log" ||
-    { cat "$log" >&2; exit 1; }
-  if ((header)); then echo "round,case,transport_asked,$(head -n 1 "$log.csv")" >"$out/scale.csv"; header=0; fi
-  sed -n 2p "$log.csv" | sed "s/^/$round,$name,$2,/" >>"$out/scale.csv"
-  sed -n 2p "$log.csv"
-}
-
-for ((round = 1; round <= rounds; round++)); do
-  if ((round % 2)); then order="hier mpi mpi:exchange"; else order="mpi:exchange mpi hier"; fi
-  for t in $order; do point 2x2 "$t" -N 2 --ntasks-per-node=2; done
-  point 1x2 shm -N 1 -n 2 -w node1
-  point 1x1 auto -N 1 -n 1 -w node1
-done
-
-/usr/bin/python3 - "$out" <<'PY'
+summarize() {
+  /usr/bin/python3 - "$out" <<'PY'
 # Medians over rounds, and per round the ratios hier/mpi (paired: the same machine state).
 import csv, statistics as st, sys
 out = sys.argv[1]
@@ -116,4 +74,57 @@ if rxc:
 open(f"{out}/summary.md", "w").write("\n".join(lines) + "\n")
 print("\n".join(lines))
 PY
+}
+
+if ((summary_only)); then
+  [[ -n $out && -s $out/scale.csv ]] || { echo "hier-bench.sh: --summary-only needs --out DIR with a scale.csv" >&2; exit 2; }
+  summarize
+  exit 0
+fi
+[[ $(id -u) -eq 0 ]] || { echo "hier-bench.sh: run as root (tools/local-cluster.sh)" >&2; exit 1; }
+[[ -x $bin/ompml-scale ]] || { echo "hier-bench.sh: no $bin/ompml-scale (cmake --build --preset host)" >&2; exit 1; }
+: "${out:=$root/runs/hier-bench-$(date +%Y%m%d-%H%M%S)}"
+mkdir -p "$out"
+out=$(cd "$out" && pwd)
+
+export OMPML_LC_DIR=${OMPML_LC_DIR:-/tmp/ompml-lc-hb-$(id -u)} OMPML_LC_PREFIX=${OMPML_LC_PREFIX:-ompml-lch}
+lc=$root/tools/local-cluster.sh
+trap '"$lc" down >/dev/null 2>&1 || true' EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+"$lc" up 2 2>"$out/up.log"
+"$lc" shape "$([[ $rate == none ]] && echo off || echo "$rate")" 2>/dev/null
+{
+  echo "# $(date -u +%FT%TZ) $(uname -r); CPU: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), $(nproc) cores; load $(cut -d' ' -f1-3 /proc/loadavg)"
+  echo "# Open MPI $(ompi_info --parsable 2>/dev/null | sed -n 's/^ompi:version:full://p'); git $(git -C "$root" rev-parse --short HEAD 2>/dev/null || echo '?'); link rate $rate"
+  echo "# ompml-scale --layers $layers --batch $batch (per rank) --steps $steps --warmup $warmup, 1 thread per rank"
+} >"$out/machine.txt"
+
+header=1
+# point CASE TRANSPORT[:FP32SUM] SRUN-ARGS...: one ompml-scale run, its row into scale.csv
+point() {
+  local name=$1 asked=$2 transport=${2%%:*} fp32=auto
+  [[ $2 == *:* ]] && fp32=${2#*:}
+  shift 2
+  local log=$out/$name-$transport-$fp32-r$round.log
+  echo "== round $round: $name, --grad-transport $transport --mpi-fp32-sum $fp32: srun $*"
+  # more ranks than cores: waiting ranks must yield (see tools/local-cluster.sh)
+  "$lc" exec srun --mpi=pmix --export=ALL,OMP_NUM_THREADS=1,OMPI_MCA_mpi_yield_when_idle=1 "$@" \
+    "$bin/ompml-scale" --layers "$layers" --batch "$batch" --steps "$steps" --warmup "$warmup" \
+    --grad-transport "$transport" --mpi-fp32-sum "$fp32" --csv --header >"$log.csv" 2>"$log" ||
+    { cat "$log" >&2; exit 1; }
+  if ((header)); then echo "round,case,transport_asked,$(head -n 1 "$log.csv")" >"$out/scale.csv"; header=0; fi
+  sed -n 2p "$log.csv" | sed "s/^/$round,$name,$asked,/" >>"$out/scale.csv"
+  sed -n 2p "$log.csv"
+}
+
+for ((round = 1; round <= rounds; round++)); do
+  if ((round % 2)); then order="hier mpi mpi:exchange"; else order="mpi:exchange mpi hier"; fi
+  for t in $order; do point 2x2 "$t" -N 2 --ntasks-per-node=2; done
+  point 1x2 shm -N 1 -n 2 -w node1
+  point 1x1 auto -N 1 -n 1 -w node1
+done
+
+summarize
 echo "hier-bench.sh: results in $out (scale.csv, summary.md)"

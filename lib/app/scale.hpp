@@ -75,7 +75,7 @@ struct EnumNames<GradSync> {
 // its own (mode, steps, warmup, grad_sync, csv, header).
 struct ScaleOptions {
     TrainConfig cfg;  // --layers, --activation, --precision, --optimizer, --lr, ..., --seed, --batch
-    TrainOptions run; // --backend, --bucket-mb, --grad-transport, --grad-dtype, --mpi-staging, --trace
+    TrainOptions run; // --backend, --bucket-mb, --grad-transport, --mpi-fp32-sum, --grad-dtype, --mpi-staging, --trace
     ScaleMode mode = ScaleMode::weak;
     GradSync grad_sync = GradSync::avg;
     int steps = 20;
@@ -92,7 +92,7 @@ struct ScaleOptions {
 // The entries of ompml-train's tables that ompml-scale takes.
 inline constexpr const char* kScaleTrainKeys[] = {"layers",   "activation",   "precision", "optimizer", "lr",
                                                   "momentum", "weight_decay", "clip",      "seed",      "batch"};
-inline constexpr const char* kScaleRunKeys[] = {"backend",    "bucket_mb",   "grad_transport",
+inline constexpr const char* kScaleRunKeys[] = {"backend",    "bucket_mb",   "grad_transport", "mpi_fp32_sum",
                                                 "grad_dtype", "mpi_staging", "trace"};
 
 // The study's own options.

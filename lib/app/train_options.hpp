@@ -132,8 +132,8 @@ void for_each_train_option(F&& f)
            .key = "mpi_fp32_sum",
            .group = "gradients",
            .help = "how MPI sums fp32 gradients: exchange (alltoall, the owner's sum in a fixed order, allgather), "
-                   "allreduce (MPI_Iallreduce buckets, MPI's order) or auto (allreduce, exchange with "
-                   "--reproducible-ranks; lib/parallel/grad_sum.hpp)",
+                   "allreduce (MPI_Iallreduce buckets, MPI's order) or auto (allreduce; the exchange with "
+                   "--reproducible-ranks and between the node leaders of hier; lib/parallel/grad_sum.hpp)",
            .store = run_only},
       OMPML_FIELD(mpi_fp32_sum));
     f(Spec{.flag = "--grad-dtype",
