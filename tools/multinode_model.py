@@ -80,7 +80,7 @@ def main():
     # The model against the measurement: the 2x2 inter-node phase (the leaders' sum over TCP)
     meas_inter = med(rows, "2x2", "hier", "inter_ms")
     pred_inter = t_inter(M0, 2, alpha_tcp, beta_tcp) * 1e3
-    sizes = [10 ** (e / 4) for e in range(16, 37)]  # 1e4 .. 1e9 parameters
+    sizes = [10 ** (e / 4) for e in range(12, 37)]  # 1e3 .. 1e9 parameters
     nodes = [1, 2, 4, 8, 16, 32]
     with open(os.path.join(a.out, "model.csv"), "w") as f:
         f.write("interconnect,params,nodes,compute_ms,node_ms,inter_ms,step_ms,weak_efficiency\n")
