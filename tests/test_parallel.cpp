@@ -1067,3 +1067,169 @@ BOOST_AUTO_TEST_CASE(gradient_bf16_large_buffer)
                                          << st.mpi_s * 1e3 << " ms, copies " << st.copy_s * 1e3 << " ms");
     }
 }
+
+// --- the hierarchical sum: nodes emulated on this machine (GradSumOptions::fake_node_ranks) ------
+
+namespace {
+
+// Transport hier on nodes of k consecutive ranks (the last node shorter where k does not divide P).
+GradSumOptions hier(int k, double bucket_mb, bool fixed_order, GradTransport t = GradTransport::hier)
+{
+    GradSumOptions o = options(t, bucket_mb);
+    o.fake_node_ranks = k;
+    o.fixed_order = fixed_order;
+    return o;
+}
+
+// Whether nodes of k ranks compose the split tree over all ranks (node_layout.hpp): equal nodes
+// of a power-of-two count, so P % k == 0 and P / k ... the count per node k a power of two.
+bool composes(int k) { return nranks() % k == 0 && is_pow2(static_cast<std::size_t>(k)); }
+
+// One step, the gradient marked in 1000-element "layers", last first.
+template <class G>
+std::vector<float> layered_step(Summed<G>& s, const std::vector<float>& mine)
+{
+    s.put(mine);
+    for (std::size_t hi = mine.size(); hi > 0;) {
+        const std::size_t lo = hi > 1000 ? hi - 1000 : 0;
+        s.sum->ready(lo, hi - lo);
+        hi = lo;
+    }
+    s.sum->finish();
+    return s.get();
+}
+
+template <class G>
+void check_hier_split_tree(const std::string& dtype)
+{
+    // Nodes of 2 and 4 ranks where they compose (2 x 2 on 4 ranks; 4 x 2 and 2 x 4 on 8), every
+    // bucket size: bitwise the split tree over all ranks, fp32 and bf16, two steps.
+    const std::size_t n = 100003; // several chunks of the node sum, no multiple of P
+    for (const int k : {2, 4}) {
+        if (!composes(k) || nranks() < k) continue;
+        for (const double mb : {kSmallBucketMb, 0.25, 0.0}) {
+            Summed<G> s(host_memory(), n, hier(k, mb, true));
+            BOOST_CHECK_EQUAL(s.sum->kind(), "hier");
+            BOOST_CHECK_EQUAL(s.plan.chosen(), std::string("hier"));
+            BOOST_CHECK(s.plan.fp32_fixed_order());
+            for (int step = 0; step < 2; ++step) {
+                const std::vector<float> want = split_tree_sum<G>(n, [&](int r) { return order_grad(n, r, step); });
+                const std::string what = dtype + " hier, nodes of " + std::to_string(k) + ", bucket_mb " +
+                    std::to_string(mb) + " (" + s.sum->describe() + ") step " + std::to_string(step);
+                check_split_tree(order_step(s, n, step), want, what + ", two ranges");
+                check_split_tree(layered_step(s, order_grad(n, rank(), step)), want, what + ", 1000-element layers");
+                const GradSyncStats& st = s.sum->last_step();
+                BOOST_CHECK(st.node_s >= 0 && st.share_s >= 0 && st.inter_s >= 0);
+                BOOST_CHECK(st.node_s + st.inter_s + st.share_s <= st.mpi_s * (1 + 1e-9) + 1e-12);
+                BOOST_CHECK_EQUAL(st.bytes, n * sizeof(G));
+            }
+        }
+    }
+}
+
+} // namespace
+
+BOOST_AUTO_TEST_CASE(gradient_hier_is_the_split_tree)
+{
+    // The two-level sum (each node's ranks in their split tree, then the node sums between the
+    // leaders by the exchange) is bit for bit the split tree over all ranks where the layout
+    // composes: order_grad's sums tell the orders apart from 3 ranks on (gradient_split_tree_order_
+    // is_not_rank_order), so another order would fail on 4 and 8 ranks.
+    check_hier_split_tree<float>("fp32");
+    check_hier_split_tree<bf16>("bf16");
+}
+
+BOOST_AUTO_TEST_CASE(gradient_hier_any_layout_sums)
+{
+    // Any layout, fixed order or not, fp32 between the leaders by MPI_Iallreduce or the exchange:
+    // the sum over all ranks to float rounding, bitwise the same on every rank, two steps; nodes of
+    // 1, 2 and 3 ranks (3 ranks as 2 + 1, 4 as 3 + 1: unequal nodes). bf16: one rounding of the
+    // float sum (within the bf16 bound of the exact sum).
+    const std::size_t n = layer_offsets().back();
+    const std::vector<std::size_t> reverse{4, 3, 2, 1, 0};
+    for (const int k : {1, 2, 3})
+        for (const MpiFp32Sum fp32 : {MpiFp32Sum::allreduce, MpiFp32Sum::exchange}) {
+            GradSumOptions o = hier(k, kSmallBucketMb, false);
+            o.mpi_fp32 = fp32;
+            Summed<float> f(host_memory(), n, o);
+            BOOST_CHECK_EQUAL(f.sum->kind(), nranks() > 1 ? "hier" : "none");
+            check_steps(f, reverse, 5, "hier fp32, nodes of " + std::to_string(k) + ", " + enum_name(fp32));
+            Summed<bf16> h(host_memory(), n, o);
+            if (composes(k))
+                check_bf16_steps(h, reverse, 5, "hier bf16, nodes of " + std::to_string(k));
+            else // another order than the split tree over all ranks: to the bound only
+                for (int step = 0; step < 2; ++step) {
+                    const std::vector<float> got = sum_step(h, reverse, step);
+                    const std::vector<float> exact = host_sum(n, step);
+                    bool ok = same_on_all_ranks(got);
+                    for (std::size_t i = 0; i < n; ++i)
+                        ok = ok &&
+                            std::fabs(static_cast<double>(got[i]) - exact[i]) <=
+                                0x1p-8 * (nranks() + std::fabs(static_cast<double>(exact[i]))) + 1e-6;
+                    BOOST_CHECK_MESSAGE(all_ranks(ok), "hier bf16, nodes of " << k << " step " << step);
+                }
+        }
+}
+
+BOOST_AUTO_TEST_CASE(gradient_hier_plan)
+{
+    // auto takes hier where the ranks are on several nodes and some node holds several; with
+    // fixed_order only where the layout composes, else the flat exchange, saying why (note());
+    // an explicit hier that cannot keep the fixed order, or whose gradient is device memory, is
+    // an error on every rank.
+    if (nranks() == 1) return;
+    for (const int k : {1, 2, 3}) {
+        const bool several_nodes = nranks() > k, shared = k > 1;
+        const std::string want = !several_nodes ? "shm" : shared ? "hier" : "mpi";
+        Summed<float> a(host_memory(), 10, hier(k, 4.0, false, GradTransport::automatic));
+        BOOST_CHECK_EQUAL(a.plan.chosen(), want);
+        BOOST_CHECK_EQUAL(a.sum->kind(), want);
+        BOOST_CHECK(a.plan.note().empty());
+        Summed<float> f(host_memory(), 10, hier(k, 4.0, true, GradTransport::automatic));
+        const bool keeps = !several_nodes || !shared || composes(k);
+        BOOST_CHECK_EQUAL(f.sum->kind(), keeps ? want : "mpi");
+        BOOST_CHECK(f.plan.fp32_fixed_order());
+        if (!keeps) {
+            BOOST_CHECK_MESSAGE(f.sum->describe().rfind("MPI exchange, fixed order", 0) == 0, f.sum->describe());
+            BOOST_CHECK_MESSAGE(f.plan.note().find("auto: not hierarchical, ") == 0, f.plan.note());
+        }
+        if (want == "hier")
+            BOOST_CHECK_MESSAGE(a.sum->describe().rfind("hierarchical: shared memory in each node (", 0) == 0,
+                                a.sum->describe());
+        if (!(several_nodes && shared && !composes(k))) continue;
+        BOOST_CHECK_EXCEPTION(GradSumPlan(comm(), host_memory(), hier(k, 4.0, true)), Error, [](const Error& e) {
+            return std::strstr(e.what(), "gradient transport hier is not possible here: ") != nullptr &&
+                std::strstr(e.what(), "cannot give the fixed summation order") != nullptr;
+        });
+    }
+    if (&omp_memory() != &host_memory()) // offload-check: the gradient is device memory
+        BOOST_CHECK_EXCEPTION(GradSumPlan(comm(), omp_memory(), hier(2, 4.0, false)), Error, [](const Error& e) {
+            return std::strstr(e.what(), "hier is not possible here: the gradient is in") != nullptr;
+        });
+}
+
+BOOST_AUTO_TEST_CASE(gradient_hier_misuse_is_an_error)
+{
+    // The same misuse as every transport (a step left incomplete, then a whole step), and ranks of
+    // a node marking different ranges: every rank throws, none waits forever.
+    for (const int k : {1, 2}) {
+        Summed<float> f(host_memory(), 100, hier(k, 4.0, false));
+        check_misuse(f, "hier fp32, nodes of " + std::to_string(k));
+        Summed<bf16> h(host_memory(), 100, hier(k, 4.0, false));
+        check_misuse(h, "hier bf16, nodes of " + std::to_string(k));
+    }
+    if (nranks() == 1) return;
+    const std::size_t n = 1000;
+    auto mismatch = [&](const std::vector<std::pair<std::size_t, std::size_t>>& first_ranges,
+                        const std::vector<std::pair<std::size_t, std::size_t>>& other_ranges) {
+        // one node of every rank: the leaders' transport has nothing to differ in
+        Summed<float> s(host_memory(), n, hier(nranks(), 4.0, false));
+        for (const auto& [off, cnt] : rank() == 0 ? first_ranges : other_ranges) s.sum->ready(off, cnt);
+        BOOST_CHECK_EXCEPTION(s.sum->finish(), Error, [](const Error& e) {
+            return std::strstr(e.what(), "ranks of a node marked different gradient ranges") != nullptr;
+        });
+    };
+    mismatch({{0, n}}, {{500, 500}, {0, 500}});               // fewer ranges on rank 0
+    mismatch({{500, 500}, {0, 500}}, {{0, n}});               // more ranges on rank 0
+    mismatch({{400, 600}, {0, 400}}, {{500, 500}, {0, 500}}); // as many ranges, other sizes
+}

@@ -26,6 +26,10 @@ packages=(
   python3 python3-torch python3-h5py python3-numpy python3-matplotlib
   # the default dataset; the Slurm tests' private cluster
   dataset-fashion-mnist slurm-wlm munge
+  # ip and tc (tools/local-cluster.sh: the multinode tests' nodes are network namespaces joined
+  # by veth links and a bridge; tc shapes the links); nsenter and unshare are in util-linux,
+  # which every Debian has
+  iproute2
   # tools the tests and scripts call: xz (runtime bundles), hostname, ps/kill (procps); the
   # formatter CI checks the sources with (tools/format.sh); git, from which the performance
   # gate (tools/perf-compare.sh) builds the commits it compares

@@ -32,7 +32,8 @@ from collections import defaultdict
 
 EPS_US = 0.002
 KNOWN = ["step", "batch", "forward", "loss", "backward", "grad bucket", "grad sum", "optimizer", "clip", "normalize",
-         "bucket in flight", "read", "upload", "evaluate", "checkpoint", "stop flag", "epoch start"]
+         "bucket in flight", "read", "upload", "evaluate", "checkpoint", "stop flag", "epoch start",
+         "grad node sum", "grad inter-node", "grad share"]
 
 
 def die(msg):

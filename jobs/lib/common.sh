@@ -188,7 +188,8 @@ ompml_train() {
   # The step runs in the background so bash can run the USR1 trap while it waits; it is
   # started directly (not through a function) so $! is the launcher's pid: srun and mpirun
   # forward USR1 to every rank.
-  local log=$OMPML_RUN_DIR/train.log teefd teepid rc
+  local log=$OMPML_RUN_DIR/train.log teefd teepid rc log_start
+  log_start=$(stat -c %s "$log" 2>/dev/null || echo 0)   # this run's output starts here
   exec {teefd}> >(tee -a "$log")
   teepid=$!
   ompml_launch_cmd
@@ -207,6 +208,13 @@ ompml_train() {
   OMPML_STEP_PID=""
   exec {teefd}>&-
   wait "$teepid" 2>/dev/null
+  # ompml-train prints "final: ..." whenever it exits 0. A launcher can exit 0 without it: seen
+  # with srun when a step's launch failed on one node ("Timed out waiting for job step to
+  # complete", a requeued job after a node failure); the job would be COMPLETED untrained.
+  if ((rc == 0)) && ! tail -c "+$((log_start + 1))" "$log" | grep -qa '^final: '; then
+    ompml_log "the launcher exited 0 but ompml-train printed no 'final:' line: the ranks did not all run to the end; exiting 1"
+    rc=1
+  fi
 
   if ((rc == OMPML_EXIT_CHECKPOINTED)); then
     ompml_log "ompml-train checkpointed to ${ckpt:-?} and stopped (exit $rc)"

@@ -140,6 +140,7 @@ void validate(MPI_Comm comm, ScaleSetup& s)
 // The timed steps, as training runs them; per step: wall time, communication, exposed wait.
 struct StepTimes {
     std::vector<double> step_s, comm_s, wait_s;
+    std::vector<double> node_s, inter_s, share_s; // the hierarchical sum's phases (0 for the others)
     std::vector<double> loss; // this rank's loss sum per timed step (summed over ranks after timing)
     int buckets = 0;
 };
@@ -170,6 +171,9 @@ StepTimes time_steps(MPI_Comm comm, const ScaleOptions& o, ScaleSetup& s, TraceF
         const GradSyncStats& g = step.sum_last();
         t.comm_s.push_back(g.mpi_s + g.copy_s);
         t.wait_s.push_back(g.wait_s);
+        t.node_s.push_back(g.node_s);
+        t.inter_s.push_back(g.inter_s);
+        t.share_s.push_back(g.share_s);
         t.buckets = g.buckets;
     }
     if (trace_file != nullptr) trace_file->write();
@@ -290,6 +294,9 @@ ScalePoint run_scale(const MpiSession& mpi, const ScaleOptions& o)
     p.step_min_ms = max_ms_over_ranks(comm, min_of(t.step_s));
     p.comm_ms = max_ms_over_ranks(comm, median(t.comm_s));
     p.wait_ms = max_ms_over_ranks(comm, median(t.wait_s));
+    p.node_ms = max_ms_over_ranks(comm, median(t.node_s));
+    p.inter_ms = max_ms_over_ranks(comm, median(t.inter_s));
+    p.share_ms = max_ms_over_ranks(comm, median(t.share_s));
     p.allreduce_ms = max_ms_over_ranks(comm, median(ar_s));
     p.allreduce_min_ms = max_ms_over_ranks(comm, min_of(ar_s));
     p.compute_ms = std::max(0.0, p.step_ms - p.comm_ms);
@@ -309,19 +316,21 @@ ScalePoint run_scale(const MpiSession& mpi, const ScaleOptions& o)
 const char* const kScaleCsvHeader =
     "mode,layers,params,ranks,threads,global_batch,rank_batch,steps,step_ms,step_min_ms,compute_ms,comm_ms,wait_ms,"
     "allreduce_ms,allreduce_min_ms,samples_per_s,buckets,bucket_mb,grad_sync,transport,grad_dtype,loss_first,"
-    "loss_last,precision,mpi_fp32_sum,reproducible_ranks,fixed_step_ms,fixed_comm_ms,default_step_ms,default_comm_ms";
+    "loss_last,precision,mpi_fp32_sum,reproducible_ranks,node_ms,inter_ms,share_ms,fixed_step_ms,fixed_comm_ms,"
+    "default_step_ms,default_comm_ms";
 
 void print_scale_csv(const ScaleOptions& o, const ScalePoint& p)
 {
     if (o.header) std::printf("%s\n", kScaleCsvHeader);
-    std::printf("%s,%s,%zu,%d,%d,%d,%d,%d,%.4f,%.4f,%.4f,%.4f,%.4f,%.4f,%.4f,%.1f,%d,%g,%s,%s,%s,%.6g,%.6g,%s,%s,%d,%."
-                "4f,%.4f,%.4f,%.4f\n",
-                enum_name(o.mode), layers_csv(o.cfg.model.layers).c_str(), p.params, p.ranks, p.threads, p.global_rows,
-                p.rank_rows, o.steps, p.step_ms, p.step_min_ms, p.compute_ms, p.comm_ms, p.wait_ms, p.allreduce_ms,
-                p.allreduce_min_ms, p.samples_per_s, p.buckets, o.run.bucket_mb, enum_name(o.grad_sync),
-                p.transport.c_str(), enum_name(o.run.grad_dtype), p.loss_first, p.loss_last,
-                enum_name(o.cfg.model.precision), enum_name(o.run.mpi_fp32_sum), o.cfg.reproducible_ranks,
-                p.fixed_step_ms, p.fixed_comm_ms, p.default_step_ms, p.default_comm_ms);
+    std::printf(
+        "%s,%s,%zu,%d,%d,%d,%d,%d,%.4f,%.4f,%.4f,%.4f,%.4f,%.4f,%.4f,%.1f,%d,%g,%s,%s,%s,%.6g,%.6g,%s,%s,%d,%.4f,"
+        "%.4f,%.4f,%.4f,%.4f,%.4f,%.4f\n",
+        enum_name(o.mode), layers_csv(o.cfg.model.layers).c_str(), p.params, p.ranks, p.threads, p.global_rows,
+        p.rank_rows, o.steps, p.step_ms, p.step_min_ms, p.compute_ms, p.comm_ms, p.wait_ms, p.allreduce_ms,
+        p.allreduce_min_ms, p.samples_per_s, p.buckets, o.run.bucket_mb, enum_name(o.grad_sync), p.transport.c_str(),
+        enum_name(o.run.grad_dtype), p.loss_first, p.loss_last, enum_name(o.cfg.model.precision),
+        enum_name(o.run.mpi_fp32_sum), o.cfg.reproducible_ranks, p.node_ms, p.inter_ms, p.share_ms, p.fixed_step_ms,
+        p.fixed_comm_ms, p.default_step_ms, p.default_comm_ms);
     std::fflush(stdout);
     std::fprintf(stderr, "ompml-scale: %s; gradient sum: %s; validated against MPI_Allreduce\n", p.device.c_str(),
                  p.transport_text.c_str());
@@ -348,6 +357,9 @@ void print_scale_report(const ScaleOptions& o, const ScalePoint& p)
     std::printf("  per step (median of %d after %d warm-up, max over ranks):\n", o.steps, o.warmup);
     std::printf("    step %.3f ms (min %.3f) = compute %.3f + communication %.3f (of which waiting %.3f)\n", p.step_ms,
                 p.step_min_ms, p.compute_ms, p.comm_ms, p.wait_ms);
+    if (p.transport == "hier")
+        std::printf("    hierarchical phases: node sum %.3f + inter-node %.3f (node leaders) + share %.3f ms\n",
+                    p.node_ms, p.inter_ms, p.share_ms);
     std::printf("    plain MPI_Allreduce of the same %.1f MB: %.3f ms (min %.3f)\n", mb, p.allreduce_ms,
                 p.allreduce_min_ms);
     std::printf("  %.1f samples/s; loss %.6g at the first timed step, %.6g at the last\n", p.samples_per_s,

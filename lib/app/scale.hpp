@@ -20,6 +20,9 @@
 //   wait_ms      the part of comm_ms spent waiting in finish() after backward was done
 //                (--grad-sync allreduce: one blocking MPI_Allreduce after backward instead of
 //                the buckets; then comm_ms = wait_ms = the time of that call)
+//   node_ms, inter_ms, share_ms   --grad-transport hier (or auto picking it): comm_ms's phases,
+//                the node's shared-memory sum, the node leaders' MPI sum between nodes (the max
+//                over ranks is a leader's), and taking the result from the node's partial sum
 //   compute_ms   step_ms - comm_ms
 //   (--trace FILE: the timed steps as a timeline, steps numbered after the warm-up's; the
 //   recording waits for no device work here, so with a queued backend spans are launch times)
@@ -72,7 +75,7 @@ struct EnumNames<GradSync> {
 // its own (mode, steps, warmup, grad_sync, csv, header).
 struct ScaleOptions {
     TrainConfig cfg;  // --layers, --activation, --precision, --optimizer, --lr, ..., --seed, --batch
-    TrainOptions run; // --backend, --bucket-mb, --grad-transport, --grad-dtype, --mpi-staging, --trace
+    TrainOptions run; // --backend, --bucket-mb, --grad-transport, --mpi-fp32-sum, --grad-dtype, --mpi-staging, --trace
     ScaleMode mode = ScaleMode::weak;
     GradSync grad_sync = GradSync::avg;
     int steps = 20;
@@ -160,12 +163,13 @@ struct ScalePoint {
     int ranks = 1, threads = 1, global_rows = 0, rank_rows = 0; // rank 0's rows
     double step_ms = 0, step_min_ms = 0, compute_ms = 0, comm_ms = 0, wait_ms = 0;
     double allreduce_ms = 0, allreduce_min_ms = 0, samples_per_s = 0;
-    double loss_first = 0, loss_last = 0; // mean loss over the global batch, first and last timed step
+    double node_ms = 0, inter_ms = 0, share_ms = 0; // the hierarchical sum's phases (hier; 0 otherwise)
+    double loss_first = 0, loss_last = 0;           // mean loss over the global batch, first and last timed step
     int buckets = 0;
     // --reproducible-ranks N: the fixed order's step against the default mode's (the same options
     // with reproducible_ranks 0), timed in alternating steps; all 0 without the setting.
     double fixed_step_ms = 0, fixed_comm_ms = 0, default_step_ms = 0, default_comm_ms = 0;
-    std::string transport; // "none" (1 rank), "shm" or "mpi", and its description
+    std::string transport; // "none" (1 rank), "shm", "hier" or "mpi", and its description
     std::string transport_text;
     std::string backend, device;
     std::vector<std::string> where; // each rank's host and device

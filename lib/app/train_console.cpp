@@ -96,6 +96,7 @@ void TrainConsole::print_start()
     std::printf("  mpi       %s on %s, gradients: %s%s\n", count_text(mpi_.size(), "rank").c_str(),
                 count_text(static_cast<int>(first_on_node), "node").c_str(), step.sum_describe().c_str(),
                 buckets.c_str());
+    if (!run_.step.plan->note().empty()) std::printf("  mpi       %s\n", run_.step.plan->note().c_str());
     const int shown = std::min(mpi_.size(), 8);
     for (int r = 0; r < shown; ++r) std::printf("  rank %-4d %s\n", r, where[static_cast<std::size_t>(r)].c_str());
     if (shown < mpi_.size()) std::printf("  ... (%d more ranks)\n", mpi_.size() - shown);

@@ -148,8 +148,9 @@ void for_each_train_option(F&& f)
     f(Spec{.flag = "--grad-transport",
            .key = "grad_transport",
            .group = "gradients",
-           .help = "how ranks sum gradients: shm (shared memory, all ranks on one node, host memory), mpi "
-                   "(MPI_Iallreduce buckets) or auto (shm where possible, else mpi)",
+           .help = "how ranks sum gradients: shm (shared memory, all ranks on one node, host memory), hier "
+                   "(shared memory in each node, MPI between one leader per node; host memory), mpi (MPI "
+                   "buckets) or auto (shm on one node, hier on several with several ranks on a node, else mpi)",
            .store = run_only},
       OMPML_FIELD(grad_transport));
     // Changes what every rank sends and how it sums (bf16 alltoall + allgather): must match.
@@ -158,8 +159,8 @@ void for_each_train_option(F&& f)
            .key = "mpi_fp32_sum",
            .group = "gradients",
            .help = "how MPI sums fp32 gradients: exchange (alltoall, the owner's sum in a fixed order, allgather), "
-                   "allreduce (MPI_Iallreduce buckets, MPI's order) or auto (allreduce, exchange with "
-                   "--reproducible-ranks; lib/parallel/grad_sum.hpp)",
+                   "allreduce (MPI_Iallreduce buckets, MPI's order) or auto (allreduce; the exchange with "
+                   "--reproducible-ranks and between the node leaders of hier; lib/parallel/grad_sum.hpp)",
            .store = run_only},
       OMPML_FIELD(mpi_fp32_sum));
     f(Spec{.flag = "--grad-dtype",

@@ -16,6 +16,9 @@ void GradSyncStats::add(const GradSyncStats& o)
     mpi_s += o.mpi_s;
     wait_s += o.wait_s;
     copy_s += o.copy_s;
+    node_s += o.node_s;
+    inter_s += o.inter_s;
+    share_s += o.share_s;
 }
 
 bool GradSumSteps::mark(std::size_t off, std::size_t n)

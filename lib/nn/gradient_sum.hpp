@@ -37,6 +37,10 @@ struct GradSyncStats {
     double mpi_s = 0;
     double wait_s = 0; // the exposed part: the time of mpi_s spent in finish() after backward is done
     double copy_s = 0; // staging copies device <-> host
+    // the hierarchical sum's phases (hier): included in mpi_s; 0 for the other transports
+    double node_s = 0;  // the node's ranks summing into the node's partial sum, and waiting for ranges
+    double inter_s = 0; // the node leader's MPI sum between nodes (0 on the other ranks)
+    double share_s = 0; // waiting for the leader's result and copying it into this rank's gradient
     void add(const GradSyncStats& o);
 };
 
@@ -86,7 +90,7 @@ public:
     // elements were not marked this step.
     virtual void finish() = 0;
     virtual std::string describe() const = 0; // for the run's log ("MPI on host memory", ...)
-    virtual const char* kind() const = 0;     // "none" (1 rank), "shm" or "mpi"
+    virtual const char* kind() const = 0;     // "none" (1 rank), "shm", "mpi" or "hier"
 
 protected:
     explicit GradientSum(std::size_t n) : GradSumSteps(n) {}

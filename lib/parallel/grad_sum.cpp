@@ -5,9 +5,11 @@
 #include "core/trace.hpp"
 #include "parallel/blocking_sum.hpp"
 #include "parallel/comm.hpp"
+#include "parallel/hier_sum.hpp"
 #include "parallel/mpi_check.hpp"
 #include "parallel/mpi_exchange.hpp"
 #include "parallel/mpi_sum.hpp"
+#include "parallel/node_layout.hpp"
 #include "parallel/node_memory.hpp"
 #include "parallel/node_sum.hpp"
 #include "parallel/staged_sum.hpp"
@@ -75,15 +77,36 @@ GradSumPlan::GradSumPlan(MPI_Comm comm, const MemorySpace& mem, GradSumOptions o
 {
     fp32_ = resolve_fp32(mem_, opt_, size_);
     if (size_ == 1 || opt_.transport == GradTransport::mpi) return;
-    // The same answer on every rank: the build decides the memory, on_one_node() is collective.
-    std::string why;
-    if (&mem_ != &host_memory())
-        why = std::string("the gradient is in ") + mem_.name() + " memory, not host memory";
-    else if (!on_one_node(comm_))
-        why = "the ranks are not all on one node";
-    require(why.empty() || opt_.transport != GradTransport::shared,
-            "gradient transport shm is not possible here: " + why + " (use auto or mpi)");
-    if (why.empty()) node_ = std::make_unique<NodeMemory>(comm_);
+    // The same answer on every rank: the build decides the memory, the layout is collective.
+    layout_ = std::make_unique<NodeLayout>(comm_, opt_.fake_node_ranks);
+    std::string why; // why the transport asked for is not possible here
+    if (&mem_ != &host_memory()) why = std::string("the gradient is in ") + mem_.name() + " memory, not host memory";
+    const bool one_node = layout_->nodes() == 1;
+    const bool keeps_order = !opt_.fixed_order || layout_->composes_split_tree();
+    const std::string order_why = layout_->shape() +
+        " cannot give the fixed summation order (it needs every node's ranks consecutive and the same "
+        "power-of-two count on every node)";
+    switch (opt_.transport) {
+    case GradTransport::shared:
+        if (why.empty() && !one_node) why = "the ranks are not all on one node";
+        require(why.empty(), "gradient transport shm is not possible here: " + why + " (use auto or mpi)");
+        node_ = std::make_unique<NodeMemory>(comm_);
+        break;
+    case GradTransport::hier:
+        if (why.empty() && !keeps_order) why = order_why;
+        require(why.empty(), "gradient transport hier is not possible here: " + why + " (use auto or mpi)");
+        hier_ = true;
+        break;
+    default: // auto: shm on one node, hier on several where a node holds several ranks, else mpi
+        if (!why.empty()) break;
+        if (one_node) {
+            node_ = std::make_unique<NodeMemory>(comm_);
+        } else if (layout_->shared_nodes()) {
+            hier_ = keeps_order;
+            if (!keeps_order) note_ = "auto: not hierarchical, " + order_why + "; the flat MPI exchange keeps it";
+        }
+    }
+    if (hier_) node_ = std::make_unique<NodeMemory>(layout_->node_comm());
 }
 
 GradSumPlan::~GradSumPlan() = default;
@@ -101,6 +124,7 @@ std::unique_ptr<GradientSum<G>> GradSumPlan::make(G* grad, std::size_t n) const
         collective_try(comm_, [&] { peers = node_->peers(grad, n * sizeof(G)); });
         std::vector<G*> bufs;
         for (void* p : peers) bufs.push_back(static_cast<G*>(p));
+        if (hier_) return make_hier<G>(std::move(bufs), n);
         return std::make_unique<NodeSum<G>>(*node_, std::move(bufs), n);
     }
     // MPI on the gradient itself, or on the host mirror of Staged (which copies back per bucket).
@@ -115,6 +139,42 @@ std::unique_ptr<GradientSum<G>> GradSumPlan::make(G* grad, std::size_t n) const
     };
     if (direct) return mpi(grad, {});
     return std::make_unique<Staged<G>>(mem_, grad, n, opt_, allreduce ? MpiSum::kName : MpiExchange<G>::kName, mpi);
+}
+
+template <class G>
+std::unique_ptr<GradientSum<G>> GradSumPlan::make_hier(std::vector<G*> bufs, std::size_t n) const
+{
+    // Between the leaders: the partial sums are float whatever G. The fixed-order exchange unless
+    // --mpi-fp32-sum allreduce asks for MPI_Iallreduce (fp32 only; never with fixed_order): the
+    // leaders move the whole gradient in few, large buckets, where Open MPI's allreduce is slow
+    // (measured on the local cluster, docs/results/scaling.md "Several nodes"; mpi_exchange.hpp),
+    // and the exchange keeps the two-level order fixed.
+    const bool allreduce = std::is_same_v<G, float> && opt_.mpi_fp32 == MpiFp32Sum::allreduce;
+    const int nodes = layout_->nodes();
+    const MPI_Comm leaders = layout_->leader_comm();
+    const double bucket_mb = opt_.bucket_mb;
+    const std::string inter = nodes == 1
+        ? std::string("nothing")
+        : std::string(allreduce ? MpiSum::kName : MpiExchange<float>::kName) + " on host memory";
+    const auto make_inter = [&](float* partial) -> std::unique_ptr<GradientSum<float>> {
+        if (nodes == 1) return std::make_unique<NoSum<float>>(n);
+        if (allreduce) return std::make_unique<MpiSum>(leaders, partial, n, bucket_mb, false);
+        return std::make_unique<MpiExchange<float>>(leaders, partial, n, bucket_mb);
+    };
+    return std::make_unique<HierSum<G>>(*node_, std::move(bufs), n, nodes, inter, make_inter);
+}
+
+bool GradSumPlan::fp32_fixed_order() const
+{
+    if (size_ == 1) return true;
+    if (hier_) return layout_->composes_split_tree() && opt_.mpi_fp32 != MpiFp32Sum::allreduce;
+    return node_ != nullptr || fp32_ == MpiFp32Sum::exchange;
+}
+
+const char* GradSumPlan::chosen() const
+{
+    if (size_ == 1) return "none";
+    return hier_ ? "hier" : node_ ? "shm" : "mpi";
 }
 
 template std::unique_ptr<GradientSum<float>> GradSumPlan::make<float>(float*, std::size_t) const;

@@ -25,6 +25,11 @@
 //   shm    every rank on one node and the gradient host memory: the model allocates its gradient
 //          in a node-shared window (node_memory.hpp), backward writes straight into it, and the
 //          ranks sum the buffers with loads and stores: no messages, no copies (node_sum.hpp).
+//   hier   ranks on several nodes, some node holding several, and the gradient host memory: the
+//          model allocates its gradient in its node's window; the node's ranks sum through shared
+//          memory into a float partial sum, one leader per node sums the partial sums between the
+//          nodes by MPI buckets as their node sums complete during backward, and every rank takes
+//          the result from its node's partial sum (hier_sum.hpp). Nodes: node_layout.hpp.
 //   mpi    buckets of non-blocking collectives on the gradient itself, or on a host mirror where
 //          MPI may not read the gradient's memory (staged_sum.hpp). bf16: the exchange (alltoall
 //          + the owner's fp32 sum + allgather, mpi_exchange.hpp). fp32: the same exchange in fp32
@@ -41,7 +46,15 @@
 //       bitwise the same on all ranks, whatever the bucket boundaries and whichever transport.
 //   mpi fp32 MPI_Iallreduce (MpiSum): the same bits on all ranks for one bucket layout, run after
 //       run; another bucket size or rank count may change the order, hence the bits.
-// GradSumOptions::fixed_order asks for the first kind; the plan then never picks MpiSum.
+//   hier (HierSum<G>): each node's ranks in the split tree over local rank, then the node sums in
+//       the split tree over nodes (the exchange between the leaders; MPI_Iallreduce's order where
+//       mpi_fp32 allreduce asks for it, fp32 only), added in float, rounded to G once. With
+//       every node's ranks consecutive and the same power-of-two count on every node
+//       (split_tree_composes(P, nodes), NodeLayout::composes_split_tree) that is exactly T(0, P):
+//       the first kind. Otherwise the two-level tree is another (fixed) order.
+// GradSumOptions::fixed_order asks for the first kind; the plan then never picks MpiSum, and picks
+// hier only where it composes: elsewhere auto falls back to the flat MPI exchange (note() says
+// why, in the run's report) and an explicit hier is an error.
 //
 // Determinism: every rank gets bitwise the same sums, and the same rank count gives the same bits
 // run after run. Rank-count independence holds to float rounding unless the model's sums inside a
@@ -68,19 +81,24 @@
 
 namespace ompml {
 
+class NodeLayout;
 class NodeMemory;
 
 // How the ranks sum the gradient (--grad-transport auto|mpi|shm).
 enum class GradTransport {
-    automatic, // shared memory where possible (one node, host memory), MPI otherwise
+    automatic, // shm on one node, hier on several nodes where some node holds several ranks, else mpi
+               // (shm and hier: where the gradient is host memory)
     mpi,       // MPI buckets always
     shared,    // shared memory; an error where it is not possible
+    hier,      // shared memory in each node, MPI between node leaders; an error where it is not possible
 };
 template <>
 struct EnumNames<GradTransport> {
     static constexpr const char* what = "gradient transport";
-    static constexpr std::pair<GradTransport, const char*> names[] = {
-        {GradTransport::automatic, "auto"}, {GradTransport::mpi, "mpi"}, {GradTransport::shared, "shm"}};
+    static constexpr std::pair<GradTransport, const char*> names[] = {{GradTransport::automatic, "auto"},
+                                                                      {GradTransport::mpi, "mpi"},
+                                                                      {GradTransport::shared, "shm"},
+                                                                      {GradTransport::hier, "hier"}};
 };
 
 // How MPI sums fp32 gradients (bf16 always goes by the exchange).
@@ -113,13 +131,17 @@ struct GradSumOptions {
     // from the CUDA backend): pinned memory makes the staging copies DMA at full speed.
     std::function<void(void*, std::size_t)> pin_host;
     std::function<void(void*)> unpin_host;
+    // Tests only: nodes of this many consecutive ranks instead of MPI's (node_layout.hpp), so the
+    // two-level sum runs on one machine; 0: the real nodes.
+    int fake_node_ranks = 0;
 };
 
 // Collective: decides, once and the same way on every rank, which transport sums gradients for
 // this communicator and memory, and provides the memory the model must allocate its gradient in.
 // auto: shared memory where every rank is on one node and the gradient would be host memory,
-// else MPI; shm where that is impossible: Error on every rank naming why. fixed_order with
-// mpi_fp32 allreduce: Error on every rank naming why.
+// hierarchical where the ranks are on several nodes, some node holds several and the gradient
+// would be host memory, else MPI; shm or hier where that is impossible: Error on every rank naming
+// why. fixed_order with mpi_fp32 allreduce: Error on every rank naming why.
 class GradSumPlan {
 public:
     GradSumPlan(MPI_Comm comm, const MemorySpace& mem, GradSumOptions opt = {});
@@ -127,7 +149,7 @@ public:
     GradSumPlan(const GradSumPlan&) = delete;
     GradSumPlan& operator=(const GradSumPlan&) = delete;
 
-    // Where the model allocates its gradient: a node-shared window memory space (shm; its
+    // Where the model allocates its gradient: a node-shared window memory space (shm, hier; its
     // allocate and deallocate are collective), else `mem`. Must outlive the model's gradient
     // buffer and the transport.
     const MemorySpace& gradient_memory() const;
@@ -142,15 +164,25 @@ public:
     int ranks() const { return size_; }
     // Whether make<float> sums in the split-tree order (1 rank, shm, or the fp32 exchange); make<bf16>
     // always does.
-    bool fp32_fixed_order() const { return size_ == 1 || node_ || fp32_ == MpiFp32Sum::exchange; }
+    bool fp32_fixed_order() const;
+    // The transport make() builds: "none" (1 rank), "shm", "hier" or "mpi".
+    const char* chosen() const;
+    // Where auto did not take the transport the layout suggests, why ("" otherwise): for the report.
+    const std::string& note() const { return note_; }
 
 private:
+    template <class G>
+    std::unique_ptr<GradientSum<G>> make_hier(std::vector<G*> bufs, std::size_t n) const;
+
     MPI_Comm comm_;
     const MemorySpace& mem_;
     GradSumOptions opt_;
     int size_ = 1;
     MpiFp32Sum fp32_ = MpiFp32Sum::allreduce; // resolved: allreduce or exchange
-    std::unique_ptr<NodeMemory> node_;        // the window memory space, where shm was chosen
+    std::unique_ptr<NodeLayout> layout_;      // the nodes (several ranks, a transport other than mpi asked for)
+    std::unique_ptr<NodeMemory> node_;        // the window memory space, where shm or hier was chosen
+    bool hier_ = false;                       // hier chosen: node_ is the node's window space
+    std::string note_;
 };
 
 } // namespace ompml

@@ -4,17 +4,16 @@
 #include "core/check.hpp"
 #include "core/timer.hpp"
 #include "parallel/mpi_check.hpp"
+#include "parallel/node_sync.hpp"
 #include "parallel/rank_tree_sum.hpp"
 
 #include <algorithm>
 #include <atomic>
-#include <chrono>
 #include <cstdint>
 #include <exception>
 #include <new>
 #include <optional>
 #include <string>
-#include <thread>
 #include <type_traits>
 
 namespace ompml {
@@ -30,51 +29,9 @@ struct NodeSumHeader {
 
 namespace {
 
-static_assert(std::atomic<std::uint64_t>::is_always_lock_free,
-              "NodeSum's counters must be lock-free atomics to work between processes");
-constexpr std::size_t kPage = 4096;
-constexpr std::size_t kSlots = 4096;                                          // most ranges one step may mark
+using namespace node_sync;
 constexpr std::size_t kControlBytes = kPage + kSlots * sizeof(std::uint64_t); // header page, then claim slots
-constexpr std::size_t kChunk = 32768;         // elements per claim (128 KB of each fp32 buffer)
-constexpr int kCountBits = 24;                // a claim slot: (range number + 1) << 24 | chunks claimed
-constexpr std::uint64_t kFailed = UINT64_MAX; // `finished` of a rank that found the ranges differ
 static_assert(sizeof(NodeSumHeader) <= kPage);
-
-// Spin briefly (the other rank is usually a few microseconds away), then yield, then nap, so
-// an oversubscribed rank hands its core to the rank it waits for.
-template <class Done>
-void wait_until(Done done)
-{
-    for (int i = 0; !done(); ++i) {
-        if (i < 256) {
-#if defined(__x86_64__)
-            __builtin_ia32_pause();
-#endif
-        } else if (i < 4096) {
-            std::this_thread::yield();
-        } else {
-            std::this_thread::sleep_for(std::chrono::microseconds(20));
-        }
-    }
-}
-
-std::uint64_t mix(std::uint64_t h, std::uint64_t v) { return (h ^ v) * 0x100000001b3ull + 0x9e3779b97f4a7c15ull; }
-
-std::size_t chunks_of(std::size_t n) { return std::max<std::size_t>(1, (n + kChunk - 1) / kChunk); }
-
-// The next unclaimed chunk of range number g (of `chunks`), or none when all are taken. A slot
-// still tagged with an earlier range (every rank has finished that step) starts afresh.
-std::optional<std::size_t> claim(std::atomic<std::uint64_t>& slot, std::uint64_t g, std::size_t chunks)
-{
-    const std::uint64_t tag = (g + 1) << kCountBits;
-    std::uint64_t v = slot.load(std::memory_order_relaxed);
-    for (;;) {
-        const bool fresh = (v >> kCountBits) != g + 1;
-        const std::uint64_t taken = fresh ? 0 : v & ((std::uint64_t{1} << kCountBits) - 1);
-        if (taken >= chunks) return std::nullopt;
-        if (slot.compare_exchange_weak(v, tag | (taken + 1), std::memory_order_relaxed)) return taken;
-    }
-}
 
 // Sums elements [lo, hi) of the P buffers (G = float, or bf16 with float accumulation) in the
 // split-tree order over ranks (rank_tree_sum.hpp; whoever sums: the same bits on every rank), and

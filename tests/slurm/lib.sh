@@ -13,6 +13,12 @@ t_log() { echo "[$T_NAME $(date +%H:%M:%S)] $*"; }
 t_fail() { echo "[$T_NAME] FAIL: $*" >&2; exit 1; }
 t_ok() { t_log "ok: $*"; }
 
+# The cluster a test runs on. A suite that sources this file may redefine these three
+# (tests/multinode/lib.sh: the namespaced cluster of tools/local-cluster.sh).
+t_cluster_start() { "$T_HERE/cluster.sh" start && eval "$("$T_HERE/cluster.sh" env)"; }
+t_cluster_stop() { "$T_HERE/cluster.sh" stop; }   # non-zero: something was left running
+t_cluster_logs() { echo "$OMPML_SLURM_DIR/log/slurmctld.log" "$OMPML_SLURM_DIR/log/slurmd.log"; }
+
 t_cleanup() {
   local rc=$?
   if ((rc != 0 || !T_PASSED)); then
@@ -21,11 +27,14 @@ t_cleanup() {
     for f in "${T_WORK:-/nonexistent}"/*.out; do
       [[ -f $f ]] && { echo "=== $f" >&2; tail -n 40 "$f" >&2; }
     done
-    for f in "$OMPML_SLURM_DIR"/log/slurmctld.log "$OMPML_SLURM_DIR"/log/slurmd.log; do
+    for f in $(t_cluster_logs); do
       [[ -f $f ]] && { echo "=== $f" >&2; tail -n 15 "$f" >&2; }
     done
   fi
-  "$T_HERE/cluster.sh" stop || true
+  if ! t_cluster_stop; then
+    echo "[$T_NAME] FAIL: the cluster did not stop cleanly" >&2
+    ((rc != 0)) || rc=1
+  fi
   if ((rc == 0 && T_PASSED)) && [[ -n ${T_WORK:-} && ${T_KEEP:-0} != 1 ]]; then rm -rf "$T_WORK"; fi
   exit $rc
 }
@@ -36,8 +45,9 @@ t_begin() {
   [[ $(id -u) -eq 0 ]] || t_fail "must run as root (the private Slurm runs SlurmUser=root)"
   T_WORK=$(mktemp -d "/tmp/ompml-$T_NAME.XXXXXX")
   trap t_cleanup EXIT
-  "$T_HERE/cluster.sh" start || t_fail "cluster did not start"
-  eval "$("$T_HERE/cluster.sh" env)"
+  trap 'exit 130' INT   # bash runs no EXIT trap when a signal kills it: exit instead
+  trap 'exit 143' TERM
+  t_cluster_start || t_fail "cluster did not start"
   cd "$T_WORK" || t_fail "cd $T_WORK"
   t_log "work dir $T_WORK, OMPML_ROOT=$OMPML_ROOT, OMPML_BIN=${OMPML_BIN:-unset}"
 }

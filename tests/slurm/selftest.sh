@@ -59,6 +59,14 @@ id=$(t_submit --ntasks-per-node=1 --gpus-per-node=1 --cpus-per-task=1 \
 t_expect "$id" FAILED 60
 t_grep 'missing.h5: no such file' "ompml-train-$id.out"
 
+# 5b. a launcher that exits 0 although ompml-train never finished (no "final:" line) fails the
+# job instead of completing it untrained
+id=$(OMPML_TRAIN_CMD=true t_submit --ntasks-per-node=1 --gpus-per-node=1 --cpus-per-task=1 \
+  "$OMPML_ROOT/jobs/train.sbatch" --data data.h5)
+t_expect "$id" FAILED 60
+t_grep "the launcher exited 0 but ompml-train printed no 'final:' line" "ompml-train-$id.out"
+t_ok "exit 0 without a final line: FAILED"
+
 # 6. sweep rows + gather (dependent job, afterany)
 printf 'lr\tbatch\n1e-3\t32\n1e-2\t64\n' >sweep.tsv
 id=$(OMPML_SWEEP_TABLE=$T_WORK/sweep.tsv t_submit --array=0-1 --cpus-per-task=1 \
