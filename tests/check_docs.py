@@ -35,7 +35,7 @@ JOBS = {"jobs/train.sbatch": "ompml-train", "jobs/train-multinode.sbatch": "ompm
 FOREIGN = {
     "mpirun": {"--bind-to", "--oversubscribe", "--map-by", "--report-bindings", "--host", "--mca"},
     "srun": {"--mpi", "--ntasks-per-node", "--cpus-per-task", "--gpus-per-node", "--gpus", "--nodes", "--cpu-bind"},
-    "sbatch": {"--signal", "--requeue", "--partition", "--parsable", "--account", "--job-name", "--dependency",
+    "sbatch": {"--signal", "--requeue", "--no-requeue", "--partition", "--parsable", "--account", "--job-name", "--dependency",
                "--open-mode", "--gres", "--nodes", "--ntasks-per-node", "--cpus-per-task", "--gpus-per-node",
                "--gpus", "--time", "--array", "--output", "--export", "--mem", "--exclusive"},
     "scancel": {"--signal", "--batch"},
