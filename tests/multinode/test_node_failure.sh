@@ -70,7 +70,7 @@ t_expect "$ref" COMPLETED 180
 t_expect "$res" COMPLETED 180
 rout=ompml-train-mn-$res.out
 [[ $(t_field "$res" NodeList) == node1 ]] || t_fail "the resume ran on $(t_field "$res" NodeList)"
-t_grep '^  mpi       2 ranks on 1 nodes, gradients: shared memory' "$rout"
+t_grep '^  mpi       2 ranks on 1 node, gradients: shared memory' "$rout"
 t_grep "^  resume    $ck at step $step " "$rout"
 t_grep "^final: .* steps $target " "$rout"
 t_compare params ref/ckpt.h5 res/ckpt.h5 "$T_RTOL"

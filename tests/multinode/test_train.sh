@@ -36,7 +36,7 @@ for id in "$two" "$mpr"; do
 done
 t_grep 'launch: srun --mpi=pmix' "ompml-train-mn-$two.out"
 t_grep 'launch: mpirun -np 4' "ompml-train-mn-$mpr.out"
-t_grep '^  mpi       1 ranks on 1 nodes' "ompml-train-mn-$one.out"
+t_grep '^  mpi       1 rank on 1 node,' "ompml-train-mn-$one.out"
 
 t_compare params one/ckpt.h5 two/ckpt.h5 "$T_RTOL"
 t_compare metrics one/metrics.jsonl two/metrics.jsonl "$T_RTOL"
