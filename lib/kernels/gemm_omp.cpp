@@ -49,6 +49,7 @@
 #include <cstdlib>
 #include <string>
 #include <type_traits>
+#include <utility>
 
 // x86-64 host code only (never the nvptx64 device pass, which sees the host's macros too).
 #if defined(__x86_64__) && !defined(__NVPTX__)
@@ -91,6 +92,34 @@ constexpr int min_int(int a, int b) { return a < b ? a : b; }
 // a power of 2 matters: NC = 960 left a 64-column block at N = 1024 and 2048 that repacked all
 // of op(A) for 1/16 of the work (0.83-0.92x OpenBLAS, against 0.91-0.97x with NC = 1024).
 typedef float vfloat16 __attribute__((vector_size(64)));
+
+// A 16 x 16 float block transposed in registers: log2(16) rounds, each swapping the off-diagonal
+// h x h blocks of every 2h x 2h block with one two-source shuffle per row (vpermt2ps on AVX-512).
+template <int H, std::size_t... C>
+OMPML_ZMM inline void swap_blocks(vfloat16& a, vfloat16& b, std::index_sequence<C...>)
+{
+    const vfloat16 lo = __builtin_shufflevector(a, b, ((C & H) ? 16 + C - H : C)...);
+    const vfloat16 hi = __builtin_shufflevector(a, b, ((C & H) ? 16 + C : C + H)...);
+    a = lo;
+    b = hi;
+}
+template <int H>
+OMPML_ZMM inline void transpose_round(vfloat16 (&r)[16])
+{
+    for (int i = 0; i < 16; ++i)
+        if ((i & H) == 0) swap_blocks<H>(r[i], r[i + H], std::make_index_sequence<16>{});
+}
+// dst[q * ldd + j] = src[j * lds + q] for q, j < 16.
+OMPML_ZMM inline void transpose16(const float* src, long lds, float* dst, int ldd)
+{
+    vfloat16 r[16];
+    for (int j = 0; j < 16; ++j) __builtin_memcpy(&r[j], src + j * lds, sizeof(r[j]));
+    transpose_round<8>(r);
+    transpose_round<4>(r);
+    transpose_round<2>(r);
+    transpose_round<1>(r);
+    for (int q = 0; q < 16; ++q) __builtin_memcpy(dst + q * ldd, &r[q], sizeof(r[q]));
+}
 
 template <class T>
 struct FloatPanels {
@@ -146,19 +175,35 @@ struct FloatPanels {
             for (int p = 0; p < kc; ++p) {
                 const T* src = B + static_cast<long>(p0 + p) * g.n + j0;
                 if (nr == NR) {
-                    for (int j = 0; j < NR; ++j) dst[p * NR + j] = to_float(src[j]);
+                    // Through a local row: writing dst directly, the compiler could not rule out
+                    // dst aliasing src and emitted 64 scalar moves.
+                    alignas(64) float row[NR];
+                    for (int j = 0; j < NR; ++j) row[j] = to_float(src[j]);
+                    __builtin_memcpy(dst + p * NR, row, sizeof(row));
                 } else {
                     for (int j = 0; j < NR; ++j) dst[p * NR + j] = j < nr ? to_float(src[j]) : 0.0f;
                 }
             }
         } else {
-            // B (N, K): transpose NR rows of B; each is read once, contiguously.
-            for (int j = 0; j < NR; ++j) {
-                if (j < nr) {
-                    const T* src = B + static_cast<long>(j0 + j) * g.k + p0;
-                    for (int p = 0; p < kc; ++p) dst[p * NR + j] = to_float(src[p]);
-                } else {
-                    for (int p = 0; p < kc; ++p) dst[p * NR + j] = 0.0f;
+            // B (N, K): transpose NR rows of B, PB of k at a time, so that the PB rows of the
+            // micro-panel being written (4 KB) stay in L1; a whole one (kc x NR floats, up to
+            // 96 KB) does not. Writing it a row of B at a time missed L1 on every store.
+            constexpr int PB = 16;
+            for (int pb = 0; pb < kc; pb += PB) {
+                const int pn = min_int(PB, kc - pb);
+                int j = 0;
+                if constexpr (std::is_same_v<T, float>)
+                    if (pn == PB) // 16 x 16 blocks of whole columns: through registers
+                        for (; j + 16 <= nr; j += 16)
+                            transpose16(B + static_cast<long>(j0 + j) * g.k + p0 + pb, g.k, dst + pb * NR + j, NR);
+                for (; j < NR; ++j) {
+                    float* d = dst + pb * NR + j;
+                    if (j < nr) {
+                        const T* src = B + static_cast<long>(j0 + j) * g.k + p0 + pb;
+                        for (int q = 0; q < pn; ++q) d[q * NR] = to_float(src[q]);
+                    } else {
+                        for (int q = 0; q < pn; ++q) d[q * NR] = 0.0f;
+                    }
                 }
             }
         }
@@ -168,27 +213,30 @@ struct FloatPanels {
     // cin may equal cout. Loads and stores go through memcpy (no aliasing or alignment
     // assumptions; each compiles to one vector move), written in place: a vector passed to or
     // returned from a function makes clang warn about the ABI when the build has no AVX-512.
+    // RM x 16 RV: the whole tile, or the first rows and vectors of one cut by the edge of C
+    // (same layouts, same sums; the zero padding is not computed).
+    template <int RM = MR, int RV = NV>
     OMPML_ZMM static void micro(int kc, const float* __restrict a, const float* __restrict b, const float* cin, int ldi,
                                 float* cout, int ldo)
     {
         // The C tile's rows are N floats apart (the same L1 set when N is a large power of 2):
         // fetched while the k loop runs.
-        vfloat16 acc[MR][NV];
-        for (int i = 0; i < MR; ++i)
-            for (int v = 0; v < NV; ++v) {
+        vfloat16 acc[RM][RV];
+        for (int i = 0; i < RM; ++i)
+            for (int v = 0; v < RV; ++v) {
                 __builtin_prefetch(cout + static_cast<long>(i) * ldo + 16 * v, 1);
                 acc[i][v] = vfloat16{};
             }
         for (int p = 0; p < kc; ++p) {
-            vfloat16 bv[NV];
-            for (int v = 0; v < NV; ++v) __builtin_memcpy(&bv[v], b + p * NR + 16 * v, sizeof(bv[v]));
-            for (int i = 0; i < MR; ++i) {
+            vfloat16 bv[RV];
+            for (int v = 0; v < RV; ++v) __builtin_memcpy(&bv[v], b + p * NR + 16 * v, sizeof(bv[v]));
+            for (int i = 0; i < RM; ++i) {
                 const float ai = a[p * MR + i];
-                for (int v = 0; v < NV; ++v) acc[i][v] += ai * bv[v];
+                for (int v = 0; v < RV; ++v) acc[i][v] += ai * bv[v];
             }
         }
-        for (int i = 0; i < MR; ++i)
-            for (int v = 0; v < NV; ++v) {
+        for (int i = 0; i < RM; ++i)
+            for (int v = 0; v < RV; ++v) {
                 if (cin != nullptr) {
                     vfloat16 c;
                     __builtin_memcpy(&c, cin + static_cast<long>(i) * ldi + 16 * v, sizeof(c));
@@ -401,27 +449,29 @@ struct Bf16DotPanels {
 
     // cout (MR, NR; row stride ldo) = a . b [+ cin (MR, NR; stride ldi)], kcp even. cin may
     // equal cout.
+    // RM x 16 RV: the whole tile or its first rows and vectors, as FloatPanels::micro.
+    template <int RM = MR, int RV = NV>
     OMPML_DPBF16 static void micro(int kcp, const bf16* __restrict a, const bf16* __restrict b, const float* cin,
                                    int ldi, float* cout, int ldo)
     {
-        __m512 acc[MR][NV];
-        for (int i = 0; i < MR; ++i)
-            for (int v = 0; v < NV; ++v) {
+        __m512 acc[RM][RV];
+        for (int i = 0; i < RM; ++i)
+            for (int v = 0; v < RV; ++v) {
                 __builtin_prefetch(cout + static_cast<long>(i) * ldo + 16 * v, 1);
                 acc[i][v] = _mm512_setzero_ps();
             }
         for (int q = 0; q < kcp / 2; ++q) {
-            __m512bh bv[NV];
-            for (int v = 0; v < NV; ++v) bv[v] = (__m512bh)_mm512_loadu_si512(b + q * 2 * NR + 32 * v);
-            for (int i = 0; i < MR; ++i) {
+            __m512bh bv[RV];
+            for (int v = 0; v < RV; ++v) bv[v] = (__m512bh)_mm512_loadu_si512(b + q * 2 * NR + 32 * v);
+            for (int i = 0; i < RM; ++i) {
                 int pair;
                 __builtin_memcpy(&pair, a + q * 2 * MR + 2 * i, sizeof(pair));
                 const __m512bh ai = (__m512bh)_mm512_set1_epi32(pair);
-                for (int v = 0; v < NV; ++v) acc[i][v] = _mm512_dpbf16_ps(acc[i][v], ai, bv[v]);
+                for (int v = 0; v < RV; ++v) acc[i][v] = _mm512_dpbf16_ps(acc[i][v], ai, bv[v]);
             }
         }
-        for (int i = 0; i < MR; ++i)
-            for (int v = 0; v < NV; ++v) {
+        for (int i = 0; i < RM; ++i)
+            for (int v = 0; v < RV; ++v) {
                 float* o = cout + static_cast<long>(i) * ldo + 16 * v;
                 if (cin != nullptr)
                     acc[i][v] = _mm512_add_ps(acc[i][v], _mm512_loadu_ps(cin + static_cast<long>(i) * ldi + 16 * v));
@@ -521,6 +571,34 @@ inline Grid thread_grid(int rp, int cp, int nt)
     return best;
 }
 
+// The micro-kernel for an mr x nr tile: for a tile cut by the edge of C, where the panel kernel
+// has them (its micro is a template on rows and 16-float vectors), the one of the tile's rows
+// and vectors, which skips the zero padding: 784 columns are 12 1/4 micro-panels of 64, 128 rows
+// 21 1/3 of 6. Same sums, in the same order, as the whole tile's kernel.
+template <class P>
+constexpr bool has_cut_micro = requires { &P::template micro<1, 1>; };
+
+template <class P, int RM = P::MR, int RV = P::NV>
+void micro_cut(int mr, int nv, int kcp, const typename P::Packed* a, const typename P::Packed* b, const float* cin,
+               int ldi, float* cout, int ldo)
+{
+    if constexpr (RV > 1)
+        if (nv < RV) return micro_cut<P, RM, RV - 1>(mr, nv, kcp, a, b, cin, ldi, cout, ldo);
+    if constexpr (RM > 1)
+        if (mr < RM) return micro_cut<P, RM - 1, RV>(mr, nv, kcp, a, b, cin, ldi, cout, ldo);
+    P::template micro<RM, RV>(kcp, a, b, cin, ldi, cout, ldo);
+}
+
+template <class P>
+void micro_tile(int mr, int nr, int kcp, const typename P::Packed* a, const typename P::Packed* b, const float* cin,
+                int ldi, float* cout, int ldo)
+{
+    if constexpr (has_cut_micro<P>)
+        micro_cut<P>(mr, (nr + 15) / 16, kcp, a, b, cin, ldi, cout, ldo);
+    else
+        P::micro(kcp, a, b, cin, ldi, cout, ldo);
+}
+
 // One MR x NR tile of C for one K slice: the micro-kernel on the packed panels a and b, the
 // slice's partial sums kept in S (a float C itself, or the workspace) until the last slice, whose
 // sums go through t to the epilogue. Tiles cut by the edge of C go through t every time, so no
@@ -550,7 +628,7 @@ void tile_slice(const Gemm& g, int kcp, bool first, bool last, const typename P:
         P::micro(kcp, a, b, cin, ldi, s, g.n);
         return;
     }
-    P::micro(kcp, a, b, cin, ldi, t, NR);
+    micro_tile<P>(mr, nr, kcp, a, b, cin, ldi, t, NR);
     if (!last) {
         for (int r = 0; r < mr; ++r)
             for (int c = 0; c < nr; ++c) s[static_cast<long>(r) * g.n + c] = t[r * NR + c];
@@ -601,13 +679,20 @@ void gemm_blocked(const Gemm g, const typename P::Elem* A, const typename P::Ele
             const int ti = me / grid.tn, tj = me % grid.tn;
             const int r0 = rp * ti / grid.tm, r1 = rp * (ti + 1) / grid.tm; // my row panels
             const int c0 = cp * tj / grid.tn, c1 = cp * (tj + 1) / grid.tn; // my column panels
+            // With a 1 x nt grid a thread computes with exactly the micro-panels of op(B) it
+            // packed, each at its own place in Bp whatever the slice: no thread waits for another
+            // until the block is done (on a busy or virtual machine, a descheduled thread held up
+            // the other at every slice).
+            const bool own_b = grid.tm == 1;
             for (int p0 = 0; p0 < g.k; p0 += ks) {
                 const int kc = min_int(ks, g.k - p0), kcp = round_up(kc, P::KU);
                 // This thread's share of op(B)'s micro-panels (with a 1 x nt grid, its own).
                 for (int jp = cp * me / nt; jp < cp * (me + 1) / nt; ++jp)
                     P::pack_b(g, B, p0, kc, j0 + jp * NR, min_int(NR, nc - jp * NR),
-                              Bp + static_cast<long>(jp) * NR * kcp);
+                              Bp + static_cast<long>(jp) * NR * P::KC);
+                if (!own_b) {
 #pragma omp barrier
+                }
                 for (int rb = r0; rb < r1; rb += P::MC / MR) {
                     const int i0 = rb * MR, mc = min_int(min_int(r1, rb + P::MC / MR) * MR, g.m) - i0;
                     P::pack_a(g, A, i0, mc, p0, kc, Ap);
@@ -615,10 +700,12 @@ void gemm_blocked(const Gemm g, const typename P::Elem* A, const typename P::Ele
                     for (int jp = c0; jp < c1; ++jp)
                         for (int ir = 0; ir < mc; ir += MR)
                             tile_slice<P>(g, kcp, p0 == 0, p0 + kc >= g.k, Ap + static_cast<long>(ir) * kcp,
-                                          Bp + static_cast<long>(jp) * NR * kcp, i0 + ir, j0 + jp * NR, S, t, C, bias,
+                                          Bp + static_cast<long>(jp) * NR * P::KC, i0 + ir, j0 + jp * NR, S, t, C, bias,
                                           pre);
                 }
-#pragma omp barrier // before the next panel of op(B) overwrites this one
+                if (!own_b || p0 + kc >= g.k) { // before the next panel of op(B) overwrites this one
+#pragma omp barrier
+                }
             }
         }
         P::end();
