@@ -93,8 +93,9 @@ constexpr int min_int(int a, int b) { return a < b ? a : b; }
 // of op(A) for 1/16 of the work (0.83-0.92x OpenBLAS, against 0.91-0.97x with NC = 1024).
 typedef float vfloat16 __attribute__((vector_size(64)));
 
-// A 16 x 16 float block transposed in registers: log2(16) rounds, each swapping the off-diagonal
-// h x h blocks of every 2h x 2h block with one two-source shuffle per row (vpermt2ps on AVX-512).
+// A 16 x 16 block of 32-bit words (floats, or bf16 k-pairs) transposed in registers: log2(16)
+// rounds, each swapping the off-diagonal h x h blocks of every 2h x 2h block with one two-source
+// shuffle per row (vpermt2ps on AVX-512; the words are only moved, never computed on).
 template <int H, std::size_t... C>
 OMPML_ZMM inline void swap_blocks(vfloat16& a, vfloat16& b, std::index_sequence<C...>)
 {
@@ -109,16 +110,17 @@ OMPML_ZMM inline void transpose_round(vfloat16 (&r)[16])
     for (int i = 0; i < 16; ++i)
         if ((i & H) == 0) swap_blocks<H>(r[i], r[i + H], std::make_index_sequence<16>{});
 }
-// dst[q * ldd + j] = src[j * lds + q] for q, j < 16.
-OMPML_ZMM inline void transpose16(const float* src, long lds, float* dst, int ldd)
+// Word q of destination row j = word j of source row q, for q, j < 16; rows are the given
+// number of bytes apart.
+OMPML_ZMM inline void transpose16(const void* src, long src_row_bytes, void* dst, long dst_row_bytes)
 {
     vfloat16 r[16];
-    for (int j = 0; j < 16; ++j) __builtin_memcpy(&r[j], src + j * lds, sizeof(r[j]));
+    for (int j = 0; j < 16; ++j) __builtin_memcpy(&r[j], static_cast<const char*>(src) + j * src_row_bytes, 64);
     transpose_round<8>(r);
     transpose_round<4>(r);
     transpose_round<2>(r);
     transpose_round<1>(r);
-    for (int q = 0; q < 16; ++q) __builtin_memcpy(dst + q * ldd, &r[q], sizeof(r[q]));
+    for (int q = 0; q < 16; ++q) __builtin_memcpy(static_cast<char*>(dst) + q * dst_row_bytes, &r[q], 64);
 }
 
 template <class T>
@@ -195,7 +197,8 @@ struct FloatPanels {
                 if constexpr (std::is_same_v<T, float>)
                     if (pn == PB) // 16 x 16 blocks of whole columns: through registers
                         for (; j + 16 <= nr; j += 16)
-                            transpose16(B + static_cast<long>(j0 + j) * g.k + p0 + pb, g.k, dst + pb * NR + j, NR);
+                            transpose16(B + static_cast<long>(j0 + j) * g.k + p0 + pb, 4L * g.k, dst + pb * NR + j,
+                                        4L * NR);
                 for (; j < NR; ++j) {
                     float* d = dst + pb * NR + j;
                     if (j < nr) {
@@ -288,10 +291,16 @@ void pack_b_pairs(const Gemm& g, const bf16* B, int p0, int kc, int kcp, int j0,
             for (int j = 0; j < NR; ++j) d[2 * j] = p < kc && j < nr ? src[j] : zero;
         }
     } else {
-        // B (N, K): a k-pair of column j is two consecutive elements of B's row j.
+        // B (N, K): a k-pair of column j is two consecutive elements of B's row j, one 32-bit
+        // word: 16 columns x 16 pairs are a 16 x 16 transpose of words, done in registers (one
+        // 4-byte store per pair, 256 bytes apart, missed L1 on a whole panel of K = 784).
+        const int jt = nr / 16 * 16, pt = kc / 32 * 32; // the columns and k done by blocks
+        for (int jb = 0; jb < jt; jb += 16)
+            for (int p = 0; p < pt; p += 32)
+                transpose16(B + static_cast<long>(j0 + jb) * g.k + p0 + p, 2L * g.k, dst + p * NR + 2 * jb, 4L * NR);
         for (int j = 0; j < NR; ++j) {
             const bf16* src = B + static_cast<long>(j0 + j) * g.k + p0;
-            int p = 0;
+            int p = j < jt ? pt : 0;
             if (j < nr)
                 for (; p + 2 <= kc; p += 2) __builtin_memcpy(dst + p * NR + 2 * j, src + p, 4);
             for (; p < kcp; ++p) dst[(p / 2) * 2 * NR + 2 * j + p % 2] = p < kc && j < nr ? src[p] : zero;
