@@ -217,10 +217,12 @@ struct FloatPanels {
     // assumptions; each compiles to one vector move), written in place: a vector passed to or
     // returned from a function makes clang warn about the ABI when the build has no AVX-512.
     // RM x 16 RV: the whole tile, or the first rows and vectors of one cut by the edge of C
-    // (same layouts, same sums; the zero padding is not computed).
-    template <int RM = MR, int RV = NV>
+    // (same layouts, same sums; the zero padding is not computed). FIN: cout = alpha * sums + 0,
+    // the whole epilogue of a product without bias, activation or beta (epilogue_tile's
+    // arithmetic, so the same bits), stored straight into C.
+    template <int RM = MR, int RV = NV, bool FIN = false>
     OMPML_ZMM static void micro(int kc, const float* __restrict a, const float* __restrict b, const float* cin, int ldi,
-                                float* cout, int ldo)
+                                float* cout, int ldo, float alpha = 1.0f)
     {
         // The C tile's rows are N floats apart (the same L1 set when N is a large power of 2):
         // fetched while the k loop runs.
@@ -245,6 +247,7 @@ struct FloatPanels {
                     __builtin_memcpy(&c, cin + static_cast<long>(i) * ldi + 16 * v, sizeof(c));
                     acc[i][v] += c;
                 }
+                if constexpr (FIN) acc[i][v] = alpha * acc[i][v] + 0.0f;
                 __builtin_memcpy(cout + static_cast<long>(i) * ldo + 16 * v, &acc[i][v], sizeof(acc[i][v]));
             }
     }
@@ -458,10 +461,10 @@ struct Bf16DotPanels {
 
     // cout (MR, NR; row stride ldo) = a . b [+ cin (MR, NR; stride ldi)], kcp even. cin may
     // equal cout.
-    // RM x 16 RV: the whole tile or its first rows and vectors, as FloatPanels::micro.
-    template <int RM = MR, int RV = NV>
+    // RM x 16 RV: the whole tile or its first rows and vectors; FIN as FloatPanels::micro.
+    template <int RM = MR, int RV = NV, bool FIN = false>
     OMPML_DPBF16 static void micro(int kcp, const bf16* __restrict a, const bf16* __restrict b, const float* cin,
-                                   int ldi, float* cout, int ldo)
+                                   int ldi, float* cout, int ldo, float alpha = 1.0f)
     {
         __m512 acc[RM][RV];
         for (int i = 0; i < RM; ++i)
@@ -484,6 +487,8 @@ struct Bf16DotPanels {
                 float* o = cout + static_cast<long>(i) * ldo + 16 * v;
                 if (cin != nullptr)
                     acc[i][v] = _mm512_add_ps(acc[i][v], _mm512_loadu_ps(cin + static_cast<long>(i) * ldi + 16 * v));
+                if constexpr (FIN)
+                    acc[i][v] = _mm512_add_ps(_mm512_mul_ps(_mm512_set1_ps(alpha), acc[i][v]), _mm512_setzero_ps());
                 _mm512_storeu_ps(o, acc[i][v]);
             }
     }
@@ -636,6 +641,17 @@ void tile_slice(const Gemm& g, int kcp, bool first, bool last, const typename P:
     if (!last && full) {
         P::micro(kcp, a, b, cin, ldi, s, g.n);
         return;
+    }
+    if constexpr (has_cut_micro<P> && std::is_same_v<O, float>) {
+        // A whole tile of a plain product (the weight gradients, the bench's gemms): the
+        // epilogue is alpha * sums + 0, done in registers, the tile stored once into C. Through
+        // t it cost a third of a K = 128 tile's time.
+        const bool plain =
+            g.beta == 0.0f && bias == nullptr && pre == nullptr && g.act == Act::identity && !g.act_backward;
+        if (last && full && plain) {
+            P::template micro<MR, P::NV, true>(kcp, a, b, cin, ldi, C + static_cast<long>(i) * g.n + j, g.n, g.alpha);
+            return;
+        }
     }
     micro_tile<P>(mr, nr, kcp, a, b, cin, ldi, t, NR);
     if (!last) {
