@@ -12,10 +12,12 @@
 #   ompml-train, three epochs of the quick-start model, the best epoch (fp32, and bf16 where the
 #   build has it).
 # It prints one row per measurement: the HEAD/BASE time ratio (the median over rounds of the
-# per-round ratios, and its range), and a verdict: FAIL (exit 1) where any row's median ratio is
-# >= --threshold, else PASS; where a row is over the threshold after the rounds, as many rounds
-# again run first and the verdict is on all of them (a slowdown is there in every round, a burst
-# of load from another process is not). Rows only one build has are listed as new/gone.
+# per-round ratios, and its range, and the ratio of the two builds' best times), and a verdict:
+# FAIL (exit 1) where a row is >= --threshold both in the median ratio and best/best (load only
+# adds time: a real slowdown raises the best time too), else PASS; where a row is over the
+# threshold after the rounds, as many rounds again run first and the verdict is on all of them (a
+# slowdown is there in every round, a burst of load from another process is not). Rows only one
+# build has are listed as new/gone.
 # Raw figures go to --out (rounds.csv), with the CPU and both commits.
 #
 # Builds are kept in build/perf/<commit> (a `git archive` of the commit, configured with the
@@ -30,7 +32,7 @@ while (($#)); do
     --rounds) rounds=$2; shift 2 ;;
     --threshold) threshold=$2; shift 2 ;;
     --out) out=$2; shift 2 ;;
-    -h | --help) sed -n '2,24p' "$0"; exit 0 ;;
+    -h | --help) sed -n '2,26p' "$0"; exit 0 ;;
     -*) echo "perf-compare.sh: unknown option '$1' (see --help)" >&2; exit 2 ;;
     *) break ;;
   esac
