@@ -14,14 +14,17 @@
 //                         then the fp32 micro-kernel.
 //   The bf16 path is chosen on the host before each launch (host_gemm_path, gemm.hpp).
 //   For every NC-column block of C and every KC slice of K, the team packs the KC x NC panel of
-//   op(B) ONCE into a shared buffer (each thread its share of the micro-panels, then a barrier);
+//   op(B) ONCE into a shared buffer (each thread its share of the micro-panels, then a barrier,
+//   unless each thread computes only with the panels it packed);
 //   each thread then packs its rows of op(A), MC at a time, and runs the micro-kernel over its
 //   part of the block. The threads split the (row panel, column panel) grid of C as a tm x tn
 //   grid chosen for the least work per thread (2 threads on the MLP's 128-row products split
 //   the columns; on square products the rows). The micro-kernel accumulates straight into C
 //   (partial K sums live in C between slices when beta == 0, in a workspace otherwise); after the
 //   last slice the MR x NR tile's epilogue (alpha, beta, bias, pre, activation, output type) runs while
-//   the tile is in L1. Nothing depends on team size or team-shared memory.
+//   the tile is in L1, or, for a product with none but alpha, in the micro-kernel's registers.
+//   Tiles cut by C's edge run a micro-kernel of their rows and vectors. Nothing depends on team
+//   size or team-shared memory.
 // - nvptx64: one team per (BM, BN) tile of C, tiles of op(A) and op(B) staged through
 //   team-shared memory (bf16 widened to float as it is staged), a 4 x 4 (64 x 64 tiles) or, for
 //   big products, 8 x 8 (128 x 128 tiles) register block per thread: the algorithm of the CUDA
@@ -615,8 +618,9 @@ void micro_tile(int mr, int nr, int kcp, const typename P::Packed* a, const type
 
 // One MR x NR tile of C for one K slice: the micro-kernel on the packed panels a and b, the
 // slice's partial sums kept in S (a float C itself, or the workspace) until the last slice, whose
-// sums go through t to the epilogue. Tiles cut by the edge of C go through t every time, so no
-// access leaves C.
+// sums go through t to the epilogue (a whole tile of a plain float product: straight into C, the
+// epilogue in registers). Tiles cut by the edge of C go through t every time, so no access
+// leaves C.
 template <class P, class O>
 void tile_slice(const Gemm& g, int kcp, bool first, bool last, const typename P::Packed* a, const typename P::Packed* b,
                 int i, int j, float* S, float* t, O* C, const float* bias, float* pre)
