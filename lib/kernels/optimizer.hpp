@@ -43,10 +43,14 @@ OMPML_HD inline void sgd_body(const SgdStep& s, float& w, float g, float& m)
     w -= s.lr * m;
 }
 
+// DECOUPLED: s.decoupled, fixed for the call; every backend instantiates both (decide_once), so
+// no loop carries the choice per element (if-converted, it was a masked store of w followed by a
+// reload of w: a failed store-to-load forwarding per vector, 0.1 ms of a 0.29 ms Adam pass).
+template <bool DECOUPLED>
 OMPML_HD inline void adam_body(const AdamStep& s, float c1, float c2, float& w, float g, float& m, float& v)
 {
     g *= s.grad_scale; // its own statement, as in sgd_body
-    if (s.decoupled)
+    if constexpr (DECOUPLED)
         w -= s.lr * s.weight_decay * w;
     else
         g += s.weight_decay * w;

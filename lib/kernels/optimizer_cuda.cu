@@ -7,7 +7,8 @@
 namespace ompml {
 namespace {
 
-// T: the gradient's type, float or bf16; COPY: whether W16 is written (decide_once).
+// T: the gradient's type, float or bf16; COPY: whether W16 is written; DECOUPLED: AdamW (both
+// decided once per call, decide_once).
 template <bool COPY, class T>
 __global__ void sgd_update_kernel(std::size_t n, SgdStep s, float* __restrict__ W, const T* __restrict__ G,
                                   float* __restrict__ M, bf16* __restrict__ W16)
@@ -20,7 +21,7 @@ __global__ void sgd_update_kernel(std::size_t n, SgdStep s, float* __restrict__ 
     }
 }
 
-template <bool COPY, class T>
+template <bool DECOUPLED, bool COPY, class T>
 __global__ void adam_update_kernel(std::size_t n, AdamStep s, float c1, float c2, float* __restrict__ W,
                                    const T* __restrict__ G, float* __restrict__ M, float* __restrict__ V,
                                    bf16* __restrict__ W16)
@@ -28,7 +29,7 @@ __global__ void adam_update_kernel(std::size_t n, AdamStep s, float c1, float c2
     // W, G, M, V, W16: (n)
     for (std::size_t i = blockIdx.x * static_cast<std::size_t>(blockDim.x) + threadIdx.x; i < n;
          i += static_cast<std::size_t>(gridDim.x) * blockDim.x) {
-        adam_body(s, c1, c2, W[i], to_float(G[i]), M[i], V[i]);
+        adam_body<DECOUPLED>(s, c1, c2, W[i], to_float(G[i]), M[i], V[i]);
         if constexpr (COPY) W16[i] = to_bf16(W[i]);
     }
 }
@@ -46,9 +47,11 @@ template <class T>
 void adam_cuda(std::size_t n, const AdamStep& s, float* W, const T* G, float* M, float* V, bf16* W16)
 {
     const AdamCorrection c = adam_correction(s);
-    decide_once(W16 != nullptr, [&](auto copy) {
-        adam_update_kernel<decltype(copy)::value>
-            <<<cuda::grid_for(n), cuda::kBlock>>>(n, s, c.c1, c.c2, W, G, M, V, W16);
+    decide_once(s.decoupled, [&](auto dec) {
+        decide_once(W16 != nullptr, [&](auto copy) {
+            adam_update_kernel<decltype(dec)::value, decltype(copy)::value>
+                <<<cuda::grid_for(n), cuda::kBlock>>>(n, s, c.c1, c.c2, W, G, M, V, W16);
+        });
     });
     CUDA_CHECK_LAUNCH();
 }

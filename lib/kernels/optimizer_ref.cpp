@@ -4,7 +4,8 @@
 namespace ompml {
 namespace {
 
-// T: the gradient's type, float or bf16; COPY: whether W16 is written (decide_once).
+// T: the gradient's type, float or bf16; COPY: whether W16 is written; DECOUPLED: AdamW (both
+// decided once per call, decide_once).
 template <bool COPY, class T>
 void sgd_loop(std::size_t n, const SgdStep& s, float* W, const T* G, float* M, bf16* W16)
 {
@@ -14,12 +15,12 @@ void sgd_loop(std::size_t n, const SgdStep& s, float* W, const T* G, float* M, b
     }
 }
 
-template <bool COPY, class T>
+template <bool DECOUPLED, bool COPY, class T>
 void adam_loop(std::size_t n, const AdamStep& s, float* W, const T* G, float* M, float* V, bf16* W16)
 {
     const AdamCorrection c = adam_correction(s);
     for (std::size_t i = 0; i < n; ++i) {
-        adam_body(s, c.c1, c.c2, W[i], to_float(G[i]), M[i], V[i]);
+        adam_body<DECOUPLED>(s, c.c1, c.c2, W[i], to_float(G[i]), M[i], V[i]);
         if constexpr (COPY) W16[i] = to_bf16(W[i]);
     }
 }
@@ -33,7 +34,10 @@ void sgd_ref(std::size_t n, const SgdStep& s, float* W, const T* G, float* M, bf
 template <class T>
 void adam_ref(std::size_t n, const AdamStep& s, float* W, const T* G, float* M, float* V, bf16* W16)
 {
-    decide_once(W16 != nullptr, [&](auto copy) { adam_loop<decltype(copy)::value>(n, s, W, G, M, V, W16); });
+    decide_once(s.decoupled, [&](auto dec) {
+        decide_once(W16 != nullptr,
+                    [&](auto copy) { adam_loop<decltype(dec)::value, decltype(copy)::value>(n, s, W, G, M, V, W16); });
+    });
 }
 
 } // namespace
