@@ -1,5 +1,6 @@
 // Loader: epoch order, per-rank slices, in-memory, streaming or collective streaming reads, and
-// a background thread that gathers and uploads batch k+1 while the caller trains on batch k.
+// a background thread that gathers and uploads batch k+1 while the caller trains on batch k
+// (or, in memory with host kernels, next() gathering its batch itself: inline_reads).
 //
 // Two slots of device buffers. Step s of the epoch goes to slot s % 2. A slot cycles
 // free -> (reader fills it) ready -> (next() hands it out) in_use -> (the following next()
@@ -232,8 +233,13 @@ struct Loader::Impl {
     int in_use = -1;            // the slot handed out by the last next(); main thread only
     std::int64_t read_to = 0;   // the reader has filled this epoch's steps before this one
     bool paused = false;        // collective: another loader's turn stopped the reader (main thread only)
+    // In memory with host kernels, next() gathers its batch itself: the kernels' OpenMP team
+    // has every core, so a reader thread would run in a core's time slice, stalling that
+    // thread's share of a gemm while the team waits for it at the region's end, and the batch
+    // would reach the team from another core's cache.
+    const bool inline_reads;
 
-    Impl(Backend& b, const LoaderOptions& o) : be(b), opt(o) {}
+    Impl(Backend& b, const LoaderOptions& o) : be(b), opt(o), inline_reads(!o.streaming && !b.on_gpu()) {}
 
     ~Impl()
     {
@@ -258,6 +264,7 @@ struct Loader::Impl {
     {
         if (plan.collective) take_turn();
         paused = false;
+        if (inline_reads) return; // next() fills each slot as it hands it out
         reader = std::thread(&Impl::run_reader, this, from, omp_get_default_device());
     }
 
@@ -412,6 +419,20 @@ struct Loader::Impl {
         }
     }
 
+    // Inline reads: the caller's thread fills the slot of step s, as the reader would have.
+    void fill_inline(Slot& slot, std::int64_t s)
+    {
+        slot.error = nullptr;
+        try {
+            fill(slot, s);
+        } catch (...) {
+            slot.error = std::current_exception();
+        }
+        slot.step = s;
+        slot.state = SlotState::ready;
+        read_to = s + 1;
+    }
+
     void run_reader(std::int64_t first_step, int device)
     {
         omp_set_default_device(device); // a per-thread setting: use the caller's device
@@ -564,6 +585,7 @@ bool Loader::next(DeviceBatch& out)
 
     const std::int64_t s = I.next_step;
     Slot& slot = I.slots[s % 2];
+    if (I.inline_reads) I.fill_inline(slot, s);
     {
         std::unique_lock<std::mutex> lk(I.m);
         I.cv.wait(lk, [&] { return slot.state == SlotState::ready && slot.step == s; });

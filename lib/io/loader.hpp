@@ -11,7 +11,9 @@
 // (x / 255 for uint8, Backend::normalize_u8 on the caller's thread); labels go up as int32.
 // While the caller trains on one batch, a background thread gathers and uploads the next one
 // into a second set of device buffers (double buffering). Errors in that thread are rethrown
-// by next().
+// by next(). Where the kernels run on host cores and the split is in memory, there is no such
+// thread: next() gathers its own batch (a copy from memory; a thread beside the OpenMP team
+// would only take its time from one of the team's cores).
 //
 // In-memory mode (default) reads this split once and holds it in host memory as stored (uint8
 // stays uint8). Streaming mode reads each batch's rows for this rank from the file (sorted,
