@@ -22,7 +22,8 @@
 //   the columns; on square products the rows). The micro-kernel accumulates straight into C
 //   (partial K sums live in C between slices when beta == 0, in a workspace otherwise); after the
 //   last slice the MR x NR tile's epilogue (alpha, beta, bias, pre, activation, output type) runs while
-//   the tile is in L1, or, for a product with none but alpha, in the micro-kernel's registers.
+//   the tile is in L1, or, for a float C with beta 0 and no activation but relu, in the
+//   micro-kernel's registers.
 //   Tiles cut by C's edge run a micro-kernel of their rows and vectors. Nothing depends on team
 //   size or team-shared memory.
 // - nvptx64: one team per (BM, BN) tile of C, tiles of op(A) and op(B) staged through
@@ -95,6 +96,48 @@ constexpr int min_int(int a, int b) { return a < b ? a : b; }
 // a power of 2 matters: NC = 960 left a 64-column block at N = 1024 and 2048 that repacked all
 // of op(A) for 1/16 of the work (0.83-0.92x OpenBLAS, against 0.91-0.97x with NC = 1024).
 typedef float vfloat16 __attribute__((vector_size(64)));
+
+// What a micro-kernel does to each 16 columns of its sums before storing them into cout: Sums
+// keeps them (a partial K slice, or a tile whose epilogue runs afterwards through epilogue_tile);
+// Scaled and RegisterEpilogue are the whole epilogue of a float C with beta 0, in registers, the same steps in
+// the same order as epilogue_tile's (so the same bits): z = alpha * sums + 0; forward: z += bias,
+// pre = z, c = act(z) for identity and relu; or backward (relu): c = pre <= 0 ? 0 : z. Bias and
+// pre are decided per 16 columns on a pointer fixed for the tile: a branch, not a masked store.
+// Vectors by reference: one passed by value makes clang warn about the ABI without AVX-512.
+struct Sums {
+    OMPML_ZMM void operator()(vfloat16&, int, int) const {}
+};
+
+struct Scaled { // a plain product's: alpha * sums + 0
+    float alpha;
+    OMPML_ZMM void operator()(vfloat16& z, int, int) const { z = alpha * z + 0.0f; }
+};
+
+template <Act ACT, bool BACKWARD>
+struct RegisterEpilogue {
+    float alpha;
+    const float* bias; // forward: at the tile's first column, or null
+    float* pre;        // forward: written at the tile's (0, 0), or null; backward: read there
+    long ld;           // pre's row stride
+    OMPML_ZMM void operator()(vfloat16& z, int i, int c) const
+    {
+        z = alpha * z + 0.0f;
+        float* p = pre == nullptr ? nullptr : pre + i * ld + c;
+        if constexpr (BACKWARD) {
+            vfloat16 zin;
+            __builtin_memcpy(&zin, p, sizeof(zin));
+            z = zin <= 0.0f ? vfloat16{} : z;
+        } else {
+            if (bias != nullptr) {
+                vfloat16 b;
+                __builtin_memcpy(&b, bias + c, sizeof(b));
+                z += b;
+            }
+            if (p != nullptr) __builtin_memcpy(p, &z, sizeof(z));
+            if constexpr (ACT == Act::relu) z = z <= 0.0f ? vfloat16{} : z;
+        }
+    }
+};
 
 // A 16 x 16 block of 32-bit words (floats, or bf16 k-pairs) transposed in registers: log2(16)
 // rounds, each swapping the off-diagonal h x h blocks of every 2h x 2h block with one two-source
@@ -220,12 +263,12 @@ struct FloatPanels {
     // assumptions; each compiles to one vector move), written in place: a vector passed to or
     // returned from a function makes clang warn about the ABI when the build has no AVX-512.
     // RM x 16 RV: the whole tile, or the first rows and vectors of one cut by the edge of C
-    // (same layouts, same sums; the zero padding is not computed). FIN: cout = alpha * sums + 0,
-    // the whole epilogue of a product without bias, activation or beta (epilogue_tile's
-    // arithmetic, so the same bits), stored straight into C.
-    template <int RM = MR, int RV = NV, bool FIN = false>
+    // (same layouts, same sums; the zero padding is not computed). epilogue: applied to each
+    // 16 columns before the store (Sums: none; RegisterEpilogue: all of a float C's, stored
+    // straight into C).
+    template <int RM = MR, int RV = NV, class E = Sums>
     OMPML_ZMM static void micro(int kc, const float* __restrict a, const float* __restrict b, const float* cin, int ldi,
-                                float* cout, int ldo, float alpha = 1.0f)
+                                float* cout, int ldo, const E& epilogue = {})
     {
         // The C tile's rows are N floats apart (the same L1 set when N is a large power of 2):
         // fetched while the k loop runs.
@@ -250,7 +293,7 @@ struct FloatPanels {
                     __builtin_memcpy(&c, cin + static_cast<long>(i) * ldi + 16 * v, sizeof(c));
                     acc[i][v] += c;
                 }
-                if constexpr (FIN) acc[i][v] = alpha * acc[i][v] + 0.0f;
+                epilogue(acc[i][v], i, 16 * v);
                 __builtin_memcpy(cout + static_cast<long>(i) * ldo + 16 * v, &acc[i][v], sizeof(acc[i][v]));
             }
     }
@@ -464,10 +507,10 @@ struct Bf16DotPanels {
 
     // cout (MR, NR; row stride ldo) = a . b [+ cin (MR, NR; stride ldi)], kcp even. cin may
     // equal cout.
-    // RM x 16 RV: the whole tile or its first rows and vectors; FIN as FloatPanels::micro.
-    template <int RM = MR, int RV = NV, bool FIN = false>
+    // RM x 16 RV: the whole tile or its first rows and vectors; the epilogue as FloatPanels::micro.
+    template <int RM = MR, int RV = NV, class E = Sums>
     OMPML_DPBF16 static void micro(int kcp, const bf16* __restrict a, const bf16* __restrict b, const float* cin,
-                                   int ldi, float* cout, int ldo, float alpha = 1.0f)
+                                   int ldi, float* cout, int ldo, const E& epilogue = {})
     {
         __m512 acc[RM][RV];
         for (int i = 0; i < RM; ++i)
@@ -490,9 +533,10 @@ struct Bf16DotPanels {
                 float* o = cout + static_cast<long>(i) * ldo + 16 * v;
                 if (cin != nullptr)
                     acc[i][v] = _mm512_add_ps(acc[i][v], _mm512_loadu_ps(cin + static_cast<long>(i) * ldi + 16 * v));
-                if constexpr (FIN)
-                    acc[i][v] = _mm512_add_ps(_mm512_mul_ps(_mm512_set1_ps(alpha), acc[i][v]), _mm512_setzero_ps());
-                _mm512_storeu_ps(o, acc[i][v]);
+                vfloat16 z;
+                __builtin_memcpy(&z, &acc[i][v], sizeof(z));
+                epilogue(z, i, 16 * v);
+                __builtin_memcpy(o, &z, sizeof(z));
             }
     }
 };
@@ -647,13 +691,27 @@ void tile_slice(const Gemm& g, int kcp, bool first, bool last, const typename P:
         return;
     }
     if constexpr (has_cut_micro<P> && std::is_same_v<O, float>) {
-        // A whole tile of a plain product (the weight gradients, the bench's gemms): the
-        // epilogue is alpha * sums + 0, done in registers, the tile stored once into C. Through
-        // t it cost a third of a K = 128 tile's time.
-        const bool plain =
-            g.beta == 0.0f && bias == nullptr && pre == nullptr && g.act == Act::identity && !g.act_backward;
-        if (last && full && plain) {
-            P::template micro<MR, P::NV, true>(kcp, a, b, cin, ldi, C + static_cast<long>(i) * g.n + j, g.n, g.alpha);
+        // A whole tile of a float C with beta 0 and the MLP's activations (the layers' forward
+        // and dX products, the weight gradients, the bench's gemms): the epilogue in the
+        // micro-kernel's registers, the tile stored once into C. Through t it cost a third of a
+        // K = 128 tile's time.
+        if (last && full && g.beta == 0.0f && (g.act == Act::identity || g.act == Act::relu) &&
+            (!g.act_backward || g.act == Act::relu)) {
+            const long at = static_cast<long>(i) * g.n + j;
+            float* const c = C + at;
+            float* const p = pre == nullptr ? nullptr : pre + at;
+            const float* const bj = bias == nullptr ? nullptr : bias + j;
+            if (bias == nullptr && pre == nullptr && g.act == Act::identity && !g.act_backward)
+                P::template micro<MR, P::NV>(kcp, a, b, cin, ldi, c, g.n, Scaled{g.alpha});
+            else if (g.act_backward)
+                P::template micro<MR, P::NV>(kcp, a, b, cin, ldi, c, g.n,
+                                             RegisterEpilogue<Act::relu, true>{g.alpha, nullptr, p, g.n});
+            else if (g.act == Act::relu)
+                P::template micro<MR, P::NV>(kcp, a, b, cin, ldi, c, g.n,
+                                             RegisterEpilogue<Act::relu, false>{g.alpha, bj, p, g.n});
+            else
+                P::template micro<MR, P::NV>(kcp, a, b, cin, ldi, c, g.n,
+                                             RegisterEpilogue<Act::identity, false>{g.alpha, bj, p, g.n});
             return;
         }
     }
