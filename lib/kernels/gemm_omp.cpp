@@ -99,11 +99,12 @@ typedef float vfloat16 __attribute__((vector_size(64)));
 
 // What a micro-kernel does to each 16 columns of its sums before storing them into cout: Sums
 // keeps them (a partial K slice, or a tile whose epilogue runs afterwards through epilogue_tile);
-// Scaled and RegisterEpilogue are the whole epilogue of a float C with beta 0, in registers, the same steps in
-// the same order as epilogue_tile's (so the same bits): z = alpha * sums + 0; forward: z += bias,
-// pre = z, c = act(z) for identity and relu; or backward (relu): c = pre <= 0 ? 0 : z. Bias and
-// pre are decided per 16 columns on a pointer fixed for the tile: a branch, not a masked store.
-// Vectors by reference: one passed by value makes clang warn about the ABI without AVX-512.
+// Scaled (a plain product) and RegisterEpilogue are the whole epilogue of a float C with beta 0,
+// in registers, the same steps in the same order as epilogue_tile's (so the same bits):
+// z = alpha * sums + 0; forward: z += bias, pre = z, c = act(z) for identity and relu; or
+// backward (relu): c = pre <= 0 ? 0 : z. Bias and pre are decided per 16 columns on a pointer
+// fixed for the tile: a branch, not a masked store. Vectors by reference: one passed by value
+// makes clang warn about the ABI without AVX-512.
 struct Sums {
     OMPML_ZMM void operator()(vfloat16&, int, int) const {}
 };
@@ -662,9 +663,9 @@ void micro_tile(int mr, int nr, int kcp, const typename P::Packed* a, const type
 
 // One MR x NR tile of C for one K slice: the micro-kernel on the packed panels a and b, the
 // slice's partial sums kept in S (a float C itself, or the workspace) until the last slice, whose
-// sums go through t to the epilogue (a whole tile of a plain float product: straight into C, the
-// epilogue in registers). Tiles cut by the edge of C go through t every time, so no access
-// leaves C.
+// sums go through t to the epilogue (a whole tile of a float C with beta 0 and no activation
+// but relu: straight into C, the epilogue in registers). Tiles cut by the edge of C go through t
+// every time, so no access leaves C.
 template <class P, class O>
 void tile_slice(const Gemm& g, int kcp, bool first, bool last, const typename P::Packed* a, const typename P::Packed* b,
                 int i, int j, float* S, float* t, O* C, const float* bias, float* pre)
@@ -695,20 +696,20 @@ void tile_slice(const Gemm& g, int kcp, bool first, bool last, const typename P:
         // and dX products, the weight gradients, the bench's gemms): the epilogue in the
         // micro-kernel's registers, the tile stored once into C. Through t it cost a third of a
         // K = 128 tile's time.
-        if (last && full && g.beta == 0.0f && (g.act == Act::identity || g.act == Act::relu) &&
-            (!g.act_backward || g.act == Act::relu)) {
+        const bool relu = g.act == Act::relu;
+        if (last && full && g.beta == 0.0f && (relu || (g.act == Act::identity && !g.act_backward))) {
             const long at = static_cast<long>(i) * g.n + j;
             float* const c = C + at;
             float* const p = pre == nullptr ? nullptr : pre + at;
             const float* const bj = bias == nullptr ? nullptr : bias + j;
-            if (bias == nullptr && pre == nullptr && g.act == Act::identity && !g.act_backward)
-                P::template micro<MR, P::NV>(kcp, a, b, cin, ldi, c, g.n, Scaled{g.alpha});
-            else if (g.act_backward)
+            if (g.act_backward)
                 P::template micro<MR, P::NV>(kcp, a, b, cin, ldi, c, g.n,
                                              RegisterEpilogue<Act::relu, true>{g.alpha, nullptr, p, g.n});
-            else if (g.act == Act::relu)
+            else if (relu)
                 P::template micro<MR, P::NV>(kcp, a, b, cin, ldi, c, g.n,
                                              RegisterEpilogue<Act::relu, false>{g.alpha, bj, p, g.n});
+            else if (bias == nullptr && pre == nullptr)
+                P::template micro<MR, P::NV>(kcp, a, b, cin, ldi, c, g.n, Scaled{g.alpha});
             else
                 P::template micro<MR, P::NV>(kcp, a, b, cin, ldi, c, g.n,
                                              RegisterEpilogue<Act::identity, false>{g.alpha, bj, p, g.n});

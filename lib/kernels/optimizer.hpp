@@ -71,6 +71,15 @@ inline AdamCorrection adam_correction(const AdamStep& s)
             static_cast<float>(1.0 / (1.0 - std::pow(static_cast<double>(s.beta2), static_cast<double>(s.t))))};
 }
 
+// Adam's two choices fixed for a call, made once for every backend's loop: f(decoupled, copy)
+// with both as std::bool_constant (s.decoupled: AdamW; copy: W16 is written).
+template <class F>
+void decide_adam(const AdamStep& s, const bf16* W16, F&& f)
+{
+    decide_once(s.decoupled,
+                [&](auto decoupled) { decide_once(W16 != nullptr, [&](auto copy) { f(decoupled, copy); }); });
+}
+
 // W16, when non-null, receives bf16(W) of the updated weights in the same pass: the weight
 // copy that mixed-precision gemms read, refreshed without a separate conversion. G is float, or
 // bf16 (the gradient summed over ranks with --grad-dtype bf16), widened as it is read.

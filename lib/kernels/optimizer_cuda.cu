@@ -47,11 +47,9 @@ template <class T>
 void adam_cuda(std::size_t n, const AdamStep& s, float* W, const T* G, float* M, float* V, bf16* W16)
 {
     const AdamCorrection c = adam_correction(s);
-    decide_once(s.decoupled, [&](auto dec) {
-        decide_once(W16 != nullptr, [&](auto copy) {
-            adam_update_kernel<decltype(dec)::value, decltype(copy)::value>
-                <<<cuda::grid_for(n), cuda::kBlock>>>(n, s, c.c1, c.c2, W, G, M, V, W16);
-        });
+    decide_adam(s, W16, [&](auto dec, auto copy) {
+        adam_update_kernel<decltype(dec)::value, decltype(copy)::value>
+            <<<cuda::grid_for(n), cuda::kBlock>>>(n, s, c.c1, c.c2, W, G, M, V, W16);
     });
     CUDA_CHECK_LAUNCH();
 }

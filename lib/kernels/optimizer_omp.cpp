@@ -50,11 +50,9 @@ template <class T>
 void adam_omp(std::size_t n, const AdamStep& s, float* W, const T* G, float* M, float* V, bf16* W16)
 {
     const AdamCorrection c = adam_correction(s); // on the host, once per step
-    decide_once(s.decoupled, [&](auto dec) {
-        decide_once(W16 != nullptr, [&](auto copy) {
-            with_loop_index(n, [&](auto len) {
-                adam_loop<decltype(dec)::value, decltype(copy)::value>(len, s, c.c1, c.c2, W, G, M, V, W16);
-            });
+    decide_adam(s, W16, [&](auto dec, auto copy) {
+        with_loop_index(n, [&](auto len) {
+            adam_loop<decltype(dec)::value, decltype(copy)::value>(len, s, c.c1, c.c2, W, G, M, V, W16);
         });
     });
 }

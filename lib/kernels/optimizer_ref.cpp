@@ -34,9 +34,8 @@ void sgd_ref(std::size_t n, const SgdStep& s, float* W, const T* G, float* M, bf
 template <class T>
 void adam_ref(std::size_t n, const AdamStep& s, float* W, const T* G, float* M, float* V, bf16* W16)
 {
-    decide_once(s.decoupled, [&](auto dec) {
-        decide_once(W16 != nullptr,
-                    [&](auto copy) { adam_loop<decltype(dec)::value, decltype(copy)::value>(n, s, W, G, M, V, W16); });
+    decide_adam(s, W16, [&](auto dec, auto copy) {
+        adam_loop<decltype(dec)::value, decltype(copy)::value>(n, s, W, G, M, V, W16);
     });
 }
 
