@@ -333,23 +333,34 @@ BOOST_AUTO_TEST_CASE(activation_backward_all_activations)
 }
 
 // relu and NaN/Inf, against PyTorch 1.13 (/usr/bin/python3, torch on the CPU):
-//   x = torch.tensor([nan, inf, -inf, 0., -0., 1., -1.], requires_grad=True)
-//   torch.relu(x)                      -> [nan, inf, 0, 0, -0, 1, 0]
-//   torch.relu(x).backward(g)          -> x.grad = g where relu(x) > 0 or is nan, else 0:
-//   g = [2, nan, 5, nan, 3, nan, nan]  -> [2, nan, 0, 0, 0, nan, 0]
-// (ompml gives +0 for relu(-0); PyTorch's -0 compares equal and changes no later value.)
+//   x = torch.tensor([nan, inf, -inf, 0., -0., 1., -1., -2., 3.], requires_grad=True)
+//   torch.relu(x)                            -> [nan, inf, 0, 0, -0, 1, 0, 0, 3]
+//   torch.relu(x).backward(g)                -> x.grad = g where relu(x) > 0 or is nan, else +0:
+//   g = [2, nan, 5, nan, 3, nan, nan, -4, -0] -> [2, nan, 0, 0, 0, nan, 0, 0, -0]
+// (ompml gives +0 for relu(-0), PyTorch -0, which changes no later value; every zero of the
+// backward is +0 in both.)
 BOOST_AUTO_TEST_CASE(relu_propagates_nan_as_pytorch)
 {
     const float nan = std::nanf(""), inf = INFINITY;
-    const std::vector<float> z{nan, inf, -inf, 0.0f, -0.0f, 1.0f, -1.0f};
-    const std::vector<float> g{2.0f, nan, 5.0f, nan, 3.0f, nan, nan};
-    const std::vector<float> fwd{nan, inf, 0.0f, 0.0f, 0.0f, 1.0f, 0.0f};
-    const std::vector<float> bwd{2.0f, nan, 0.0f, 0.0f, 0.0f, nan, 0.0f};
-    // Equal as values, NaN where PyTorch has NaN (check_close would count NaN as a mismatch).
+    // The nine cases repeated 41 times (369 elements), so the host's vector loops meet them too,
+    // not only a scalar remainder loop.
+    const auto repeat = [](const std::vector<float>& v) {
+        std::vector<float> r;
+        for (int i = 0; i < 41; ++i) r.insert(r.end(), v.begin(), v.end());
+        return r;
+    };
+    const auto z = repeat({nan, inf, -inf, 0.0f, -0.0f, 1.0f, -1.0f, -2.0f, 3.0f});
+    const auto g = repeat({2.0f, nan, 5.0f, nan, 3.0f, nan, nan, -4.0f, -0.0f});
+    const auto fwd = repeat({nan, inf, 0.0f, 0.0f, 0.0f, 1.0f, 0.0f, 0.0f, 3.0f});
+    const auto bwd = repeat({2.0f, nan, 0.0f, 0.0f, 0.0f, nan, 0.0f, 0.0f, -0.0f});
+    // Equal as values and in sign (a zero is +0), NaN where PyTorch has NaN (check_close would
+    // count NaN as a mismatch).
     const auto same = [](const std::vector<float>& got, const std::vector<float>& want, const std::string& what) {
         BOOST_REQUIRE_EQUAL(got.size(), want.size());
         for (std::size_t i = 0; i < want.size(); ++i)
-            BOOST_CHECK_MESSAGE(std::isnan(want[i]) ? std::isnan(got[i]) : got[i] == want[i],
+            BOOST_CHECK_MESSAGE(std::isnan(want[i])
+                                    ? std::isnan(got[i])
+                                    : got[i] == want[i] && std::signbit(got[i]) == std::signbit(want[i]),
                                 what << "[" << i << "]: got " << got[i] << ", PyTorch " << want[i]);
     };
     std::vector<float> host(z.size());
