@@ -52,7 +52,8 @@ if(OMPML_NVTX_INCLUDE)
 endif()
 
 ompml_kernel_sources(_ompml_cuda_sources _cuda.cu)
-target_sources(ompml_kernels PRIVATE ${_ompml_cuda_sources})
+# gemm's bf16-operand kernels: a file of their own, compiled beside gemm_cuda.cu (gemm_cuda.cuh).
+target_sources(ompml_kernels PRIVATE ${_ompml_cuda_sources} kernels/gemm_bf16_cuda.cu)
 target_sources(ompml_backend PRIVATE backend/backend_cuda.cpp)
 # PUBLIC: the backend and anything including core/cuda_check.hpp need the runtime's headers.
 target_link_libraries(ompml_kernels PUBLIC CUDA::cudart)
