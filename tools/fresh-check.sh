@@ -92,6 +92,9 @@ mkdir -p "$root/ompml"
 stamp "copy the repository's history to /ompml/.git (tools/perf-compare.sh builds the baseline commit from it)"
 git clone --quiet --bare "$src" "$root/ompml/.git"
 git -C "$root/ompml" config core.bare false
+# The index, read from HEAD and checked against the copied files: without one, git sees every
+# file as changed, and each build would call itself "<commit>-dirty" (cmake/build_info.cmake).
+git -C "$root/ompml" reset --quiet
 
 stamp "inside: tools/install-deps.sh, then $*"
 # In the background, then `wait`: bash runs a trap only after a foreground command ends, so a

@@ -21,18 +21,22 @@
 # Raw figures go to --out (rounds.csv), with the CPU and both commits.
 #
 # Builds are kept in build/perf/<commit> (a `git archive` of the commit, configured with the
-# host preset) and reused. The training data is data/fashion-mnist.h5 (imported from Debian's
-# dataset-fashion-mnist with HEAD's ompml-data where missing). CI runs this against the commit
+# host preset) and reused. --head-build DIR times HEAD with DIR/bin's programs instead of
+# building it (CI: the quick start's build/host of the same clean clone, which saves one build);
+# their --version must name HEAD's commit, without -dirty, and the host preset. The training
+# data is data/fashion-mnist.h5 (imported from Debian's dataset-fashion-mnist with HEAD's
+# ompml-data where missing). CI runs this against the commit
 # in .ci/perf-baseline (.ci/steps); moving that baseline forward is a commit of its own.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-rounds=5 threshold=1.25 out=""
+rounds=5 threshold=1.25 out="" head_build=""
 while (($#)); do
   case $1 in
     --rounds) rounds=$2; shift 2 ;;
     --threshold) threshold=$2; shift 2 ;;
     --out) out=$2; shift 2 ;;
-    -h | --help) sed -n '2,26p' "$0"; exit 0 ;;
+    --head-build) head_build=$2; shift 2 ;;
+    -h | --help) sed -n '2,29p' "$0"; exit 0 ;;
     -*) echo "perf-compare.sh: unknown option '$1' (see --help)" >&2; exit 2 ;;
     *) break ;;
   esac
@@ -64,12 +68,22 @@ build() {
     { echo "perf-compare.sh: building ${sha:0:12} failed (see above)" >&2; exit 1; }
   touch "$dir/.built"
 }
+# --head-build: DIR/bin/<program> --version reads "<program> <version> (git <commit12>, preset host, ...".
+head_bin=build/perf/$head/build/host/bin
+if [ -n "$head_build" ]; then
+  for p in ompml-bench ompml-train ompml-data; do
+    v=$("$head_build/bin/$p" --version 2>/dev/null | head -n 1) || v="(cannot run $head_build/bin/$p)"
+    [[ $v == *"(git ${head:0:12}, preset host,"* ]] ||
+      { echo "perf-compare.sh: --head-build $head_build: '$v' is not a host-preset build of ${head:0:12} without local changes" >&2; exit 2; }
+  done
+  head_bin=$head_build/bin
+fi
 build "$base"
-build "$head"
+[ -n "$head_build" ] || build "$head"
 
 data=data/fashion-mnist.h5
 if [ ! -f "$data" ]; then
-  build/perf/$head/build/host/bin/ompml-data import-idx /usr/share/datasets/fashion-mnist -o "$data" >&2
+  "$head_bin/ompml-data" import-idx /usr/share/datasets/fashion-mnist -o "$data" >&2
 fi
 exec /usr/bin/python3 tools/perf_rounds.py --rounds "$rounds" --threshold "$threshold" --out "$out" --data "$data" \
-  "base=${base:0:12}=build/perf/$base/build/host/bin" "head=${head:0:12}=build/perf/$head/build/host/bin"
+  "base=${base:0:12}=build/perf/$base/build/host/bin" "head=${head:0:12}=$head_bin"
