@@ -9,11 +9,13 @@ usage: check_trace.py FILE --ranks P --steps A:B [--params N]
   - on every thread row, complete spans ("X") nest or follow each other: never a partial overlap;
   - every rank has exactly one "step" span for each step A..B, and nothing recorded on the
     training thread belongs to a step outside A..B;
-  - the step's own phases cover its time: the direct children of the median step span cover
-    >= 95% of it. (Not every step, nor the sum over steps: a thread preempted between two
-    phases leaves a gap that is no error of the trace, and on a loaded machine a few such gaps
-    in steps of 0.1 ms can pull the sum below 95% while the median step stays near 98%, seen
-    under ctest -j4 on 2 cores. A phase without its span lowers every step, hence the median.)
+  - the step's own phases cover its time: the direct children of the step span at the upper
+    quartile of coverage cover >= 95% of it. (Not every step, nor the sum or the median: a
+    thread preempted between two phases leaves a gap that is no error of the trace, and on a
+    loaded machine such gaps in steps of 0.1-0.2 ms pulled the sum below 95% while the median
+    step stayed near 98% (ctest -j4 on 2 cores), and in a 10-step window once the median too
+    (a full ctest -j2 beside 8 oversubscribed ranks). A phase without its span lowers every
+    step, the best-covered ones included, hence a quartile of the best.)
   - every async span "bucket" (a gradient bucket in flight) ends after it begins, and begins
     inside a "backward" span of its rank: the sum overlaps the backward pass;
   - with --params N on P > 1 ranks: per rank the "grad bytes" counters add up to N x 4 x steps.
@@ -110,10 +112,12 @@ def main():
         shares = [sum(c["dur"] for c in children[id(s)]) / s["dur"] for s in steps if s["dur"] > 0]
         total = sum(sum(c["dur"] for c in children[id(s)]) for s in steps) / sum(s["dur"] for s in steps)
         median = statistics.median(shares)
+        upper = statistics.quantiles(shares, n=4)[2] if len(shares) > 1 else shares[0]
         print(f"rank {r}: {len(steps)} steps, phases cover {100 * total:.2f}% of step time "
-              f"(median step {100 * median:.2f}%, lowest {100 * min(shares):.2f}%)")
-        if median < COVERAGE:
-            fail(f"rank {r}: the phases cover {100 * total:.2f}% (median {100 * median:.2f}%) of the steps' time")
+              f"(median step {100 * median:.2f}%, upper quartile {100 * upper:.2f}%, lowest {100 * min(shares):.2f}%)")
+        if upper < COVERAGE:
+            fail(f"rank {r}: the phases cover {100 * total:.2f}% of the steps' time (upper quartile of the steps "
+                 f"{100 * upper:.2f}%, median {100 * median:.2f}%)")
 
         backward = sorted((e["ts"], e["ts"] + e["dur"]) for e in train if e["name"] == "backward")
         begins = {e["id"]: e for e in events if e["pid"] == r and e["ph"] == "b"}
