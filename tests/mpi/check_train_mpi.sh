@@ -270,11 +270,12 @@ json.dump(d, open("bad.json", "w"))
 PY
   if $py "$src/check_trace.py" bad.json --ranks "$np" --steps 1:30 >bad.log; then fail "check_trace.py accepted bad.json"; fi
   grep -q 'without nesting' bad.log || { cat bad.log; fail "bad.json failed for another reason"; }
-  # ... and a phase without its spans (the optimizer's: ~6% of every step) must lower the coverage.
-  $py -c 'import json; d = json.load(open("t.json")); d["traceEvents"] = [e for e in d["traceEvents"] if e.get("name") != "optimizer"]; json.dump(d, open("noopt.json", "w"))' ||
-    fail "could not make noopt.json"
-  if $py "$src/check_trace.py" noopt.json --ranks "$np" --steps 1:30 >noopt.log; then fail "check_trace.py accepted noopt.json"; fi
-  grep -q 'the phases cover' noopt.log || { cat noopt.log; fail "noopt.json failed for another reason"; }
+  # ... and a phase without its spans must lower the coverage: forward's, 11% of every step on
+  # 2 ranks (the gradient sum's wait takes most of it there) and ~40% on one.
+  $py -c 'import json; d = json.load(open("t.json")); d["traceEvents"] = [e for e in d["traceEvents"] if e.get("name") != "forward"]; json.dump(d, open("nofwd.json", "w"))' ||
+    fail "could not make nofwd.json"
+  if $py "$src/check_trace.py" nofwd.json --ranks "$np" --steps 1:30 >nofwd.log; then fail "check_trace.py accepted nofwd.json"; fi
+  grep -q 'the phases cover' nofwd.log || { cat nofwd.log; fail "nofwd.json failed for another reason"; }
 
   run "$np" w "${tr[@]}" --checkpoint w.h5 --trace w.json --trace-steps 11:20 || { cat w.log; fail "--trace-steps"; }
   $py "$src/check_trace.py" w.json --ranks "$np" --steps 11:20 --params $params || fail "w.json"
