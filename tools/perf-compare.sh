@@ -25,8 +25,8 @@
 # building it (CI: the quick start's build/host of the same clean clone, which saves one build);
 # their --version must name HEAD's commit, without -dirty, and the host preset. The training
 # data is data/fashion-mnist.h5 (imported from Debian's dataset-fashion-mnist with HEAD's
-# ompml-data where missing). CI runs this against the commit
-# in .ci/perf-baseline (.ci/steps); moving that baseline forward is a commit of its own.
+# ompml-data where missing). CI runs this against the commit in .ci/perf-baseline (.ci/steps);
+# moving that baseline forward is a commit of its own.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 rounds=5 threshold=1.25 out="" head_build=""

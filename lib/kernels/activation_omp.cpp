@@ -12,44 +12,42 @@
 namespace ompml {
 namespace {
 
-// relu's backward, act_backward_elem's select (z <= 0 ? +0 : dy) written on dy's bits: where z <= 0
-// they are ANDed with `none`, a 0 the compiler cannot see (read through a volatile by the caller).
-// The same bits, but dy's load then has two uses and stays a plain vector load. As a bare select
-// the host compiler folds the load into a zero-masking load that waits for Z's compare; on an AMD
-// EPYC Zen 5 that loop over 4M elements ran 1.15x slower than with plain loads, and up to 1.3x
-// when the VM's memory was busy (the gate's activation_relu row against 243be8d's multiply).
-inline float relu_backward_elem(float z, float dy, std::uint32_t none)
+// dX for one element: act_backward_elem, but relu's select (z <= 0 ? +0 : dy) written on dy's
+// bits: where z <= 0 they are ANDed with `none`, a 0 the compiler cannot see (read through a
+// volatile by the caller). The same bits, but dy's load then has two uses and stays a plain
+// vector load. As a bare select the host compiler folds the load into a zero-masking load that
+// waits for Z's compare; on an AMD EPYC Zen 5 that loop over 4M elements ran 1.15x slower than
+// with plain loads, and up to 1.3x when the VM's memory was busy (the gate's activation_relu row
+// against 243be8d's multiply).
+template <Act A>
+inline float backward_elem(float z, float dy, std::uint32_t none)
 {
-    std::uint32_t u;
-    __builtin_memcpy(&u, &dy, sizeof(u));
-    if (z <= 0.0f) u &= none;
-    float r;
-    __builtin_memcpy(&r, &u, sizeof(r));
-    return r;
+    if constexpr (A != Act::relu) {
+        return act_backward_elem(A, z, dy);
+    } else {
+        std::uint32_t u;
+        __builtin_memcpy(&u, &dy, sizeof(u));
+        if (z <= 0.0f) u &= none;
+        float r;
+        __builtin_memcpy(&r, &u, sizeof(r));
+        return r;
+    }
 }
 
 template <Act A, class I>
 void act_backward_loop(I n, const float* Z, const float* dY, float* dX)
 {
     // Z, dY, dX: (n)
-    if constexpr (A == Act::relu) {
-        volatile std::uint32_t zero = 0u;
-        const std::uint32_t none = zero;
-        if (dX == dY) { // in place: one pointer, as below
-#pragma omp target teams distribute parallel for is_device_ptr(Z, dX)
-            for (I i = 0; i < n; ++i) dX[i] = relu_backward_elem(Z[i], dX[i], none);
-        } else {
-#pragma omp target teams distribute parallel for is_device_ptr(Z, dY, dX)
-            for (I i = 0; i < n; ++i) dX[i] = relu_backward_elem(Z[i], dY[i], none);
-        }
-    } else if (dX == dY) {
+    volatile std::uint32_t zero = 0u;
+    const std::uint32_t none = zero;
+    if (dX == dY) {
         // In place (dX aliases dY): written with one pointer so the host's runtime alias
         // check (which rejects any overlap, even the harmless same-index one) still passes.
 #pragma omp target teams distribute parallel for is_device_ptr(Z, dX)
-        for (I i = 0; i < n; ++i) dX[i] = act_backward_elem(A, Z[i], dX[i]);
+        for (I i = 0; i < n; ++i) dX[i] = backward_elem<A>(Z[i], dX[i], none);
     } else {
 #pragma omp target teams distribute parallel for is_device_ptr(Z, dY, dX)
-        for (I i = 0; i < n; ++i) dX[i] = act_backward_elem(A, Z[i], dY[i]);
+        for (I i = 0; i < n; ++i) dX[i] = backward_elem<A>(Z[i], dY[i], none);
     }
 }
 
