@@ -12,7 +12,9 @@
 // (lib/bench/anchor.hpp). The OpenBLAS anchor names the core (kernel set) and threads it ran
 // (an `openblas` header line, a `# openblas:` CSV comment) and warns when OPENBLAS_CORETYPE
 // forces a core below what the CPU supports (lib/bench/openblas_core.hpp): run the anchor with
-// it unset.
+// it unset. --no-anchors times the backends alone: a backend's runs alternate with the
+// anchor's, whose threads (OpenBLAS's workers spin after each call) share the cores with them,
+// which moves a backend's mean run, though hardly its best (min) one.
 // --precision bf16 runs gemm on bf16 operands (converted once, untimed; float accumulation),
 // checked against ref's bf16 gemm, with the fp32 anchors on the same bf16-valued inputs (rows
 // "gemm_bf16", "openblas-fp32"), and train_step with MlpConfig::precision = bf16.
@@ -39,7 +41,7 @@ int main(int argc, char** argv)
     BenchOptions o;
     Problem& p = o.problem;
     std::string backends = "omp", compare, kernels = "all", layers = "784,512,256,10";
-    bool csv = false, no_check = false;
+    bool csv = false, no_check = false, no_anchors = false;
 
     std::string known_backends, known_kernels;
     for (const auto& n : available_backends()) known_backends += (known_backends.empty() ? "" : ", ") + n;
@@ -64,6 +66,9 @@ int main(int argc, char** argv)
                    "the gemm anchors stay fp32)");
     app.add_flag("--csv", csv, "print CSV instead of a table");
     app.add_flag("--no-check", no_check, "skip the check against the ref backend");
+    app.add_flag("--no-anchors", no_anchors,
+                 "time the backends alone, without the anchors (whose threads, e.g. OpenBLAS's spinning "
+                 "workers, share the cores with the runs they alternate with)");
     app.add_option("--peak-gbs", o.peak_gbs, "GPU DRAM bandwidth peak for peak_pct (default: from the CUDA device)")
         ->check(cli::kPositive)
         ->default_str(""); // none: from the device
@@ -79,6 +84,7 @@ int main(int argc, char** argv)
         o.backends = split_list(o.compare ? compare : backends);
         o.kernels = split_list(kernels);
         o.check = !no_check;
+        o.anchors = !no_anchors;
         p.layers = parse_layers(layers);
         p.precision = parse_enum<Precision>(precision);
         p.batch = m_opt->count() ? p.m : 128;

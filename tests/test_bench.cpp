@@ -162,6 +162,17 @@ BOOST_AUTO_TEST_CASE(run_bench_checks_and_prints)
     BOOST_TEST(csv.str().find("\n# host_gemm: bf16 operands on ") != std::string::npos);
     BOOST_TEST(csv.str().find("\n# host_peak: fp32 FMA ") != std::string::npos);
 
+    // --no-anchors: the same kernels, the backends' rows alone (no baseline, no ratio).
+    BenchOptions alone = o;
+    alone.anchors = false;
+    const Report ra = run_bench(alone, log);
+    BOOST_TEST(ra.rows.size() == 3u);
+    for (const Row& row : ra.rows) {
+        BOOST_TEST(row.backend == "omp");
+        BOOST_TEST(!row.baseline);
+        BOOST_TEST(std::isnan(row.ratio));
+    }
+
     BenchOptions bad = o;
     bad.compare = true;
     bad.backends = {"omp"};

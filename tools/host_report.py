@@ -12,14 +12,15 @@ Measures, in alternating rounds where two things are compared:
     by ompml-bench in the same run) and OpenBLAS's sgemm at its best (OPENBLAS_CORETYPE and
     OPENBLAS_L2_SIZE unset for the anchor's command alone; its core is named);
   - quick-start training (784-512-256-10, batch 128, Adam), samples/s of the second epoch and the
-    best of the second and third, fp32 and bf16, against PyTorch on the same model and data
+    best of epochs 2 to --epochs (default 5), fp32 and bf16, against PyTorch on the same model and data
     (tools/torch_speed.py, its BLAS at its best and named);
   - the gemm-bound limit: 6 x params FLOP per sample at the fp32 gemm's aggregate GFLOP/s over
     the four MLP shapes (each the best of 200 runs), and the fp32 training rate as a share of it,
-    best epoch against best gemm runs, and epoch 2's; epoch 2's also against the limit at the same
-    gemm runs' mean (like for like: an epoch's rate is a mean over its steps, and on a shared VM a
-    gemm's mean run can be twice its best); plus the step's phases from a trace
-    (tools/trace_report.py).
+    best epoch against best gemm runs, and epoch 2's; epoch 2's also against the limit at the
+    gemm's mean run, timed alone (`--no-anchors`: OpenBLAS's workers spin after each call and
+    would share the cores with the runs they alternate with) right after (like for like: an
+    epoch's rate is a mean over its steps, and on a shared VM a gemm's mean run, even alone, is
+    1.1-1.7x its best); plus the step's phases from a trace (tools/trace_report.py).
 Prints a markdown section (the figures, the commands, the machine) and writes the raw CSV to --out.
 """
 import argparse
@@ -62,33 +63,48 @@ def cpu():
             "cpus": os.cpu_count(), "isa": " ".join(isa), "amx": "amx_bf16" in flags}
 
 
-def bench(bin_dir, m, n, k, precision, path=None):
-    """(omp GFLOP/s, openblas GFLOP/s or None, openblas core, host peak line, omp GFLOP/s of the mean run)
-    of one gemm. 200 runs each: a min over a few short runs may see only a descheduled second vCPU."""
+def bench_rows(bin_dir, m, n, k, precision, path, *extra):
+    """(rows, text) of one ompml-bench gemm run of 200 timed runs per row: a min over a few short
+    runs may see only a descheduled second vCPU."""
     env = best_env()
     if path:
         env["OMPML_HOST_GEMM"] = path
     argv = [os.path.join(bin_dir, "ompml-bench"), "--kernel", "gemm", "--m", str(m), "--n", str(n), "--k", str(k),
-            "--precision", precision, "--reps", "200", "--csv"]
+            "--precision", precision, "--reps", "200", "--csv", *extra]
     out = run(argv, env)
+    rows = [r for r in csv.DictReader(io.StringIO("\n".join(l for l in out.splitlines() if not l.startswith("#"))))]
+    return rows, out
+
+
+def bench(bin_dir, m, n, k, precision, path=None):
+    """(omp GFLOP/s, openblas GFLOP/s or None, openblas core, host peak line) of one gemm: the
+    best runs of the omp gemm and of the OpenBLAS anchor, alternated."""
+    rows, out = bench_rows(bin_dir, m, n, k, precision, path)
     peak = re.search(r"^# host_peak: (.*)$", out, re.M)
     core = re.search(r"^# openblas: core=(\S+)", out, re.M)
-    rows = [r for r in csv.DictReader(io.StringIO("\n".join(l for l in out.splitlines() if not l.startswith("#"))))]
     omp = next(r for r in rows if r["backend"] == "omp")
     blas = next((float(r["gflops"]) for r in rows if r["backend"].startswith("openblas")), None)
-    return (float(omp["gflops"]), blas, core.group(1) if core else "none", peak.group(1) if peak else "?",
-            float(omp["flops"]) / (float(omp["avg_ms"]) * 1e6))
+    return float(omp["gflops"]), blas, core.group(1) if core else "none", peak.group(1) if peak else "?"
 
 
-def train_rate(bin_dir, data, precision):
-    """Samples/s of the quick-start model over 3 epochs: (the second epoch's, the best of the second
-    and third). The best is the figure to set beside the gemm's, itself the best of 200 runs: on a
-    shared VM the same binary's epochs differ by up to 1.3x from one minute to the next."""
-    argv = [os.path.join(bin_dir, "ompml-train"), "--data", data, *TRAIN, "--epochs", "3", "--precision", precision]
+def mean_run(bin_dir, m, n, k):
+    """GFLOP/s of the fp32 omp gemm's mean run, timed alone (--no-anchors, no check)."""
+    rows, _ = bench_rows(bin_dir, m, n, k, "fp32", None, "--no-anchors", "--no-check")
+    omp = next(r for r in rows if r["backend"] == "omp")
+    return float(omp["flops"]) / (float(omp["avg_ms"]) * 1e6)
+
+
+def train_rate(bin_dir, data, precision, epochs):
+    """Samples/s of the quick-start model over `epochs` epochs: (the second epoch's, the best of
+    epochs 2 to `epochs`). The best is the figure to set beside the gemm's, itself the best of 200
+    runs: on a shared VM the same binary's epochs differ by up to 1.3x from one minute to the next."""
+    argv = [os.path.join(bin_dir, "ompml-train"), "--data", data, *TRAIN, "--epochs", str(epochs), "--precision",
+            precision]
     out = run(argv)
-    rates = {int(e): float(x) for e, x in re.findall(r"^epoch ([23])/3 .* ([0-9.]+) samples/s", out, re.M)}
-    if len(rates) != 2:
-        sys.exit(f"host_report.py: no 'epoch 2/3 ... samples/s' and 'epoch 3/3' lines:\n{out}")
+    rates = {int(e): float(x) for e, x in re.findall(rf"^epoch ([0-9]+)/{epochs} .* ([0-9.]+) samples/s", out, re.M)}
+    rates.pop(1, None)  # the first epoch pays for first-touch allocations and cold caches
+    if sorted(rates) != list(range(2, epochs + 1)):
+        sys.exit(f"host_report.py: no 'epoch N/{epochs} ... samples/s' line for every epoch from 2:\n{out}")
     return rates[2], max(rates.values())
 
 
@@ -120,8 +136,11 @@ def main():
     ap.add_argument("--bin", default="build/host/bin")
     ap.add_argument("--data", default="data/fashion-mnist.h5")
     ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--epochs", type=int, default=5, help="training epochs per run (>= 2)")
     ap.add_argument("--out", default="runs/host-report")
     a = ap.parse_args()
+    if a.epochs < 2:
+        ap.error(f"--epochs {a.epochs}: epoch 2 is the one reported, so at least 2")
     os.makedirs(a.out, exist_ok=True)
     c = cpu()
     paths = [p for p in ("amx", "avx512bf16", "fp32")
@@ -132,13 +151,13 @@ def main():
     peaks = []  # the fp32 FMA peak of every bench run: the CPU's is the highest (a run can lose a vCPU)
     core, peak = "?", "?"
     train = {"fp32": [], "bf16": [], "torch": []}  # epoch 2 (torch: its own measure)
-    best = {"fp32": [], "bf16": []}  # the best of epochs 2 and 3
+    best = {"fp32": [], "bf16": []}  # the best of epochs 2 to a.epochs
     torch_ver, torch_core = "?", "?"
     for r in range(a.rounds):
         for shape in SHAPES:
-            omp, blas, core, peak, mean = bench(a.bin, *shape, "fp32")
+            omp, blas, core, peak = bench(a.bin, *shape, "fp32")
             g.setdefault((shape, "fp32"), []).append(omp)
-            g.setdefault((shape, "fp32 mean run"), []).append(mean)
+            g.setdefault((shape, "fp32 mean run"), []).append(mean_run(a.bin, *shape))
             peaks.append(float(re.search(r"fp32 FMA ([0-9.]+)", peak).group(1)))
             if blas:
                 g.setdefault((shape, "openblas"), []).append(blas)
@@ -150,7 +169,7 @@ def main():
                 sps, torch_ver, torch_core = torch_rate(a.bin, a.data)
                 train["torch"].append(sps)
             else:
-                second, top = train_rate(a.bin, a.data, w)
+                second, top = train_rate(a.bin, a.data, w, a.epochs)
                 train[w].append(second)
                 best[w].append(top)
         print(f"# round {r + 1}/{a.rounds} done", file=sys.stderr, flush=True)
@@ -198,7 +217,7 @@ def main():
         best16 = max((med(g[(shape, 'bf16 ' + p)]) for p in paths), default=float("nan"))
         print(f"| {'x'.join(map(str, shape))} | " + " | ".join(cells) + f" | {best16 / med(g[(shape, 'fp32')]):.2f} |")
     print()
-    print("| training (784-512-256-10, batch 128) | samples/s, epoch 2 | best of epochs 2, 3 |")
+    print(f"| training (784-512-256-10, batch 128) | samples/s, epoch 2 | best of epochs 2-{a.epochs} |")
     print("| --- | ---: | ---: |")
     for w, label in (("fp32", "ompml fp32"), ("bf16", "ompml bf16"), ("torch", f"PyTorch {torch_ver} fp32")):
         top = f"{med(best[w]):.0f} ({span(best[w])})" if w in best else "-"
@@ -211,7 +230,7 @@ def main():
           f"at 6 x {PARAMS} FLOP per sample: {med(limit):.0f} samples/s; fp32 training reaches "
           f"{med(share_best):.2f} of it in its best epoch ({min(share_best):.2f}-{max(share_best):.2f}), "
           f"{med(share):.2f} in epoch 2 ({min(share):.2f}-{max(share):.2f}). Like for like, epoch 2's rate (a mean "
-          f"over its steps) against the same gemm runs' mean ({med(agg_mean):.0f} GFLOP/s, "
+          f"over its steps) against the gemm's mean run timed alone ({med(agg_mean):.0f} GFLOP/s, "
           f"{med(limit_mean):.0f} samples/s): {med(share_mean):.2f} ({min(share_mean):.2f}-{max(share_mean):.2f}).")
     print()
     print("Phases of the fp32 step (steps 101-400 of a trace):")

@@ -167,6 +167,7 @@ public:
     // figure: a warning when one runs below its best, a note when one cannot run here).
     void make_anchors(const std::vector<const Kernel*>& kernels)
     {
+        if (!o_.anchors) return; // --no-anchors: none made, so no kernel has anchor rows
         for (const Kernel* k : kernels)
             for (const char* name : k->anchors) {
                 if (anchors_.count(name) != 0) continue;

@@ -31,6 +31,7 @@ struct BenchOptions {
     Problem problem;
     int warmup = 2, reps = 10;
     bool check = true;                        // against the ref backend, before any timing
+    bool anchors = true;                      // false: the backends timed alone, no anchor rows
     double peak_gbs = 0.0, peak_gflops = 0.0; // > 0: override the CUDA device's peaks
 };
 
