@@ -12,8 +12,8 @@ Measures, in alternating rounds where two things are compared:
     by ompml-bench in the same run) and OpenBLAS's sgemm at its best (OPENBLAS_CORETYPE and
     OPENBLAS_L2_SIZE unset for the anchor's command alone; its core is named);
   - quick-start training (784-512-256-10, batch 128, Adam), samples/s of the second epoch and the
-    best of epochs 2 to --epochs (default 5), fp32 and bf16, against PyTorch on the same model and data
-    (tools/torch_speed.py, its BLAS at its best and named);
+    best of epochs 2 to --epochs (default 5), fp32 and bf16, against PyTorch on the same model and
+    data (tools/torch_speed.py, its BLAS at its best and named);
   - the gemm-bound limit: 6 x params FLOP per sample at the fp32 gemm's aggregate GFLOP/s over
     the four MLP shapes (each the best of 200 runs), and the fp32 training rate as a share of it,
     best epoch against best gemm runs, and epoch 2's; epoch 2's also against the limit at the
