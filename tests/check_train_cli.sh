@@ -141,6 +141,15 @@ expect_error "--checkpoint d.h5 is a dataset file" $short --checkpoint d.h5
 expect_error "--checkpoint notes.txt is not an ompml checkpoint" $short --checkpoint notes.txt
 expect_error "--checkpoint ckdir is a directory" $short --checkpoint ckdir
 cmp d.h5 d.copy || fail "the dataset changed"
+# Host cores flush subnormal floats unless OMPML_SUBNORMALS=keep; the first line says which.
+"$train" $short --checkpoint sub.h5 >sub.log || { cat sub.log; fail "a short run failed"; }
+grep -q '^ompml-train: backend .*, subnormals flushed to zero (FTZ, DAZ)$' sub.log || { cat sub.log; fail "no flush mode"; }
+OMPML_SUBNORMALS=keep "$train" $short --checkpoint sub.h5 >sub.log || { cat sub.log; fail "keep failed"; }
+grep -q '^ompml-train: backend .*, subnormals kept (IEEE)$' sub.log || { cat sub.log; fail "no keep mode"; }
+(
+  export OMPML_SUBNORMALS=fast
+  expect_error "OMPML_SUBNORMALS='fast': unknown mode (known: flush, keep)" $short
+) || exit 1
 [ "$(cat notes.txt)" = "my notes" ] && [ "$(cat ckdir/inside)" = keep ] || fail "a user file changed"
 [ ! -e d.h5.prev ] && [ ! -e notes.txt.prev ] && [ ! -e ckdir.prev ] || fail "something was rotated: $(ls)"
 

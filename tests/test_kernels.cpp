@@ -20,11 +20,13 @@
 #define BOOST_TEST_NO_MAIN
 #include "support.hpp"
 
+#include "backend/subnormals.hpp"
 #include "core/check.hpp"
 
 #include <omp.h>
 
 #include <cstdint>
+#include <cstdlib>
 #include <cstring>
 #include <functional>
 #include <iostream>
@@ -53,6 +55,15 @@ Backend& ref()
     static const std::unique_ptr<Backend> be = make_backend("ref");
     return *be;
 }
+
+// Sets this thread's subnormal mode while it lives, then the environment's again (the mode
+// make_backend set). The bf16 rounding checks' reference computes with subnormal floats.
+struct SubnormalMode {
+    explicit SubnormalMode(Subnormals mode) { BOOST_REQUIRE(set_subnormals(mode)); }
+    ~SubnormalMode() { set_subnormals(subnormals_from_env()); }
+    SubnormalMode(const SubnormalMode&) = delete;
+    SubnormalMode& operator=(const SubnormalMode&) = delete;
+};
 
 // Runs body(backend) for each backend under test, naming it in every failure message.
 template <class F>
@@ -737,8 +748,63 @@ std::uint16_t nearest_bf16(float x)
 
 } // namespace
 
+// Host cores flush subnormals by default (backend/subnormals.hpp): Adam's first moment of a
+// weight whose gradient has stopped decays from the smallest normal float to 0, not to the
+// subnormal beta1 * FLT_MIN, on every thread of the kernel (100003 elements: every OpenMP
+// thread has a share), and the weights stay the same bits. OMPML_SUBNORMALS=keep gives the
+// subnormal, so the check can tell the two apart.
+BOOST_AUTO_TEST_CASE(adam_flushes_subnormal_moments_on_host_cores)
+{
+    const std::size_t n = 100003;
+    const auto W0 = random_floats(n, 95);
+    const std::vector<float> G(n, 0.0f), M0(n, std::numeric_limits<float>::min()), V0(n, 1e-4f);
+    AdamStep s;
+    s.t = 1000;
+    Backend& oracle = ref(); // made first: make_backend applies OMPML_SUBNORMALS
+    for (const Subnormals mode : {Subnormals::flush, Subnormals::keep}) {
+        const SubnormalMode in_mode(mode);
+        volatile float m = std::numeric_limits<float>::min();
+        const float want = s.beta1 * m; // in this thread, in this mode
+        BOOST_REQUIRE_EQUAL(want == 0.0f, mode == Subnormals::flush);
+        auto run = [&](Backend& be) {
+            if (be.on_gpu()) return; // GPUs keep subnormals at full speed; not touched
+            auto dW = upload(be, W0), dG = upload(be, G), dM = upload(be, M0), dV = upload(be, V0);
+            be.adam_update(n, s, dW.data(), dG.data(), dM.data(), dV.data());
+            const auto M = dM.to_vector(), W = dW.to_vector();
+            std::size_t bad = 0;
+            for (std::size_t i = 0; i < n; ++i) bad += M[i] != want;
+            BOOST_CHECK_MESSAGE(
+                bad == 0, subnormals_text(mode) << ": " << bad << " of " << n << " first moments are not " << want);
+            BOOST_CHECK_MESSAGE(W == W0, subnormals_text(mode) << ": the weights changed");
+        };
+        BOOST_TEST_CONTEXT("backend ref") { run(oracle); }
+        for_each_backend(run);
+    }
+}
+
+// OMPML_SUBNORMALS takes flush or keep; any other value stops the host backends with its name.
+BOOST_AUTO_TEST_CASE(subnormal_mode_from_the_environment)
+{
+    const char* before = std::getenv("OMPML_SUBNORMALS");
+    const std::string saved = before != nullptr ? before : "";
+    setenv("OMPML_SUBNORMALS", "fast", 1);
+    BOOST_CHECK_EXCEPTION(make_backend("omp"), Error, [](const Error& e) {
+        return std::string(e.what()) == "OMPML_SUBNORMALS='fast': unknown mode (known: flush, keep)";
+    });
+    setenv("OMPML_SUBNORMALS", "keep", 1);
+    BOOST_CHECK(subnormals_from_env() == Subnormals::keep);
+    make_backend("ref");
+    BOOST_CHECK(current_subnormals() == Subnormals::keep);
+    unsetenv("OMPML_SUBNORMALS");
+    make_backend("ref");
+    BOOST_CHECK(current_subnormals() == Subnormals::flush);
+    if (before != nullptr) setenv("OMPML_SUBNORMALS", saved.c_str(), 1);
+    set_subnormals(subnormals_from_env());
+}
+
 BOOST_AUTO_TEST_CASE(bf16_conversion_edge_cases)
 {
+    const SubnormalMode ieee(Subnormals::keep); // nearest_bf16 subtracts subnormal floats
     struct Case {
         std::uint32_t in;
         std::uint16_t out;
@@ -787,6 +853,7 @@ BOOST_AUTO_TEST_CASE(bf16_conversion_edge_cases)
 // the midpoints between consecutive bf16 values (ties).
 BOOST_AUTO_TEST_CASE(bf16_conversion_matches_nearest_value)
 {
+    const SubnormalMode ieee(Subnormals::keep); // nearest_bf16 subtracts subnormal floats
     const Rng rng(77, 1);
     std::size_t checked = 0;
     auto check = [&](std::uint32_t u) {

@@ -2,6 +2,7 @@
 #include "app/train_console.hpp"
 
 #include "app/stop_signal.hpp"
+#include "backend/subnormals.hpp"
 #include "nn/settings.hpp"
 
 #include <unistd.h>
@@ -89,7 +90,8 @@ void TrainConsole::print_start()
     const std::vector<std::string> where =
         gather_strings(mpi_.comm(), mpi_.processor() + ", " + run_.binding.describe());
     if (!mpi_.root()) return;
-    std::printf("ompml-train: backend %s on %s\n", be.name(), be.device().c_str());
+    const std::string subnormals = be.on_gpu() ? "" : ", subnormals " + subnormals_text(current_subnormals());
+    std::printf("ompml-train: backend %s on %s%s\n", be.name(), be.device().c_str(), subnormals.c_str());
     const std::string buckets = std::string_view(step.sum_kind()) != "mpi" ? std::string()
         : opt.bucket_mb > 0                                                ? ", bucket " + fmt("%g MB", opt.bucket_mb)
                                                                            : std::string(", one bucket per step");

@@ -1,5 +1,6 @@
 // The one place that knows which backends this build has.
 #include "backend/backends.hpp"
+#include "backend/subnormals.hpp"
 #include "core/check.hpp"
 
 #ifdef OMPML_WITH_CUDA
@@ -19,6 +20,8 @@ std::vector<std::string> available_backends()
 
 std::unique_ptr<Backend> make_backend(std::string_view name)
 {
+    // Host cores: the subnormal mode before the first kernel (subnormals.hpp).
+    if (name == "ref" || name == "omp") set_subnormals(subnormals_from_env());
     if (name == "ref") return make_ref_backend();
     if (name == "omp") return make_omp_backend();
 #ifdef OMPML_WITH_CUDA

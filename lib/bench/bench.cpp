@@ -2,6 +2,7 @@
 // name and no anchor by build.
 #include "bench/bench.hpp"
 
+#include "backend/subnormals.hpp"
 #include "bench/anchor.hpp"
 #include "bench/host_peak.hpp"
 #include "core/check.hpp"
@@ -144,6 +145,8 @@ public:
                         (env != nullptr && *env != '\0' ? " (OMPML_HOST_GEMM)" : " (the best this CPU has)") +
                         "; fp32 operands on the fp32 micro-kernel");
             }
+        rep_.info.emplace_back(
+            "subnormals", "on host cores " + subnormals_text(current_subnormals()) + " (OMPML_SUBNORMALS=flush|keep)");
     }
 
     // The host's measured multiply-add peaks (host_peak.hpp), where a flops-bound kernel may run
