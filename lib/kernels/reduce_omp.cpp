@@ -1,6 +1,6 @@
 // The column sum of a row-major (rows, cols) matrix as an OpenMP target kernel: one thread per
 // output column on a GPU, where neighbouring threads read neighbouring columns (coalesced); on
-// host cores 128-column blocks per thread (see col_block).
+// host cores blocks of 64 or 128 columns per thread (see col_block).
 //
 // thread_limit(64): a layer has few columns (hundreds to a few thousand), so smaller GPU teams
 // spread them over more SMs than the default team size would. On host cores thread_limit is
@@ -15,41 +15,53 @@ namespace ompml {
 namespace {
 constexpr int kSmallTeam = 64;
 
-// Columns one thread sums. On host cores, 128 adjacent columns per thread: the row loop then
-// reads contiguous memory and vectorizes (one column per thread walks memory with a stride of
-// the whole row: 20x slower at 1024 x 1024, measured), into eight 16-float accumulators. Two
-// cache lines of a row per block were too few for the prefetchers (AMD EPYC Zen 5, 1000 runs:
-// 1024 x 1024 at 0.061-0.071 ms with 64 columns, 0.039-0.040 with 128; 4096 x 1024 0.31 and
-// 0.23-0.24; 128 x 512, the bias gradient, 0.0034 both). On a GPU, one column per thread, so a
-// warp reads adjacent addresses. Asked once (see blas1_omp.cpp). Each column still sums its
-// rows in order, so the block width changes no bit of the result.
-constexpr int kColBlock = 128;
-int col_block()
+// The host CPU's vendor is Intel (col_block); x86 builtins stay out of the device passes.
+bool host_is_intel()
 {
-    static const bool gpu = omp_device_is_gpu();
-    return gpu ? 1 : kColBlock;
+#if defined(__x86_64__) && !defined(__NVPTX__)
+    return __builtin_cpu_is("intel");
+#else
+    return false;
+#endif
 }
 
-template <class O>
+// Columns one thread sums. On host cores, a block of adjacent columns per thread: the row loop
+// then reads contiguous memory and vectorizes (one column per thread walks memory with a stride
+// of the whole row: 20x slower at 1024 x 1024, measured), into 16-float accumulators. The
+// width that feeds the prefetchers best differs by CPU, measured (min ms of 400 runs, 1024 x
+// 1024 and 4096 x 1024; 128 x 512, the bias gradient, about the same at every width):
+// - AMD EPYC Zen 5: 128 columns (64: 0.061-0.071 and 0.31 ms; 128: 0.039-0.040 and 0.23-0.24);
+// - Intel Xeon (AMX): 64 (64: 0.064-0.071 and 0.30 ms; 128: 0.073 and 0.33; 256: 0.077 and
+//   0.33-0.35).
+// On a GPU, one column per thread, so a warp reads adjacent addresses. Asked once (see
+// blas1_omp.cpp). Each column still sums its rows in order, so the width changes no bit of the
+// result.
+int col_block()
+{
+    static const int width = omp_device_is_gpu() ? 1 : host_is_intel() ? 64 : 128;
+    return width;
+}
+
+// X: (rows, cols), out: (cols); W columns per thread (col_block).
+template <int W, class O>
 void col_sum_plain(int rows, int cols, const float* X, O* out)
 {
-    // X: (rows, cols), out: (cols)
-    const int W = col_block(), nb = (cols + W - 1) / W;
+    const int nb = (cols + W - 1) / W;
 #pragma omp target teams distribute parallel for thread_limit(kSmallTeam) is_device_ptr(X, out)
     for (int blk = 0; blk < nb; ++blk) {
-        if (W == 1) {
+        if constexpr (W == 1) {
             const int c = blk;
             float s = 0.0f;
             for (int r = 0; r < rows; ++r) s += X[static_cast<long>(r) * cols + c];
             out[c] = from_float<O>(s);
         } else {
             const int c0 = blk * W, w = cols - c0 < W ? cols - c0 : W;
-            float acc[kColBlock] = {};
-            if (w == kColBlock) { // a whole block: a constant trip count keeps acc in registers
+            float acc[W] = {};
+            if (w == W) { // a whole block: a constant trip count keeps acc in registers
                 for (int r = 0; r < rows; ++r) {
                     const float* x = X + static_cast<long>(r) * cols + c0; // (W) of row r
 #pragma omp metadirective when(device = {arch(nvptx64)} : nothing) default(simd)
-                    for (int c = 0; c < kColBlock; ++c) acc[c] += x[c];
+                    for (int c = 0; c < W; ++c) acc[c] += x[c];
                 }
             } else {
                 for (int r = 0; r < rows; ++r) {
@@ -87,8 +99,12 @@ void col_sum_omp(int rows, int cols, const float* X, O* out, const KChunks& kc)
 {
     if (kc.chunks > 0)
         col_sum_chunked(cols, X, out, kc);
+    else if (col_block() == 1)
+        col_sum_plain<1>(rows, cols, X, out);
+    else if (col_block() == 64)
+        col_sum_plain<64>(rows, cols, X, out);
     else
-        col_sum_plain(rows, cols, X, out);
+        col_sum_plain<128>(rows, cols, X, out);
 }
 
 } // namespace
