@@ -5,9 +5,9 @@
 // beta1 each step through the subnormal range, and an Intel Xeon takes a microcode assist for
 // every such result. Measured on the development Xeon (2 vCPUs, docs/results/host.md): the
 // quick start's optimizer phase grew from 0.145 ms per step in epoch 1 to 0.875 ms in epoch 10,
-// and the epoch's rate fell from 97.7k to 61.7k samples/s; flushed, every epoch ran at 97-99k,
+// and the epoch's rate fell from 97.7k to 61.7k samples/s; flushed, every epoch ran at 89-99k,
 // and the trained parameters were the same bits (only the moments' 35k subnormal entries
-// became 0). An AMD EPYC Zen 5 takes no such assist.
+// became 0). The AMD EPYC Zen 5 measured there showed no such slowdown.
 //
 // How: the calling thread's MXCSR flush-to-zero and denormals-are-zero bits (x86-64). OpenMP's
 // worker threads take the calling thread's MXCSR at each parallel region (LLVM libomp's

@@ -28,11 +28,12 @@ bool host_is_intel()
 // Columns one thread sums. On host cores, a block of adjacent columns per thread: the row loop
 // then reads contiguous memory and vectorizes (one column per thread walks memory with a stride
 // of the whole row: 20x slower at 1024 x 1024, measured), into 16-float accumulators. The
-// width that feeds the prefetchers best differs by CPU, measured (min ms of 400 runs, 1024 x
-// 1024 and 4096 x 1024; 128 x 512, the bias gradient, about the same at every width):
-// - AMD EPYC Zen 5: 128 columns (64: 0.061-0.071 and 0.31 ms; 128: 0.039-0.040 and 0.23-0.24);
-// - Intel Xeon (AMX): 64 (64: 0.064-0.071 and 0.30 ms; 128: 0.073 and 0.33; 256: 0.077 and
-//   0.33-0.35).
+// width that feeds the prefetchers best differs by CPU, measured (min ms, 1024 x 1024 and
+// 4096 x 1024; 128 x 512, the bias gradient, about the same at every width):
+// - AMD EPYC Zen 5 (1000 runs): 128 columns (64: 0.061-0.071 and 0.31 ms; 128: 0.039-0.040
+//   and 0.23-0.24);
+// - Intel Xeon with AMX (400 runs): 64 (64: 0.064-0.071 and 0.30 ms; 128: 0.073 and 0.33; 256:
+//   0.077 and 0.33-0.35).
 // On a GPU, one column per thread, so a warp reads adjacent addresses. Asked once (see
 // blas1_omp.cpp). Each column still sums its rows in order, so the width changes no bit of the
 // result.
