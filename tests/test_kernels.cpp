@@ -787,6 +787,7 @@ BOOST_AUTO_TEST_CASE(subnormal_mode_from_the_environment)
 {
     const char* before = std::getenv("OMPML_SUBNORMALS");
     const std::string saved = before != nullptr ? before : "";
+    const SubnormalMode restore(subnormals_from_env()); // the environment's mode again at the end
     setenv("OMPML_SUBNORMALS", "fast", 1);
     BOOST_CHECK_EXCEPTION(make_backend("omp"), Error, [](const Error& e) {
         return std::string(e.what()) == "OMPML_SUBNORMALS='fast': unknown mode (known: flush, keep)";
@@ -799,7 +800,6 @@ BOOST_AUTO_TEST_CASE(subnormal_mode_from_the_environment)
     make_backend("ref");
     BOOST_CHECK(current_subnormals() == Subnormals::flush);
     if (before != nullptr) setenv("OMPML_SUBNORMALS", saved.c_str(), 1);
-    set_subnormals(subnormals_from_env());
 }
 
 BOOST_AUTO_TEST_CASE(bf16_conversion_edge_cases)

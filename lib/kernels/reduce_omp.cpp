@@ -98,14 +98,12 @@ void col_sum_chunked(int cols, const float* X, O* out, const KChunks kc)
 template <class O>
 void col_sum_omp(int rows, int cols, const float* X, O* out, const KChunks& kc)
 {
-    if (kc.chunks > 0)
-        col_sum_chunked(cols, X, out, kc);
-    else if (col_block() == 1)
-        col_sum_plain<1>(rows, cols, X, out);
-    else if (col_block() == 64)
-        col_sum_plain<64>(rows, cols, X, out);
-    else
-        col_sum_plain<128>(rows, cols, X, out);
+    if (kc.chunks > 0) return col_sum_chunked(cols, X, out, kc);
+    switch (col_block()) {
+    case 1: return col_sum_plain<1>(rows, cols, X, out);
+    case 64: return col_sum_plain<64>(rows, cols, X, out);
+    default: return col_sum_plain<128>(rows, cols, X, out);
+    }
 }
 
 } // namespace
