@@ -190,11 +190,19 @@ struct FloatPanels {
             const int mr = min_int(mc - ir, MR);
             float* dst = Ap + static_cast<long>(ir) * kc; // (kc, MR)
             if (g.trans_a) {
-                // A (K, M): a row of the micro-panel is contiguous in A.
-                for (int p = 0; p < kc; ++p) {
-                    const T* src = A + static_cast<long>(p0 + p) * g.m + i0 + ir;
-                    for (int i = 0; i < MR; ++i) dst[p * MR + i] = i < mr ? to_float(src[i]) : 0.0f;
-                }
+                // A (K, M): a row of the micro-panel is contiguous in A. Whole panels without the
+                // edge's test per element, which kept the copy scalar.
+                const long ld = g.m;
+                const T* src = A + p0 * ld + i0 + ir;
+                if (mr == MR)
+                    for (int p = 0; p < kc; ++p) {
+                        alignas(32) float row[MR]; // as in pack_b: dst may not alias src
+                        for (int i = 0; i < MR; ++i) row[i] = to_float(src[p * ld + i]);
+                        __builtin_memcpy(dst + p * MR, row, sizeof(row));
+                    }
+                else
+                    for (int p = 0; p < kc; ++p)
+                        for (int i = 0; i < MR; ++i) dst[p * MR + i] = i < mr ? to_float(src[p * ld + i]) : 0.0f;
             } else if (mr == MR) {
                 // A (M, K): MR rows read side by side, the panel written in order (one row at a
                 // time, the stores land 4 MR bytes apart: 0.84-0.94x OpenBLAS at 2048^3, against
