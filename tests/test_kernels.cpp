@@ -216,6 +216,27 @@ BOOST_AUTO_TEST_CASE(gemm_large_shapes)
         }
 }
 
+// Shapes whose op(B) the omp host gemm reads where it lies rather than packed (a float B (K, N),
+// not transposed, N a multiple of 16, at most 64 row panels of 6 per thread): the MLP's first
+// layer, a ragged last row panel and a 16-column last column panel, several K slices, the rows
+// split between threads (300 x 32), 768 rows (64 panels per thread: in place) and 775 (65:
+// packed); every transpose case (a transposed B is always packed), beta 0 and not.
+BOOST_AUTO_TEST_CASE(gemm_b_in_place_shapes)
+{
+    struct Shape {
+        int M, N, K;
+    };
+    const Shape shapes[] = {{128, 512, 784}, {7, 48, 33}, {131, 80, 1000}, {300, 32, 5}, {768, 32, 9}, {775, 32, 9}};
+    std::uint64_t seed = 6000;
+    int n = 0;
+    for (const Shape& s : shapes)
+        for (int t = 0; t < 4; ++t, ++n) {
+            const Gemm g{t >= 2,      t % 2 == 1, s.M, s.N, s.K, n % 3 == 0 ? -1.5f : 1.0f, n % 2 == 0 ? 0.0f : 0.5f,
+                         kActs[n % 4]};
+            check_gemm(g, n % 3 != 1, n % 4 < 2, seed++);
+        }
+}
+
 // The GPU tilings' edges: 1x1x1; odd sizes around the 64/128 tile edges; a long K; 1536^2 has
 // 144 tiles of 128x128, at least kGemmLargeTiles, so the large-tile kernels are covered.
 BOOST_AUTO_TEST_CASE(gemm_tile_edges_and_large_tiles)

@@ -15,7 +15,8 @@
 //   The bf16 path is chosen on the host before each launch (host_gemm_path, gemm.hpp).
 //   For every NC-column block of C and every KC slice of K, the team packs the KC x NC panel of
 //   op(B) ONCE into a shared buffer (each thread its share of the micro-panels, then a barrier,
-//   unless each thread computes only with the panels it packed);
+//   unless each thread computes only with the panels it packed), or, for a float B (K, N) that
+//   few row panels use (M = 128: the batch), reads it in place (b_in_place);
 //   each thread then packs its rows of op(A), MC at a time, and runs the micro-kernel over its
 //   part of the block. The threads split the (row panel, column panel) grid of C as a tm x tn
 //   grid chosen for the least work per thread (2 threads on the MLP's 128-row products split
@@ -96,6 +97,12 @@ constexpr int min_int(int a, int b) { return a < b ? a : b; }
 // a power of 2 matters: NC = 960 left a 64-column block at N = 1024 and 2048 that repacked all
 // of op(A) for 1/16 of the work (0.83-0.92x OpenBLAS, against 0.91-0.97x with NC = 1024).
 typedef float vfloat16 __attribute__((vector_size(64)));
+
+// A float op(B) = B (K, N) read where it lies: row p of a micro-panel at b + p * ld.
+struct BRows {
+    const float* b;
+    long ld;
+};
 
 // What a micro-kernel does to each 16 columns of its sums before storing them into cout: Sums
 // keeps them (a partial K slice, or a tile whose epilogue runs afterwards through epilogue_tile);
@@ -182,6 +189,8 @@ struct FloatPanels {
     static void begin() {}
     static void end() {}
 
+    static constexpr bool DIRECT_B = std::is_same_v<T, float>;
+
     // Rows [i0, i0 + mc) x cols [p0, p0 + kc) of op(A) into micro-panels of MR rows:
     // Ap[(i / MR) * kc * MR + p * MR + i % MR], rows past mc zero.
     static void pack_a(const Gemm& g, const T* A, int i0, int mc, int p0, int kc, float* Ap)
@@ -267,7 +276,9 @@ struct FloatPanels {
         }
     }
 
-    // cout (MR, NR; row stride ldo) = a (kc, MR) . b (kc, NR) [+ cin (MR, NR; stride ldi)].
+    // cout (MR, NR; row stride ldo) = a (kc, MR) . b (kc, NR) [+ cin (MR, NR; stride ldi)], b a
+    // packed micro-panel or B's rows where they lie (BRows: each row fetched 6 rows ahead, as
+    // nothing else prefetches rows N floats apart).
     // cin may equal cout. Loads and stores go through memcpy (no aliasing or alignment
     // assumptions; each compiles to one vector move), written in place: a vector passed to or
     // returned from a function makes clang warn about the ABI when the build has no AVX-512.
@@ -275,9 +286,9 @@ struct FloatPanels {
     // (same layouts, same sums; the zero padding is not computed). epilogue: applied to each
     // 16 columns before the store (Sums: none; RegisterEpilogue: all of a float C's, stored
     // straight into C).
-    template <int RM = MR, int RV = NV, class E = Sums>
-    OMPML_ZMM static void micro(int kc, const float* __restrict a, const float* __restrict b, const float* cin, int ldi,
-                                float* cout, int ldo, const E& epilogue = {})
+    template <int RM = MR, int RV = NV, class E = Sums, class BV = const float*>
+    OMPML_ZMM static void micro(int kc, const float* __restrict a, BV b, const float* cin, int ldi, float* cout,
+                                int ldo, const E& epilogue = {})
     {
         // The C tile's rows are N floats apart (the same L1 set when N is a large power of 2):
         // fetched while the k loop runs.
@@ -289,7 +300,14 @@ struct FloatPanels {
             }
         for (int p = 0; p < kc; ++p) {
             vfloat16 bv[RV];
-            for (int v = 0; v < RV; ++v) __builtin_memcpy(&bv[v], b + p * NR + 16 * v, sizeof(bv[v]));
+            for (int v = 0; v < RV; ++v) {
+                if constexpr (std::is_same_v<BV, BRows>) {
+                    __builtin_memcpy(&bv[v], b.b + p * b.ld + 16 * v, sizeof(bv[v]));
+                    __builtin_prefetch(b.b + (p + 6) * b.ld + 16 * v);
+                } else {
+                    __builtin_memcpy(&bv[v], b + p * NR + 16 * v, sizeof(bv[v]));
+                }
+            }
             for (int i = 0; i < RM; ++i) {
                 const float ai = a[p * MR + i];
                 for (int v = 0; v < RV; ++v) acc[i][v] += ai * bv[v];
@@ -648,9 +666,9 @@ inline Grid thread_grid(int rp, int cp, int nt)
 template <class P>
 constexpr bool has_cut_micro = requires { &P::template micro<1, 1>; };
 
-template <class P, int RM = P::MR, int RV = P::NV>
-void micro_cut(int mr, int nv, int kcp, const typename P::Packed* a, const typename P::Packed* b, const float* cin,
-               int ldi, float* cout, int ldo)
+template <class P, int RM = P::MR, int RV = P::NV, class BV>
+void micro_cut(int mr, int nv, int kcp, const typename P::Packed* a, BV b, const float* cin, int ldi, float* cout,
+               int ldo)
 {
     if constexpr (RV > 1)
         if (nv < RV) return micro_cut<P, RM, RV - 1>(mr, nv, kcp, a, b, cin, ldi, cout, ldo);
@@ -659,9 +677,9 @@ void micro_cut(int mr, int nv, int kcp, const typename P::Packed* a, const typen
     P::template micro<RM, RV>(kcp, a, b, cin, ldi, cout, ldo);
 }
 
-template <class P>
-void micro_tile(int mr, int nr, int kcp, const typename P::Packed* a, const typename P::Packed* b, const float* cin,
-                int ldi, float* cout, int ldo)
+template <class P, class BV>
+void micro_tile(int mr, int nr, int kcp, const typename P::Packed* a, BV b, const float* cin, int ldi, float* cout,
+                int ldo)
 {
     if constexpr (has_cut_micro<P>)
         micro_cut<P>(mr, (nr + 15) / 16, kcp, a, b, cin, ldi, cout, ldo);
@@ -674,9 +692,9 @@ void micro_tile(int mr, int nr, int kcp, const typename P::Packed* a, const type
 // sums go through t to the epilogue (a whole tile of a float C with beta 0 and no activation
 // but relu: straight into C, the epilogue in registers). Tiles cut by the edge of C go through t
 // every time, so no access leaves C.
-template <class P, class O>
-void tile_slice(const Gemm& g, int kcp, bool first, bool last, const typename P::Packed* a, const typename P::Packed* b,
-                int i, int j, float* S, float* t, O* C, const float* bias, float* pre)
+template <class P, class O, class BV>
+void tile_slice(const Gemm& g, int kcp, bool first, bool last, const typename P::Packed* a, BV b, int i, int j,
+                float* S, float* t, O* C, const float* bias, float* pre)
 {
     constexpr int MR = P::MR, NR = P::NR;
     const int mr = min_int(MR, g.m - i), nr = min_int(NR, g.n - j);
@@ -738,6 +756,23 @@ void tile_slice(const Gemm& g, int kcp, bool first, bool last, const typename P:
     }
 }
 
+// Whether the micro-panels of op(B) are read where they lie (BRows) rather than packed: for a
+// float B (K, N) (P::DIRECT_B, not transposed) used by few row panels of C per thread. Packing
+// costs a copy of op(B) per call, repaid by each row panel's contiguous, L1-friendly reads; with
+// few row panels the copy is not repaid. Measured on the Intel Xeon (2 threads, against packing
+// in the same runs): 22 row panels per thread (M = 128) 0.90-0.97x the time, 43 (M = 512, the
+// rows split) 0.96-1.0x; 131 (784 x 512 x 128) 1.03-1.09x and 171 (1024^3) 1.2x, whose rows
+// 2 or 4 KB apart also share L1 sets. The micro-panels cut by N's edge must hold whole vectors.
+constexpr int kMostRowPanelsInPlace = 64;
+template <class P>
+constexpr bool has_direct_b = requires { requires P::DIRECT_B; };
+template <class P>
+bool b_in_place(const Gemm& g, int row_panels)
+{
+    if constexpr (has_direct_b<P>) return !g.trans_b && g.n % 16 == 0 && row_panels <= kMostRowPanelsInPlace;
+    return false;
+}
+
 // Where a gemm keeps its partial K sums between slices without a workspace: in C, when C is
 // float (its old value is never read with beta == 0); a bf16 C cannot hold them.
 inline float* sums_in_place(float* C) { return C; }
@@ -780,26 +815,37 @@ void gemm_blocked(const Gemm g, const typename P::Elem* A, const typename P::Ele
             // until the block is done (on a busy or virtual machine, a descheduled thread held up
             // the other at every slice).
             const bool own_b = grid.tm == 1;
+            const bool direct_b = b_in_place<P>(g, (rp + grid.tm - 1) / grid.tm);
             for (int p0 = 0; p0 < g.k; p0 += ks) {
                 const int kc = min_int(ks, g.k - p0), kcp = round_up(kc, P::KU);
                 // This thread's share of op(B)'s micro-panels (with a 1 x nt grid, its own).
-                for (int jp = cp * me / nt; jp < cp * (me + 1) / nt; ++jp)
+                for (int jp = cp * me / nt; jp < cp * (me + 1) / nt && !direct_b; ++jp)
                     P::pack_b(g, B, p0, kc, j0 + jp * NR, min_int(NR, nc - jp * NR),
                               Bp + static_cast<long>(jp) * NR * P::KC);
-                if (!own_b) {
+                if (!own_b && !direct_b) {
 #pragma omp barrier
                 }
                 for (int rb = r0; rb < r1; rb += P::MC / MR) {
                     const int i0 = rb * MR, mc = min_int(min_int(r1, rb + P::MC / MR) * MR, g.m) - i0;
                     P::pack_a(g, A, i0, mc, p0, kc, Ap);
                     // The micro-panel of B stays in L1 while the rows of the A block stream by.
-                    for (int jp = c0; jp < c1; ++jp)
-                        for (int ir = 0; ir < mc; ir += MR)
-                            tile_slice<P>(g, kcp, p0 == 0, p0 + kc >= g.k, Ap + static_cast<long>(ir) * kcp,
-                                          Bp + static_cast<long>(jp) * NR * P::KC, i0 + ir, j0 + jp * NR, S, t, C, bias,
-                                          pre);
+                    for (int jp = c0; jp < c1; ++jp) {
+                        const int j = j0 + jp * NR;
+                        const Packed* b = Bp + static_cast<long>(jp) * NR * P::KC;
+                        for (int ir = 0; ir < mc; ir += MR) {
+                            const Packed* a = Ap + static_cast<long>(ir) * kcp;
+                            const bool first = p0 == 0, last = p0 + kc >= g.k;
+                            if constexpr (has_direct_b<P>)
+                                if (direct_b) {
+                                    const BRows rows{B + static_cast<long>(p0) * g.n + j, g.n};
+                                    tile_slice<P>(g, kcp, first, last, a, rows, i0 + ir, j, S, t, C, bias, pre);
+                                    continue;
+                                }
+                            tile_slice<P>(g, kcp, first, last, a, b, i0 + ir, j, S, t, C, bias, pre);
+                        }
+                    }
                 }
-                if (!own_b || p0 + kc >= g.k) { // before the next panel of op(B) overwrites this one
+                if (!direct_b && (!own_b || p0 + kc >= g.k)) { // before the next panel of op(B) overwrites this one
 #pragma omp barrier
                 }
             }
