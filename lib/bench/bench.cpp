@@ -163,7 +163,7 @@ public:
                                    (host_peak_.bf16_gflops > 0.0 ? fmt(host_peak_.bf16_gflops, 4) + " GFLOP/s"
                                                                  : std::string("none (no AVX512-BF16)")) +
                                    " (register-only loops on " + std::to_string(host_peak_.threads) +
-                                   " threads, best of 25); peak_pct of host rows");
+                                   " threads, each thread's best of 25); peak_pct of host rows");
     }
 
     // The anchors the kernels name, made once, and what they say about themselves (before any

@@ -13,7 +13,8 @@ struct HostPeak {
     int threads = 0;
 };
 
-// Best of a few short runs (about 0.1 s in all): a preempted run only lowers its own figure.
+// Each thread's best of a few short runs (about 0.1 s in all), summed over the threads: a
+// preempted run only lowers its own figure.
 HostPeak measure_host_peak();
 
 } // namespace ompml::bench
