@@ -29,6 +29,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <functional>
+#include <initializer_list>
 #include <iostream>
 #include <memory>
 
@@ -198,36 +199,15 @@ BOOST_AUTO_TEST_CASE(gemm_small_shapes)
                 }
 }
 
-// One dimension above 1000 at a time (more than ten cache blocks along it, a ragged last one),
-// the others small, and two large dimensions at once; every transpose case.
-BOOST_AUTO_TEST_CASE(gemm_large_shapes)
-{
-    struct Shape {
-        int M, N, K;
-    };
-    const Shape shapes[] = {{1031, 33, 127}, {7, 1029, 127},  {33, 7, 1100},   {1, 1029, 1100},
-                            {1025, 1, 33},   {1027, 1030, 7}, {127, 300, 1027}};
-    std::uint64_t seed = 5000;
-    int n = 0;
-    for (const Shape& s : shapes)
-        for (int t = 0; t < 4; ++t, ++n) {
-            const Gemm g{t >= 2, t % 2 == 1, s.M, s.N, s.K, 0.5f, n % 2 == 0 ? 0.0f : 1.0f, kActs[n % 4]};
-            check_gemm(g, true, n % 3 == 0, seed++);
-        }
-}
+namespace {
 
-// Shapes whose op(B) the omp host gemm reads where it lies rather than packed (a float B (K, N),
-// not transposed, N a multiple of 16, at most 64 row panels of 6 per thread): the MLP's first
-// layer, a ragged last row panel and a 16-column last column panel, several K slices, the rows
-// split between threads (300 x 32), 768 rows (64 panels per thread: in place) and 775 (65:
-// packed); every transpose case (a transposed B is always packed), beta 0 and not.
-BOOST_AUTO_TEST_CASE(gemm_b_in_place_shapes)
+struct Shape {
+    int M, N, K;
+};
+
+// Every shape in every transpose case; alpha, beta, the activation, bias and pre rotate.
+void check_gemm_shapes(std::initializer_list<Shape> shapes, std::uint64_t seed)
 {
-    struct Shape {
-        int M, N, K;
-    };
-    const Shape shapes[] = {{128, 512, 784}, {7, 48, 33}, {131, 80, 1000}, {300, 32, 5}, {768, 32, 9}, {775, 32, 9}};
-    std::uint64_t seed = 6000;
     int n = 0;
     for (const Shape& s : shapes)
         for (int t = 0; t < 4; ++t, ++n) {
@@ -235,6 +215,32 @@ BOOST_AUTO_TEST_CASE(gemm_b_in_place_shapes)
                          kActs[n % 4]};
             check_gemm(g, n % 3 != 1, n % 4 < 2, seed++);
         }
+}
+
+} // namespace
+
+// One dimension above 1000 at a time (more than ten cache blocks along it, a ragged last one),
+// the others small, and two large dimensions at once.
+BOOST_AUTO_TEST_CASE(gemm_large_shapes)
+{
+    check_gemm_shapes({{1031, 33, 127},
+                       {7, 1029, 127},
+                       {33, 7, 1100},
+                       {1, 1029, 1100},
+                       {1025, 1, 33},
+                       {1027, 1030, 7},
+                       {127, 300, 1027}},
+                      5000);
+}
+
+// Shapes whose op(B) the omp host gemm reads where it lies rather than packed (a float B (K, N),
+// not transposed, N a multiple of 16, at most 64 row panels of 6 per thread): the MLP's first
+// layer, a ragged last row panel and a 16-column last column panel, several K slices, the rows
+// split between threads (300 x 32), 768 rows (64 panels per thread: in place) and 775 (65:
+// packed); a transposed B is always packed.
+BOOST_AUTO_TEST_CASE(gemm_b_in_place_shapes)
+{
+    check_gemm_shapes({{128, 512, 784}, {7, 48, 33}, {131, 80, 1000}, {300, 32, 5}, {768, 32, 9}, {775, 32, 9}}, 6000);
 }
 
 // The GPU tilings' edges: 1x1x1; odd sizes around the 64/128 tile edges; a long K; 1536^2 has
