@@ -767,9 +767,10 @@ void tile_slice(const Gemm& g, int kcp, bool first, bool last, const typename P:
 // float B (K, N) (P::DIRECT_B, not transposed) used by few row panels of C per thread. Packing
 // costs a copy of op(B) per call, repaid by each row panel's contiguous, L1-friendly reads; with
 // few row panels the copy is not repaid. Measured on the Intel Xeon (2 threads, against packing
-// in the same runs): 22 row panels per thread (M = 128) 0.90-0.97x the time, 43 (M = 512, the
-// rows split) 0.96-1.0x; 131 (784 x 512 x 128) 1.03-1.09x and 171 (1024^3) 1.2x, whose rows
-// 2 or 4 KB apart also share L1 sets. The micro-panels cut by N's edge must hold whole vectors.
+// in the same runs; docs/results/host.md): 22 row panels per thread (M = 128) 0.90-0.95x the
+// time, 43 (M = 512, the rows split) 0.94-0.98x; 131 (784 x 512 x 128) 1.03-1.09x and 171
+// (1024^3) 1.2x, whose rows 2 or 4 KB apart also share L1 sets. N a multiple of 16: the
+// micro-kernel cut by N's edge reads whole vectors of 16 columns.
 constexpr int kMostRowPanelsInPlace = 64;
 template <class P>
 constexpr bool has_direct_b = requires { requires P::DIRECT_B; };
