@@ -6,6 +6,7 @@
 #include "core/check.hpp"
 #include "core/trace.hpp"
 
+#include <type_traits>
 #include <utility>
 
 namespace ompml {
@@ -70,7 +71,9 @@ const float* Mlp<T, G>::forward(const float* X, int B, bool store_pre)
         }
         g.act = cfg_.activation;
         T* out = hidden_[l].data(); // (B, OUT)
-        be_.gemm(g, in, W + v.w, out, bias, store_pre ? pre_[l].data() : nullptr);
+        // The pre-activation where backward reads it (backward_pre): not for relu on floats.
+        float* pre = store_pre && backward_pre(l) == pre_[l].data() ? pre_[l].data() : nullptr;
+        be_.gemm(g, in, W + v.w, out, bias, pre);
         in = out;
     }
     return logits_.data(); // (B, C)
@@ -121,10 +124,18 @@ XentStats Mlp<T, G>::loss_backward(const std::int32_t* Y, int B, int global_rows
         gx.k = v.out;
         gx.act = cfg_.activation;
         gx.act_backward = true;
-        be_.gemm(gx, dz, W + v.w, dNext, nullptr, pre_[l - 1].data());
+        be_.gemm(gx, dz, W + v.w, dNext, nullptr, backward_pre(l - 1));
         std::swap(dZ, dNext);
     }
     return st;
+}
+
+template <class T, class G>
+float* Mlp<T, G>::backward_pre(int l)
+{
+    if constexpr (std::is_same_v<T, float>)
+        if (cfg_.activation == Act::relu) return hidden_[l].data();
+    return pre_[l].data();
 }
 
 template <class T, class G>

@@ -17,7 +17,8 @@
 // transport is handed a view of it.
 //
 // Backward per layer, last first: dW = dZ^T X, db = colsum(dZ), then dX = dZ W with the
-// previous layer's activation backward fused into that gemm's epilogue.
+// previous layer's activation backward fused into that gemm's epilogue (relu's read from the
+// previous layer's output when it is float; other activations from its pre-activation).
 #pragma once
 
 #include "nn/model.hpp"
@@ -53,6 +54,10 @@ public:
 private:
     // This rank's loss: its rows' losses (row_loss_) summed chunk by chunk in the tree.
     double chunk_tree_loss(const KChunks& kc) const;
+    // What hidden layer l's activation backward reads as its pre-activation. For relu with float
+    // activations, the layer's output itself: relu' is 0 exactly where relu(z) <= 0, as where
+    // z <= 0 (NaN passes both), so forward writes no pre-activation. Otherwise pre_[l].
+    float* backward_pre(int l);
 
     DeviceBuffer<G> grad_;                // (P)
     OperandCopy<T> wcopy_;                // (P) the weights as gemm operands
