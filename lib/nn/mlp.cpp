@@ -20,7 +20,7 @@ Mlp<T, G>::Mlp(Backend& be, const MlpConfig& cfg, int max_batch, const MemorySpa
                 " chunks of the summation tree");
     const MemorySpace& mem = be.memory();
     const std::size_t rows = static_cast<std::size_t>(max_batch);
-    std::size_t bytes = float_side_bytes() + num_params_ * sizeof(G);
+    std::size_t bytes = float_side_bytes(keeps_pre()) + num_params_ * sizeof(G);
     for (int l = 0; l + 1 < num_layers(); ++l) bytes += rows * views_[l].out * sizeof(T);
     bytes += (num_params_ + rows * (inputs() + widest_)) * OperandCopy<T>::bytes_per_element;
     if (tree.chunks > 0) bytes += rows * sizeof(double);
@@ -28,7 +28,7 @@ Mlp<T, G>::Mlp(Backend& be, const MlpConfig& cfg, int max_batch, const MemorySpa
         // The gradient first: its memory may be a node's shared window, whose allocation is
         // collective, so every rank reaches it before anything that may fail on one rank only.
         grad_ = DeviceBuffer<G>(grad_memory, num_params_);
-        allocate_float_side();
+        allocate_float_side(keeps_pre());
         wcopy_ = OperandCopy<T>(mem, num_params_);
         xcopy_ = OperandCopy<T>(mem, rows * inputs());
         dzcopy_ = OperandCopy<T>(mem, rows * widest_);
@@ -71,8 +71,7 @@ const float* Mlp<T, G>::forward(const float* X, int B, bool store_pre)
         }
         g.act = cfg_.activation;
         T* out = hidden_[l].data(); // (B, OUT)
-        // The pre-activation where backward reads it (backward_pre): not for relu on floats.
-        float* pre = store_pre && backward_pre(l) == pre_[l].data() ? pre_[l].data() : nullptr;
+        float* pre = store_pre && keeps_pre() ? pre_[l].data() : nullptr;
         be_.gemm(g, in, W + v.w, out, bias, pre);
         in = out;
     }
@@ -131,10 +130,16 @@ XentStats Mlp<T, G>::loss_backward(const std::int32_t* Y, int B, int global_rows
 }
 
 template <class T, class G>
+bool Mlp<T, G>::keeps_pre() const
+{
+    return !std::is_same_v<T, float> || cfg_.activation != Act::relu;
+}
+
+template <class T, class G>
 float* Mlp<T, G>::backward_pre(int l)
 {
     if constexpr (std::is_same_v<T, float>)
-        if (cfg_.activation == Act::relu) return hidden_[l].data();
+        if (!keeps_pre()) return hidden_[l].data();
     return pre_[l].data();
 }
 

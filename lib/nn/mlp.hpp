@@ -54,9 +54,12 @@ public:
 private:
     // This rank's loss: its rows' losses (row_loss_) summed chunk by chunk in the tree.
     double chunk_tree_loss(const KChunks& kc) const;
-    // What hidden layer l's activation backward reads as its pre-activation. For relu with float
-    // activations, the layer's output itself: relu' is 0 exactly where relu(z) <= 0, as where
-    // z <= 0 (NaN passes both), so forward writes no pre-activation. Otherwise pre_[l].
+    // Whether forward keeps the hidden layers' pre-activations (pre_) for backward: not for relu
+    // with float activations, whose backward reads the layer's output itself (relu' is 0 exactly
+    // where relu(z) <= 0, as where z <= 0; NaN passes both).
+    bool keeps_pre() const;
+    // What hidden layer l's activation backward reads as its pre-activation: pre_[l], or the
+    // layer's output.
     float* backward_pre(int l);
 
     DeviceBuffer<G> grad_;                // (P)

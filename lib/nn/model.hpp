@@ -122,9 +122,10 @@ protected:
     // The layout of cfg (nothing allocated yet: the typed model allocates everything in one go,
     // allocate_float_side then its own buffers, so a failure names the whole size).
     Model(Backend& be, const MlpConfig& cfg, int max_batch);
-    // The fp32 parameters (zeroed), logits, pre-activations and backward scratch.
-    void allocate_float_side();
-    std::size_t float_side_bytes() const;
+    // The fp32 parameters (zeroed), logits, backward scratch and, with pre, the hidden layers'
+    // pre-activations.
+    void allocate_float_side(bool pre);
+    std::size_t float_side_bytes(bool pre) const;
     // Throws Error naming the model, the bytes it needs in all and the memory: "model 784,512,10
     // (407050 parameters, batch 128): cannot allocate its 3.3 MiB of host memory: ...".
     [[noreturn]] void allocation_failed(std::size_t bytes, const std::exception& e) const;
@@ -137,7 +138,7 @@ protected:
     int widest_ = 1;                       // the widest layer output
     DeviceBuffer<float> params_;           // (P)
     DeviceBuffer<float> logits_;           // (max_batch, classes)
-    std::vector<DeviceBuffer<float>> pre_; // pre_[l]: pre-activation of hidden layer l, (max_batch, OUT_l)
+    std::vector<DeviceBuffer<float>> pre_; // pre_[l]: pre-activation of hidden layer l, (max_batch, OUT_l), or none
     DeviceBuffer<float> dA_, dB_;          // backward ping-pong scratch, (max_batch, widest)
 };
 
