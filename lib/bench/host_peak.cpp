@@ -6,6 +6,7 @@
 #include <omp.h>
 
 #include <algorithm>
+#include <numeric>
 #include <vector>
 
 #if defined(__x86_64__)
@@ -79,10 +80,9 @@ double best_rate(F chains, double flops_per_lane_op, int threads)
             sink = sink + s;
         }
     }
-    double sum = 0.0;
-    for (double b : best) sum += b;
-    return sum;
+    return std::accumulate(best.begin(), best.end(), 0.0);
 }
+
 } // namespace
 
 HostPeak measure_host_peak()

@@ -826,10 +826,12 @@ void gemm_blocked(const Gemm g, const typename P::Elem* A, const typename P::Ele
             const bool direct_b = b_in_place<P>(g, (rp + grid.tm - 1) / grid.tm);
             for (int p0 = 0; p0 < g.k; p0 += ks) {
                 const int kc = min_int(ks, g.k - p0), kcp = round_up(kc, P::KU);
-                // This thread's share of op(B)'s micro-panels (with a 1 x nt grid, its own).
-                for (int jp = cp * me / nt; jp < cp * (me + 1) / nt && !direct_b; ++jp)
-                    P::pack_b(g, B, p0, kc, j0 + jp * NR, min_int(NR, nc - jp * NR),
-                              Bp + static_cast<long>(jp) * NR * P::KC);
+                // This thread's share of op(B)'s micro-panels (with a 1 x nt grid, its own), unless
+                // B is read in place.
+                if (!direct_b)
+                    for (int jp = cp * me / nt; jp < cp * (me + 1) / nt; ++jp)
+                        P::pack_b(g, B, p0, kc, j0 + jp * NR, min_int(NR, nc - jp * NR),
+                                  Bp + static_cast<long>(jp) * NR * P::KC);
                 if (!own_b && !direct_b) {
 #pragma omp barrier
                 }

@@ -112,7 +112,8 @@ public:
     virtual void params_changed() = 0;
 
     // Forward of B rows (0 <= B <= max_batch): returns the logits (B, classes) on the device.
-    // With store_pre the pre-activations are kept for backward (training); eval skips them.
+    // With store_pre what backward needs of the activations is kept (training: the
+    // pre-activations, or for relu on floats the outputs alone); eval skips the pre-activations.
     //   X: (B, IN0), device
     virtual const float* forward(const float* X, int B, bool store_pre = true) = 0;
     // Loss and correct count of the last forward (no gradients).
