@@ -353,8 +353,9 @@ BOOST_AUTO_TEST_CASE(activation_backward_all_activations)
                 std::string("activation_backward act=") + act_name(act) + " n=" + std::to_string(n);
             std::vector<float> dXref(n);
             ref().activation_backward(act, n, Z.data(), dY.data(), dXref.data());
-            // tanh comes from different math libraries (host libm, device libm: within 2 ulp):
-            // a few ulp of the derivative; identity/relu are exact. atol covers derivatives near 0.
+            // tanh differs between host cores (act_tanh, within 1 ulp) and GPUs (their libm, within
+            // 2 ulp): a few ulp of the derivative; identity/relu are exact. atol covers derivatives
+            // near 0.
             const double atol = 1e-6, rtol = 1e-5;
             for_each_backend([&](Backend& be) {
                 auto dZ = upload(be, Z), ddY = upload(be, dY);
@@ -367,6 +368,57 @@ BOOST_AUTO_TEST_CASE(activation_backward_all_activations)
                 check_close(ddY.to_vector(), dXref, atol, rtol, what + " in place");
             });
         }
+    }
+}
+
+// The host's tanh (act_tanh, kernels/activation.hpp) against tanh in double rounded once: within
+// 1 ulp on every 997th float of the whole range (4.3 million, both signs, subnormals to the
+// largest) and around its branch point (0.625) and cap (10); exactly +-0 at +-0, +-1 at +-Inf,
+// NaN at NaN. Then through the gemm epilogue, the vector loop the backends run it in (tanh and
+// gelu), the same bits as element by element.
+BOOST_AUTO_TEST_CASE(tanh_within_one_ulp)
+{
+    // Floats in the order of their values, so that ulps are differences.
+    const auto ordered = [](float f) {
+        const std::int64_t b = __builtin_bit_cast(std::int32_t, f);
+        return b < 0 ? std::int64_t{INT32_MIN} - b : b;
+    };
+    std::vector<float> xs;
+    for (std::uint64_t u = 0; u < (1ULL << 32); u += 997) {
+        const float x = __builtin_bit_cast(float, static_cast<std::uint32_t>(u));
+        if (!std::isnan(x)) xs.push_back(x);
+    }
+    for (const float at : {0.625f, 9.0f, 10.0f})
+        for (int d = -1000; d <= 1000; ++d) xs.push_back(std::nextafter(at, d < 0 ? 0.0f : 20.0f) + d * 1e-6f);
+    std::int64_t worst = 0;
+    float worst_x = 0.0f;
+    for (const float x : xs) {
+        const float want = static_cast<float>(std::tanh(static_cast<double>(x)));
+        const std::int64_t d = std::llabs(ordered(act_tanh(x)) - ordered(want));
+        if (d > worst) worst = d, worst_x = x;
+    }
+    BOOST_TEST(worst <= 1, "act_tanh is " << worst << " ulp from tanh at " << worst_x);
+    const float inf = INFINITY, nan = std::nanf("");
+    BOOST_TEST(act_tanh(inf) == 1.0f);
+    BOOST_TEST(act_tanh(-inf) == -1.0f);
+    BOOST_TEST((act_tanh(0.0f) == 0.0f && !std::signbit(act_tanh(0.0f))));
+    BOOST_TEST((act_tanh(-0.0f) == 0.0f && std::signbit(act_tanh(-0.0f))));
+    BOOST_TEST(std::isnan(act_tanh(nan)));
+
+    // C = act(z * 1) with z as a column: every z reaches the epilogue unchanged.
+    const auto z = random_floats(1031, 12, -12.0f, 12.0f);
+    const int M = static_cast<int>(z.size());
+    const std::vector<float> one{1.0f};
+    for (const Act act : {Act::tanh, Act::gelu}) {
+        const Gemm g{false, true, M, 1, 1, 1.0f, 0.0f, act};
+        std::vector<float> want(z.size());
+        for (std::size_t i = 0; i < z.size(); ++i) want[i] = act_forward(act, z[i]);
+        for_each_backend([&](Backend& be) {
+            auto dA = upload(be, z), dB = upload(be, one);
+            DeviceBuffer<float> dC(be.memory(), z.size());
+            be.gemm(g, dA.data(), dB.data(), dC.data(), nullptr);
+            if (!be.on_gpu()) BOOST_TEST(dC.to_vector() == want, act_name(act) << ": the epilogue's tanh");
+        });
     }
 }
 
