@@ -82,7 +82,6 @@ double best_rate(F chains, double flops_per_lane_op, int threads)
     }
     return std::accumulate(best.begin(), best.end(), 0.0);
 }
-
 } // namespace
 
 HostPeak measure_host_peak()

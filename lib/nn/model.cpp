@@ -72,7 +72,8 @@ std::size_t Model::float_side_bytes(bool pre) const
 {
     const std::size_t rows = static_cast<std::size_t>(max_batch_);
     std::size_t floats = num_params_ + rows * classes() + 2 * rows * widest_;
-    for (int l = 0; l + 1 < num_layers() && pre; ++l) floats += rows * views_[l].out;
+    if (pre)
+        for (int l = 0; l + 1 < num_layers(); ++l) floats += rows * views_[l].out;
     return floats * sizeof(float);
 }
 
@@ -82,7 +83,8 @@ void Model::allocate_float_side(bool pre)
     const std::size_t rows = static_cast<std::size_t>(max_batch_);
     params_ = DeviceBuffer<float>(mem, num_params_);
     logits_ = DeviceBuffer<float>(mem, rows * classes());
-    for (int l = 0; l + 1 < num_layers() && pre; ++l) pre_.emplace_back(mem, rows * views_[l].out);
+    if (pre)
+        for (int l = 0; l + 1 < num_layers(); ++l) pre_.emplace_back(mem, rows * views_[l].out);
     dA_ = DeviceBuffer<float>(mem, rows * widest_);
     dB_ = DeviceBuffer<float>(mem, rows * widest_);
     be_.fill(num_params_, params_.data(), 0.0f);
