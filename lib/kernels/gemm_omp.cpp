@@ -554,14 +554,23 @@ struct Bf16DotPanels {
                     for (int i = 0; i < MR; ++i) d[2 * i] = p < kc && i < mr ? src[i] : zero;
                 }
             } else {
-                // A (M, K): a pair is two consecutive elements of a row; one 32-bit copy.
-                for (int i = 0; i < MR; ++i) {
-                    const bf16* src = A + static_cast<long>(i0 + ir + i) * g.k + p0;
-                    int p = 0;
-                    if (i < mr)
-                        for (; p + 2 <= kc; p += 2) __builtin_memcpy(dst + p * MR + 2 * i, src + p, 4);
-                    for (; p < kcp; ++p) dst[(p / 2) * 2 * MR + 2 * i + p % 2] = p < kc && i < mr ? src[p] : zero;
-                }
+                // A (M, K): a pair is two consecutive elements of a row, one 32-bit word; a
+                // whole panel's MR words of a pair gathered into one 4 MR-byte store (a row at a
+                // time, the 4-byte stores 4 MR bytes apart became a scatter, the most of this
+                // packing's time).
+                const bf16* src = A + static_cast<long>(i0 + ir) * g.k + p0;
+                int p = 0;
+                if (mr == MR)
+                    for (; p + 2 <= kc; p += 2) {
+                        std::uint32_t pair[MR];
+                        for (int i = 0; i < MR; ++i)
+                            __builtin_memcpy(&pair[i], src + static_cast<long>(i) * g.k + p, 4);
+                        __builtin_memcpy(dst + p * MR, pair, sizeof(pair));
+                    }
+                for (int i = 0; i < MR; ++i)
+                    for (int q = p; q < kcp; ++q)
+                        dst[(q / 2) * 2 * MR + 2 * i + q % 2] =
+                            q < kc && i < mr ? src[static_cast<long>(i) * g.k + q] : zero;
             }
         }
     }
