@@ -267,7 +267,7 @@ void check_bf16(Backend& be, const Gemm& p, bool with_bias, bool with_pre, bool 
 }
 
 // Shapes around the host bodies' blocks (float panels 6 x 64, KC 384, NC 1024; AMX 32 x 32, k in
-// steps of 32, KC 512, NC 1024; AVX512-BF16 6 x 64, k in pairs, KC 768) and the GPU tiles (64, 128): 1, odd K, ragged edges, several K slices
+// steps of 32, KC 1024, NC 1024; AVX512-BF16 6 x 64, k in pairs, KC 768) and the GPU tiles (64, 128): 1, odd K, ragged edges, several K slices
 // with beta != 0 (the workspace), more than one column block.
 struct Shape {
     int M, N, K;
