@@ -36,6 +36,7 @@ fi
 mirror=${OMPML_DEBIAN_MIRROR:-http://deb.debian.org/debian}
 if [ -z "$root" ]; then root=$(mktemp -d /var/tmp/ompml-fresh.XXXXXX); fi
 root=$(realpath -m "$root")
+bound=0 # whether this script bound the root onto itself (below)
 start=$SECONDS
 stamp() { echo "== [fresh $((SECONDS - start)) s] $*"; }
 
@@ -51,7 +52,8 @@ cleanup() {
     sleep 0.1
   done
   while read -r m; do [ -n "$m" ] && umount -l "$m"; done < <(mounts_inside)
-  if [ -n "$(mounts_inside)" ]; then
+  ((bound)) && umount -l "$root" && bound=0
+  if [ -n "$(mounts_inside)" ] || ((bound)); then
     echo "fresh-check.sh: mounts remain under $root; not deleting it" >&2
   elif ((keep)); then
     echo "fresh-check.sh: root kept in $root"
@@ -74,6 +76,12 @@ mmdebstrap --quiet --variant=apt bookworm "$root" \
 # it), a resolver for apt.
 printf '127.0.0.1\tlocalhost\n127.0.1.1\t%s\n::1\tlocalhost ip6-localhost ip6-loopback\n' "$(hostname)" >"$root/etc/hosts"
 cp -L /etc/resolv.conf "$root/etc/resolv.conf"
+# The root a mount point, as / is on a real machine (a private bind of itself): a mount namespace
+# made inside (`unshare --mount`: tests/check_disk_full.sh) makes / private first, which fails
+# ("cannot change root filesystem propagation") on a directory that is not a mount point.
+if ! mountpoint -q "$root"; then
+  mount --bind "$root" "$root" && bound=1 && mount --make-private "$root"
+fi
 mount -t proc proc "$root/proc"
 mount --rbind /sys "$root/sys" && mount --make-rslave "$root/sys"
 mount --rbind /dev "$root/dev" && mount --make-rslave "$root/dev"

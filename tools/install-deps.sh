@@ -30,10 +30,11 @@ packages=(
   # by veth links and a bridge; tc shapes the links); nsenter and unshare are in util-linux,
   # which every Debian has
   iproute2
-  # tools the tests and scripts call: xz (runtime bundles), hostname, ps/kill (procps); the
-  # formatter CI checks the sources with (tools/format.sh); git, from which the performance
-  # gate (tools/perf-compare.sh) builds the commits it compares
-  xz-utils hostname procps clang-format-19 git
+  # tools the tests and scripts call: xz (runtime bundles), hostname, ps/kill (procps), mount
+  # (tests/check_disk_full.sh: a small tmpfs; every installed Debian has it, a minimal root
+  # does not); the formatter CI checks the sources with (tools/format.sh); git, from which the
+  # performance gate (tools/perf-compare.sh) builds the commits it compares
+  xz-utils hostname procps mount clang-format-19 git
 )
 export DEBIAN_FRONTEND=noninteractive
 apt-get update -qq
