@@ -177,6 +177,34 @@ OMPML_ZMM inline void transpose16(const void* src, long src_row_bytes, void* dst
     for (int q = 0; q < 16; ++q) __builtin_memcpy(static_cast<char*>(dst) + q * dst_row_bytes, &r[q], 64);
 }
 
+// 16 columns of 6 rows (src, rows src_row_floats apart) as 16 columns of 6 contiguous floats,
+// dst[c * 6 + i] = row i [c]: the rows interleaved in pairs (one two-source shuffle per 8 columns
+// of a pair), then each 16 floats of dst gathered from the three pairs by two more.
+template <int O, std::size_t... F>
+OMPML_ZMM inline vfloat16 gather6(const vfloat16 (&pair)[3][2], std::index_sequence<F...>)
+{
+    // Float f of output vector O: column c, row i, at 2 (c % 8) + i % 2 of pair i / 2's half c / 8.
+    constexpr int h = O / 3; // the half: columns 0-7 or 8-15, 48 floats of dst each
+    const auto row = [](int f) { return (16 * (O % 3) + f) % 6; };
+    const auto at = [](int f) { return 2 * ((16 * (O % 3) + f) / 6) + (16 * (O % 3) + f) % 2; };
+    const vfloat16 t = __builtin_shufflevector(pair[0][h], pair[1][h], (row(F) < 2 ? at(F) : 16 + at(F))...);
+    return __builtin_shufflevector(t, pair[2][h], (row(F) < 4 ? int(F) : 16 + at(F))...);
+}
+template <std::size_t... O>
+OMPML_ZMM inline void interleave6x16(const float* src, long src_row_floats, float* dst, std::index_sequence<O...>)
+{
+    vfloat16 r[6], pair[3][2];
+    for (int i = 0; i < 6; ++i) __builtin_memcpy(&r[i], src + i * src_row_floats, 64);
+    for (int k = 0; k < 3; ++k) {
+        pair[k][0] =
+            __builtin_shufflevector(r[2 * k], r[2 * k + 1], 0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23);
+        pair[k][1] = __builtin_shufflevector(r[2 * k], r[2 * k + 1], 8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14,
+                                             30, 15, 31);
+    }
+    const vfloat16 out[] = {gather6<O>(pair, std::make_index_sequence<16>{})...};
+    __builtin_memcpy(dst, out, sizeof(out));
+}
+
 template <class T>
 struct FloatPanels {
     using Elem = T;
@@ -215,9 +243,15 @@ struct FloatPanels {
             } else if (mr == MR) {
                 // A (M, K): MR rows read side by side, the panel written in order (one row at a
                 // time, the stores land 4 MR bytes apart: 0.84-0.94x OpenBLAS at 2048^3, against
-                // 0.94-0.97x so).
+                // 0.94-0.97x so); float rows 16 k at a time through registers (element by
+                // element, 6 scalar loads and stores per k: 8% of a 128 x 256 x 512 X W^T's
+                // samples, 4.5% so, most of it waiting on A's loads).
                 const T* src = A + static_cast<long>(i0 + ir) * g.k + p0;
-                for (int p = 0; p < kc; ++p)
+                int p = 0;
+                if constexpr (std::is_same_v<T, float> && MR == 6)
+                    for (; p + 16 <= kc; p += 16)
+                        interleave6x16(src + p, g.k, dst + p * MR, std::make_index_sequence<6>{});
+                for (; p < kc; ++p)
                     for (int i = 0; i < MR; ++i) dst[p * MR + i] = to_float(src[static_cast<long>(i) * g.k + p]);
             } else {
                 for (int i = 0; i < MR; ++i) {
