@@ -581,12 +581,31 @@ struct Bf16DotPanels {
     {
         const int kcp = round_up(kc, KU);
         const bf16 zero{0};
+        int pairs_done = 0; // k of op(A) transposed already packed, in whole pairs
+        if (g.trans_a) {
+            // A (K, M): the two rows of a k-pair interleaved across the block's mc columns, as for
+            // B (interleave32), then each panel's MR words (24 bytes) copied into place, zeros
+            // past mc. Element by element it was 2 bytes a store, 4 MR bytes apart.
+            alignas(64) bf16 words[2 * (MC + MR)];
+            for (; pairs_done + 2 <= kc; pairs_done += 2) {
+                const bf16* s0 = A + static_cast<long>(p0 + pairs_done) * g.m + i0;
+                int c = 0;
+                for (; c + 32 <= mc; c += 32) interleave32(s0 + c, s0 + g.m + c, words + 2 * c);
+                for (; c < round_up(mc, MR); ++c) {
+                    words[2 * c] = c < mc ? s0[c] : zero;
+                    words[2 * c + 1] = c < mc ? s0[g.m + c] : zero;
+                }
+                for (int ir = 0; ir < mc; ir += MR)
+                    __builtin_memcpy(Ap + static_cast<long>(ir) * kcp + pairs_done * MR, words + 2 * ir, 4 * MR);
+            }
+        }
         for (int ir = 0; ir < mc; ir += MR) {
             const int mr = min_int(mc - ir, MR);
             bf16* dst = Ap + static_cast<long>(ir) * kcp; // (kcp / 2, MR, 2)
             if (g.trans_a) {
-                // A (K, M): a run of MR rows at one k is contiguous in A.
-                for (int p = 0; p < kcp; ++p) {
+                // The last k of an odd kc, and its zero pair: a run of MR rows at one k is
+                // contiguous in A.
+                for (int p = pairs_done; p < kcp; ++p) {
                     bf16* d = dst + (p / 2) * 2 * MR + p % 2;
                     const bf16* src = A + static_cast<long>(p0 + p) * g.m + i0 + ir;
                     for (int i = 0; i < MR; ++i) d[2 * i] = p < kc && i < mr ? src[i] : zero;
