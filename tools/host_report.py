@@ -8,19 +8,21 @@ Measures, in alternating rounds where two things are compared:
   - the CPU: vendor, model, the ISA flags the gemm cares about, AMX or not;
   - the omp gemm at 1024^3 and the MLP's shapes (784-512-256-10 at batch 128: 128x512x784,
     128x256x512, 512x784x128, 784x512x128), fp32, and bf16 on every host path this CPU has
-    (OMPML_HOST_GEMM), against the CPU's peak multiply-add rates (register-only loops, measured
-    by ompml-bench in the same run) and OpenBLAS's sgemm at its best (OPENBLAS_CORETYPE and
-    OPENBLAS_L2_SIZE unset for the anchor's command alone; its core is named);
+    (OMPML_HOST_GEMM), timed alone (`--no-anchors`: OpenBLAS's workers spin after each call and
+    would share the cores with the runs they alternate with; measured on the Intel Xeon, that
+    cost the omp gemm's best run 5-10%), against the CPU's peak multiply-add rates (register-only
+    loops, measured by ompml-bench in the same run) and OpenBLAS's sgemm at its best
+    (OPENBLAS_CORETYPE and OPENBLAS_L2_SIZE unset for the anchor's command alone; its core is
+    named), from its own run beside the omp gemm;
   - quick-start training (784-512-256-10, batch 128, Adam), samples/s of the second epoch and the
     best of epochs 2 to --epochs (default 5), fp32 and bf16, against PyTorch on the same model and
     data (tools/torch_speed.py, its BLAS at its best and named);
   - the gemm-bound limit: 6 x params FLOP per sample at the fp32 gemm's aggregate GFLOP/s over
     the four MLP shapes (each the best of 200 runs), and the fp32 training rate as a share of it,
     best epoch against best gemm runs, and epoch 2's; epoch 2's also against the limit at the
-    gemm's mean run, timed alone (`--no-anchors`: OpenBLAS's workers spin after each call and
-    would share the cores with the runs they alternate with) right after (like for like: an
-    epoch's rate is a mean over its steps, and on a shared VM a gemm's mean run, even alone, is
-    1.1-1.7x its best); plus the step's phases from a trace (tools/trace_report.py).
+    gemm's mean run in the same runs (like for like: an epoch's rate is a mean over its steps,
+    and on a shared VM a gemm's mean run is 1.1-1.7x its best); plus the step's phases from a
+    trace (tools/trace_report.py).
 Prints a markdown section (the figures, the commands, the machine) and writes the raw CSV to --out.
 """
 import argparse
@@ -76,22 +78,20 @@ def bench_rows(bin_dir, m, n, k, precision, path, *extra):
     return rows, out
 
 
-def bench(bin_dir, m, n, k, precision, path=None):
-    """(omp GFLOP/s, openblas GFLOP/s or None, openblas core, host peak line) of one gemm: the
-    best runs of the omp gemm and of the OpenBLAS anchor, alternated."""
-    rows, out = bench_rows(bin_dir, m, n, k, precision, path)
+def omp_gemm(bin_dir, m, n, k, precision, path=None):
+    """(best run's GFLOP/s, mean run's GFLOP/s, host peak line) of the omp gemm timed alone."""
+    rows, out = bench_rows(bin_dir, m, n, k, precision, path, "--no-anchors")
     peak = re.search(r"^# host_peak: (.*)$", out, re.M)
+    omp = next(r for r in rows if r["backend"] == "omp")
+    return float(omp["gflops"]), float(omp["flops"]) / (float(omp["avg_ms"]) * 1e6), peak.group(1) if peak else "?"
+
+
+def openblas_gemm(bin_dir, m, n, k):
+    """(GFLOP/s of the OpenBLAS anchor's best run or None, its core) of one fp32 gemm."""
+    rows, out = bench_rows(bin_dir, m, n, k, "fp32", None, "--no-check")
     core = re.search(r"^# openblas: core=(\S+)", out, re.M)
-    omp = next(r for r in rows if r["backend"] == "omp")
     blas = next((float(r["gflops"]) for r in rows if r["backend"].startswith("openblas")), None)
-    return float(omp["gflops"]), blas, core.group(1) if core else "none", peak.group(1) if peak else "?"
-
-
-def mean_run(bin_dir, m, n, k):
-    """GFLOP/s of the fp32 omp gemm's mean run, timed alone (--no-anchors, no check)."""
-    rows, _ = bench_rows(bin_dir, m, n, k, "fp32", None, "--no-anchors", "--no-check")
-    omp = next(r for r in rows if r["backend"] == "omp")
-    return float(omp["flops"]) / (float(omp["avg_ms"]) * 1e6)
+    return blas, core.group(1) if core else "none"
 
 
 def train_rate(bin_dir, data, precision, epochs):
@@ -155,14 +155,15 @@ def main():
     torch_ver, torch_core = "?", "?"
     for r in range(a.rounds):
         for shape in SHAPES:
-            omp, blas, core, peak = bench(a.bin, *shape, "fp32")
+            omp, mean, peak = omp_gemm(a.bin, *shape, "fp32")
             g.setdefault((shape, "fp32"), []).append(omp)
-            g.setdefault((shape, "fp32 mean run"), []).append(mean_run(a.bin, *shape))
+            g.setdefault((shape, "fp32 mean run"), []).append(mean)
             peaks.append(float(re.search(r"fp32 FMA ([0-9.]+)", peak).group(1)))
+            blas, core = openblas_gemm(a.bin, *shape)
             if blas:
                 g.setdefault((shape, "openblas"), []).append(blas)
             for p in paths:
-                g.setdefault((shape, "bf16 " + p), []).append(bench(a.bin, *shape, "bf16", p)[0])
+                g.setdefault((shape, "bf16 " + p), []).append(omp_gemm(a.bin, *shape, "bf16", p)[0])
         order = ["fp32", "bf16", "torch"] if r % 2 == 0 else ["torch", "bf16", "fp32"]
         for w in order:
             if w == "torch":
@@ -205,7 +206,8 @@ def main():
     print(f"- ISA: {c['isa']}; AMX: {'yes' if c['amx'] else 'no'}. Host bf16 gemm paths here: {', '.join(paths)}.")
     print(f"- Peaks (ompml-bench, register-only loops): {peak}; the fp32 peak taken is the highest of "
           f"{len(peaks)} runs, {max(peaks):.0f} GFLOP/s (lowest {min(peaks):.0f}).")
-    print(f"- OpenBLAS at its best: core {core}; PyTorch {torch_ver} through OpenBLAS core {torch_core}.")
+    print(f"- The omp gemm timed alone (`--no-anchors`), best of 200 runs; OpenBLAS at its best in its own runs: "
+          f"core {core}; PyTorch {torch_ver} through OpenBLAS core {torch_core}.")
     print(f"- {a.rounds} rounds, medians (range); commands: `python3 tools/host_report.py`.")
     print()
     heads = ["fp32", "openblas"] + ["bf16 " + p for p in paths]
@@ -230,7 +232,7 @@ def main():
           f"at 6 x {PARAMS} FLOP per sample: {med(limit):.0f} samples/s; fp32 training reaches "
           f"{med(share_best):.2f} of it in its best epoch ({min(share_best):.2f}-{max(share_best):.2f}), "
           f"{med(share):.2f} in epoch 2 ({min(share):.2f}-{max(share):.2f}). Like for like, epoch 2's rate (a mean "
-          f"over its steps) against the gemm's mean run timed alone ({med(agg_mean):.0f} GFLOP/s, "
+          f"over its steps) against the gemm's mean run ({med(agg_mean):.0f} GFLOP/s, "
           f"{med(limit_mean):.0f} samples/s): {med(share_mean):.2f} ({min(share_mean):.2f}-{max(share_mean):.2f}).")
     print()
     print("Phases of the fp32 step (steps 101-400 of a trace):")
