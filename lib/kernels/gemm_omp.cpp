@@ -181,14 +181,14 @@ OMPML_ZMM inline void transpose16(const void* src, long src_row_bytes, void* dst
 // dst[c * 6 + i] = row i [c]: the rows interleaved in pairs (one two-source shuffle per 8 columns
 // of a pair), then each 16 floats of dst gathered from the three pairs by two more.
 template <int O, std::size_t... F>
-OMPML_ZMM inline vfloat16 gather6(const vfloat16 (&pair)[3][2], std::index_sequence<F...>)
+OMPML_ZMM inline void gather6(const vfloat16 (&pair)[3][2], vfloat16& out, std::index_sequence<F...>)
 {
     // Float f of output vector O: column c, row i, at 2 (c % 8) + i % 2 of pair i / 2's half c / 8.
     constexpr int h = O / 3; // the half: columns 0-7 or 8-15, 48 floats of dst each
     const auto row = [](int f) { return (16 * (O % 3) + f) % 6; };
     const auto at = [](int f) { return 2 * ((16 * (O % 3) + f) / 6) + (16 * (O % 3) + f) % 2; };
     const vfloat16 t = __builtin_shufflevector(pair[0][h], pair[1][h], (row(F) < 2 ? at(F) : 16 + at(F))...);
-    return __builtin_shufflevector(t, pair[2][h], (row(F) < 4 ? int(F) : 16 + at(F))...);
+    out = __builtin_shufflevector(t, pair[2][h], (row(F) < 4 ? int(F) : 16 + at(F))...);
 }
 template <std::size_t... O>
 OMPML_ZMM inline void interleave6x16(const float* src, long src_row_floats, float* dst, std::index_sequence<O...>)
@@ -201,7 +201,8 @@ OMPML_ZMM inline void interleave6x16(const float* src, long src_row_floats, floa
         pair[k][1] = __builtin_shufflevector(r[2 * k], r[2 * k + 1], 8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14,
                                              30, 15, 31);
     }
-    const vfloat16 out[] = {gather6<O>(pair, std::make_index_sequence<16>{})...};
+    vfloat16 out[6];
+    (gather6<O>(pair, out[O], std::make_index_sequence<16>{}), ...);
     __builtin_memcpy(dst, out, sizeof(out));
 }
 
