@@ -13,7 +13,9 @@ Measures, in alternating rounds where two things are compared:
     cost the omp gemm's best run 5-10%), against the CPU's peak multiply-add rates (register-only
     loops, measured by ompml-bench in the same run) and OpenBLAS's sgemm at its best
     (OPENBLAS_CORETYPE and OPENBLAS_L2_SIZE unset for the anchor's command alone; its core is
-    named), from its own run beside the omp gemm;
+    named), from runs of the two alternated (ompml-bench has no anchor-only mode; the omp team's
+    idle threads there did not slow OpenBLAS's best run: 0.397-0.408 ms at 128x512x784, against
+    0.404-0.409 with OMP_WAIT_POLICY=passive);
   - quick-start training (784-512-256-10, batch 128, Adam), samples/s of the second epoch and the
     best of epochs 2 to --epochs (default 5), fp32 and bf16, against PyTorch on the same model and
     data (tools/torch_speed.py, its BLAS at its best and named);
@@ -87,7 +89,8 @@ def omp_gemm(bin_dir, m, n, k, precision, path=None):
 
 
 def openblas_gemm(bin_dir, m, n, k):
-    """(GFLOP/s of the OpenBLAS anchor's best run or None, its core) of one fp32 gemm."""
+    """(GFLOP/s of the OpenBLAS anchor's best run or None, its core) of one fp32 gemm, from runs
+    alternated with the omp gemm's (whose times here are not used)."""
     rows, out = bench_rows(bin_dir, m, n, k, "fp32", None, "--no-check")
     core = re.search(r"^# openblas: core=(\S+)", out, re.M)
     blas = next((float(r["gflops"]) for r in rows if r["backend"].startswith("openblas")), None)
@@ -206,7 +209,7 @@ def main():
     print(f"- ISA: {c['isa']}; AMX: {'yes' if c['amx'] else 'no'}. Host bf16 gemm paths here: {', '.join(paths)}.")
     print(f"- Peaks (ompml-bench, register-only loops): {peak}; the fp32 peak taken is the highest of "
           f"{len(peaks)} runs, {max(peaks):.0f} GFLOP/s (lowest {min(peaks):.0f}).")
-    print(f"- The omp gemm timed alone (`--no-anchors`), best of 200 runs; OpenBLAS at its best in its own runs: "
+    print(f"- The omp gemm timed alone (`--no-anchors`), best of 200 runs; OpenBLAS at its best in runs alternated with it: "
           f"core {core}; PyTorch {torch_ver} through OpenBLAS core {torch_core}.")
     print(f"- {a.rounds} rounds, medians (range); commands: `python3 tools/host_report.py`.")
     print()
