@@ -13,10 +13,11 @@
 //     FloatPanels<bf16>   bf16 elsewhere: the bf16 operands widened (exactly) into float panels,
 //                         then the fp32 micro-kernel.
 //   The bf16 path is chosen on the host before each launch (host_gemm_path, gemm.hpp).
-//   For every NC-column block of C and every KC slice of K, the team packs the KC x NC panel of
-//   op(B) ONCE into a shared buffer (each thread its share of the micro-panels, then a barrier,
-//   unless each thread computes only with the panels it packed), or, for a float B (K, N) that
-//   few row panels use (M = 128: the batch), reads it in place (b_in_place);
+//   For every NC-column block of C and every K slice (kc, at most KC: slice_most), the team
+//   packs the kc x NC panel of op(B) ONCE into a shared buffer (each thread its share of the
+//   micro-panels, then a barrier, unless each thread computes only with the panels it packed),
+//   or, for a float B (K, N) that few row panels use (M = 128: the batch), reads it in place
+//   (b_in_place);
 //   each thread then packs its rows of op(A), MC at a time, and runs the micro-kernel over its
 //   part of the block. The threads split the (row panel, column panel) grid of C as a tm x tn
 //   grid chosen for the least work per thread (2 threads on the MLP's 128-row products split
@@ -91,11 +92,17 @@ constexpr int min_int(int a, int b) { return a < b ? a : b; }
 // uops, not its FMAs; 7 x 64 (28 accumulators) spills. The GNU vector type makes the register
 // blocking explicit rather than hoping the loop vectorizer keeps a 6 x 64 array in registers;
 // without AVX-512 the compiler splits it into narrower vectors.
-// Blocks: the thread's MC x KC block of A (360 KB) and the shared KC x NC panel of B (1.5 MB) sit
-// in L2 (2 MB per core); a KC x NR micro-panel of B (96 KB) is reused across the MC / MR row
-// panels from L1/L2. KC 256..512 and MC 96..240 measured within the noise of each other; NC
-// a power of 2 matters: NC = 960 left a 64-column block at N = 1024 and 2048 that repacked all
-// of op(A) for 1/16 of the work (0.83-0.92x OpenBLAS, against 0.91-0.97x with NC = 1024).
+// Blocks: the thread's MC x kc block of A (up to 360 KB) and the shared kc x NC panel of B (up
+// to 1.5 MB) sit in L2 (2 MB per core). A packed kc x NR micro-panel of B is reused across the
+// MC / MR row panels: kc is cut to 128 (L1_B: 32 KB of the Xeon's 48 KB L1; slice_most) so that
+// it stays in L1 while the A micro-panels stream from L2. A KC x NR one (96 KB) came from L2 at
+// every row panel: X W^T at 128 x 512 x 784 and 128 x 256 x 512 took 0.94-0.96x the time with
+// kc 128 (4 alternated rounds of the best of 300 runs; 1024^3 within the noise); kc 96 took
+// 1.04-1.05x and kc 64 1.04-1.12x the time of kc 128, kc 192 between 128 and 384. B read in place
+// (BRows: its rows, N floats apart, share few L1 sets) gains nothing from the shorter slice: KC.
+// MC 96..240 measured within the noise of each other; NC a power of 2 matters: NC = 960 left a
+// 64-column block at N = 1024 and 2048 that repacked all of op(A) for 1/16 of the work
+// (0.83-0.92x OpenBLAS, against 0.91-0.97x with NC = 1024).
 typedef float vfloat16 __attribute__((vector_size(64)));
 
 // A float op(B) = B (K, N) read where it lies: row p of a micro-panel at b + p * ld.
@@ -212,7 +219,8 @@ struct FloatPanels {
     using Packed = float;
     static constexpr int NV = 4; // vectors of 16 floats per micro-panel row
     static constexpr int MR = 6, NR = 16 * NV, KU = 1, MC = 240, KC = 384, NC = 1024;
-    static constexpr int CIN_LAST = 1; // micro adds cin to the finished products (gemm_chunked)
+    static constexpr int L1_B = 32 * 1024; // bytes of L1 for a packed micro-panel of op(B)
+    static constexpr int CIN_LAST = 1;     // micro adds cin to the finished products (gemm_chunked)
     static_assert(MC % MR == 0 && NC % NR == 0 && NR % 16 == 0, "blocks hold whole micro-panels");
 
     static void begin() {}
@@ -885,6 +893,23 @@ bool b_in_place(const Gemm& g, int row_panels)
 inline float* sums_in_place(float* C) { return C; }
 inline float* sums_in_place(bf16*) { return nullptr; }
 
+// The longest K slice: P::KC, or, where the panel kernel gives the bytes of L1 a packed
+// micro-panel of op(B) may take (L1_B) and op(B) is packed, the kc whose micro-panel (kc x its
+// columns, up to NR) fits in them: it then stays in L1 while the row panels of the block stream
+// past. Judged from the shapes alone (not the output type or the team's size), so that each
+// element's sum order is the same for a float and a bf16 C and for any number of threads.
+template <class P>
+constexpr bool has_l1_b = requires { P::L1_B; };
+template <class P>
+int slice_most(const Gemm& g, bool direct_b)
+{
+    if constexpr (has_l1_b<P>) {
+        const int row_bytes = static_cast<int>(sizeof(typename P::Packed)) * round_up(min_int(g.n, P::NR), 16);
+        if (!direct_b) return min_int(P::KC, P::L1_B / row_bytes / P::KU * P::KU);
+    }
+    return P::KC;
+}
+
 // Body of the target region on the host and the x86 virtual device (one team; see the file
 // comment for the loop structure).
 template <class P, class O>
@@ -893,8 +918,12 @@ void gemm_blocked(const Gemm g, const typename P::Elem* A, const typename P::Ele
 {
     using Packed = typename P::Packed;
     constexpr int MR = P::MR, NR = P::NR;
-    // K in equal slices of at most KC (a multiple of KU; the last may be shorter).
-    const int slices = (g.k + P::KC - 1) / P::KC;
+    const int rp = (g.m + MR - 1) / MR; // row micro-panels of C
+    // K in equal slices of at most slice_most (a multiple of KU; the last may be shorter), B in
+    // place or not judged as for one thread (with the rows split, a thread may read B in place
+    // in slices cut for packing).
+    const int most = slice_most<P>(g, b_in_place<P>(g, rp));
+    const int slices = (g.k + most - 1) / most;
     const int ks = round_up((g.k + slices - 1) / slices, P::KU);
     // Partial K sums between slices: in a float C when beta == 0, else in a workspace (the
     // epilogue needs the old C; a bf16 C cannot hold float sums).
@@ -904,7 +933,6 @@ void gemm_blocked(const Gemm g, const typename P::Elem* A, const typename P::Ele
         ? static_cast<float*>(omp_alloc(sizeof(float) * g.m * static_cast<long>(g.n), omp_default_mem_alloc))
         : in_place;
     alignas(64) Packed Bp[P::KC * P::NC]; // the shared packed op(B) panel, (NC / NR) micro-panels
-    const int rp = (g.m + MR - 1) / MR;   // row micro-panels of C
 #pragma omp parallel
     {
         alignas(64) Packed Ap[P::MC * P::KC]; // this thread's packed op(A) block, (MC / MR) micro-panels
