@@ -111,6 +111,13 @@ struct BRows {
     long ld;
 };
 
+// A float op(A) = A (M, K) read where it lies: row i of a micro-panel at a + i * ld (with op(B)
+// in place, for few column panels: kMostColPanelsAInPlace).
+struct ARows {
+    const float* a;
+    long ld;
+};
+
 // What a micro-kernel does to each 16 columns of its sums before storing them into cout: Sums
 // keeps them (a partial K slice, or a tile whose epilogue runs afterwards through epilogue_tile);
 // Scaled (a plain product) and RegisterEpilogue are the whole epilogue of a float C with beta 0,
@@ -328,7 +335,8 @@ struct FloatPanels {
 
     // cout (MR, NR; row stride ldo) = a (kc, MR) . b (kc, NR) [+ cin (MR, NR; stride ldi)], b a
     // packed micro-panel or B's rows where they lie (BRows: each row fetched 6 rows ahead, as
-    // nothing else prefetches rows N floats apart).
+    // nothing else prefetches rows N floats apart), a a packed micro-panel or A's rows (ARows:
+    // six contiguous rows, which the hardware prefetchers follow).
     // cin may equal cout. Loads and stores go through memcpy (no aliasing or alignment
     // assumptions; each compiles to one vector move), written in place: a vector passed to or
     // returned from a function makes clang warn about the ABI when the build has no AVX-512.
@@ -336,9 +344,9 @@ struct FloatPanels {
     // (same layouts, same sums; the zero padding is not computed). epilogue: applied to each
     // 16 columns before the store (Sums: none; RegisterEpilogue: all of a float C's, stored
     // straight into C).
-    template <int RM = MR, int RV = NV, class E = Sums, class BV = const float*>
-    OMPML_ZMM static void micro(int kc, const float* __restrict a, BV b, const float* cin, int ldi, float* cout,
-                                int ldo, const E& epilogue = {})
+    template <int RM = MR, int RV = NV, class E = Sums, class BV = const float*, class AV = const float*>
+    OMPML_ZMM static void micro(int kc, AV a, BV b, const float* cin, int ldi, float* cout, int ldo,
+                                const E& epilogue = {})
     {
         // The C tile's rows are N floats apart (the same L1 set when N is a large power of 2):
         // fetched while the k loop runs.
@@ -359,7 +367,11 @@ struct FloatPanels {
                 }
             }
             for (int i = 0; i < RM; ++i) {
-                const float ai = a[p * MR + i];
+                float ai;
+                if constexpr (std::is_same_v<AV, ARows>)
+                    ai = a.a[i * a.ld + p];
+                else
+                    ai = a[p * MR + i];
                 for (int v = 0; v < RV; ++v) acc[i][v] += ai * bv[v];
             }
         }
@@ -780,9 +792,8 @@ inline Grid thread_grid(int rp, int cp, int nt)
 template <class P>
 constexpr bool has_cut_micro = requires { &P::template micro<1, 1>; };
 
-template <class P, int RM = P::MR, int RV = P::NV, class BV>
-void micro_cut(int mr, int nv, int kcp, const typename P::Packed* a, BV b, const float* cin, int ldi, float* cout,
-               int ldo)
+template <class P, int RM = P::MR, int RV = P::NV, class AV, class BV>
+void micro_cut(int mr, int nv, int kcp, AV a, BV b, const float* cin, int ldi, float* cout, int ldo)
 {
     if constexpr (RV > 1)
         if (nv < RV) return micro_cut<P, RM, RV - 1>(mr, nv, kcp, a, b, cin, ldi, cout, ldo);
@@ -791,9 +802,8 @@ void micro_cut(int mr, int nv, int kcp, const typename P::Packed* a, BV b, const
     P::template micro<RM, RV>(kcp, a, b, cin, ldi, cout, ldo);
 }
 
-template <class P, class BV>
-void micro_tile(int mr, int nr, int kcp, const typename P::Packed* a, BV b, const float* cin, int ldi, float* cout,
-                int ldo)
+template <class P, class AV, class BV>
+void micro_tile(int mr, int nr, int kcp, AV a, BV b, const float* cin, int ldi, float* cout, int ldo)
 {
     if constexpr (has_cut_micro<P>)
         micro_cut<P>(mr, (nr + 15) / 16, kcp, a, b, cin, ldi, cout, ldo);
@@ -806,9 +816,9 @@ void micro_tile(int mr, int nr, int kcp, const typename P::Packed* a, BV b, cons
 // sums go through t to the epilogue (a whole tile of a float C with beta 0 and no activation
 // but relu: straight into C, the epilogue in registers). Tiles cut by the edge of C go through t
 // every time, so no access leaves C.
-template <class P, class O, class BV>
-void tile_slice(const Gemm& g, int kcp, bool first, bool last, const typename P::Packed* a, BV b, int i, int j,
-                float* S, float* t, O* C, const float* bias, float* pre)
+template <class P, class O, class AV, class BV>
+void tile_slice(const Gemm& g, int kcp, bool first, bool last, AV a, BV b, int i, int j, float* S, float* t, O* C,
+                const float* bias, float* pre)
 {
     constexpr int MR = P::MR, NR = P::NR;
     const int mr = min_int(MR, g.m - i), nr = min_int(NR, g.n - j);
@@ -888,6 +898,13 @@ bool b_in_place(const Gemm& g, int row_panels)
     return false;
 }
 
+// With op(B) read in place, op(A) (M, K) is read in place too (ARows) where the thread has at most
+// this many column panels: its packed block would be read that many times. Measured on the
+// Intel Xeon (2 threads, NN, against packing op(A) in the same runs; 4-6 alternated rounds):
+// 2 panels (128 x 256 x 512) 0.92-0.95x the time, 4 (128 x 512 x 784) 0.96-0.98x; 6-7 (128 x
+// 784 x 512) 1.05x and 13 (512 x 784 x 128) 0.99-1.05x, where packing once pays.
+constexpr int kMostColPanelsAInPlace = 4;
+
 // Where a gemm keeps its partial K sums between slices without a workspace: in C, when C is
 // float (its old value is never read with beta == 0); a bf16 C cannot hold them.
 inline float* sums_in_place(float* C) { return C; }
@@ -951,6 +968,7 @@ void gemm_blocked(const Gemm g, const typename P::Elem* A, const typename P::Ele
             // the other at every slice).
             const bool own_b = grid.tm == 1;
             const bool direct_b = b_in_place<P>(g, (rp + grid.tm - 1) / grid.tm);
+            const bool direct_a = direct_b && !g.trans_a && c1 - c0 <= kMostColPanelsAInPlace;
             for (int p0 = 0; p0 < g.k; p0 += ks) {
                 const int kc = min_int(ks, g.k - p0), kcp = round_up(kc, P::KU);
                 // This thread's share of op(B)'s micro-panels (with a 1 x nt grid, its own), unless
@@ -964,7 +982,7 @@ void gemm_blocked(const Gemm g, const typename P::Elem* A, const typename P::Ele
                 }
                 for (int rb = r0; rb < r1; rb += P::MC / MR) {
                     const int i0 = rb * MR, mc = min_int(min_int(r1, rb + P::MC / MR) * MR, g.m) - i0;
-                    P::pack_a(g, A, i0, mc, p0, kc, Ap);
+                    if (!direct_a) P::pack_a(g, A, i0, mc, p0, kc, Ap);
                     // The micro-panel of B stays in L1 while the rows of the A block stream by.
                     for (int jp = c0; jp < c1; ++jp) {
                         const int j = j0 + jp * NR;
@@ -975,7 +993,11 @@ void gemm_blocked(const Gemm g, const typename P::Elem* A, const typename P::Ele
                             if constexpr (has_direct_b<P>)
                                 if (direct_b) {
                                     const BRows rows{B + static_cast<long>(p0) * g.n + j, g.n};
-                                    tile_slice<P>(g, kcp, first, last, a, rows, i0 + ir, j, S, t, C, bias, pre);
+                                    if (direct_a)
+                                        tile_slice<P>(g, kcp, first, last, ARows{A + (i0 + ir) * long{g.k} + p0, g.k},
+                                                      rows, i0 + ir, j, S, t, C, bias, pre);
+                                    else
+                                        tile_slice<P>(g, kcp, first, last, a, rows, i0 + ir, j, S, t, C, bias, pre);
                                     continue;
                                 }
                             tile_slice<P>(g, kcp, first, last, a, b, i0 + ir, j, S, t, C, bias, pre);
