@@ -18,10 +18,11 @@
 //   micro-panels, then a barrier, unless each thread computes only with the panels it packed),
 //   or, for a float B (K, N) that few row panels use (M = 128: the batch), reads it in place
 //   (b_in_place);
-//   each thread then packs its rows of op(A), MC at a time, and runs the micro-kernel over its
-//   part of the block. The threads split the (row panel, column panel) grid of C as a tm x tn
-//   grid chosen for the least work per thread (2 threads on the MLP's 128-row products split
-//   the columns; on square products the rows). The micro-kernel accumulates straight into C
+//   each thread then packs its rows of op(A), MC at a time (or, with op(B) in place and few
+//   column panels per thread, reads a float A (M, K) in place too: ARows), and runs the
+//   micro-kernel over its part of the block. The threads split the (row panel, column panel)
+//   grid of C as a tm x tn grid chosen for the least work per thread (2 threads on the MLP's
+//   128-row products split the columns; on square products the rows). The micro-kernel accumulates straight into C
 //   (partial K sums live in C between slices when beta == 0, in a workspace otherwise); after the
 //   last slice the MR x NR tile's epilogue (alpha, beta, bias, pre, activation, output type) runs while
 //   the tile is in L1, or, for a float C with beta 0 and no activation but relu, in the
@@ -994,8 +995,9 @@ void gemm_blocked(const Gemm g, const typename P::Elem* A, const typename P::Ele
                                 if (direct_b) {
                                     const BRows rows{B + static_cast<long>(p0) * g.n + j, g.n};
                                     if (direct_a)
-                                        tile_slice<P>(g, kcp, first, last, ARows{A + (i0 + ir) * long{g.k} + p0, g.k},
-                                                      rows, i0 + ir, j, S, t, C, bias, pre);
+                                        tile_slice<P>(g, kcp, first, last,
+                                                      ARows{A + static_cast<long>(i0 + ir) * g.k + p0, g.k}, rows,
+                                                      i0 + ir, j, S, t, C, bias, pre);
                                     else
                                         tile_slice<P>(g, kcp, first, last, a, rows, i0 + ir, j, S, t, C, bias, pre);
                                     continue;
