@@ -2,7 +2,9 @@
 // number of classes), loss and correct count reduced across rows (loss in double, like ref).
 // thread_limit(64): B rows are few work items (a batch), so smaller GPU teams spread them over
 // more SMs; on host cores it is only an upper bound. The inner loops stay scalar: exp has no
-// vector form without a vector math library, so `simd` there would fail to vectorize.
+// vector form without a vector math library, so `simd` there would fail to vectorize. With the
+// gradient, each exp is computed once and kept in dlogits until the row's sum is known (the
+// same values and sums as computing it twice).
 #include "kernels/softmax_xent.hpp"
 
 #include <cmath>
@@ -28,8 +30,12 @@ XentStats xent_loop(int B, int C, const float* logits, const std::int32_t* label
         for (int c = 1; c < C; ++c)
             if (z[c] > z[arg]) arg = c;
         const float zmax = z[arg];
+        float* d = GRAD ? dlogits + static_cast<long>(b) * C : nullptr; // (C)
         float sum = 0.0f;
-        for (int c = 0; c < C; ++c) sum += std::exp(z[c] - zmax);
+        if constexpr (GRAD) // each exp once, kept in d for the gradient
+            for (int c = 0; c < C; ++c) sum += d[c] = std::exp(z[c] - zmax);
+        else
+            for (int c = 0; c < C; ++c) sum += std::exp(z[c] - zmax);
         const int y = labels[b];
         const double row = static_cast<double>(std::log(sum) - (z[y] - zmax));
         loss += row;
@@ -37,8 +43,7 @@ XentStats xent_loop(int B, int C, const float* logits, const std::int32_t* label
         correct += (arg == y);
         if constexpr (GRAD) {
             const float inv = scale / sum;
-            float* d = dlogits + static_cast<long>(b) * C; // (C)
-            for (int c = 0; c < C; ++c) d[c] = std::exp(z[c] - zmax) * inv - (c == y ? scale : 0.0f);
+            for (int c = 0; c < C; ++c) d[c] = d[c] * inv - (c == y ? scale : 0.0f);
         }
     }
     return {loss, correct};
