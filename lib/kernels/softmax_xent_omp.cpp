@@ -30,14 +30,16 @@ XentStats xent_loop(int B, int C, const float* logits, const std::int32_t* label
         for (int c = 1; c < C; ++c)
             if (z[c] > z[arg]) arg = c;
         const float zmax = z[arg];
+        const int y = labels[b];
+        // z[y] read before d is written, so that dlogits may be logits itself, as before.
+        const float zy = z[y];
         float* d = GRAD ? dlogits + static_cast<long>(b) * C : nullptr; // (C)
         float sum = 0.0f;
         if constexpr (GRAD) // each exp once, kept in d for the gradient
             for (int c = 0; c < C; ++c) sum += d[c] = std::exp(z[c] - zmax);
         else
             for (int c = 0; c < C; ++c) sum += std::exp(z[c] - zmax);
-        const int y = labels[b];
-        const double row = static_cast<double>(std::log(sum) - (z[y] - zmax));
+        const double row = static_cast<double>(std::log(sum) - (zy - zmax));
         loss += row;
         if constexpr (ROWS) row_loss[b] = row;
         correct += (arg == y);
