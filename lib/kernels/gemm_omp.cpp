@@ -974,7 +974,7 @@ void gemm_blocked(const Gemm g, const typename P::Elem* A, const typename P::Ele
             // thread packing while the other waits at the barrier).
             const bool copy_b = grid.tm > 1 && cp < nt && cp * nt <= P::NC / NR;
             const bool own_b = grid.tm == 1 || copy_b;
-            const long b_slot = copy_b ? static_cast<long>(me) * cp : 0; // this thread's first slot
+            Packed* const Bt = copy_b ? Bp + static_cast<long>(me) * cp * NR * P::KC : Bp;         // my slots' start
             const int pack0 = copy_b ? 0 : cp * me / nt, pack1 = copy_b ? cp : cp * (me + 1) / nt; // panels it packs
             const bool direct_b = b_in_place<P>(g, (rp + grid.tm - 1) / grid.tm);
             const bool direct_a = direct_b && !g.trans_a && c1 - c0 <= kMostColPanelsAInPlace;
@@ -985,7 +985,7 @@ void gemm_blocked(const Gemm g, const typename P::Elem* A, const typename P::Ele
                 if (!direct_b)
                     for (int jp = pack0; jp < pack1; ++jp)
                         P::pack_b(g, B, p0, kc, j0 + jp * NR, min_int(NR, nc - jp * NR),
-                                  Bp + (b_slot + jp) * NR * P::KC);
+                                  Bt + static_cast<long>(jp) * NR * P::KC);
                 if (!own_b && !direct_b) {
 #pragma omp barrier
                 }
@@ -995,7 +995,7 @@ void gemm_blocked(const Gemm g, const typename P::Elem* A, const typename P::Ele
                     // The micro-panel of B stays in L1 while the rows of the A block stream by.
                     for (int jp = c0; jp < c1; ++jp) {
                         const int j = j0 + jp * NR;
-                        const Packed* b = Bp + (b_slot + jp) * NR * P::KC;
+                        const Packed* b = Bt + static_cast<long>(jp) * NR * P::KC;
                         for (int ir = 0; ir < mc; ir += MR) {
                             const Packed* a = Ap + static_cast<long>(ir) * kcp;
                             const bool first = p0 == 0, last = p0 + kc >= g.k;
