@@ -23,7 +23,8 @@
 //   column panels per thread, reads a float A (M, K) in place too: ARows), and runs the
 //   micro-kernel over its part of the block. The threads split the (row panel, column panel)
 //   grid of C as a tm x tn grid chosen for the least work per thread (2 threads on the MLP's
-//   128-row products split the columns; on square products the rows). The micro-kernel accumulates straight into C
+//   128-row products split the columns; on square products the rows). The micro-kernel
+//   accumulates straight into C
 //   (partial K sums live in C between slices when beta == 0, in a workspace otherwise); after the
 //   last slice the MR x NR tile's epilogue (alpha, beta, bias, pre, activation, output type) runs while
 //   the tile is in L1, or, for a float C with beta 0 and no activation but relu, in the
@@ -974,8 +975,9 @@ void gemm_blocked(const Gemm g, const typename P::Elem* A, const typename P::Ele
             // thread packing while the other waits at the barrier).
             const bool copy_b = grid.tm > 1 && cp < nt && cp * nt <= P::NC / NR;
             const bool own_b = grid.tm == 1 || copy_b;
-            Packed* const Bt = copy_b ? Bp + static_cast<long>(me) * cp * NR * P::KC : Bp;         // my slots' start
-            const int pack0 = copy_b ? 0 : cp * me / nt, pack1 = copy_b ? cp : cp * (me + 1) / nt; // panels it packs
+            // Where this thread's slots start, and the column panels it packs into them.
+            Packed* const Bt = copy_b ? Bp + static_cast<long>(me) * cp * NR * P::KC : Bp;
+            const int pack0 = copy_b ? 0 : cp * me / nt, pack1 = copy_b ? cp : cp * (me + 1) / nt;
             const bool direct_b = b_in_place<P>(g, (rp + grid.tm - 1) / grid.tm);
             const bool direct_a = direct_b && !g.trans_a && c1 - c0 <= kMostColPanelsAInPlace;
             for (int p0 = 0; p0 < g.k; p0 += ks) {
